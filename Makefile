@@ -1,0 +1,67 @@
+# tinygrad_act — every target sets up its own virtual environment on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help setup test lint format bench experiment sweep report list clean distclean
+
+help:  ## show this help
+	@echo "tinygrad_act — see why gradients vanish, explode or flow"
+	@echo
+	@echo "  make experiment DEPTH=20 ACT=sigmoid   train a deep MLP and show its gradient flow"
+	@echo "      variables: DEPTH WIDTH ACT INIT OPT LR MOMENTUM BATCH STEPS DATA SEED DTYPE RESIDUAL NORM CLIP"
+	@echo "                 LOG_EVERY EVAL_EVERY OUT FORCE=1  (python -m tinygrad_act experiment --help)"
+	@echo "  make list       activations, initializers, datasets, optimizers"
+	@echo "  make test       run the test suite (warnings are errors)"
+	@echo "  make lint       ruff"
+	@echo "  make bench      benchmarks (prints a table, writes bench/results.json)"
+	@echo "  make setup      create .venv and install (every target does this on demand)"
+	@echo "  make clean      remove caches (never runs/);  make distclean  also removes .venv"
+
+# The stamp depends on pyproject.toml: editing dependencies reinstalls on the next make.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,plot,dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -W error -q -n 2 $(TESTS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check tinygrad_act tests bench experiments
+	$(PY) -m ruff format --check tinygrad_act tests bench experiments
+
+format: $(STAMP)
+	$(PY) -m ruff format tinygrad_act tests bench experiments
+	$(PY) -m ruff check --fix tinygrad_act tests bench experiments
+
+bench: $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[bench]'
+	$(PY) bench/run.py $(if $(ONLY),--only $(ONLY))
+
+# Each variable is passed only when set, so the CLI's documented defaults apply otherwise.
+EXPERIMENT_ARGS = $(if $(DEPTH),--depth $(DEPTH)) $(if $(WIDTH),--width $(WIDTH)) \
+	$(if $(ACT),--act '$(ACT)') $(if $(INIT),--init '$(INIT)') $(if $(OPT),--optimizer $(OPT)) \
+	$(if $(LR),--lr $(LR)) $(if $(MOMENTUM),--momentum $(MOMENTUM)) $(if $(BATCH),--batch-size $(BATCH)) \
+	$(if $(STEPS),--steps $(STEPS)) $(if $(DATA),--data '$(DATA)') $(if $(SEED),--seed $(SEED)) \
+	$(if $(DTYPE),--dtype $(DTYPE)) $(if $(filter 1 true yes,$(RESIDUAL)),--residual) \
+	$(if $(NORM),--norm $(NORM)) $(if $(CLIP),--clip $(CLIP)) $(if $(LOG_EVERY),--log-every $(LOG_EVERY)) \
+	$(if $(EVAL_EVERY),--eval-every $(EVAL_EVERY)) $(if $(OUT),--out '$(OUT)') $(if $(filter 1 true yes,$(FORCE)),--force)
+
+experiment: $(STAMP)
+	$(PY) -m tinygrad_act experiment $(EXPERIMENT_ARGS)
+
+list: $(STAMP)
+	$(PY) -m tinygrad_act list
+
+clean:
+	rm -rf .pytest_cache .ruff_cache .hypothesis .cache build *.egg-info
+	find . -name __pycache__ -type d -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,171 @@
+"""The one reverse-mode core shared by ``Value`` (scalar.py) and ``Tensor`` (tensor.py).
+
+A node records its parents in a tuple and a backward function ``fn(node, grad) -> tuple`` that returns
+one gradient per parent (``None`` where a parent needs none). Backward functions are module-level
+functions that receive the node, never closures over it, so nodes form no reference cycles and a
+graph is freed by reference counting the moment it goes out of scope.
+
+Semantics follow PyTorch:
+- ``.grad`` is filled for leaves that require grad and for non-leaves that called ``retain_grad()``;
+  it accumulates across ``backward()`` calls until ``zero_grad()`` resets it.
+- ``backward()`` frees the graph as it walks it (saved buffers are released); a second call through the
+  same graph raises unless the first passed ``retain_graph=True``.
+- Inside ``no_grad()`` operations record no graph.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from operator import attrgetter
+
+# Creation order is a valid topological order: a node is always created after its parents.
+_creation_counter = itertools.count()
+_by_creation = attrgetter("_seq")
+
+
+class _GradMode:
+    enabled = True
+
+
+def is_grad_enabled() -> bool:
+    """True unless inside ``no_grad()``."""
+    return _GradMode.enabled
+
+
+class no_grad:  # noqa: N801 - named like the context managers of PyTorch and the standard library
+    """Context manager and decorator: operations inside record no graph."""
+
+    def __enter__(self):
+        self._previous = _GradMode.enabled
+        _GradMode.enabled = False
+        return self
+
+    def __exit__(self, *exc):
+        _GradMode.enabled = self._previous
+        return False
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with no_grad():
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+def _graph_freed(node, grad):
+    raise RuntimeError(
+        "backward through a graph that was already freed: pass retain_graph=True to the first backward()"
+    )
+
+
+class Node:
+    """Graph bookkeeping shared by Value and Tensor. Subclasses add ``data`` and the operations."""
+
+    __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "_ctx", "_seq", "_hooks", "_retain")
+
+    # Subclasses may set this to a function ``fit(grad, parent) -> grad`` that the walk applies to every
+    # gradient before it reaches a parent: Tensor un-broadcasts and casts there, in one place for all ops.
+    _fit_grad = None
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for nodes created by the user rather than by an operation that records a graph."""
+        return self._backward is None
+
+    def register_hook(self, fn):
+        """Call ``fn(grad)`` whenever this node's gradient is complete; a non-None return replaces it.
+
+        Returns a handle whose ``remove()`` unregisters the hook.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a node that does not require grad")
+        if self._hooks is None:
+            self._hooks = []
+        self._hooks.append(fn)
+        return _HookHandle(self._hooks, fn)
+
+    def retain_grad(self):
+        """Keep ``.grad`` on this non-leaf node after backward (leaves always keep theirs)."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot retain_grad on a node that does not require grad")
+        self._retain = True
+        return self
+
+    def zero_grad(self):
+        """Reset ``.grad`` (to ``None`` for tensors, ``0.0`` for values) so the next backward starts afresh."""
+        self.grad = self._zero_grad_value()
+
+    def backward(self, grad=None, retain_graph: bool = False):
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (scaled by ``grad`` if given)."""
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a node that does not require grad (was it built under no_grad?)")
+        backward(self, self._seed_grad(grad), retain_graph)
+
+
+class _HookHandle:
+    __slots__ = ("_hooks", "_fn")
+
+    def __init__(self, hooks, fn):
+        self._hooks, self._fn = hooks, fn
+
+    def remove(self):
+        if self._fn in self._hooks:
+            self._hooks.remove(self._fn)
+
+
+def topological_order(root) -> list:
+    """Every node that ``root`` depends on through nodes requiring grad, root first, parents after children.
+
+    Iterative (no recursion limit); deterministic because parents are tuples and ties cannot occur.
+    """
+    seen = {root}
+    stack = [root]
+    pop, push, add = stack.pop, stack.append, seen.add
+    while stack:
+        for parent in pop()._parents:
+            if parent not in seen and parent.requires_grad:
+                add(parent)
+                push(parent)
+    return sorted(seen, key=_by_creation, reverse=True)
+
+
+def backward(root, seed, retain_graph: bool = False) -> None:
+    """Propagate ``seed`` = dL/d(root) to every node ``root`` depends on (see the module docstring)."""
+    fit = root._fit_grad
+    pending = {root: seed}  # node -> sum of the gradients that have arrived so far
+    stored = {id(seed)}  # arrays already handed to someone: a .grad must never alias another
+    for node in topological_order(root):
+        grad = pending.pop(node, None)
+        if grad is None:  # every path from root to this node carried no gradient
+            continue
+        if node._hooks is not None:
+            for hook in node._hooks:
+                replaced = hook(grad)
+                if replaced is not None:
+                    grad = replaced
+        fn = node._backward
+        if fn is None or node._retain:
+            node._accumulate_grad(grad, id(grad) in stored)
+            stored.add(id(grad))
+        if fn is None:
+            continue
+        parent_grads = fn(node, grad)
+        for parent, parent_grad in zip(node._parents, parent_grads):
+            if parent_grad is None or not parent.requires_grad:
+                continue
+            if fit is not None:
+                parent_grad = fit(parent_grad, parent)
+            arrived = pending.get(parent)
+            # Never add in place: an arrived gradient may be shared with another node.
+            pending[parent] = parent_grad if arrived is None else arrived + parent_grad
+        if not retain_graph:
+            node._parents = ()
+            node._ctx = None
+            node._backward = _graph_freed
+
+
+def new_seq() -> int:
+    """A fresh creation number (used by the engines when they build a node)."""
+    return next(_creation_counter)

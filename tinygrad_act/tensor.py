@@ -1,0 +1,515 @@
+"""Tensor: a numpy-array node on the shared reverse-mode core (graph.py).
+
+Each operation computes its output with numpy, records its parents, and names a module-level backward
+function ``(node, g) -> one gradient per parent``. Backward functions may return gradients in the
+broadcast shape: ``_fit_grad`` un-broadcasts (sums) and casts them, once, for every operation.
+Gradients of parents that do not require grad are never computed (``None``).
+
+dtype policy: an operation keeps the dtype of its data (float32 stays float32, and so does its
+gradient); Python numbers never upcast; data built from Python lists is float64.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import activations
+from .graph import Node, _GradMode, new_seq
+
+_new = object.__new__
+_ndarray = np.ndarray
+
+
+def _make(data, parents: tuple, backward, ctx=None) -> Tensor:
+    """Build an operation's output; record the graph only when some parent requires grad."""
+    if data.__class__ is not _ndarray:  # numpy returns scalars for 0-d results
+        data = np.asarray(data)
+    out = _new(Tensor)
+    out.data = data
+    out.grad = None
+    out._seq = new_seq()
+    out._hooks = None
+    out._retain = False
+    if _GradMode.enabled:
+        for parent in parents:
+            if parent.requires_grad:
+                out.requires_grad = True
+                out._parents = parents
+                out._backward = backward
+                out._ctx = ctx
+                return out
+    out.requires_grad = False
+    out._parents = ()
+    out._backward = None
+    out._ctx = None
+    return out
+
+
+def _unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum ``g`` over the axes numpy broadcast to reach ``g.shape`` from ``shape``."""
+    extra = g.ndim - len(shape)
+    if extra:
+        g = g.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, (n, m) in enumerate(zip(shape, g.shape)) if n == 1 and m != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g
+
+
+def _fit_grad(g, parent):
+    """The one place where gradients are un-broadcast and cast to the parent's dtype."""
+    data = parent.data
+    if g.shape != data.shape:
+        g = _unbroadcast(g, data.shape)
+    if g.dtype != data.dtype:
+        g = g.astype(data.dtype)
+    return g
+
+
+def _as_array(x, dtype=None) -> np.ndarray:
+    if isinstance(x, Tensor):
+        return x.data
+    if isinstance(x, np.ndarray) and (dtype is None or x.dtype == dtype) and x.dtype.kind == "f":
+        return x
+    if dtype is None:
+        array = np.asarray(x)
+        dtype = array.dtype if array.dtype.kind == "f" else np.float64
+        return array.astype(dtype, copy=False)
+    return np.asarray(x, dtype=dtype)
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _constant(x, like: Tensor) -> Tensor:
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, np.ndarray) and x.dtype.kind == "f":
+        return Tensor(x)
+    return Tensor(np.asarray(x, dtype=like.data.dtype))
+
+
+class Tensor(Node):
+    """An n-dimensional array that records the operations applied to it (see the module docstring)."""
+
+    __slots__ = ()
+    __array_ufunc__ = None  # `ndarray op Tensor` defers to Tensor's reflected operators
+    _fit_grad = staticmethod(_fit_grad)
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None):
+        self.data = _as_array(data, None if dtype is None else np.dtype(dtype))
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+        self._parents = ()
+        self._backward = None
+        self._ctx = None
+        self._seq = new_seq()
+        self._hooks = None
+        self._retain = False
+
+    # ---- array-like surface ----------------------------------------------------------------------------
+    shape = property(lambda self: self.data.shape)
+    dtype = property(lambda self: self.data.dtype)
+    ndim = property(lambda self: self.data.ndim)
+    size = property(lambda self: self.data.size)
+    T = property(lambda self: self.transpose())
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor({np.array2string(self.data, precision=4, threshold=20)}, dtype={self.dtype}{grad})"
+
+    def numpy(self) -> np.ndarray:
+        """The data (not a copy)."""
+        return self.data
+
+    def item(self) -> float:
+        return self.data.item()
+
+    def detach(self) -> Tensor:
+        """A new leaf sharing this tensor's data that does not require grad."""
+        return Tensor(self.data)
+
+    # ---- graph protocol --------------------------------------------------------------------------------
+    def _seed_grad(self, grad):
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward() on a non-scalar Tensor of shape {self.shape} needs an explicit gradient "
+                    "of the same shape: tensor.backward(grad)"
+                )
+            return np.ones_like(self.data)
+        grad = _as_array(grad, self.data.dtype)
+        if grad.shape != self.data.shape:
+            raise ValueError(f"backward(grad): grad has shape {grad.shape}, the tensor has shape {self.shape}")
+        return grad
+
+    def _accumulate_grad(self, grad, shared):
+        if self.grad is None:
+            # .grad is owned by this tensor alone, so later accumulation may be in place.
+            self.grad = grad.copy() if shared or not grad.flags.owndata or not grad.flags.writeable else grad
+        else:
+            self.grad += grad
+
+    def _zero_grad_value(self):
+        return None
+
+    # ---- elementwise arithmetic ------------------------------------------------------------------------
+    def __add__(self, other):
+        if _is_number(other):
+            return _make(self.data + other, (self,), _pass_backward)
+        other = _constant(other, self)
+        return _make(self.data + other.data, (self, other), _add_backward)
+
+    def __mul__(self, other):
+        if _is_number(other):
+            return _make(self.data * other, (self,), _scale_backward, other)
+        other = _constant(other, self)
+        return _make(self.data * other.data, (self, other), _mul_backward)
+
+    def __pow__(self, exponent):
+        if _is_number(exponent):
+            return _make(self.data**exponent, (self,), _pow_backward, exponent)
+        exponent = _constant(exponent, self)
+        return _make(self.data**exponent.data, (self, exponent), _tensor_pow_backward)
+
+    def __truediv__(self, other):
+        if _is_number(other):
+            return self * (1.0 / other)
+        return self * _constant(other, self) ** -1
+
+    def __neg__(self):
+        return self * -1
+
+    def __sub__(self, other):
+        return self + (-other if _is_number(other) else -_constant(other, self))
+
+    def __radd__(self, other):
+        return self + other
+
+    def __rmul__(self, other):
+        return self * other
+
+    def __rsub__(self, other):
+        return (-self) + other
+
+    def __rtruediv__(self, other):
+        return self**-1 * other
+
+    def __rpow__(self, base):
+        return _constant(base, self) ** self
+
+    def __matmul__(self, other):
+        other = _constant(other, self)
+        return _make(self.data @ other.data, (self, other), _matmul_backward)
+
+    def __rmatmul__(self, other):
+        return _constant(other, self) @ self
+
+    # ---- elementwise functions -------------------------------------------------------------------------
+    def exp(self):
+        return _make(np.exp(self.data), (self,), _exp_backward)
+
+    def log(self):
+        return _make(np.log(self.data), (self,), _log_backward)
+
+    def sqrt(self):
+        return _make(np.sqrt(self.data), (self,), _sqrt_backward)
+
+    def abs(self):
+        """|x|; the derivative at 0 is taken as 0."""
+        return _make(np.abs(self.data), (self,), _abs_backward)
+
+    def tanh(self):
+        return self.apply(_TANH)
+
+    def sigmoid(self):
+        return self.apply(_SIGMOID)
+
+    def relu(self):
+        return self.apply(_RELU)
+
+    def apply(self, activation):
+        """An elementwise function given as numpy ``forward``/``derivative`` (an activations.Activation)."""
+        return _make(activation.forward(self.data), (self,), _apply_backward, activation)
+
+    def clip(self, low=None, high=None):
+        """Clip to [low, high]; gradient 1 inside (bounds included), 0 outside."""
+        return _make(np.clip(self.data, low, high), (self,), _clip_backward, (low, high))
+
+    def maximum(self, other):
+        """Elementwise max; where both are equal the gradient is split evenly (as PyTorch does)."""
+        other = _constant(other, self)
+        return _make(np.maximum(self.data, other.data), (self, other), _choose_backward, np.greater)
+
+    def minimum(self, other):
+        """Elementwise min; where both are equal the gradient is split evenly."""
+        other = _constant(other, self)
+        return _make(np.minimum(self.data, other.data), (self, other), _choose_backward, np.less)
+
+    # ---- reductions ------------------------------------------------------------------------------------
+    def sum(self, axis=None, keepdims: bool = False):
+        return _make(np.sum(self.data, axis=axis, keepdims=keepdims), (self,), _sum_backward, (axis, keepdims))
+
+    def mean(self, axis=None, keepdims: bool = False):
+        shape = self.data.shape
+        axes = range(len(shape)) if axis is None else (axis,) if isinstance(axis, int) else axis
+        count = int(np.prod([shape[a] for a in axes]))
+        if count == 0:
+            raise ValueError(f"mean over an empty axis of a tensor of shape {shape}")
+        return self.sum(axis, keepdims) * (1.0 / count)
+
+    def max(self, axis=None, keepdims: bool = False):
+        """Maximum; ties share the gradient evenly."""
+        return _make(np.max(self.data, axis=axis, keepdims=keepdims), (self,), _extreme_backward, (axis, keepdims))
+
+    def min(self, axis=None, keepdims: bool = False):
+        """Minimum; ties share the gradient evenly."""
+        return _make(np.min(self.data, axis=axis, keepdims=keepdims), (self,), _extreme_backward, (axis, keepdims))
+
+    def log_softmax(self, axis: int = -1):
+        """x - logsumexp(x), shifted by the max so that it never overflows."""
+        x = self.data
+        shifted = x - x.max(axis=axis, keepdims=True)
+        out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        return _make(out, (self,), _log_softmax_backward, axis)
+
+    def softmax(self, axis: int = -1):
+        """exp(x) / sum(exp(x)), shifted by the max so that it never overflows."""
+        x = self.data
+        e = np.exp(x - x.max(axis=axis, keepdims=True))
+        return _make(e / e.sum(axis=axis, keepdims=True), (self,), _softmax_backward, axis)
+
+    # ---- shape -----------------------------------------------------------------------------------------
+    def reshape(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return _make(self.data.reshape(shape), (self,), _reshape_backward)
+
+    def transpose(self, *axes):
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        axes = axes or None
+        return _make(np.transpose(self.data, axes), (self,), _transpose_backward, axes)
+
+    def __getitem__(self, index):
+        if isinstance(index, Tensor):
+            index = index.data
+        elif isinstance(index, tuple):
+            index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        return _make(self.data[index], (self,), _getitem_backward, index)
+
+
+def concatenate(tensors, axis: int = 0) -> Tensor:
+    """Join tensors along an existing axis; backward splits the gradient."""
+    tensors = tuple(t if isinstance(t, Tensor) else Tensor(t) for t in tensors)
+    if not tensors:
+        raise ValueError("concatenate needs at least one tensor")
+    data = np.concatenate([t.data for t in tensors], axis=axis)
+    return _make(data, tensors, _concatenate_backward, axis)
+
+
+def stack(tensors, axis: int = 0) -> Tensor:
+    """Join tensors along a new axis (a reshape of each, then concatenate)."""
+    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("stack needs at least one tensor")
+    ndim = tensors[0].ndim + 1
+    axis = axis + ndim if axis < 0 else axis
+    return concatenate([t.reshape(t.shape[:axis] + (1,) + t.shape[axis:]) for t in tensors], axis=axis)
+
+
+def where(condition, a, b) -> Tensor:
+    """Elementwise ``a`` where ``condition`` else ``b``; the condition is a plain (non-differentiable) mask."""
+    condition = np.asarray(condition.data if isinstance(condition, Tensor) else condition, dtype=bool)
+    like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else Tensor(np.asarray(a, dtype=float))
+    a, b = _constant(a, like), _constant(b, like)
+    return _make(np.where(condition, a.data, b.data), (a, b), _where_backward, condition)
+
+
+def maximum(a, b) -> Tensor:
+    return (a if isinstance(a, Tensor) else _constant(a, b)).maximum(b)
+
+
+def minimum(a, b) -> Tensor:
+    return (a if isinstance(a, Tensor) else _constant(a, b)).minimum(b)
+
+
+# ---- backward functions: (node, dL/dnode) -> one dL/dparent per parent (None: not needed) ------------------
+def _add_backward(node, g):
+    return g, g
+
+
+def _pass_backward(node, g):
+    return (g,)
+
+
+def _mul_backward(node, g):
+    a, b = node._parents
+    return (g * b.data if a.requires_grad else None), (g * a.data if b.requires_grad else None)
+
+
+def _scale_backward(node, g):
+    return (g * node._ctx,)
+
+
+def _pow_backward(node, g):
+    p = node._ctx
+    x = node._parents[0].data
+    if p == 2:
+        return (g * (2 * x),)
+    if p == -1:
+        return (-g * (node.data * node.data),)
+    return (g * (p * x ** (p - 1)),)
+
+
+def _tensor_pow_backward(node, g):
+    a, b = node._parents
+    ga = g * (b.data * a.data ** (b.data - 1)) if a.requires_grad else None
+    gb = None
+    if b.requires_grad:  # d(a^b)/db = a^b ln a, defined for a > 0; taken as 0 elsewhere
+        positive = a.data > 0
+        gb = g * np.where(positive, node.data * np.log(np.where(positive, a.data, 1)), 0)
+    return ga, gb
+
+
+def _matmul_backward(node, g):
+    a, b = node._parents
+    x, w = a.data, b.data
+    if x.ndim == 2 and w.ndim == 2:
+        return (g @ w.T if a.requires_grad else None), (x.T @ g if b.requires_grad else None)
+    # General case (1-D and batched operands): lift 1-D operands to matrices as numpy does, then drop
+    # the added axis again; _fit_grad sums the broadcast batch axes.
+    x2 = x if x.ndim > 1 else x[None, :]
+    w2 = w if w.ndim > 1 else w[:, None]
+    g2 = g.reshape(np.broadcast_shapes(x2.shape[:-2], w2.shape[:-2]) + (x2.shape[-2], w2.shape[-1]))
+    gx = gw = None
+    if a.requires_grad:
+        gx = g2 @ np.swapaxes(w2, -1, -2)
+        gx = gx if x.ndim > 1 else gx[..., 0, :]
+    if b.requires_grad:
+        gw = np.swapaxes(x2, -1, -2) @ g2
+        gw = gw if w.ndim > 1 else gw[..., 0]
+    return gx, gw
+
+
+def _exp_backward(node, g):
+    return (g * node.data,)
+
+
+def _log_backward(node, g):
+    return (g / node._parents[0].data,)
+
+
+def _sqrt_backward(node, g):
+    return (g * (0.5 / node.data),)
+
+
+def _abs_backward(node, g):
+    return (g * np.sign(node._parents[0].data),)
+
+
+def _apply_backward(node, g):
+    activation = node._ctx
+    if activation.derivative_from_output is not None:  # sigmoid, tanh: cheaper from the saved output
+        return (g * activation.derivative_from_output(node.data),)
+    return (g * activation.derivative(node._parents[0].data),)
+
+
+def _clip_backward(node, g):
+    low, high = node._ctx
+    x = node._parents[0].data
+    inside = np.ones(x.shape, dtype=bool)
+    if low is not None:
+        inside &= x >= low
+    if high is not None:
+        inside &= x <= high
+    return (g * inside,)
+
+
+def _choose_backward(node, g):
+    a, b = node._parents
+    wins = node._ctx(a.data, b.data).astype(g.dtype) + 0.5 * (a.data == b.data)
+    return (g * wins if a.requires_grad else None), (g * (1 - wins) if b.requires_grad else None)
+
+
+def _expand_reduced(g, node):
+    """Broadcast a reduction's gradient back to the input's shape (a read-only view, no copy)."""
+    axis, keepdims = node._ctx
+    shape = node._parents[0].data.shape
+    if not keepdims and axis is not None:
+        g = np.expand_dims(g, axis)
+    return np.broadcast_to(g, shape)
+
+
+def _sum_backward(node, g):
+    return (_expand_reduced(g, node),)
+
+
+def _extreme_backward(node, g):
+    x = node._parents[0].data
+    axis, keepdims = node._ctx
+    out = node.data if keepdims or axis is None else np.expand_dims(node.data, axis)
+    hits = x == out
+    share = hits / hits.sum(axis=axis, keepdims=True)
+    return (_expand_reduced(g, node) * share,)
+
+
+def _log_softmax_backward(node, g):
+    axis = node._ctx
+    return (g - np.exp(node.data) * g.sum(axis=axis, keepdims=True),)
+
+
+def _softmax_backward(node, g):
+    axis = node._ctx
+    s = node.data
+    return (s * (g - (g * s).sum(axis=axis, keepdims=True)),)
+
+
+def _reshape_backward(node, g):
+    return (g.reshape(node._parents[0].data.shape),)
+
+
+def _transpose_backward(node, g):
+    axes = node._ctx
+    return (np.transpose(g, None if axes is None else np.argsort(axes)),)
+
+
+def _is_basic_index(index) -> bool:
+    items = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(i, (int, np.integer, slice)) or i is None or i is Ellipsis for i in items)
+
+
+def _getitem_backward(node, g):
+    x = node._parents[0].data
+    index = node._ctx
+    full = np.zeros(x.shape, dtype=g.dtype)
+    if _is_basic_index(index):
+        full[index] = g  # basic indexing selects each element at most once
+    else:
+        np.add.at(full, index, g)  # fancy indices may repeat: accumulate
+    return (full,)
+
+
+def _concatenate_backward(node, g):
+    axis = node._ctx
+    sizes = [p.data.shape[axis] for p in node._parents]
+    return tuple(np.split(g, np.cumsum(sizes)[:-1], axis=axis))
+
+
+def _where_backward(node, g):
+    a, b = node._parents
+    condition = node._ctx
+    zero = np.zeros((), dtype=g.dtype)
+    return (
+        np.where(condition, g, zero) if a.requires_grad else None,
+        np.where(condition, zero, g) if b.requires_grad else None,
+    )
+
+
+_TANH = activations.get("tanh")
+_SIGMOID = activations.get("sigmoid")
+_RELU = activations.get("relu")
