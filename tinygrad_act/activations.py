@@ -28,10 +28,9 @@ import math
 
 import numpy as np
 
-SATURATION_FRACTION = 0.05
+from .registry import Registry, keyword_defaults
 
-_REGISTRY: dict[str, dict] = {}
-_ALIASES: dict[str, str] = {}
+SATURATION_FRACTION = 0.05
 
 # Where the largest |f'| is searched for (derivative_sup): wide enough for every built-in kink and bump.
 _SUP_GRID = np.linspace(-20.0, 20.0, 40001)
@@ -114,6 +113,9 @@ class Activation:
         return x.apply(self)
 
 
+_REGISTRY = Registry("activation")
+
+
 def register(
     name: str,
     forward=None,
@@ -126,7 +128,7 @@ def register(
     description: str = "",
     aliases: tuple = (),
     replace: bool = False,
-):
+) -> str:
     """Add an activation: give ``forward`` and ``derivative`` (numpy), or ``compose`` (engine operations).
 
     Keyword parameters of the functions beyond ``x`` (with defaults) become the activation's parameters,
@@ -135,67 +137,38 @@ def register(
     """
     if (compose is None) == (forward is None or derivative is None):
         raise ValueError("register() takes either forward= and derivative=, or compose=")
-    if not replace and (name in _REGISTRY or name in _ALIASES):
-        raise ValueError(f"activation {name!r} is already registered (pass replace=True to redefine it)")
     defining = compose if compose is not None else forward
-    defaults = {} if isinstance(defining, np.ufunc) else {
-        p.name: p.default
-        for p in list(inspect.signature(defining).parameters.values())[1:]
-        if p.default is not inspect.Parameter.empty
-    }
-    _REGISTRY[name] = {
+    spec = {
         "forward": forward,
         "derivative": derivative,
         "compose": compose,
         "derivative_from_output": derivative_from_output,
-        "defaults": defaults,
         "gain": gain,
         "can_die": can_die,
         "description": description or (inspect.getdoc(defining) or "").split("\n")[0],
     }
-    for alias in aliases:
-        _ALIASES[alias] = name
+    _REGISTRY.register(
+        name,
+        spec,
+        defaults=keyword_defaults(defining),
+        aliases=aliases,
+        description=spec["description"],
+        replace=replace,
+    )
     return name
 
 
 def names() -> list[str]:
     """Every registered activation name (aliases excluded), sorted."""
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def get(name, **params) -> Activation:
     """The activation ``name`` with ``params`` bound; ``name`` may also be ``"leaky_relu:alpha=0.2"``."""
     if isinstance(name, Activation):
         return name if not params else get(name.name, **{**name.params, **params})
-    parsed, inline = parse_spec(name)
-    params = {**inline, **params}
-    canonical = _ALIASES.get(parsed, parsed)
-    if canonical not in _REGISTRY:
-        raise ValueError(f"unknown activation {parsed!r}; choose one of: {', '.join(names())}")
-    spec = _REGISTRY[canonical]
-    unknown = set(params) - set(spec["defaults"])
-    if unknown:
-        valid = ", ".join(spec["defaults"]) or "none"
-        raise ValueError(f"activation {canonical!r} has no parameter {sorted(unknown)[0]!r}; its parameters: {valid}")
-    bound = {**spec["defaults"], **{k: float(v) for k, v in params.items()}}
-    return Activation(canonical, spec, bound)
-
-
-def parse_spec(text: str) -> tuple[str, dict]:
-    """``"leaky_relu:alpha=0.2,beta=1"`` -> ``("leaky_relu", {"alpha": 0.2, "beta": 1.0})``."""
-    if not isinstance(text, str):
-        raise TypeError(f"activation name must be a string, got {text!r}")
-    name, _, rest = text.strip().partition(":")
-    params = {}
-    for item in filter(None, (s.strip() for s in rest.split(","))):
-        key, eq, value = item.partition("=")
-        try:
-            if not eq:
-                raise ValueError
-            params[key.strip()] = float(value)
-        except ValueError:
-            raise ValueError(f"bad activation parameter {item!r} in {text!r}; write name:param=number") from None
-    return name.strip(), params
+    entry, bound = _REGISTRY.resolve(name, **params)
+    return Activation(entry.name, entry.obj, bound)
 
 
 # ======================================================================================================

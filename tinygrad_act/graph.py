@@ -63,7 +63,17 @@ def _graph_freed(node, grad):
 class Node:
     """Graph bookkeeping shared by Value and Tensor. Subclasses add ``data`` and the operations."""
 
-    __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "_ctx", "_seq", "_hooks", "_retain")
+    __slots__ = (
+        "data",
+        "grad",
+        "requires_grad",
+        "_parents",
+        "_backward",
+        "_ctx",
+        "_seq",
+        "_hooks",
+        "_retain",
+    )
 
     # Subclasses may set this to a function ``fit(grad, parent) -> grad`` that the walk applies to every
     # gradient before it reaches a parent: Tensor un-broadcasts and casts there, in one place for all ops.

@@ -239,4 +239,3 @@ def _relu_backward(node, g):
 
 def _apply_backward(node, g):
     return (g * node._ctx.scalar_derivative(node._parents[0].data),)
-
