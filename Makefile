@@ -30,7 +30,8 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -W error -q -n 2 $(TESTS)
+	# Two pytest workers on two cores: one BLAS thread each, or they fight over the cores.
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -W error -q -n 2 $(TESTS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check tinygrad_act tests bench experiments

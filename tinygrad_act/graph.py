@@ -145,9 +145,10 @@ def backward(root, seed, retain_graph: bool = False) -> None:
     """Propagate ``seed`` = dL/d(root) to every node ``root`` depends on (see the module docstring)."""
     fit = root._fit_grad
     pending = {root: seed}  # node -> sum of the gradients that have arrived so far
+    take, arrived_at = pending.pop, pending.get
     stored = {id(seed)}  # arrays already handed to someone: a .grad must never alias another
     for node in topological_order(root):
-        grad = pending.pop(node, None)
+        grad = take(node, None)
         if grad is None:  # every path from root to this node carried no gradient
             continue
         if node._hooks is not None:
@@ -159,17 +160,16 @@ def backward(root, seed, retain_graph: bool = False) -> None:
         if fn is None or node._retain:
             node._accumulate_grad(grad, id(grad) in stored)
             stored.add(id(grad))
-        if fn is None:
-            continue
-        parent_grads = fn(node, grad)
-        for parent, parent_grad in zip(node._parents, parent_grads):
-            if parent_grad is None or not parent.requires_grad:
+            if fn is None:
                 continue
-            if fit is not None:
-                parent_grad = fit(parent_grad, parent)
-            arrived = pending.get(parent)
-            # Never add in place: an arrived gradient may be shared with another node.
-            pending[parent] = parent_grad if arrived is None else arrived + parent_grad
+        for parent, parent_grad in zip(node._parents, fn(node, grad)):
+            # A parent that does not require grad is outside the walk: what reaches it is never read.
+            if parent_grad is not None and parent.requires_grad:
+                if fit is not None:
+                    parent_grad = fit(parent_grad, parent)
+                arrived = arrived_at(parent)
+                # Never add in place: an arrived gradient may be shared with another node.
+                pending[parent] = parent_grad if arrived is None else arrived + parent_grad
         if not retain_graph:
             node._parents = ()
             node._ctx = None

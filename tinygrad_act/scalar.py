@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 
-from .graph import Node, _GradMode, new_seq
+from .graph import Node, _creation_counter, _GradMode, new_seq
 
 _new = object.__new__
+_next_seq = _creation_counter.__next__
 
 
 def _make(data: float, parents: tuple, backward, ctx=None) -> Value:
@@ -18,11 +19,11 @@ def _make(data: float, parents: tuple, backward, ctx=None) -> Value:
     out = _new(Value)
     out.data = data
     out.grad = 0.0
-    out._seq = new_seq()
+    out._seq = _next_seq()
     out._hooks = None
     out._retain = False
     out._ctx = ctx
-    if _GradMode.enabled and (parents[0].requires_grad or (len(parents) > 1 and parents[1].requires_grad)):
+    if _GradMode.enabled and (parents[0].requires_grad or parents[-1].requires_grad):
         out.requires_grad = True
         out._parents = parents
         out._backward = backward

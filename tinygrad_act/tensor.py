@@ -14,9 +14,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import activations
-from .graph import Node, _GradMode, new_seq
+from .graph import Node, _creation_counter, _GradMode, new_seq
 
 _new = object.__new__
+_next_seq = _creation_counter.__next__
 _ndarray = np.ndarray
 
 
@@ -27,7 +28,7 @@ def _make(data, parents: tuple, backward, ctx=None) -> Tensor:
     out = _new(Tensor)
     out.data = data
     out.grad = None
-    out._seq = new_seq()
+    out._seq = _next_seq()
     out._hooks = None
     out._retain = False
     if _GradMode.enabled:
@@ -59,6 +60,8 @@ def _unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
 def _fit_grad(g, parent):
     """The one place where gradients are un-broadcast and cast to the parent's dtype."""
     data = parent.data
+    if g.__class__ is not _ndarray:  # numpy returns scalars for products of 0-d arrays
+        g = np.asarray(g)
     if g.shape != data.shape:
         g = _unbroadcast(g, data.shape)
     if g.dtype != data.dtype:
@@ -68,7 +71,7 @@ def _fit_grad(g, parent):
 
 def _as_array(x, dtype=None) -> np.ndarray:
     if isinstance(x, Tensor):
-        return x.data
+        x = x.data
     if isinstance(x, np.ndarray) and (dtype is None or x.dtype == dtype) and x.dtype.kind == "f":
         return x
     if dtype is None:
@@ -79,7 +82,9 @@ def _as_array(x, dtype=None) -> np.ndarray:
 
 
 def _is_number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
+    # numpy scalars are not numbers here: np.float64 (a float subclass) would upcast float32 data (NEP 50);
+    # like np.float32 scalars they become constants of the tensor's dtype.
+    return isinstance(x, (int, float)) and not isinstance(x, (bool, np.generic))
 
 
 def _constant(x, like: Tensor) -> Tensor:
@@ -256,7 +261,7 @@ class Tensor(Node):
 
     def mean(self, axis=None, keepdims: bool = False):
         shape = self.data.shape
-        axes = range(len(shape)) if axis is None else (axis,) if isinstance(axis, int) else axis
+        axes = range(len(shape)) if axis is None else (axis,) if isinstance(axis, (int, np.integer)) else axis
         count = int(np.prod([shape[a] for a in axes]))
         if count == 0:
             raise ValueError(f"mean over an empty axis of a tensor of shape {shape}")
@@ -301,6 +306,12 @@ class Tensor(Node):
         elif isinstance(index, tuple):
             index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
         return _make(self.data[index], (self,), _getitem_backward, index)
+
+    def __getattr__(self, name):
+        # Any registered activation is a method: Tensor(x).gelu(), .leaky_relu(alpha=0.2), ...
+        if name.startswith("_") or name not in activations.names():
+            raise AttributeError(f"'Tensor' object has no attribute {name!r}")
+        return lambda **params: activations.get(name, **params)(self)
 
 
 def concatenate(tensors, axis: int = 0) -> Tensor:
@@ -475,7 +486,8 @@ def _reshape_backward(node, g):
 
 def _transpose_backward(node, g):
     axes = node._ctx
-    return (np.transpose(g, None if axes is None else np.argsort(axes)),)
+    # Normalise negative axes first: argsort((1, -1, 0)) is not the inverse of the permutation (1, 2, 0).
+    return (np.transpose(g, None if axes is None else np.argsort(np.asarray(axes) % g.ndim)),)
 
 
 def _is_basic_index(index) -> bool:

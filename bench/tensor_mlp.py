@@ -1,0 +1,335 @@
+"""Section ``tensor``: one SGD training step of a deep tanh MLP in tinygrad_act, hand-written numpy and PyTorch.
+
+The network: ``depth`` hidden layers of ``width`` tanh units, a linear output of ``CLASSES`` logits, softmax
+cross-entropy averaged over the batch, plain SGD. Every engine starts from the same float64 weights (cast to
+the benchmark's dtype) and trains on the same fixed batch. The hand-written numpy version has its forward and
+backward written out with preallocated buffers: the practical floor for any numpy-based engine. Its gradients
+(and PyTorch's) are checked against tinygrad_act's in float64 before anything is timed.
+
+FLOPs per step are counted as 6·B·Σ fan_in·fan_out (forward, dL/dW and dL/dx matmuls; the first layer's
+dL/dx, which no engine computes, is counted too: under 1% of the total here). The ceiling is a large square
+matmul measured in the same run with the same BLAS threads.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from tinygrad_act import Tensor
+
+from .common import (
+    interleaved_timing,
+    max_relative_difference,
+    numpy_blas_threads,
+    optional_import,
+    paired_ratio,
+    profile_table,
+    profile_top,
+    summarize,
+    table,
+)
+
+CONFIGS = ((20, 64, 64), (20, 256, 128), (20, 1024, 256), (50, 128, 128))  # (depth, width, batch)
+BIG = (20, 1024, 256)  # slow: fewer rounds, and left out of --quick
+DTYPES = (np.float32, np.float64)
+IN_FEATURES = 32
+CLASSES = 10
+LEARNING_RATE = 1e-3
+
+
+def make_problem(depth: int, width: int, batch: int, seed: int = 0) -> dict:
+    """float64 weights (fan_in, fan_out), LeCun-normal so tanh neither saturates nor dies; one batch of data."""
+    rng = np.random.default_rng(seed)
+    sizes = [IN_FEATURES] + [width] * depth + [CLASSES]
+    weights = [rng.standard_normal((i, o)) / np.sqrt(i) for i, o in zip(sizes[:-1], sizes[1:])]
+    biases = [0.1 * rng.standard_normal(o) for o in sizes[1:]]
+    x = rng.standard_normal((batch, IN_FEATURES))
+    y = rng.integers(0, CLASSES, batch)
+    return {"weights": weights, "biases": biases, "x": x, "y": y}
+
+
+def flops_per_step(problem: dict) -> int:
+    batch = problem["x"].shape[0]
+    return 6 * batch * sum(w.shape[0] * w.shape[1] for w in problem["weights"])
+
+
+def cast(problem: dict, dtype, copy: bool = True) -> dict:
+    """The problem in ``dtype``; with ``copy`` every engine gets arrays of its own (they train in place)."""
+
+    def convert(a):
+        return a.astype(dtype, copy=copy)
+
+    return {
+        "weights": [convert(w) for w in problem["weights"]],
+        "biases": [convert(b) for b in problem["biases"]],
+        "x": convert(problem["x"]),
+        "y": problem["y"],
+    }
+
+
+# ---- tinygrad_act -----------------------------------------------------------------------------------------
+def build_tinygrad_act_model(weights, biases):
+    """The model under test as (forward, parameters). When tinygrad_act.nn.MLP exists, build it here instead."""
+    layers = [(Tensor(W, requires_grad=True), Tensor(b, requires_grad=True)) for W, b in zip(weights, biases)]
+
+    def forward(x):
+        h = x
+        for W, b in layers[:-1]:
+            h = (h @ W + b).tanh()
+        W, b = layers[-1]
+        return h @ W + b
+
+    return forward, [p for layer in layers for p in layer]
+
+
+class TinygradActEngine:
+    name = "tinygrad_act"
+
+    def __init__(self, problem: dict):
+        self.forward, self.params = build_tinygrad_act_model(problem["weights"], problem["biases"])
+        self.x = Tensor(problem["x"])
+        self.rows, self.y = np.arange(len(problem["y"])), problem["y"]
+
+    def step(self, lr: float) -> float:
+        for p in self.params:
+            p.zero_grad()
+        logits = self.forward(self.x)
+        loss = -logits.log_softmax(axis=1)[self.rows, self.y].mean()
+        loss.backward()
+        for p in self.params:
+            p.data -= lr * p.grad
+        return loss.item()
+
+    def gradients(self) -> list:
+        return [p.grad for p in self.params]
+
+
+# ---- hand-written numpy: the floor ------------------------------------------------------------------------
+class NumpyEngine:
+    """Forward and backward written out, every buffer allocated once; gradients in ``grad_*``."""
+
+    name = "numpy"
+
+    def __init__(self, problem: dict):
+        self.W, self.b, self.x, self.y = problem["weights"], problem["biases"], problem["x"], problem["y"]
+        batch, dtype = self.x.shape[0], self.x.dtype
+        self.rows = np.arange(batch)
+        self.h = [np.empty((batch, W.shape[1]), dtype) for W in self.W]  # each layer's output (last: logits)
+        self.delta = [np.empty((batch, W.shape[0]), dtype) for W in self.W[1:]]  # dL/d(input of layer i+1)
+        self.scratch = [np.empty((batch, W.shape[0]), dtype) for W in self.W[1:]]
+        self.grad_W = [np.empty_like(W) for W in self.W]
+        self.grad_b = [np.empty_like(b) for b in self.b]
+        self.update = {W.shape: np.empty_like(W) for W in self.W}
+        self.update.update({b.shape: np.empty_like(b) for b in self.b})
+
+    def step(self, lr: float) -> float:
+        W, b, h, last = self.W, self.b, self.h, len(self.W) - 1
+        inp = self.x
+        for i in range(last + 1):
+            np.matmul(inp, W[i], out=h[i])
+            h[i] += b[i]
+            if i < last:
+                np.tanh(h[i], out=h[i])
+            inp = h[i]
+        logits = h[last]
+        logits -= logits.max(axis=1, keepdims=True)  # shifted logits: log-softmax is unchanged
+        picked = logits[self.rows, self.y]  # a copy: the shifted logit of each true class
+        np.exp(logits, out=logits)
+        total = logits.sum(axis=1, keepdims=True)
+        batch = len(self.rows)
+        loss = float(np.mean(np.log(total[:, 0]) - picked))  # -log softmax[y] = log(sum exp) - shifted[y]
+        logits /= total  # softmax; dL/dlogits = (softmax - onehot) / batch
+        logits[self.rows, self.y] -= 1.0
+        logits *= 1.0 / batch
+        delta = logits
+        for i in range(last, -1, -1):
+            inp = self.x if i == 0 else h[i - 1]
+            np.matmul(inp.T, delta, out=self.grad_W[i])
+            np.sum(delta, axis=0, out=self.grad_b[i])
+            if i > 0:
+                d, s = self.delta[i - 1], self.scratch[i - 1]
+                np.matmul(delta, W[i].T, out=d)
+                np.multiply(inp, inp, out=s)  # tanh' = 1 - tanh^2, from the saved output
+                np.subtract(1.0, s, out=s)
+                d *= s
+                delta = d
+        for params, grads in ((W, self.grad_W), (b, self.grad_b)):
+            for p, g in zip(params, grads):
+                u = self.update[p.shape]
+                np.multiply(g, lr, out=u)
+                p -= u
+        return loss
+
+    def gradients(self) -> list:
+        return [g for pair in zip(self.grad_W, self.grad_b) for g in pair]
+
+
+# ---- PyTorch eager --------------------------------------------------------------------------------------
+class TorchEngine:
+    name = "torch"
+
+    def __init__(self, problem: dict, torch):
+        self.torch = torch
+        self.params = []
+        for W, b in zip(problem["weights"], problem["biases"]):
+            self.params += [torch.from_numpy(W).requires_grad_(), torch.from_numpy(b).requires_grad_()]
+        self.x = torch.from_numpy(problem["x"])
+        self.y = torch.from_numpy(problem["y"])
+
+    def step(self, lr: float) -> float:
+        torch, params = self.torch, self.params
+        for p in params:
+            p.grad = None
+        h = self.x
+        for i in range(0, len(params) - 2, 2):
+            h = (h @ params[i] + params[i + 1]).tanh()
+        logits = h @ params[-2] + params[-1]
+        loss = torch.nn.functional.cross_entropy(logits, self.y)
+        loss.backward()
+        with torch.no_grad():
+            for p in params:
+                p.sub_(p.grad, alpha=lr)
+        return loss.item()
+
+    def gradients(self) -> list:
+        return [p.grad.numpy() for p in self.params]
+
+
+def make_engines(problem: dict, dtype, torch=None, copy: bool = True) -> list:
+    engines = [TinygradActEngine(cast(problem, dtype, copy)), NumpyEngine(cast(problem, dtype, copy))]
+    if torch is not None:
+        engines.append(TorchEngine(cast(problem, dtype, copy), torch))
+    return engines
+
+
+def check_gradients(problem: dict, dtype, torch=None) -> dict:
+    """Loss and gradients of every engine against tinygrad_act's after one step; returns the differences."""
+    engines = make_engines(problem, dtype, torch)
+    losses = [engine.step(0.0) for engine in engines]
+    reference = engines[0].gradients()
+    return {
+        engine.name: {
+            "loss": abs(loss - losses[0]) / abs(losses[0]),
+            "gradients": max_relative_difference(engine.gradients(), reference),
+        }
+        for engine, loss in zip(engines[1:], losses[1:])
+    }
+
+
+def matmul_ceiling(dtype, n: int, repeats: int) -> float:
+    """GFLOP/s of an n×n by n×n matmul (median of ``repeats``): what the BLAS can do on this machine now."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((n, n)).astype(dtype), rng.standard_normal((n, n)).astype(dtype)
+    out = a @ b
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.matmul(a, b, out=out)
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / sorted(times)[len(times) // 2] / 1e9
+
+
+def run(options) -> dict:
+    """Time every engine on every (config, dtype); returns every number measured."""
+    torch = optional_import("torch") if options.torch else None
+    threadpoolctl = optional_import("threadpoolctl")
+    default_threads, threads_source = numpy_blas_threads()
+    threads = options.threads or default_threads
+    if threads != default_threads and threadpoolctl is None:
+        print(f"threadpoolctl is not installed: numpy's BLAS keeps {default_threads} threads ({threads_source})")
+        threads = default_threads
+    if torch is not None:
+        torch.set_num_threads(threads)
+    if threadpoolctl is None:
+        return _run(options, torch, threads, threads_source)
+    with threadpoolctl.threadpool_limits(limits=threads, user_api="blas"):
+        return _run(options, torch, threads, "threadpoolctl")
+
+
+def _run(options, torch, threads: int, threads_source: str) -> dict:
+    if options.size == "tiny":
+        configs, ceiling_n, rounds, block = ((2, 16, 8),), 128, 2, 0.005
+    elif options.size == "quick":
+        configs, ceiling_n, rounds, block = tuple(c for c in CONFIGS if c != BIG), 1024, 3, 0.05
+    else:
+        configs, ceiling_n, rounds, block = CONFIGS, 2048, 9, 0.25
+    result = {
+        "network": f"{IN_FEATURES} inputs, depth x (width tanh units), {CLASSES} logits, softmax cross-entropy, SGD",
+        "step": "zero grads + forward + loss + backward + SGD update",
+        "threads": {"numpy_blas": threads, "source": threads_source, "torch": torch and torch.get_num_threads()},
+        "torch": None if torch is None else torch.__version__,
+        "ceiling_gflops": {},
+        "configs": [],
+    }
+    for dtype in DTYPES:
+        result["ceiling_gflops"][np.dtype(dtype).name] = matmul_ceiling(dtype, ceiling_n, 3 if ceiling_n < 2048 else 5)
+    result["ceiling_matmul_n"] = ceiling_n
+
+    # Correctness first: the same network must give the same gradients in every engine.
+    check = check_gradients(make_problem(*configs[0]), np.float64, torch)
+    result["float64_max_relative_difference_vs_tinygrad_act"] = check
+    for name, diff in check.items():
+        if max(diff.values()) > 1e-10:
+            raise AssertionError(f"{name} and tinygrad_act disagree in float64 by {diff}: not the same network")
+
+    rows = []
+    for depth, width, batch in configs:
+        problem = make_problem(depth, width, batch)
+        flops = flops_per_step(problem)
+        for dtype in DTYPES:
+            dtype_name = np.dtype(dtype).name
+            engines = make_engines(problem, dtype, torch)
+            runners = {e.name: (lambda n, e=e: [e.step(LEARNING_RATE) for _ in range(n)]) for e in engines}
+            big = (depth, width, batch) == BIG
+            timing = interleaved_timing(runners, 5 if big else rounds, 0.0 if big else block)
+            seconds = timing["seconds"]
+            ceiling = result["ceiling_gflops"][dtype_name]
+            entry = {"depth": depth, "width": width, "batch": batch, "dtype": dtype_name, "flops_per_step": flops}
+            for name, samples in seconds.items():
+                stats = summarize(samples)
+                entry[name] = {
+                    **stats,
+                    "ms_per_step": 1e3 * stats["median"],
+                    "gflops": flops / stats["median"] / 1e9,
+                    "fraction_of_ceiling": flops / stats["median"] / 1e9 / ceiling,
+                    "seconds_per_step": samples,
+                    "steps_per_block": timing["iterations_per_block"][name],
+                }
+            entry["tinygrad_act_over_numpy"] = paired_ratio(seconds["tinygrad_act"], seconds["numpy"])
+            if "torch" in seconds:
+                entry["tinygrad_act_over_torch"] = paired_ratio(seconds["tinygrad_act"], seconds["torch"])
+            result["configs"].append(entry)
+            ms = [entry[n]["ms_per_step"] if n in entry else None for n in ("tinygrad_act", "numpy", "torch")]
+            gf = [entry[n]["gflops"] if n in entry else None for n in ("tinygrad_act", "numpy", "torch")]
+            over_torch = entry.get("tinygrad_act_over_torch")
+            rows.append(
+                [depth, width, batch, dtype_name, *ms, f"{entry['tinygrad_act_over_numpy']:.2f}x"]
+                + [None if over_torch is None else f"{over_torch:.2f}x", *gf]
+                + [f"{100 * entry['tinygrad_act']['fraction_of_ceiling']:.0f}%"]
+            )
+
+    ceilings = ", ".join(f"{k} {v:.0f}" for k, v in result["ceiling_gflops"].items())
+    print(
+        f"tensor: training step of a tanh MLP ({IN_FEATURES} inputs, {CLASSES} classes); medians over alternating "
+        f"rounds; BLAS threads {threads} ({threads_source}); torch {result['torch'] or 'not run'}"
+    )
+    print(f"matmul ceiling ({ceiling_n}x{ceiling_n}, GFLOP/s): {ceilings}")
+    print(
+        table(
+            ["depth", "width", "batch", "dtype", "ours ms", "numpy ms", "torch ms", "ours/numpy", "ours/torch"]
+            + ["ours GF/s", "numpy GF/s", "torch GF/s", "ours % ceil"],
+            rows,
+        )
+    )
+    if options.profile:
+        result["profile"] = {}
+        for depth, width, batch in configs[:2]:
+            engine = TinygradActEngine(cast(make_problem(depth, width, batch), np.float32))
+            steps = 50 if width <= 64 else 10
+            key = f"({depth}, {width}, {batch}) float32, {steps} steps"
+            result["profile"][key] = profile_top(lambda e=engine, s=steps: [e.step(LEARNING_RATE) for _ in range(s)])
+            print(f"\nprofile of tinygrad_act, tensor {key}, top functions by own time:")
+            print(profile_table(result["profile"][key]))
+    return result

@@ -1,0 +1,71 @@
+"""The benchmark suite runs end to end at a tiny size and returns well-formed results (timing is never asserted)."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import memory, run, scalar_mlp, tensor_mlp  # noqa: E402
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+HAS_MICROGRAD = importlib.util.find_spec("micrograd") is not None
+
+
+def tiny(**overrides):
+    return run.Options(**{"size": "tiny", "torch": HAS_TORCH, **overrides})
+
+
+def test_runner_registers_every_section_and_lists_them(capsys):
+    assert {"scalar", "tensor", "memory"} <= set(run.SECTIONS)
+    assert run.main(["--list"]) == 0
+    assert "scalar" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not HAS_MICROGRAD, reason="micrograd is a bench-only extra")
+def test_scalar_mlp_matches_micrograd_loss_and_gradients():
+    problem = scalar_mlp.make_problem(3, (4, 4, 1), n_samples=3, seed=1)
+    loss_ours, grads_ours = scalar_mlp.loss_and_gradients("tinygrad_act", problem)
+    loss_theirs, grads_theirs = scalar_mlp.loss_and_gradients("micrograd", problem)
+    assert loss_ours == pytest.approx(loss_theirs, rel=1e-12)
+    assert grads_ours == pytest.approx(grads_theirs, rel=1e-9, abs=1e-12)
+
+
+def test_scalar_section_reports_time_per_sample_for_each_engine():
+    result = scalar_mlp.run(tiny())
+    measured = result["gc enabled (default)"]
+    engines = ["tinygrad_act"] + ["micrograd"] * HAS_MICROGRAD
+    for name in engines:
+        assert measured[name]["us_per_sample"] > 0 and len(measured[name]["seconds_per_iteration"]) >= 1
+    assert ("speedup_vs_micrograd" in measured) == HAS_MICROGRAD
+
+
+def test_numpy_floor_and_torch_gradients_equal_tinygrad_act_in_float64():
+    problem = tensor_mlp.make_problem(3, 8, 5, seed=2)
+    torch = pytest.importorskip("torch") if HAS_TORCH else None
+    differences = tensor_mlp.check_gradients(problem, np.float64, torch)
+    assert set(differences) == {"numpy"} | ({"torch"} if HAS_TORCH else set())
+    for diff in differences.values():
+        assert diff["gradients"] < 1e-10 and diff["loss"] < 1e-12
+
+
+def test_tensor_section_reports_every_dtype_and_ratio():
+    result = tensor_mlp.run(tiny())
+    assert [entry["dtype"] for entry in result["configs"]] == ["float32", "float64"]
+    for entry in result["configs"]:
+        assert entry["tinygrad_act"]["ms_per_step"] > 0 and entry["numpy"]["gflops"] > 0
+        assert entry["tinygrad_act_over_numpy"] > 0
+        assert ("tinygrad_act_over_torch" in entry) == HAS_TORCH
+    assert set(result["ceiling_gflops"]) == {"float32", "float64"}
+
+
+def test_memory_section_measures_each_engine_in_a_subprocess():
+    result = memory.run(tiny(torch=False))
+    assert [r["engine"] for r in result["runs"]] == ["tinygrad_act", "numpy"]
+    for entry in result["runs"]:
+        for method in ("rss", "tracemalloc"):
+            assert "error" not in entry[method], entry[method]
+            assert entry[method]["peak_bytes"] >= 0

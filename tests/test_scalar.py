@@ -1,0 +1,201 @@
+"""Value: every operation's gradient matches central finite differences and its closed-form derivative;
+data and gradients are Python floats; extreme inputs neither overflow nor warn."""
+
+import math
+
+import hypothesis.strategies as st
+import numpy as np
+import pytest
+from hypothesis import given
+
+from tinygrad_act import Value, activations
+from tinygrad_act.gradcheck import gradcheck
+
+
+def floats(low=-3.0, high=3.0):
+    return st.floats(low, high, allow_nan=False, allow_infinity=False, allow_subnormal=False)
+
+
+def away_from_zero(margin=0.05, high=3.0):
+    return st.one_of(floats(-high, -margin), floats(margin, high))
+
+
+def sigmoid(x):
+    return 0.5 * (1.0 + math.tanh(0.5 * x))
+
+
+# name: (operation on Values, the same on floats, closed-form partial derivatives, domain of each argument)
+BINARY = {
+    "add": (lambda a, b: a + b, lambda a, b: (1.0, 1.0), floats(), floats()),
+    "sub": (lambda a, b: a - b, lambda a, b: (1.0, -1.0), floats(), floats()),
+    "mul": (lambda a, b: a * b, lambda a, b: (b, a), floats(), floats()),
+    "div": (lambda a, b: a / b, lambda a, b: (1 / b, -a / b**2), floats(), away_from_zero(0.3)),
+}
+
+
+@pytest.mark.parametrize("name", BINARY)
+@given(data=st.data())
+def test_binary_op_matches_float_arithmetic_closed_form_and_finite_differences(name, data):
+    op, partials, domain_a, domain_b = BINARY[name]
+    x, y = data.draw(domain_a), data.draw(domain_b)
+    a, b = Value(x), Value(y)
+    out = op(a, b)
+    out.backward()
+    assert out.data == pytest.approx(op(x, y), rel=1e-12, abs=1e-300)
+    da, db = partials(x, y)
+    assert a.grad == pytest.approx(da, rel=1e-12) and b.grad == pytest.approx(db, rel=1e-12)
+    result = gradcheck(op, [Value(x), Value(y)])
+    assert result.ok, result
+
+
+# name: (operation of a Value and a Python number c, closed-form d/dx, domain of x, domain of c)
+WITH_NUMBER = {
+    "value + number": (lambda x, c: x + c, lambda x, c: 1.0, floats(), floats()),
+    "number + value": (lambda x, c: c + x, lambda x, c: 1.0, floats(), floats()),
+    "value - number": (lambda x, c: x - c, lambda x, c: 1.0, floats(), floats()),
+    "number - value": (lambda x, c: c - x, lambda x, c: -1.0, floats(), floats()),
+    "value * number": (lambda x, c: x * c, lambda x, c: c, floats(), floats()),
+    "number * value": (lambda x, c: c * x, lambda x, c: c, floats(), floats()),
+    "value / number": (lambda x, c: x / c, lambda x, c: 1 / c, floats(), away_from_zero(0.3)),
+    "number / value": (lambda x, c: c / x, lambda x, c: -c / x**2, away_from_zero(0.3), floats()),
+    "value ** number": (lambda x, c: x**c, lambda x, c: c * x ** (c - 1), floats(0.2, 3.0), floats(-3.0, 3.0)),
+    "number ** value": (lambda x, c: c**x, lambda x, c: c**x * math.log(c), floats(), floats(0.2, 3.0)),
+}
+
+
+@pytest.mark.parametrize("name", WITH_NUMBER)
+@given(data=st.data())
+def test_op_with_python_number_on_either_side_matches_closed_form_and_finite_differences(name, data):
+    op, derivative, domain_x, domain_c = WITH_NUMBER[name]
+    x, c = data.draw(domain_x), data.draw(domain_c)
+    v = Value(x)
+    out = op(v, c)
+    out.backward()
+    assert out.data == pytest.approx(op(x, c), rel=1e-12, abs=1e-300)
+    assert v.grad == pytest.approx(derivative(x, c), rel=1e-9, abs=1e-300)
+    result = gradcheck(lambda u: op(u, c), Value(x))
+    assert result.ok, result
+
+
+@given(x=away_from_zero(0.3, 2.0), exponent=st.integers(-3, 4))
+def test_integer_power_of_a_negative_or_positive_base_matches_closed_form(x, exponent):
+    v = Value(x)
+    out = v**exponent
+    out.backward()
+    assert out.data == pytest.approx(x**exponent, rel=1e-12)
+    assert v.grad == pytest.approx(exponent * x ** (exponent - 1), rel=1e-12, abs=1e-300)
+    assert gradcheck(lambda u: u**exponent, Value(x)).ok
+
+
+# name: (method call, float function, closed-form derivative, domain)
+UNARY = {
+    "neg": (lambda v: -v, lambda x: -x, lambda x: -1.0, floats()),
+    "exp": (lambda v: v.exp(), math.exp, math.exp, floats()),
+    "log": (lambda v: v.log(), math.log, lambda x: 1 / x, floats(0.05, 10.0)),
+    "tanh": (lambda v: v.tanh(), math.tanh, lambda x: 1 - math.tanh(x) ** 2, floats(-5.0, 5.0)),
+    "sigmoid": (lambda v: v.sigmoid(), sigmoid, lambda x: sigmoid(x) * (1 - sigmoid(x)), floats(-8.0, 8.0)),
+    "relu": (lambda v: v.relu(), lambda x: max(x, 0.0), lambda x: float(x > 0), away_from_zero()),
+}
+
+
+@pytest.mark.parametrize("name", UNARY)
+@given(data=st.data())
+def test_unary_op_matches_closed_form_and_finite_differences(name, data):
+    op, function, derivative, domain = UNARY[name]
+    x = data.draw(domain)
+    v = Value(x)
+    out = op(v)
+    out.backward()
+    assert out.data == pytest.approx(function(x), rel=1e-12, abs=1e-15)
+    assert v.grad == pytest.approx(derivative(x), rel=1e-9, abs=1e-15)
+    result = gradcheck(op, Value(x))
+    assert result.ok, result
+
+
+@pytest.mark.parametrize("name", activations.names())
+@given(x=floats(-4.0, 4.0))
+def test_every_registered_activation_on_value_matches_its_numpy_forward_and_derivative(name, x):
+    activation = activations.get(name)
+    by_method = getattr(Value(x), name)(**activation.params)  # parameters pass by keyword
+    v = Value(x)
+    applied = activation(v)
+    applied.backward()
+    assert isinstance(applied, Value) and isinstance(by_method, Value)
+    expected = float(activation.forward(np.array(x)))
+    assert applied.data == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    assert by_method.data == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    assert v.grad == pytest.approx(float(activation.derivative(np.array(x))), rel=1e-9, abs=1e-12)
+
+
+def test_unknown_attributes_are_attribute_errors():
+    with pytest.raises(AttributeError, match="no_such_activation"):
+        Value(1.0).no_such_activation()
+
+
+EXTREME = [1000.0, -1000.0, 1e300, -1e300, 710.0, -745.5]
+
+
+@pytest.mark.parametrize("x", EXTREME)
+def test_tanh_and_sigmoid_of_extreme_inputs_are_exact_and_raise_no_overflow(x):
+    t, s = Value(x), Value(x)
+    tanh, sig = t.tanh(), s.sigmoid()
+    tanh.backward()
+    sig.backward()
+    assert tanh.data == math.copysign(1.0, x)
+    assert sig.data == (1.0 if x > 0 else 0.0)
+    assert t.grad == 0.0 and s.grad == 0.0
+
+
+def test_value_1000_tanh_and_minus_1000_sigmoid_do_not_overflow():
+    assert Value(1000.0).tanh().data == 1.0
+    assert Value(-1000.0).sigmoid().data == 0.0
+
+
+@given(x=st.floats(allow_nan=False, allow_infinity=False))
+def test_tanh_and_sigmoid_are_finite_and_bounded_for_every_finite_input(x):
+    t, s = Value(x), Value(x)
+    (t.tanh() + s.sigmoid()).backward()
+    y = Value(x).sigmoid().data
+    assert 0.0 <= y <= 1.0 and -1.0 <= Value(x).tanh().data <= 1.0
+    assert math.isfinite(t.grad) and math.isfinite(s.grad)
+
+
+def test_exp_overflows_to_inf_without_raising():
+    v = Value(1000.0)
+    assert v.exp().data == math.inf
+
+
+def test_data_and_grad_are_python_floats_after_every_operation():
+    a, b = Value(2), Value(np.float64(-3.0))
+    outs = [a + b, a - 1, 2 - a, a * b, a / b, 1 / a, a**2, 2**a, -a, a.exp(), a.log(), a.tanh(), a.sigmoid(), b.relu()]
+    total = sum(outs)
+    total.backward()
+    for v in [a, b, *outs, total]:
+        assert type(v.data) is float and type(v.grad) is float
+
+
+def test_value_rejects_what_is_not_a_real_number_with_a_clear_error():
+    with pytest.raises(TypeError, match="real number"):
+        Value("abc")
+    with pytest.raises(TypeError, match="Value or a real number"):
+        Value(1.0) + "abc"
+    with pytest.raises(TypeError, match="exponent must be a number"):
+        Value(2.0) ** Value(3.0)
+    with pytest.raises(ValueError, match="negative"):
+        Value(-1.0).log()
+    with pytest.raises(ValueError, match="positive base"):
+        (-2.0) ** Value(1.0)
+
+
+def test_value_leaves_require_grad_by_default_and_detach_does_not():
+    v = Value(1.5)
+    assert v.requires_grad and v.is_leaf
+    d = v.detach()
+    assert d.data == 1.5 and not d.requires_grad
+    out = v * d
+    out.backward()
+    assert v.grad == 1.5 and d.grad == 0.0
+
+
+def test_item_returns_the_float():
+    assert Value(2.5).item() == 2.5

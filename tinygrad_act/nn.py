@@ -1,0 +1,264 @@
+"""Modules, the deep MLP of the laboratory, and losses.
+
+A ``Module`` registers the Tensors (requires_grad) and Modules assigned to its attributes, in assignment
+order, so ``named_parameters()`` gives stable names such as ``blocks.3.linear.weight``. Forward hooks
+(``register_forward_hook(fn(module, inputs, output))``) let measurement attach from outside: the probes
+in probes.py use them, and the training loop never knows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import activations
+from . import init as initializers
+from .tensor import Tensor
+
+
+class Module:
+    """Base class: parameters, sub-modules, train/eval mode and forward hooks."""
+
+    def __init__(self):
+        object.__setattr__(self, "_children", {})  # name -> Tensor | Module | list[Module], in assignment order
+        object.__setattr__(self, "_forward_hooks", [])
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name, value):
+        children = self.__dict__.get("_children")
+        if children is None:
+            raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() first")
+        is_parameter = isinstance(value, Tensor) and value.requires_grad
+        is_module_list = isinstance(value, (list, tuple)) and value and all(isinstance(v, Module) for v in value)
+        if is_parameter or isinstance(value, Module) or is_module_list:
+            children[name] = value
+        else:
+            children.pop(name, None)
+        object.__setattr__(self, name, value)
+
+    def named_parameters(self, prefix: str = ""):
+        """(dotted name, Tensor) for every parameter, in registration order; shared tensors appear once."""
+        seen = set()
+        for name, child in self._named_children(prefix):
+            if isinstance(child, Tensor):
+                if child not in seen:
+                    seen.add(child)
+                    yield name, child
+            else:
+                for sub_name, parameter in child.named_parameters(name + "."):
+                    if parameter not in seen:
+                        seen.add(parameter)
+                        yield sub_name, parameter
+
+    def _named_children(self, prefix):
+        for name, child in self._children.items():
+            if isinstance(child, (list, tuple)):
+                for i, module in enumerate(child):
+                    yield f"{prefix}{name}.{i}", module
+            else:
+                yield prefix + name, child
+
+    def modules(self):
+        """This module and every sub-module, depth first, in registration order."""
+        yield self
+        for _, child in self._named_children(""):
+            if isinstance(child, Module):
+                yield from child.modules()
+
+    def parameters(self) -> list[Tensor]:
+        return [p for _, p in self.named_parameters()]
+
+    def zero_grad(self):
+        """Set every parameter's ``.grad`` to None (the next backward starts afresh)."""
+        for p in self.parameters():
+            p.grad = None
+
+    def train(self, mode: bool = True):
+        for module in self.modules():
+            object.__setattr__(module, "training", mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def register_forward_hook(self, fn):
+        """Call ``fn(module, inputs, output)`` after every forward; returns a handle with ``remove()``."""
+        self._forward_hooks.append(fn)
+        return _Handle(self._forward_hooks, fn)
+
+    def __call__(self, *inputs):
+        output = self.forward(*inputs)
+        for hook in self._forward_hooks:
+            hook(self, inputs, output)
+        return output
+
+    def forward(self, *inputs):
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def num_parameters(self) -> int:
+        return sum(p.data.size for p in self.parameters())
+
+
+class _Handle:
+    def __init__(self, hooks, fn):
+        self._hooks, self._fn = hooks, fn
+
+    def remove(self):
+        if self._fn in self._hooks:
+            self._hooks.remove(self._fn)
+
+
+class Linear(Module):
+    """y = x @ W + b with W of shape (in_features, out_features)."""
+
+    def __init__(
+        self, in_features: int, out_features: int, init="xavier_normal", bias: bool = True, rng=None, dtype=np.float64
+    ):
+        super().__init__()
+        rng = np.random.default_rng() if rng is None else rng
+        init_fn = initializers.get(init) if isinstance(init, str) else init
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = Tensor(np.asarray(init_fn(in_features, out_features, rng), dtype=dtype), requires_grad=True)
+        self.bias = Tensor(np.zeros(out_features, dtype=dtype), requires_grad=True) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = x @ self.weight
+        return out if self.bias is None else out + self.bias
+
+    def __repr__(self):
+        return f"Linear({self.in_features}, {self.out_features}, bias={self.bias is not None})"
+
+
+class LayerNorm(Module):
+    """(x - mean) / sqrt(var + eps) · γ + β over the feature axis (Ba et al. 2016)."""
+
+    def __init__(self, features: int, eps: float = 1e-5, dtype=np.float64):
+        super().__init__()
+        self.eps = eps
+        self.weight = Tensor(np.ones(features, dtype=dtype), requires_grad=True)
+        self.bias = Tensor(np.zeros(features, dtype=dtype), requires_grad=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        centered = x - x.mean(axis=-1, keepdims=True)
+        variance = (centered * centered).mean(axis=-1, keepdims=True)
+        return centered * (variance + self.eps) ** -0.5 * self.weight + self.bias
+
+
+class BatchNorm1d(Module):
+    """Batch normalization over the batch axis (Ioffe & Szegedy 2015); running statistics in eval mode."""
+
+    def __init__(self, features: int, momentum: float = 0.1, eps: float = 1e-5, dtype=np.float64):
+        super().__init__()
+        self.eps, self.momentum = eps, momentum
+        self.weight = Tensor(np.ones(features, dtype=dtype), requires_grad=True)
+        self.bias = Tensor(np.zeros(features, dtype=dtype), requires_grad=True)
+        self.running_mean = np.zeros(features, dtype=dtype)
+        self.running_var = np.ones(features, dtype=dtype)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training:
+            scale = (self.running_var + self.eps) ** -0.5
+            return (x - self.running_mean) * (scale * self.weight) + self.bias
+        mean = x.mean(axis=0, keepdims=True)
+        centered = x - mean
+        variance = (centered * centered).mean(axis=0, keepdims=True)
+        n = x.shape[0]
+        m = self.momentum
+        # Running variance uses the unbiased estimate, as PyTorch does.
+        self.running_mean = (1 - m) * self.running_mean + m * mean.data[0]
+        self.running_var = (1 - m) * self.running_var + m * variance.data[0] * (n / max(n - 1, 1))
+        return centered * (variance + self.eps) ** -0.5 * self.weight + self.bias
+
+
+NORMS = {None: None, "none": None, "batch": BatchNorm1d, "layer": LayerNorm}
+
+
+class Block(Module):
+    """One hidden layer: Linear -> [norm] -> activation, with an identity skip when ``residual``."""
+
+    def __init__(self, linear: Linear, norm, activation, residual: bool):
+        super().__init__()
+        self.linear = linear
+        self.norm = norm
+        self.activation = activation
+        self.residual = residual
+
+    def forward(self, x: Tensor) -> Tensor:
+        z = self.linear(x)
+        if self.norm is not None:
+            z = self.norm(z)
+        out = self.activation(z)
+        return x + out if self.residual else out
+
+
+class MLP(Module):
+    """A deep fully-connected net: ``len(hidden)`` hidden blocks and a linear output layer.
+
+    ``residual=True`` adds identity skips around hidden blocks whose input and output widths match;
+    ``norm`` is None, "batch" or "layer" (applied to each hidden pre-activation). ``model.layers`` lists the
+    Linear layers, input side first (the last one is the output layer).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden,
+        out_features: int,
+        activation="relu",
+        init="auto",
+        residual: bool = False,
+        norm=None,
+        seed: int = 0,
+        dtype=np.float64,
+    ):
+        super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"unknown norm {norm!r}; choose one of: none, batch, layer")
+        self.activation = activations.get(activation)
+        init_fn = _resolve_init(init, self.activation)
+        rng = np.random.default_rng(seed)
+        widths = [in_features, *hidden]
+        blocks = []
+        for fan_in, fan_out in zip(widths[:-1], widths[1:]):
+            linear = Linear(fan_in, fan_out, init=init_fn, rng=rng, dtype=dtype)
+            norm_layer = NORMS[norm](fan_out, dtype=dtype) if NORMS[norm] else None
+            blocks.append(Block(linear, norm_layer, self.activation, residual and fan_in == fan_out))
+        self.blocks = blocks
+        # The output layer is linear, so its init is Xavier whatever the hidden activation is.
+        self.output = Linear(widths[-1], out_features, init=initializers.get("xavier_normal"), rng=rng, dtype=dtype)
+        self.layers = [b.linear for b in blocks] + [self.output]
+
+    def forward(self, x: Tensor) -> Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return self.output(x)
+
+
+def _resolve_init(init, activation):
+    if callable(init) and not isinstance(init, str):
+        return init
+    if init == "auto" or (isinstance(init, str) and init.split(":")[0] == "auto"):
+        return initializers.get(init, activation=activation.name if not activation.params else activation)
+    return initializers.get(init)
+
+
+def cross_entropy(logits: Tensor, targets) -> Tensor:
+    """Mean over the batch of -log softmax(logits)[target]; ``targets`` are integer class labels."""
+    targets = np.asarray(targets)
+    n, classes = logits.shape
+    if targets.shape != (n,) or targets.dtype.kind not in "iu":
+        raise ValueError(f"targets must be {n} integer labels, got shape {targets.shape} dtype {targets.dtype}")
+    one_hot = np.zeros((n, classes), dtype=logits.dtype)
+    one_hot[np.arange(n), targets] = -1.0 / n
+    return (logits.log_softmax(axis=1) * one_hot).sum()
+
+
+def mse(prediction: Tensor, target) -> Tensor:
+    """Mean squared error."""
+    diff = prediction - target
+    return (diff * diff).mean()
+
+
+def accuracy(logits, targets) -> float:
+    """Fraction of rows whose arg-max equals the target."""
+    scores = logits.data if isinstance(logits, Tensor) else np.asarray(logits)
+    return float(np.mean(np.argmax(scores, axis=1) == np.asarray(targets)))

@@ -1,0 +1,165 @@
+"""Optimizers (SGD with momentum, Adam) and global-norm gradient clipping.
+
+Updates change ``param.data`` in place under no graph. Step hooks
+(``register_step_pre_hook`` / ``register_step_post_hook``, as in PyTorch) let probes measure each update
+from outside the training loop.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .registry import Registry, keyword_defaults
+
+
+class Optimizer:
+    """Holds the parameters and per-parameter state; subclasses define ``update``."""
+
+    def __init__(self, params, lr: float):
+        self.params = [p for p in params]
+        if not self.params:
+            raise ValueError("optimizer got an empty parameter list")
+        _check_positive("lr", lr)
+        self.lr = float(lr)
+        self.state: list[dict] = [{} for _ in self.params]
+        self.steps = 0
+        self._pre_hooks, self._post_hooks = [], []
+
+    def zero_grad(self):
+        """Set every parameter's ``.grad`` to None."""
+        for p in self.params:
+            p.grad = None
+
+    def register_step_pre_hook(self, fn):
+        """Call ``fn(optimizer)`` before every step."""
+        self._pre_hooks.append(fn)
+        return fn
+
+    def register_step_post_hook(self, fn):
+        """Call ``fn(optimizer)`` after every step."""
+        self._post_hooks.append(fn)
+        return fn
+
+    def step(self):
+        for hook in self._pre_hooks:
+            hook(self)
+        self.steps += 1
+        for p, state in zip(self.params, self.state):
+            if p.grad is not None:
+                self.update(p, p.grad, state)
+        for hook in self._post_hooks:
+            hook(self)
+
+    def update(self, param, grad, state):
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with (Nesterov) momentum and L2 weight decay, as PyTorch defines it."""
+
+    def __init__(self, params, lr: float = 0.1, momentum: float = 0.0, nesterov: bool = False, weight_decay=0.0):
+        super().__init__(params, lr)
+        _check_range("momentum", momentum, 0.0, 1.0)
+        _check_range("weight_decay", weight_decay, 0.0, math.inf)
+        if nesterov and momentum == 0:
+            raise ValueError("nesterov=True needs momentum > 0")
+        self.momentum, self.nesterov, self.weight_decay = float(momentum), bool(nesterov), float(weight_decay)
+
+    def update(self, param, grad, state):
+        if self.weight_decay:
+            grad = grad + self.weight_decay * param.data
+        if self.momentum:
+            buffer = state.get("momentum")
+            if buffer is None:
+                buffer = state["momentum"] = grad.copy()
+            else:
+                buffer *= self.momentum
+                buffer += grad
+            grad = grad + self.momentum * buffer if self.nesterov else buffer
+        param.data -= self.lr * grad
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015) with bias correction; weight_decay is L2 added to the gradient."""
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay=0.0):
+        super().__init__(params, lr)
+        beta1, beta2 = betas
+        _check_range("beta1", beta1, 0.0, 1.0, high_open=True)
+        _check_range("beta2", beta2, 0.0, 1.0, high_open=True)
+        _check_positive("eps", eps)
+        _check_range("weight_decay", weight_decay, 0.0, math.inf)
+        self.beta1, self.beta2, self.eps, self.weight_decay = (
+            float(beta1),
+            float(beta2),
+            float(eps),
+            float(weight_decay),
+        )
+
+    def update(self, param, grad, state):
+        if self.weight_decay:
+            grad = grad + self.weight_decay * param.data
+        if not state:
+            state["m"] = np.zeros_like(param.data)
+            state["v"] = np.zeros_like(param.data)
+        m, v = state["m"], state["v"]
+        m *= self.beta1
+        m += (1 - self.beta1) * grad
+        v *= self.beta2
+        v += (1 - self.beta2) * (grad * grad)
+        t = self.steps
+        step_size = self.lr * math.sqrt(1 - self.beta2**t) / (1 - self.beta1**t)
+        eps = self.eps * math.sqrt(1 - self.beta2**t)  # eps on the bias-corrected v, as in the paper
+        param.data -= step_size * m / (np.sqrt(v) + eps)
+
+
+def clip_grad_norm(params, max_norm: float) -> float:
+    """Scale all gradients together so their global L2 norm is at most ``max_norm``; return the norm before."""
+    _check_positive("max_norm", max_norm)
+    grads = [p.grad for p in params if p.grad is not None]
+    total = global_grad_norm(grads)
+    if math.isfinite(total) and total > max_norm:
+        scale = max_norm / (total + 1e-6)
+        for g in grads:
+            g *= scale  # each .grad is owned by its parameter (see graph.py), so in place is safe
+    return total
+
+
+def global_grad_norm(grads) -> float:
+    """sqrt(Σ ||g||²) over the given arrays, computed in float64."""
+    total = 0.0
+    for g in grads:
+        flat = g.ravel()
+        squares = float(np.dot(flat, flat))  # inf or nan if any entry is, so no separate finiteness pass
+        if not math.isfinite(squares) and np.all(np.isfinite(flat)):  # float32 overflow of the sum only
+            squares = float(np.dot(flat.astype(np.float64), flat.astype(np.float64)))
+        total += squares
+    return math.sqrt(total) if total >= 0 else math.nan
+
+
+def _check_positive(name, value):
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+
+
+def _check_range(name, value, low, high, high_open=False):
+    ok = isinstance(value, (int, float)) and low <= value and (value < high if high_open else value <= high)
+    if not ok:
+        raise ValueError(f"{name} must be in [{low}, {high}{')' if high_open else ']'}, got {value!r}")
+
+
+_REGISTRY = Registry("optimizer")
+_REGISTRY.register("sgd", SGD, defaults=keyword_defaults(SGD.__init__, skip=2), description="SGD with momentum")
+_REGISTRY.register("adam", Adam, defaults=keyword_defaults(Adam.__init__, skip=2), description="Adam")
+
+
+def names() -> list[str]:
+    return _REGISTRY.names()
+
+
+def get(name: str, params, **options) -> Optimizer:
+    """Build the optimizer ``name`` (``"sgd"``, ``"adam"``, or ``"sgd:momentum=0.9"``) over ``params``."""
+    entry, bound = _REGISTRY.resolve(name, **options)
+    return entry.obj(params, **bound)

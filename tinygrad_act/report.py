@@ -1,0 +1,214 @@
+"""Terminal tables and figures from a run's records (and from run directories on disk)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+BAR_WIDTH = 28
+
+
+def _fmt(value, spec=".1e") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return format(value, spec)
+
+
+def _layer_name(index: int, count: int) -> str:
+    return "out" if index == count - 1 else str(index + 1)
+
+
+def layer_table(records: list[dict]) -> str:
+    """Per layer: delta and weight-gradient norms at step 0 and at the end, saturation, dead units, a log bar."""
+    first, last = records[0], records[-1]
+    count = len(first["layers"])
+    deltas = [layer["delta_norm"] for layer in first["layers"]]
+    logs = [math.log10(d) for d in deltas if d is not None and d > 0 and math.isfinite(d)]
+    low, high = (min(logs), max(logs)) if logs else (0.0, 1.0)
+    span = max(high - low, 1e-12)
+    header = (
+        f"{'layer':>5}  {'delta@0':>8}  {'delta@' + str(last['step']):>10}  {'|dW|@0':>8}  "
+        f"{'|dW|@' + str(last['step']):>10}  {'sat':>5}  {'dead':>5}  "
+        f"delta@0, log scale {_fmt(10**low)}..{_fmt(10**high)}"
+    )
+    lines = [header, "-" * len(header)]
+    for index in range(count):
+        a, b = first["layers"][index], last["layers"][index]
+        d = a["delta_norm"]
+        if d is not None and d > 0 and math.isfinite(d):
+            bar = "#" * max(1, round(1 + (BAR_WIDTH - 1) * (math.log10(d) - low) / span))
+        else:
+            bar = "(zero)" if d == 0 else "(n/a)"
+        sat, dead = b.get("saturation"), b.get("dead_fraction")
+        lines.append(
+            f"{_layer_name(index, count):>5}  {_fmt(d):>8}  {_fmt(b.get('delta_norm')):>10}  "
+            f"{_fmt(a['weight_grad_norm']):>8}  {_fmt(b['weight_grad_norm']):>10}  "
+            f"{_fmt(sat, '.2f'):>5}  {_fmt(dead, '.2f'):>5}  {bar}"
+        )
+    return "\n".join(lines)
+
+
+def verdict_line(verdict: str, ratio: float, factor: float, depth: int) -> str:
+    """e.g. ``vanishing: layer 1 receives 1.1e-12 of the gradient of layer 20 (x0.25 per layer)``."""
+    if verdict == "exploding" and not math.isfinite(ratio):
+        return f"exploding: gradients are not finite (layer 1 / layer {depth} = {ratio})"
+    share = f"{ratio:.2g}" if 1e-2 <= ratio < 1e2 else f"{ratio:.1e}"
+    what = "of the gradient" if ratio <= 1 else "times the gradient"
+    return f"{verdict}: layer 1 receives {share} {what} of layer {depth} (x{factor:.3g} per layer)"
+
+
+def terminal_report(summary: dict, records: list[dict], config) -> str:
+    """The table, the verdict with the numbers behind it, theory beside measurement, and where the files are."""
+    lines = []
+    if records and records[0]["layers"] and records[0]["layers"][0].get("delta_norm") is not None:
+        lines += [layer_table(records), ""]
+    depth = config.depth
+    if "ratio_init" in summary:
+        lines.append(
+            verdict_line(summary["verdict"], summary["ratio_init"], summary["per_layer_factor_init"], depth)
+            + "  [step 0, at initialization]"
+        )
+        theory = summary.get("theory")
+        if theory and theory.get("applies"):
+            lines.append(
+                f"  theory (mean field, sigma_w^2={theory['sigma_w2']:.3g}): r = {_fmt(theory['ratio'])}, "
+                f"x{theory['per_layer_factor']:.3g} per layer -> {theory['verdict']}"
+            )
+        if config.act.split(":")[0] == "sigmoid" and depth > 1:
+            lines.append(
+                f"  bound: sigmoid' <= 0.25, so {depth - 1} layers shrink the gradient by up to "
+                f"0.25^{depth - 1} = {0.25 ** (depth - 1):.1e} (times the weights' own gain)"
+            )
+        lines.append(
+            verdict_line(summary["verdict_final"], summary["ratio_final"], summary["per_layer_factor_final"], depth)
+            + f"  [step {summary['step_final']}, end]"
+        )
+    status = summary["status"]
+    lines.append("")
+    if "test_accuracy" in summary:
+        lines.append(
+            f"train loss {summary['train_loss']:.3f}, accuracy {summary['train_accuracy']:.1%}; "
+            f"test loss {summary['test_loss']:.3f}, accuracy {summary['test_accuracy']:.1%} "
+            f"after {summary['steps_done']} steps ({summary['wall_time_s']:.1f} s)"
+        )
+    if status != "completed":
+        lines.append(f"status: {status} — {summary['message']}")
+    lines.append(f"files: {summary['path']}/ (config.json, metrics.jsonl, metrics.csv, summary.json, figures/)")
+    return "\n".join(lines)
+
+
+# ---- figures ------------------------------------------------------------------------------------------------
+def _pick_steps(records: list[dict], count: int = 5) -> list[dict]:
+    if len(records) <= count:
+        return records
+    picks = np.unique(np.linspace(0, len(records) - 1, count).round().astype(int))
+    return [records[i] for i in picks]
+
+
+def _series(records, field):
+    """records x layers array of a per-layer field (nan where missing)."""
+    return np.array(
+        [[np.nan if layer.get(field) is None else layer[field] for layer in r["layers"]] for r in records], dtype=float
+    )
+
+
+def figures(path, records: list[dict], summary: dict) -> list[str]:
+    """Draw the run's PNG figures into ``path/figures``; return their relative paths."""
+    records = [r for r in records if r["layers"] and r["layers"][0].get("delta_norm") is not None]
+    if not records:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(path) / "figures"
+    out.mkdir(exist_ok=True)
+    written = []
+    count = len(records[0]["layers"])
+    layer_axis = np.arange(1, count + 1)
+    title = Path(path).name
+
+    def save(fig, name):
+        fig.suptitle(title, fontsize=9)
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+        written.append(f"figures/{name}")
+
+    with np.errstate(all="ignore"):
+        # 1. gradient flow across layers at several steps
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        for record in _pick_steps(records):
+            for ax, field in zip(axes, ("delta_norm", "weight_grad_norm")):
+                ax.plot(layer_axis, _series([record], field)[0], marker="o", ms=3, label=f"step {record['step']}")
+        for ax, label in zip(axes, ("||dL/dz|| (delta norm)", "||dL/dW||_F")):
+            ax.set_yscale("log")
+            ax.set_xlabel("layer (input side first; last = output)")
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+        axes[0].legend(fontsize=7)
+        save(fig, "gradient_flow.png")
+
+        # 2. heatmap layer x step of log10 weight-gradient norm
+        grid = np.log10(_series(records, "weight_grad_norm")).T
+        fig, ax = plt.subplots(figsize=(10, 4))
+        steps = [r["step"] for r in records]
+        image = ax.imshow(
+            grid, aspect="auto", origin="lower", cmap="viridis", extent=(steps[0], steps[-1] + 1, 0.5, count + 0.5)
+        )
+        fig.colorbar(image, ax=ax, label="log10 ||dL/dW||")
+        ax.set_xlabel("step")
+        ax.set_ylabel("layer")
+        save(fig, "gradient_heatmap.png")
+
+        # 3. update:data ratio per layer over steps, guide line at 1e-3
+        updates = _series(records, "update_ratio")
+        fig, ax = plt.subplots(figsize=(8, 4))
+        colors = plt.cm.viridis(np.linspace(0, 1, count))
+        for index in range(count):
+            ax.plot(
+                steps,
+                updates[:, index],
+                color=colors[index],
+                lw=1,
+                label=f"layer {_layer_name(index, count)}" if index in (0, count - 1) else None,
+            )
+        ax.axhline(1e-3, color="red", ls="--", lw=1, label="1e-3 guide")
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_ylabel("||dW|| / ||W|| per update")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+        save(fig, "update_ratio.png")
+
+        # 4. saturation and dead fraction per hidden layer at start and end
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        hidden = layer_axis[:-1]
+        for ax, field in zip(axes, ("saturation", "dead_fraction")):
+            for record, offset in ((records[0], -0.2), (records[-1], 0.2)):
+                ax.bar(hidden + offset, _series([record], field)[0][:-1], width=0.4, label=f"step {record['step']}")
+            ax.set_ylim(0, 1)
+            ax.set_xlabel("hidden layer")
+            ax.set_ylabel(field.replace("_", " "))
+            ax.legend(fontsize=7)
+        save(fig, "saturation.png")
+
+        # 5. loss and accuracy
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        axes[0].plot(steps, [r["loss"] for r in records], label="train batch")
+        axes[1].plot(steps, [r["accuracy"] for r in records], label="train batch")
+        tests = [r for r in records if r.get("test_loss") is not None]
+        if tests:
+            axes[0].plot([r["step"] for r in tests], [r["test_loss"] for r in tests], "o-", label="test")
+            axes[1].plot([r["step"] for r in tests], [r["test_accuracy"] for r in tests], "o-", label="test")
+        axes[0].set_ylabel("cross-entropy")
+        axes[1].set_ylabel("accuracy")
+        for ax in axes:
+            ax.set_xlabel("step")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+        save(fig, "training.png")
+    return written
