@@ -13,6 +13,7 @@ help:  ## show this help
 	@echo "  make experiment DEPTH=20 ACT=sigmoid   train a deep MLP and show its gradient flow"
 	@echo "      variables: DEPTH WIDTH ACT INIT OPT LR MOMENTUM BATCH STEPS DATA SEED DTYPE RESIDUAL NORM CLIP"
 	@echo "                 LOG_EVERY EVAL_EVERY OUT FORCE=1  (python -m tinygrad_act experiment --help)"
+	@echo "  make sweep ACTS=sigmoid,tanh,relu DEPTHS=5,10,20 SEEDS=0,1 JOBS=2   a grid of runs (or CONFIG=name)"
 	@echo "  make list       activations, initializers, datasets, optimizers"
 	@echo "  make test       run the test suite (warnings are errors)"
 	@echo "  make lint       ruff"
@@ -52,10 +53,19 @@ EXPERIMENT_ARGS = $(if $(DEPTH),--depth $(DEPTH)) $(if $(WIDTH),--width $(WIDTH)
 	$(if $(STEPS),--steps $(STEPS)) $(if $(DATA),--data '$(DATA)') $(if $(SEED),--seed $(SEED)) \
 	$(if $(DTYPE),--dtype $(DTYPE)) $(if $(filter 1 true yes,$(RESIDUAL)),--residual) \
 	$(if $(NORM),--norm $(NORM)) $(if $(CLIP),--clip $(CLIP)) $(if $(LOG_EVERY),--log-every $(LOG_EVERY)) \
-	$(if $(EVAL_EVERY),--eval-every $(EVAL_EVERY)) $(if $(OUT),--out '$(OUT)') $(if $(filter 1 true yes,$(FORCE)),--force)
+	$(if $(EVAL_EVERY),--eval-every $(EVAL_EVERY))
 
 experiment: $(STAMP)
-	$(PY) -m tinygrad_act experiment $(EXPERIMENT_ARGS)
+	$(PY) -m tinygrad_act experiment $(EXPERIMENT_ARGS) $(if $(OUT),--out '$(OUT)') $(if $(filter 1 true yes,$(FORCE)),--force)
+
+# A sweep: a named config (CONFIG=vanishing_depth) and/or grids; every experiment variable applies to each run.
+SWEEP_ARGS = $(if $(CONFIG),'$(CONFIG)') $(if $(ACTS),--acts '$(ACTS)') $(if $(INITS),--inits '$(INITS)') \
+	$(if $(DEPTHS),--depths '$(DEPTHS)') $(if $(SEEDS),--seeds '$(SEEDS)') $(if $(WIDTHS),--widths '$(WIDTHS)') \
+	$(if $(LRS),--lrs '$(LRS)') $(if $(JOBS),--jobs $(JOBS)) $(if $(SCHEDULER),--scheduler '$(SCHEDULER)') \
+	$(if $(SHARD),--shard '$(SHARD)') $(foreach g,$(GRID),--grid '$(g)')
+
+sweep: $(STAMP)
+	$(PY) -m tinygrad_act sweep $(SWEEP_ARGS) $(EXPERIMENT_ARGS) $(if $(OUT),--out '$(OUT)')
 
 list: $(STAMP)
 	$(PY) -m tinygrad_act list

@@ -107,7 +107,7 @@ def run(options) -> dict:
     rounds = {"tiny": 2, "quick": 3, "full": 7}[options.size]
     block = {"tiny": 0.01, "quick": 0.3, "full": 0.75}[options.size]
     warmup = {"tiny": 0, "quick": 2, "full": 2}[options.size]  # iterations to reach the gc's steady rhythm
-    min_iterations = {"tiny": 1, "quick": 3, "full": 4}[options.size]  # several full collections per block
+    min_iterations = {"tiny": 1, "quick": 3, "full": 6}[options.size]  # a whole rhythm of full collections
     problem = make_problem(nin, nouts, n_samples)
     xs, ys = problem["xs"], problem["ys"]
     ours = TinyMLP(problem["layers"])

@@ -87,8 +87,17 @@ def test_hundred_thousand_node_tensor_chain_backprops_under_the_default_recursio
     x = a
     for _ in range(100_000):
         x = x + 1.0
-    x.sum().backward()
+    x.sum().backward(retain_graph=True)
     np.testing.assert_array_equal(a.grad, np.ones(3))
+    del x  # dropping the retained 100k-deep graph frees it without deep recursion (no crash)
+
+
+def test_long_value_chain_that_is_never_backpropagated_is_freed_without_deep_recursion():
+    x = Value(1.0)
+    for _ in range(300_000):
+        x = x + 1.0
+    del x  # each node holds its parents: freeing is 300k levels deep, and must not crash the interpreter
+    assert Value(1.0).data == 1.0
 
 
 def test_parents_are_tuples_and_the_order_of_the_walk_is_deterministic(engine):

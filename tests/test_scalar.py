@@ -87,6 +87,15 @@ def test_integer_power_of_a_negative_or_positive_base_matches_closed_form(x, exp
     assert gradcheck(lambda u: u**exponent, Value(x)).ok
 
 
+def test_power_zero_has_zero_gradient_everywhere_including_at_zero():
+    for x in (0.0, -1.5, 2.0):
+        v = Value(x)
+        out = v**0
+        out.backward()
+        assert out.data == 1.0
+        assert v.grad == 0.0, f"d(x**0)/dx at x={x} is 0, got {v.grad}"
+
+
 # name: (method call, float function, closed-form derivative, domain)
 UNARY = {
     "neg": (lambda v: -v, lambda x: -x, lambda x: -1.0, floats()),
@@ -125,6 +134,13 @@ def test_every_registered_activation_on_value_matches_its_numpy_forward_and_deri
     assert applied.data == pytest.approx(expected, rel=1e-12, abs=1e-15)
     assert by_method.data == pytest.approx(expected, rel=1e-12, abs=1e-15)
     assert v.grad == pytest.approx(float(activation.derivative(np.array(x))), rel=1e-9, abs=1e-12)
+
+
+def test_activation_parameters_reach_the_value_method():
+    v = Value(-2.0)
+    out = v.leaky_relu(alpha=0.2)
+    out.backward()
+    assert out.data == pytest.approx(-0.4) and v.grad == pytest.approx(0.2)
 
 
 def test_unknown_attributes_are_attribute_errors():

@@ -261,6 +261,16 @@ def register(
     return name
 
 
+def exists(name: str) -> bool:
+    """True if ``name`` is a registered activation or alias."""
+    return name in _REGISTRY
+
+
+def unregister(name: str) -> None:
+    """Remove a registered activation (and its aliases)."""
+    _REGISTRY.unregister(name)
+
+
 def names() -> list[str]:
     """Every registered activation name (aliases excluded), sorted."""
     return _REGISTRY.names()

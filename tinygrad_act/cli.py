@@ -10,6 +10,7 @@ import dataclasses
 import math
 import shlex
 import sys
+from pathlib import Path
 
 from .experiment import Config
 
@@ -50,9 +51,14 @@ def _number(name, minimum=None, exclusive=False):
     return parse
 
 
-def _experiment_arguments(parser: argparse.ArgumentParser):
+def _experiment_arguments(parser: argparse.ArgumentParser, defaults: bool = True):
     d = Config()
-    add = parser.add_argument
+
+    def add(*names, **kwargs):
+        if not defaults:  # sweeps: only the options given on the command line override the sweep's settings
+            kwargs["default"] = argparse.SUPPRESS
+        parser.add_argument(*names, **kwargs)
+
     add("--depth", type=_positive_int("depth"), default=d.depth, help="hidden layers (default %(default)s)")
     add("--width", type=_positive_int("width"), default=d.width, help="units per hidden layer (default %(default)s)")
     add(
@@ -101,6 +107,30 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--out", default="", help="run directory (default: a fresh name under runs/)")
     experiment.add_argument("--force", action="store_true", help="overwrite the run directory given by --out")
     experiment.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sweep = commands.add_parser("sweep", help="a grid of runs (resumable, parallel); see experiments/*.toml")
+    sweep.add_argument("config", nargs="?", default=None, help="a named config under experiments/ or a TOML file")
+    for flag, key in (
+        ("--acts", "act"),
+        ("--inits", "init"),
+        ("--depths", "depth"),
+        ("--seeds", "seed"),
+        ("--widths", "width"),
+        ("--lrs", "lr"),
+    ):
+        sweep.add_argument(flag, dest=f"grid_{key}", default=None, help=f"comma-separated values of {key}")
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="grid over any experiment parameter (repeatable); e.g. --grid norm=none,batch",
+    )
+    _experiment_arguments(sweep, defaults=False)
+    sweep.add_argument("--out", dest="sweep_out", default="", help="sweep directory (default runs/sweep-<name>)")
+    sweep.add_argument("--jobs", type=_positive_int("jobs"), default=1, help="parallel local processes (default 1)")
+    sweep.add_argument("--scheduler", default=None, help="tcp://HOST:PORT of a Dask scheduler (optional extra 'dask')")
+    sweep.add_argument("--shard", default=None, help="i/N: run only every N-th run starting at i (0-based)")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     commands.add_parser("list", help="registered activations, initializers, datasets and optimizers")
     show = commands.add_parser("show", help="print the table and verdict of an existing run directory")
     show.add_argument("run_dir")
@@ -125,6 +155,49 @@ def cmd_experiment(args) -> int:
 
     print(report.terminal_report(summary, open_records(summary["path"]), config))
     return EXIT_INTERRUPTED if summary["status"] == "interrupted" else 0
+
+
+def cmd_sweep(args) -> int:
+    from . import sweep as sweeps
+
+    base = sweeps.load_config(args.config) if args.config else sweeps.Sweep(grid={}, name="sweep")
+    grid = dict(base.grid)
+    for item in args.grid:
+        key, eq, values = item.partition("=")
+        if not eq or not values:
+            raise ValueError(f"bad --grid {item!r}; write KEY=V1,V2")
+        grid[key.strip().replace("-", "_")] = [v.strip() for v in values.split(",") if v.strip()]
+    for key in ("act", "init", "depth", "seed", "width", "lr"):
+        values = getattr(args, f"grid_{key}")
+        if values:
+            # activation specs use commas for their own parameters: split on commas not inside a spec
+            grid[key] = [v for v in _split_list(values) if v]
+    fields = {f.name for f in dataclasses.fields(Config)}
+    given = {k: v for k, v in vars(args).items() if k in fields and k != "out"}
+    fixed = {k: v for k, v in {**base.fixed, **given}.items() if k not in grid}
+    if not grid:
+        raise ValueError("a sweep needs a grid: name a config (e.g. vanishing_depth) or give --acts/--depths/--grid")
+    sweep = sweeps.Sweep(grid, fixed, base.name, base.description)
+    shard = sweeps.parse_shard(args.shard) if args.shard else None
+    out = args.sweep_out or f"runs/sweep-{sweep.name}"
+    rows = sweeps.run_sweep(
+        sweep, out, jobs=args.jobs, scheduler=args.scheduler, shard=shard, progress=not args.no_progress
+    )
+    print((Path(out) / "sweep.md").read_text() if (Path(out) / "sweep.md").exists() else "")
+    print(f"{len(rows)} runs in {out}/ (sweep.csv, sweep.md, figures/)")
+    return 0
+
+
+def _split_list(text: str) -> list[str]:
+    """Split ``a,b:x=1,y=2,c`` into ['a', 'b:x=1,y=2', 'c']: a ``k=v`` item belongs to the spec before it."""
+    items = []
+    for part in text.split(","):
+        part = part.strip()
+        if items and "=" in part and ":" not in part and ":" in items[-1]:
+            items[-1] += "," + part
+        else:
+            items.append(part)
+    return items
 
 
 def cmd_list(args) -> int:
@@ -172,7 +245,7 @@ def _nan_for_null(obj):
     return obj
 
 
-COMMANDS = {"experiment": cmd_experiment, "list": cmd_list, "show": cmd_show}
+COMMANDS = {"experiment": cmd_experiment, "sweep": cmd_sweep, "list": cmd_list, "show": cmd_show}
 
 
 def main(argv=None) -> int:

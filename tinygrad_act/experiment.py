@@ -87,7 +87,7 @@ class Config:
         if self.norm not in ("none", "batch", "layer"):
             raise ValueError(f"unknown norm {self.norm!r}; choose one of: none, batch, layer")
         activations.get(self.act)
-        initializers.get(self.init, **({"activation": self.act} if self.init.split(":")[0] == "auto" else {}))
+        initializers.for_activation(self.init, self.act)
         optim.get(self.optimizer, [Tensor(np.zeros(1), requires_grad=True)], lr=self.lr, **self._optimizer_options())
         data.cache_path(self.data)  # resolves the name and parameters without generating anything
         return self
@@ -242,6 +242,7 @@ def run(config: Config, force: bool = False, progress: bool = True, command: str
         **dataclasses.asdict(config),
         "out": str(path),
         "activation_params": model.activation.params,
+        "init_resolved": {"name": model.init.name, "params": model.init.params},
         "dataset": {
             "name": dataset.name,
             "params": dataset.params,

@@ -38,7 +38,7 @@ class GradcheckWorst:
     numeric: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class GradcheckResult:
     """Outcome of ``gradcheck``; true in a boolean context when every checked element agrees."""
 
@@ -97,12 +97,11 @@ def gradcheck(
             )
 
     checked = [i for i, x in enumerate(inputs) if x.requires_grad]
-    projection = {}  # filled on the first call: the same P serves every evaluation
-    analytic = _analytic_gradients(fn, inputs, projection, seed)
+    analytic, weights = _analytic_gradients(fn, inputs, seed)
     numeric = [None] * len(inputs)
     with no_grad():
         for i in checked:
-            numeric[i] = _numeric_gradient(fn, inputs, i, eps, projection, seed)
+            numeric[i] = _numeric_gradient(fn, inputs, i, eps, weights)
     return _compare(analytic, numeric, checked, atol, rtol)
 
 
@@ -122,25 +121,28 @@ def _as_input_tuple(inputs) -> tuple:
     return inputs
 
 
-def _to_scalar(out, projection: dict, seed: int):
-    """The scalar whose gradient is checked: ``out`` itself, or ``sum(out * P)`` for a non-scalar Tensor."""
-    if isinstance(out, Value):
-        return out
-    if not isinstance(out, Tensor):
+def _output(out):
+    if not isinstance(out, (Value, Tensor)):
         raise TypeError(f"gradcheck: fn must return a Value or a Tensor, got {type(out).__name__}")
-    if out.data.size == 1:
+    return out
+
+
+def _project(out, weights):
+    """The scalar whose gradient is checked: ``out`` itself, or ``sum(out * P)`` for a non-scalar Tensor."""
+    if weights is None:
         return out
-    if "P" not in projection:
-        projection["P"] = np.random.default_rng(seed).standard_normal(out.shape)
-    weights = projection["P"]
-    if weights.shape != out.shape:
+    if out.shape != weights.shape:
         raise ValueError(f"gradcheck: fn returned shape {out.shape} on one call and {weights.shape} on another")
     return (out * Tensor(weights.astype(out.dtype, copy=False))).sum()
 
 
-def _analytic_gradients(fn, inputs, projection, seed) -> list:
+def _analytic_gradients(fn, inputs, seed) -> tuple[list, np.ndarray | None]:
     leaves = [_copy(x, x.data if isinstance(x, Value) else x.data.copy()) for x in inputs]
-    scalar = _to_scalar(fn(*leaves), projection, seed)
+    out = _output(fn(*leaves))
+    weights = None  # the projection P, drawn once so that every evaluation uses the same one
+    if isinstance(out, Tensor) and out.data.size != 1:
+        weights = np.random.default_rng(seed).standard_normal(out.shape)
+    scalar = _project(out, weights)
     if scalar.requires_grad:  # otherwise fn ignored every input that requires grad: all gradients are 0
         scalar.backward()
     grads = []
@@ -155,17 +157,17 @@ def _analytic_gradients(fn, inputs, projection, seed) -> list:
                 f"{np.shape(x.data)}"
             )
         grads.append(grad)
-    return grads
+    return grads, weights
 
 
-def _numeric_gradient(fn, inputs, i, eps, projection, seed) -> np.ndarray:
+def _numeric_gradient(fn, inputs, i, eps, weights) -> np.ndarray:
     base = [np.array(x.data, dtype=np.float64) for x in inputs]
     point = base[i]
     grad = np.zeros(point.shape)
 
     def evaluate():
         args = [_copy(x, data.item() if isinstance(x, Value) else data.copy()) for x, data in zip(inputs, base)]
-        return float(np.ravel(_to_scalar(fn(*args), projection, seed).data)[0])
+        return float(np.ravel(_project(_output(fn(*args)), weights).data)[0])
 
     for index in np.ndindex(point.shape):
         center = point[index]
@@ -193,8 +195,8 @@ def _compare(analytic, numeric, checked, atol, rtol) -> GradcheckResult:
         finite = np.isfinite(a) & np.isfinite(n)
         with np.errstate(invalid="ignore", divide="ignore"):
             error = np.where(finite, np.abs(a - n), np.inf)
-            scale = np.maximum(np.abs(a), np.abs(n))
-            relative = np.where(error == 0, 0.0, error / scale)
+            relative = np.where(error == 0, 0.0, error / np.maximum(np.abs(a), np.abs(n)))
+            relative = np.where(finite, relative, np.inf)
             excess = np.where(error == 0, 0.0, error / (atol + rtol * np.where(finite, np.abs(n), 0.0)))
         count += a.size
         if a.size == 0:

@@ -215,6 +215,7 @@ class MLP(Module):
             raise ValueError(f"unknown norm {norm!r}; choose one of: none, batch, layer")
         self.activation = activations.get(activation)
         init_fn = _resolve_init(init, self.activation)
+        self.init = init_fn
         rng = np.random.default_rng(seed)
         widths = [in_features, *hidden]
         blocks = []
@@ -234,11 +235,9 @@ class MLP(Module):
 
 
 def _resolve_init(init, activation):
-    if callable(init) and not isinstance(init, str):
+    if callable(init) and not isinstance(init, (str, initializers.Initializer)):
         return init
-    if init == "auto" or (isinstance(init, str) and init.split(":")[0] == "auto"):
-        return initializers.get(init, activation=activation.name if not activation.params else activation)
-    return initializers.get(init)
+    return initializers.for_activation(init, activation.spec)
 
 
 def cross_entropy(logits: Tensor, targets) -> Tensor:

@@ -76,6 +76,12 @@ class Registry:
             self._aliases[alias] = name
         return entry
 
+    def unregister(self, name: str) -> None:
+        """Remove an entry and its aliases (for user code and tests that register temporary entries)."""
+        entry = self._entries.pop(self.canonical(name))
+        for alias in entry.aliases:
+            self._aliases.pop(alias, None)
+
     def names(self) -> list[str]:
         """Registered names (aliases excluded), sorted."""
         return sorted(self._entries)

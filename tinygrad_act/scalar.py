@@ -159,7 +159,7 @@ class Value(Node):
         # Any registered activation is a method: Value(0.3).gelu(), .leaky_relu(alpha=0.2), ...
         from . import activations
 
-        if name.startswith("_") or name not in activations.names():
+        if name.startswith("_") or not activations.exists(name):
             raise AttributeError(f"'Value' object has no attribute {name!r}")
         return lambda **params: activations.get(name, **params)(self)
 

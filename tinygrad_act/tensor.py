@@ -309,7 +309,7 @@ class Tensor(Node):
 
     def __getattr__(self, name):
         # Any registered activation is a method: Tensor(x).gelu(), .leaky_relu(alpha=0.2), ...
-        if name.startswith("_") or name not in activations.names():
+        if name.startswith("_") or not activations.exists(name):
             raise AttributeError(f"'Tensor' object has no attribute {name!r}")
         return lambda **params: activations.get(name, **params)(self)
 
@@ -372,6 +372,8 @@ def _pow_backward(node, g):
     x = node._parents[0].data
     if p == 2:
         return (g * (2 * x),)
+    if p == 0:  # d(x^0)/dx = 0 everywhere; the general formula gives 0 * inf = nan (and a warning) at x = 0
+        return (np.zeros_like(g),)
     if p == -1:
         return (-g * (node.data * node.data),)
     return (g * (p * x ** (p - 1)),)

@@ -33,7 +33,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from . import activations
-from .registry import parse_spec
 
 # Same rule as the runner (experiment.verdict_of): r < 1e-2 vanishing, r > 1e2 exploding.
 VANISHING_BELOW = 1e-2
@@ -317,55 +316,64 @@ def critical_sigma_w2(act, sigma_b2: float = 0.0, *, q_max: float = 1e4) -> floa
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Initializers: the sigma_w2 = Var(W) * fan_in they imply
+# Initializers: the sigma_w2 = Var(W) * fan_in they imply (mirrors init.py's variances)
 # ---------------------------------------------------------------------------------------------------------
-def _xavier(fan_in, fan_out, gain, params):
-    return gain**2 * 2.0 * fan_in / (fan_in + fan_out)
+def _gain(params) -> float:
+    if params.get("gain") is not None:
+        return float(params["gain"])
+    return 1.0 if params.get("activation") is None else activations.get(params["activation"]).gain
 
 
-def _orthogonal(fan_in, fan_out, gain, params):
-    # A (fan_in, fan_out) matrix with orthonormal rows or columns has entries of variance 1 / max(fan_in, fan_out).
-    return gain**2 * fan_in / max(fan_in, fan_out)
+def _he(fan_in, fan_out, p):
+    return _gain(p) ** 2 * fan_in / (fan_in if p.get("mode", "fan_in") == "fan_in" else fan_out)
 
 
 _INIT_SIGMA_W2 = {
-    "xavier_normal": _xavier,  # Glorot & Bengio 2010: Var = gain^2 * 2 / (fan_in + fan_out)
-    "xavier_uniform": _xavier,
-    "he_normal": lambda fan_in, fan_out, gain, params: gain**2,  # He et al. 2015: Var = gain^2 / fan_in
-    "he_uniform": lambda fan_in, fan_out, gain, params: gain**2,
-    "lecun_normal": lambda fan_in, fan_out, gain, params: 1.0,  # LeCun et al. 1998: Var = 1 / fan_in
-    "lecun_uniform": lambda fan_in, fan_out, gain, params: 1.0,
-    "orthogonal": _orthogonal,  # Saxe et al. 2014
-    "standard": lambda fan_in, fan_out, gain, params: 1.0 / 3.0,  # U(-1/sqrt(fan_in), 1/sqrt(fan_in))
-    "normal": lambda fan_in, fan_out, gain, params: params.get("std", 0.01) ** 2 * fan_in,
-    "uniform": lambda fan_in, fan_out, gain, params: params.get("a", 0.05) ** 2 / 3.0 * fan_in,
-}
-_INIT_ALIASES = {
-    "glorot_normal": "xavier_normal",
-    "glorot_uniform": "xavier_uniform",
-    "kaiming_normal": "he_normal",
-    "kaiming_uniform": "he_uniform",
+    "xavier_normal": lambda fan_in, fan_out, p: _gain(p) ** 2 * 2.0 * fan_in / (fan_in + fan_out),
+    "xavier_uniform": lambda fan_in, fan_out, p: _gain(p) ** 2 * 2.0 * fan_in / (fan_in + fan_out),
+    "he_normal": _he,
+    "he_uniform": _he,
+    "lecun_normal": lambda fan_in, fan_out, p: 1.0,
+    "lecun_uniform": lambda fan_in, fan_out, p: 1.0,
+    # Orthonormal columns (fan_in >= fan_out) have entries of variance 1 / fan_in, orthonormal rows 1 / fan_out.
+    "orthogonal": lambda fan_in, fan_out, p: _gain(p) ** 2 * fan_in / max(fan_in, fan_out),
+    "standard": lambda fan_in, fan_out, p: 1.0 / 3.0,
+    "normal": lambda fan_in, fan_out, p: p["std"] ** 2 * fan_in,
+    "uniform": lambda fan_in, fan_out, p: p["a"] ** 2 / 3.0 * fan_in,
+    "zeros": lambda fan_in, fan_out, p: 0.0,
 }
 
 
-def sigma_w2_of_init(init: str, act, fan_in: int, fan_out: int, **params) -> float:
-    """The sigma_w2 = Var(W) * fan_in that an initializer gives a (fan_in, fan_out) weight matrix.
+def sigma_w2_of_init(init, act, fan_in: int, fan_out: int) -> float:
+    """The sigma_w2 = Var(W) * fan_in that an initializer of init.py gives a (fan_in, fan_out) weight matrix.
 
-    xavier_*: gain^2 * 2 fan_in / (fan_in + fan_out); he_*: gain^2; lecun_*: 1; orthogonal: gain^2 * fan_in /
-    max(fan_in, fan_out); standard U(+-1/sqrt(fan_in)): 1/3; normal:std=s: s^2 fan_in; uniform:a=a: a^2 fan_in / 3.
-    ``gain`` defaults to the activation's recommended gain (``act.gain``); pass ``gain=`` (or
-    ``"xavier_normal:gain=1"``) to override it.
+    xavier_*: gain^2 2 fan_in / (fan_in + fan_out) (Glorot & Bengio 2010); he_*: gain^2 fan_in / fan (He et al.
+    2015; gain sqrt 2 by default); lecun_*: 1; orthogonal: gain^2 fan_in / max(fan_in, fan_out) (Saxe et al. 2014);
+    standard U(+-1/sqrt(fan_in)): 1/3; normal:std=s: s^2 fan_in; uniform:a=a: a^2 fan_in / 3. Gains follow
+    init.py (its ``gain`` or ``activation`` parameter, else 1 for xavier/orthogonal); ``act`` resolves "auto".
     """
-    name, inline = parse_spec(init)
-    params = {**inline, **params}
-    name = _INIT_ALIASES.get(name, name)
-    if name not in _INIT_SIGMA_W2:
-        valid = ", ".join(sorted([*_INIT_SIGMA_W2, *_INIT_ALIASES]))
-        raise ValueError(f"unknown initializer {init!r} for the theory; choose one of: {valid}")
-    if not (fan_in >= 1 and fan_out >= 1):
-        raise ValueError(f"fan_in and fan_out must be >= 1, got {fan_in!r} and {fan_out!r}")
-    gain = float(params.get("gain", _activation(act).gain))
-    return float(_INIT_SIGMA_W2[name](fan_in, fan_out, gain, params))
+    from . import init as initializers
+
+    if not (
+        isinstance(fan_in, (int, np.integer)) and isinstance(fan_out, (int, np.integer)) and min(fan_in, fan_out) >= 1
+    ):
+        raise ValueError(f"fan_in and fan_out must be integers >= 1, got {fan_in!r} and {fan_out!r}")
+    initializer = initializers.for_activation(init, _activation(act).spec)
+    rule = _INIT_SIGMA_W2.get(initializer.name)
+    if rule is None:
+        raise ValueError(
+            f"the theory knows no variance for initializer {initializer.name!r} (knows: {', '.join(_INIT_SIGMA_W2)}); "
+            "measure it from the weights instead: sigma_w2_of_weights(W)"
+        )
+    return float(rule(int(fan_in), int(fan_out), initializer.params))
+
+
+def sigma_w2_of_weights(weight: np.ndarray) -> float:
+    """sigma_w2 measured from a (fan_in, fan_out) weight matrix: fan_in * mean(W^2) (the second moment, not Var)."""
+    weight = np.asarray(weight, dtype=np.float64)
+    if weight.ndim != 2:
+        raise ValueError(f"expected a (fan_in, fan_out) weight matrix, got shape {weight.shape}")
+    return float(weight.shape[0] * np.mean(weight * weight))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -441,7 +449,7 @@ def predict(act, depth: int, sigma_w2, sigma_b2: float = 0.0, q0: float = 1.0) -
     fixed = fixed_point(act, deep, sigma_b2, q_start=min(q[-1], Q_INFINITY) or 1.0)
     chi_star = chi1(act, min(fixed.q_star, Q_INFINITY), deep)
     return Prediction(
-        activation=_spec(act),
+        activation=act.spec,
         depth=depth,
         sigma_w2=tuple(sigma_w2),
         sigma_b2=float(sigma_b2),
@@ -508,8 +516,3 @@ def _per_layer(sigma_w2, depth: int) -> list[float]:
     if len(values) != depth:
         raise ValueError(f"sigma_w2 needs one value per hidden layer ({depth}), got {len(values)}")
     return values
-
-
-def _spec(act) -> str:
-    params = ",".join(f"{k}={v}" for k, v in act.params.items())
-    return f"{act.name}:{params}" if params else act.name
