@@ -195,12 +195,47 @@ def run(options) -> dict:
         f"{rounds} rounds alternating engines, medians"
     )
     print(table(["gc", "engine", "us/sample", "samples/s", "ns/node", "in gc", "IQR", "speedup vs micrograd"], rows))
+    if options.size != "tiny":
+        result["phases"] = phase_times(engines, xs, ys, rounds)
+        print("\nphases, gc disabled (ns per graph node, median over rounds alternating engines):")
+        print(
+            table(
+                ["engine", "zero_grad", "forward + loss", "backward"],
+                [[name, *(1e9 * t / nodes for t in result["phases"][name].values())] for name in engines],
+            )
+        )
     if options.profile:
         result["profile"] = profile_top(lambda: [training_iteration(ours, xs, ys) for _ in range(20)])
         result["profile_note"] = "cProfile of 20 tinygrad_act iterations, top functions by own time"
         print(f"\nprofile of tinygrad_act, scalar ({result['profile_note']}):")
         print(profile_table(result["profile"]))
     return result
+
+
+def phase_times(engines: dict, xs, ys, rounds: int, iterations: int = 5) -> dict:
+    """Median seconds per iteration of zero_grad, forward + loss, and backward, with the gc switched off."""
+    laps = {name: {"zero_grad": [], "forward": [], "backward": []} for name in engines}
+    for r in range(rounds):
+        for name in list(engines)[r % 2 :] + list(engines)[: r % 2]:
+            model, total = engines[name], dict.fromkeys(laps[name], 0.0)
+            gc.collect()
+            gc.disable()
+            try:
+                for _ in range(iterations):
+                    t0 = time.perf_counter()
+                    model.zero_grad()
+                    t1 = time.perf_counter()
+                    loss = squared_error(model, xs, ys)
+                    t2 = time.perf_counter()
+                    loss.backward()
+                    t3 = time.perf_counter()
+                    for phase, seconds in zip(total, (t1 - t0, t2 - t1, t3 - t2)):
+                        total[phase] += seconds
+            finally:
+                gc.enable()
+            for phase, seconds in total.items():
+                laps[name][phase].append(seconds / iterations)
+    return {name: {phase: statistics.median(v) for phase, v in phases.items()} for name, phases in laps.items()}
 
 
 class _GcClock:

@@ -340,7 +340,7 @@ def test_parameters_set_by_name_or_spec_string():
         ("nope", ValueError, ["'nope'", "relu", "tanh"]),
         ("leaky_relu:beta=2", ValueError, ["'beta'", "alpha"]),
         ("tanh:alpha=2", ValueError, ["'alpha'", "none"]),
-        ("leaky_relu:alpha=abc", TypeError, ["alpha", "'abc'"]),
+        ("leaky_relu:alpha=abc", ValueError, ["alpha", "'abc'"]),
         ("celu:alpha=0", ValueError, ["alpha", "0"]),
         ("softplus:beta=-1", ValueError, ["beta", "-1"]),
         ("hard_tanh:min_val=2", ValueError, ["min_val", "max_val"]),

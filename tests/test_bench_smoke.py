@@ -59,7 +59,7 @@ def test_tensor_section_reports_every_dtype_and_ratio():
         assert entry["tinygrad_act"]["ms_per_step"] > 0 and entry["numpy"]["gflops"] > 0
         assert entry["tinygrad_act_over_numpy"] > 0
         assert ("tinygrad_act_over_torch" in entry) == HAS_TORCH
-    assert set(result["ceiling_gflops"]) == {"float32", "float64"}
+        assert entry["ceiling_gflops"] > 0 and entry["tinygrad_act"]["fraction_of_ceiling"] > 0
 
 
 def test_memory_section_measures_each_engine_in_a_subprocess():

@@ -363,3 +363,33 @@ def test_graph_built_under_no_grad_holds_no_references_to_its_inputs():
     with no_grad():
         y = x * 2.0
     assert y._parents == () and y._ctx is None
+
+
+def test_no_grad_in_one_thread_leaves_other_threads_recording():
+    import threading
+
+    entered, release = threading.Event(), threading.Event()
+
+    def hold_no_grad():
+        with no_grad():
+            entered.set()
+            release.wait(5)
+
+    worker = threading.Thread(target=hold_no_grad)
+    worker.start()
+    entered.wait(5)
+    try:
+        x = Tensor(np.ones(3), requires_grad=True)
+        assert (x * 2).requires_grad, "no_grad in another thread switched off recording here"
+    finally:
+        release.set()
+        worker.join()
+
+
+def test_one_no_grad_instance_can_be_nested():
+    guard = no_grad()
+    with guard:
+        with guard:
+            pass
+        assert not is_grad_enabled()
+    assert is_grad_enabled()

@@ -481,6 +481,13 @@ def test_every_op_keeps_the_dtype_of_its_inputs_in_output_and_gradients(name, dt
 def test_scalars_never_upcast_float32_tensors(scalar):
     a = Tensor(np.ones(3, dtype=np.float32), requires_grad=True)
     outs = [a + scalar, scalar + a, a - scalar, scalar - a, a * scalar, scalar * a, a / scalar, scalar / a, a**scalar]
+    outs += [
+        scalar**a,
+        a.clip(-scalar, scalar),
+        a.clip(high=scalar),
+        a.maximum(scalar),
+        where([True, False, True], a, scalar),
+    ]
     for out in outs:
         assert out.dtype == np.float32, out
     sum(o.sum() for o in outs).backward()

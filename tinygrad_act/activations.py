@@ -290,7 +290,7 @@ def get(name, **params) -> Activation:
         value = bound[key]
         if isinstance(default, numbers.Real) and not isinstance(default, bool):
             if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
-                raise TypeError(f"activation {entry.name!r}: {key} must be a finite number, got {value!r}")
+                raise ValueError(f"activation {entry.name!r}: {key} must be a finite number, got {value!r}")
             bound[key] = float(value) if isinstance(default, float) else value
     if entry.obj["check"] is not None:
         entry.obj["check"](**bound)

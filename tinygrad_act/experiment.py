@@ -66,6 +66,7 @@ class Config:
     clip: float = 0.0
     log_every: int = 10
     eval_every: int = 100
+    figures: bool = True
     out: str = ""
 
     def validate(self) -> Config:
@@ -156,6 +157,8 @@ def prepare_run_dir(config: Config, force: bool = False, root: str = "runs") -> 
     """The run directory: OUT, or a fresh name under runs/; an existing run is never silently overwritten."""
     if config.out:
         path = Path(config.out)
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"run directory {str(path)!r} is a file; choose another OUT")
         if path.exists() and any(path.iterdir()):
             if not force:
                 raise FileExistsError(f"run directory {str(path)!r} already exists; choose another OUT or pass --force")
@@ -219,10 +222,10 @@ def run(config: Config, force: bool = False, progress: bool = True, command: str
 
     config.validate()
     dtype = np.dtype(config.dtype)
-    path = prepare_run_dir(config, force=force)
     started = time.perf_counter()
+    dataset = data.load(config.data, dtype=dtype)  # before the run directory: bad data parameters write nothing
+    path = prepare_run_dir(config, force=force)
     model_seed, batch_seed = np.random.SeedSequence(config.seed).spawn(2)
-    dataset = data.load(config.data, dtype=dtype)
     model = MLP(
         dataset.num_features,
         [config.width] * config.depth,
@@ -309,10 +312,11 @@ def run(config: Config, force: bool = False, progress: bool = True, command: str
     summary = summarize(config, log.records, status, message, steps_done, final, theory)
     summary["wall_time_s"] = time.perf_counter() - started
     summary["files"] = sorted(p.name for p in path.iterdir()) + ["summary.json"]
-    try:
-        summary["figures"] = report.figures(path, log.records, summary)
-    except Exception as error:  # figures are a convenience: a plotting failure must not lose the run
-        summary["figures_error"] = f"{type(error).__name__}: {error}"
+    if config.figures:
+        try:
+            summary["figures"] = report.figures(path, log.records, summary)
+        except Exception as error:  # figures are a convenience: a plotting failure must not lose the run
+            summary["figures_error"] = f"{type(error).__name__}: {error}"
     (path / "summary.json").write_text(json.dumps(_clean(summary), indent=2) + "\n")
     summary["path"] = str(path)
     return summary
@@ -348,8 +352,8 @@ def predict_theory(config, model, dataset) -> dict | None:
         return None
     if config.residual or config.norm != "none":
         return {"applies": False, "reason": "mean-field theory here covers plain MLPs (no residual, no norm)"}
-    layer = model.layers[1] if len(model.layers) > 2 else model.layers[0]
-    sigma_w2 = float(np.var(layer.weight.data) * layer.in_features)
+    # Each hidden layer's own sigma_w^2 = fan_in * mean(W^2): the first layer's fan_in differs from the rest.
+    sigma_w2 = [theory.sigma_w2_of_weights(layer.weight.data) for layer in model.layers[:-1]]
     q0 = float(np.mean(dataset.x_train.astype(np.float64) ** 2))
     try:
         prediction = theory.predict(model.activation, config.depth, sigma_w2, 0.0, q0=q0)
@@ -357,7 +361,8 @@ def predict_theory(config, model, dataset) -> dict | None:
         return {"applies": False, "reason": f"{type(error).__name__}: {error}"}
     return {
         "applies": True,
-        "sigma_w2": sigma_w2,
+        "sigma_w2": float(np.mean(sigma_w2[1:] or sigma_w2)),
+        "sigma_w2_per_layer": sigma_w2,
         "sigma_b2": 0.0,
         "input_variance": q0,
         "ratio": prediction.ratio_first_last,

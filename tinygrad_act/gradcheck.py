@@ -83,6 +83,7 @@ def gradcheck(
     raise TypeError, since finite differences are meaningless at float32 precision; with
     ``allow_float32=True`` the analytic gradient is taken in the inputs' own dtype and compared with float64
     finite differences (pass tolerances that suit float32, e.g. ``atol=1e-3, rtol=1e-2``).
+    A wrong gradient is reported in the result (``ok`` False); one of the wrong shape raises ValueError.
     """
     inputs = _as_input_tuple(inputs)
     if not is_grad_enabled():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import threading
 from operator import attrgetter
 
 # Creation order is a valid topological order: a node is always created after its parents.
@@ -24,12 +25,15 @@ _creation_counter = itertools.count()
 _by_creation = attrgetter("_seq")
 
 
-class _GradMode:
-    enabled = True
+class _GradModeState(threading.local):
+    enabled = True  # per thread, as in PyTorch: no_grad() in one thread leaves the others recording
+
+
+_GradMode = _GradModeState()
 
 
 def is_grad_enabled() -> bool:
-    """True unless inside ``no_grad()``."""
+    """True unless inside ``no_grad()`` (in this thread)."""
     return _GradMode.enabled
 
 
@@ -37,12 +41,12 @@ class no_grad:  # noqa: N801 - named like the context managers of PyTorch and th
     """Context manager and decorator: operations inside record no graph."""
 
     def __enter__(self):
-        self._previous = _GradMode.enabled
+        self.__dict__.setdefault("_previous", []).append(_GradMode.enabled)  # one instance may be nested
         _GradMode.enabled = False
         return self
 
     def __exit__(self, *exc):
-        _GradMode.enabled = self._previous
+        _GradMode.enabled = self._previous.pop()
         return False
 
     def __call__(self, fn):
@@ -86,6 +90,9 @@ class Node:
 
     def register_hook(self, fn):
         """Call ``fn(grad)`` whenever this node's gradient is complete; a non-None return replaces it.
+
+        The array a hook receives may be shared with other gradients or read-only: return a new value,
+        never modify it in place.
 
         Returns a handle whose ``remove()`` unregisters the hook.
         """

@@ -141,7 +141,7 @@ def recommended(activation) -> str:
 # ---- parameter checks ---------------------------------------------------------------------------------
 def _number(label, value, positive=False) -> float:
     if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
-        raise TypeError(f"{label} must be a finite number, got {value!r}")
+        raise ValueError(f"{label} must be a finite number, got {value!r}")
     if value < 0 or (positive and value == 0):
         raise ValueError(f"{label} must be {'positive' if positive else 'non-negative'}, got {value!r}")
     return float(value)

@@ -246,6 +246,8 @@ def cross_entropy(logits: Tensor, targets) -> Tensor:
     n, classes = logits.shape
     if targets.shape != (n,) or targets.dtype.kind not in "iu":
         raise ValueError(f"targets must be {n} integer labels, got shape {targets.shape} dtype {targets.dtype}")
+    if n and (targets.min() < 0 or targets.max() >= classes):  # numpy would wrap -1 to the last class
+        raise ValueError(f"targets must be class labels in [0, {classes}), got {targets.min()}..{targets.max()}")
     one_hot = np.zeros((n, classes), dtype=logits.dtype)
     one_hot[np.arange(n), targets] = -1.0 / n
     return (logits.log_softmax(axis=1) * one_hot).sum()

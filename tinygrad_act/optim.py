@@ -86,6 +86,8 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay=0.0):
         super().__init__(params, lr)
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
         beta1, beta2 = betas
         _check_range("beta1", beta1, 0.0, 1.0, high_open=True)
         _check_range("beta2", beta2, 0.0, 1.0, high_open=True)
@@ -109,7 +111,7 @@ class Adam(Optimizer):
         m += (1 - self.beta1) * grad
         v *= self.beta2
         v += (1 - self.beta2) * (grad * grad)
-        t = self.steps
+        state["step"] = t = state.get("step", 0) + 1  # per parameter, as PyTorch: some may skip steps
         step_size = self.lr * math.sqrt(1 - self.beta2**t) / (1 - self.beta1**t)
         eps = self.eps * math.sqrt(1 - self.beta2**t)  # eps on the bias-corrected v, as in the paper
         param.data -= step_size * m / (np.sqrt(v) + eps)
@@ -132,9 +134,10 @@ def global_grad_norm(grads) -> float:
     total = 0.0
     for g in grads:
         flat = g.ravel()
-        squares = float(np.dot(flat, flat))  # inf or nan if any entry is, so no separate finiteness pass
-        if not math.isfinite(squares) and np.all(np.isfinite(flat)):  # float32 overflow of the sum only
-            squares = float(np.dot(flat.astype(np.float64), flat.astype(np.float64)))
+        with np.errstate(over="ignore"):  # overflow of the sum of squares only: the norm is inf
+            squares = float(np.dot(flat, flat))  # inf or nan if any entry is, so no separate finiteness pass
+            if not math.isfinite(squares) and np.all(np.isfinite(flat)):  # float32 overflow of the sum only
+                squares = float(np.dot(flat.astype(np.float64), flat.astype(np.float64)))
         total += squares
     return math.sqrt(total) if total >= 0 else math.nan
 

@@ -34,9 +34,10 @@ from .graph import is_grad_enabled
 
 def _norm(a) -> float:
     flat = a.ravel()
-    squares = float(np.dot(flat, flat))
-    if not math.isfinite(squares) and np.all(np.isfinite(flat)):  # float32 overflow of the sum only
-        squares = float(np.dot(flat.astype(np.float64), flat.astype(np.float64)))
+    with np.errstate(over="ignore"):  # overflow of the sum of squares only: the norm is inf
+        squares = float(np.dot(flat, flat))
+        if not math.isfinite(squares) and np.all(np.isfinite(flat)):  # float32 overflow of the sum only
+            squares = float(np.dot(flat.astype(np.float64), flat.astype(np.float64)))
     return math.sqrt(squares) if squares >= 0 else math.nan
 
 

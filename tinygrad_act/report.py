@@ -114,6 +114,13 @@ def _series(records, field):
     )
 
 
+def _log_scale(ax, values, axis="y"):
+    """Log scale only when there is something positive to show (all-zero gradients stay linear)."""
+    values = np.asarray(values, dtype=float)
+    if np.any(np.isfinite(values) & (values > 0)):
+        (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+
+
 def figures(path, records: list[dict], summary: dict) -> list[str]:
     """Draw the run's PNG figures into ``path/figures``; return their relative paths."""
     records = [r for r in records if r["layers"] and r["layers"][0].get("delta_norm") is not None]
@@ -144,8 +151,10 @@ def figures(path, records: list[dict], summary: dict) -> list[str]:
         for record in _pick_steps(records):
             for ax, field in zip(axes, ("delta_norm", "weight_grad_norm")):
                 ax.plot(layer_axis, _series([record], field)[0], marker="o", ms=3, label=f"step {record['step']}")
-        for ax, label in zip(axes, ("||dL/dz|| (delta norm)", "||dL/dW||_F")):
-            ax.set_yscale("log")
+        for ax, label, field in zip(
+            axes, ("||dL/dz|| (delta norm)", "||dL/dW||_F"), ("delta_norm", "weight_grad_norm")
+        ):
+            _log_scale(ax, _series(records, field))
             ax.set_xlabel("layer (input side first; last = output)")
             ax.set_ylabel(label)
             ax.grid(alpha=0.3)
@@ -177,7 +186,7 @@ def figures(path, records: list[dict], summary: dict) -> list[str]:
                 label=f"layer {_layer_name(index, count)}" if index in (0, count - 1) else None,
             )
         ax.axhline(1e-3, color="red", ls="--", lw=1, label="1e-3 guide")
-        ax.set_yscale("log")
+        _log_scale(ax, updates)
         ax.set_xlabel("step")
         ax.set_ylabel("||dW|| / ||W|| per update")
         ax.legend(fontsize=7)

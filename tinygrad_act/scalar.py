@@ -212,6 +212,8 @@ def _scale_backward(node, g):
 
 def _pow_backward(node, g):
     p = node._ctx
+    if p == 0.0:  # x**0 is constant, also at x = 0 where p * x**(p-1) would be 0 * inf
+        return (0.0,)
     return (g * p * _power(node._parents[0].data, p - 1.0),)
 
 

@@ -74,7 +74,7 @@ class Sweep:
         runs = []
         for point in self.points():
             name = run_name(point)
-            values = {**self.fixed, **point}
+            values = {"figures": False, **self.fixed, **point}  # per-run figures are slow; the sweep draws its own
             config = Config(**values, out=str(root / "runs" / name))
             runs.append((name, config.validate()))
         return runs

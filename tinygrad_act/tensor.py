@@ -243,6 +243,8 @@ class Tensor(Node):
 
     def clip(self, low=None, high=None):
         """Clip to [low, high]; gradient 1 inside (bounds included), 0 outside."""
+        # numpy scalar bounds as Python numbers: np.float64 bounds would upcast float32 data (NEP 50).
+        low, high = (b.item() if isinstance(b, np.generic) else b for b in (low, high))
         return _make(np.clip(self.data, low, high), (self,), _clip_backward, (low, high))
 
     def maximum(self, other):

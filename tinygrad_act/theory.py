@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from . import activations
+from . import init as initializers
 
 # Same rule as the runner (experiment.verdict_of): r < 1e-2 vanishing, r > 1e2 exploding.
 VANISHING_BELOW = 1e-2
@@ -62,13 +63,14 @@ def expectation(f: Callable[[np.ndarray], np.ndarray], q: float, kinks: Sequence
 
     ``f`` is a numpy function of x = sqrt(q) z; ``kinks`` are the x where f or f' jumps: panel edges are put
     there, so each panel's integrand is smooth and 20-point Gauss-Legendre reaches double precision
-    (about 1e-13 relative; plain Gauss-Hermite over a kink is off by ~1e-2).
+    (about 1e-13 relative; plain Gauss-Hermite over a kink is off by ~1e-2). At q = 0 it is the limit
+    q -> 0+, (f(0-) + f(0+)) / 2: for ReLU's phi'^2 that is 1/2, not the convention relu'(0) = 0.
     """
     q = float(q)
     if not q >= 0 or not math.isfinite(q):
         raise ValueError(f"the variance q must be finite and >= 0, got {q!r}")
     if q == 0:
-        return float(np.asarray(f(np.zeros(1)))[0])
+        return float(np.mean(np.asarray(f(np.array([-1e-150, 1e-150])), dtype=np.float64)))
     x, w = _gauss_nodes(q, kinks)
     return float(w @ np.asarray(f(x), dtype=np.float64))
 
@@ -99,11 +101,18 @@ def kinks(act) -> tuple[float, ...]:
     also declare ``kinks`` itself (an attribute); those are added. 0 is always a panel edge anyway.
     """
     act = _activation(act)
-    if act not in _KINK_CACHE:
-        found = set(_detect_kinks(act.derivative))
-        found.update(float(k) for k in getattr(act, "kinks", ()) or ())
-        _KINK_CACHE[act] = tuple(sorted(found))
-    return _KINK_CACHE[act]
+    try:
+        return _KINK_CACHE[act]
+    except (KeyError, TypeError):  # TypeError: an unhashable activation is simply not cached
+        pass
+    found = set(_detect_kinks(act.derivative))
+    found.update(float(k) for k in getattr(act, "kinks", ()) or ())
+    result = tuple(sorted(found))
+    try:
+        _KINK_CACHE[act] = result
+    except TypeError:
+        pass
+    return result
 
 
 def _detect_kinks(derivative) -> list[float]:
@@ -294,9 +303,7 @@ def critical_sigma_w2(act, sigma_b2: float = 0.0, *, q_max: float = 1e4) -> floa
     act = _activation(act)
     _check_sigmas(1.0, sigma_b2)
     if sigma_b2 == 0 and act.scalar_forward(0.0) == 0:
-        # E[phi'(sqrt(q) z)^2] -> (phi'(0-)^2 + phi'(0+)^2) / 2 as q -> 0; one-sided for ReLU-like kinks.
-        slopes = act.derivative(np.array([-1e-150, 1e-150]))
-        return float(2.0 / np.sum(slopes**2))
+        return 1.0 / chi1(act, 0.0, 1.0)  # E[phi'^2] at q -> 0+: (phi'(0-)^2 + phi'(0+)^2) / 2
 
     def on_curve(t):  # t = q* - sigma_b2 > 0; returns (sigma_w2, chi1 - 1) at that fixed point
         q = sigma_b2 + t
@@ -352,8 +359,6 @@ def sigma_w2_of_init(init, act, fan_in: int, fan_out: int) -> float:
     standard U(+-1/sqrt(fan_in)): 1/3; normal:std=s: s^2 fan_in; uniform:a=a: a^2 fan_in / 3. Gains follow
     init.py (its ``gain`` or ``activation`` parameter, else 1 for xavier/orthogonal); ``act`` resolves "auto".
     """
-    from . import init as initializers
-
     if not (
         isinstance(fan_in, (int, np.integer)) and isinstance(fan_out, (int, np.integer)) and min(fan_in, fan_out) >= 1
     ):
@@ -420,7 +425,9 @@ def predict(act, depth: int, sigma_w2, sigma_b2: float = 0.0, q0: float = 1.0) -
     q^1 = sigma_w2[0] q0 + sigma_b2, q^(l+1) = sigma_w2[l] E[phi(sqrt(q^l) z)^2] + sigma_b2 (Poole et al. 2016);
     ||delta^l|| = sqrt(chi^l) ||delta^(l+1)|| with chi^l = sigma_w2[l] E[phi'(sqrt(q^l) z)^2], evaluated along
     the actual trajectory q^l, not only at q* (Schoenholz et al. 2017); r = prod over l = 1..L-1 of sqrt(chi^l).
-    ``sigma_w2`` is one number or one per hidden layer; ``q0`` is the mean of x_i^2 over the input features.
+    ``sigma_w2`` is one number or a list with one per hidden layer (input side first; the first layer's only sets
+    q^1, as its fan_in is the input's); for a built model the closest is each hidden Linear's measured
+    ``sigma_w2_of_weights(layer.weight.data)``. ``q0`` is the mean of x_i^2 over the input features.
     """
     act = _activation(act)
     if not (isinstance(depth, (int, np.integer)) and depth >= 1):
