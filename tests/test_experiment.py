@@ -320,3 +320,18 @@ def test_a_run_rejected_for_bad_dataset_parameters_leaves_no_directory_behind(tm
 def test_the_default_config_is_valid():
     assert Config().validate() == Config()
     assert np.dtype(Config().dtype) == np.float64
+
+
+def test_parameters_given_in_the_optimizer_spec_are_not_silently_overridden(tmp_path):
+    # `--optimizer sgd:momentum=0` must mean momentum 0 (or be refused), not the --momentum default 0.9.
+    try:
+        run(_config(tmp_path / "inline", optimizer="sgd:momentum=0.0", steps=3), progress=False)
+    except ValueError as error:
+        assert "momentum" in str(error)
+        return
+    run(_config(tmp_path / "explicit", optimizer="sgd", momentum=0.0, steps=3), progress=False)
+    inline, explicit = (
+        [{k: v for k, v in r.items() if k != "time"} for r in _jsonl(tmp_path / name)]
+        for name in ("inline", "explicit")
+    )
+    assert inline == explicit

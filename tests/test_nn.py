@@ -42,6 +42,14 @@ def test_parameters_lists_each_parameter_once_even_though_layers_aliases_the_lin
     assert model.num_parameters() == sum(p.data.size for p in params)
 
 
+def test_modules_lists_each_submodule_once_in_registration_order():
+    model = MLP(2, [3, 3], 2, norm="layer", seed=0)
+    modules = list(model.modules())
+    assert len(modules) == len({id(m) for m in modules})
+    b0, b1 = model.blocks
+    assert modules == [model, b0, b0.linear, b0.norm, b1, b1.linear, b1.norm, model.output]
+
+
 def test_module_registers_tensors_requiring_grad_and_submodules_in_assignment_order():
     class Net(Module):
         def __init__(self):

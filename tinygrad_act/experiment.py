@@ -8,12 +8,15 @@ last, whatever happened: status ``completed``, ``diverged`` or ``interrupted``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
 import math
 import shutil
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -25,6 +28,7 @@ from .graph import no_grad
 from .nn import MLP, accuracy, cross_entropy
 from .optim import clip_grad_norm
 from .probes import LayerProbe, gradient_record
+from .registry import parse_spec
 from .tensor import Tensor
 
 VANISHING_BELOW = 1e-2
@@ -54,7 +58,7 @@ class Config:
     act: str = "sigmoid"
     init: str = "auto"
     optimizer: str = "sgd"
-    lr: float = 0.05
+    lr: float = 0.02
     momentum: float = 0.9
     batch_size: int = 64
     steps: int = 1000
@@ -89,12 +93,15 @@ class Config:
             raise ValueError(f"unknown norm {self.norm!r}; choose one of: none, batch, layer")
         activations.get(self.act)
         initializers.for_activation(self.init, self.act)
-        optim.get(self.optimizer, [Tensor(np.zeros(1), requires_grad=True)], lr=self.lr, **self._optimizer_options())
+        optim.get(self.optimizer, [Tensor(np.zeros(1), requires_grad=True)], **self.optimizer_options())
         data.cache_path(self.data)  # resolves the name and parameters without generating anything
         return self
 
-    def _optimizer_options(self) -> dict:
-        return {"momentum": self.momentum} if self.optimizer.split(":")[0] == "sgd" else {}
+    def optimizer_options(self) -> dict:
+        """lr (and momentum for SGD) from the config, unless the optimizer spec sets them itself."""
+        name, inline = parse_spec(self.optimizer)
+        options = {"lr": self.lr, "momentum": self.momentum} if name == "sgd" else {"lr": self.lr}
+        return {k: v for k, v in options.items() if k not in inline}
 
     def default_name(self) -> str:
         parts = [self.act.replace(":", "_").replace("=", "").replace(",", "_"), self.init.split(":")[0]]
@@ -124,8 +131,8 @@ def first_last_ratio(record: dict) -> float:
     first, last = hidden[0]["delta_norm"], hidden[-1]["delta_norm"]
     if first is None or last is None or math.isnan(first) or math.isnan(last):
         return math.nan
-    if last == 0:
-        return math.inf if first > 0 else math.nan
+    if last == 0:  # no gradient reaches the last hidden layer: 0/0 means nothing flows at all
+        return math.inf if first > 0 else 0.0
     return first / last
 
 
@@ -178,6 +185,22 @@ def prepare_run_dir(config: Config, force: bool = False, root: str = "runs") -> 
     return path
 
 
+@contextlib.contextmanager
+def _interrupts_deferred():
+    """Hold SIGINT until the block ends, then raise KeyboardInterrupt (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
+
+
 class RunLog:
     """metrics.jsonl and metrics.csv, appended and flushed one measured step at a time."""
 
@@ -189,13 +212,14 @@ class RunLog:
         self.records: list[dict] = []
 
     def write(self, record: dict):
-        self.records.append(record)
-        self._jsonl.write(json.dumps(_clean(record)) + "\n")
-        self._jsonl.flush()
+        line = json.dumps(_clean(record)) + "\n"
         head = {k: record.get(k) for k in ("step", "loss", "accuracy", "grad_norm", "nonfinite")}
-        for layer in record["layers"]:
-            self._csv.writerow({**head, **layer})
-        self._csv_file.flush()
+        with _interrupts_deferred():  # a Ctrl-C here waits until the record is whole in both files
+            self._jsonl.write(line)
+            self._jsonl.flush()
+            self._csv.writerows({**head, **layer} for layer in record["layers"])
+            self._csv_file.flush()
+            self.records.append(record)
 
     def close(self):
         self._jsonl.close()
@@ -237,9 +261,14 @@ def run(config: Config, force: bool = False, progress: bool = True, command: str
         seed=int(model_seed.generate_state(1)[0]),
         dtype=dtype,
     )
-    optimizer = optim.get(config.optimizer, model.parameters(), lr=config.lr, **config._optimizer_options())
+    optimizer = optim.get(config.optimizer, model.parameters(), **config.optimizer_options())
     last_step = config.steps - 1
-    probe = LayerProbe(model, optimizer, lambda s: s % config.log_every == 0 or s == last_step)
+    # Evaluation steps are always measured too, so every test-set number sits in a logged record.
+    probe = LayerProbe(
+        model,
+        optimizer,
+        lambda s: s % config.log_every == 0 or s % config.eval_every == 0 or s == last_step,
+    )
     theory = predict_theory(config, model, dataset)
     resolved = {
         **dataclasses.asdict(config),
@@ -328,7 +357,8 @@ def summarize(config, records, status, message, steps_done, final, theory) -> di
     summary.update(final)
     if records:
         summary["final_loss"], summary["final_accuracy"] = records[-1]["loss"], records[-1]["accuracy"]
-        measured = [r for r in records if math.isfinite(first_last_ratio(r))] or records
+        # A diverged run's last record may hold no delta norms (the step was not measured): use the last that does.
+        measured = [r for r in records if not math.isnan(first_last_ratio(r))] or records
         for key, record in (("init", records[0]), ("final", measured[-1])):
             ratio = first_last_ratio(record)
             summary[f"ratio_{key}"] = ratio

@@ -57,12 +57,16 @@ class Module:
             else:
                 yield prefix + name, child
 
-    def modules(self):
-        """This module and every sub-module, depth first, in registration order."""
+    def modules(self, _seen=None):
+        """This module and every sub-module once (MLP.layers aliases its Linears), depth first, in order."""
+        _seen = set() if _seen is None else _seen
+        if id(self) in _seen:
+            return
+        _seen.add(id(self))
         yield self
         for _, child in self._named_children(""):
             if isinstance(child, Module):
-                yield from child.modules()
+                yield from child.modules(_seen)
 
     def parameters(self) -> list[Tensor]:
         return [p for _, p in self.named_parameters()]

@@ -117,7 +117,11 @@ class LayerProbe:
 
     def _parameter_grad(self, parameter):
         def hook(grad):
-            self._grad_norms[id(parameter)] = (_norm(grad), grad)
+            # Everything is taken now, before clipping may scale this very array in place.
+            norm = _norm(grad)
+            nonfinite = 0 if math.isfinite(norm) else int(np.count_nonzero(~np.isfinite(grad)))
+            tiny = np.finfo(grad.dtype).tiny
+            self._grad_norms[id(parameter)] = (norm, nonfinite, float(np.mean(np.abs(grad) < tiny)))
 
         return hook
 
@@ -145,8 +149,8 @@ class LayerProbe:
         layers = []
         last = len(self.layers) - 1
         for index, layer in enumerate(self.layers):
-            weight_norm, weight_grad = self._grad_norms.get(id(layer.weight), (math.nan, None))
-            bias_norm = self._grad_norms.get(id(layer.bias), (math.nan, None))[0] if layer.bias is not None else 0.0
+            weight_norm, _, subnormal = self._grad_norms.get(id(layer.weight), (math.nan, 0, None))
+            bias_norm = self._grad_norms.get(id(layer.bias), (math.nan,))[0] if layer.bias is not None else 0.0
             pre = self._pre[index]
             stats = {"layer": index + 1, "weight_grad_norm": weight_norm, "bias_grad_norm": bias_norm}
             stats["delta_norm"] = self._deltas[index] if self._deltas[index] is not None else math.nan
@@ -162,14 +166,11 @@ class LayerProbe:
             if updated:
                 before = self._weights_before[index]
                 stats["update_ratio"] = _norm(layer.weight.data - before) / max(_norm(before), 1e-300)
-            if weight_grad is not None:
-                tiny = np.finfo(weight_grad.dtype).tiny
-                stats["grad_subnormal_fraction"] = float(np.mean(np.abs(weight_grad) < tiny))
+            if subnormal is not None:
+                stats["grad_subnormal_fraction"] = subnormal
             layers.append(stats)
-        norms = [n for n, _ in self._grad_norms.values()]
-        nonfinite = sum(
-            int(np.count_nonzero(~np.isfinite(g))) for n, g in self._grad_norms.values() if not math.isfinite(n)
-        )
+        norms = [n for n, _, _ in self._grad_norms.values()]
+        nonfinite = sum(count for _, count, _ in self._grad_norms.values())
         return {
             "grad_norm": math.sqrt(sum(n * n for n in norms)) if norms else math.nan,
             "nonfinite": nonfinite,
