@@ -14,6 +14,7 @@ help:  ## show this help
 	@echo "      variables: DEPTH WIDTH ACT INIT OPT LR MOMENTUM BATCH STEPS DATA SEED DTYPE RESIDUAL NORM CLIP"
 	@echo "                 LOG_EVERY EVAL_EVERY OUT FORCE=1  (python -m tinygrad_act experiment --help)"
 	@echo "  make sweep ACTS=sigmoid,tanh,relu DEPTHS=5,10,20 SEEDS=0,1 JOBS=2   a grid of runs (or CONFIG=name)"
+	@echo "  make report     regenerate experiments/README.md from fresh runs (ONLY=finding to redo one)"
 	@echo "  make list       activations, initializers, datasets, optimizers"
 	@echo "  make test       run the test suite (warnings are errors)"
 	@echo "  make lint       ruff"
@@ -66,6 +67,10 @@ SWEEP_ARGS = $(if $(CONFIG),'$(CONFIG)') $(if $(ACTS),--acts '$(ACTS)') $(if $(I
 
 sweep: $(STAMP)
 	$(PY) -m tinygrad_act sweep $(SWEEP_ARGS) $(EXPERIMENT_ARGS) $(if $(OUT),--out '$(OUT)')
+
+# The findings report: every finding's sweep (resumable), then experiments/README.md. ONLY=name,name for a few.
+report: $(STAMP)
+	$(PY) -m tinygrad_act report --jobs $(or $(JOBS),2) $(if $(ONLY),--only '$(ONLY)')
 
 list: $(STAMP)
 	$(PY) -m tinygrad_act list

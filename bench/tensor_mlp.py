@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from tinygrad_act import Tensor
+from tinygrad_act.nn import MLP, cross_entropy
+from tinygrad_act.optim import SGD
 
 from .common import (
     interleaved_timing,
@@ -73,36 +75,39 @@ def cast(problem: dict, dtype, copy: bool = True) -> dict:
 
 
 # ---- tinygrad_act -----------------------------------------------------------------------------------------
-def build_tinygrad_act_model(weights, biases):
-    """The model under test as (forward, parameters). When tinygrad_act.nn.MLP exists, build it here instead."""
-    layers = [(Tensor(W, requires_grad=True), Tensor(b, requires_grad=True)) for W, b in zip(weights, biases)]
-
-    def forward(x):
-        h = x
-        for W, b in layers[:-1]:
-            h = (h @ W + b).tanh()
-        W, b = layers[-1]
-        return h @ W + b
-
-    return forward, [p for layer in layers for p in layer]
+def build_tinygrad_act_model(problem: dict):
+    """The model as a user builds it: nn.MLP with the problem's weights, nn.cross_entropy, optim.SGD."""
+    weights, biases = problem["weights"], problem["biases"]
+    dtype = weights[0].dtype
+    model = MLP(
+        weights[0].shape[0],
+        [w.shape[1] for w in weights[:-1]],
+        weights[-1].shape[1],
+        activation="tanh",
+        init="zeros",
+        dtype=dtype,
+    )
+    for layer, W, b in zip(model.layers, weights, biases):
+        layer.weight.data, layer.bias.data = W, b
+    return model
 
 
 class TinygradActEngine:
     name = "tinygrad_act"
 
     def __init__(self, problem: dict):
-        self.forward, self.params = build_tinygrad_act_model(problem["weights"], problem["biases"])
+        self.model = build_tinygrad_act_model(problem)
+        self.params = [p for layer in self.model.layers for p in (layer.weight, layer.bias)]
+        self.optimizer = SGD(self.params, lr=LEARNING_RATE)
         self.x = Tensor(problem["x"])
-        self.rows, self.y = np.arange(len(problem["y"])), problem["y"]
+        self.y = problem["y"]
 
     def step(self, lr: float) -> float:
-        for p in self.params:
-            p.zero_grad()
-        logits = self.forward(self.x)
-        loss = -logits.log_softmax(axis=1)[self.rows, self.y].mean()
+        self.optimizer.lr = lr
+        self.optimizer.zero_grad()
+        loss = cross_entropy(self.model(self.x), self.y)
         loss.backward()
-        for p in self.params:
-            p.data -= lr * p.grad
+        self.optimizer.step()
         return loss.item()
 
     def gradients(self) -> list:

@@ -64,6 +64,7 @@ import numbers
 import numpy as np
 from numpy.polynomial import chebyshev
 
+from .graph import Node
 from .registry import Registry, keyword_defaults
 
 SATURATION_FRACTION = 0.05
@@ -203,11 +204,9 @@ class Activation:
 
     # ---- engines -----------------------------------------------------------------------------------------
     def __call__(self, x):
-        if isinstance(x, np.ndarray) or np.isscalar(x):
-            return self.forward(x)
-        if self._compose is not None:
-            return self._compose(x, **self.params)
-        return x.apply(self)
+        if isinstance(x, Node):  # Value or Tensor: differentiable
+            return x.apply(self) if self._compose is None else self._compose(x, **self.params)
+        return self.forward(x if isinstance(x, np.ndarray) else np.asarray(x))
 
 
 _REGISTRY = Registry("activation")
@@ -414,11 +413,18 @@ register(
     gain=1.0,
 )
 
+
+def _tanh_derivative_from_output(y):
+    """tanh' = 1 - y^2 from the output y, with one temporary (it runs once per layer per backward)."""
+    d = y * y
+    return np.subtract(1, d, out=d) if isinstance(d, np.ndarray) else 1 - d
+
+
 register(
     "tanh",
     np.tanh,
     _sech2,
-    derivative_from_output=lambda y: 1 - y * y,
+    derivative_from_output=_tanh_derivative_from_output,
     gain=5.0 / 3.0,
     description="Hyperbolic tangent (LeCun et al. 1998).",
 )

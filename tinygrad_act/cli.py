@@ -132,7 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--scheduler", default=None, help="tcp://HOST:PORT of a Dask scheduler (optional extra 'dask')")
     sweep.add_argument("--shard", default=None, help="i/N: run only every N-th run starting at i (0-based)")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
-    commands.add_parser("list", help="registered activations, initializers, datasets and optimizers")
+    report = commands.add_parser("report", help="run the findings' sweeps and write experiments/README.md")
+    report.add_argument("--only", default="", help="comma-separated findings (default: all nine)")
+    report.add_argument("--jobs", type=_positive_int("jobs"), default=2, help="parallel local processes (default 2)")
+    report.add_argument("--runs", default="runs/report", help="where the runs live (default %(default)s)")
+    report.add_argument("--out", default="experiments", help="where README.md and figures/ go (default %(default)s)")
+    report.add_argument("--no-progress", action="store_true", help="no progress bars")
+    listing = commands.add_parser("list", help="registered activations, initializers, datasets and optimizers")
+    listing.add_argument("-v", "--verbose", action="store_true", help="parameters, defaults and descriptions too")
     show = commands.add_parser("show", help="print the table and verdict of an existing run directory")
     show.add_argument("run_dir")
     return parser
@@ -201,18 +208,26 @@ def _split_list(text: str) -> list[str]:
     return items
 
 
+def cmd_report(args) -> int:
+    from . import findings
+
+    names = [n.strip() for n in args.only.split(",") if n.strip()] or None
+    path = findings.generate(
+        names, runs_root=args.runs, out_dir=args.out, jobs=args.jobs, progress=not args.no_progress
+    )
+    print(f"wrote {path}")
+    return 0
+
+
 def cmd_list(args) -> int:
     from . import activations, data, optim
     from . import init as initializers
 
-    rows = [
-        ("activations", activations.names()),
-        ("initializers", initializers.names()),
-        ("datasets", data.names()),
-        ("optimizers", optim.names()),
-    ]
-    for title, items in rows:
-        print(f"{title}: {', '.join(items)}")
+    rows = [("activations", activations), ("initializers", initializers), ("datasets", data), ("optimizers", optim)]
+    for title, module in rows:
+        print(f"{title}: {', '.join(module.names())}")
+        if args.verbose:
+            print("\n".join("    " + line for line in module._REGISTRY.describe()))
     print("parameters: name:param=value[,param=value], e.g. leaky_relu:alpha=0.2, spirals:classes=5")
     return 0
 
@@ -246,7 +261,13 @@ def _nan_for_null(obj):
     return obj
 
 
-COMMANDS = {"experiment": cmd_experiment, "sweep": cmd_sweep, "list": cmd_list, "show": cmd_show}
+COMMANDS = {
+    "experiment": cmd_experiment,
+    "sweep": cmd_sweep,
+    "report": cmd_report,
+    "list": cmd_list,
+    "show": cmd_show,
+}
 
 
 def main(argv=None) -> int:
@@ -260,3 +281,6 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0

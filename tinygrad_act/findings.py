@@ -127,6 +127,17 @@ def log_error(measured, predicted) -> float:
     return abs(math.log10(m / p))
 
 
+def _mean(values) -> float:
+    values = np.asarray(values, dtype=float)
+    values = values[~np.isnan(values)]
+    return float(values.mean()) if values.size else math.nan
+
+
+def _last_measured(records: list[dict]) -> dict:
+    """The last record with per-layer statistics (a diverged run's final record may have none)."""
+    return next((r for r in reversed(records) if r["layers"][0].get("delta_norm") is not None), records[-1])
+
+
 def layer_field(record: dict, field: str, hidden_only: bool = True) -> np.ndarray:
     layers = record["layers"][:-1] if hidden_only else record["layers"]
     return np.array([_num(layer.get(field)) for layer in layers])
@@ -190,8 +201,9 @@ def vanishing_depth(ctx: Context) -> str:
         f"Theory vs measurement: {agreement(errors)}.",
         "",
         "The sigmoid bound: sigmoid' <= 1/4, so L-1 layers can shrink the gradient by up to 0.25^(L-1) through the "
-        "activation alone; Xavier weights (sigma_w^2 ~ 1) add nothing back, and the activations sit near "
-        "sigmoid'(x) ~ 0.2 rather than 0.25, so the measured r falls *faster* than the bound:",
+        "activation alone. Xavier weights (sigma_w^2 ~ 1) give nothing back, and sigmoid' reaches 1/4 only at 0: "
+        f"the measured factor per layer is {fmt(median(r['per_layer_factor_init'] for r in ctx.where(act='sigmoid')), 3)} "
+        "(theory: sqrt(sigma_w^2 E[sigmoid'(z)^2])), so r falls faster than 0.25^(L-1):",
         "",
         table(["depth L", "0.25^(L-1)", "measured r (sigmoid, Xavier)"], sigmoid_rows),
     ]
@@ -349,7 +361,12 @@ def he_2015(ctx: Context) -> str:
                 body,
             ),
             "",
-            f"Measured gap over seeds: {', '.join(fmt(g, 4) for g in gaps)} (theory {gap_theory:.4g}).",
+            f"Measured gap over seeds: {', '.join(fmt(g, 4) for g in gaps)} (theory {gap_theory:.4g}; measured/theory "
+            f"{fmt(min(gaps or [math.nan]) / gap_theory, 3)} to {fmt(max(gaps or [math.nan]) / gap_theory, 3)}). "
+            "The hidden weights and every ReLU mask are the same in both nets up to the factor sqrt(2) per layer, so the "
+            "product of the layer Jacobians differs by exactly 2^((L-1)/2); what differs is the gradient entering at the "
+            "top, softmax(logits) - y, because the two nets' logits differ in scale. r follows that entering direction "
+            "through the Jacobian product, so the gap is exact only up to how differently the two directions are scaled.",
             "",
             link,
         ]
@@ -361,8 +378,8 @@ def dying_relu(ctx: Context) -> str:
     for act in ctx.sweep.grid["act"]:
         for lr in ctx.sweep.grid["lr"]:
             group = ctx.where(act=act, lr=lr)
-            start = median(np.nanmean(layer_field(ctx.records(r)[0], "dead_fraction")) for r in group)
-            end = median(np.nanmean(layer_field(ctx.records(r)[-1], "dead_fraction")) for r in group)
+            start = median(_mean(layer_field(ctx.records(r)[0], "dead_fraction")) for r in group)
+            end = median(_mean(layer_field(_last_measured(ctx.records(r)), "dead_fraction")) for r in group)
             statuses = sorted({r["status"] for r in group})
             body.append(
                 [act, lr, pct(start), pct(end), pct(median(r["test_accuracy"] for r in group)), ", ".join(statuses)]
@@ -388,7 +405,7 @@ def dying_relu(ctx: Context) -> str:
     link = ctx.figure(fig, "dead_fraction")
     return "\n".join(
         [
-            "Dead unit: zero gradient (|phi'| below 5% of its maximum) for every example of the batch; the fraction is "
+            "Dead unit: exactly zero gradient (phi'(z) = 0) for every example of the batch; the fraction is "
             f"averaged over the {ctx.sweep.fixed.get('depth')} hidden layers (median over seeds). SGD with momentum 0.9.",
             "",
             table(["activation", "lr", "dead at step 0", "dead at end", "test accuracy", "status"], body),

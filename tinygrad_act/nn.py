@@ -12,7 +12,7 @@ import numpy as np
 
 from . import activations
 from . import init as initializers
-from .tensor import Tensor
+from .tensor import Tensor, linear
 
 
 class Module:
@@ -125,8 +125,7 @@ class Linear(Module):
         self.bias = Tensor(np.zeros(out_features, dtype=dtype), requires_grad=True) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        out = x @ self.weight
-        return out if self.bias is None else out + self.bias
+        return linear(x, self.weight, self.bias)
 
     def __repr__(self):
         return f"Linear({self.in_features}, {self.out_features}, bias={self.bias is not None})"

@@ -14,8 +14,9 @@ For each Linear layer, input side first (the last one is the output layer):
   the activation (z, or the normalized z when the MLP has normalization); for the output layer, of the logits;
 - ``saturation``: fraction of (example, unit) pairs with |φ'(a)| below the activation's saturation threshold
   (5% of its largest |φ'|, see activations.py); ``None`` for the output layer;
-- ``dead_fraction``: fraction of units saturated for every example of the batch (for ReLU: units that
-  output 0 for the whole batch — dead units); ``None`` for the output layer;
+- ``dead_fraction``: fraction of units whose gradient is exactly zero (φ'(a) = 0) for every example of the
+  batch: dead ReLU units. Leaky ReLU, ELU, sigmoid or tanh units in their flat region still pass a little
+  gradient: they count in ``saturation``, not here. ``None`` for the output layer;
 - ``update_ratio``: ||ΔW||_F / ||W||_F of the update the optimizer applied at this step;
 - ``grad_subnormal_fraction``: fraction of dL/dW entries that are subnormal (below the dtype's smallest
   normal number, but not zero) or zero — where float32 arithmetic slows down or gradients vanish outright.
@@ -158,9 +159,8 @@ class LayerProbe:
                 out = act.forward(pre) if index < last else pre
                 stats["act_mean"], stats["act_std"] = float(np.mean(out)), float(np.std(out))
                 if index < last:
-                    saturated = act.saturated(pre)
-                    stats["saturation"] = float(np.mean(saturated))
-                    stats["dead_fraction"] = float(np.mean(np.all(saturated, axis=0)))
+                    stats["saturation"] = float(np.mean(act.saturated(pre)))
+                    stats["dead_fraction"] = float(np.mean(np.all(act.derivative(pre) == 0, axis=0)))
                 else:
                     stats["saturation"] = stats["dead_fraction"] = None
             if updated:

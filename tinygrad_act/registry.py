@@ -86,6 +86,16 @@ class Registry:
         """Registered names (aliases excluded), sorted."""
         return sorted(self._entries)
 
+    def describe(self) -> list[str]:
+        """One line per entry: ``name:param=default,...  description  (aliases)``, for ``list -v``."""
+        lines = []
+        for name in self.names():
+            entry = self._entries[name]
+            params = ",".join(f"{k}={v}" for k, v in entry.defaults.items())
+            aliases = f"  (also: {', '.join(entry.aliases)})" if entry.aliases else ""
+            lines.append(f"{name + (':' + params if params else ''):<44} {entry.description}{aliases}")
+        return lines
+
     def __contains__(self, name) -> bool:
         return name in self._entries or name in self._aliases
 

@@ -26,19 +26,20 @@ def layer_table(records: list[dict]) -> str:
     count = len(first["layers"])
     deltas = [layer["delta_norm"] for layer in first["layers"]]
     logs = [math.log10(d) for d in deltas if d is not None and d > 0 and math.isfinite(d)]
-    low, high = (min(logs), max(logs)) if logs else (0.0, 1.0)
-    span = max(high - low, 1e-12)
+    low, high = (min(logs), max(logs)) if logs else (0.0, 0.0)
+    # A fixed scale of at most 4 characters per decade: a flat profile draws flat bars, not magnified noise.
+    per_decade = min(4.0, (BAR_WIDTH - 1) / max(high - low, 1e-12))
     header = (
         f"{'layer':>5}  {'delta@0':>8}  {'delta@' + str(last['step']):>10}  {'|dW|@0':>8}  "
         f"{'|dW|@' + str(last['step']):>10}  {'sat':>5}  {'dead':>5}  "
-        f"delta@0, log scale {_fmt(10**low)}..{_fmt(10**high)}"
+        f"delta@0, log scale ({per_decade:.3g} chars per decade)"
     )
     lines = [header, "-" * len(header)]
     for index in range(count):
         a, b = first["layers"][index], last["layers"][index]
         d = a["delta_norm"]
         if d is not None and d > 0 and math.isfinite(d):
-            bar = "#" * max(1, round(1 + (BAR_WIDTH - 1) * (math.log10(d) - low) / span))
+            bar = "#" * max(1, round(BAR_WIDTH + per_decade * (math.log10(d) - high)))
         else:
             bar = "(zero)" if d == 0 else "(n/a)"
         sat, dead = b.get("saturation"), b.get("dead_fraction")
@@ -47,6 +48,10 @@ def layer_table(records: list[dict]) -> str:
             f"{_fmt(a['weight_grad_norm']):>8}  {_fmt(b['weight_grad_norm']):>10}  "
             f"{_fmt(sat, '.2f'):>5}  {_fmt(dead, '.2f'):>5}  {bar}"
         )
+    lines.append(
+        "delta = ||dL/dz|| of each layer's pre-activation over the batch, |dW| = ||dL/dW||; sat = fraction of units "
+        "in the activation's flat region, dead = units with zero gradient for the whole batch (both at the end)"
+    )
     return "\n".join(lines)
 
 

@@ -324,13 +324,15 @@ def figures(root: Path, rows: list[dict], keys: list[str]) -> list[str]:
         for label in dict.fromkeys(label_of(r) for r in rows):
             group = [r for r in rows if label_of(r) == label]
             depths = sorted({r["depth"] for r in group})
-            values = [[10 ** log_ratio(r) for r in group if r["depth"] == d] for d in depths]
-            median = [np.nanmedian(v) for v in values]
+            # r = 0 or non-finite has no place on a log axis: such runs are left out, a depth with none is a gap
+            logs = [[log_ratio(r) for r in group if r["depth"] == d] for d in depths]
+            values = [[10**x for x in v if not np.isnan(x)] for v in logs]
+            median = [np.median(v) if v else np.nan for v in values]
             line = ax.plot(depths, median, marker="o", label=label)[0]
             ax.fill_between(
                 depths,
-                [np.nanmin(v) for v in values],
-                [np.nanmax(v) for v in values],
+                [min(v) if v else np.nan for v in values],
+                [max(v) if v else np.nan for v in values],
                 color=line.get_color(),
                 alpha=0.2,
             )
@@ -374,9 +376,11 @@ def figures(root: Path, rows: list[dict], keys: list[str]) -> list[str]:
             continue
         deltas = [layer.get("delta_norm") for layer in first["layers"][:-1]]
         deltas = np.array([np.nan if d is None else d for d in deltas], dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):  # a vanished last delta (0) leaves no profile
+            profile = deltas / deltas[-1]
         ax.plot(
             np.arange(1, len(deltas) + 1),
-            deltas / deltas[-1],
+            profile,
             lw=1,
             alpha=0.8,
             label=f"{label_of(row)}, depth {row.get('depth', '')}" if row.get("seed", 0) in (0, None) else None,

@@ -316,6 +316,16 @@ class Tensor(Node):
         return lambda **params: activations.get(name, **params)(self)
 
 
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """x @ W + b as one node: composing it would keep the x @ W array alive and un-broadcast the bias gradient."""
+    x, weight = _constant(x, weight), _constant(weight, weight)
+    out = x.data @ weight.data
+    if bias is None:
+        return _make(out, (x, weight), _linear_backward)
+    out += bias.data  # out is fresh from the matmul
+    return _make(out, (x, weight, _constant(bias, weight)), _linear_backward)
+
+
 def concatenate(tensors, axis: int = 0) -> Tensor:
     """Join tensors along an existing axis; backward splits the gradient."""
     tensors = tuple(t if isinstance(t, Tensor) else Tensor(t) for t in tensors)
@@ -409,6 +419,18 @@ def _matmul_backward(node, g):
         gw = np.swapaxes(x2, -1, -2) @ g2
         gw = gw if w.ndim > 1 else gw[..., 0]
     return gx, gw
+
+
+def _linear_backward(node, g):
+    x, weight = node._parents[0].data, node._parents[1].data
+    gx = g @ weight.T if node._parents[0].requires_grad else None
+    rows = g.reshape(-1, g.shape[-1]) if g.ndim != 2 else g  # every leading axis is a batch axis
+    gw = gb = None
+    if node._parents[1].requires_grad:
+        gw = (x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x).T @ rows
+    if len(node._parents) == 3 and node._parents[2].requires_grad:
+        gb = rows.sum(axis=0)
+    return gx, gw, gb
 
 
 def _exp_backward(node, g):
