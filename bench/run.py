@@ -21,7 +21,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the `bench` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import memory, scalar_mlp, tensor_mlp  # noqa: E402
+from bench import memory, scalar_mlp, telemetry, tensor_mlp  # noqa: E402
 from bench.common import REPO, machine_info  # noqa: E402
 
 TORCH_REQUIREMENT = "torch==2.13.0"  # a CPU wheel; only the benchmark uses it, the library never imports torch
@@ -53,9 +53,8 @@ def register(name: str, run, description: str, uses_torch: bool = False) -> None
 register("scalar", scalar_mlp.run, "Value vs micrograd's Value: identical MLP forward+backward")
 register("tensor", tensor_mlp.run, "deep tanh MLP training step: tinygrad_act vs numpy by hand vs torch", True)
 register("memory", memory.run, "peak memory of a training step, each engine in a fresh process", True)
-# Later sections (the lead adds them when the runner exists), e.g.:
-# register("telemetry", telemetry.run, "cost of the per-layer probes on a training step")
-# register("experiment", experiment.run, "wall time of a standard experiment run end to end")
+register("telemetry", telemetry.run_telemetry, "cost of the per-layer probes on the default experiment's step")
+register("experiment", telemetry.run_experiment, "wall time of the default experiment, DEPTH=20 ACT=sigmoid")
 
 
 def ensure_torch(required: bool) -> bool:

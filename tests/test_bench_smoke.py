@@ -25,7 +25,6 @@ def test_runner_registers_every_section_and_lists_them(capsys):
     assert "scalar" in capsys.readouterr().out
 
 
-@pytest.mark.skipif(not HAS_MICROGRAD, reason="micrograd is a bench-only extra")
 def test_scalar_mlp_matches_micrograd_loss_and_gradients():
     problem = scalar_mlp.make_problem(3, (4, 4, 1), n_samples=3, seed=1)
     loss_ours, grads_ours = scalar_mlp.loss_and_gradients("tinygrad_act", problem)
@@ -69,3 +68,20 @@ def test_memory_section_measures_each_engine_in_a_subprocess():
         for method in ("rss", "tracemalloc"):
             assert "error" not in entry[method], entry[method]
             assert entry[method]["peak_bytes"] >= 0
+
+
+def test_telemetry_section_reports_the_overhead_of_each_probe_mode():
+    from bench import telemetry
+
+    result = telemetry.run_telemetry(tiny())
+    assert set(result["modes"]) == {"no probe", "every 10 steps", "every step"}
+    assert result["modes"]["no probe"]["overhead"] == 0
+    assert all(mode["step_ms"] > 0 for mode in result["modes"].values())
+
+
+def test_experiment_section_times_a_real_run(tmp_path, monkeypatch):
+    from bench import telemetry
+
+    monkeypatch.setenv("TINYGRAD_ACT_CACHE", str(tmp_path / "cache"))
+    result = telemetry.run_experiment(tiny())
+    assert result["steps"] == 20 and 0 < result["run_seconds"] <= result["wall_seconds"]

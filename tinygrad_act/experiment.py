@@ -13,6 +13,7 @@ import csv
 import dataclasses
 import json
 import math
+import os
 import shutil
 import signal
 import sys
@@ -346,7 +347,10 @@ def run(config: Config, force: bool = False, progress: bool = True, command: str
             summary["figures"] = report.figures(path, log.records, summary)
         except Exception as error:  # figures are a convenience: a plotting failure must not lose the run
             summary["figures_error"] = f"{type(error).__name__}: {error}"
-    (path / "summary.json").write_text(json.dumps(_clean(summary), indent=2) + "\n")
+    # Atomic: a sweep treats a run as complete once summary.json exists, so it must never be half written.
+    partial = path / "summary.json.partial"
+    partial.write_text(json.dumps(_clean(summary), indent=2) + "\n")
+    os.replace(partial, path / "summary.json")
     summary["path"] = str(path)
     return summary
 

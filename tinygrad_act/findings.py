@@ -255,6 +255,27 @@ def glorot_bengio(ctx: Context) -> str:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     link = ctx.figure(fig, "layers")
+    errors = {
+        (a, i): 1 - median(r["test_accuracy"] for r in ctx.where(act=a, init=i))
+        for a in ctx.sweep.grid["act"]
+        for i in ctx.sweep.grid["init"]
+    }
+    ratios = {
+        (a, i): geometric_median(r["ratio_init"] for r in ctx.where(act=a, init=i))
+        for a in ctx.sweep.grid["act"]
+        for i in ctx.sweep.grid["init"]
+    }
+    helped = [a for a in ctx.sweep.grid["act"] if errors.get((a, "xavier_uniform"), 1) < errors.get((a, "standard"), 0)]
+    flatter = [
+        a for a in ctx.sweep.grid["act"] if ratios.get((a, "xavier_uniform"), 0) > ratios.get((a, "standard"), 1)
+    ]
+    worst = max(errors, key=lambda k: errors[k])
+    measured = (
+        f"**Measured.** The normalized init lowered the test error for {', '.join(helped) or 'no activation'} "
+        f"and made the gradient profile flatter (larger r) for {', '.join(flatter) or 'none'}; the worst net is "
+        f"{worst[0]} with the {worst[1]} init ({pct(errors[worst])} error). The paper's orderings: sigmoid worst, "
+        "normalized init best for tanh."
+    )
     depth = ctx.sweep.fixed.get("depth", 5)
     width = ctx.sweep.fixed.get("width")
     stat_head = (
@@ -286,6 +307,8 @@ def glorot_bengio(ctx: Context) -> str:
             "each layer's activations at the end of training.",
             "",
             table(stat_head, stats),
+            "",
+            measured,
             "",
             link,
         ]
@@ -394,7 +417,7 @@ def dying_relu(ctx: Context) -> str:
                 records = ctx.records(row[0])
                 ax.plot(
                     [r["step"] for r in records],
-                    [np.nanmean(layer_field(r, "dead_fraction")) for r in records],
+                    [_mean(layer_field(r, "dead_fraction")) for r in records],
                     label=act,
                 )
         ax.set_title(f"lr = {lr}")
@@ -403,12 +426,32 @@ def dying_relu(ctx: Context) -> str:
     np.atleast_1d(axes)[0].set_ylabel("dead fraction (mean over hidden layers)")
     np.atleast_1d(axes)[0].legend()
     link = ctx.figure(fig, "dead_fraction")
+    final_dead = {}
+    for act in ctx.sweep.grid["act"]:
+        for lr in ctx.sweep.grid["lr"]:
+            group = [r for r in ctx.where(act=act, lr=lr) if r["status"] == "completed"]
+            if group:
+                final_dead[act, lr] = median(_mean(layer_field(ctx.records(r)[-1], "dead_fraction")) for r in group)
+    relu_worst = max((v, lr) for (a, lr), v in final_dead.items() if a == "relu") if final_dead else (math.nan, None)
+    others = {
+        a: max((v for (b, _), v in final_dead.items() if b == a), default=math.nan)
+        for a in ctx.sweep.grid["act"]
+        if a != "relu"
+    }
+    diverged = sorted({f"{r['act']} at lr {r['lr']}" for r in ctx.rows if r["status"] == "diverged"})
+    measured = (
+        f"**Measured.** ReLU ends with up to {pct(relu_worst[0])} dead units (lr {relu_worst[1]}); in completed runs "
+        + ", ".join(f"{a} ends with at most {pct(v)}" for a, v in others.items())
+        + (f". Runs that diverged instead of dying: {', '.join(diverged)}." if diverged else ".")
+    )
     return "\n".join(
         [
             "Dead unit: exactly zero gradient (phi'(z) = 0) for every example of the batch; the fraction is "
             f"averaged over the {ctx.sweep.fixed.get('depth')} hidden layers (median over seeds). SGD with momentum 0.9.",
             "",
             table(["activation", "lr", "dead at step 0", "dead at end", "test accuracy", "status"], body),
+            "",
+            measured,
             "",
             link,
         ]
@@ -458,6 +501,19 @@ def exploding(ctx: Context) -> str:
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     link = ctx.figure(fig, "loss")
+    rescued = []
+    for r in ctx.rows:
+        if r["clip"] == 0 and r["status"] == "diverged":
+            clipped = [c for c in ctx.where(act=r["act"], init=r["init"]) if c["clip"] != 0]
+            rescued += [
+                f"{r['act']} {r['init']}: diverged without clipping, {c['status']} with it "
+                f"({pct(c['test_accuracy'])} test accuracy)"
+                for c in clipped
+            ]
+    errors = [log_error(r["ratio_init"], r["predicted_ratio"]) for r in ctx.rows if r["clip"] == 0]
+    measured = f"**Measured.** Theory vs measurement of r at init: {agreement(errors)}. " + (
+        "; ".join(rescued) + "." if rescued else "No run diverged without clipping."
+    )
     return "\n".join(
         [
             f"Depth {ctx.sweep.fixed.get('depth')}, width 64: Xavier-normal weights scaled by a gain g (sigma_w^2 = g^2 on "
@@ -478,6 +534,8 @@ def exploding(ctx: Context) -> str:
                 ],
                 body,
             ),
+            "",
+            measured,
             "",
             link,
         ]
@@ -529,6 +587,16 @@ def rescue(ctx: Context) -> str:
         ax.legend(fontsize=7)
     np.atleast_1d(axes)[0].set_ylabel("||delta_l|| / ||delta_50|| at step 0")
     link = ctx.figure(fig, "profiles")
+    by_verdict = {}
+    for row in body:
+        by_verdict.setdefault(row[3], []).append(f"{row[0]} {row[1]}")
+    best = max(ctx.rows, key=lambda r: _num(r["test_accuracy"]))
+    measured = (
+        "**Measured.** At initialization, "
+        + "; ".join(f"{verdict}: {', '.join(names)}" for verdict, names in sorted(by_verdict.items()))
+        + f". Best test accuracy: {pct(best['test_accuracy'])} ({best['act']}, residual={best['residual']}, "
+        f"norm={best['norm']})."
+    )
     return "\n".join(
         [
             f"Depth {ctx.sweep.fixed.get('depth')}, width 64, init auto (Xavier), {ctx.sweep.fixed.get('steps')} steps of "
@@ -539,6 +607,8 @@ def rescue(ctx: Context) -> str:
                 ["activation", "architecture", "r at init", "verdict", "r at end", "verdict at end", "test accuracy"],
                 body,
             ),
+            "",
+            measured,
             "",
             link,
         ]
@@ -575,6 +645,15 @@ def selu(ctx: Context) -> str:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     link = ctx.figure(fig, "moments")
+    measured = ""
+    if selu_lecun:
+        first = ctx.records(selu_lecun[0])[0]
+        means, stds = layer_field(first, "act_mean"), layer_field(first, "act_std")
+        measured = (
+            f"**Measured.** SELU with LeCun init over all {len(means)} layers: |mean| <= "
+            f"{np.max(np.abs(means)):.3f}, std between {np.min(stds):.3f} and {np.max(stds):.3f} "
+            "(finite width 64 and a batch of 64 make each number fluctuate by a few percent)."
+        )
     return "\n".join(
         [
             f"Mean / std of each hidden layer's activations (over the batch and the units) at initialization, depth "
@@ -583,6 +662,8 @@ def selu(ctx: Context) -> str:
             table(["activation", "init"] + [f"layer {i}: mean / std" for i in shown], body),
             "",
             theory_line,
+            "",
+            measured,
             "",
             link,
         ]
@@ -699,12 +780,21 @@ def orthogonal(ctx: Context) -> str:
             panel += 1
     axes[0].set_ylabel("||delta_l|| / ||delta_L|| at step 0")
     link = ctx.figure(fig, "profiles")
+    spreads = {(row[0], row[1]): float(row[5]) for row in body}
+    lines = []
+    for act in acts:
+        o, g = spreads.get((act, "orthogonal")), spreads.get((act, "xavier_normal"))
+        if o is not None and g is not None:
+            lines.append(f"{act}: spread of log10 r {o:.3f} (orthogonal) vs {g:.3f} (Gaussian)")
+    measured = "**Measured.** " + "; ".join(lines) + "."
     return "\n".join(
         [
             f"Depth {ctx.sweep.fixed.get('depth')}, width 64, at initialization, {len(ctx.sweep.grid['seed'])} seeds per "
             "row. Spread = standard deviation over seeds of log10 r, and of log10(delta_l/delta_L) averaged over layers.",
             "",
             table(["activation", "init", "r (median)", "r min", "r max", "spread of log10 r", "profile spread"], body),
+            "",
+            measured,
             "",
             link,
         ]

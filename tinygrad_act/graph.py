@@ -77,6 +77,7 @@ class Node:
         "_seq",
         "_hooks",
         "_retain",
+        "_pending",  # during backward(): the sum of the gradients that have arrived so far; else None
     )
 
     # Subclasses may set this to a function ``fit(grad, parent) -> grad`` that the walk applies to every
@@ -151,36 +152,42 @@ def topological_order(root) -> list:
 def backward(root, seed, retain_graph: bool = False) -> None:
     """Propagate ``seed`` = dL/d(root) to every node ``root`` depends on (see the module docstring)."""
     fit = root._fit_grad
-    pending = {root: seed}  # node -> sum of the gradients that have arrived so far
-    take, arrived_at = pending.pop, pending.get
+    order = topological_order(root)
     stored = {id(seed)}  # arrays already handed to someone: a .grad must never alias another
-    for node in topological_order(root):
-        grad = take(node, None)
-        if grad is None:  # every path from root to this node carried no gradient
-            continue
-        if node._hooks is not None:
-            for hook in node._hooks:
-                replaced = hook(grad)
-                if replaced is not None:
-                    grad = replaced
-        fn = node._backward
-        if fn is None or node._retain:
-            node._accumulate_grad(grad, id(grad) in stored)
-            stored.add(id(grad))
-            if fn is None:
+    root._pending = seed
+    try:
+        for node in order:
+            grad = node._pending
+            if grad is None:  # every path from root to this node carried no gradient
                 continue
-        for parent, parent_grad in zip(node._parents, fn(node, grad)):
-            # A parent that does not require grad is outside the walk: what reaches it is never read.
-            if parent_grad is not None and parent.requires_grad:
-                if fit is not None:
-                    parent_grad = fit(parent_grad, parent)
-                arrived = arrived_at(parent)
-                # Never add in place: an arrived gradient may be shared with another node.
-                pending[parent] = parent_grad if arrived is None else arrived + parent_grad
-        if not retain_graph:
-            node._parents = ()
-            node._ctx = None
-            node._backward = _graph_freed
+            node._pending = None
+            if node._hooks is not None:
+                for hook in node._hooks:
+                    replaced = hook(grad)
+                    if replaced is not None:
+                        grad = replaced
+            fn = node._backward
+            if fn is None or node._retain:
+                node._accumulate_grad(grad, id(grad) in stored)
+                stored.add(id(grad))
+                if fn is None:
+                    continue
+            for parent, parent_grad in zip(node._parents, fn(node, grad)):
+                # A parent that does not require grad is outside the walk: what reaches it is never read.
+                if parent_grad is not None and parent.requires_grad:
+                    if fit is not None:
+                        parent_grad = fit(parent_grad, parent)
+                    arrived = parent._pending
+                    # Never add in place: an arrived gradient may be shared with another node.
+                    parent._pending = parent_grad if arrived is None else arrived + parent_grad
+            if not retain_graph:
+                node._parents = ()
+                node._ctx = None
+                node._backward = _graph_freed
+    except BaseException:  # e.g. a hook raised: no partial sum may leak into the next backward()
+        for node in order:
+            node._pending = None
+        raise
 
 
 def new_seq() -> int:

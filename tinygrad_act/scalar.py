@@ -22,6 +22,7 @@ def _make(data: float, parents: tuple, backward, ctx=None) -> Value:
     out._seq = _next_seq()
     out._hooks = None
     out._retain = False
+    out._pending = None
     out._ctx = ctx
     if _GradMode.enabled and (parents[0].requires_grad or parents[-1].requires_grad):
         out.requires_grad = True
@@ -54,6 +55,7 @@ class Value(Node):
         self._seq = new_seq()
         self._hooks = None
         self._retain = False
+        self._pending = None
 
     def __repr__(self):
         return f"Value(data={self.data!r}, grad={self.grad!r})"

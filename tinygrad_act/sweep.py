@@ -71,9 +71,12 @@ class Sweep:
 
     def configs(self, root: Path) -> list[tuple[str, Config]]:
         """(run name, validated Config) for every grid point, each with its run directory under ``root``."""
-        runs = []
+        runs, seen = [], {}
         for point in self.points():
             name = run_name(point)
+            if name in seen:  # two runs in one directory would overwrite each other (or race, in parallel)
+                raise ValueError(f"grid points {seen[name]} and {point} share the run directory {name!r}")
+            seen[name] = point
             values = {"figures": False, **self.fixed, **point}  # per-run figures are slow; the sweep draws its own
             config = Config(**values, out=str(root / "runs" / name))
             runs.append((name, config.validate()))
@@ -94,7 +97,9 @@ def _coerce(key: str, value):
         except ValueError:
             raise ValueError(f"{key} must be a number, got {value!r}") from None
     if kind in ("bool", bool) and isinstance(value, str):
-        return value.lower() in ("1", "true", "yes")
+        if value.strip().lower() not in ("1", "true", "yes", "0", "false", "no"):
+            raise ValueError(f"{key} must be true or false, got {value!r}")
+        return value.strip().lower() in ("1", "true", "yes")
     return value
 
 
@@ -151,10 +156,19 @@ def _run_one(config: Config) -> dict:
 
     path = Path(config.out)
     summary_file = path / "summary.json"
-    if summary_file.exists():
-        return json.loads(summary_file.read_text())
+    done = _summary(path)
+    if done is not None:
+        return done
     summary = run(config, force=True, progress=False, command=f"sweep run {path.name}")
     return json.loads(summary_file.read_text()) if summary_file.exists() else summary
+
+
+def _summary(path: Path) -> dict | None:
+    """A run's summary, or None while the run is not complete (no summary.json, or one cut short by a kill)."""
+    try:
+        return json.loads((path / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _pinned_blas():
@@ -191,7 +205,7 @@ def run_sweep(
     root.mkdir(parents=True, exist_ok=True)
     (root / "sweep.json").write_text(json.dumps(dataclasses.asdict(sweep), indent=2) + "\n")
     mine = runs if shard is None else [r for i, r in enumerate(runs) if i % shard[1] == shard[0]]
-    todo = [config for _, config in mine if not (Path(config.out) / "summary.json").exists()]
+    todo = [config for _, config in mine if _summary(Path(config.out)) is None]
     bar = tqdm(
         total=len(mine),
         initial=len(mine) - len(todo),
@@ -250,10 +264,9 @@ def collect(root: Path, sweep: Sweep) -> list[dict]:
     rows = []
     for point in sweep.points():
         path = root / "runs" / run_name(point)
-        summary_file = path / "summary.json"
-        if not summary_file.exists():
+        summary = _summary(path)
+        if summary is None:
             continue
-        summary = json.loads(summary_file.read_text())
         theory = summary.get("theory") or {}
         row = {**point, "run": path.name}
         for field in ROW_FIELDS:

@@ -31,6 +31,7 @@ def _make(data, parents: tuple, backward, ctx=None) -> Tensor:
     out._seq = _next_seq()
     out._hooks = None
     out._retain = False
+    out._pending = None
     if _GradMode.enabled:
         for parent in parents:
             if parent.requires_grad:
@@ -112,6 +113,7 @@ class Tensor(Node):
         self._seq = new_seq()
         self._hooks = None
         self._retain = False
+        self._pending = None
 
     # ---- array-like surface ----------------------------------------------------------------------------
     shape = property(lambda self: self.data.shape)

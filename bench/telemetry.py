@@ -1,0 +1,106 @@
+"""Sections ``telemetry`` and ``experiment``: what measuring costs, and how long the default run takes.
+
+``telemetry``: the training step of the default experiment (depth 20, width 64, batch 64, sigmoid, SGD with
+momentum, float64, MNIST-1D batches) with the per-layer probe attached and measuring every step, every 10th
+step, or not attached at all; the three are timed side by side in alternating rounds. Overhead = step time
+with the probe / step time without it - 1 (median of the per-round ratios).
+
+``experiment``: the wall time of ``python -m tinygrad_act experiment --depth 20 --act sigmoid`` (what
+``make experiment DEPTH=20 ACT=sigmoid`` runs, minus make's own start) in a fresh process, end to end: start-up,
+data (cached), 1000 steps, figures; and the training loop alone as the run's summary reports it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tinygrad_act import data
+from tinygrad_act.nn import MLP, cross_entropy
+from tinygrad_act.optim import SGD
+from tinygrad_act.probes import LayerProbe
+from tinygrad_act.tensor import Tensor
+
+from .common import REPO, interleaved_timing, paired_ratio, summarize, table
+
+SIZES = {"full": (15, 0.25), "quick": (5, 0.1), "tiny": (2, 0.01)}  # rounds, seconds per block
+
+
+class Trainer:
+    """The default experiment's training step, with the probe measuring every ``log_every`` steps (0: no probe)."""
+
+    def __init__(self, log_every: int, dataset, depth: int = 20, width: int = 64, batch: int = 64):
+        self.model = MLP(dataset.num_features, [width] * depth, dataset.num_classes, activation="sigmoid", seed=0)
+        self.optimizer = SGD(self.model.parameters(), lr=0.02, momentum=0.9)
+        if log_every:
+            self.probe = LayerProbe(self.model, self.optimizer, lambda step: step % log_every == 0)
+        self.batches = data.batches(dataset, batch, np.random.default_rng(0))
+
+    def steps(self, n: int) -> None:
+        for _ in range(n):
+            xb, yb = next(self.batches)
+            loss = cross_entropy(self.model(Tensor(xb)), yb)
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+
+
+def run_telemetry(options) -> dict:
+    rounds, block = SIZES[options.size]
+    dataset = data.load("mnist1d")
+    modes = {"no probe": 0, "every 10 steps": 10, "every step": 1}
+    trainers = {name: Trainer(every, dataset) for name, every in modes.items()}
+    timing = interleaved_timing({name: t.steps for name, t in trainers.items()}, rounds, block, min_iterations=20)
+    seconds = timing["seconds"]
+    base = seconds["no probe"]
+    rows, results = [], {}
+    for name in modes:
+        overhead = paired_ratio(seconds[name], base) - 1
+        stats = summarize(seconds[name])
+        results[name] = {"step_ms": stats["median"] * 1e3, "overhead": overhead, "iqr_rel": stats["iqr_rel"]}
+        rows.append([name, stats["median"] * 1e3, f"{100 * overhead:+.1f}%"])
+    print("telemetry: the default experiment's step (depth 20, width 64, batch 64, sigmoid, SGD momentum, float64)")
+    print(table(["probe", "ms/step", "overhead vs no probe"], rows))
+    target = results["every 10 steps"]["overhead"] <= 0.05
+    print(f"target: telemetry <= 5% of step time when measuring every 10 steps: {'met' if target else 'MISSED'}")
+    return {"modes": results, "target_met": target}
+
+
+def run_experiment(options) -> dict:
+    steps = {"full": 1000, "quick": 1000, "tiny": 20}[options.size]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "run"
+        command = [
+            sys.executable,
+            "-m",
+            "tinygrad_act",
+            "experiment",
+            "--depth",
+            "20",
+            "--act",
+            "sigmoid",
+            "--steps",
+            str(steps),
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+        data.load("mnist1d")  # the cache is warm, as for every run after a user's first
+        start = time.perf_counter()
+        subprocess.run(command, check=True, cwd=REPO, capture_output=True)
+        wall = time.perf_counter() - start
+        summary = json.loads((out / "summary.json").read_text())
+        training = summary["wall_time_s"]
+    print(f"experiment: python -m tinygrad_act experiment --depth 20 --act sigmoid ({steps} steps), fresh process")
+    print(
+        table(
+            ["end to end s", "run s (summary.wall_time_s)", "steps/s in the run"], [[wall, training, steps / training]]
+        )
+    )
+    return {"wall_seconds": wall, "run_seconds": training, "steps": steps}
