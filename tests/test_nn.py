@@ -47,7 +47,7 @@ def test_modules_lists_each_submodule_once_in_registration_order():
     modules = list(model.modules())
     assert len(modules) == len({id(m) for m in modules})
     b0, b1 = model.blocks
-    assert modules == [model, b0, b0.linear, b0.norm, b1, b1.linear, b1.norm, model.output]
+    assert modules == [model, b0, b0.linear, b0.norm, b0.act, b1, b1.linear, b1.norm, b1.act, model.output]
 
 
 def test_module_registers_tensors_requiring_grad_and_submodules_in_assignment_order():

@@ -196,11 +196,18 @@ class Activation:
 
         return self._cached("bounds", bounds)
 
-    def saturated(self, x: np.ndarray) -> np.ndarray:
-        """Boolean mask: where the activation is in a flat tail (see the module docstring)."""
+    def saturated(self, x: np.ndarray, derivative: np.ndarray | None = None) -> np.ndarray:
+        """Boolean mask: where the activation is in a flat tail (see the module docstring).
+
+        ``derivative``: f'(x) when the caller has it already (the probes do), to save computing it twice.
+        """
         x = _floating(x)
-        low, high = self.saturation_bounds
-        return (np.abs(self.derivative(x)) < self.saturation_threshold) & ((x < low) | (x > high))
+        rule = self.__dict__.get("_saturation_rule")
+        if rule is None:  # the probe calls this for every layer of every measured step: look the rule up once
+            rule = self._saturation_rule = (*self.saturation_bounds, self.saturation_threshold)
+        low, high, threshold = rule
+        slope = self.derivative(x) if derivative is None else derivative
+        return (np.abs(slope) < threshold) & ((x < low) | (x > high))
 
     # ---- engines -----------------------------------------------------------------------------------------
     def __call__(self, x):

@@ -168,8 +168,8 @@ def cmd_experiment(args) -> int:
 def cmd_sweep(args) -> int:
     from . import sweep as sweeps
 
-    base = sweeps.load_config(args.config) if args.config else sweeps.Sweep(grid={}, name="sweep")
-    grid = dict(base.grid)
+    base = sweeps.load_config(args.config) if args.config else None
+    grid = dict(base.grid) if base else {}
     for item in args.grid:
         key, eq, values = item.partition("=")
         if not eq or not values:
@@ -182,10 +182,10 @@ def cmd_sweep(args) -> int:
             grid[key] = [v for v in _split_list(values) if v]
     fields = {f.name for f in dataclasses.fields(Config)}
     given = {k: v for k, v in vars(args).items() if k in fields and k != "out"}
-    fixed = {k: v for k, v in {**base.fixed, **given}.items() if k not in grid}
+    fixed = {k: v for k, v in {**(base.fixed if base else {}), **given}.items() if k not in grid}
     if not grid:
         raise ValueError("a sweep needs a grid: name a config (e.g. vanishing_depth) or give --acts/--depths/--grid")
-    sweep = sweeps.Sweep(grid, fixed, base.name, base.description)
+    sweep = sweeps.Sweep(grid, fixed, base.name if base else "sweep", base.description if base else "")
     shard = sweeps.parse_shard(args.shard) if args.shard else None
     out = args.sweep_out or f"runs/sweep-{sweep.name}"
     rows = sweeps.run_sweep(

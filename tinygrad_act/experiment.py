@@ -80,8 +80,11 @@ class Config:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.seed, int) or self.seed < 0:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        for name in ("lr", "momentum", "clip"):
+            if isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a number, got {getattr(self, name)!r}")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a positive finite number, got {self.lr!r}")
         if not (isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1):
@@ -93,7 +96,10 @@ class Config:
         if self.norm not in ("none", "batch", "layer"):
             raise ValueError(f"unknown norm {self.norm!r}; choose one of: none, batch, layer")
         activations.get(self.act)
-        initializers.for_activation(self.init, self.act)
+        try:
+            initializers.get(initializers.for_activation(self.init, self.act))(4, 4, np.random.default_rng(0))
+        except OverflowError:
+            raise ValueError(f"initializer {self.init!r} overflows: its scale is too large to draw weights") from None
         optim.get(self.optimizer, [Tensor(np.zeros(1), requires_grad=True)], **self.optimizer_options())
         data.cache_path(self.data)  # resolves the name and parameters without generating anything
         return self

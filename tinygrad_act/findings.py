@@ -69,6 +69,18 @@ class Context:
         return f"![{self.name} {name}](figures/{target})"
 
 
+def setting(ctx: Context, key: str):
+    """A run setting every run of the finding shares: its fixed value, else the experiment default."""
+    from .experiment import Config
+
+    return ctx.sweep.fixed.get(key, getattr(Config(), key))
+
+
+def _legend(ax, **options):
+    if ax.get_legend_handles_labels()[0]:  # an empty legend is a matplotlib warning
+        ax.legend(**options)
+
+
 def _pyplot():
     import matplotlib
 
@@ -138,6 +150,12 @@ def _last_measured(records: list[dict]) -> dict:
     return next((r for r in reversed(records) if r["layers"][0].get("delta_norm") is not None), records[-1])
 
 
+def relative_to_last(values: np.ndarray) -> np.ndarray:
+    """values / values[-1]; nan where the last value is 0 or missing (a profile that vanished entirely)."""
+    last = values[-1] if len(values) else math.nan
+    return values / last if last and math.isfinite(last) else np.full(len(values), math.nan)
+
+
 def layer_field(record: dict, field: str, hidden_only: bool = True) -> np.ndarray:
     layers = record["layers"][:-1] if hidden_only else record["layers"]
     return np.array([_num(layer.get(field)) for layer in layers])
@@ -171,7 +189,7 @@ def vanishing_depth(ctx: Context) -> str:
     head = (
         ["activation (init auto)"]
         + [f"r at depth {d}: measured / theory" for d in depths]
-        + ["factor per layer (d=50): measured / theory"]
+        + [f"factor per layer (depth {max(depths)}): measured / theory"]
     )
     body, errors = [], []
     for act in acts:
@@ -193,7 +211,8 @@ def vanishing_depth(ctx: Context) -> str:
         for d in depths
     ]
     text = [
-        "r = ||dL/dz|| of hidden layer 1 / that of hidden layer L, at step 0 (geometric median over 3 seeds); "
+        f"r = ||dL/dz|| of hidden layer 1 / that of hidden layer L, at step 0 (geometric median over "
+        f"{len(ctx.sweep.grid.get('seed', [0]))} seeds, width {setting(ctx, 'width')}); "
         "theory: the mean-field prediction from each run's own weight variances (theory.py).",
         "",
         table(head, body),
@@ -244,16 +263,16 @@ def glorot_bengio(ctx: Context) -> str:
             stds = layer_field(records[-1], "act_std")
             layers = np.arange(1, len(deltas) + 1)
             label = f"{act}, {init}"
-            line = axes[0].plot(layers, deltas / deltas[-1], style, marker="o", label=label)[0]
+            line = axes[0].plot(layers, relative_to_last(deltas), style, marker="o", label=label)[0]
             axes[1].plot(layers, stds, style, marker="o", color=line.get_color(), label=label)
-            stats.append([act, init] + [fmt(d / deltas[-1]) for d in deltas] + [fmt(s) for s in stds])
+            stats.append([act, init] + [fmt(v) for v in relative_to_last(deltas)] + [fmt(s) for s in stds])
     axes[0].set_yscale("log")
     axes[0].set_ylabel("||delta_l|| / ||delta_5|| at step 0")
     axes[1].set_ylabel(f"std of activations at step {records[-1]['step']}")
     for ax in axes:
         ax.set_xlabel("hidden layer")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        _legend(ax, fontsize=7)
     link = ctx.figure(fig, "layers")
     errors = {
         (a, i): 1 - median(r["test_accuracy"] for r in ctx.where(act=a, init=i))
@@ -276,17 +295,17 @@ def glorot_bengio(ctx: Context) -> str:
         f"{worst[0]} with the {worst[1]} init ({pct(errors[worst])} error). The paper's orderings: sigmoid worst, "
         "normalized init best for tanh."
     )
-    depth = ctx.sweep.fixed.get("depth", 5)
-    width = ctx.sweep.fixed.get("width")
+    depth = setting(ctx, "depth")
+    width = setting(ctx, "width")
     stat_head = (
         ["activation", "init"]
-        + [f"delta {i}/5" for i in range(1, depth + 1)]
+        + [f"delta {i}/{depth}" for i in range(1, depth + 1)]
         + [f"act std {i}" for i in range(1, depth + 1)]
     )
     return "\n".join(
         [
-            f"MNIST-1D, {depth} hidden layers of width {width} (the paper used 1000; 256 keeps the whole report to minutes "
-            f"on 2 CPU cores), SGD with momentum, {ctx.sweep.fixed.get('steps')} steps; test error is the median over "
+            f"{setting(ctx, 'data')}, {depth} hidden layers of width {width} (the paper used 1000; a smaller width keeps "
+            f"the whole report to minutes on 2 CPU cores), SGD with momentum, {ctx.sweep.fixed.get('steps')} steps; test error is the median over "
             f"{len(ctx.sweep.grid['seed'])} seeds. The paper's numbers are on MNIST and Shapeset-3x2, not MNIST-1D: "
             "compare the ordering, not the values.",
             "",
@@ -316,7 +335,7 @@ def glorot_bengio(ctx: Context) -> str:
 
 
 def he_2015(ctx: Context) -> str:
-    depth = ctx.sweep.fixed["depth"]
+    depth = setting(ctx, "depth")
     gap_theory = 2 ** ((depth - 1) / 2)
     body, gaps = [], []
     for seed in ctx.sweep.grid["seed"]:
@@ -351,20 +370,24 @@ def he_2015(ctx: Context) -> str:
             )
             deltas = layer_field(records[0], "delta_norm")
             axes[1].plot(
-                np.arange(1, depth + 1), deltas / deltas[-1], color=color, alpha=0.7, label=init if i == 0 else None
+                np.arange(1, depth + 1),
+                relative_to_last(deltas),
+                color=color,
+                alpha=0.7,
+                label=init if i == 0 else None,
             )
     axes[0].set_xlabel("step")
     axes[0].set_ylabel("training loss (batch)")
     axes[1].set_yscale("log")
     axes[1].set_xlabel("hidden layer")
-    axes[1].set_ylabel("||delta_l|| / ||delta_30|| at step 0")
+    axes[1].set_ylabel(f"||delta_l|| / ||delta_{depth}|| at step 0")
     for ax in axes:
-        ax.legend()
+        _legend(ax)
         ax.grid(alpha=0.3)
     link = ctx.figure(fig, "training")
     return "\n".join(
         [
-            f"ReLU, {depth} hidden layers of width {ctx.sweep.fixed.get('width', 64)}, MNIST-1D. Xavier gives "
+            f"ReLU, {depth} hidden layers of width {setting(ctx, 'width')}, {setting(ctx, 'data')}. Xavier gives "
             f"sigma_w^2 = 1, so each ReLU layer halves the signal's second moment (chi = sigma_w^2/2); He's sigma_w^2 = 2 "
             f"keeps it. Same seed, same random draws: the hidden weights differ by exactly sqrt(2), so theory predicts "
             f"r_He / r_Xavier = 2^((L-1)/2) = {gap_theory:.4g}.",
@@ -424,7 +447,7 @@ def dying_relu(ctx: Context) -> str:
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     np.atleast_1d(axes)[0].set_ylabel("dead fraction (mean over hidden layers)")
-    np.atleast_1d(axes)[0].legend()
+    _legend(np.atleast_1d(axes)[0])
     link = ctx.figure(fig, "dead_fraction")
     final_dead = {}
     for act in ctx.sweep.grid["act"]:
@@ -432,7 +455,7 @@ def dying_relu(ctx: Context) -> str:
             group = [r for r in ctx.where(act=act, lr=lr) if r["status"] == "completed"]
             if group:
                 final_dead[act, lr] = median(_mean(layer_field(ctx.records(r)[-1], "dead_fraction")) for r in group)
-    relu_worst = max((v, lr) for (a, lr), v in final_dead.items() if a == "relu") if final_dead else (math.nan, None)
+    relu_worst = max(((v, lr) for (a, lr), v in final_dead.items() if a == "relu"), default=(math.nan, None))
     others = {
         a: max((v for (b, _), v in final_dead.items() if b == a), default=math.nan)
         for a in ctx.sweep.grid["act"]
@@ -447,7 +470,7 @@ def dying_relu(ctx: Context) -> str:
     return "\n".join(
         [
             "Dead unit: exactly zero gradient (phi'(z) = 0) for every example of the batch; the fraction is "
-            f"averaged over the {ctx.sweep.fixed.get('depth')} hidden layers (median over seeds). SGD with momentum 0.9.",
+            f"averaged over the {setting(ctx, 'depth')} hidden layers (median over seeds). SGD with momentum 0.9.",
             "",
             table(["activation", "lr", "dead at step 0", "dead at end", "test accuracy", "status"], body),
             "",
@@ -498,7 +521,7 @@ def exploding(ctx: Context) -> str:
         ax.set_title(act)
         ax.set_xlabel("step")
         ax.set_ylabel("training loss (batch)")
-        ax.legend(fontsize=7)
+        _legend(ax, fontsize=7)
         ax.grid(alpha=0.3)
     link = ctx.figure(fig, "loss")
     rescued = []
@@ -516,7 +539,7 @@ def exploding(ctx: Context) -> str:
     )
     return "\n".join(
         [
-            f"Depth {ctx.sweep.fixed.get('depth')}, width 64: Xavier-normal weights scaled by a gain g (sigma_w^2 = g^2 on "
+            f"Depth {setting(ctx, 'depth')}, width {setting(ctx, 'width')}: Xavier-normal weights scaled by a gain g (sigma_w^2 = g^2 on "
             "the square hidden layers). For ReLU, chi = g^2/2, so g = 2 gives x1.41 per layer; tanh with g >= 2 is in "
             "the chaotic phase. Clip = global gradient-norm clipping at 1.0.",
             "",
@@ -577,15 +600,15 @@ def rescue(ctx: Context) -> str:
                     deltas = layer_field(ctx.records(row[0])[0], "delta_norm")
                     ax.plot(
                         np.arange(1, len(deltas) + 1),
-                        deltas / deltas[-1],
+                        relative_to_last(deltas),
                         label=("residual" if residual else "plain") + (f", {norm}" if norm != "none" else ""),
                     )
         ax.set_yscale("log")
         ax.set_title(act)
         ax.set_xlabel("hidden layer")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    np.atleast_1d(axes)[0].set_ylabel("||delta_l|| / ||delta_50|| at step 0")
+        _legend(ax, fontsize=7)
+    np.atleast_1d(axes)[0].set_ylabel(f"||delta_l|| / ||delta_{setting(ctx, 'depth')}|| at step 0")
     link = ctx.figure(fig, "profiles")
     by_verdict = {}
     for row in body:
@@ -599,7 +622,7 @@ def rescue(ctx: Context) -> str:
     )
     return "\n".join(
         [
-            f"Depth {ctx.sweep.fixed.get('depth')}, width 64, init auto (Xavier), {ctx.sweep.fixed.get('steps')} steps of "
+            f"Depth {setting(ctx, 'depth')}, width {setting(ctx, 'width')}, init auto (Xavier), {ctx.sweep.fixed.get('steps')} steps of "
             "SGD with momentum. Normalization sits between each Linear and its activation; the residual connection adds "
             "the block's input to its output.",
             "",
@@ -616,8 +639,8 @@ def rescue(ctx: Context) -> str:
 
 
 def selu(ctx: Context) -> str:
-    depth = ctx.sweep.fixed["depth"]
-    shown = sorted({1, depth // 4, depth // 2, 3 * depth // 4, depth})
+    depth = setting(ctx, "depth")
+    shown = sorted({i for i in (1, depth // 4, depth // 2, 3 * depth // 4, depth) if i >= 1})
     body = []
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -643,7 +666,7 @@ def selu(ctx: Context) -> str:
     for ax in axes:
         ax.set_xlabel("hidden layer")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        _legend(ax, fontsize=7)
     link = ctx.figure(fig, "moments")
     measured = ""
     if selu_lecun:
@@ -652,12 +675,13 @@ def selu(ctx: Context) -> str:
         measured = (
             f"**Measured.** SELU with LeCun init over all {len(means)} layers: |mean| <= "
             f"{np.max(np.abs(means)):.3f}, std between {np.min(stds):.3f} and {np.max(stds):.3f} "
-            "(finite width 64 and a batch of 64 make each number fluctuate by a few percent)."
+            f"(finite width {setting(ctx, 'width')} and a batch of {setting(ctx, 'batch_size')} make each number "
+            "fluctuate by a few percent)."
         )
     return "\n".join(
         [
             f"Mean / std of each hidden layer's activations (over the batch and the units) at initialization, depth "
-            f"{depth}, width 64, on standardized MNIST-1D inputs.",
+            f"{depth}, width {setting(ctx, 'width')}, on standardized {setting(ctx, 'data')} inputs.",
             "",
             table(["activation", "init"] + [f"layer {i}: mean / std" for i in shown], body),
             "",
@@ -712,7 +736,7 @@ def edge_of_chaos(ctx: Context) -> str:
     axes[0].set_xscale("log")
     axes[0].set_xlabel("sigma_w^2")
     axes[0].set_ylabel("per-layer factor of ||delta||")
-    axes[0].legend(fontsize=7)
+    _legend(axes[0], fontsize=7)
     xis = np.array([theory.depth_scale(c) for c in chis])
     axes[1].plot(grid, np.minimum(6 * xis, 1e3), color="black", label="6 xi")
     for trained, marker, label in ((True, "o", "trains"), (False, "x", "stuck")):
@@ -723,13 +747,13 @@ def edge_of_chaos(ctx: Context) -> str:
     axes[1].set_ylim(5, 200)
     axes[1].set_xlabel("sigma_w^2")
     axes[1].set_ylabel("depth")
-    axes[1].legend(fontsize=7)
+    _legend(axes[1], fontsize=7)
     for ax in axes:
         ax.grid(alpha=0.3)
     link = ctx.figure(fig, "phase")
     return "\n".join(
         [
-            "tanh, sigma_b^2 = 0, width 64, SGD with momentum for "
+            f"{act.name}, sigma_b^2 = 0, width {setting(ctx, 'width')}, SGD with momentum for "
             f"{ctx.sweep.fixed.get('steps')} steps. chi_1 and xi = -1/ln chi_1 at the fixed point q*; each cell: measured "
             "per-layer factor r^(1/(L-1)) / theory (along the actual q trajectory), then the final train accuracy "
             "('trains' = at least 20%, twice chance).",
@@ -757,17 +781,18 @@ def orthogonal(ctx: Context) -> str:
             ratios = [_num(r["ratio_init"]) for r in group]
             logs = np.log10([r for r in ratios if r > 0])
             profiles = np.array(
-                [np.log10(d / d[-1]) for d in (layer_field(ctx.records(r)[0], "delta_norm") for r in group)]
+                [np.log10(relative_to_last(layer_field(ctx.records(r)[0], "delta_norm"))) for r in group]
             )
-            spread = float(np.mean(np.std(profiles, axis=0))) if len(profiles) else math.nan
+            finite = profiles[np.all(np.isfinite(profiles), axis=1)] if len(profiles) else profiles
+            spread = float(np.mean(np.std(finite, axis=0))) if len(finite) else math.nan
             body.append(
                 [
                     act,
                     init,
                     fmt(geometric_median(ratios), 3),
-                    fmt(min(ratios), 3),
-                    fmt(max(ratios), 3),
-                    f"{np.std(logs):.3f}",
+                    fmt(min(ratios, default=math.nan), 3),
+                    fmt(max(ratios, default=math.nan), 3),
+                    f"{np.std(logs):.3f}" if len(logs) else "-",
                     f"{spread:.3f}",
                 ]
             )
@@ -780,7 +805,7 @@ def orthogonal(ctx: Context) -> str:
             panel += 1
     axes[0].set_ylabel("||delta_l|| / ||delta_L|| at step 0")
     link = ctx.figure(fig, "profiles")
-    spreads = {(row[0], row[1]): float(row[5]) for row in body}
+    spreads = {(row[0], row[1]): float(row[5]) for row in body if row[5] != "-"}
     lines = []
     for act in acts:
         o, g = spreads.get((act, "orthogonal")), spreads.get((act, "xavier_normal"))
@@ -789,7 +814,7 @@ def orthogonal(ctx: Context) -> str:
     measured = "**Measured.** " + "; ".join(lines) + "."
     return "\n".join(
         [
-            f"Depth {ctx.sweep.fixed.get('depth')}, width 64, at initialization, {len(ctx.sweep.grid['seed'])} seeds per "
+            f"Depth {setting(ctx, 'depth')}, width {setting(ctx, 'width')}, at initialization, {len(ctx.sweep.grid['seed'])} seeds per "
             "row. Spread = standard deviation over seeds of log10 r, and of log10(delta_l/delta_L) averaged over layers.",
             "",
             table(["activation", "init", "r (median)", "r min", "r max", "spread of log10 r", "profile spread"], body),
@@ -890,7 +915,8 @@ def generate(names=None, runs_root="runs/report", out_dir="experiments", jobs: i
         root = Path(runs_root) / finding.name
         rows = sweeps.run_sweep(sweep, root, jobs=jobs, progress=progress)
         ctx = Context(finding.name, sweep, rows, root, out / "figures")
-        sections[finding.name] = (finding, finding.analyze(ctx))
+        with np.errstate(all="ignore"):  # diverged or vanished runs: inf and nan are the honest numbers here
+            sections[finding.name] = (finding, finding.analyze(ctx))
     path = out / "README.md"
     existing = _existing_sections(path)
     lines = [_HEADER]

@@ -175,6 +175,17 @@ class BatchNorm1d(Module):
 NORMS = {None: None, "none": None, "batch": BatchNorm1d, "layer": LayerNorm}
 
 
+class Activate(Module):
+    """An activation as a module, so that a forward hook sees its input and output (the probes use this)."""
+
+    def __init__(self, activation):
+        super().__init__()
+        self.activation = activations.get(activation)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.activation(x)
+
+
 class Block(Module):
     """One hidden layer: Linear -> [norm] -> activation, with an identity skip when ``residual``."""
 
@@ -182,14 +193,18 @@ class Block(Module):
         super().__init__()
         self.linear = linear
         self.norm = norm
-        self.activation = activation
+        self.act = Activate(activation)
         self.residual = residual
+
+    @property
+    def activation(self):
+        return self.act.activation
 
     def forward(self, x: Tensor) -> Tensor:
         z = self.linear(x)
         if self.norm is not None:
             z = self.norm(z)
-        out = self.activation(z)
+        out = self.act(z)
         return x + out if self.residual else out
 
 

@@ -120,12 +120,15 @@ class Adam(Optimizer):
 def clip_grad_norm(params, max_norm: float) -> float:
     """Scale all gradients together so their global L2 norm is at most ``max_norm``; return the norm before."""
     _check_positive("max_norm", max_norm)
+    params = list(params)
     grads = [p.grad for p in params if p.grad is not None]
     total = global_grad_norm(grads)
     if math.isfinite(total) and total > max_norm:
         scale = max_norm / (total + 1e-6)
-        for g in grads:
-            g *= scale  # each .grad is owned by its parameter (see graph.py), so in place is safe
+        for p in params:
+            if p.grad is not None:
+                # Replaced, not scaled in place: whoever kept the unclipped gradient (a probe) still has it.
+                p.grad = p.grad * scale
     return total
 
 

@@ -34,12 +34,32 @@ from .graph import is_grad_enabled
 
 
 def _norm(a) -> float:
+    """Frobenius norm, accumulated in float64 (callers hold np.errstate: an overflow means inf)."""
     flat = a.ravel()
-    with np.errstate(over="ignore"):  # overflow of the sum of squares only: the norm is inf
-        squares = float(np.dot(flat, flat))
-        if not math.isfinite(squares) and np.all(np.isfinite(flat)):  # float32 overflow of the sum only
-            squares = float(np.dot(flat.astype(np.float64), flat.astype(np.float64)))
-    return math.sqrt(squares) if squares >= 0 else math.nan
+    if flat.dtype != np.float64:
+        flat = flat.astype(np.float64)
+    return math.sqrt(float(np.dot(flat, flat)))
+
+
+_TINY = {}  # dtype -> smallest normal number (np.finfo is slow to call once per layer)
+
+
+def _subnormal_fraction(grad: np.ndarray) -> float:
+    tiny = _TINY.get(grad.dtype)
+    if tiny is None:
+        tiny = _TINY[grad.dtype] = np.finfo(grad.dtype).tiny
+    return _fraction(np.abs(grad) < tiny)
+
+
+def _dead_fraction(slope: np.ndarray) -> float:
+    """Units whose derivative is exactly zero for every example of the batch (rows are examples)."""
+    if np.count_nonzero(slope) == slope.size:  # the usual case, one cheap pass
+        return 0.0
+    return _fraction(np.all(slope == 0, axis=0))
+
+
+def _fraction(mask: np.ndarray) -> float:
+    return np.count_nonzero(mask) / mask.size if mask.size else math.nan
 
 
 class LayerProbe:
@@ -52,17 +72,26 @@ class LayerProbe:
         self.should_log = should_log
         self.step = 0  # index of the step whose forward pass comes next
         self.record = None  # the statistics of the last measured step, once its update is done
-        self._active = False
-        self._handles = []
-        self._hooks = []
-        for index, layer in enumerate(self.layers):
-            self._hooks.append(layer.register_forward_hook(self._on_linear(index)))
-        for index, block in enumerate(model.blocks):  # the activation's input is the norm's output if any
-            if block.norm is not None:
-                self._hooks.append(block.norm.register_forward_hook(self._on_norm(index)))
+        self._active = self._detached = False
+        self._handles = []  # gradient hooks of the step being measured
+        self._hooks = []  # forward hooks, attached only for a step that will be measured
+        self._parameters = model.parameters()
         optimizer.register_step_pre_hook(self._before_step)
         optimizer.register_step_post_hook(self._after_step)
-        self._parameters = model.parameters()
+        self._arm()
+
+    def _arm(self):
+        """Attach the forward hooks if the coming step is measured: other steps run no probe code at all."""
+        if self.should_log(self.step) and not self._hooks:
+            self._hooks = [layer.register_forward_hook(self._on_linear(i)) for i, layer in enumerate(self.layers)]
+            self._hooks += [
+                block.act.register_forward_hook(self._on_activation(i)) for i, block in enumerate(self.model.blocks)
+            ]
+
+    def _disarm(self):
+        for handle in self._hooks:
+            handle.remove()
+        self._hooks = []
 
     @property
     def measuring(self) -> bool:
@@ -71,29 +100,26 @@ class LayerProbe:
 
     def detach(self):
         """Remove the forward hooks (optimizer hooks stay but do nothing once no step is measured)."""
-        for handle in self._hooks:
-            handle.remove()
+        self._disarm()
+        self._release_parameter_hooks()
         self.should_log = lambda step: False
+        self._detached = True
 
-    # ---- forward: decide whether this step is measured, remember what we need --------------------------
+    # ---- hooks only keep references; all arithmetic happens once, in collect() --------------------------
     def _on_linear(self, index):
         def hook(layer, inputs, z):
-            if not is_grad_enabled():
-                return
-            if index == 0:
+            if index == 0 and is_grad_enabled():
                 self._start_step()
-            if not self._active:
-                return
-            self._pre[index] = z.data
-            self._deltas[index] = None
-            z.register_hook(self._store(self._deltas, index))
+            if self._active and is_grad_enabled():
+                self._seen[index] = (z.data, z.data)  # the output layer: no activation after it
+                z.register_hook(self._keep(self._deltas, index))
 
         return hook
 
-    def _on_norm(self, index):
-        def hook(norm, inputs, output):
+    def _on_activation(self, index):
+        def hook(module, inputs, output):
             if self._active and is_grad_enabled():
-                self._pre[index] = output.data
+                self._seen[index] = (inputs[0].data, output.data)  # the activation's input and output
 
         return hook
 
@@ -104,25 +130,16 @@ class LayerProbe:
         if not self._active:
             return
         n = len(self.layers)
-        self._pre, self._deltas = [None] * n, [None] * n
-        self._grad_norms = {}
-        self._nonfinite = 0
+        self._seen, self._deltas, self._grads = [None] * n, [None] * n, {}
         for p in self._parameters:
-            self._handles.append(p.register_hook(self._parameter_grad(p)))
+            self._handles.append(p.register_hook(self._keep(self._grads, id(p))))
 
-    def _store(self, target, index):
+    @staticmethod
+    def _keep(target, key):
+        # Gradients in flight are never modified in place (graph.py), nor are .grad arrays by this library
+        # (optim.clip_grad_norm replaces them): a reference is enough, and it is the value before clipping.
         def hook(grad):
-            target[index] = _norm(grad)
-
-        return hook
-
-    def _parameter_grad(self, parameter):
-        def hook(grad):
-            # Everything is taken now, before clipping may scale this very array in place.
-            norm = _norm(grad)
-            nonfinite = 0 if math.isfinite(norm) else int(np.count_nonzero(~np.isfinite(grad)))
-            tiny = np.finfo(grad.dtype).tiny
-            self._grad_norms[id(parameter)] = (norm, nonfinite, float(np.mean(np.abs(grad) < tiny)))
+            target[key] = grad
 
         return hook
 
@@ -133,46 +150,64 @@ class LayerProbe:
 
     # ---- the optimizer step: gradients are final before it, the update is known after it ---------------
     def _before_step(self, optimizer):
-        if not self._active:
-            return
-        self._weights_before = [layer.weight.data.copy() for layer in self.layers]
+        if self._active:
+            self._weights_before = [layer.weight.data.copy() for layer in self.layers]
 
     def _after_step(self, optimizer):
-        if self._active:
-            self.record = self.collect(updated=True)
+        if self._detached:  # the optimizer outlives the probe: keep the last record, measure nothing
+            return
+        self.record = self.collect(updated=True) if self._active else None
         self._active = False
         self._release_parameter_hooks()
         self.step += 1
+        if not self.should_log(self.step):
+            self._disarm()
+        self._arm()
 
     def collect(self, updated: bool = False) -> dict:
         """The statistics of the measured step so far (without ``update_ratio`` unless ``updated``)."""
-        act = self.activation
+        with np.errstate(all="ignore"):  # exploding runs overflow: the statistics then say inf or nan
+            return self._collect(updated)
+
+    def _collect(self, updated: bool) -> dict:
+        act, last = self.activation, len(self.layers) - 1
+        norms = {key: _norm(grad) for key, grad in self._grads.items()}
         layers = []
-        last = len(self.layers) - 1
         for index, layer in enumerate(self.layers):
-            weight_norm, _, subnormal = self._grad_norms.get(id(layer.weight), (math.nan, 0, None))
-            bias_norm = self._grad_norms.get(id(layer.bias), (math.nan,))[0] if layer.bias is not None else 0.0
-            pre = self._pre[index]
-            stats = {"layer": index + 1, "weight_grad_norm": weight_norm, "bias_grad_norm": bias_norm}
-            stats["delta_norm"] = self._deltas[index] if self._deltas[index] is not None else math.nan
-            if pre is not None:
-                out = act.forward(pre) if index < last else pre
-                stats["act_mean"], stats["act_std"] = float(np.mean(out)), float(np.std(out))
+            weight_grad = self._grads.get(id(layer.weight))
+            bias_norm = norms.get(id(layer.bias), math.nan) if layer.bias is not None else 0.0
+            stats = {
+                "layer": index + 1,
+                "weight_grad_norm": norms.get(id(layer.weight), math.nan),
+                "bias_grad_norm": bias_norm,
+                "delta_norm": math.nan if self._deltas[index] is None else _norm(self._deltas[index]),
+            }
+            if self._seen[index] is not None:
+                pre, out = self._seen[index]
+                flat = out.ravel().astype(np.float64)
+                mean = float(flat.sum()) / flat.size
+                flat -= mean
+                stats["act_mean"] = mean
+                stats["act_std"] = math.sqrt(float(np.dot(flat, flat)) / flat.size)
                 if index < last:
-                    stats["saturation"] = float(np.mean(act.saturated(pre)))
-                    stats["dead_fraction"] = float(np.mean(np.all(act.derivative(pre) == 0, axis=0)))
+                    # f'(a) once, for both statistics; from the output where that is exact and cheaper (sigmoid, tanh)
+                    from_output = act.derivative_from_output
+                    slope = act.derivative(pre) if from_output is None else from_output(out)
+                    stats["saturation"] = _fraction(act.saturated(pre, slope))
+                    stats["dead_fraction"] = _dead_fraction(slope)
                 else:
                     stats["saturation"] = stats["dead_fraction"] = None
             if updated:
                 before = self._weights_before[index]
                 stats["update_ratio"] = _norm(layer.weight.data - before) / max(_norm(before), 1e-300)
-            if subnormal is not None:
-                stats["grad_subnormal_fraction"] = subnormal
+            if weight_grad is not None:
+                stats["grad_subnormal_fraction"] = _subnormal_fraction(weight_grad)
             layers.append(stats)
-        norms = [n for n, _, _ in self._grad_norms.values()]
-        nonfinite = sum(count for _, count, _ in self._grad_norms.values())
+        nonfinite = sum(
+            int(np.count_nonzero(~np.isfinite(self._grads[k]))) for k, n in norms.items() if not n < math.inf
+        )
         return {
-            "grad_norm": math.sqrt(sum(n * n for n in norms)) if norms else math.nan,
+            "grad_norm": math.sqrt(sum(n * n for n in norms.values())) if norms else math.nan,
             "nonfinite": nonfinite,
             "layers": layers,
         }
@@ -180,6 +215,11 @@ class LayerProbe:
 
 def gradient_record(model) -> dict:
     """What can still be said about a step that was not measured: the gradient norms of every layer."""
+    with np.errstate(all="ignore"):  # called on divergence: overflow means inf
+        return _gradient_record(model)
+
+
+def _gradient_record(model) -> dict:
     layers = []
     for index, layer in enumerate(model.layers):
         bias = layer.bias.grad if layer.bias is not None else None

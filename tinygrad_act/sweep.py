@@ -52,6 +52,8 @@ class Sweep:
     description: str = ""
 
     def __post_init__(self):
+        if not self.grid:
+            raise ValueError('a sweep needs a grid of at least one parameter (e.g. act = ["sigmoid", "relu"])')
         for key in (*self.grid, *self.fixed):
             if key not in CONFIG_FIELDS:
                 raise ValueError(f"unknown sweep parameter {key!r}; choose from: {', '.join(CONFIG_FIELDS)}")
@@ -100,6 +102,8 @@ def _coerce(key: str, value):
         if value.strip().lower() not in ("1", "true", "yes", "0", "false", "no"):
             raise ValueError(f"{key} must be true or false, got {value!r}")
         return value.strip().lower() in ("1", "true", "yes")
+    if kind in ("str", str) and not isinstance(value, str):  # e.g. act = 1 in a TOML: a name, not a number
+        raise ValueError(f"{key} must be a name such as {getattr(Config, key)!r}, got {value!r}")
     return value
 
 

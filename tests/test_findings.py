@@ -1,0 +1,252 @@
+"""The findings report on tiny sweeps: each finding's sweep is replaced by one with the same grid keys and tiny
+values, so every analysis runs on real run directories in a second. The README gets the finding's section
+(markers, claim, source, reproduce line, a table of numbers, figures that exist); regenerating one finding
+keeps the others; and no analysis fails or warns (warnings are errors) on runs that diverged or whose
+gradients vanished to exactly zero."""
+
+import math
+import re
+
+import pytest
+
+from tinygrad_act import experiment, findings
+from tinygrad_act import sweep as sweeps
+from tinygrad_act.cli import main
+
+NAMES = [f.name for f in findings.FINDINGS]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+FIGURE_LINK = re.compile(r"!\[[^\]]*\]\((figures/[^)]+\.png)\)")
+TINY_FIXED = {"width": 8, "steps": 3, "data": "spirals:n=200", "batch_size": 16, "log_every": 1}
+
+# The real grids' keys with tiny values (checked against experiments/*.toml below); fixed settings the analyses read.
+HEALTHY = {
+    "vanishing_depth": ({"act": ["sigmoid", "relu"], "depth": [2, 3], "seed": [0]}, {"init": "auto"}),
+    "glorot_bengio": ({"act": ["sigmoid", "tanh"], "init": ["standard", "xavier_uniform"], "seed": [0]}, {"depth": 3}),
+    "he_2015": ({"init": ["xavier_normal", "he_normal"], "seed": [0, 1]}, {"act": "relu", "depth": 3}),
+    "dying_relu": ({"act": ["relu", "leaky_relu"], "lr": [0.02, 0.5], "seed": [0]}, {"init": "auto", "depth": 3}),
+    "exploding": (
+        {"act": ["tanh", "relu"], "init": ["xavier_normal", "xavier_normal:gain=4"], "clip": [0.0, 1.0]},
+        {"depth": 3},
+    ),
+    "rescue": ({"act": ["sigmoid"], "residual": [False, True], "norm": ["none", "layer"]}, {"depth": 3}),
+    "selu": ({"act": ["selu", "relu"], "init": ["lecun_normal", "he_normal"]}, {"depth": 4}),
+    "edge_of_chaos": (
+        {"init": ["xavier_normal:gain=0.5", "xavier_normal:gain=2.0"], "depth": [2, 3]},
+        {"act": "tanh"},
+    ),
+    "orthogonal": (
+        {"act": ["identity", "tanh"], "init": ["orthogonal", "xavier_normal"], "seed": [0, 1]},
+        {"depth": 3, "steps": 1},
+    ),
+}
+
+# ReLU, SELU and identity nets diverge: weights scaled by 1e20 overflow within two steps (1e100, depth 3: at step 0
+# with no r at all), as does a learning rate near the largest float; sigmoid/tanh runs beside them saturate and
+# complete. Logged every 2 steps, so a diverged run's last record has no per-layer statistics (delta_norm null).
+G20, G100 = "xavier_normal:gain=1e20", "xavier_normal:gain=1e100"
+DIVERGED_FIXED = {"steps": 4, "log_every": 2, "eval_every": 100}
+DIVERGED = {
+    "vanishing_depth": ({"act": ["relu", "selu"], "depth": [2, 3], "seed": [0]}, {"init": G100}),
+    "glorot_bengio": (
+        {"act": ["relu", "selu"], "init": ["standard", "xavier_uniform:gain=1e100"], "seed": [0]},
+        {"depth": 3},
+    ),
+    "he_2015": ({"init": ["xavier_normal", "he_normal"], "seed": [0]}, {"act": "identity", "depth": 3, "lr": 1e30}),
+    "dying_relu": ({"act": ["relu", "tanh"], "lr": [0.02, 1e30], "seed": [0]}, {"init": G20, "depth": 3}),
+    "exploding": ({"act": ["selu", "relu"], "init": [G20, G100], "clip": [0.0, 1.0]}, {"depth": 3}),
+    "rescue": (
+        {"act": ["relu", "selu"], "residual": [False, True], "norm": ["none", "layer"]},
+        {"depth": 3, "init": G20},
+    ),
+    "selu": ({"act": ["selu", "relu"], "init": [G20, G100]}, {"depth": 4}),
+    "edge_of_chaos": (
+        {"init": ["xavier_normal:gain=0.5", "xavier_normal:gain=3.0"], "depth": [2, 3]},
+        {"act": "tanh", "lr": 1e308},
+    ),
+    "orthogonal": (
+        {"act": ["identity", "relu"], "init": ["orthogonal:gain=1e100", G20], "seed": [0, 1]},
+        {"depth": 3},
+    ),
+}
+
+# Saturated sigmoid/tanh units (gain 1e20, or a huge step for tanh): phi'(z) is exactly 0, so is every delta, r = 0.
+VANISHED = {
+    "vanishing_depth": ({"act": ["sigmoid", "tanh"], "depth": [2, 3], "seed": [0]}, {"init": G20}),
+    "glorot_bengio": (
+        {"act": ["sigmoid", "tanh"], "init": ["standard", "xavier_uniform:gain=1e20"], "seed": [0]},
+        {"depth": 3},
+    ),
+    "he_2015": ({"init": ["xavier_normal", "he_normal"], "seed": [0]}, {"act": "tanh", "depth": 3, "lr": 1e30}),
+    "dying_relu": ({"act": ["relu", "tanh"], "lr": [0.02], "seed": [0]}, {"init": G20, "depth": 3}),
+    "exploding": ({"act": ["tanh", "sigmoid"], "init": ["xavier_normal", G20], "clip": [0.0, 1.0]}, {"depth": 3}),
+    "rescue": (
+        {"act": ["sigmoid", "tanh"], "residual": [False, True], "norm": ["none", "layer"]},
+        {"depth": 3, "init": G20},
+    ),
+    "selu": ({"act": ["tanh", "sigmoid"], "init": ["lecun_normal", G20]}, {"depth": 4}),
+    "edge_of_chaos": ({"init": ["xavier_normal:gain=0.5", "xavier_normal:gain=1e5"], "depth": [2, 3]}, {"act": "tanh"}),
+    "orthogonal": (
+        {"act": ["tanh", "sigmoid"], "init": ["orthogonal:gain=1e20", G20], "seed": [0, 1]},
+        {"depth": 3},
+    ),
+}
+
+
+@pytest.fixture(autouse=True)
+def data_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYGRAD_ACT_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def tiny_sweeps(monkeypatch):
+    """findings.generate loads each finding's sweep through sweep.load_config: serve tiny ones from a table."""
+    table = dict(HEALTHY)
+
+    def load_config(name):
+        grid, fixed = table[name]
+        return sweeps.Sweep(grid, {**TINY_FIXED, **fixed}, name, f"tiny {name}")
+
+    monkeypatch.setattr(sweeps, "load_config", load_config)
+    return table
+
+
+def generate(names, tmp_path) -> str:
+    path = findings.generate(names, runs_root=tmp_path / "runs", out_dir=tmp_path / "out", jobs=1, progress=False)
+    assert path == tmp_path / "out" / "README.md"
+    return path.read_text()
+
+
+def section(readme: str, name: str) -> str:
+    start, end = f"<!-- finding:{name} -->", f"<!-- /finding:{name} -->"
+    assert readme.count(start) == 1 and readme.count(end) == 1, name
+    return readme.split(start, 1)[1].split(end, 1)[0]
+
+
+def tables(text: str) -> list[list[list[str]]]:
+    """Every Markdown table in text: its rows (header first) as lists of cells."""
+    found, current = [], []
+    for line in [*text.splitlines(), ""]:
+        if line.startswith("|"):
+            current.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+        elif current:
+            found.append(current)
+            current = []
+    return found
+
+
+def last_records(tmp_path, name):
+    """(summary row, metrics records) of every run of a finding's tiny sweep."""
+    root = tmp_path / "runs" / name
+    rows = sweeps.collect(root, sweeps.load_config(name))
+    return [(row, experiment.open_records(root / "runs" / row["run"])) for row in rows]
+
+
+# ---- the tiny stand-ins follow the real configs -------------------------------------------------------------
+@pytest.mark.parametrize("name", NAMES)
+def test_every_finding_has_a_config_whose_grid_keys_the_tiny_stand_ins_share(name):
+    real = sweeps.load_config(name)
+    for table in (HEALTHY, DIVERGED, VANISHED):
+        assert set(table[name][0]) == set(real.grid), name
+    if name in ("he_2015", "selu", "glorot_bengio"):  # these analyses read the depth from the fixed settings
+        assert "depth" in real.fixed
+
+
+# ---- the README -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", NAMES)
+def test_a_findings_section_has_its_claim_source_reproduce_line_table_of_numbers_and_figures(
+    name, tmp_path, tiny_sweeps
+):
+    readme = generate([name], tmp_path)
+    assert readme.startswith("# Findings")
+    number, finding = next((i, f) for i, f in enumerate(findings.FINDINGS, 1) if f.name == name)
+    text = section(readme, name)
+    assert f"## {number}. {finding.title}" in text
+    assert f"**Claim.** {finding.claim}" in text
+    assert f"**Source.** {finding.source}" in text
+    assert f"**Reproduce.** `make report ONLY={name}`" in text and f"({name}.toml)" in text
+    data_rows = [row for table in tables(text) for row in table[2:]]
+    assert any(re.search(r"\d\.\d|\de[-+]\d|\d%", cell) for row in data_rows for cell in row), text
+    assert all(set(table[1]) == {"---"} and len(table[0]) == len(table[1]) for table in tables(text))
+    assert all(len(row) == len(table[0]) for table in tables(text) for row in table), name
+    links = FIGURE_LINK.findall(text)
+    assert links, text
+    for link in links:
+        assert (tmp_path / "out" / link).read_bytes()[:8] == PNG_SIGNATURE, link
+    for other in NAMES:  # the other findings are placeholders until they are generated
+        if other != name:
+            assert "(not generated yet" in section(readme, other)
+    rows = sweeps.collect(tmp_path / "runs" / name, sweeps.load_config(name))
+    assert len(rows) == len(sweeps.load_config(name).points())
+
+
+def test_regenerating_one_finding_keeps_the_others_and_reuses_finished_runs(tmp_path, tiny_sweeps, monkeypatch):
+    readme = generate(["selu", "he_2015"], tmp_path)
+    assert readme.index("<!-- finding:he_2015 -->") < readme.index("<!-- finding:selu -->")  # report order
+    path = tmp_path / "out" / "README.md"
+    edited = readme.replace("**Claim.** With LeCun", "**Claim.** KEPT With LeCun")  # selu
+    edited = edited.replace("**Claim.** A 30-layer", "**Claim.** STALE A 30-layer")  # he_2015
+    assert edited.count("KEPT") == edited.count("STALE") == 1
+    path.write_text(edited)
+    calls = []
+    monkeypatch.setattr(experiment, "run", lambda *args, **kwargs: calls.append(args))
+    readme = generate(["he_2015"], tmp_path)
+    assert calls == []  # the runs are complete: regenerating re-analyses, it does not retrain
+    assert section(readme, "selu") == section(edited, "selu")
+    assert "STALE" not in readme and "**Claim.** A 30-layer" in section(readme, "he_2015")
+    assert readme.count("# Findings") == 1 and readme.count("<!-- finding:") == len(NAMES)
+
+
+def test_an_unknown_finding_is_a_value_error_naming_the_choices_and_nothing_is_written(tmp_path, tiny_sweeps):
+    with pytest.raises(ValueError, match="no_such_finding") as error:
+        findings.generate(["selu", "no_such_finding"], runs_root=tmp_path / "runs", out_dir=tmp_path / "out")
+    assert all(name in str(error.value) for name in NAMES)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_report_command_writes_the_readme_and_rejects_an_unknown_finding(tmp_path, tiny_sweeps, capsys):
+    argv = ["report", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--jobs", "1", "--no-progress"]
+    assert main([*argv, "--only", "rescue, selu"]) == 0
+    assert f"wrote {tmp_path / 'out' / 'README.md'}" in capsys.readouterr().out
+    readme = (tmp_path / "out" / "README.md").read_text()
+    assert "(not generated yet" not in section(readme, "rescue") + section(readme, "selu")
+    assert main([*argv, "--only", "selu,nope"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "nope" in err
+
+
+# ---- analyses on runs gone wrong ------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", NAMES)
+def test_an_analysis_takes_diverged_runs_without_per_layer_statistics_without_warnings(name, tmp_path, tiny_sweeps):
+    grid, fixed = DIVERGED[name]
+    tiny_sweeps[name] = (grid, {**DIVERGED_FIXED, **fixed})
+    readme = generate([name], tmp_path)
+    runs = last_records(tmp_path, name)
+    assert any(row["status"] == "diverged" for row, _ in runs)
+    assert any(records[-1]["layers"][0]["delta_norm"] is None for _, records in runs)
+    assert tables(section(readme, name))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_an_analysis_takes_gradients_that_vanished_to_zero_without_warnings(name, tmp_path, tiny_sweeps):
+    grid, fixed = VANISHED[name]
+    tiny_sweeps[name] = (grid, {**fixed, "steps": 2})
+    readme = generate([name], tmp_path)
+    runs = last_records(tmp_path, name)
+    assert any(records[-1]["layers"][-2]["delta_norm"] == 0.0 for _, records in runs)
+    assert tables(section(readme, name))
+
+
+def test_the_report_prose_helpers_format_missing_and_extreme_numbers():
+    assert [findings.fmt(v) for v in (None, float("nan"), float("inf"), 0, 0.934, 1.2e-12, 45.0)] == [
+        "-",
+        "-",
+        "inf",
+        "0.00",
+        "0.93",
+        "1.2e-12",
+        "45",
+    ]
+    assert findings.pct(0.456) == "45.6%" and findings.pct(None) == "-"
+    assert findings.geometric_median([1e-4, 1e-2, 1.0, None, 0.0, float("inf")]) == pytest.approx(1e-2)
+    assert findings.log_error(10.0, 1.0) == pytest.approx(1.0) and math.isnan(findings.log_error(0.0, 1.0))
+    assert findings.agreement([float("nan")]) == "no run could be compared with theory"
