@@ -203,11 +203,18 @@ class Activation:
         """
         x = _floating(x)
         rule = self.__dict__.get("_saturation_rule")
-        if rule is None:  # the probe calls this for every layer of every measured step: look the rule up once
-            rule = self._saturation_rule = (*self.saturation_bounds, self.saturation_threshold)
-        low, high, threshold = rule
+        if rule is None:  # the probe calls this for every layer of every measured step: work the rule out once
+            low, high = self.saturation_bounds
+            threshold = self.saturation_threshold
+            inside = (_SUP_GRID >= low) & (_SUP_GRID <= high)
+            # Only where |f'| also dips below the threshold between the tails (gelu, swish, mish) do the tails'
+            # bounds have to be checked; elsewhere "|f'| < threshold" alone is the same rule, and exact.
+            dips = bool(np.any(np.abs(self.derivative(_SUP_GRID[inside])) < threshold))
+            rule = self._saturation_rule = (low, high, threshold, dips)
+        low, high, threshold, dips = rule
         slope = self.derivative(x) if derivative is None else derivative
-        return (np.abs(slope) < threshold) & ((x < low) | (x > high))
+        flat = np.abs(slope) < threshold
+        return flat & ((x < low) | (x > high)) if dips else flat
 
     # ---- engines -----------------------------------------------------------------------------------------
     def __call__(self, x):

@@ -58,6 +58,20 @@ def _dead_fraction(slope: np.ndarray) -> float:
     return _fraction(np.all(slope == 0, axis=0))
 
 
+def _mean_std(values: np.ndarray) -> tuple[float, float]:
+    """Mean and standard deviation in float64, in one pass unless cancellation makes that inexact."""
+    flat = values.ravel()
+    if flat.dtype != np.float64:
+        flat = flat.astype(np.float64)
+    n = flat.size
+    mean = float(flat.sum()) / n
+    variance = float(np.dot(flat, flat)) / n - mean * mean
+    if variance < 1e-6 * mean * mean:  # E[x^2] - mean^2 lost its digits: take the two-pass route
+        centered = flat - mean
+        variance = float(np.dot(centered, centered)) / n
+    return mean, math.sqrt(max(variance, 0.0))
+
+
 def _fraction(mask: np.ndarray) -> float:
     return np.count_nonzero(mask) / mask.size if mask.size else math.nan
 
@@ -157,6 +171,9 @@ class LayerProbe:
         if self._detached:  # the optimizer outlives the probe: keep the last record, measure nothing
             return
         self.record = self.collect(updated=True) if self._active else None
+        if self._active:  # let the step's arrays go now, not at the next measured step: memory is reused sooner
+            self._seen = self._deltas = self._weights_before = None
+            self._grads = {}
         self._active = False
         self._release_parameter_hooks()
         self.step += 1
@@ -184,11 +201,7 @@ class LayerProbe:
             }
             if self._seen[index] is not None:
                 pre, out = self._seen[index]
-                flat = out.ravel().astype(np.float64)
-                mean = float(flat.sum()) / flat.size
-                flat -= mean
-                stats["act_mean"] = mean
-                stats["act_std"] = math.sqrt(float(np.dot(flat, flat)) / flat.size)
+                stats["act_mean"], stats["act_std"] = _mean_std(out)
                 if index < last:
                     # f'(a) once, for both statistics; from the output where that is exact and cheaper (sigmoid, tanh)
                     from_output = act.derivative_from_output
