@@ -57,6 +57,7 @@ Register your own::
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import numbers
@@ -107,6 +108,16 @@ class Activation:
         self._compose = definition["compose"]
         from_output = definition["derivative_from_output"]
         self.derivative_from_output = None if from_output is None else (lambda y: from_output(y, **params))
+        # The engines' fast path: a built-in (not redefined) keeps shape and dtype and returns fresh arrays, so
+        # Tensor.apply may call its kernels directly and multiply gradients into their results in place.
+        self.trusted = _BUILTINS.get(name) is definition and self._compose is None
+        if self.trusted:
+            self.kernel = functools.partial(self._forward, **params) if params else self._forward
+            self.derivative_from_output = (
+                (functools.partial(from_output, **params) if params else from_output) if from_output else None
+            )
+        else:
+            self.kernel = self.forward
         self.can_die = bool(_evaluate(definition["can_die"], params))
         self.kinks = tuple(float(k) for k in _evaluate(definition["kinks"], params))
         self.description = definition["description"]
@@ -224,6 +235,7 @@ class Activation:
 
 
 _REGISTRY = Registry("activation")
+_BUILTINS: dict[str, dict] = {}  # name -> definition of the activations this module defines (filled at its end)
 
 
 def register(
@@ -639,3 +651,6 @@ def _mish_derivative(x):
 
 
 register("mish", _mish, _mish_derivative)
+
+
+_BUILTINS.update({name: _REGISTRY.entry(name).obj for name in names()})

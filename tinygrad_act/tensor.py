@@ -240,8 +240,13 @@ class Tensor(Node):
         return self.apply(_RELU)
 
     def apply(self, activation):
-        """An elementwise function given as numpy ``forward``/``derivative`` (an activations.Activation)."""
-        return _make(activation.forward(self.data), (self,), _apply_backward, activation)
+        """An elementwise function (an activations.Activation): one node, backward by its analytic derivative.
+
+        The protocol: ``kernel(x)`` (forward on the array), ``derivative(x)``, ``derivative_from_output``
+        (None or ``f'`` from ``y = f(x)``), and ``trusted`` (its derivative returns fresh arrays of x's shape
+        and dtype, which the backward may overwrite).
+        """
+        return _make(activation.kernel(self.data), (self,), _apply_backward, activation)
 
     def clip(self, low=None, high=None):
         """Clip to [low, high]; gradient 1 inside (bounds included), 0 outside."""
@@ -454,8 +459,12 @@ def _abs_backward(node, g):
 def _apply_backward(node, g):
     activation = node._ctx
     if activation.derivative_from_output is not None:  # sigmoid, tanh: cheaper from the saved output
-        return (g * activation.derivative_from_output(node.data),)
-    return (g * activation.derivative(node._parents[0].data),)
+        slope = activation.derivative_from_output(node.data)
+    else:
+        slope = activation.derivative(node._parents[0].data)
+    if activation.trusted and slope.__class__ is np.ndarray and slope.shape == g.shape and slope.dtype == g.dtype:
+        return (np.multiply(slope, g, out=slope),)  # a built-in's derivative is a fresh array: reuse it
+    return (g * slope,)
 
 
 def _clip_backward(node, g):
