@@ -60,8 +60,10 @@ def verdict_line(verdict: str, ratio: float, factor: float, depth: int) -> str:
     if verdict == "exploding" and not math.isfinite(ratio):
         return f"exploding: gradients are not finite (layer 1 / layer {depth} = {ratio})"
     if ratio == 0:
-        return (f"{verdict}: layer 1 receives no gradient at all from layer {depth} (it underflowed to exactly 0; "
-                "in float32 that happens below 1e-45: try DTYPE=float64)")
+        return (
+            f"{verdict}: layer 1 receives no gradient at all from layer {depth} (it underflowed to exactly 0; "
+            "in float32 that happens below 1e-45: try DTYPE=float64)"
+        )
     share = f"{ratio:.2g}" if 1e-2 <= ratio < 1e2 else f"{ratio:.1e}"
     what = "of the gradient" if ratio <= 1 else "times the gradient"
     return f"{verdict}: layer 1 receives {share} {what} of layer {depth} (x{factor:.3g} per layer)"
