@@ -233,6 +233,9 @@ def test_sigint_to_a_running_experiment_exits_130_without_traceback_keeping_ever
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A shell that starts a job in the background (as CI runners may) hands it SIGINT ignored; Python then
+        # keeps ignoring it. Restore the default so the child installs its KeyboardInterrupt handler.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 60
