@@ -518,3 +518,22 @@ def test_sweep_command_bad_input_ends_with_one_line_and_exit_code_2(extra, named
     assert len(err.strip().splitlines()) == 1 and "error" in err and named in err, err
     assert "Traceback" not in err and stdout == ""
     assert not (tmp_path / "s").exists()
+
+
+def test_a_run_interrupted_by_ctrl_c_is_redone_when_the_sweep_resumes(tmp_path, monkeypatch):
+    import json
+
+    from tinygrad_act import sweep as sweeps
+
+    monkeypatch.setenv("TINYGRAD_ACT_CACHE", str(tmp_path / "cache"))
+    grid = sweeps.Sweep(
+        {"act": ["tanh"]},
+        {"depth": 2, "width": 8, "steps": 3, "data": "spirals:n=200", "log_every": 1, "batch_size": 16},
+    )
+    sweeps.run_sweep(grid, tmp_path / "s", progress=False)
+    summary_file = next((tmp_path / "s" / "runs").iterdir()) / "summary.json"
+    summary = json.loads(summary_file.read_text())
+    summary_file.write_text(json.dumps({**summary, "status": "interrupted"}))
+    rows = sweeps.run_sweep(grid, tmp_path / "s", progress=False)
+    assert json.loads(summary_file.read_text())["status"] == "completed"
+    assert [row["status"] for row in rows] == ["completed"]

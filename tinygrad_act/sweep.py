@@ -168,11 +168,13 @@ def _run_one(config: Config) -> dict:
 
 
 def _summary(path: Path) -> dict | None:
-    """A run's summary, or None while the run is not complete (no summary.json, or one cut short by a kill)."""
+    """A run's summary, or None while the run is not complete: no summary.json, or one cut short by a kill,
+    or a run stopped by Ctrl-C (its workers get the signal too): those are redone when the sweep resumes."""
     try:
-        return json.loads((path / "summary.json").read_text())
+        summary = json.loads((path / "summary.json").read_text())
     except (OSError, ValueError):
         return None
+    return None if summary.get("status") == "interrupted" else summary
 
 
 def _pinned_blas():
