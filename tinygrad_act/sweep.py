@@ -362,10 +362,7 @@ def figures(root: Path, rows: list[dict], keys: list[str]) -> list[str]:
         ax.set_ylabel("r = ||delta_1|| / ||delta_L|| at step 0")
         ax.legend(fontsize=7, ncol=2)
         ax.grid(alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(out / "ratio_vs_depth.png", dpi=110)
-        plt.close(fig)
-        written.append("figures/ratio_vs_depth.png")
+        _save(fig, out / "ratio_vs_depth.png", written)
 
         if "act" in keys:
             acts = list(dict.fromkeys(r["act"] for r in rows))
@@ -383,10 +380,7 @@ def figures(root: Path, rows: list[dict], keys: list[str]) -> list[str]:
             ax.set_yticks(range(len(acts)), acts)
             ax.set_xlabel("depth")
             fig.colorbar(image, ax=ax, label="log10 r at step 0 (median over other parameters)")
-            fig.tight_layout()
-            fig.savefig(out / "ratio_heatmap.png", dpi=110)
-            plt.close(fig)
-            written.append("figures/ratio_heatmap.png")
+            _save(fig, out / "ratio_heatmap.png", written)
 
     fig, ax = plt.subplots(figsize=(8, 5))
     for row in rows:
@@ -410,11 +404,17 @@ def figures(root: Path, rows: list[dict], keys: list[str]) -> list[str]:
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=6, ncol=2)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "delta_profiles.png", dpi=110)
-    plt.close(fig)
-    written.append("figures/delta_profiles.png")
+    _save(fig, out / "delta_profiles.png", written)
     return written
+
+
+def _save(fig, path: Path, written: list) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written.append(f"figures/{path.name}")
 
 
 def _first_record(path: Path):
