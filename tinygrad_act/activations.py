@@ -151,9 +151,11 @@ class Activation:
         return _conform(self._derivative(x, **self.params), x)
 
     def scalar_forward(self, x: float) -> float:
+        """f(x) for a Python float (used by Value.apply)."""
         return float(self.forward(np.float64(x)))
 
     def scalar_derivative(self, x: float) -> float:
+        """f'(x) for a Python float (used by Value's backward)."""
         return float(self.derivative(np.float64(x)))
 
     def _through_tensor(self, x):

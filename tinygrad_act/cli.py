@@ -101,6 +101,7 @@ def _experiment_arguments(parser: argparse.ArgumentParser, defaults: bool = True
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``tinygrad-act`` and ``python -m tinygrad_act``."""
     parser = _Parser(prog="tinygrad-act", description="See why gradients vanish, explode or flow in deep MLPs.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     experiment = commands.add_parser("experiment", help="train one deep MLP and measure every layer")
@@ -152,6 +153,7 @@ def _config_from(args) -> Config:
 
 
 def cmd_experiment(args) -> int:
+    """Train one MLP, write its run directory, print the table and the verdict."""
     from . import report
     from .experiment import run
 
@@ -166,6 +168,7 @@ def cmd_experiment(args) -> int:
 
 
 def cmd_sweep(args) -> int:
+    """Run (or resume) a grid of experiments and print its table."""
     from . import sweep as sweeps
 
     base = sweeps.load_config(args.config) if args.config else None
@@ -209,6 +212,7 @@ def _split_list(text: str) -> list[str]:
 
 
 def cmd_report(args) -> int:
+    """Run the findings' sweeps and write experiments/README.md."""
     from . import findings
 
     names = [n.strip() for n in args.only.split(",") if n.strip()] or None
@@ -220,6 +224,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_list(args) -> int:
+    """Print the registered activations, initializers, datasets and optimizers."""
     from . import activations, data, optim
     from . import init as initializers
 
@@ -233,6 +238,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_show(args) -> int:
+    """Print the table and verdict of a finished run directory."""
     import json
     from pathlib import Path
 
@@ -271,6 +277,7 @@ COMMANDS = {
 
 
 def main(argv=None) -> int:
+    """Run a command; return the exit code (0, 2 for bad input, 130 when interrupted)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

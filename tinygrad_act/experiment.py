@@ -111,6 +111,7 @@ class Config:
         return {k: v for k, v in options.items() if k not in inline}
 
     def default_name(self) -> str:
+        """The run directory's name under runs/: activation, init, depth, options, seed."""
         parts = [self.act.replace(":", "_").replace("=", "").replace(",", "_"), self.init.split(":")[0]]
         parts.append(f"d{self.depth}")
         if self.residual:
@@ -219,6 +220,7 @@ class RunLog:
         self.records: list[dict] = []
 
     def write(self, record: dict):
+        """Append one measured step to both files and flush them."""
         line = json.dumps(_clean(record)) + "\n"
         head = {k: record.get(k) for k in ("step", "loss", "accuracy", "grad_norm", "nonfinite")}
         with _interrupts_deferred():  # a Ctrl-C here waits until the record is whole in both files

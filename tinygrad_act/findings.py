@@ -37,6 +37,7 @@ class Context:
         self._records = {}
 
     def records(self, row) -> list[dict]:
+        """A run's metrics.jsonl records (cached)."""
         run = row["run"]
         if run not in self._records:
             with open(self.root / "runs" / run / "metrics.jsonl", encoding="utf-8") as f:
@@ -44,12 +45,15 @@ class Context:
         return self._records[run]
 
     def summary(self, row) -> dict:
+        """A run's summary.json."""
         return json.loads((self.root / "runs" / row["run"] / "summary.json").read_text())
 
     def where(self, **match) -> list[dict]:
+        """The rows whose parameters equal the given values."""
         return [r for r in self.rows if all(r.get(k) == v for k, v in match.items())]
 
     def figure(self, fig, suffix: str) -> str:
+        """Save a figure under experiments/figures and return its Markdown link."""
         self.figure_dir.mkdir(parents=True, exist_ok=True)
         name = f"{self.name}_{suffix}.png"
         fig.tight_layout()
@@ -60,6 +64,7 @@ class Context:
         return f"![{self.name} {suffix}](figures/{name})"
 
     def copy_sweep_figure(self, name: str) -> str | None:
+        """Copy one of the sweep's own figures next to the report; its Markdown link, or None."""
         source = self.root / "figures" / name
         if not source.exists():
             return None
@@ -109,17 +114,20 @@ def fmt(value, digits: int = 2) -> str:
 
 
 def pct(value) -> str:
+    """A fraction as a percentage with one decimal ('-' when missing)."""
     value = _num(value)
     return "-" if math.isnan(value) else f"{100 * value:.1f}%"
 
 
 def table(headers: list[str], rows: list[list]) -> str:
+    """A Markdown table."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
 def median(values) -> float:
+    """The median of the finite values (nan if none)."""
     values = [_num(v) for v in values]
     values = [v for v in values if not math.isnan(v)]
     return float(np.median(values)) if values else math.nan
@@ -157,6 +165,7 @@ def relative_to_last(values: np.ndarray) -> np.ndarray:
 
 
 def layer_field(record: dict, field: str, hidden_only: bool = True) -> np.ndarray:
+    """One per-layer statistic of a record as an array (hidden layers only by default)."""
     layers = record["layers"][:-1] if hidden_only else record["layers"]
     return np.array([_num(layer.get(field)) for layer in layers])
 
@@ -176,6 +185,8 @@ def agreement(errors) -> str:
 # ---- the findings -----------------------------------------------------------------------------------------
 @dataclass
 class Finding:
+    """One finding: its name (= its sweep config), title, claim, source and analysis."""
+
     name: str
     title: str
     claim: str
@@ -184,6 +195,7 @@ class Finding:
 
 
 def vanishing_depth(ctx: Context) -> str:
+    """Finding 1: r at step 0 vs depth per activation, measured beside theory and the 0.25^(L-1) bound."""
     acts = ctx.sweep.grid["act"]
     depths = ctx.sweep.grid["depth"]
     head = (
@@ -234,6 +246,7 @@ def vanishing_depth(ctx: Context) -> str:
 
 
 def glorot_bengio(ctx: Context) -> str:
+    """Finding 2: test error and per-layer gradient/activation statistics, standard vs normalized init."""
     body = []
     for act in ctx.sweep.grid["act"]:
         for init in ctx.sweep.grid["init"]:
@@ -335,6 +348,7 @@ def glorot_bengio(ctx: Context) -> str:
 
 
 def he_2015(ctx: Context) -> str:
+    """Finding 3: the Xavier/He gap at init against 2^((L-1)/2), and whether each trains."""
     depth = setting(ctx, "depth")
     gap_theory = 2 ** ((depth - 1) / 2)
     body, gaps = [], []
@@ -420,6 +434,7 @@ def he_2015(ctx: Context) -> str:
 
 
 def dying_relu(ctx: Context) -> str:
+    """Finding 4: the fraction of dead units over training for ReLU, Leaky ReLU and ELU by learning rate."""
     body = []
     for act in ctx.sweep.grid["act"]:
         for lr in ctx.sweep.grid["lr"]:
@@ -482,6 +497,7 @@ def dying_relu(ctx: Context) -> str:
 
 
 def exploding(ctx: Context) -> str:
+    """Finding 5: r at init against theory for large gains, and what clipping changes."""
     body = []
     for act in ctx.sweep.grid["act"]:
         for init in ctx.sweep.grid["init"]:
@@ -566,6 +582,7 @@ def exploding(ctx: Context) -> str:
 
 
 def rescue(ctx: Context) -> str:
+    """Finding 6: r and accuracy of deep sigmoid/tanh nets with residual connections and normalization."""
     body = []
     for act in ctx.sweep.grid["act"]:
         for residual in ctx.sweep.grid["residual"]:
@@ -639,6 +656,7 @@ def rescue(ctx: Context) -> str:
 
 
 def selu(ctx: Context) -> str:
+    """Finding 7: per-layer activation mean and std at init for SELU/LeCun and its contrasts."""
     depth = setting(ctx, "depth")
     shown = sorted({i for i in (1, depth // 4, depth // 2, 3 * depth // 4, depth) if i >= 1})
     body = []
@@ -695,6 +713,7 @@ def selu(ctx: Context) -> str:
 
 
 def edge_of_chaos(ctx: Context) -> str:
+    """Finding 8: tanh's per-layer factor against sqrt(chi_1), and trainability against 6 xi."""
     act = activations.get(ctx.sweep.fixed.get("act", "tanh"))
     depths = ctx.sweep.grid["depth"]
     body, errors, points = [], [], []
@@ -769,6 +788,7 @@ def edge_of_chaos(ctx: Context) -> str:
 
 
 def orthogonal(ctx: Context) -> str:
+    """Finding 9: seed-to-seed spread of the gradient profile, orthogonal vs Gaussian weights."""
     body = []
     plt = _pyplot()
     acts, inits = ctx.sweep.grid["act"], ctx.sweep.grid["init"]

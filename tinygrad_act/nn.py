@@ -69,6 +69,7 @@ class Module:
                 yield from child.modules(_seen)
 
     def parameters(self) -> list[Tensor]:
+        """Every parameter Tensor, in registration order."""
         return [p for _, p in self.named_parameters()]
 
     def zero_grad(self):
@@ -77,11 +78,13 @@ class Module:
             p.grad = None
 
     def train(self, mode: bool = True):
+        """Training mode for this module and every sub-module (batch norm uses batch statistics)."""
         for module in self.modules():
             object.__setattr__(module, "training", mode)
         return self
 
     def eval(self):
+        """Evaluation mode (batch norm uses its running statistics)."""
         return self.train(False)
 
     def register_forward_hook(self, fn):
@@ -99,6 +102,7 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def num_parameters(self) -> int:
+        """The number of scalar parameters."""
         return sum(p.data.size for p in self.parameters())
 
 

@@ -43,6 +43,7 @@ class Optimizer:
         return fn
 
     def step(self):
+        """Apply one update to every parameter that has a gradient (pre and post hooks around it)."""
         for hook in self._pre_hooks:
             hook(self)
         self.steps += 1
@@ -53,6 +54,7 @@ class Optimizer:
             hook(self)
 
     def update(self, param, grad, state):
+        """Change ``param.data`` in place given its gradient and its state dict."""
         raise NotImplementedError
 
 
@@ -162,6 +164,7 @@ _REGISTRY.register("adam", Adam, defaults=keyword_defaults(Adam.__init__, skip=2
 
 
 def names() -> list[str]:
+    """Registered optimizer names."""
     return _REGISTRY.names()
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Entry:
+    """A registered object with its parameters' defaults, aliases and a one-line description."""
+
     name: str
     obj: object
     defaults: dict = field(default_factory=dict)
@@ -67,6 +69,7 @@ class Registry:
         self._aliases: dict[str, str] = {}
 
     def register(self, name: str, obj, *, defaults=None, aliases=(), description="", replace=False) -> Entry:
+        """Add ``obj`` under ``name`` (and ``aliases``); refuses to overwrite unless ``replace``."""
         taken = [n for n in (name, *aliases) if n in self._entries or n in self._aliases]
         if taken and not replace:
             raise ValueError(f"{self.kind} {taken[0]!r} is already registered (pass replace=True to redefine it)")
@@ -100,12 +103,14 @@ class Registry:
         return name in self._entries or name in self._aliases
 
     def canonical(self, name: str) -> str:
+        """The registered name for ``name`` or one of its aliases; ValueError listing the choices."""
         name = self._aliases.get(name, name)
         if name not in self._entries:
             raise ValueError(f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}")
         return name
 
     def entry(self, name: str) -> Entry:
+        """The Entry registered under ``name`` (or an alias)."""
         return self._entries[self.canonical(name)]
 
     def resolve(self, spec: str, **params) -> tuple[Entry, dict]:

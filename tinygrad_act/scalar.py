@@ -75,6 +75,7 @@ class Value(Node):
         return Value(self.data, requires_grad=False)
 
     def item(self) -> float:
+        """The value as a Python float (``.data``)."""
         return self.data
 
     # ---- primitives ------------------------------------------------------------------------------------

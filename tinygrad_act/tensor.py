@@ -134,6 +134,7 @@ class Tensor(Node):
         return self.data
 
     def item(self) -> float:
+        """The single element as a Python number."""
         return self.data.item()
 
     def detach(self) -> Tensor:
@@ -218,12 +219,15 @@ class Tensor(Node):
 
     # ---- elementwise functions -------------------------------------------------------------------------
     def exp(self):
+        """e^x elementwise."""
         return _make(np.exp(self.data), (self,), _exp_backward)
 
     def log(self):
+        """Natural logarithm elementwise."""
         return _make(np.log(self.data), (self,), _log_backward)
 
     def sqrt(self):
+        """Square root elementwise; the derivative is taken from the saved output."""
         return _make(np.sqrt(self.data), (self,), _sqrt_backward)
 
     def abs(self):
@@ -231,12 +235,15 @@ class Tensor(Node):
         return _make(np.abs(self.data), (self,), _abs_backward)
 
     def tanh(self):
+        """tanh, the registry's definition (activations.get('tanh'))."""
         return self.apply(_TANH)
 
     def sigmoid(self):
+        """Logistic sigmoid, the registry's definition (stable for every finite input)."""
         return self.apply(_SIGMOID)
 
     def relu(self):
+        """max(0, x), the registry's definition (f'(0) = 0)."""
         return self.apply(_RELU)
 
     def apply(self, activation):
@@ -266,9 +273,11 @@ class Tensor(Node):
 
     # ---- reductions ------------------------------------------------------------------------------------
     def sum(self, axis=None, keepdims: bool = False):
+        """Sum over ``axis`` (None: all; an int or a tuple), optionally keeping the reduced axes."""
         return _make(np.sum(self.data, axis=axis, keepdims=keepdims), (self,), _sum_backward, (axis, keepdims))
 
     def mean(self, axis=None, keepdims: bool = False):
+        """Mean over ``axis``: the sum times 1/count, so it shares the sum's backward."""
         shape = self.data.shape
         axes = range(len(shape)) if axis is None else (axis,) if isinstance(axis, (int, np.integer)) else axis
         count = int(np.prod([shape[a] for a in axes]))
@@ -299,11 +308,13 @@ class Tensor(Node):
 
     # ---- shape -----------------------------------------------------------------------------------------
     def reshape(self, *shape):
+        """The same data in a new shape (a tuple or separate ints); backward reshapes back."""
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         return _make(self.data.reshape(shape), (self,), _reshape_backward)
 
     def transpose(self, *axes):
+        """Permute the axes (reversed by default); backward applies the inverse permutation."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
         axes = axes or None
@@ -361,10 +372,12 @@ def where(condition, a, b) -> Tensor:
 
 
 def maximum(a, b) -> Tensor:
+    """Elementwise max of tensors or numbers; ties share the gradient evenly."""
     return (a if isinstance(a, Tensor) else _constant(a, b)).maximum(b)
 
 
 def minimum(a, b) -> Tensor:
+    """Elementwise min of tensors or numbers; ties share the gradient evenly."""
     return (a if isinstance(a, Tensor) else _constant(a, b)).minimum(b)
 
 
