@@ -134,16 +134,21 @@ def clip_grad_norm(params, max_norm: float) -> float:
     return total
 
 
+def squared_norm(a: np.ndarray) -> float:
+    """Σ a², accumulated in float64 (float32 squares cannot overflow there; an overflow in float64 is inf).
+
+    Callers that may see exploding values hold np.errstate(over="ignore"): the probes do it once per step.
+    """
+    flat = a.ravel()
+    if flat.dtype != np.float64:
+        flat = flat.astype(np.float64)
+    return float(np.dot(flat, flat))
+
+
 def global_grad_norm(grads) -> float:
     """sqrt(Σ ||g||²) over the given arrays, computed in float64."""
-    total = 0.0
-    for g in grads:
-        flat = g.ravel()
-        with np.errstate(over="ignore"):  # overflow of the sum of squares only: the norm is inf
-            squares = float(np.dot(flat, flat))  # inf or nan if any entry is, so no separate finiteness pass
-            if not math.isfinite(squares) and np.all(np.isfinite(flat)):  # float32 overflow of the sum only
-                squares = float(np.dot(flat.astype(np.float64), flat.astype(np.float64)))
-        total += squares
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflowing sum of squares means an infinite norm
+        total = sum(squared_norm(g) for g in grads)
     return math.sqrt(total) if total >= 0 else math.nan
 
 

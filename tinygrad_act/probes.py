@@ -31,14 +31,12 @@ import math
 import numpy as np
 
 from .graph import is_grad_enabled
+from .optim import squared_norm
 
 
 def _norm(a) -> float:
-    """Frobenius norm, accumulated in float64 (callers hold np.errstate: an overflow means inf)."""
-    flat = a.ravel()
-    if flat.dtype != np.float64:
-        flat = flat.astype(np.float64)
-    return math.sqrt(float(np.dot(flat, flat)))
+    """Frobenius norm in float64 (callers hold np.errstate: an overflow means inf)."""
+    return math.sqrt(squared_norm(a))
 
 
 _TINY = {}  # dtype -> smallest normal number (np.finfo is slow to call once per layer)

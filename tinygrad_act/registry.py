@@ -33,7 +33,7 @@ def parse_value(text: str):
     for kind in (int, float):
         try:
             return kind(text)
-        except ValueError:
+        except ValueError:  # not this kind of number: try the next, else keep the text
             pass
     return text
 
