@@ -1,0 +1,34 @@
+"""The failures a user sees as one line, and the exit codes the command line gives them.
+
+Only these become one-liners at the command line; any other exception is a bug and keeps its traceback.
+
+- ``UsageError`` (exit 2): a value the user gave is invalid. The message names the value and the valid choices.
+  It subclasses ValueError, so ``except ValueError`` in user code keeps working.
+- ``RunDirError`` (exit 1): the run directory cannot be written as asked (no space left, read-only, locked by
+  another writer, a name too long ...). The message names the path and what is wrong.
+"""
+
+from __future__ import annotations
+
+EXIT_FAULT = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+class UsageError(ValueError):
+    """A value given by the user is invalid: one line, exit code 2."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class RunDirError(RuntimeError):
+    """The file system refused what the run needs: one line, exit code 1."""
+
+    exit_code = EXIT_FAULT
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so the run ends the same way (records kept, summary written); exit code 143."""
+
+    exit_code = EXIT_TERMINATED
