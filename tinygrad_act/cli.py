@@ -12,10 +12,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from .errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, RunDirError, UsageError
 from .experiment import Config
-
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -282,12 +280,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (ValueError, FileExistsError) as error:
+    # TRANSITION (issue 9, CLI part): ValueError and FileExistsError are still caught until every validator
+    # raises UsageError; then only UsageError and RunDirError become one-liners and a real bug keeps its traceback.
+    except (UsageError, RunDirError, ValueError, FileExistsError) as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return getattr(error, "exit_code", EXIT_BAD_INPUT)
+    except KeyboardInterrupt as interrupt:
+        print(f"{parser.prog}: {'terminated' if hasattr(interrupt, 'exit_code') else 'interrupted'}", file=sys.stderr)
+        return getattr(interrupt, "exit_code", EXIT_INTERRUPTED)
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 0
