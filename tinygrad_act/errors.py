@@ -10,6 +10,10 @@ Only these become one-liners at the command line; any other exception is a bug a
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+
 EXIT_FAULT = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
@@ -32,3 +36,23 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C so the run ends the same way (records kept, summary written); exit code 143."""
 
     exit_code = EXIT_TERMINATED
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Within the block, SIGTERM raises Terminated (a KeyboardInterrupt) in the main thread, as Ctrl-C does.
+
+    Outside the main thread (where Python cannot install handlers) the block runs unchanged.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
