@@ -197,7 +197,7 @@ def test_divergence_exits_0_with_a_message_and_a_summary(tmp_path, capsys):
     assert code == 0, stderr
     assert "diverged" in stdout
     summary = _summary(out)
-    assert summary["status"] == "diverged" and summary["verdict_final"] == "exploding"
+    assert summary["status"] == "diverged" and summary["verdict_final"] == "diverged"
     records = _records(out)
     assert [r["step"] for r in records] == list(range(summary["steps_done"] + 1))
 

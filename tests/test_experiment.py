@@ -11,6 +11,7 @@ import pytest
 
 import tinygrad_act
 from tinygrad_act import optim
+from tinygrad_act.errors import UsageError
 from tinygrad_act.experiment import (
     LAYER_FIELDS,
     Config,
@@ -18,6 +19,7 @@ from tinygrad_act.experiment import (
     open_records,
     per_layer_factor,
     run,
+    shown_verdict,
     summarize,
     verdict_of,
 )
@@ -134,7 +136,7 @@ def test_an_existing_run_directory_is_never_overwritten_without_force(tmp_path):
     out = tmp_path / "run"
     run(_config(out), progress=False)
     before = (out / "metrics.jsonl").read_text()
-    with pytest.raises(FileExistsError, match="run"):
+    with pytest.raises(UsageError, match="--force"):
         run(_config(out, seed=1), progress=False)
     assert (out / "metrics.jsonl").read_text() == before
     run(_config(out, seed=1, steps=2), force=True, progress=False)
@@ -176,9 +178,10 @@ def test_a_run_whose_loss_becomes_non_finite_is_diverged_with_valid_logs(tmp_pat
     assert summary["steps_done"] < 30
     records = _jsonl(out)  # strict: no NaN or Infinity tokens
     assert [r["step"] for r in records] == list(range(summary["steps_done"] + 1))
-    assert records[-1]["loss"] is None  # the non-finite loss is logged as null
+    assert records[-1]["loss"] in ("nan", "inf")  # the non-finite loss is kept, as a marker (null = not measured)
+    assert math.isnan(open_records(out)[-1]["loss"]) or open_records(out)[-1]["loss"] == math.inf
     on_disk = _strict_json((out / "summary.json").read_text())
-    assert on_disk["status"] == "diverged" and on_disk["verdict_final"] == "exploding"
+    assert on_disk["status"] == "diverged" and on_disk["verdict_final"] == "diverged"
     assert on_disk["steps_done"] == summary["steps_done"]
     rows = _csv_rows(out)
     assert len(rows) == len(records) * (DEPTH + 1)
@@ -266,13 +269,14 @@ def test_per_layer_factor_is_the_geometric_mean_factor_over_the_hidden_layers():
     assert math.isnan(per_layer_factor(math.inf, 5))
 
 
-def test_summary_of_a_diverged_run_ends_exploding_whatever_the_last_finite_ratio_was():
+def test_summary_of_a_diverged_run_ends_diverged_whatever_the_last_finite_ratio_was():
     records = [
         {"step": 0, "loss": 1.0, "accuracy": 0.5, "nonfinite": 0, **_record(1.0, 1.0, 1.0)},
         {"step": 1, "loss": math.nan, "accuracy": 0.3, "nonfinite": 0, **_record(None, None, None)},
     ]
     summary = summarize(_config("x", depth=2), records, "diverged", "boom", 1, {}, None)
-    assert summary["verdict"] == "healthy" and summary["verdict_final"] == "exploding"
+    assert summary["verdict"] == "healthy" and summary["verdict_final"] == "diverged"
+    assert shown_verdict(summary) == "diverged" and shown_verdict({**summary, "status": "completed"}) == "diverged"
     assert summary["step_init"] == 0 and summary["step_final"] == 0
 
 

@@ -17,7 +17,7 @@ def test_verdict_line_states_the_ratio_and_the_factor_per_layer():
 
 
 def test_a_gradient_that_underflowed_to_zero_is_named_as_such():
-    line = verdict_line("vanishing", 0.0, math.nan, 80)
+    line = verdict_line("vanishing", 0.0, math.nan, 80, dtype="float32")
     assert "no gradient at all" in line and "nan" not in line and "float64" in line
 
 

@@ -12,7 +12,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from .errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, RunDirError, UsageError
+from .errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED, RunDirError, UsageError
 from .experiment import Config
 
 
@@ -153,16 +153,14 @@ def _config_from(args) -> Config:
 def cmd_experiment(args) -> int:
     """Train one MLP, write its run directory, print the table and the verdict."""
     from . import report
-    from .experiment import run
+    from .experiment import open_records, run
 
     config = _config_from(args)
     config.validate()
     command = "python -m tinygrad_act " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     summary = run(config, force=args.force, progress=not args.no_progress, command=command)
-    from .experiment import open_records
-
     print(report.terminal_report(summary, open_records(summary["path"]), config))
-    return EXIT_INTERRUPTED if summary["status"] == "interrupted" else 0
+    return {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_TERMINATED}.get(summary.get("signal"), 0)
 
 
 def cmd_sweep(args) -> int:
@@ -237,32 +235,17 @@ def cmd_list(args) -> int:
 
 def cmd_show(args) -> int:
     """Print the table and verdict of a finished run directory."""
-    import json
-    from pathlib import Path
-
-    from . import report
+    from . import report, rundir
     from .experiment import open_records
 
     path = Path(args.run_dir)
-    if not (path / "summary.json").exists():
-        raise ValueError(f"{str(path)!r} is not a finished run directory (no summary.json)")
-    summary = json.loads((path / "summary.json").read_text())
+    summary, config_values = rundir.read_json(path / "summary.json"), rundir.read_json(path / "config.json")
+    if summary is None or config_values is None:
+        raise UsageError(f"{str(path)!r} is not a finished run directory (no valid summary.json and config.json)")
     summary["path"] = str(path)
-    config_values = json.loads((path / "config.json").read_text())
     config = Config(**{f.name: config_values[f.name] for f in dataclasses.fields(Config) if f.name in config_values})
-    print(report.terminal_report(_nan_for_null(summary), _nan_for_null(open_records(path)), config))
+    print(report.terminal_report(summary, open_records(path), config))
     return 0
-
-
-def _nan_for_null(obj):
-    if isinstance(obj, dict):
-        return {
-            k: (math.nan if v is None and k.startswith(("ratio", "per_layer")) else _nan_for_null(v))
-            for k, v in obj.items()
-        }
-    if isinstance(obj, list):
-        return [_nan_for_null(v) for v in obj]
-    return obj
 
 
 COMMANDS = {

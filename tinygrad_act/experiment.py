@@ -11,10 +11,8 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
-import json
+import io
 import math
-import os
-import shutil
 import signal
 import sys
 import threading
@@ -23,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, activations, data, optim
+from . import __version__, activations, data, optim, rundir
 from . import init as initializers
+from .errors import RunDirError, Terminated, UsageError, sigterm_as_interrupt
 from .graph import no_grad
 from .nn import MLP, accuracy, cross_entropy
 from .optim import clip_grad_norm
@@ -151,88 +150,110 @@ def per_layer_factor(ratio: float, depth: int) -> float:
     return ratio ** (1.0 / (depth - 1))
 
 
-def _finite_or_none(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+def shown_verdict(summary: dict) -> str | None:
+    """The one verdict to show for a run: "diverged" if its training diverged, else the step-0 verdict (from r).
+
+    The step-0 verdict judges the gradients at initialization; a run that later diverged is reported as such
+    wherever a single verdict stands for the run (terminal, sweep tables, findings), whatever r was at step 0.
+    """
+    if summary.get("status") == "diverged" or summary.get("verdict_final") == "diverged":
+        return "diverged"
+    return summary.get("verdict")
 
 
-def _clean(obj):
-    """JSON has no NaN/Infinity: non-finite numbers become null (the CSV keeps 'nan'/'inf')."""
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, (np.floating, np.integer)):
-        obj = obj.item()
-    return _finite_or_none(obj)
+@contextlib.contextmanager
+def prepare_run_dir(config: Config, force: bool = False, root: str = "runs"):
+    """The run directory, locked for the block: OUT, or a fresh name under runs/; never silently overwritten.
 
-
-def prepare_run_dir(config: Config, force: bool = False, root: str = "runs") -> Path:
-    """The run directory: OUT, or a fresh name under runs/; an existing run is never silently overwritten."""
+    With ``force`` the files of a previous run in OUT are removed (links removed, never followed) once the lock
+    is held, so a directory another process is writing is refused, never emptied under it.
+    """
     if config.out:
         path = Path(config.out)
         if path.exists() and not path.is_dir():
-            raise ValueError(f"run directory {str(path)!r} is a file; choose another OUT")
-        if path.exists() and any(path.iterdir()):
-            if not force:
-                raise FileExistsError(f"run directory {str(path)!r} already exists; choose another OUT or pass --force")
-            for name in (*RUN_FILES, "figures"):
-                target = path / name
-                if target.is_dir():
-                    shutil.rmtree(target)
-                elif target.exists():
-                    target.unlink()
+            raise UsageError(f"run directory {str(path)!r} is a file; choose another OUT")
+        rundir.make_dir(path)
     else:
-        base = Path(root) / config.default_name()
-        path, counter = base, 1
-        while path.exists():
+        path = _fresh_dir(Path(root) / config.default_name())
+    with rundir.locked(path):
+        leftovers = sorted(p.name for p in path.iterdir() if p.name != rundir.LOCK_NAME)
+        if leftovers and not force:
+            raise UsageError(f"run directory {str(path)!r} already exists; choose another OUT or pass --force")
+        for name in leftovers:
+            if name in RUN_FILES or name in ("figures", "summary.json.partial") or name.endswith(".tmp"):
+                rundir.remove(path / name)
+        yield path
+
+
+def _fresh_dir(base: Path) -> Path:
+    """Create and return ``base``, or ``base-2``, ``base-3``...: the first name no one has (mkdir claims it)."""
+    rundir.make_dir(base.parent)
+    counter = 1
+    while True:
+        path = base if counter == 1 else Path(f"{base}-{counter}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
             counter += 1
-            path = Path(f"{base}-{counter}")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+        except OSError as error:
+            raise RunDirError(rundir.describe(error, path, "create")) from None
 
 
 @contextlib.contextmanager
 def _interrupts_deferred():
-    """Hold SIGINT until the block ends, then raise KeyboardInterrupt (main thread only)."""
+    """Hold SIGINT and SIGTERM until the block ends, then raise them (main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     received = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    handlers = {sig: signal.signal(sig, lambda signum, frame: received.append(signum)) for sig in _STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, previous in handlers.items():
+            signal.signal(sig, previous)
     if received:
-        raise KeyboardInterrupt
+        raise Terminated if signal.SIGTERM in received else KeyboardInterrupt
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class RunLog:
-    """metrics.jsonl and metrics.csv, appended and flushed one measured step at a time."""
+    """metrics.jsonl and metrics.csv, appended one measured step at a time, both or neither."""
 
     def __init__(self, path: Path):
-        self._jsonl = open(path / "metrics.jsonl", "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
-        self._csv_file = open(path / "metrics.csv", "w", encoding="utf-8", newline="")  # noqa: SIM115
-        self._csv = csv.DictWriter(self._csv_file, fieldnames=CSV_FIELDS, extrasaction="ignore")
-        self._csv.writeheader()
+        self._jsonl = rundir.AppendLog(path / "metrics.jsonl")
+        self._csv = rundir.AppendLog(path / "metrics.csv")
+        self._csv.append(_csv_text([dict(zip(CSV_FIELDS, CSV_FIELDS))]))
         self.records: list[dict] = []
 
     def write(self, record: dict):
-        """Append one measured step to both files and flush them."""
-        line = json.dumps(_clean(record)) + "\n"
+        """Append one measured step to both files (whole lines; on failure neither file keeps it)."""
+        line = rundir.dumps(record) + "\n"
         head = {k: record.get(k) for k in ("step", "loss", "accuracy", "grad_norm", "nonfinite")}
-        with _interrupts_deferred():  # a Ctrl-C here waits until the record is whole in both files
-            self._jsonl.write(line)
-            self._jsonl.flush()
-            self._csv.writerows({**head, **layer} for layer in record["layers"])
-            self._csv_file.flush()
+        rows = _csv_text([{**head, **layer} for layer in record["layers"]])
+        with _interrupts_deferred():  # a Ctrl-C or SIGTERM here waits until the record is whole in both files
+            csv_size = self._csv.size
+            self._csv.append(rows)
+            try:
+                self._jsonl.append(line)
+            except RunDirError:
+                self._csv.truncate(csv_size)
+                raise
             self.records.append(record)
 
     def close(self):
         self._jsonl.close()
-        self._csv_file.close()
+        self._csv.close()
+
+
+def _csv_text(rows: list[dict]) -> str:
+    """CSV lines for ``rows`` (non-finite numbers stay numbers: nan, inf; None is empty)."""
+    buffer = io.StringIO()
+    csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore").writerows(rows)
+    return buffer.getvalue()
 
 
 def evaluate(model, x, y, batch_size: int = 1000) -> tuple[float, float]:
@@ -250,14 +271,24 @@ def evaluate(model, x, y, batch_size: int = 1000) -> tuple[float, float]:
 
 
 def run(config: Config, force: bool = False, progress: bool = True, command: str | None = None) -> dict:
-    """Train, measure and write the run directory; return the summary (see ARCHITECTURE.md)."""
+    """Train, measure and write the run directory; return the summary (see ARCHITECTURE.md).
+
+    Ctrl-C and SIGTERM end the run as "interrupted" (SIGTERM is turned into Terminated for the duration), with
+    its records and summary kept. A file-system fault (no space left ...) raises RunDirError after writing a
+    summary with status "failed" if the disk still takes one; metrics.jsonl keeps only whole records.
+    """
+    config.validate()
+    with sigterm_as_interrupt():
+        dataset = data.load(config.data, dtype=np.dtype(config.dtype))  # bad data parameters write nothing
+        with prepare_run_dir(config, force=force) as path:
+            return _run_in(path, config, dataset, progress, command)
+
+
+def _run_in(path: Path, config: Config, dataset, progress: bool, command: str | None) -> dict:
+    """The run proper, in its locked directory: config.json, the loop, the final evaluation, figures, summary."""
     from . import report  # matplotlib is imported only when figures are drawn
 
-    config.validate()
-    dtype = np.dtype(config.dtype)
     started = time.perf_counter()
-    dataset = data.load(config.data, dtype=dtype)  # before the run directory: bad data parameters write nothing
-    path = prepare_run_dir(config, force=force)
     model_seed, batch_seed = np.random.SeedSequence(config.seed).spawn(2)
     model = MLP(
         dataset.num_features,
@@ -268,7 +299,7 @@ def run(config: Config, force: bool = False, progress: bool = True, command: str
         residual=config.residual,
         norm=None if config.norm == "none" else config.norm,
         seed=int(model_seed.generate_state(1)[0]),
-        dtype=dtype,
+        dtype=np.dtype(config.dtype),
     )
     optimizer = optim.get(config.optimizer, model.parameters(), **config.optimizer_options())
     last_step = config.steps - 1
@@ -297,75 +328,117 @@ def run(config: Config, force: bool = False, progress: bool = True, command: str
         "numpy": np.__version__,
         "command": command or " ".join(sys.argv),
     }
-    (path / "config.json").write_text(json.dumps(_clean(resolved), indent=2) + "\n")
+    rundir.atomic_write(path / "config.json", rundir.dumps(resolved, indent=2) + "\n")
 
     log = RunLog(path)
-    status, message, steps_done = "completed", "", 0
+    status, message, steps_done, fault = "completed", "", 0, None
+    final, drawn = {}, {}
     rng = np.random.default_rng(batch_seed)
     batches = data.batches(dataset, config.batch_size, rng)
     bar = _progress_bar(config.steps, progress)
-    test_loss = test_accuracy = None
+    when = "after {steps_done} steps"
     try:
-        with np.errstate(all="ignore"):  # overflow is detected below, explicitly, as divergence
-            for step in range(config.steps):
-                xb, yb = next(batches)
-                logits = model(Tensor(xb))
-                loss = cross_entropy(logits, yb)
-                optimizer.zero_grad()
-                loss.backward()
-                loss_value = loss.item()
-                if config.clip:
-                    clip_grad_norm(model.parameters(), config.clip)
-                if not math.isfinite(loss_value):
-                    stats = probe.collect() if probe.measuring else gradient_record(model)
-                    log.write({"step": step, "loss": loss_value, "accuracy": accuracy(logits, yb), **stats})
-                    status, message = "diverged", f"diverged at step {step}: the loss is {loss_value}"
-                    break
-                optimizer.step()
-                steps_done = step + 1
-                if probe.record is not None:
-                    record = {"step": step, "loss": loss_value, "accuracy": accuracy(logits, yb), **probe.record}
-                    if step % config.eval_every == 0 or step == last_step:
-                        test_loss, test_accuracy = evaluate(model, dataset.x_test, dataset.y_test)
-                        record.update(test_loss=test_loss, test_accuracy=test_accuracy)
-                    record["time"] = time.perf_counter() - started
-                    log.write(record)
-                    if record["nonfinite"]:
-                        status, message = "diverged", f"diverged at step {step}: non-finite gradients"
-                        break
-                    bar.set_postfix_str(_postfix(record), refresh=False)
-                bar.update(1)
-    except KeyboardInterrupt:
-        status, message = "interrupted", f"interrupted by the user after {steps_done} steps"
-    finally:
-        bar.close()
-        log.close()
-        probe.detach()
-
-    with np.errstate(all="ignore"):
-        final = {}
-        if status != "diverged":
-            final["train_loss"], final["train_accuracy"] = evaluate(model, dataset.x_train, dataset.y_train)
-            final["test_loss"], final["test_accuracy"] = evaluate(model, dataset.x_test, dataset.y_test)
-    summary = summarize(config, log.records, status, message, steps_done, final, theory)
-    summary["wall_time_s"] = time.perf_counter() - started
-    summary["files"] = sorted(p.name for p in path.iterdir()) + ["summary.json"]
-    if config.figures:
         try:
-            summary["figures"] = report.figures(path, log.records, summary)
-        except Exception as error:  # figures are a convenience: a plotting failure must not lose the run
-            summary["figures_error"] = f"{type(error).__name__}: {error}"
-    # Atomic: a sweep treats a run as complete once summary.json exists, so it must never be half written.
-    partial = path / "summary.json.partial"
-    partial.write_text(json.dumps(_clean(summary), indent=2) + "\n")
-    os.replace(partial, path / "summary.json")
+            with np.errstate(all="ignore"):  # overflow is detected below, explicitly, as divergence
+                for step in range(config.steps):
+                    xb, yb = next(batches)
+                    logits = model(Tensor(xb))
+                    loss = cross_entropy(logits, yb)
+                    optimizer.zero_grad()
+                    loss.backward()
+                    loss_value = loss.item()
+                    if config.clip:
+                        clip_grad_norm(model.parameters(), config.clip)
+                    if not math.isfinite(loss_value):
+                        stats = probe.collect() if probe.measuring else gradient_record(model)
+                        status, message = "diverged", f"diverged at step {step}: the loss is {loss_value}"
+                        log.write({"step": step, "loss": loss_value, "accuracy": accuracy(logits, yb), **stats})
+                        break
+                    optimizer.step()
+                    steps_done = step + 1
+                    if probe.record is not None:
+                        record = {"step": step, "loss": loss_value, "accuracy": accuracy(logits, yb), **probe.record}
+                        if step % config.eval_every == 0 or step == last_step:
+                            test_loss, test_accuracy = evaluate(model, dataset.x_test, dataset.y_test)
+                            record.update(test_loss=test_loss, test_accuracy=test_accuracy)
+                        record["time"] = time.perf_counter() - started
+                        if record["nonfinite"]:
+                            status, message = "diverged", f"diverged at step {step}: non-finite gradients"
+                        log.write(record)
+                        if status == "diverged":
+                            break
+                        bar.set_postfix_str(_postfix(record), refresh=False)
+                    bar.update(1)
+        except RunDirError as error:  # no space left, ...: keep what is on disk, say so in one line
+            status, message, fault = "failed", str(error), error
+        finally:
+            bar.close()
+            log.close()
+            probe.detach()
+        when = "during the final evaluation"
+        if status == "completed":
+            with np.errstate(all="ignore"):
+                final["train_loss"], final["train_accuracy"] = evaluate(model, dataset.x_train, dataset.y_train)
+                final["test_loss"], final["test_accuracy"] = evaluate(model, dataset.x_test, dataset.y_test)
+        when = "while drawing the figures"
+        if config.figures and status != "failed":
+            drawn = _draw(
+                report, path, log.records, summarize(config, log.records, status, message, steps_done, final, theory)
+            )
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: stop now, the summary comes from the records logged
+        stopped = _stopped_by(stop, when.format(steps_done=steps_done))
+        diverged = status == "diverged"
+        status, message = "interrupted", "; ".join(filter(None, [message, stopped]))
+        signal_name = "SIGTERM" if isinstance(stop, Terminated) else "SIGINT"
+    else:
+        diverged, signal_name = status == "diverged", None
+
+    with _interrupts_deferred():  # the summary is the run's last word: a signal now waits until it is written
+        summary = summarize(config, log.records, status, message, steps_done, final, theory, diverged=diverged)
+        summary.update(drawn)
+        if signal_name:
+            summary["signal"] = signal_name  # what stopped the run: the command line exits 130 or 143
+        summary["wall_time_s"] = time.perf_counter() - started
+        summary["files"] = _listing(path)
+        try:
+            # Atomic: a sweep treats a run as complete once summary.json exists, so it is never half written.
+            rundir.atomic_write(path / "summary.json", rundir.dumps(summary, indent=2) + "\n")
+        except RunDirError:
+            if fault is None:
+                raise
+    if fault is not None:
+        raise fault
     summary["path"] = str(path)
     return summary
 
 
-def summarize(config, records, status, message, steps_done, final, theory) -> dict:
-    """The summary: status, final numbers, r and verdict at step 0 and at the end, theory beside them."""
+def _draw(report, path: Path, records: list[dict], summary: dict) -> dict:
+    """{"figures": [...]} or, if plotting fails, {"figures_error": ...}: figures must never lose the run."""
+    try:
+        return {"figures": report.figures(path, records, summary)}
+    except Exception as error:
+        return {"figures_error": f"{type(error).__name__}: {error}"}
+
+
+def _stopped_by(stop: KeyboardInterrupt, when: str) -> str:
+    """``interrupted by the user after 12 steps`` or ``terminated (SIGTERM) during the final evaluation``."""
+    return f"{'terminated (SIGTERM)' if isinstance(stop, Terminated) else 'interrupted by the user'} {when}"
+
+
+def _listing(path: Path) -> list[str]:
+    """The run's files as they will be once summary.json is written (directories end with /; no hidden files)."""
+    names = {p.name + ("/" if p.is_dir() else "") for p in path.iterdir() if not p.name.startswith(".")}
+    return sorted(names | {"summary.json"})
+
+
+def summarize(config, records, status, message, steps_done, final, theory, diverged: bool | None = None) -> dict:
+    """The summary: status, final numbers, r and verdict at step 0 and at the end, theory beside them.
+
+    ``diverged`` (default: status == "diverged") says the training diverged even if the run was then
+    interrupted while drawing its figures; its final verdict is then "diverged".
+    """
     summary = {"status": status, "message": message, "steps_done": steps_done, "steps_requested": config.steps}
+    summary["records"] = len(records)  # records written to metrics.jsonl: the summary never claims more
     summary.update(final)
     if records:
         summary["final_loss"], summary["final_accuracy"] = records[-1]["loss"], records[-1]["accuracy"]
@@ -377,10 +450,11 @@ def summarize(config, records, status, message, steps_done, final, theory) -> di
             summary[f"per_layer_factor_{key}"] = per_layer_factor(ratio, config.depth)
             summary[f"step_{key}"] = record["step"]
         summary["verdict"] = verdict_of(summary["ratio_init"], records[0]["nonfinite"])
-        # A run that diverged ended with non-finite numbers: that is the exploding end, whatever r was before.
-        diverged = status == "diverged"
+        # A run that diverged ended with non-finite numbers: that, not r before it, is its final verdict.
+        if diverged is None:
+            diverged = status == "diverged"
         summary["verdict_final"] = (
-            "exploding" if diverged else verdict_of(summary["ratio_final"], records[-1]["nonfinite"])
+            "diverged" if diverged else verdict_of(summary["ratio_final"], records[-1]["nonfinite"])
         )
     summary["theory"] = theory
     return summary
@@ -415,13 +489,14 @@ def predict_theory(config, model, dataset) -> dict | None:
 
 
 def _progress_bar(total: int, enabled: bool):
+    """tqdm's convention: shown on a terminal only (disable=None), never when ``enabled`` is False."""
     from tqdm import tqdm
 
     return tqdm(
         total=total,
         desc="training",
         unit="step",
-        disable=not enabled,
+        disable=None if enabled else True,
         mininterval=0.25,
         dynamic_ncols=True,
         file=sys.stderr,
@@ -431,14 +506,9 @@ def _progress_bar(total: int, enabled: bool):
 
 def _postfix(record: dict) -> str:
     ratio = first_last_ratio(record)
-    return f"loss={record['loss']:.3f} acc={record['accuracy']:.2f} r={ratio:.1e}"
+    return f"loss={record['loss']:.4g} acc={record['accuracy']:.2f} r={ratio:.1e}"
 
 
 def open_records(path) -> list[dict]:
-    """Read a run's metrics.jsonl (null -> nan)."""
-    records = []
-    with open(Path(path) / "metrics.jsonl", encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                records.append(json.loads(line))
-    return records
+    """A run's metrics.jsonl as records (nan/inf restored): rundir.read_records, the one reader."""
+    return rundir.read_records(path)

@@ -8,7 +8,6 @@ what the number is, and each verdict of agreement is computed, not written in.
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import activations, theory
+from . import activations, rundir, theory
 from . import sweep as sweeps
 
 PAPER_TABLE1 = {  # Glorot & Bengio (2010), Table 1: test error (%), 5 hidden layers; N = normalized init
@@ -40,13 +39,12 @@ class Context:
         """A run's metrics.jsonl records (cached)."""
         run = row["run"]
         if run not in self._records:
-            with open(self.root / "runs" / run / "metrics.jsonl", encoding="utf-8") as f:
-                self._records[run] = [json.loads(line) for line in f if line.strip()]
+            self._records[run] = rundir.read_records(self.root / "runs" / run / "metrics.jsonl")
         return self._records[run]
 
     def summary(self, row) -> dict:
         """A run's summary.json."""
-        return json.loads((self.root / "runs" / row["run"] / "summary.json").read_text())
+        return rundir.read_json(self.root / "runs" / row["run"] / "summary.json")
 
     def where(self, **match) -> list[dict]:
         """The rows whose parameters equal the given values."""

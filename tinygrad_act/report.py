@@ -55,18 +55,35 @@ def layer_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def verdict_line(verdict: str, ratio: float, factor: float, depth: int) -> str:
+def verdict_line(verdict: str, ratio: float, factor: float, depth: int, dtype: str = "float64") -> str:
     """e.g. ``vanishing: layer 1 receives 1.1e-12 of the gradient of layer 20 (x0.25 per layer)``."""
+    ratio = math.nan if ratio is None else ratio  # run directories written before nan was kept as "nan"
     if verdict == "exploding" and not math.isfinite(ratio):
         return f"exploding: gradients are not finite (layer 1 / layer {depth} = {ratio})"
     if ratio == 0:
-        return (
-            f"{verdict}: layer 1 receives no gradient at all from layer {depth} (it underflowed to exactly 0; "
-            "in float32 that happens below 1e-45: try DTYPE=float64)"
-        )
+        hint = "; in float32 that happens below 1e-45: try DTYPE=float64" if dtype == "float32" else ""
+        return f"{verdict}: layer 1 receives no gradient at all from layer {depth} (it underflowed to exactly 0{hint})"
     share = f"{ratio:.2g}" if 1e-2 <= ratio < 1e2 else f"{ratio:.1e}"
     what = "of the gradient" if ratio <= 1 else "times the gradient"
-    return f"{verdict}: layer 1 receives {share} {what} of layer {depth} (x{factor:.3g} per layer)"
+    if depth < 2:
+        per_layer = "one hidden layer: no per-layer factor"
+    elif factor is None or not math.isfinite(factor):
+        per_layer = "no per-layer factor"
+    else:
+        per_layer = f"x{factor:.3g} per layer"
+    return f"{verdict}: layer 1 receives {share} {what} of layer {depth} ({per_layer})"
+
+
+def final_line(summary: dict, depth: int, dtype: str = "float64") -> str:
+    """The verdict at the end of training: ``diverged at step N: ...`` for a run that diverged, else from r."""
+    from .experiment import shown_verdict
+
+    if shown_verdict(summary) == "diverged":
+        return summary.get("message") or "diverged"
+    line = verdict_line(
+        summary["verdict_final"], summary["ratio_final"], summary["per_layer_factor_final"], depth, dtype
+    )
+    return f"{line}  [step {summary['step_final']}, end]"
 
 
 def terminal_report(summary: dict, records: list[dict], config) -> str:
@@ -77,35 +94,35 @@ def terminal_report(summary: dict, records: list[dict], config) -> str:
     depth = config.depth
     if "ratio_init" in summary:
         lines.append(
-            verdict_line(summary["verdict"], summary["ratio_init"], summary["per_layer_factor_init"], depth)
+            verdict_line(
+                summary["verdict"], summary["ratio_init"], summary["per_layer_factor_init"], depth, config.dtype
+            )
             + "  [step 0, at initialization]"
         )
         theory = summary.get("theory")
         if theory and theory.get("applies"):
             lines.append(
-                f"  theory (mean field, sigma_w^2={theory['sigma_w2']:.3g}): r = {_fmt(theory['ratio'])}, "
-                f"x{theory['per_layer_factor']:.3g} per layer -> {theory['verdict']}"
+                f"  theory (mean field, sigma_w^2={_fmt(theory['sigma_w2'], '.3g')}): r = {_fmt(theory['ratio'])}, "
+                f"x{_fmt(theory['per_layer_factor'], '.3g')} per layer -> {theory['verdict']}"
             )
         if config.act.split(":")[0] == "sigmoid" and depth > 1:
             lines.append(
                 f"  bound: sigmoid' <= 0.25, so {depth - 1} layers shrink the gradient by up to "
                 f"0.25^{depth - 1} = {0.25 ** (depth - 1):.1e} (times the weights' own gain)"
             )
-        lines.append(
-            verdict_line(summary["verdict_final"], summary["ratio_final"], summary["per_layer_factor_final"], depth)
-            + f"  [step {summary['step_final']}, end]"
-        )
+        lines.append(final_line(summary, depth, config.dtype))
     status = summary["status"]
     lines.append("")
     if "test_accuracy" in summary:
         lines.append(
-            f"train loss {summary['train_loss']:.3f}, accuracy {summary['train_accuracy']:.1%}; "
-            f"test loss {summary['test_loss']:.3f}, accuracy {summary['test_accuracy']:.1%} "
-            f"after {summary['steps_done']} steps ({summary['wall_time_s']:.1f} s)"
+            f"train loss {_fmt(summary['train_loss'], '.4g')}, accuracy {_fmt(summary['train_accuracy'], '.1%')}; "
+            f"test loss {_fmt(summary['test_loss'], '.4g')}, accuracy {_fmt(summary['test_accuracy'], '.1%')} "
+            f"after {summary['steps_done']} steps ({_fmt(summary.get('wall_time_s'), '.1f')} s)"
         )
-    if status != "completed":
+    if status not in ("completed", "diverged"):  # a diverged run's message is its final verdict line above
         lines.append(f"status: {status} — {summary['message']}")
-    lines.append(f"files: {summary['path']}/ (config.json, metrics.jsonl, metrics.csv, summary.json, figures/)")
+    files = summary.get("files") or ["config.json", "metrics.jsonl", "metrics.csv", "summary.json"]
+    lines.append(f"files: {summary['path']}/ ({', '.join(files)})")
     return "\n".join(lines)
 
 
@@ -136,28 +153,35 @@ def figures(path, records: list[dict], summary: dict) -> list[str]:
     records = [r for r in records if r["layers"] and r["layers"][0].get("delta_norm") is not None]
     if not records:
         return []
-    import matplotlib
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure  # no pyplot: drawing leaves the caller's backend and figures alone
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from . import rundir
+    from .experiment import shown_verdict
 
-    out = Path(path) / "figures"
-    out.mkdir(exist_ok=True)
+    out = rundir.subdir(path, "figures")
     written = []
     count = len(records[0]["layers"])
     layer_axis = np.arange(1, count + 1)
     title = Path(path).name
+    if shown_verdict(summary) == "diverged":
+        title += f" (diverged: {summary.get('message') or 'non-finite numbers'})"
+
+    def new_figure(columns=1, figsize=(10, 4)):
+        fig = Figure(figsize=figsize)
+        axes = fig.subplots(1, columns)
+        return fig, axes
 
     def save(fig, name):
         fig.suptitle(title, fontsize=9)
         fig.tight_layout()
-        fig.savefig(out / name, dpi=110)
-        plt.close(fig)
+        with rundir.atomic_file(out / name, "wb") as handle:
+            fig.savefig(handle, format="png", dpi=110)
         written.append(f"figures/{name}")
 
     with np.errstate(all="ignore"):
         # 1. gradient flow across layers at several steps
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        fig, axes = new_figure(2)
         for record in _pick_steps(records):
             for ax, field in zip(axes, ("delta_norm", "weight_grad_norm")):
                 ax.plot(layer_axis, _series([record], field)[0], marker="o", ms=3, label=f"step {record['step']}")
@@ -173,7 +197,7 @@ def figures(path, records: list[dict], summary: dict) -> list[str]:
 
         # 2. heatmap layer x step of log10 weight-gradient norm
         grid = np.log10(_series(records, "weight_grad_norm")).T
-        fig, ax = plt.subplots(figsize=(10, 4))
+        fig, ax = new_figure()
         steps = [r["step"] for r in records]
         image = ax.imshow(
             grid, aspect="auto", origin="lower", cmap="viridis", extent=(steps[0], steps[-1] + 1, 0.5, count + 0.5)
@@ -185,8 +209,8 @@ def figures(path, records: list[dict], summary: dict) -> list[str]:
 
         # 3. update:data ratio per layer over steps, guide line at 1e-3
         updates = _series(records, "update_ratio")
-        fig, ax = plt.subplots(figsize=(8, 4))
-        colors = plt.cm.viridis(np.linspace(0, 1, count))
+        fig, ax = new_figure(figsize=(8, 4))
+        colors = colormaps["viridis"](np.linspace(0, 1, count))
         for index in range(count):
             ax.plot(
                 steps,
@@ -204,7 +228,7 @@ def figures(path, records: list[dict], summary: dict) -> list[str]:
         save(fig, "update_ratio.png")
 
         # 4. saturation and dead fraction per hidden layer at start and end
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        fig, axes = new_figure(2)
         hidden = layer_axis[:-1]
         for ax, field in zip(axes, ("saturation", "dead_fraction")):
             for record, offset in ((records[0], -0.2), (records[-1], 0.2)):
@@ -216,7 +240,7 @@ def figures(path, records: list[dict], summary: dict) -> list[str]:
         save(fig, "saturation.png")
 
         # 5. loss and accuracy
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        fig, axes = new_figure(2)
         axes[0].plot(steps, [r["loss"] for r in records], label="train batch")
         axes[1].plot(steps, [r["accuracy"] for r in records], label="train batch")
         tests = [r for r in records if r.get("test_loss") is not None]

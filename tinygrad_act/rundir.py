@@ -178,6 +178,12 @@ class AppendLog:
             raise RunDirError(describe(error, self.path)) from None
         self.size += len(text.encode("utf-8"))
 
+    def truncate(self, size: int) -> None:
+        """Cut the file back to ``size`` bytes: undo appends made since it had that size (a paired log failed)."""
+        with os_errors(self.path):
+            os.ftruncate(self._fd, size)
+        self.size = size
+
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
