@@ -170,7 +170,9 @@ def prepare_run_dir(config: Config, force: bool = False, root: str = "runs"):
     """
     if config.out:
         path = Path(config.out)
-        if path.exists() and not path.is_dir():
+        with rundir.os_errors(path, "create"):  # a name too long fails even to be looked at
+            is_file = path.exists() and not path.is_dir()
+        if is_file:
             raise UsageError(f"run directory {str(path)!r} is a file; choose another OUT")
         rundir.make_dir(path)
     else:

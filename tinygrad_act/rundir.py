@@ -131,12 +131,11 @@ def atomic_file(path, mode: str = "w"):
             fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             os.fchmod(fd, 0o644)
         kwargs = {} if "b" in mode else {"encoding": "utf-8", "newline": "" if path.suffix == ".csv" else None}
-        with os.fdopen(fd, mode, **kwargs) as handle:
-            fd = None
-            with os_errors(path):
+        with os_errors(path):  # around the close too: a buffer flushed on close can meet a full disk
+            with os.fdopen(fd, mode, **kwargs) as handle:
+                fd = None
                 yield handle
                 handle.flush()
-        with os_errors(path):
             os.replace(temporary, path)  # rename replaces a link at ``path`` itself, never its target
         temporary = None
     finally:
