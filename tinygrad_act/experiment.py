@@ -1,9 +1,11 @@
 """One run: a configuration -> a training loop -> files on disk.
 
 The loop is plain (batch, forward, loss, backward, clip, step); measurement attaches from outside
-(probes.LayerProbe) and each measured step is appended to ``metrics.jsonl`` and ``metrics.csv`` and
-flushed at once, so an interrupted or diverged run keeps everything it logged. ``summary.json`` is written
-last, whatever happened: status ``completed``, ``diverged`` or ``interrupted``.
+(probes.LayerProbe) and each measured step is appended to ``metrics.jsonl`` and ``metrics.csv`` whole, at
+once, so an interrupted or diverged run keeps everything it logged. ``summary.json`` is written last,
+whatever happened: status ``completed``, ``diverged``, ``interrupted`` (Ctrl-C or SIGTERM) or ``failed`` (the
+file system refused a write; then RunDirError is raised after it). Every file goes through ``rundir``: the
+directory is locked while the run writes it, files are replaced atomically and links are never followed.
 """
 
 from __future__ import annotations
