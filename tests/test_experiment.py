@@ -11,6 +11,7 @@ import pytest
 
 import tinygrad_act
 from tinygrad_act import optim
+from tinygrad_act.errors import UsageError
 from tinygrad_act.experiment import (
     LAYER_FIELDS,
     Config,
@@ -134,7 +135,7 @@ def test_an_existing_run_directory_is_never_overwritten_without_force(tmp_path):
     out = tmp_path / "run"
     run(_config(out), progress=False)
     before = (out / "metrics.jsonl").read_text()
-    with pytest.raises(FileExistsError, match="run"):
+    with pytest.raises(UsageError, match="run"):
         run(_config(out, seed=1), progress=False)
     assert (out / "metrics.jsonl").read_text() == before
     run(_config(out, seed=1, steps=2), force=True, progress=False)
