@@ -5,22 +5,35 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test lint format bench experiment sweep report list clean distclean
+.PHONY: help setup test lint format bench experiment sweep report list show clean distclean
+
+# Variables given on the command line reach the program as data, never as shell text: each is kept exactly as
+# typed ($(value): make does not expand a $ in it either) and exported to the recipe's environment, where
+# tinygrad_act/makeargs.py maps DEPTH, ACT, OUT, ... to command-line options (and checks RESIDUAL/FORCE).
+$(foreach v,$(filter-out MAKEFLAGS,$(.VARIABLES)),$(if $(filter command line,$(origin $(v))),\
+	$(eval override $(v) := $$(value $(v)))$(eval export $(v))))
+RUN = $(PY) -m tinygrad_act.makeargs
 
 help:  ## show this help
 	@echo "tinygrad_act — see why gradients vanish, explode or flow"
 	@echo
 	@echo "  make experiment DEPTH=20 ACT=sigmoid   train a deep MLP and show its gradient flow"
-	@echo "      variables: DEPTH WIDTH ACT INIT OPT LR MOMENTUM BATCH STEPS DATA SEED DTYPE RESIDUAL NORM CLIP"
-	@echo "                 LOG_EVERY EVAL_EVERY OUT FORCE=1  (python -m tinygrad_act experiment --help)"
+	@echo "      variables: DEPTH WIDTH ACT INIT OPT LR MOMENTUM BATCH STEPS DATA SEED DTYPE NORM CLIP LOG_EVERY"
+	@echo "                 EVAL_EVERY OUT, switches RESIDUAL FORCE (1/0, true/false, yes/no)"
+	@echo "                 (python -m tinygrad_act experiment --help)"
 	@echo "  make sweep ACTS=sigmoid,tanh,relu DEPTHS=5,10,20 SEEDS=0,1 JOBS=2   a grid of runs (or CONFIG=name)"
-	@echo "  make report     regenerate experiments/README.md from fresh runs (ONLY=finding to redo one)"
+	@echo "      variables: CONFIG ACTS INITS DEPTHS SEEDS WIDTHS LRS JOBS SCHEDULER SHARD OUT,"
+	@echo "                 GRID='norm=none,batch residual=0,1' (a KEY=V1,V2 per word), and every experiment"
+	@echo "                 variable but FORCE, applied to each run  (python -m tinygrad_act sweep --help)"
+	@echo "  make report     regenerate experiments/README.md from fresh runs (ONLY=finding to redo one; JOBS)"
 	@echo "  make list       activations, initializers, datasets, optimizers"
-	@echo "  make test       run the test suite (warnings are errors)"
+	@echo "  make show RUN_DIR=runs/NAME   print the table and verdict of a finished run"
+	@echo "  make test       run the test suite (warnings are errors; TESTS=tests/test_x.py for some)"
 	@echo "  make lint       ruff"
-	@echo "  make bench      benchmarks (prints a table, writes bench/results.json)"
+	@echo "  make bench      benchmarks (prints a table, writes bench/results.json; ONLY=name for one)"
 	@echo "  make setup      create .venv and install (every target does this on demand)"
 	@echo "  make clean      remove caches (never runs/);  make distclean  also removes .venv"
+	@echo "  Values are passed as typed (quotes, spaces and \$$ included); a bad value ends with one line, exit 2."
 
 # The stamp depends on pyproject.toml: editing dependencies reinstalls on the next make.
 $(STAMP): pyproject.toml
@@ -45,35 +58,25 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[bench]'
-	$(PY) bench/run.py $(if $(ONLY),--only $(ONLY))
+	$(PY) bench/run.py $(if $(ONLY),--only "$$ONLY")
 
-# Each variable is passed only when set, so the CLI's documented defaults apply otherwise.
-EXPERIMENT_ARGS = $(if $(DEPTH),--depth $(DEPTH)) $(if $(WIDTH),--width $(WIDTH)) \
-	$(if $(ACT),--act '$(ACT)') $(if $(INIT),--init '$(INIT)') $(if $(OPT),--optimizer $(OPT)) \
-	$(if $(LR),--lr $(LR)) $(if $(MOMENTUM),--momentum $(MOMENTUM)) $(if $(BATCH),--batch-size $(BATCH)) \
-	$(if $(STEPS),--steps $(STEPS)) $(if $(DATA),--data '$(DATA)') $(if $(SEED),--seed $(SEED)) \
-	$(if $(DTYPE),--dtype $(DTYPE)) $(if $(filter 1 true yes,$(RESIDUAL)),--residual) \
-	$(if $(NORM),--norm $(NORM)) $(if $(CLIP),--clip $(CLIP)) $(if $(LOG_EVERY),--log-every $(LOG_EVERY)) \
-	$(if $(EVAL_EVERY),--eval-every $(EVAL_EVERY))
-
+# Each variable is passed only when set, so the CLI's documented defaults apply otherwise (see makeargs.py).
 experiment: $(STAMP)
-	$(PY) -m tinygrad_act experiment $(EXPERIMENT_ARGS) $(if $(OUT),--out '$(OUT)') $(if $(filter 1 true yes,$(FORCE)),--force)
+	$(RUN) experiment
 
 # A sweep: a named config (CONFIG=vanishing_depth) and/or grids; every experiment variable applies to each run.
-SWEEP_ARGS = $(if $(CONFIG),'$(CONFIG)') $(if $(ACTS),--acts '$(ACTS)') $(if $(INITS),--inits '$(INITS)') \
-	$(if $(DEPTHS),--depths '$(DEPTHS)') $(if $(SEEDS),--seeds '$(SEEDS)') $(if $(WIDTHS),--widths '$(WIDTHS)') \
-	$(if $(LRS),--lrs '$(LRS)') $(if $(JOBS),--jobs $(JOBS)) $(if $(SCHEDULER),--scheduler '$(SCHEDULER)') \
-	$(if $(SHARD),--shard '$(SHARD)') $(foreach g,$(GRID),--grid '$(g)')
-
 sweep: $(STAMP)
-	$(PY) -m tinygrad_act sweep $(SWEEP_ARGS) $(EXPERIMENT_ARGS) $(if $(OUT),--out '$(OUT)')
+	$(RUN) sweep
 
 # The findings report: every finding's sweep (resumable), then experiments/README.md. ONLY=name,name for a few.
 report: $(STAMP)
-	$(PY) -m tinygrad_act report --jobs $(or $(JOBS),2) $(if $(ONLY),--only '$(ONLY)')
+	$(RUN) report
 
 list: $(STAMP)
 	$(PY) -m tinygrad_act list
+
+show: $(STAMP)
+	$(PY) -m tinygrad_act show "$$RUN_DIR"
 
 clean:
 	rm -rf .pytest_cache .ruff_cache .hypothesis .cache build *.egg-info

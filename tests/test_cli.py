@@ -156,6 +156,86 @@ def test_bad_input_is_one_line_naming_the_value_and_choices_with_exit_code_2(tmp
     assert not out.exists()
 
 
+# Sizes the machine cannot hold and data that cannot be generated: refused with the estimate or the reason,
+# before anything is allocated or written (before: MemoryError/OverflowError, a hang, NaN data or 0% accuracy).
+IMPOSSIBLE = [
+    (["--width", "1000000"], ["needs about", "TiB", "parameters", "limit"]),
+    (["--depth", "100000000000000000000"], ["needs about", "PiB", "limit"]),
+    (["--depth", "1e20"], ["depth", "'1e20'", "positive integer"]),
+    (["--width", "1e6"], ["width", "'1e6'", "positive integer"]),
+    (["--data", "spirals:n=1000000000"], ["needs about", "GiB", "data", "limit"]),
+    (["--data", "spirals:n=1e9"], ["n must be", "integer", "1000000000.0"]),
+    (["--data", "spirals:classes=1000000000"], ["classes=1000000000", "test examples"]),
+    (["--data", "spirals:classes=5000,n=3000"], ["classes=5000", "600 test examples"]),
+    (["--data", "spirals:turns=inf"], ["turns", "inf", "finite"]),
+    (["--data", "spirals:noise=1e308"], ["noise", "1e+308", "finite number in [0, 1000000.0]"]),
+    (["--data", "teacher:gain=inf"], ["teacher", "gain", "inf"]),
+    (["--data", "mnist1d:n_test=5"], ["n_test", "5", ">= 10"]),
+    (["--batch-size", "100000000"], ["batch_size 100000000", "160 examples", "at most 160"]),
+    (["--act", "leaky_relu:alpha=-1e300"], ["activation 'leaky_relu:alpha=-1e300'", "gain"]),
+    (["--act", "leaky_relu:alpha=1,alpha=2"], ["'alpha' is given twice", "leaky_relu:alpha=1,alpha=2"]),
+    (["--init", "he_normal:mode=fan_in,mode=fan_out"], ["'mode' is given twice"]),
+    (["--data", "spirals:n=200,n=300"], ["'n' is given twice"]),
+    (["--act", "softplus:beta=0"], ["activation 'softplus:beta=0'", "beta"]),
+]
+
+
+@pytest.mark.parametrize("arguments, words", IMPOSSIBLE, ids=[" ".join(a) for a, _ in IMPOSSIBLE])
+def test_impossible_sizes_and_parameters_are_refused_in_one_line_before_the_run_directory_exists(
+    tmp_path, capsys, arguments, words
+):
+    out = tmp_path / "run"
+    code, stdout, stderr = _main([*TINY, "--out", str(out), *arguments], capsys)
+    assert code == 2
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    for word in words:
+        assert word in stderr, (word, stderr)
+    if arguments[0] == "--act":  # an activation's fault is not blamed on the initializer 'auto'
+        assert "initializer" not in stderr
+    assert not out.exists()
+
+
+def test_the_memory_limit_follows_the_environment_variable(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TINYGRAD_ACT_MEMORY_LIMIT", "1K")
+    code, stdout, stderr = _main([*TINY, "--out", str(tmp_path / "run")], capsys)
+    assert code == 2 and "limit of 1 KiB ($TINYGRAD_ACT_MEMORY_LIMIT)" in stderr, stderr
+    monkeypatch.setenv("TINYGRAD_ACT_MEMORY_LIMIT", "lots")
+    code, stdout, stderr = _main([*TINY, "--out", str(tmp_path / "run")], capsys)
+    assert code == 2 and "TINYGRAD_ACT_MEMORY_LIMIT" in stderr and "'lots'" in stderr
+
+
+def test_an_internal_value_error_is_a_bug_and_keeps_its_traceback(tmp_path, monkeypatch):
+    from tinygrad_act import experiment
+
+    def broken_training(*args, **kwargs):
+        raise ValueError("operands could not be broadcast together")  # as numpy would, deep inside a run
+
+    monkeypatch.setattr(experiment, "run", broken_training)
+    with pytest.raises(ValueError, match="broadcast"):
+        main([*TINY, "--out", str(tmp_path / "run")])
+
+
+def test_an_internal_value_error_in_a_subprocess_shows_a_traceback_not_a_usage_line(tmp_path):
+    # nn.cross_entropy raising ValueError stands for any numpy bug inside training
+    code = (
+        "import sys, tinygrad_act.nn as nn, tinygrad_act.experiment as e\n"
+        "def bad(*a, **k): raise ValueError('internal')\n"
+        "e.cross_entropy = bad\n"
+        "from tinygrad_act.cli import main\n"
+        f"sys.exit(main({[*TINY, '--out', str(tmp_path / 'run')]!r}))\n"
+    )
+    env = {**os.environ, "TINYGRAD_ACT_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "ValueError: internal" in result.stderr
+
+
+def test_sweep_help_lists_the_options_with_the_values_that_apply(capsys):
+    code, stdout, stderr = _main(["sweep", "--help"], capsys)
+    assert code == 0, stderr
+    assert "--depths" in stdout and "--depth DEPTH" in stdout and "(default 20)" in stdout
+
+
 @pytest.mark.parametrize("arguments", [["--act", "swoosh"], ["--lr", "nan"]])
 def test_bad_input_in_a_subprocess_exits_2_with_one_line_and_no_traceback(tmp_path, arguments):
     result = _subprocess([*TINY, "--out", str(tmp_path / "run"), *arguments], tmp_path)

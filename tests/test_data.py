@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tinygrad_act import data
+from tinygrad_act.errors import UsageError
 
 SMALL = {
     "mnist1d": "mnist1d:n_train=600,n_test=200",
@@ -328,3 +329,76 @@ def test_batches_are_reproducible_from_the_seed_and_pair_inputs_with_labels():
 def test_bad_batch_size_raises_value_error_at_once(batch_size):
     with pytest.raises(ValueError, match="batch_size"):
         data.batches(data.load(SMALL["spirals"], cache=False), batch_size, 0)
+
+
+def _old_quadratic_stream(x, y, batch_size, rng):
+    """The stream before it was made linear: one permutation appended at a time (the reference order)."""
+    order = np.empty(0, dtype=np.int64)
+    while True:
+        while len(order) < batch_size:
+            order = np.concatenate([order, rng.permutation(len(y))])
+        index, order = order[:batch_size], order[batch_size:]
+        yield x[index], y[index]
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 10, 23, 64])
+def test_batch_stream_is_the_same_sequence_as_before_for_every_batch_size(batch_size):
+    x = np.arange(10.0)[:, None]
+    ds = data.Dataset("toy", {}, 0, x, np.arange(10), x, np.arange(10), 10)
+    new = data.batches(ds, batch_size, np.random.default_rng(5))
+    old = _old_quadratic_stream(x, np.arange(10), batch_size, np.random.default_rng(5))
+    for _ in range(12):
+        assert np.array_equal(next(new)[1], next(old)[1])
+
+
+def test_a_batch_far_larger_than_the_split_is_cut_in_linear_time():
+    import time
+
+    x = np.zeros((2, 1))
+    ds = data.Dataset("toy", {}, 0, x, np.arange(2), x, np.arange(2), 2)
+    started = time.perf_counter()
+    xb, yb = next(data.batches(ds, 400_000, 0))  # 200 000 epochs; appending one at a time took minutes
+    assert len(yb) == 400_000 and np.bincount(yb).tolist() == [200_000, 200_000]
+    assert time.perf_counter() - started < 5
+
+
+def test_an_empty_training_split_is_refused_instead_of_waiting_forever():
+    empty = np.zeros((0, 2))
+    ds = data.Dataset("empty", {}, 0, empty, np.zeros(0, np.int64), np.zeros((1, 2)), np.zeros(1, np.int64), 2)
+    with pytest.raises(UsageError, match="training split .* empty"):
+        data.batches(ds, 4, 0)
+
+
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ("spirals:classes=5000", ["classes=5000", "600 test"]),
+        ("spirals:n=100,test_fraction=0.05,classes=6", ["5 test", "classes=6"]),
+        ("spirals:turns=inf", ["turns", "inf"]),
+        ("spirals:noise=1e308", ["noise", "1e+308"]),
+        ("spirals:noise=nan", ["noise", "nan"]),
+        ("spirals:test_fraction=0", ["test_fraction", "(0, 1)"]),
+        ("teacher:gain=inf", ["gain", "inf"]),
+        ("teacher:n=40,classes=10", ["classes=10", "8 test"]),
+        ("mnist1d:n_train=5", ["n_train", ">= 10"]),
+        ("mnist1d:shear_scale=1e300", ["shear_scale"]),
+        ("spirals:n=10,n=20", ["'n' is given twice"]),
+    ],
+)
+def test_impossible_parameters_are_usage_errors_found_without_generating(spec, words, monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("check must not generate the data")
+
+    monkeypatch.setattr(data, "_generate", never)
+    with pytest.raises(UsageError) as error:
+        data.check(spec)
+    for word in words:
+        assert word in str(error.value)
+
+
+def test_check_returns_the_sizes_load_produces(monkeypatch):
+    for spec in SMALL.values():
+        shape, ds = data.check(spec), data.load(spec, cache=False)
+        assert (shape.n_train, shape.n_test) == (len(ds.y_train), len(ds.y_test))
+        assert (shape.features, shape.classes) == (ds.num_features, ds.num_classes)
+        assert shape.peak_values >= ds.x_train.size + ds.x_test.size

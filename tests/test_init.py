@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tinygrad_act import activations, init
+from tinygrad_act.errors import UsageError
 
 RELU_GAIN2 = 2.0
 LEAKY_GAIN2 = 2.0 / (1 + 0.2**2)
@@ -210,3 +211,20 @@ def test_bad_names_and_parameters_are_clear_errors(spec, params, error, mentions
 def test_bad_call_arguments_are_clear_errors(args, error, mention):
     with pytest.raises(error, match=mention):
         init.get("he_normal")(*args)
+
+
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ("xavier_normal:gain=inf", ["gain", "inf"]),
+        ("he_normal:mode=sideways", ["'sideways'", "fan_in, fan_out"]),
+        ("normal:std=-1", ["std", "-1"]),
+        ("he_normal:mode=fan_in,mode=fan_out", ["'mode' is given twice"]),
+        ("glorot", ["'glorot'", "xavier_normal"]),
+    ],
+)
+def test_bad_initializer_specs_are_usage_errors_naming_the_value(spec, words):
+    with pytest.raises(UsageError) as error:
+        init.get(spec)
+    for word in words:
+        assert word in str(error.value)

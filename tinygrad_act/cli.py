@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import shlex
 import sys
 from pathlib import Path
 
+from . import validate
 from .errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED, RunDirError, UsageError
 from .experiment import Config
 
@@ -21,32 +21,20 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 
+def _argument(check, name, *args, **kwargs):
+    """An argparse ``type=``: ``check(name, text, ...)`` from tinygrad_act.validate, its message kept."""
+
+    def parse(text):
+        try:
+            return check(name, text, *args, **kwargs, text=True)
+        except UsageError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return parse
+
+
 def _positive_int(name):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {text!r}")
-        return value
-
-    return parse
-
-
-def _number(name, minimum=None, exclusive=False):
-    def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        bad = not math.isfinite(value) or (minimum is not None and (value <= minimum if exclusive else value < minimum))
-        if bad:
-            need = "a positive" if exclusive else "a non-negative" if minimum == 0 else "a finite"
-            raise argparse.ArgumentTypeError(f"{name} must be {need} finite number, got {text!r}")
-        return value
-
-    return parse
+    return _argument(validate.integer, name, 1)
 
 
 def _experiment_arguments(parser: argparse.ArgumentParser, defaults: bool = True):
@@ -54,6 +42,8 @@ def _experiment_arguments(parser: argparse.ArgumentParser, defaults: bool = True
 
     def add(*names, **kwargs):
         if not defaults:  # sweeps: only the options given on the command line override the sweep's settings
+            # the help names the value that applies when neither the sweep's config nor the option sets it
+            kwargs["help"] = kwargs["help"].replace("%(default)s", str(kwargs.get("default", "")))
             kwargs["default"] = argparse.SUPPRESS
         parser.add_argument(*names, **kwargs)
 
@@ -68,19 +58,22 @@ def _experiment_arguments(parser: argparse.ArgumentParser, defaults: bool = True
         "--init", default=d.init, help="weight initializer; auto = recommended for the activation (default %(default)s)"
     )
     add("--optimizer", default=d.optimizer, help="sgd or adam (default %(default)s)")
-    add("--lr", type=_number("lr", 0, exclusive=True), default=d.lr, help="learning rate (default %(default)s)")
-    add("--momentum", type=_number("momentum", 0), default=d.momentum, help="SGD momentum (default %(default)s)")
+    lr = _argument(validate.number, "lr", 0, low_open=True)
+    momentum = _argument(validate.number, "momentum", 0, 1, high_open=True)
+    add("--lr", type=lr, default=d.lr, help="learning rate (default %(default)s)")
+    add("--momentum", type=momentum, default=d.momentum, help="SGD momentum (default %(default)s)")
     add("--batch-size", type=_positive_int("batch-size"), default=d.batch_size, help="(default %(default)s)")
     add("--steps", type=_positive_int("steps"), default=d.steps, help="optimizer steps (default %(default)s)")
     add("--data", default=d.data, help="dataset, optionally with parameters: spirals:classes=5 (default %(default)s)")
-    add("--seed", type=int, default=d.seed, help="seed of the weights and the batch order (default %(default)s)")
+    seed = _argument(validate.integer, "seed", 0)
+    add("--seed", type=seed, default=d.seed, help="seed of the weights and the batch order (default %(default)s)")
     add("--dtype", default=d.dtype, help="float32 or float64 (default %(default)s)")
     add("--residual", action="store_true", help="identity skip connections around hidden layers")
     add("--no-figures", dest="figures", action="store_false", help="skip the PNG figures (faster)")
     add("--norm", default=d.norm, help="none, batch or layer normalization (default %(default)s)")
     add(
         "--clip",
-        type=_number("clip", 0),
+        type=_argument(validate.number, "clip", 0),
         default=d.clip,
         help="global gradient-norm clip, 0 = off (default %(default)s)",
     )
@@ -172,7 +165,7 @@ def cmd_sweep(args) -> int:
     for item in args.grid:
         key, eq, values = item.partition("=")
         if not eq or not values:
-            raise ValueError(f"bad --grid {item!r}; write KEY=V1,V2")
+            raise UsageError(f"bad --grid {item!r}; write KEY=V1,V2")
         grid[key.strip().replace("-", "_")] = [v.strip() for v in values.split(",") if v.strip()]
     for key in ("act", "init", "depth", "seed", "width", "lr"):
         values = getattr(args, f"grid_{key}")
@@ -183,7 +176,7 @@ def cmd_sweep(args) -> int:
     given = {k: v for k, v in vars(args).items() if k in fields and k != "out"}
     fixed = {k: v for k, v in {**(base.fixed if base else {}), **given}.items() if k not in grid}
     if not grid:
-        raise ValueError("a sweep needs a grid: name a config (e.g. vanishing_depth) or give --acts/--depths/--grid")
+        raise UsageError("a sweep needs a grid: name a config (e.g. vanishing_depth) or give --acts/--depths/--grid")
     sweep = sweeps.Sweep(grid, fixed, base.name if base else "sweep", base.description if base else "")
     shard = sweeps.parse_shard(args.shard) if args.shard else None
     out = args.sweep_out or f"runs/sweep-{sweep.name}"
@@ -263,9 +256,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    # TRANSITION (issue 9, CLI part): ValueError and FileExistsError are still caught until every validator
-    # raises UsageError; then only UsageError and RunDirError become one-liners and a real bug keeps its traceback.
-    except (UsageError, RunDirError, ValueError, FileExistsError) as error:
+    # Only these are the user's to fix; any other exception (a ValueError inside training, say) is a bug and
+    # keeps its traceback.
+    except (UsageError, RunDirError) as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return getattr(error, "exit_code", EXIT_BAD_INPUT)
     except KeyboardInterrupt as interrupt:

@@ -43,6 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import validate
+from .errors import UsageError
 from .registry import Registry, keyword_defaults
 
 # Part of every cache key: bump it whenever a generator's output changes for the same name, params and seed.
@@ -76,19 +78,44 @@ class Dataset:
         )
 
 
+@dataclass(frozen=True)
+class Shape:
+    """What a dataset spec will produce, known without generating it: split sizes, features, classes, and the
+    number of float64 values its generator holds at its peak (for the memory estimate)."""
+
+    n_train: int
+    n_test: int
+    features: int
+    classes: int
+    peak_values: int
+
+
 _REGISTRY = Registry("dataset")
 
 
-def register(name: str, generator, *, description: str = "", replace: bool = False) -> str:
+def register(name: str, generator, *, shape=None, description: str = "", replace: bool = False) -> str:
     """Add a dataset: ``generator(rng, **params) -> (x_train, y_train, x_test, y_test)``, raw (unstandardized).
 
     Keyword parameters of ``generator`` after ``rng`` become the dataset's parameters (``name:param=value``);
     labels must be integers 0..classes-1. Standardization, dtype and caching are done by ``load``; the cache
     key is the name, parameters and seed, so pass ``cache=False`` to ``load`` while editing a generator.
+    ``shape(**params) -> Shape`` (optional) checks the parameters without generating anything, raising
+    UsageError (see tinygrad_act.validate) for values that make no sense; ``check`` and ``load`` call it.
     """
     description = description or (generator.__doc__ or "").strip().split("\n")[0]
-    _REGISTRY.register(name, generator, defaults=keyword_defaults(generator), description=description, replace=replace)
+    _REGISTRY.register(name, (generator, shape), defaults=keyword_defaults(generator), description=description,
+                       replace=replace)  # fmt: skip
     return name
+
+
+def check(spec: str = "mnist1d", **params) -> Shape | None:
+    """Check ``spec``'s name and parameters without generating anything; its Shape (None if not declared).
+
+    Cheap: a sweep checks every cell this way before its first run starts.
+    """
+    entry, bound = _REGISTRY.resolve(spec, **params)
+    shape = entry.obj[1]
+    return None if shape is None else shape(**bound)
 
 
 def names() -> list[str]:
@@ -149,23 +176,22 @@ def _standardize(x_train: np.ndarray, x_test: np.ndarray):
 
 
 def _generate(entry, params: dict, seed: int):
-    x_train, y_train, x_test, y_test = entry.obj(np.random.default_rng(seed), **params)
+    x_train, y_train, x_test, y_test = entry.obj[0](np.random.default_rng(seed), **params)
     x_train, x_test = _standardize(np.asarray(x_train, np.float64), np.asarray(x_test, np.float64))
     return x_train, np.asarray(y_train, np.int64), x_test, np.asarray(y_test, np.int64)
 
 
 def load(spec: str = "mnist1d", seed: int = 0, dtype=np.float64, *, cache: bool = True, **params) -> Dataset:
     """The dataset ``spec`` (``"name"`` or ``"name:param=value,..."``) generated from ``seed``, inputs in ``dtype``."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = validate.integer("seed", seed, 0)
     try:
         kind = np.dtype(dtype).kind
     except (TypeError, ValueError):
         kind = None
     if kind != "f":
-        raise ValueError(f"dtype must be a floating type such as float32 or float64, got {dtype!r}")
+        raise UsageError(f"dtype must be a floating type such as float32 or float64, got {dtype!r}")
+    check(spec, **params)
     entry, bound = _REGISTRY.resolve(spec, **params)
-    seed = int(seed)
     arrays = None
     if cache:
         path, key = cache_path(entry.name, seed, **bound), _cache_key(entry.name, bound, seed)
@@ -189,19 +215,22 @@ def batches(dataset: Dataset, batch_size: int, rng) -> Iterator[tuple[np.ndarray
     """Endless minibatches ``(xb, yb)`` of the train split, reshuffled with ``rng`` (Generator or seed) every epoch.
 
     Batches are cut from a stream of epoch permutations, so every batch is full and every example is seen
-    once per epoch; a batch may straddle two epochs.
+    once per epoch; a batch may straddle two epochs (or span several when it is larger than the split).
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = validate.integer("batch_size", batch_size, 1)
+    if len(dataset.y_train) == 0:  # no permutation would ever fill a batch
+        raise UsageError(f"the training split of dataset {dataset.name!r} is empty; it needs at least one example")
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    return _batch_stream(dataset.x_train, dataset.y_train, int(batch_size), rng)
+    return _batch_stream(dataset.x_train, dataset.y_train, batch_size, rng)
 
 
 def _batch_stream(x: np.ndarray, y: np.ndarray, batch_size: int, rng: np.random.Generator):
     order = np.empty(0, dtype=np.int64)
     while True:
-        while len(order) < batch_size:
-            order = np.concatenate([order, rng.permutation(len(y))])
+        # All the permutations a batch still needs, joined once: linear in the batch size, the same stream.
+        missing = -(-(batch_size - len(order)) // len(y))
+        if missing > 0:
+            order = np.concatenate([order, *(rng.permutation(len(y)) for _ in range(missing))])
         index, order = order[:batch_size], order[batch_size:]
         yield x[index], y[index]
 
@@ -211,13 +240,13 @@ def _batch_stream(x: np.ndarray, y: np.ndarray, batch_size: int, rng: np.random.
 # ======================================================================================================
 
 
-def _check(name: str, value, low, high=None) -> None:
-    """Raise ValueError unless low <= value (<= high); an int ``low`` also requires an integer value."""
-    integer = isinstance(low, int)
-    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    valid = f"{'an integer' if integer else 'a number'} " + (f">= {low}" if high is None else f"in [{low}, {high}]")
-    if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= (value if high is None else high):
-        raise ValueError(f"{name} must be {valid}, got {value!r}")
+# The bound on the generators' real parameters (noise, scales, turns, gain): far beyond any useful value, far
+# below the overflow that would turn the data into inf and nan.
+LARGEST_PARAMETER = 1e6
+
+
+def _scale(name: str, value) -> float:
+    return validate.number(name, value, 0, LARGEST_PARAMETER)
 
 
 def _balanced_labels(n: int, classes: int, rng: np.random.Generator) -> np.ndarray:
@@ -226,12 +255,22 @@ def _balanced_labels(n: int, classes: int, rng: np.random.Generator) -> np.ndarr
 
 
 def _split_sizes(n: int, test_fraction: float) -> tuple[int, int]:
-    _check("n", n, 2)
-    _check("test_fraction", test_fraction, 0.0, 1.0)
     n_test = round(n * test_fraction)
-    if n_test < 1 or n - n_test < 1:
-        raise ValueError(f"n={n} with test_fraction={test_fraction} leaves an empty split; choose n * fraction >= 1")
     return n - n_test, n_test
+
+
+def _checked_split(n, test_fraction, classes) -> tuple[int, int]:
+    """(n_train, n_test) after checking that each split holds every class at least once."""
+    validate.integer("n", n, 2)
+    validate.number("test_fraction", test_fraction, 0, 1, low_open=True, high_open=True)
+    validate.integer("classes", classes, 2)
+    n_train, n_test = _split_sizes(n, test_fraction)
+    if min(n_train, n_test) < classes:
+        raise UsageError(
+            f"n={n} with test_fraction={test_fraction} gives {n_train} train and {n_test} test examples, fewer than "
+            f"classes={classes}: every class needs an example in each split; raise n or lower classes"
+        )
+    return n_train, n_test
 
 
 # The ten digit outlines of MNIST-1D as published with the paper (Greydanus 2020), on a baseline of 5.
@@ -290,18 +329,6 @@ def _mnist1d(
     shear_scale=0.75,
 ):
     """MNIST-1D (Greydanus 2020): ten 1-D digit templates padded, scaled, shifted, noised, sheared, resampled."""
-    for name, value in (("n_train", n_train), ("n_test", n_test), ("max_translation", max_translation)):
-        _check(name, value, 1)
-    _check("length", length, 2)
-    _check("padding_max", padding_max, 0)
-    _check("padding_min", padding_min, 0, padding_max)
-    for name, value in (
-        ("scale_coeff", scale_coeff),
-        ("corr_noise_scale", corr_noise_scale),
-        ("iid_noise_scale", iid_noise_scale),
-        ("shear_scale", shear_scale),
-    ):
-        _check(name, value, 0.0)
     templates = mnist1d_templates()
     classes, template_len = templates.shape
     labels = np.concatenate([_balanced_labels(n_train, classes, rng), _balanced_labels(n_test, classes, rng)])
@@ -328,11 +355,23 @@ def _mnist1d(
     return x[:n_train], labels[:n_train], x[n_train:], labels[n_train:]
 
 
+def _mnist1d_shape(n_train, n_test, length, padding_min, padding_max, max_translation, **scales) -> Shape:
+    classes = len(_MNIST1D_DIGITS)
+    for name, value in (("n_train", n_train), ("n_test", n_test)):
+        validate.integer(name, value, classes)  # each split holds every digit at least once
+    validate.integer("length", length, 2)
+    validate.integer("padding_max", padding_max, 0)
+    validate.integer("padding_min", padding_min, 0, padding_max)
+    validate.integer("max_translation", max_translation, 1)
+    for name, value in scales.items():
+        _scale(name, value)
+    width = len(_MNIST1D_DIGITS[0]) + padding_max + 1
+    # padded, positions, x, digit mask, background, noise: about six (n, width) arrays at once
+    return Shape(n_train, n_test, length, classes, 6 * (n_train + n_test) * width)
+
+
 def _spirals(rng, *, classes=3, n=3000, noise=0.2, turns=1.0, test_fraction=0.2):
     """K interleaved 2-D spiral arms, one per class; ``noise`` jitters each point's angle (radians)."""
-    _check("classes", classes, 2)
-    _check("noise", noise, 0.0)
-    _check("turns", turns, 0.0)
     n_train, n_test = _split_sizes(n, test_fraction)
     labels = np.concatenate([_balanced_labels(n_train, classes, rng), _balanced_labels(n_test, classes, rng)])
     radius = rng.random(n)
@@ -342,13 +381,15 @@ def _spirals(rng, *, classes=3, n=3000, noise=0.2, turns=1.0, test_fraction=0.2)
     return x[:n_train], labels[:n_train], x[n_train:], labels[n_train:]
 
 
+def _spirals_shape(classes, n, noise, turns, test_fraction) -> Shape:
+    n_train, n_test = _checked_split(n, test_fraction, classes)
+    _scale("noise", noise)
+    _scale("turns", turns)
+    return Shape(n_train, n_test, 2, classes, 8 * n)  # labels, radius, angle, cos, sin, x: a few n-vectors
+
+
 def _teacher(rng, *, features=20, classes=10, depth=3, width=64, gain=1.5, n=5000, test_fraction=0.2):
     """Gaussian inputs labelled by the argmax of a random deep tanh network, W ~ N(0, gain^2 / fan_in)."""
-    _check("features", features, 1)
-    _check("classes", classes, 2)
-    _check("depth", depth, 0)
-    _check("width", width, 1)
-    _check("gain", gain, 0.0)
     n_train, n_test = _split_sizes(n, test_fraction)
     x = rng.standard_normal((n, features))
     hidden = x
@@ -366,6 +407,17 @@ def _teacher(rng, *, features=20, classes=10, depth=3, width=64, gain=1.5, n=500
     return x[:n_train], labels[:n_train], x[n_train:], labels[n_train:]
 
 
-register("mnist1d", _mnist1d)
-register("spirals", _spirals)
-register("teacher", _teacher)
+def _teacher_shape(features, classes, depth, width, gain, n, test_fraction) -> Shape:
+    n_train, n_test = _checked_split(n, test_fraction, classes)
+    validate.integer("features", features, 1)
+    validate.integer("depth", depth, 0)
+    validate.integer("width", width, 1)
+    _scale("gain", gain)
+    # inputs, two hidden layers, logits and their offset copies; the teacher's weights
+    peak = n * (features + 2 * width + 3 * classes) + width * (width + features)
+    return Shape(n_train, n_test, features, classes, peak)
+
+
+register("mnist1d", _mnist1d, shape=_mnist1d_shape)
+register("spirals", _spirals, shape=_spirals_shape)
+register("teacher", _teacher, shape=_teacher_shape)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, activations, data, optim, rundir
+from . import __version__, activations, data, optim, rundir, validate
 from . import init as initializers
 from .errors import RunDirError, Terminated, UsageError, sigterm_as_interrupt
 from .graph import no_grad
@@ -76,34 +76,64 @@ class Config:
     out: str = ""
 
     def validate(self) -> Config:
-        """Resolve names and check values; raise ValueError naming the bad value and the valid choices."""
+        """Resolve names and check values without allocating anything; UsageError names the bad value.
+
+        Checks every dataset parameter (without generating the data), the batch size against the training
+        split, and the memory the run would need (``memory_estimate``) against ``validate.memory_limit()``.
+        """
         for name in ("depth", "width", "batch_size", "steps", "log_every", "eval_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
-        for name in ("lr", "momentum", "clip"):
-            if isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be a number, got {getattr(self, name)!r}")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a positive finite number, got {self.lr!r}")
-        if not (isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1):
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
-        if not (isinstance(self.clip, (int, float)) and math.isfinite(self.clip) and self.clip >= 0):
-            raise ValueError(f"clip must be a non-negative finite number (0 = no clipping), got {self.clip!r}")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"unknown dtype {self.dtype!r}; choose one of: float32, float64")
-        if self.norm not in ("none", "batch", "layer"):
-            raise ValueError(f"unknown norm {self.norm!r}; choose one of: none, batch, layer")
-        activations.get(self.act)
+            validate.integer(name, getattr(self, name), 1)
+        validate.integer("seed", self.seed, 0)
+        validate.number("lr", self.lr, 0, low_open=True)
+        validate.number("momentum", self.momentum, 0, 1, high_open=True)
+        validate.number("clip", self.clip, 0)
+        validate.choice("dtype", self.dtype, ("float32", "float64"))
+        validate.choice("norm", self.norm, ("none", "batch", "layer"))
+        validate.boolean("residual", self.residual)
+        validate.boolean("figures", self.figures)
+        activation = _resolved("activation", self.act, lambda: activations.get(self.act))
         try:
-            initializers.get(initializers.for_activation(self.init, self.act))(4, 4, np.random.default_rng(0))
-        except OverflowError:
-            raise ValueError(f"initializer {self.init!r} overflows: its scale is too large to draw weights") from None
-        optim.get(self.optimizer, [Tensor(np.zeros(1), requires_grad=True)], **self.optimizer_options())
-        data.cache_path(self.data)  # resolves the name and parameters without generating anything
+            with np.errstate(all="ignore"):
+                gain = activation.gain
+        except ArithmeticError:
+            gain = math.inf
+        if not (math.isfinite(gain) and gain > 0):  # before the initializer, which would be blamed for it
+            raise UsageError(f"activation {self.act!r} has no usable gain ({gain}): its output overflows or "
+                             f"vanishes for unit-variance inputs; choose other parameters")  # fmt: skip
+        init = _resolved("initializer", self.init, lambda: initializers.for_activation(self.init, self.act))
+        name = self.init if init.name == self.init else f"{self.init} ({init.name} for {self.act})"
+        _resolved("initializer", name, lambda: init(4, 4, np.random.default_rng(0)))
+        probe = [Tensor(np.zeros(1), requires_grad=True)]
+        _resolved("optimizer", self.optimizer, lambda: optim.get(self.optimizer, probe, **self.optimizer_options()))
+        shape = _resolved("dataset", self.data, lambda: data.check(self.data))
+        if shape is not None and self.batch_size > shape.n_train:
+            raise UsageError(
+                f"batch_size {self.batch_size} is larger than the training split of {self.data!r} "
+                f"({shape.n_train} examples); use at most {shape.n_train} (full batch)"
+            )
+        estimate, parts = self.memory_estimate(shape)
+        validate.memory("this run", estimate, parts)
         return self
+
+    def memory_estimate(self, shape=None) -> tuple[int, dict]:
+        """Bytes the run needs at its peak, roughly, and the parts: parameters, activations, data.
+
+        Parameters with their gradients, optimizer state and probe copies (about 5 copies); per hidden layer
+        and example about 6 values (pre-activation, activation, their gradients, norm statistics) for the
+        larger of a training batch and an evaluation chunk (1000); the dataset while generated (float64) and
+        as held (float64 cache plus the run's dtype). ``shape`` is ``data.check(self.data)`` (None: unknown).
+        """
+        itemsize = np.dtype(self.dtype).itemsize
+        features, classes, n = (shape.features, shape.classes, shape.n_train + shape.n_test) if shape else (1, 1, 0)
+        depth, width = self.depth, self.width
+        weights = (features + 1) * width + (depth - 1) * (width + 1) * width + (width + 1) * classes
+        rows = max(self.batch_size, min(1000, n))
+        parts = {
+            "parameters": 5 * weights * itemsize,
+            "activations": 6 * rows * depth * width * itemsize,
+            "data": max(8 * shape.peak_values, n * features * (8 + itemsize)) if shape else 0,
+        }
+        return sum(parts.values()), parts
 
     def optimizer_options(self) -> dict:
         """lr (and momentum for SGD) from the config, unless the optimizer spec sets them itself."""
@@ -121,6 +151,18 @@ class Config:
             parts.append(f"{self.norm}norm")
         parts.append(f"s{self.seed}")
         return "-".join(parts)
+
+
+def _resolved(what: str, spec: str, resolve):
+    """``resolve()``; its ValueError (a component's own parameter check) or overflow becomes a UsageError that
+    names the component: ``activation 'softplus:beta=0': beta must be positive``."""
+    try:
+        return resolve()
+    except (ValueError, ArithmeticError) as error:
+        message = str(error)
+        if not message.startswith((what, f"unknown {what}")):
+            message = f"{what} {spec!r}: {message}"
+        raise UsageError(message) from None
 
 
 def verdict_of(ratio: float, nonfinite: int = 0) -> str:

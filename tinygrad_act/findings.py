@@ -17,6 +17,7 @@ import numpy as np
 
 from . import activations, rundir, theory
 from . import sweep as sweeps
+from .errors import UsageError
 
 PAPER_TABLE1 = {  # Glorot & Bengio (2010), Table 1: test error (%), 5 hidden layers; N = normalized init
     ("sigmoid", "standard"): {"Shapeset": 82.61, "MNIST": 2.21, "CIFAR-10": 57.28, "ImageNet": 70.66},
@@ -925,7 +926,7 @@ def generate(names=None, runs_root="runs/report", out_dir="experiments", jobs: i
     chosen = [f for f in FINDINGS if not names or f.name in names]
     unknown = sorted(set(names or ()) - {f.name for f in FINDINGS})
     if unknown:
-        raise ValueError(f"unknown finding {unknown[0]!r}; choose from: {', '.join(f.name for f in FINDINGS)}")
+        raise UsageError(f"unknown finding {unknown[0]!r}; choose from: {', '.join(f.name for f in FINDINGS)}")
     out = Path(out_dir)
     sections = {}
     for finding in chosen:

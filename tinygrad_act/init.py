@@ -36,7 +36,7 @@ import numbers
 
 import numpy as np
 
-from . import activations
+from . import activations, validate
 from .registry import Registry, keyword_defaults, parse_spec
 
 
@@ -75,7 +75,7 @@ def register(name: str, factory, *, aliases: tuple = (), description: str = "", 
     """Add an initializer: ``factory(**params)`` returns ``draw(fan_in, fan_out, rng) -> np.ndarray``.
 
     The factory's keyword parameters (with defaults) are the initializer's parameters; it should raise
-    ValueError for values that make no sense.
+    UsageError (see tinygrad_act.validate) for values that make no sense.
     """
     doc = description or (factory.__doc__ or "").strip().split("\n")[0]
     _REGISTRY.register(name, factory, defaults=keyword_defaults(factory, skip=0), aliases=aliases,
@@ -138,27 +138,16 @@ def recommended(activation) -> str:
     return "he_normal" if right >= 10 and left >= -10 else "xavier_normal"
 
 
-# ---- parameter checks ---------------------------------------------------------------------------------
-def _number(label, value, positive=False) -> float:
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
-        raise ValueError(f"{label} must be a finite number, got {value!r}")
-    if value < 0 or (positive and value == 0):
-        raise ValueError(f"{label} must be {'positive' if positive else 'non-negative'}, got {value!r}")
-    return float(value)
-
-
+# ---- parameter checks (UsageError from tinygrad_act.validate: they are values a user writes in INIT=...) --
 def _gain(gain, activation) -> float:
     if gain is not None:
-        return _number("gain", gain, positive=True)
+        return validate.number("gain", gain, 0, low_open=True)
     return 1.0 if activation is None else activations.get(activation).gain
 
 
 def _fan(mode):
-    if mode == "fan_in":
-        return lambda fan_in, fan_out: fan_in
-    if mode == "fan_out":
-        return lambda fan_in, fan_out: fan_out
-    raise ValueError(f"unknown mode {mode!r}; choose one of: fan_in, fan_out")
+    fans = {"fan_in": lambda fan_in, fan_out: fan_in, "fan_out": lambda fan_in, fan_out: fan_out}
+    return fans[validate.choice("mode", mode, tuple(fans))]
 
 
 def _uniform_with_variance(variance):
@@ -232,13 +221,13 @@ def _standard():
 
 def _normal(std=0.05):
     """Small random weights N(0, std^2) (std = 0.05, Keras' default), independent of the fans."""
-    std = _number("std", std)
+    std = validate.number("std", std, 0)
     return lambda fan_in, fan_out, rng: rng.normal(0.0, std, size=(fan_in, fan_out))
 
 
 def _uniform(a=0.05):
     """Small random weights U[-a, a] (a = 0.05, Keras' default), independent of the fans."""
-    a = _number("a", a)
+    a = validate.number("a", a, 0)
     return lambda fan_in, fan_out, rng: rng.uniform(-a, a, size=(fan_in, fan_out))
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass, field
 
+from .errors import UsageError
+
 
 @dataclass
 class Entry:
@@ -47,7 +49,9 @@ def parse_spec(spec: str) -> tuple[str, dict]:
     for item in filter(None, (s.strip() for s in rest.split(","))):
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
-            raise ValueError(f"bad parameter {item!r} in {spec!r}; write name:param=value[,param=value]")
+            raise UsageError(f"bad parameter {item!r} in {spec!r}; write name:param=value[,param=value]")
+        if key.strip() in params:  # which one was meant is a guess: refuse rather than pick one
+            raise UsageError(f"parameter {key.strip()!r} is given twice in {spec!r}; give it once")
         params[key.strip()] = parse_value(value)
     return name.strip(), params
 
@@ -103,10 +107,10 @@ class Registry:
         return name in self._entries or name in self._aliases
 
     def canonical(self, name: str) -> str:
-        """The registered name for ``name`` or one of its aliases; ValueError listing the choices."""
+        """The registered name for ``name`` or one of its aliases; UsageError listing the choices."""
         name = self._aliases.get(name, name)
         if name not in self._entries:
-            raise ValueError(f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}")
+            raise UsageError(f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}")
         return name
 
     def entry(self, name: str) -> Entry:
@@ -121,5 +125,5 @@ class Registry:
         unknown = sorted(set(params) - set(entry.defaults))
         if unknown:
             valid = ", ".join(entry.defaults) or "none"
-            raise ValueError(f"{self.kind} {entry.name!r} has no parameter {unknown[0]!r}; its parameters: {valid}")
+            raise UsageError(f"{self.kind} {entry.name!r} has no parameter {unknown[0]!r}; its parameters: {valid}")
         return entry, {**entry.defaults, **params}

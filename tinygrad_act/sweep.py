@@ -19,6 +19,7 @@ import re
 import sys
 from pathlib import Path
 
+from .errors import UsageError
 from .experiment import Config
 
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
@@ -53,18 +54,18 @@ class Sweep:
 
     def __post_init__(self):
         if not self.grid:
-            raise ValueError('a sweep needs a grid of at least one parameter (e.g. act = ["sigmoid", "relu"])')
+            raise UsageError('a sweep needs a grid of at least one parameter (e.g. act = ["sigmoid", "relu"])')
         for key in (*self.grid, *self.fixed):
             if key not in CONFIG_FIELDS:
-                raise ValueError(f"unknown sweep parameter {key!r}; choose from: {', '.join(CONFIG_FIELDS)}")
+                raise UsageError(f"unknown sweep parameter {key!r}; choose from: {', '.join(CONFIG_FIELDS)}")
         for key, values in self.grid.items():
             if not isinstance(values, (list, tuple)) or not values:
-                raise ValueError(f"sweep parameter {key!r} needs a non-empty list of values, got {values!r}")
+                raise UsageError(f"sweep parameter {key!r} needs a non-empty list of values, got {values!r}")
         self.grid = {k: [_coerce(k, v) for v in values] for k, values in self.grid.items()}
         self.fixed = {k: _coerce(k, v) for k, v in self.fixed.items()}
         both = sorted(set(self.grid) & set(self.fixed))
         if both:
-            raise ValueError(f"sweep parameter {both[0]!r} is both in the grid and fixed")
+            raise UsageError(f"sweep parameter {both[0]!r} is both in the grid and fixed")
 
     def points(self) -> list[dict]:
         """Every combination of the grid values, in a fixed order (the grid's key order, last key fastest)."""
@@ -77,7 +78,7 @@ class Sweep:
         for point in self.points():
             name = run_name(point)
             if name in seen:  # two runs in one directory would overwrite each other (or race, in parallel)
-                raise ValueError(f"grid points {seen[name]} and {point} share the run directory {name!r}")
+                raise UsageError(f"grid points {seen[name]} and {point} share the run directory {name!r}")
             seen[name] = point
             values = {"figures": False, **self.fixed, **point}  # per-run figures are slow; the sweep draws its own
             config = Config(**values, out=str(root / "runs" / name))
@@ -92,18 +93,18 @@ def _coerce(key: str, value):
             try:
                 return int(value)
             except ValueError:
-                raise ValueError(f"{key} must be an integer, got {value!r}") from None
+                raise UsageError(f"{key} must be an integer, got {value!r}") from None
     if kind in ("float", float) and isinstance(value, (int, str)) and not isinstance(value, bool):
         try:
             return float(value)
         except ValueError:
-            raise ValueError(f"{key} must be a number, got {value!r}") from None
+            raise UsageError(f"{key} must be a number, got {value!r}") from None
     if kind in ("bool", bool) and isinstance(value, str):
         if value.strip().lower() not in ("1", "true", "yes", "0", "false", "no"):
-            raise ValueError(f"{key} must be true or false, got {value!r}")
+            raise UsageError(f"{key} must be true or false, got {value!r}")
         return value.strip().lower() in ("1", "true", "yes")
     if kind in ("str", str) and not isinstance(value, str):  # e.g. act = 1 in a TOML: a name, not a number
-        raise ValueError(f"{key} must be a name such as {getattr(Config, key)!r}, got {value!r}")
+        raise UsageError(f"{key} must be a name such as {getattr(Config, key)!r}, got {value!r}")
     return value
 
 
@@ -124,7 +125,7 @@ def load_config(name_or_path: str) -> Sweep:
         path = next((p for p in candidates if p.exists()), candidates[0])
     if not path.exists():
         available = sorted(p.stem for p in _repo_experiments().glob("*.toml"))
-        raise ValueError(f"no sweep config {name_or_path!r}; choose one of: {', '.join(available) or 'none found'}")
+        raise UsageError(f"no sweep config {name_or_path!r}; choose one of: {', '.join(available) or 'none found'}")
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - Python 3.10
@@ -133,10 +134,10 @@ def load_config(name_or_path: str) -> Sweep:
         try:
             table = tomllib.load(f)
         except tomllib.TOMLDecodeError as error:
-            raise ValueError(f"{path}: {error}") from None
+            raise UsageError(f"{path}: {error}") from None
     unknown = sorted(set(table) - {"name", "description", "grid", "fixed", "report"})
     if unknown:
-        raise ValueError(f"{path}: unknown key {unknown[0]!r}; valid keys: name, description, grid, fixed, report")
+        raise UsageError(f"{path}: unknown key {unknown[0]!r}; valid keys: name, description, grid, fixed, report")
     return Sweep(
         table.get("grid", {}), table.get("fixed", {}), table.get("name", path.stem), table.get("description", "")
     )
@@ -150,7 +151,7 @@ def parse_shard(text: str) -> tuple[int, int]:
     """``"1/4"`` -> (1, 4): this machine runs every 4th run starting at index 1 (0-based)."""
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
     if not match or not int(match.group(1)) < int(match.group(2)):
-        raise ValueError(f"bad shard {text!r}; write i/N with 0 <= i < N, e.g. 0/2")
+        raise UsageError(f"bad shard {text!r}; write i/N with 0 <= i < N, e.g. 0/2")
     return int(match.group(1)), int(match.group(2))
 
 
@@ -243,7 +244,7 @@ def _execute(configs: list[Config], jobs: int, scheduler: str | None):
         try:
             from dask.distributed import Client, as_completed
         except ImportError:
-            raise ValueError("--scheduler needs Dask: pip install 'tinygrad_act[dask]'") from None
+            raise UsageError("--scheduler needs Dask: pip install 'tinygrad_act[dask]'") from None
         with Client(scheduler) as client:
             futures = client.map(_run_one, configs, pure=False)
             for future in as_completed(futures):

@@ -1,0 +1,113 @@
+"""The Makefile passes its variables to the program as data: no shell injection, any character in a value,
+strict switches, and `make help` naming every variable. Runs make with PY (this Python) and STAMP (a fresh
+file) overridden, so no virtual environment is installed."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tinygrad_act import makeargs
+from tinygrad_act.errors import UsageError
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="GNU make is not installed")
+TINY = ["DEPTH=2", "WIDTH=4", "STEPS=2", "BATCH=16", "DATA=spirals:n=200", "LOG_EVERY=1"]
+
+
+def _make(tmp_path, *args, python=sys.executable):
+    stamp = tmp_path / "stamp"
+    stamp.touch()  # newer than pyproject.toml: the install recipe does not run
+    env = {**os.environ, "TINYGRAD_ACT_CACHE": str(tmp_path / "cache"), "OPENBLAS_NUM_THREADS": "1"}
+    command = ["make", "-s", "-C", str(ROOT), f"PY={python}", f"STAMP={stamp}", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+
+def _environment_printer(tmp_path):
+    """A stand-in for Python that prints the variables the recipe's environment holds, as JSON."""
+    script = tmp_path / "print-env"
+    script.write_text(
+        f"#!{sys.executable}\nimport json, os\n"
+        f"print(json.dumps({{k: os.environ.get(k) for k in {list(makeargs.VARIABLES)!r}}}))\n"
+    )
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_a_shell_command_injected_through_out_does_not_run_and_the_apostrophe_reaches_the_run(tmp_path):
+    planted = tmp_path / "PWNED"
+    out = tmp_path / f"it's'; touch {planted}; echo '"
+    result = _make(tmp_path, "experiment", *TINY, f"OUT={out}", "RESIDUAL=True", "FORCE=no")
+    assert result.returncode == 0, result.stderr
+    assert not planted.exists()
+    config = json.loads((out / "config.json").read_text())
+    assert config["out"] == str(out) and config["residual"] is True  # True, any case, means yes
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['a$b $$c `touch x` "q" \\n', "$(shell touch made-by-make)", "two\nlines", "#hash; && || > redirect"],
+)
+def test_any_characters_in_a_variable_reach_the_program_unchanged(tmp_path, value):
+    result = _make(tmp_path, "experiment", f"OUT={value}", f"ACT={value}", python=_environment_printer(tmp_path))
+    assert result.returncode == 0, result.stderr
+    received = json.loads(result.stdout.splitlines()[-1])
+    assert received["OUT"] == value and received["ACT"] == value
+    assert not (ROOT / "x").exists() and not (ROOT / "made-by-make").exists()
+
+
+def test_the_recipe_text_holds_no_user_value(tmp_path):
+    result = _make(tmp_path, "-n", "experiment", "OUT=secret-value", "DEPTH=7")
+    assert "secret-value" not in result.stdout and "7" not in result.stdout.replace(sys.executable, "")
+
+
+@pytest.mark.parametrize("value", ["on", "2", "Y", "True!"])
+def test_a_switch_that_is_not_a_boolean_is_refused_with_one_line(tmp_path, value):
+    result = _make(tmp_path, "experiment", *TINY, f"RESIDUAL={value}", f"OUT={tmp_path / 'run'}")
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if not re.match(r"make(\[\d+\])?: \*\*\*", line)]
+    assert len(lines) == 1 and "RESIDUAL" in lines[0] and repr(value) in lines[0] and "yes" in lines[0]
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [("1", True), ("yes", True), ("TRUE", True), ("Yes", True), ("0", False), ("no", False), ("False", False)],
+)
+def test_switches_accept_one_zero_true_false_yes_no_in_any_case(value, expected):
+    assert ("--residual" in makeargs.arguments("experiment", {"RESIDUAL": value})) is expected
+    assert ("--force" in makeargs.arguments("experiment", {"FORCE": value})) is expected
+
+
+def test_sweep_variables_map_to_their_options_and_grid_splits_on_spaces():
+    environ = {"CONFIG": "vanishing_depth", "ACTS": "relu,tanh", "WIDTHS": "8,16", "LRS": "0.1", "JOBS": "2",
+               "SCHEDULER": "tcp://h:1", "SHARD": "0/2", "GRID": "norm=none,batch residual=0,1", "STEPS": "5",
+               "OUT": "o", "RESIDUAL": "yes", "DEPTH": ""}  # fmt: skip
+    assert makeargs.arguments("sweep", environ) == [
+        "sweep", "vanishing_depth", "--acts", "relu,tanh", "--widths", "8,16", "--lrs", "0.1", "--jobs", "2",
+        "--scheduler", "tcp://h:1", "--shard", "0/2", "--grid", "norm=none,batch", "--grid", "residual=0,1",
+        "--steps", "5", "--residual", "--out", "o",
+    ]  # fmt: skip
+    assert makeargs.arguments("report", {"ONLY": "he_2015", "JOBS": "3"}) == [
+        "report",
+        "--only",
+        "he_2015",
+        "--jobs",
+        "3",
+    ]
+    with pytest.raises(UsageError, match="FORCE"):
+        makeargs.arguments("experiment", {"FORCE": "maybe"})
+
+
+def test_make_help_lists_every_variable_and_the_show_command(tmp_path):
+    result = _make(tmp_path, "help")
+    assert result.returncode == 0
+    words = set(result.stdout.replace(",", " ").replace("=", " ").split())
+    missing = [name for name in makeargs.VARIABLES if name not in words]
+    assert not missing, missing
+    assert "make show" in result.stdout
