@@ -15,7 +15,6 @@ from tinygrad_act.tensor import _make
 class Elementwise:
     """A stand-in activation (the protocol Tensor.apply and Value.apply use) with a chosen derivative."""
 
-    derivative_from_output = None
     trusted = False  # not a built-in: the engine must not reuse its derivative's array
 
     def __init__(self, forward, derivative):
