@@ -16,6 +16,7 @@ class Elementwise:
     """A stand-in activation (the protocol Tensor.apply and Value.apply use) with a chosen derivative."""
 
     trusted = False  # not a built-in: the engine must not reuse its derivative's array
+    can_die = False  # no flat region where a zero derivative would mask inf and nan
 
     def __init__(self, forward, derivative):
         self.forward, self.derivative = forward, derivative

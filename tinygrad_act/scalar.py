@@ -230,19 +230,15 @@ def _log_backward(node, g):
 
 
 # Activations differentiate from the input: 1 - y^2 and y (1 - y) are 0 once y rounds to 1, though
-# sigmoid'(40) = 4.2e-18. A zero local derivative passes exactly 0, even times inf or nan (as PyTorch).
-def _masked(g: float, slope: float) -> float:
-    return g * slope if slope != 0.0 else 0.0
-
-
+# sigmoid'(40) = 4.2e-18.
 def _tanh_backward(node, g):
     z = math.exp(-2.0 * abs(node._parents[0].data))  # 1 - tanh^2 x = 4 e^-2|x| / (1 + e^-2|x|)^2
-    return (_masked(g, 4.0 * z / ((1.0 + z) * (1.0 + z))),)
+    return (g * (4.0 * z / ((1.0 + z) * (1.0 + z))),)
 
 
 def _sigmoid_backward(node, g):
     z = math.exp(-abs(node._parents[0].data))  # sigma(x)(1 - sigma(x)) = e^-|x| / (1 + e^-|x|)^2
-    return (_masked(g, z / ((1.0 + z) * (1.0 + z))),)
+    return (g * (z / ((1.0 + z) * (1.0 + z))),)
 
 
 def _relu_backward(node, g):
@@ -250,4 +246,7 @@ def _relu_backward(node, g):
 
 
 def _apply_backward(node, g):
-    return (_masked(g, node._ctx.scalar_derivative(node._parents[0].data)),)
+    activation = node._ctx
+    slope = activation.scalar_derivative(node._parents[0].data)
+    # As PyTorch (and Tensor): where f' is 0 by definition (an activation that can die), 0 even times inf or nan
+    return (0.0 if slope == 0.0 and activation.can_die else g * slope,)

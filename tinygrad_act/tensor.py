@@ -251,7 +251,8 @@ class Tensor(Node):
 
         The protocol: ``kernel(x)`` (forward on the array), ``derivative(x)`` (f' from the input, which stays
         exact in the saturated tails), and ``trusted`` (its derivative returns fresh arrays of x's shape and
-        dtype, which the backward may overwrite). Where f'(x) = 0 the gradient is exactly 0, even times inf or nan.
+        dtype, which the backward may overwrite), and ``can_die`` (f' = 0 on a flat region: there the gradient is
+        exactly 0, even times inf or nan).
         """
         return _make(activation.kernel(self.data), (self,), _apply_backward, activation)
 
@@ -474,8 +475,10 @@ def _apply_backward(node, g):
     slope = activation.derivative(node._parents[0].data)
     if not np.isfinite(g).all():  # rare, and checked first so that 0 * inf warns nowhere
         with np.errstate(invalid="ignore"):
-            # a zero local derivative passes exactly 0 (relu below 0), as in PyTorch: 0 * inf or 0 * nan is nan
-            return (np.where(slope == 0, 0, g * slope),)
+            product = g * slope
+        # As PyTorch: where f' is 0 by definition (relu below 0: an activation that can die), exactly 0 even
+        # times inf or nan; a 0 that is an underflow of a positive f' (tanh' at 1e4) times inf stays nan.
+        return (np.where(slope == 0, 0, product) if activation.can_die else product,)
     if activation.trusted and slope.__class__ is np.ndarray and slope.shape == g.shape and slope.dtype == g.dtype:
         return (np.multiply(slope, g, out=slope),)  # a built-in's derivative is a fresh array: reuse it
     return (g * slope,)
