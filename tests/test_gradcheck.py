@@ -15,8 +15,8 @@ from tinygrad_act.tensor import _make
 class Elementwise:
     """A stand-in activation (the protocol Tensor.apply and Value.apply use) with a chosen derivative."""
 
-    derivative_from_output = None
     trusted = False  # not a built-in: the engine must not reuse its derivative's array
+    can_die = False  # no flat region where a zero derivative would mask inf and nan
 
     def __init__(self, forward, derivative):
         self.forward, self.derivative = forward, derivative

@@ -16,7 +16,10 @@ For each Linear layer, input side first (the last one is the output layer):
   (5% of its largest |φ'|, see activations.py); ``None`` for the output layer;
 - ``dead_fraction``: fraction of units whose gradient is exactly zero (φ'(a) = 0) for every example of the
   batch: dead ReLU units. Leaky ReLU, ELU, sigmoid or tanh units in their flat region still pass a little
-  gradient: they count in ``saturation``, not here. ``None`` for the output layer;
+  gradient: they count in ``saturation``, not here. φ'(a) is the engine's, in the run's dtype and exact
+  wherever it is a normal float: a float32 tanh unit at |a| = 9 is saturated (φ' = 6e-8), not dead; only
+  past |a| ≈ 52, where float32 sech² underflows to 0 and the unit truly gets no gradient, does it count as dead.
+  ``None`` for the output layer;
 - ``update_ratio``: ||ΔW||_F / ||W||_F of the update the optimizer applied at this step;
 - ``grad_subnormal_fraction``: fraction of dL/dW entries that are subnormal (below the dtype's smallest
   normal number, but not zero) or zero — where float32 arithmetic slows down or gradients vanish outright.
@@ -201,9 +204,9 @@ class LayerProbe:
                 pre, out = self._seen[index]
                 stats["act_mean"], stats["act_std"] = _mean_std(out)
                 if index < last:
-                    # f'(a) once, for both statistics; from the output where that is exact and cheaper (sigmoid, tanh)
-                    from_output = act.derivative_from_output
-                    slope = act.derivative(pre) if from_output is None else from_output(out)
+                    # f'(a) once, for both statistics, from the input as the engine has it: the output form
+                    # (1 - y^2) is 0 in the saturated tails and would call saturated units dead
+                    slope = act.derivative(pre)
                     stats["saturation"] = _fraction(act.saturated(pre, slope))
                     stats["dead_fraction"] = _dead_fraction(slope)
                 else:

@@ -229,14 +229,16 @@ def _log_backward(node, g):
     return (g / x if x != 0 else math.copysign(math.inf, g),)
 
 
+# Activations differentiate from the input: 1 - y^2 and y (1 - y) are 0 once y rounds to 1, though
+# sigmoid'(40) = 4.2e-18.
 def _tanh_backward(node, g):
-    y = node.data
-    return (g * (1.0 - y * y),)
+    z = math.exp(-2.0 * abs(node._parents[0].data))  # 1 - tanh^2 x = 4 e^-2|x| / (1 + e^-2|x|)^2
+    return (g * (4.0 * z / ((1.0 + z) * (1.0 + z))),)
 
 
 def _sigmoid_backward(node, g):
-    y = node.data
-    return (g * y * (1.0 - y),)
+    z = math.exp(-abs(node._parents[0].data))  # sigma(x)(1 - sigma(x)) = e^-|x| / (1 + e^-|x|)^2
+    return (g * (z / ((1.0 + z) * (1.0 + z))),)
 
 
 def _relu_backward(node, g):
@@ -244,4 +246,7 @@ def _relu_backward(node, g):
 
 
 def _apply_backward(node, g):
-    return (g * node._ctx.scalar_derivative(node._parents[0].data),)
+    activation = node._ctx
+    slope = activation.scalar_derivative(node._parents[0].data)
+    # As PyTorch (and Tensor): where f' is 0 by definition (an activation that can die), 0 even times inf or nan
+    return (0.0 if slope == 0.0 and activation.can_die else g * slope,)

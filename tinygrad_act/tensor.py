@@ -249,9 +249,10 @@ class Tensor(Node):
     def apply(self, activation):
         """An elementwise function (an activations.Activation): one node, backward by its analytic derivative.
 
-        The protocol: ``kernel(x)`` (forward on the array), ``derivative(x)``, ``derivative_from_output``
-        (None or ``f'`` from ``y = f(x)``), and ``trusted`` (its derivative returns fresh arrays of x's shape
-        and dtype, which the backward may overwrite).
+        The protocol: ``kernel(x)`` (forward on the array), ``derivative(x)`` (f' from the input, which stays
+        exact in the saturated tails), and ``trusted`` (its derivative returns fresh arrays of x's shape and
+        dtype, which the backward may overwrite), and ``can_die`` (f' = 0 on a flat region: there the gradient is
+        exactly 0, even times inf or nan).
         """
         return _make(activation.kernel(self.data), (self,), _apply_backward, activation)
 
@@ -471,10 +472,13 @@ def _abs_backward(node, g):
 
 def _apply_backward(node, g):
     activation = node._ctx
-    if activation.derivative_from_output is not None:  # sigmoid, tanh: cheaper from the saved output
-        slope = activation.derivative_from_output(node.data)
-    else:
-        slope = activation.derivative(node._parents[0].data)
+    slope = activation.derivative(node._parents[0].data)
+    if not np.isfinite(g).all():  # rare, and checked first so that 0 * inf warns nowhere
+        with np.errstate(invalid="ignore"):
+            product = g * slope
+        # As PyTorch: where f' is 0 by definition (relu below 0: an activation that can die), exactly 0 even
+        # times inf or nan; a 0 that is an underflow of a positive f' (tanh' at 1e4) times inf stays nan.
+        return (np.where(slope == 0, 0, product) if activation.can_die else product,)
     if activation.trusted and slope.__class__ is np.ndarray and slope.shape == g.shape and slope.dtype == g.dtype:
         return (np.multiply(slope, g, out=slope),)  # a built-in's derivative is a fresh array: reuse it
     return (g * slope,)
