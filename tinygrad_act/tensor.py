@@ -303,13 +303,13 @@ class Tensor(Node):
         return _make(np.sum(self.data, axis=axis, keepdims=keepdims), (self,), _sum_backward, (axis, keepdims))
 
     def mean(self, axis=None, keepdims: bool = False):
-        """Mean over ``axis``: the sum times 1/count, so it shares the sum's backward."""
+        """Mean over ``axis``: the sum divided by the count (true division, as numpy and PyTorch round it)."""
         shape = self.data.shape
         axes = range(len(shape)) if axis is None else (axis,) if isinstance(axis, (int, np.integer)) else axis
         count = int(np.prod([shape[a] for a in axes]))
         if count == 0:
             raise ValueError(f"mean over an empty axis of a tensor of shape {shape}")
-        return self.sum(axis, keepdims) * (1.0 / count)
+        return self.sum(axis, keepdims) / count
 
     def max(self, axis=None, keepdims: bool = False):
         """Maximum; ties share the gradient evenly."""
