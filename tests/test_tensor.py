@@ -646,6 +646,13 @@ def test_division_equals_numpys_true_division_bit_for_bit(dtype):
         np.testing.assert_array_equal(out.data, expected)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_mean_is_the_sum_divided_by_the_count_bit_for_bit_as_numpy(dtype):
+    x = np.random.default_rng(0).standard_normal((3, 7, 9)).astype(dtype)  # sum * (1/n) rounds twice
+    for axis in (None, 0, 1, 2, (1, 2)):
+        np.testing.assert_array_equal(Tensor(x).mean(axis=axis).data, np.mean(x, axis=axis, dtype=dtype))
+
+
 def test_division_gradient_of_tiny_operands_is_finite():
     x, y = leaf(1e-200), leaf(1e-200)
     (x / y).backward()
