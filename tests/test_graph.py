@@ -321,6 +321,71 @@ def test_hook_sees_the_gradient_of_a_whole_tensor_with_its_shape():
     assert shapes == [((2, 3), np.float64)]
 
 
+@pytest.mark.parametrize(
+    "hook, error, returned",
+    [
+        (lambda g: np.zeros(5), ValueError, r"an array of shape \(5,\) and dtype float64"),
+        (lambda g: g.astype(np.float32), ValueError, r"an array of shape \(2, 3\) and dtype float32"),
+        (lambda g: g.tolist(), TypeError, "returned a list"),
+        (lambda g: 1.0, TypeError, "returned a float"),
+        (lambda g: Tensor(g), TypeError, "returned a Tensor"),
+    ],
+    ids=["wrong shape", "wrong dtype", "list", "float", "Tensor"],
+)
+def test_hook_returning_anything_but_an_array_like_the_gradient_raises_naming_both(hook, error, returned):
+    x = Tensor(np.ones((2, 3)), requires_grad=True)
+    h = x * 2.0
+    h.register_hook(hook)
+    expected = r"a hook returns None or a numpy array of shape \(2, 3\) and dtype float64"
+    with pytest.raises(error, match=f"hook .*{returned}.*; {expected}"):
+        h.sum().backward()
+    assert x.grad is None
+
+
+def test_hook_on_a_zero_dimensional_tensor_may_return_a_numpy_scalar():
+    x = Tensor(2.0, requires_grad=True)
+    x.register_hook(lambda g: g * 3.0)  # numpy arithmetic on a 0-d array gives a numpy scalar
+    (x * 1.0).backward()
+    assert isinstance(x.grad, np.ndarray) and x.grad.shape == () and float(x.grad) == 3.0
+
+
+@pytest.mark.parametrize("retained", [False, True], ids=["leaf", "retained non-leaf"])
+def test_gradient_returned_by_a_hook_is_copied_so_later_accumulation_leaves_the_callers_array_alone(retained):
+    replacement = np.full(3, 5.0)
+    x = Tensor(np.ones(3), requires_grad=True)
+    node = x * 1.0 if retained else x
+    if retained:
+        node.retain_grad()
+    handle = node.register_hook(lambda g: replacement)
+    (node * 1.0).sum().backward(retain_graph=True)
+    handle.remove()
+    (node * 1.0).sum().backward()
+    np.testing.assert_array_equal(replacement, [5.0, 5.0, 5.0])
+    np.testing.assert_array_equal(node.grad, [6.0, 6.0, 6.0])
+
+
+@pytest.mark.parametrize("bad", [[1.0], "1.0", None, True, Value(1.0)], ids=repr)
+def test_hook_on_a_value_must_return_none_or_a_real_number(bad):
+    a = Value(2.0)
+    a.register_hook(lambda g: bad)
+    if bad is None:
+        (a * 3.0).backward()
+        assert a.grad == 3.0
+        return
+    with pytest.raises(TypeError, match=r"hook .* returned .*; a hook on a Value returns None or a real number"):
+        (a * 3.0).backward()
+
+
+def test_hook_on_a_value_may_return_an_int_or_a_numpy_float_and_grad_stays_a_python_float():
+    a, b = Value(2.0), Value(2.0)
+    a.register_hook(lambda g: 7)
+    b.register_hook(lambda g: np.float64(g * 2))
+    (a * 3.0).backward()
+    (b * 3.0).backward()
+    assert a.grad == 7.0 and type(a.grad) is float
+    assert b.grad == 6.0 and type(b.grad) is float
+
+
 # ---- graph release ---------------------------------------------------------------------------------------
 def test_backward_releases_the_graph_and_its_saved_buffers():
     x = Tensor(np.ones((50, 50)), requires_grad=True)
@@ -393,3 +458,39 @@ def test_one_no_grad_instance_can_be_nested():
             pass
         assert not is_grad_enabled()
     assert is_grad_enabled()
+
+
+def test_one_no_grad_instance_entered_in_two_threads_restores_each_threads_own_mode():
+    import threading
+
+    guard = no_grad()
+    both_inside, first_left = threading.Barrier(2, timeout=5), threading.Barrier(2, timeout=5)
+    after, errors = {}, []
+
+    def recording_thread():  # recording before the guard: must record again after it
+        try:
+            with guard:
+                both_inside.wait()
+            after["recording"] = is_grad_enabled()
+            first_left.wait()
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    def no_grad_thread():  # inside another no_grad: must still be inside it after the guard
+        try:
+            with no_grad():
+                with guard:
+                    both_inside.wait()
+                    first_left.wait()  # leaves the guard after the other thread has left it
+                after["inside no_grad"] = is_grad_enabled()
+            after["after no_grad"] = is_grad_enabled()
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=recording_thread), threading.Thread(target=no_grad_thread)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert after == {"recording": True, "inside no_grad": False, "after no_grad": True}

@@ -217,3 +217,41 @@ def test_value_leaves_require_grad_by_default_and_detach_does_not():
 
 def test_item_returns_the_float():
     assert Value(2.5).item() == 2.5
+
+
+# ---- division: true division, IEEE 754 at zero ----------------------------------------------------------
+def test_value_division_is_true_division_bit_for_bit_like_python_floats():
+    assert (Value(0.7) / Value(0.1)).data == 0.7 / 0.1 == 6.999999999999999
+    assert (Value(0.7) / 0.1).data == 0.7 / 0.1
+    assert (0.7 / Value(0.1)).data == 0.7 / 0.1
+
+
+def test_value_division_gradient_of_tiny_operands_is_finite():
+    x, y = Value(1e-200), Value(1e-200)
+    (x / y).backward()
+    assert x.grad == 1e200 and y.grad == -1e200  # -x/y^2 written as -(x/y)/y: y^2 underflows
+
+
+@pytest.mark.parametrize("x, y", [(1.0, 0.0), (-1.0, 0.0), (1.0, -0.0), (0.0, 0.0), (math.nan, 0.0), (math.inf, 0.0)])
+def test_value_division_by_zero_is_inf_or_nan_as_numpy_never_an_exception(x, y):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = float(np.divide(x, y))
+    for out in (Value(x) / Value(y), Value(x) / y, x / Value(y)):
+        assert out.data == expected or (math.isnan(out.data) and math.isnan(expected))
+    a, b = Value(x), Value(y)
+    (a / b).backward()  # no exception in the backward either
+    assert a.grad == math.copysign(math.inf, y)
+
+
+@pytest.mark.parametrize("incoming", [math.inf, -math.inf, math.nan], ids=repr)
+def test_value_zero_local_derivative_passes_exactly_zero_even_for_an_inf_or_nan_gradient(incoming):
+    for x, activation in [(-1.0, "relu"), (2.0, "hard_tanh"), (-5.0, "hard_sigmoid")]:
+        v = Value(x)
+        getattr(v, activation)().backward(incoming)
+        assert v.grad == 0.0, (activation, x, v.grad)
+
+
+def test_value_reciprocal_of_relu_below_zero_has_gradient_zero_as_in_pytorch():
+    v = Value(-1.0)
+    (v.relu() ** -1).backward()  # 1/0 = inf; its gradient -inf reaches relu, whose derivative is 0 there
+    assert v.grad == 0.0

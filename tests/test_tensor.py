@@ -15,6 +15,7 @@ from hypothesis import given
 
 from tinygrad_act import Tensor, activations, concatenate, maximum, minimum, stack, where
 from tinygrad_act.gradcheck import gradcheck
+from tinygrad_act.tensor import linear
 
 F64 = np.float64
 
@@ -628,3 +629,168 @@ def test_empty_batch_flows_through_forward_and_backward_with_empty_gradients():
     np.testing.assert_array_equal(w.grad, np.zeros((3, 2)))
     with pytest.raises(ValueError, match="empty axis"):
         Tensor(np.zeros((2, 0))).mean(axis=1)
+
+
+# ---- division: true division, as numpy ---------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_division_equals_numpys_true_division_bit_for_bit(dtype):
+    a = np.array([0.7, 1.0, 3.0, 1e-30, -5.0], dtype=dtype)
+    b = np.array([0.1, 3.0, 7.0, 3.0, 0.3], dtype=dtype)
+    for out, expected in [
+        (Tensor(a) / Tensor(b), a / b),
+        (Tensor(a) / 0.1, a / 0.1),
+        (0.7 / Tensor(b), 0.7 / b),
+        (b / Tensor(a), b / a),
+    ]:
+        assert out.dtype == dtype
+        np.testing.assert_array_equal(out.data, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_mean_is_the_sum_divided_by_the_count_bit_for_bit_as_numpy(dtype):
+    x = np.random.default_rng(0).standard_normal((3, 7, 9)).astype(dtype)  # sum * (1/n) rounds twice
+    for axis in (None, 0, 1, 2, (1, 2)):
+        np.testing.assert_array_equal(Tensor(x).mean(axis=axis).data, np.mean(x, axis=axis, dtype=dtype))
+
+
+def test_division_gradient_of_tiny_operands_is_finite():
+    x, y = leaf(1e-200), leaf(1e-200)
+    (x / y).backward()
+    assert float(x.grad) == 1e200 and float(y.grad) == -1e200  # -x/y^2 written as -(x/y)/y: y^2 underflows
+
+
+@pytest.mark.parametrize("zero", [0, 0.0, -0.0, Tensor(0.0), Tensor([0.0, -0.0, 0.0])], ids=repr)
+def test_division_by_zero_gives_numpys_inf_and_nan_with_numpys_warning(zero):
+    x = np.array([1.0, -2.0, 0.0])
+    denominator = zero.data if isinstance(zero, Tensor) else zero
+    with np.errstate(all="ignore"):
+        expected = x / denominator
+    with pytest.warns(RuntimeWarning, match="divide by zero|invalid value"):
+        out = leaf(x) / zero
+    np.testing.assert_array_equal(out.data, expected)
+    with pytest.warns(RuntimeWarning, match="divide by zero"):
+        np.testing.assert_array_equal((1.0 / Tensor([0.0, -0.0])).data, [np.inf, -np.inf])
+
+
+def test_division_by_zero_backward_is_silent_and_gives_what_pytorch_gives():
+    x, y = leaf([1.0, 0.0]), leaf([0.0, 0.0])
+    with np.errstate(divide="ignore", invalid="ignore"):  # the forward warns, as numpy does
+        out = x / y
+    out.sum().backward()  # -W error: a warning here fails the test
+    np.testing.assert_array_equal(x.grad, [np.inf, np.inf])
+    np.testing.assert_array_equal(y.grad, [-np.inf, np.nan])
+
+
+# ---- a zero local derivative passes exactly 0, also for inf and nan --------------------------------------
+# name: (operation, input, where the gradient passes)
+MASKING = {
+    "clip": (lambda x: x.clip(-1.0, 1.0), [-2.0, 0.5, 2.0], [0, 1, 0]),
+    "maximum with a number": (lambda x: x.maximum(0.0), [-1.0, 2.0], [0, 1]),
+    "minimum with a number": (lambda x: x.minimum(0.0), [1.0, -2.0], [0, 1]),
+    "maximum, tensor on the right": (lambda x: maximum(Tensor([0.0, 0.0]), x), [-1.0, 2.0], [0, 1]),
+    "minimum, tensor on the right": (lambda x: minimum(Tensor([0.0, 0.0]), x), [1.0, -2.0], [0, 1]),
+    "max": (lambda x: x.max(), [1.0, 3.0, 2.0], [0, 1, 0]),
+    "min over an axis": (lambda x: x.min(axis=1), [[1.0, 3.0], [4.0, 2.0]], [[1, 0], [0, 1]]),
+    "where": (lambda x: where([True, False], x, 0.0), [1.0, 2.0], [1, 0]),
+}
+
+
+@pytest.mark.parametrize("incoming", [np.inf, -np.inf, np.nan], ids=repr)
+@pytest.mark.parametrize("name", MASKING)
+def test_zero_local_derivative_passes_exactly_zero_even_for_an_inf_or_nan_gradient(name, incoming):
+    function, x0, passes = MASKING[name]
+    x = leaf(x0)
+    y = function(x)
+    y.backward(np.full(y.shape, incoming))
+    np.testing.assert_array_equal(x.grad, np.where(passes, incoming, 0.0))
+
+
+def test_clipped_reciprocal_at_the_clipped_point_has_gradient_zero_as_in_pytorch():
+    x = leaf([-1.0, 2.0])
+    with np.errstate(divide="ignore"):
+        y = x.clip(0.0, None) ** -1  # 1/0 = inf, and its gradient -inf reaches the clip
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, -0.25])
+
+
+@pytest.mark.parametrize("name", ["max", "min"])
+def test_max_min_of_an_array_holding_nan_send_the_gradient_to_the_nan_without_a_warning(name):
+    x = leaf([[1.0, np.nan, 2.0], [3.0, 3.0, 1.0]])
+    getattr(x, name)(axis=1).sum().backward()  # -W error: 0/0 would fail here
+    tie = [0.0, 0.5, 0.5] if name == "min" else [0.5, 0.5, 0.0]
+    tie = [0.0, 0.0, 1.0] if name == "min" else tie
+    np.testing.assert_array_equal(x.grad, [[0.0, 1.0, 0.0], tie])
+    x = leaf([1.0, np.nan, np.nan])
+    getattr(x, name)().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.5, 0.5])
+
+
+def test_maximum_with_nan_passes_the_gradient_to_both_sides_as_pytorch():
+    a, b = leaf([1.0, np.nan, 2.0]), leaf([1.0, 1.0, np.nan])
+    maximum(a, b).sum().backward()
+    np.testing.assert_array_equal(a.grad, [0.5, 1.0, 1.0])
+    np.testing.assert_array_equal(b.grad, [0.5, 1.0, 1.0])
+
+
+# ---- linear equals x @ W + b -----------------------------------------------------------------------------
+@given(
+    data=st.data(),
+    x_shape=st.sampled_from([(3,), (2, 3), (4, 2, 3)]),
+    bias_shape=st.sampled_from([None, (5,), (1, 5), (3, 1, 1, 5), ()]),
+    dtypes=st.tuples(*[st.sampled_from([np.float32, np.float64])] * 3),
+)
+def test_linear_equals_the_composed_matmul_plus_bias_in_value_shape_dtype_and_gradients(
+    data, x_shape, bias_shape, dtypes
+):
+    shapes_ = [x_shape, (3, 5)] + ([] if bias_shape is None else [bias_shape])
+    elements = st.floats(-2.0, 2.0, width=32)  # exact in float32 and float64
+    arrays_ = [data.draw(hnp.arrays(dtype, shape, elements=elements)) for dtype, shape in zip(dtypes, shapes_)]
+    fused_leaves = [Tensor(a.copy(), requires_grad=True) for a in arrays_]
+    composed_leaves = [Tensor(a.copy(), requires_grad=True) for a in arrays_]
+    fused = linear(*fused_leaves)
+    x, w = composed_leaves[:2]
+    composed = x @ w if bias_shape is None else x @ w + composed_leaves[2]
+    assert fused.shape == composed.shape and fused.dtype == composed.dtype
+    np.testing.assert_array_equal(fused.data, composed.data)
+    projection = np.random.default_rng(0).standard_normal(fused.shape).astype(fused.dtype)
+    (fused * projection).sum().backward()
+    (composed * projection).sum().backward()
+    for a, b in zip(fused_leaves, composed_leaves):
+        assert a.grad.shape == b.grad.shape and a.grad.dtype == b.grad.dtype
+        rtol = 1e-12 if a.grad.dtype == np.float64 and fused.dtype == np.float64 else 1e-5
+        np.testing.assert_allclose(a.grad, b.grad, rtol=rtol, atol=rtol)
+
+
+# ---- only floating-point tensors require grad ------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint8, np.bool_])
+def test_integer_or_boolean_tensors_refuse_requires_grad_naming_the_dtype(dtype):
+    with pytest.raises(TypeError, match=f"only floating-point tensors can require grad, got dtype {np.dtype(dtype)}"):
+        Tensor([1, 0, 2], dtype=dtype, requires_grad=True)
+    assert Tensor([1, 0, 2], dtype=dtype).dtype == dtype  # without requires_grad they are constants
+
+
+INTEGER_CONSTANT_OPS = {
+    "mul": lambda x, n: x * n,
+    "add": lambda x, n: n + x,
+    "sub": lambda x, n: n - x,
+    "div": lambda x, n: x / n,
+    "rdiv": lambda x, n: n / x,
+    "pow": lambda x, n: x**n,
+    "maximum": lambda x, n: maximum(x, n),
+    "matmul": lambda x, n: x @ n.reshape(3, 1),
+    "where": lambda x, n: where([True, False, True], n, x),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", INTEGER_CONSTANT_OPS)
+def test_integer_constants_give_the_float_side_the_gradient_of_their_float_values(name, dtype):
+    op = INTEGER_CONSTANT_OPS[name]
+    x_data = np.array([1.5, -0.5, 2.25], dtype=dtype)
+    results = []
+    for n in (Tensor([2, 3, -1], dtype=np.int32), Tensor([2.0, 3.0, -1.0], dtype=np.float64)):
+        x = Tensor(x_data.copy(), requires_grad=True)
+        op(x, n).sum().backward()
+        results.append(x.grad)
+    assert results[0].dtype == dtype
+    np.testing.assert_array_equal(results[0], results[1])

@@ -38,15 +38,22 @@ def is_grad_enabled() -> bool:
 
 
 class no_grad:  # noqa: N801 - named like the context managers of PyTorch and the standard library
-    """Context manager and decorator: operations inside record no graph."""
+    """Context manager and decorator: operations inside record no graph.
+
+    One instance may be entered several times, nested and from several threads at once: the modes it
+    saves are kept per thread, like the mode itself.
+    """
+
+    def __init__(self):
+        self._saved = threading.local()
 
     def __enter__(self):
-        self.__dict__.setdefault("_previous", []).append(_GradMode.enabled)  # one instance may be nested
+        self._saved.__dict__.setdefault("modes", []).append(_GradMode.enabled)
         _GradMode.enabled = False
         return self
 
     def __exit__(self, *exc):
-        _GradMode.enabled = self._previous.pop()
+        _GradMode.enabled = self._saved.modes.pop()
         return False
 
     def __call__(self, fn):
@@ -93,7 +100,9 @@ class Node:
         """Call ``fn(grad)`` whenever this node's gradient is complete; a non-None return replaces it.
 
         The array a hook receives may be shared with other gradients or read-only: return a new value,
-        never modify it in place.
+        never modify it in place. A replacement must look like the gradient (a Tensor's: a numpy array of
+        the same shape and dtype; a Value's: a real number), else backward() raises; it is copied, so the
+        hook's caller may keep and modify what it returned.
 
         Returns a handle whose ``remove()`` unregisters the hook.
         """
@@ -167,7 +176,7 @@ def backward(root, seed, retain_graph: bool = False) -> None:
                 for hook in node._hooks:
                     replaced = hook(grad)
                     if replaced is not None:
-                        grad = replaced
+                        grad = node._hook_result(hook, replaced, grad)
             fn = node._backward
             if fn is None or node._retain:
                 node._accumulate_grad(grad, id(grad) in stored)

@@ -2,11 +2,16 @@
 
 Every operation is three lines you can read aloud: compute the output, remember the parents, say how the
 gradient flows back (a module-level ``_*_backward`` function returning one gradient per parent).
+
+Non-finite results follow IEEE 754 as numpy and Tensor do, never a Python exception: ``x / 0`` is ±inf
+(0 / 0 is nan), ``0 ** -1`` is inf, ``log(0)`` is -inf, ``exp`` overflows to inf. A local derivative that is
+exactly 0 passes exactly 0, even when the incoming gradient is inf or nan (as PyTorch does).
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 
 from .graph import Node, _creation_counter, _GradMode, new_seq
 
@@ -69,6 +74,13 @@ class Value(Node):
 
     def _zero_grad_value(self):
         return 0.0
+
+    def _hook_result(self, hook, result, grad):
+        """A hook's replacement gradient: a real number, as a float."""
+        if isinstance(result, bool) or not isinstance(result, numbers.Real):
+            name = getattr(hook, "__qualname__", repr(hook))
+            raise TypeError(f"hook {name} returned {result!r}; a hook on a Value returns None or a real number")
+        return float(result)
 
     def detach(self) -> Value:
         """A new leaf with the same data that does not require grad."""
@@ -136,9 +148,11 @@ class Value(Node):
         return self + (-other)
 
     def __truediv__(self, other):
+        """True division (not x * y**-1, which rounds twice and overflows); x / 0 is ±inf or nan."""
         if other.__class__ is Value:
-            return self * other**-1.0
-        return self * (1.0 / _number(other))
+            return _make(_divide(self.data, other.data), (self, other), _divide_backward)
+        other = _number(other)
+        return _make(_divide(self.data, other), (self,), _divide_by_number_backward, other)
 
     def __radd__(self, other):
         return self + other
@@ -150,7 +164,7 @@ class Value(Node):
         return (-self) + other
 
     def __rtruediv__(self, other):
-        return self**-1.0 * other
+        return Value(_number(other), requires_grad=False) / self
 
     def __rpow__(self, base):
         base = _number(base)
@@ -188,6 +202,15 @@ def _power(x: float, p: float) -> float:
     return y
 
 
+def _divide(x: float, y: float) -> float:
+    try:
+        return x / y
+    except ZeroDivisionError:  # IEEE 754, as numpy: the sign of the zero counts
+        if x == 0 or math.isnan(x):
+            return math.nan
+        return math.copysign(math.inf, x) * math.copysign(1.0, y)
+
+
 def _sigmoid(x: float) -> float:
     if x >= 0:
         return 1.0 / (1.0 + math.exp(-x))
@@ -211,6 +234,16 @@ def _mul_backward(node, g):
 
 def _scale_backward(node, g):
     return (g * node._ctx,)
+
+
+def _divide_by_number_backward(node, g):
+    return (_divide(g, node._ctx),)
+
+
+def _divide_backward(node, g):
+    a, b = node._parents
+    # d(a/b)/db = -a/b^2, as -(a/b)/b (PyTorch's form): b^2 would underflow at b = 1e-200
+    return _divide(g, b.data), -(g * _divide(node.data, b.data))
 
 
 def _pow_backward(node, g):

@@ -6,7 +6,13 @@ broadcast shape: ``_fit_grad`` un-broadcasts (sums) and casts them, once, for ev
 Gradients of parents that do not require grad are never computed (``None``).
 
 dtype policy: an operation keeps the dtype of its data (float32 stays float32, and so does its
-gradient); Python numbers never upcast; data built from Python lists is float64.
+gradient); Python numbers never upcast; data built from Python lists is float64. Only floating-point
+tensors may require grad (as in PyTorch): an integer gradient would truncate.
+
+Non-finite values follow numpy (and numpy's RuntimeWarnings): ``x / 0`` is inf or nan. A local derivative
+that is exactly 0 (clip outside its bounds, the losing side of maximum/minimum/max/min, where's other
+branch) passes exactly 0 even when the incoming gradient is inf or nan, as in PyTorch: such backwards
+select, they never multiply by a 0/1 mask.
 """
 
 from __future__ import annotations
@@ -105,6 +111,11 @@ class Tensor(Node):
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
         self.data = _as_array(data, None if dtype is None else np.dtype(dtype))
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(
+                f"only floating-point tensors can require grad, got dtype {self.data.dtype}: "
+                "pass dtype=np.float64 (or np.float32), or requires_grad=False"
+            )
         self.grad = None
         self.requires_grad = bool(requires_grad)
         self._parents = ()
@@ -165,6 +176,19 @@ class Tensor(Node):
     def _zero_grad_value(self):
         return None
 
+    def _hook_result(self, hook, result, grad):
+        """A hook's replacement gradient, checked against ``grad`` and copied (the hook's caller keeps its array)."""
+        expected = f"None or a numpy array of shape {grad.shape} and dtype {grad.dtype}"
+        name = getattr(hook, "__qualname__", repr(hook))
+        if not isinstance(result, (np.ndarray, np.generic)):
+            raise TypeError(f"hook {name} returned a {type(result).__name__}; a hook returns {expected}")
+        if result.shape != grad.shape or result.dtype != grad.dtype:
+            raise ValueError(
+                f"hook {name} returned an array of shape {result.shape} and dtype {result.dtype}; "
+                f"a hook returns {expected}"
+            )
+        return np.array(result)
+
     # ---- elementwise arithmetic ------------------------------------------------------------------------
     def __add__(self, other):
         if _is_number(other):
@@ -185,9 +209,11 @@ class Tensor(Node):
         return _make(self.data**exponent.data, (self, exponent), _tensor_pow_backward)
 
     def __truediv__(self, other):
+        """True division as numpy does it (x / 0 is inf or nan, with numpy's RuntimeWarning); never x * (1/y)."""
         if _is_number(other):
-            return self * (1.0 / other)
-        return self * _constant(other, self) ** -1
+            return _make(self.data / other, (self,), _divide_by_number_backward, other)
+        other = _constant(other, self)
+        return _make(self.data / other.data, (self, other), _divide_backward)
 
     def __neg__(self):
         return self * -1
@@ -205,7 +231,7 @@ class Tensor(Node):
         return (-self) + other
 
     def __rtruediv__(self, other):
-        return self**-1 * other
+        return _constant(other, self) / self
 
     def __rpow__(self, base):
         return _constant(base, self) ** self
@@ -265,12 +291,12 @@ class Tensor(Node):
     def maximum(self, other):
         """Elementwise max; where both are equal the gradient is split evenly (as PyTorch does)."""
         other = _constant(other, self)
-        return _make(np.maximum(self.data, other.data), (self, other), _choose_backward, np.greater)
+        return _make(np.maximum(self.data, other.data), (self, other), _choose_backward, np.less)
 
     def minimum(self, other):
         """Elementwise min; where both are equal the gradient is split evenly."""
         other = _constant(other, self)
-        return _make(np.minimum(self.data, other.data), (self, other), _choose_backward, np.less)
+        return _make(np.minimum(self.data, other.data), (self, other), _choose_backward, np.greater)
 
     # ---- reductions ------------------------------------------------------------------------------------
     def sum(self, axis=None, keepdims: bool = False):
@@ -278,13 +304,13 @@ class Tensor(Node):
         return _make(np.sum(self.data, axis=axis, keepdims=keepdims), (self,), _sum_backward, (axis, keepdims))
 
     def mean(self, axis=None, keepdims: bool = False):
-        """Mean over ``axis``: the sum times 1/count, so it shares the sum's backward."""
+        """Mean over ``axis``: the sum divided by the count (true division, as numpy and PyTorch round it)."""
         shape = self.data.shape
         axes = range(len(shape)) if axis is None else (axis,) if isinstance(axis, (int, np.integer)) else axis
         count = int(np.prod([shape[a] for a in axes]))
         if count == 0:
             raise ValueError(f"mean over an empty axis of a tensor of shape {shape}")
-        return self.sum(axis, keepdims) * (1.0 / count)
+        return self.sum(axis, keepdims) / count
 
     def max(self, axis=None, keepdims: bool = False):
         """Maximum; ties share the gradient evenly."""
@@ -336,13 +362,22 @@ class Tensor(Node):
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """x @ W + b as one node: composing it would keep the x @ W array alive and un-broadcast the bias gradient."""
+    """x @ W + b, equal to the composed ops in value, shape, dtype and gradients.
+
+    One node when W is a matrix and the bias neither enlarges nor upcasts x @ W (the usual layer): it adds
+    the bias in place, so no second output-sized array is kept alive. Otherwise it is the composition.
+    """
     x, weight = _constant(x, weight), _constant(weight, weight)
+    if weight.ndim != 2:
+        return x @ weight if bias is None else x @ weight + bias
     out = x.data @ weight.data
     if bias is None:
         return _make(out, (x, weight), _linear_backward)
+    bias = _constant(bias, Tensor(out))  # a number or a list takes the product's dtype, as in x @ W + b
+    if np.broadcast_shapes(out.shape, bias.shape) != out.shape or np.result_type(out, bias.data) != out.dtype:
+        return _make(out, (x, weight), _linear_backward) + bias
     out += bias.data  # out is fresh from the matmul
-    return _make(out, (x, weight, _constant(bias, weight)), _linear_backward)
+    return _make(out, (x, weight, bias), _linear_backward)
 
 
 def concatenate(tensors, axis: int = 0) -> Tensor:
@@ -445,13 +480,24 @@ def _matmul_backward(node, g):
 def _linear_backward(node, g):
     x, weight = node._parents[0].data, node._parents[1].data
     gx = g @ weight.T if node._parents[0].requires_grad else None
-    rows = g.reshape(-1, g.shape[-1]) if g.ndim != 2 else g  # every leading axis is a batch axis
-    gw = gb = None
-    if node._parents[1].requires_grad:
-        gw = (x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x).T @ rows
-    if len(node._parents) == 3 and node._parents[2].requires_grad:
-        gb = rows.sum(axis=0)
-    return gx, gw, gb
+    gw = None
+    if node._parents[1].requires_grad:  # every leading axis is a batch axis
+        gw = (x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x).T @ (g.reshape(-1, g.shape[-1]) if g.ndim != 2 else g)
+    return gx, gw, g  # the bias's: _fit_grad sums it over the axes the bias was broadcast along
+
+
+def _divide_by_number_backward(node, g):
+    with np.errstate(divide="ignore", invalid="ignore"):  # the forward division already warned
+        return (g / node._ctx,)
+
+
+def _divide_backward(node, g):
+    a, b = node._parents
+    with np.errstate(divide="ignore", invalid="ignore"):  # the forward division already warned
+        ga = g / b.data if a.requires_grad else None
+        # d(a/b)/db = -a/b^2, as -(a/b)/b (PyTorch's form): b^2 would underflow at b = 1e-200
+        gb = -(g * (node.data / b.data)) if b.requires_grad else None
+    return ga, gb
 
 
 def _exp_backward(node, g):
@@ -492,13 +538,18 @@ def _clip_backward(node, g):
         inside &= x >= low
     if high is not None:
         inside &= x <= high
-    return (g * inside,)
+    return (np.where(inside, g, np.zeros((), dtype=g.dtype)),)
 
 
 def _choose_backward(node, g):
+    # As PyTorch: a tie shares the gradient evenly, the loser gets 0; with a NaN neither side loses.
     a, b = node._parents
-    wins = node._ctx(a.data, b.data).astype(g.dtype) + 0.5 * (a.data == b.data)
-    return (g * wins if a.requires_grad else None), (g * (1 - wins) if b.requires_grad else None)
+    loses, zero = node._ctx, np.zeros((), dtype=g.dtype)
+    g = np.where(a.data == b.data, g * 0.5, g)
+    return (
+        np.where(loses(a.data, b.data), zero, g) if a.requires_grad else None,
+        np.where(loses(b.data, a.data), zero, g) if b.requires_grad else None,
+    )
 
 
 def _expand_reduced(g, node):
@@ -518,9 +569,10 @@ def _extreme_backward(node, g):
     x = node._parents[0].data
     axis, keepdims = node._ctx
     out = node.data if keepdims or axis is None else np.expand_dims(node.data, axis)
-    hits = x == out
-    share = hits / hits.sum(axis=axis, keepdims=True)
-    return (_expand_reduced(g, node) * share,)
+    # The elements equal to the result share its gradient evenly (as PyTorch); a NaN result is NaN's.
+    hits = (x == out) | (np.isnan(x) & np.isnan(out))
+    count = hits.sum(axis=axis, keepdims=True, dtype=g.dtype)  # >= 1: the result is one of the elements
+    return (np.where(hits, _expand_reduced(g, node) / count, np.zeros((), dtype=g.dtype)),)
 
 
 def _log_softmax_backward(node, g):
