@@ -12,7 +12,8 @@ overwritten: the sweep refuses before any run starts, with one line naming the r
 settings. Choose another OUT, or remove the old runs to redo them.
 
 While a sweep writes its directory it holds a lock on it (``rundir.locked``): a second sweep on the same OUT
-stops at once with one line (so shards sharing one OUT run one after the other). One Ctrl-C stops the whole
+stops at once with one line (shards of one sweep lock only their share, so machines can share one OUT), and
+each run holds its own run lock. One Ctrl-C stops the whole
 sweep: running runs end as ``interrupted`` (their summaries say so), no new run starts, exit code 130; SIGTERM
 does the same with 143. Worker processes never outlive the sweep (see ``workers``).
 
@@ -309,7 +310,9 @@ def run_sweep(
     mine = runs if shard is None else [r for i, r in enumerate(runs) if i % shard[1] == shard[0]]
     with _stopped_by_signals(), contextlib.ExitStack() as stack:
         rundir.make_dir(root)
-        stack.enter_context(rundir.locked(root, what="sweep directory"))
+        # Shards of one sweep may share OUT (one per machine): each locks its own share, the same shard twice clashes.
+        locked = root if shard is None else rundir.subdir(root, f".shard-{shard[0]}-of-{shard[1]}")
+        stack.enter_context(rundir.locked(locked, what="sweep directory" if shard is None else "sweep shard"))
         _refuse_other_settings(root, mine)
         todo = [config for _, config in mine if complete_summary(config) is None]
         client = stack.enter_context(_dask_client(scheduler)) if scheduler and todo else None
