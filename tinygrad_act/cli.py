@@ -157,23 +157,43 @@ def cmd_experiment(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    """Run (or resume) a grid of experiments and print its table."""
+    """Run (or resume) a grid of experiments and print its table.
+
+    The command line overrides the named config's settings; a key given twice on the command line (``--grid
+    depth=1 --depths 2``, ``--depths 2 --depth 3``), or fixed there while the config grids over it, is refused.
+    """
     from . import sweep as sweeps
 
     base = sweeps.load_config(args.config) if args.config else None
     grid = dict(base.grid) if base else {}
+    sources = {}  # grid key -> the option that set it on the command line
+
+    def set_grid(key, values, source):
+        if key in sources:
+            raise UsageError(f"{key} is given twice, by {sources[key]} and by {source}; give it once")
+        sources[key] = source
+        grid[key] = values
+
     for item in args.grid:
         key, eq, values = item.partition("=")
         if not eq or not values:
             raise UsageError(f"bad --grid {item!r}; write KEY=V1,V2")
-        grid[key.strip().replace("-", "_")] = [v.strip() for v in values.split(",") if v.strip()]
+        set_grid(key.strip().replace("-", "_"), [v.strip() for v in values.split(",") if v.strip()], f"--grid {item}")
     for key in ("act", "init", "depth", "seed", "width", "lr"):
         values = getattr(args, f"grid_{key}")
         if values:
             # activation specs use commas for their own parameters: split on commas not inside a spec
-            grid[key] = [v for v in _split_list(values) if v]
+            set_grid(key, [v for v in _split_list(values) if v], f"--{key}s {values}")
     fields = {f.name for f in dataclasses.fields(Config)}
     given = {k: v for k, v in vars(args).items() if k in fields and k != "out"}
+    for key, value in given.items():
+        if key in grid:
+            source = sources.get(key) or f"the grid of sweep config {args.config!r}"
+            option = "--" + key.replace("_", "-")
+            raise UsageError(
+                f"{key} is given twice, by {source} and by {option} {value}; give it once"
+                + ("" if key in sources else f" (to change the grid: --grid {key}={value})")
+            )
     fixed = {k: v for k, v in {**(base.fixed if base else {}), **given}.items() if k not in grid}
     if not grid:
         raise UsageError("a sweep needs a grid: name a config (e.g. vanishing_depth) or give --acts/--depths/--grid")

@@ -142,15 +142,29 @@ class Config:
         return {k: v for k, v in options.items() if k not in inline}
 
     def default_name(self) -> str:
-        """The run directory's name under runs/: activation, init, depth, options, seed."""
-        parts = [self.act.replace(":", "_").replace("=", "").replace(",", "_"), self.init.split(":")[0]]
-        parts.append(f"d{self.depth}")
-        if self.residual:
-            parts.append("res")
-        if self.norm != "none":
-            parts.append(f"{self.norm}norm")
-        parts.append(f"s{self.seed}")
-        return "-".join(parts)
+        """The run directory's name under runs/: activation, init, depth, every other setting that differs from
+        the default, then the seed (``relu-he_normal-d80-float32-lr0.1-s0``): a listing says what each run was."""
+        default = Config()
+
+        def spec(text):  # leaky_relu:alpha=0.2 -> leaky_relu_alpha0.2
+            return text.replace(":", "_").replace("=", "").replace(",", "_").replace("/", "_")
+
+        tags = {
+            "width": f"w{self.width}",
+            "data": spec(self.data),
+            "dtype": self.dtype,
+            "optimizer": spec(self.optimizer),
+            "lr": f"lr{self.lr:g}",
+            "momentum": f"mom{self.momentum:g}",
+            "batch_size": f"b{self.batch_size}",
+            "steps": f"steps{self.steps}",
+            "clip": f"clip{self.clip:g}",
+            "residual": "res",
+            "norm": f"{self.norm}norm",
+        }
+        parts = [spec(self.act), spec(self.init), f"d{self.depth}"]
+        parts += [tag for key, tag in tags.items() if getattr(self, key) != getattr(default, key)]
+        return "-".join([*parts, f"s{self.seed}"])
 
 
 def _resolved(what: str, spec: str, resolve):

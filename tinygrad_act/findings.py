@@ -9,7 +9,6 @@ what the number is, and each verdict of agreement is computed, not written in.
 from __future__ import annotations
 
 import math
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,26 +39,24 @@ class Context:
         """A run's metrics.jsonl records (cached)."""
         run = row["run"]
         if run not in self._records:
-            self._records[run] = rundir.read_records(self.root / "runs" / run / "metrics.jsonl")
+            self._records[run] = rundir.read_records(self.root / "runs" / run)  # nan/inf restored, null = None
         return self._records[run]
 
     def summary(self, row) -> dict:
-        """A run's summary.json."""
-        return rundir.read_json(self.root / "runs" / row["run"] / "summary.json")
+        """A run's summary.json (nan/inf restored; empty if missing)."""
+        return rundir.read_json(self.root / "runs" / row["run"] / "summary.json") or {}
 
     def where(self, **match) -> list[dict]:
         """The rows whose parameters equal the given values."""
         return [r for r in self.rows if all(r.get(k) == v for k, v in match.items())]
 
     def figure(self, fig, suffix: str) -> str:
-        """Save a figure under experiments/figures and return its Markdown link."""
-        self.figure_dir.mkdir(parents=True, exist_ok=True)
+        """Save a figure under experiments/figures (whole or not at all) and return its Markdown link."""
+        rundir.make_dir(self.figure_dir)
         name = f"{self.name}_{suffix}.png"
         fig.tight_layout()
-        fig.savefig(self.figure_dir / name, dpi=100)
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
+        with rundir.atomic_file(self.figure_dir / name, "wb") as handle:
+            fig.savefig(handle, format="png", dpi=100)
         return f"![{self.name} {suffix}](figures/{name})"
 
     def copy_sweep_figure(self, name: str) -> str | None:
@@ -67,9 +64,9 @@ class Context:
         source = self.root / "figures" / name
         if not source.exists():
             return None
-        self.figure_dir.mkdir(parents=True, exist_ok=True)
+        rundir.make_dir(self.figure_dir)
         target = f"{self.name}_{name}"
-        shutil.copyfile(source, self.figure_dir / target)
+        rundir.atomic_write(self.figure_dir / target, source.read_bytes())  # a link at the target is replaced
         return f"![{self.name} {name}](figures/{target})"
 
 
@@ -85,13 +82,12 @@ def _legend(ax, **options):
         ax.legend(**options)
 
 
-def _pyplot():
-    import matplotlib
+def _subplots(*grid, figsize, **options):
+    """A new matplotlib Figure and its axes, without pyplot: the caller's backend and figures are left alone."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid, **options)
 
 
 def _num(value) -> float:
@@ -262,8 +258,7 @@ def glorot_bengio(ctx: Context) -> str:
                     fmt(geometric_median(r["ratio_final"] for r in group)),
                 ]
             )
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = _subplots(1, 2, figsize=(11, 4))
     stats = []
     for act in ctx.sweep.grid["act"]:
         for init, style in zip(ctx.sweep.grid["init"], ("--", "-")):
@@ -369,8 +364,7 @@ def he_2015(ctx: Context) -> str:
                     pct(he[0]["test_accuracy"]),
                 ]
             )
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = _subplots(1, 2, figsize=(11, 4))
     for init, color in (("xavier_normal", "tab:red"), ("he_normal", "tab:blue")):
         for i, row in enumerate(ctx.where(init=init)):
             records = ctx.records(row)
@@ -444,9 +438,8 @@ def dying_relu(ctx: Context) -> str:
             body.append(
                 [act, lr, pct(start), pct(end), pct(median(r["test_accuracy"] for r in group)), ", ".join(statuses)]
             )
-    plt = _pyplot()
     lrs = ctx.sweep.grid["lr"]
-    fig, axes = plt.subplots(1, len(lrs), figsize=(4 * len(lrs), 3.6), sharey=True)
+    fig, axes = _subplots(1, len(lrs), figsize=(4 * len(lrs), 3.6), sharey=True)
     for ax, lr in zip(np.atleast_1d(axes), lrs):
         for act in ctx.sweep.grid["act"]:
             row = ctx.where(act=act, lr=lr, seed=ctx.sweep.grid["seed"][0])
@@ -518,8 +511,7 @@ def exploding(ctx: Context) -> str:
                         pct(r["test_accuracy"]),
                     ]
                 )
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = _subplots(1, 2, figsize=(11, 4))
     for ax, act in zip(axes, ctx.sweep.grid["act"]):
         for init in ctx.sweep.grid["init"]:
             for clip, style in zip(ctx.sweep.grid["clip"], ("-", ":")):
@@ -606,8 +598,7 @@ def rescue(ctx: Context) -> str:
                             pct(r["test_accuracy"]),
                         ]
                     )
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(ctx.sweep.grid["act"]), figsize=(11, 4), sharey=True)
+    fig, axes = _subplots(1, len(ctx.sweep.grid["act"]), figsize=(11, 4), sharey=True)
     for ax, act in zip(np.atleast_1d(axes), ctx.sweep.grid["act"]):
         for residual in ctx.sweep.grid["residual"]:
             for norm in ctx.sweep.grid["norm"]:
@@ -659,8 +650,7 @@ def selu(ctx: Context) -> str:
     depth = setting(ctx, "depth")
     shown = sorted({i for i in (1, depth // 4, depth // 2, 3 * depth // 4, depth) if i >= 1})
     body = []
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = _subplots(1, 2, figsize=(11, 4))
     for row in ctx.rows:
         first = ctx.records(row)[0]
         means, stds = layer_field(first, "act_mean"), layer_field(first, "act_std")
@@ -742,8 +732,7 @@ def edge_of_chaos(ctx: Context) -> str:
         (d < 6 * theory.depth_scale(theory.chi1(act, theory.fixed_point(act, s).q_star, s))) == t
         for s, d, t, _, _ in points
     ]
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = _subplots(1, 2, figsize=(11, 4))
     grid = np.linspace(0.2, 9.5, 120)
     chis = [theory.chi1(act, theory.fixed_point(act, s).q_star, s) for s in grid]
     axes[0].plot(grid, np.sqrt(chis), color="black", label="theory sqrt(chi_1) at q*")
@@ -789,9 +778,8 @@ def edge_of_chaos(ctx: Context) -> str:
 def orthogonal(ctx: Context) -> str:
     """Finding 9: seed-to-seed spread of the gradient profile, orthogonal vs Gaussian weights."""
     body = []
-    plt = _pyplot()
     acts, inits = ctx.sweep.grid["act"], ctx.sweep.grid["init"]
-    fig, axes = plt.subplots(1, len(acts) * len(inits), figsize=(4 * len(acts) * len(inits), 3.5), sharey=True)
+    fig, axes = _subplots(1, len(acts) * len(inits), figsize=(4 * len(acts) * len(inits), 3.5), sharey=True)
     axes = np.atleast_1d(axes)
     panel = 0
     for act in acts:
@@ -948,7 +936,7 @@ def generate(names=None, runs_root="runs/report", out_dir="experiments", jobs: i
                 f"## {number}. {finding.title}\n\n(not generated yet: `make report ONLY={finding.name}`)\n",
             )
         lines.append(f"<!-- finding:{finding.name} -->\n{body.rstrip()}\n<!-- /finding:{finding.name} -->")
-    path.write_text("\n\n".join(lines) + "\n")
+    rundir.atomic_write(path, "\n\n".join(lines) + "\n")
     return path
 
 

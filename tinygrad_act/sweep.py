@@ -1,26 +1,44 @@
 """A grid of runs over any experiment parameters, run in parallel, resumable.
 
-One run is the unit of work: it lives in ``<sweep dir>/runs/<name>/`` (the name spells its grid values) and
-is complete when its ``summary.json`` exists, so a killed sweep resumes where it stopped and a finished run
-is never redone. Runs go to local worker processes (``jobs``; BLAS pinned to one thread per worker), to a
-Dask cluster (``scheduler="tcp://host:port"``), or are split across machines with ``shard=(i, n)``.
+One run is the unit of work: it lives in ``<sweep dir>/runs/<name>/`` (the name spells its grid values).
+A run is complete when its ``config.json`` holds the settings the sweep asks for now, its ``summary.json`` is
+well formed and says ``completed`` or ``diverged``, and ``metrics.jsonl`` holds every record the summary
+claims. Anything else (killed, interrupted, a summary cut short or of the wrong shape) is redone from scratch
+when the sweep runs again, so a stopped sweep resumes where it stopped and a finished run is never redone.
+
+A run directory whose ``config.json`` holds *other* settings (the sweep was run into this OUT before with
+another INIT, WIDTH, STEPS, dataset ...; run names spell only the grid values) is never reused and never
+overwritten: the sweep refuses before any run starts, with one line naming the run and the differing
+settings. Choose another OUT, or remove the old runs to redo them.
+
+While a sweep writes its directory it holds a lock on it (``rundir.locked``): a second sweep on the same OUT
+stops at once with one line (shards of one sweep lock only their share, so machines can share one OUT), and
+each run holds its own run lock. One Ctrl-C stops the whole
+sweep: running runs end as ``interrupted`` (their summaries say so), no new run starts, exit code 130; SIGTERM
+does the same with 143. Worker processes never outlive the sweep (see ``workers``).
+
+Runs go to local worker processes (``jobs``; BLAS pinned to one thread per worker), to a Dask cluster
+(``scheduler="tcp://host:port"``; an interrupt cancels the queued runs, a run already on a Dask worker
+finishes there), or are split across machines with ``shard=(i, n)``.
 Outputs: ``sweep.csv`` and ``sweep.md`` (one row per run) and figures (see ``figures``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
+import io
 import itertools
 import json
 import math
-import os
 import re
 import sys
 from pathlib import Path
 
-from .errors import UsageError
-from .experiment import Config
+from . import errors, rundir
+from .errors import RunDirError, UsageError
+from .experiment import Config, shown_verdict
 
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
 CONFIG_FIELDS = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "out"}
@@ -120,9 +138,11 @@ def load_config(name_or_path: str) -> Sweep:
     The file holds ``name``, ``description``, a ``[grid]`` table of lists and a ``[fixed]`` table.
     """
     path = Path(name_or_path)
-    if not path.suffix:
+    if not path.suffix and not path.is_dir():
         candidates = [Path("experiments") / f"{name_or_path}.toml", _repo_experiments() / f"{name_or_path}.toml"]
         path = next((p for p in candidates if p.exists()), candidates[0])
+    if path.is_dir():
+        raise UsageError(f"sweep config {str(path)!r} is a directory; give a TOML file or a name from experiments/")
     if not path.exists():
         available = sorted(p.stem for p in _repo_experiments().glob("*.toml"))
         raise UsageError(f"no sweep config {name_or_path!r}; choose one of: {', '.join(available) or 'none found'}")
@@ -130,9 +150,11 @@ def load_config(name_or_path: str) -> Sweep:
         import tomllib
     else:  # pragma: no cover - Python 3.10
         import tomli as tomllib
-    with open(path, "rb") as f:
+    with rundir.os_errors(path, "read"), open(path, "rb") as f:
         try:
             table = tomllib.load(f)
+        except UnicodeDecodeError:  # a binary file: tomllib's own message would not say which one
+            raise UsageError(f"{path}: not a TOML file (not valid UTF-8 text)") from None
         except tomllib.TOMLDecodeError as error:
             raise UsageError(f"{path}: {error}") from None
     unknown = sorted(set(table) - {"name", "description", "grid", "fixed", "report"})
@@ -155,45 +177,88 @@ def parse_shard(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def _run_one(config: Config) -> dict:
-    """Worker: one run, quietly; resumable because a run without summary.json is redone from scratch."""
-    from .experiment import run
+SETTINGS = [name for name in CONFIG_FIELDS]  # what makes two runs the same run (out only says where it lives)
+NUMBER_FIELDS = [f for f in ROW_FIELDS if f not in ("status", "verdict", "verdict_final")]
+DASK_CONNECT_TIMEOUT_S = 5
 
+
+def differing_settings(config: Config, stored: dict) -> list[str]:
+    """The settings in which a run directory's config.json differs from ``config`` (derived fields ignored)."""
+    missing = object()
+    return [key for key in SETTINGS if stored.get(key, missing) != getattr(config, key)]
+
+
+def complete_summary(config: Config) -> dict | None:
+    """The summary of the run ``config`` asks for if its directory holds it complete; None if it must be (re)done.
+
+    Complete: config.json holds these settings, summary.json is well formed and says completed or diverged,
+    and metrics.jsonl holds every record the summary claims (else: the last step the summary says was done).
+    """
     path = Path(config.out)
-    summary_file = path / "summary.json"
-    done = _summary(path)
+    stored = rundir.read_json(path / "config.json")
+    summary = rundir.read_json(path / "summary.json")
+    if stored is None or differing_settings(config, stored) or summary is None or not _well_formed(summary):
+        return None
+    try:
+        records = rundir.read_records(path)
+    except RunDirError:  # missing or damaged metrics.jsonl
+        return None
+    claimed = summary.get("records")
+    if _is_int(claimed):
+        return summary if len(records) >= claimed else None
+    # Older summaries do not count records; the last step (or the one that diverged) is always logged.
+    last = records[-1].get("step") if records else None
+    return summary if _is_int(last) and last >= summary["steps_done"] - 1 else None
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _well_formed(summary: dict) -> bool:
+    """Every field a sweep reads has the type it needs (a summary can be valid JSON of another shape)."""
+    if summary.get("status") not in ("completed", "diverged") or not _is_int(summary.get("steps_done")):
+        return False
+    numbers = all(
+        summary.get(f) is None or (isinstance(summary[f], (int, float)) and not isinstance(summary[f], bool))
+        for f in NUMBER_FIELDS
+    )
+    verdicts = all(summary.get(f) is None or isinstance(summary[f], str) for f in ("verdict", "verdict_final"))
+    theory = summary.get("theory")
+    return numbers and verdicts and (theory is None or isinstance(theory, dict))
+
+
+def _run_one(config: Config) -> dict:
+    """One run, quietly, from scratch unless it is complete; KeyboardInterrupt if the run was interrupted."""
+    from . import experiment  # looked up at call time: tests count the runs by patching experiment.run
+
+    done = complete_summary(config)
     if done is not None:
         return done
-    summary = run(config, force=True, progress=False, command=f"sweep run {path.name}")
-    return json.loads(summary_file.read_text()) if summary_file.exists() else summary
+    path = Path(config.out)
+    summary = experiment.run(config, force=True, progress=False, command=f"sweep run {path.name}")
+    if summary.get("status") == "interrupted":  # experiment.run caught Ctrl-C or SIGTERM to write its summary
+        raise errors.Terminated if summary.get("signal") == "SIGTERM" else KeyboardInterrupt
+    return summary
 
 
-def _summary(path: Path) -> dict | None:
-    """A run's summary, or None while the run is not complete: no summary.json, or one cut short by a kill,
-    or a run stopped by Ctrl-C (its workers get the signal too): those are redone when the sweep resumes."""
-    try:
-        summary = json.loads((path / "summary.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return None if summary.get("status") == "interrupted" else summary
-
-
-def _pinned_blas():
-    """Environment for worker processes: one BLAS thread each (numpy reads it at import)."""
-
-    class _Pin:
-        def __enter__(self):
-            self.saved = {k: os.environ.get(k) for k in BLAS_ENV}
-            os.environ.update({k: "1" for k in BLAS_ENV})
-
-        def __exit__(self, *exc):
-            for key, value in self.saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-
-    return _Pin()
+def _refuse_other_settings(root: Path, runs: list[tuple[str, Config]]) -> None:
+    """RunDirError naming the first run directory made with other settings (see the module docstring)."""
+    clashes = []
+    for name, config in runs:
+        stored = rundir.read_json(Path(config.out) / "config.json")
+        differing = differing_settings(config, stored) if stored is not None else []
+        if differing:
+            clashes.append((name, stored, config, differing))
+    if not clashes:
+        return
+    name, stored, config, differing = clashes[0]
+    changes = ", ".join(f"{k} {stored.get(k, '(unset)')!r} there, {getattr(config, k)!r} now" for k in differing)
+    more = f" (and {len(clashes) - 1} more runs)" if len(clashes) > 1 else ""
+    raise RunDirError(
+        f"sweep directory {root} holds run {name} made with other settings: {changes}{more}; "
+        f"choose another OUT, or remove {root / 'runs'} to redo the runs"
+    )
 
 
 def run_sweep(
@@ -204,80 +269,106 @@ def run_sweep(
     shard: tuple[int, int] | None = None,
     progress: bool = True,
 ) -> list[dict]:
-    """Run every grid point not yet complete; write sweep.csv, sweep.md and figures; return the rows."""
+    """Run every grid point not yet complete; write sweep.csv, sweep.md and figures; return the rows.
+
+    Every run's config is validated before anything is written. Ctrl-C raises KeyboardInterrupt and SIGTERM
+    raises errors.Terminated once every running run has ended as interrupted.
+    """
     from tqdm import tqdm
 
     root = Path(out)
-    runs = sweep.configs(root)
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "sweep.json").write_text(json.dumps(dataclasses.asdict(sweep), indent=2) + "\n")
+    runs = sweep.configs(root)  # validates every cell, before anything is written
     mine = runs if shard is None else [r for i, r in enumerate(runs) if i % shard[1] == shard[0]]
-    todo = [config for _, config in mine if _summary(Path(config.out)) is None]
-    bar = tqdm(
-        total=len(mine),
-        initial=len(mine) - len(todo),
-        desc=f"sweep {sweep.name}",
-        unit="run",
-        disable=not progress,
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )
-    try:
-        for _ in _execute(todo, jobs, scheduler):
+    with errors.sigterm_as_interrupt(), contextlib.ExitStack() as stack:
+        rundir.make_dir(root)
+        # Shards of one sweep may share OUT (one per machine): each locks its own share, the same shard twice clashes.
+        locked = root if shard is None else rundir.subdir(root, f".shard-{shard[0]}-of-{shard[1]}")
+        stack.enter_context(rundir.locked(locked, what="sweep directory" if shard is None else "sweep shard"))
+        _refuse_other_settings(root, mine)
+        todo = [config for _, config in mine if complete_summary(config) is None]
+        client = stack.enter_context(_dask_client(scheduler)) if scheduler and todo else None
+        rundir.atomic_write(root / "sweep.json", json.dumps(dataclasses.asdict(sweep), indent=2) + "\n")
+        bar = stack.enter_context(
+            tqdm(
+                total=len(mine),
+                initial=len(mine) - len(todo),
+                desc=f"sweep {sweep.name}",
+                unit="run",
+                disable=None if progress else True,  # tqdm's convention: None = only on a terminal
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
+        )
+        for _ in stack.enter_context(contextlib.closing(_execute(todo, jobs, client))):
             bar.update(1)
-    finally:
-        bar.close()
-    rows = collect(root, sweep)
-    write_tables(root, rows, list(sweep.grid))
-    try:
-        figures(root, rows, list(sweep.grid))
-    except ImportError:  # matplotlib is optional for sweeps run headless on a cluster
-        pass
+        rows = collect(root, sweep)
+        write_tables(root, rows, list(sweep.grid))
+        try:
+            figures(root, rows, list(sweep.grid))
+        except ImportError:  # matplotlib is optional for sweeps run headless on a cluster
+            pass
     return rows
 
 
-def _execute(configs: list[Config], jobs: int, scheduler: str | None):
-    """Yield once per finished run, in completion order."""
+@contextlib.contextmanager
+def _dask_client(scheduler: str):
+    """A Dask client on ``scheduler``, or one line (UsageError) if none answers within a few seconds."""
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise UsageError("--scheduler needs Dask: pip install 'tinygrad_act[dask]'") from None
+    try:
+        client = Client(scheduler, timeout=DASK_CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError, ValueError, TypeError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UsageError(
+            f"no Dask scheduler answers at --scheduler {scheduler!r} within {DASK_CONNECT_TIMEOUT_S} s "
+            f"({reason}); start one (dask scheduler) or write tcp://HOST:PORT"
+        ) from None
+    with client:
+        yield client
+
+
+def _execute(configs: list[Config], jobs: int, client=None):
+    """Yield once per finished run, in completion order; stop everything on the first interrupt or error."""
     if not configs:
         return
-    if scheduler:
+    if client is not None:
+        from dask.distributed import as_completed
+
+        futures = client.map(_run_one, configs, pure=False)
         try:
-            from dask.distributed import Client, as_completed
-        except ImportError:
-            raise UsageError("--scheduler needs Dask: pip install 'tinygrad_act[dask]'") from None
-        with Client(scheduler) as client:
-            futures = client.map(_run_one, configs, pure=False)
             for future in as_completed(futures):
                 future.result()
                 yield
+        finally:
+            client.cancel(futures)  # queued runs never start; a run already on a worker finishes there
         return
     if jobs <= 1:
         for config in configs:
             _run_one(config)
             yield
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from . import workers
 
-    with _pinned_blas(), ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_run_one, config) for config in configs]
-        for future in as_completed(futures):
-            future.result()
+    # One BLAS thread per worker (numpy reads it at import); the workers stop when this generator is closed.
+    with contextlib.closing(workers.run_all(_run_one, configs, jobs, {k: "1" for k in BLAS_ENV})) as results:
+        for _ in results:
             yield
 
 
 def collect(root: Path, sweep: Sweep) -> list[dict]:
-    """One row per grid point with a summary (parameters, then ROW_FIELDS); missing runs are left out."""
+    """One row per complete run (parameters, then ROW_FIELDS); runs missing or incomplete are left out."""
     rows = []
-    for point in sweep.points():
-        path = root / "runs" / run_name(point)
-        summary = _summary(path)
+    for (name, config), point in zip(sweep.configs(root), sweep.points()):
+        summary = complete_summary(config)
         if summary is None:
             continue
         theory = summary.get("theory") or {}
-        row = {**point, "run": path.name}
+        row = {**point, "run": name}
         for field in ROW_FIELDS:
             row[field] = summary.get(field)
+        row["verdict"] = shown_verdict(summary)  # a diverged run reads "diverged", whatever r said at step 0
         row["predicted_ratio"] = theory.get("ratio") if theory.get("applies") else None
         row["predicted_per_layer_factor"] = theory.get("per_layer_factor") if theory.get("applies") else None
         rows.append(row)
@@ -295,12 +386,13 @@ def _cell(value) -> str:
 
 
 def write_tables(root: Path, rows: list[dict], keys: list[str]) -> None:
-    """sweep.csv (machine-readable) and sweep.md (a Markdown table)."""
+    """sweep.csv (machine-readable) and sweep.md (a Markdown table), each replaced whole (never through a link)."""
     columns = [*keys, *ROW_FIELDS, "run"]
-    with open(root / "sweep.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    rundir.atomic_write(root / "sweep.csv", text.getvalue())
     shown = [
         *keys,
         "verdict",
@@ -314,33 +406,43 @@ def write_tables(root: Path, rows: list[dict], keys: list[str]) -> None:
     ]
     lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
     lines += ["| " + " | ".join(_cell(row.get(c)) for c in shown) + " |" for row in rows]
-    (root / "sweep.md").write_text("\n".join(lines) + "\n")
+    rundir.atomic_write(root / "sweep.md", "\n".join(lines) + "\n")
+
+
+def _number(value) -> float:
+    """A summary value as a float: None (not measured) and anything else not a number become nan."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
 
 
 def figures(root: Path, rows: list[dict], keys: list[str]) -> list[str]:
-    """ratio vs depth (band over seeds), a heatmap activation x depth of log10 r, step-0 delta profiles."""
-    import matplotlib
+    """ratio vs depth (band over seeds), a heatmap activation x depth of log10 r, step-0 delta profiles.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Diverged runs are marked (a cross; "div" in the heatmap; a dashed profile), never left out. Drawn on
+    matplotlib Figure objects: the caller's pyplot state and backend are left alone.
+    """
     import numpy as np
+    from matplotlib.figure import Figure
 
     written = []
     if not rows:
         return written
-    out = root / "figures"
-    out.mkdir(exist_ok=True)
+    out = rundir.subdir(root, "figures")
     lines_by = [k for k in keys if k not in ("depth", "seed")]
 
     def label_of(row):
         return ", ".join(f"{row[k]}" for k in lines_by) or "all"
 
     def log_ratio(row):
-        r = row.get("ratio_init")
-        return math.log10(r) if isinstance(r, (int, float)) and r and r > 0 and math.isfinite(r) else np.nan
+        r = _number(row.get("ratio_init"))
+        return math.log10(r) if r > 0 and math.isfinite(r) else np.nan
+
+    def diverged(row):
+        return row.get("status") == "diverged"
 
     if "depth" in keys:
-        fig, ax = plt.subplots(figsize=(8, 5))
+        fig = Figure(figsize=(8, 5))
+        ax = fig.subplots()
+        crossed = False
         for label in dict.fromkeys(label_of(r) for r in rows):
             group = [r for r in rows if label_of(r) == label]
             depths = sorted({r["depth"] for r in group})
@@ -356,9 +458,22 @@ def figures(root: Path, rows: list[dict], keys: list[str]) -> list[str]:
                 color=line.get_color(),
                 alpha=0.2,
             )
+            gone = [r for r in group if diverged(r)]
+            if gone:
+                # at its r when that was measured, else on the top edge of the plot
+                top = ax.get_xaxis_transform()
+                for r in gone:
+                    x = log_ratio(r)
+                    if np.isnan(x):
+                        ax.plot(r["depth"], 0.97, "x", color=line.get_color(), ms=9, mew=2, transform=top)
+                    else:
+                        ax.plot(r["depth"], 10**x, "x", color=line.get_color(), ms=9, mew=2)
+                crossed = True
         ax.set_xscale("linear")
         ax.set_yscale("log")
         ax.axhspan(1e-2, 1e2, color="green", alpha=0.06, label="healthy band")
+        if crossed:
+            ax.plot([], [], "x", color="black", ms=9, mew=2, label="diverged run")
         ax.set_xlabel("depth (hidden layers)")
         ax.set_ylabel("r = ||delta_1|| / ||delta_L|| at step 0")
         ax.legend(fontsize=7, ncol=2)
@@ -369,35 +484,44 @@ def figures(root: Path, rows: list[dict], keys: list[str]) -> list[str]:
             acts = list(dict.fromkeys(r["act"] for r in rows))
             depths = sorted({r["depth"] for r in rows})
             grid = np.full((len(acts), len(depths)), np.nan)
+            lost = np.zeros((len(acts), len(depths)), dtype=int)
             for i, a in enumerate(acts):
                 for j, d in enumerate(depths):
-                    vals = [log_ratio(r) for r in rows if r["act"] == a and r["depth"] == d]
+                    cell = [r for r in rows if r["act"] == a and r["depth"] == d]
+                    vals = [log_ratio(r) for r in cell]
                     grid[i, j] = np.nanmedian(vals) if vals and not np.all(np.isnan(vals)) else np.nan
-            fig, ax = plt.subplots(figsize=(1.2 * len(depths) + 3, 0.45 * len(acts) + 2))
+                    lost[i, j] = sum(diverged(r) for r in cell)
+            fig = Figure(figsize=(1.2 * len(depths) + 3, 0.45 * len(acts) + 2))
+            ax = fig.subplots()
             image = ax.imshow(grid, cmap="RdBu", vmin=-12, vmax=12, aspect="auto")
             for (i, j), v in np.ndenumerate(grid):
-                ax.text(j, i, "-" if np.isnan(v) else f"{v:.1f}", ha="center", va="center", fontsize=8)
+                text = "-" if np.isnan(v) else f"{v:.1f}"
+                if lost[i, j]:
+                    text += f"\n{lost[i, j]} div"
+                ax.text(j, i, text, ha="center", va="center", fontsize=8 if not lost[i, j] else 7)
             ax.set_xticks(range(len(depths)), depths)
             ax.set_yticks(range(len(acts)), acts)
-            ax.set_xlabel("depth")
+            ax.set_xlabel("depth" + ("  (n div = runs that diverged)" if lost.any() else ""))
             fig.colorbar(image, ax=ax, label="log10 r at step 0 (median over other parameters)")
             _save(fig, out / "ratio_heatmap.png", written)
 
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig = Figure(figsize=(8, 5))
+    ax = fig.subplots()
     for row in rows:
         first = _first_record(root / "runs" / row["run"])
         if first is None:
             continue
-        deltas = [layer.get("delta_norm") for layer in first["layers"][:-1]]
-        deltas = np.array([np.nan if d is None else d for d in deltas], dtype=float)
+        deltas = np.array([_number(layer.get("delta_norm")) for layer in first["layers"][:-1]])
         with np.errstate(divide="ignore", invalid="ignore"):  # a vanished last delta (0) leaves no profile
             profile = deltas / deltas[-1]
+        label = f"{label_of(row)}, depth {row.get('depth', '')}" if row.get("seed", 0) in (0, None) else None
         ax.plot(
             np.arange(1, len(deltas) + 1),
             profile,
+            "--" if diverged(row) else "-",
             lw=1,
             alpha=0.8,
-            label=f"{label_of(row)}, depth {row.get('depth', '')}" if row.get("seed", 0) in (0, None) else None,
+            label=f"{label} (diverged)" if label and diverged(row) else label,
         )
     ax.set_yscale("log")
     ax.set_xlabel("hidden layer (input side first)")
@@ -410,17 +534,18 @@ def figures(root: Path, rows: list[dict], keys: list[str]) -> list[str]:
 
 
 def _save(fig, path: Path, written: list) -> None:
-    import matplotlib.pyplot as plt
-
+    """Write a figure as PNG whole or not at all (rundir.atomic_file)."""
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with rundir.atomic_file(path, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=110)
     written.append(f"figures/{path.name}")
 
 
 def _first_record(path: Path):
+    """The step-0 record of a run (nan/inf markers restored), or None if there is none."""
     try:
         with open(path / "metrics.jsonl", encoding="utf-8") as f:
-            return json.loads(f.readline())
+            record = rundir.restore(json.loads(f.readline()))
     except (OSError, ValueError):
         return None
+    return record if isinstance(record, dict) and isinstance(record.get("layers"), list) else None
