@@ -65,6 +65,7 @@ import numbers
 import numpy as np
 from numpy.polynomial import chebyshev
 
+from .errors import UsageError
 from .graph import Node
 from .registry import Registry, keyword_defaults
 
@@ -310,7 +311,7 @@ def get(name, **params) -> Activation:
         value = bound[key]
         if isinstance(default, numbers.Real) and not isinstance(default, bool):
             if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
-                raise ValueError(f"activation {entry.name!r}: {key} must be a finite number, got {value!r}")
+                raise UsageError(f"activation {entry.name!r}: {key} must be a finite number, got {value!r}")
             bound[key] = float(value) if isinstance(default, float) else value
     if entry.obj["check"] is not None:
         entry.obj["check"](**bound)
@@ -427,7 +428,7 @@ def _sech2(x):
 def _check_positive(**params):
     for key, value in params.items():
         if not value > 0:
-            raise ValueError(f"{key} must be positive, got {value!r}")
+            raise UsageError(f"{key} must be positive, got {value!r}")
 
 
 register("identity", lambda x: np.positive(x), lambda x: np.ones_like(x), gain=1.0, aliases=("linear",),
@@ -606,7 +607,7 @@ def _hard_tanh(x, min_val=-1.0, max_val=1.0):
 
 def _check_hard_tanh(min_val, max_val):
     if not min_val < max_val:
-        raise ValueError(f"hard_tanh needs min_val < max_val, got min_val={min_val!r}, max_val={max_val!r}")
+        raise UsageError(f"hard_tanh needs min_val < max_val, got min_val={min_val!r}, max_val={max_val!r}")
 
 
 register(

@@ -12,6 +12,7 @@ import numpy as np
 
 from . import activations
 from . import init as initializers
+from .errors import UsageError
 from .tensor import Tensor, linear
 
 
@@ -234,7 +235,7 @@ class MLP(Module):
     ):
         super().__init__()
         if norm not in NORMS:
-            raise ValueError(f"unknown norm {norm!r}; choose one of: none, batch, layer")
+            raise UsageError(f"unknown norm {norm!r}; choose one of: none, batch, layer")
         self.activation = activations.get(activation)
         init_fn = _resolve_init(init, self.activation)
         self.init = init_fn

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from .errors import UsageError
 from .registry import Registry, keyword_defaults
 
 
@@ -66,7 +67,7 @@ class SGD(Optimizer):
         _check_range("momentum", momentum, 0.0, 1.0)
         _check_range("weight_decay", weight_decay, 0.0, math.inf)
         if nesterov and momentum == 0:
-            raise ValueError("nesterov=True needs momentum > 0")
+            raise UsageError("nesterov=True needs momentum > 0")
         self.momentum, self.nesterov, self.weight_decay = float(momentum), bool(nesterov), float(weight_decay)
 
     def update(self, param, grad, state):
@@ -89,7 +90,7 @@ class Adam(Optimizer):
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay=0.0):
         super().__init__(params, lr)
         if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
-            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+            raise UsageError(f"betas must be a pair (beta1, beta2), got {betas!r}")
         beta1, beta2 = betas
         _check_range("beta1", beta1, 0.0, 1.0, high_open=True)
         _check_range("beta2", beta2, 0.0, 1.0, high_open=True)
@@ -154,13 +155,13 @@ def global_grad_norm(grads) -> float:
 
 def _check_positive(name, value):
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        raise UsageError(f"{name} must be a positive finite number, got {value!r}")
 
 
 def _check_range(name, value, low, high, high_open=False):
     ok = isinstance(value, (int, float)) and low <= value and (value < high if high_open else value <= high)
     if not ok:
-        raise ValueError(f"{name} must be in [{low}, {high}{')' if high_open else ']'}, got {value!r}")
+        raise UsageError(f"{name} must be in [{low}, {high}{')' if high_open else ']'}, got {value!r}")
 
 
 _REGISTRY = Registry("optimizer")
