@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from tinygrad_act import Value
-from tinygrad_act.graph import topological_order
+from tinygrad_act.engine.graph import topological_order
 
 from .common import interleaved_timing, optional_import, paired_ratio, profile_table, profile_top, summarize, table
 

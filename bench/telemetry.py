@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from tinygrad_act import data
-from tinygrad_act.nn import MLP, cross_entropy
 from tinygrad_act.optim import SGD
-from tinygrad_act.probes import LayerProbe
-from tinygrad_act.tensor import Tensor
+
+from tinygrad_act.engine.tensor import Tensor
+from tinygrad_act.lab import data
+from tinygrad_act.lab.probes import LayerProbe
+from tinygrad_act.nn import MLP, cross_entropy
 
 from .common import REPO, interleaved_timing, paired_ratio, summarize, table
 

@@ -19,10 +19,10 @@ step swing from 7 to 98 ms between identical blocks; one thread gives stable, co
 from __future__ import annotations
 
 import numpy as np
+from tinygrad_act.optim import SGD
 
 from tinygrad_act import Tensor
 from tinygrad_act.nn import MLP, cross_entropy
-from tinygrad_act.optim import SGD
 
 from .common import (
     interleaved_timing,

@@ -12,12 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from tinygrad_act.activations import SELU_ALPHA, SELU_SCALE
+from tinygrad_act.optim import SGD
 
 from tinygrad_act import Tensor, Value, activations
-from tinygrad_act.activations import SELU_ALPHA, SELU_SCALE
+from tinygrad_act.lab.probes import LayerProbe
 from tinygrad_act.nn import MLP, cross_entropy
-from tinygrad_act.optim import SGD
-from tinygrad_act.probes import LayerProbe
 
 LONG = np.longdouble
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tinygrad_act import data
-from tinygrad_act.errors import UsageError
+from tinygrad_act.common.errors import UsageError
+from tinygrad_act.lab import data
 
 SMALL = {
     "mnist1d": "mnist1d:n_train=600,n_test=200",

@@ -11,8 +11,8 @@ import pytest
 
 import tinygrad_act
 from tinygrad_act import optim
-from tinygrad_act.errors import UsageError
-from tinygrad_act.experiment import (
+from tinygrad_act.common.errors import UsageError
+from tinygrad_act.lab.experiment import (
     LAYER_FIELDS,
     Config,
     first_last_ratio,

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tinygrad_act import experiment, rundir
 from tinygrad_act.cli import main
-from tinygrad_act.errors import RunDirError
-from tinygrad_act.experiment import Config, run
-from tinygrad_act.report import terminal_report, verdict_line
+from tinygrad_act.common.errors import RunDirError
+from tinygrad_act.lab import experiment, rundir
+from tinygrad_act.lab.experiment import Config, run
+from tinygrad_act.lab.report import terminal_report, verdict_line
 
 DEPTH = 3
 TINY = [
@@ -172,7 +172,7 @@ def test_sigterm_to_a_running_experiment_exits_143_with_a_summary_and_every_reco
 LATE_SIGNAL_CHILD = textwrap.dedent(
     """
     import pathlib, sys, time
-    from tinygrad_act import experiment, report
+    from tinygrad_act.lab import experiment, report
     from tinygrad_act.cli import main
 
     phase, marker = sys.argv[1], pathlib.Path(sys.argv[2])
@@ -378,7 +378,7 @@ def test_a_run_with_figures_leaves_the_callers_matplotlib_backend_and_pyplot_alo
         f"""
         import sys, matplotlib
         matplotlib.use("svg")
-        from tinygrad_act.experiment import Config, run
+        from tinygrad_act.lab.experiment import Config, run
         summary = run(Config(depth=3, width=8, steps=2, data="spirals:n=200", out={str(tmp_path / "run")!r}),
                       progress=False)
         assert summary["figures"], summary

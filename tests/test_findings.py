@@ -9,9 +9,10 @@ import re
 
 import pytest
 
-from tinygrad_act import experiment, findings
-from tinygrad_act import sweep as sweeps
+from tinygrad_act import findings
 from tinygrad_act.cli import main
+from tinygrad_act.lab import experiment
+from tinygrad_act.lab import sweep as sweeps
 
 NAMES = [f.name for f in findings.FINDINGS]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -24,7 +24,7 @@ import pytest
 from hypothesis import given, settings
 
 from tinygrad_act import Tensor, maximum, where
-from tinygrad_act.gradcheck import gradcheck
+from tinygrad_act.engine.gradcheck import gradcheck
 
 try:
     import torch

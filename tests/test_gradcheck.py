@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 
 from tinygrad_act import Tensor, Value, no_grad
-from tinygrad_act.gradcheck import GradcheckResult, gradcheck
-from tinygrad_act.tensor import _make
+from tinygrad_act.engine.gradcheck import GradcheckResult, gradcheck
+from tinygrad_act.engine.tensor import _make
 
 
 class Elementwise:

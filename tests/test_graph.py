@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tinygrad_act import Tensor, Value, is_grad_enabled, no_grad
-from tinygrad_act.graph import topological_order
+from tinygrad_act.engine.graph import topological_order
 
 
 class ValueEngine:

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tinygrad_act import activations, init
-from tinygrad_act.errors import UsageError
+from tinygrad_act.common.errors import UsageError
 
 RELU_GAIN2 = 2.0
 LEAKY_GAIN2 = 2.0 / (1 + 0.2**2)

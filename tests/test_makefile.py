@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tinygrad_act import makeargs
-from tinygrad_act.errors import UsageError
+from tinygrad_act.common.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="GNU make is not installed")

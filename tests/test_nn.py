@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tinygrad_act import Tensor, activations, no_grad
-from tinygrad_act.gradcheck import gradcheck
+from tinygrad_act.engine.gradcheck import gradcheck
 from tinygrad_act.nn import MLP, BatchNorm1d, LayerNorm, Linear, Module, accuracy, cross_entropy, mse
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from tinygrad_act.optim import SGD, Adam, clip_grad_norm, global_grad_norm
 
 from tinygrad_act import Tensor, optim
-from tinygrad_act.optim import SGD, Adam, clip_grad_norm, global_grad_norm
 
 STEPS = 4
 

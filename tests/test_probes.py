@@ -4,11 +4,11 @@ import math
 
 import numpy as np
 import pytest
+from tinygrad_act.optim import SGD, clip_grad_norm
 
 from tinygrad_act import Tensor, no_grad
+from tinygrad_act.lab.probes import LayerProbe, gradient_record
 from tinygrad_act.nn import MLP, cross_entropy
-from tinygrad_act.optim import SGD, clip_grad_norm
-from tinygrad_act.probes import LayerProbe, gradient_record
 
 LR = 0.1
 X = np.array([[1.0, 2.0], [-1.0, 0.5], [0.5, -1.0], [2.0, 1.0]])

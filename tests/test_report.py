@@ -2,7 +2,7 @@
 
 import math
 
-from tinygrad_act.report import layer_table, verdict_line
+from tinygrad_act.lab.report import layer_table, verdict_line
 
 
 def _record(step, deltas):

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 
 from tinygrad_act import Value, activations
-from tinygrad_act.gradcheck import gradcheck
+from tinygrad_act.engine.gradcheck import gradcheck
 
 
 def floats(low=-3.0, high=3.0):

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tinygrad_act import experiment
-from tinygrad_act import sweep as sweeps
 from tinygrad_act.cli import main
-from tinygrad_act.experiment import Config
+from tinygrad_act.lab import experiment
+from tinygrad_act.lab import sweep as sweeps
+from tinygrad_act.lab.experiment import Config
 
 TINY = {"width": 8, "steps": 2, "data": "spirals:n=200", "batch_size": 16, "log_every": 1}
 REPO_EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
@@ -523,7 +523,7 @@ def test_sweep_command_bad_input_ends_with_one_line_and_exit_code_2(extra, named
 def test_a_run_interrupted_by_ctrl_c_is_redone_when_the_sweep_resumes(tmp_path, monkeypatch):
     import json
 
-    from tinygrad_act import sweep as sweeps
+    from tinygrad_act.lab import sweep as sweeps
 
     monkeypatch.setenv("TINYGRAD_ACT_CACHE", str(tmp_path / "cache"))
     grid = sweeps.Sweep(

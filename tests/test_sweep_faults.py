@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from tinygrad_act import experiment, findings, rundir
-from tinygrad_act import sweep as sweeps
+from tinygrad_act import findings
 from tinygrad_act.cli import main
-from tinygrad_act.errors import RunDirError, UsageError
-from tinygrad_act.experiment import Config
+from tinygrad_act.common.errors import RunDirError, UsageError
+from tinygrad_act.lab import experiment, rundir
+from tinygrad_act.lab import sweep as sweeps
+from tinygrad_act.lab.experiment import Config
 
 TINY = {"depth": 2, "width": 8, "steps": 2, "data": "spirals:n=200", "batch_size": 16, "log_every": 1}
 CLI_TINY = ["--depth", "2", "--width", "8", "--data", "spirals:n=200", "--batch-size", "16", "--no-progress"]

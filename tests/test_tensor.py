@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 
 from tinygrad_act import Tensor, activations, concatenate, maximum, minimum, stack, where
-from tinygrad_act.gradcheck import gradcheck
-from tinygrad_act.tensor import linear
+from tinygrad_act.engine.gradcheck import gradcheck
+from tinygrad_act.engine.tensor import linear
 
 F64 = np.float64
 

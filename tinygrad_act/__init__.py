@@ -1,24 +1,37 @@
-"""tinygrad_act: a small reverse-mode autograd engine and a laboratory for gradient flow in deep MLPs."""
+"""tinygrad_act: a small reverse-mode autograd engine and a laboratory for gradient flow in deep MLPs.
 
-from . import activations, init
-from .gradcheck import gradcheck
-from .graph import is_grad_enabled, no_grad
-from .scalar import Value
-from .tensor import Tensor, concatenate, maximum, minimum, stack, where
+The parts (ARCHITECTURE.md): ``engine`` (graph, Tensor, Value), ``nn`` (activations, initializers, modules,
+optimizers), ``lab`` (data, probes, theory, runs, sweeps, reports), ``findings``, and ``cli`` on top.
+"""
 
-__version__ = "0.1.0"
+import sys as _sys
+
+from .common import __version__
+from .engine.gradcheck import gradcheck
+from .engine.graph import is_grad_enabled, no_grad
+from .engine.scalar import Value
+from .engine.tensor import Tensor, concatenate, maximum, minimum, stack, where
+from .nn import activations, init, optim
+
+# The first wave's public module names stay importable as the same module objects
+# (``import tinygrad_act.optim``, ``from tinygrad_act.activations import get``): one module, two names.
+for _module in (activations, init, optim):
+    _sys.modules[f"{__name__}.{_module.__name__.rsplit('.', 1)[1]}"] = _module
+del _module
 
 __all__ = [
     "Tensor",
+    "__version__",
     "Value",
     "activations",
+    "concatenate",
     "gradcheck",
     "init",
-    "concatenate",
     "is_grad_enabled",
     "maximum",
     "minimum",
     "no_grad",
+    "optim",
     "stack",
     "where",
 ]

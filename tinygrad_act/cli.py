@@ -11,9 +11,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import validate
-from .errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED, RunDirError, UsageError
-from .experiment import Config
+from .common import validate
+from .common.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED, RunDirError, UsageError
+from .lab.experiment import Config
 
 
 class _Parser(argparse.ArgumentParser):
@@ -145,8 +145,8 @@ def _config_from(args) -> Config:
 
 def cmd_experiment(args) -> int:
     """Train one MLP, write its run directory, print the table and the verdict."""
-    from . import report
-    from .experiment import open_records, run
+    from .lab import report
+    from .lab.experiment import open_records, run
 
     config = _config_from(args)
     config.validate()
@@ -162,7 +162,7 @@ def cmd_sweep(args) -> int:
     The command line overrides the named config's settings; a key given twice on the command line (``--grid
     depth=1 --depths 2``, ``--depths 2 --depth 3``), or fixed there while the config grids over it, is refused.
     """
-    from . import sweep as sweeps
+    from .lab import sweep as sweeps
 
     base = sweeps.load_config(args.config) if args.config else None
     grid = dict(base.grid) if base else {}
@@ -234,8 +234,9 @@ def cmd_report(args) -> int:
 
 def cmd_list(args) -> int:
     """Print the registered activations, initializers, datasets and optimizers."""
-    from . import activations, data, optim
-    from . import init as initializers
+    from .lab import data
+    from .nn import activations, optim
+    from .nn import init as initializers
 
     rows = [("activations", activations), ("initializers", initializers), ("datasets", data), ("optimizers", optim)]
     for title, module in rows:
@@ -248,8 +249,8 @@ def cmd_list(args) -> int:
 
 def cmd_show(args) -> int:
     """Print the table and verdict of a finished run directory."""
-    from . import report, rundir
-    from .experiment import open_records
+    from .lab import report, rundir
+    from .lab.experiment import open_records
 
     path = Path(args.run_dir)
     summary, config_values = rundir.read_json(path / "summary.json"), rundir.read_json(path / "config.json")

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import sys
 
-from . import cli, validate
-from .errors import EXIT_BAD_INPUT, UsageError
+from . import cli
+from .common import validate
+from .common.errors import EXIT_BAD_INPUT, UsageError
 
 # Variable -> option, in the order of `make help`. Flags take a boolean (1/0, true/false, yes/no).
 EXPERIMENT = {

@@ -23,15 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, activations, data, optim, rundir, validate
-from . import init as initializers
-from .errors import RunDirError, Terminated, UsageError, sigterm_as_interrupt
-from .graph import no_grad
-from .nn import MLP, accuracy, cross_entropy
-from .optim import clip_grad_norm
+from ..common import __version__, validate
+from ..common.errors import RunDirError, Terminated, UsageError, sigterm_as_interrupt
+from ..common.registry import parse_spec
+from ..engine.graph import no_grad
+from ..engine.tensor import Tensor
+from ..nn import activations, optim
+from ..nn import init as initializers
+from ..nn.modules import MLP, accuracy, cross_entropy
+from ..nn.optim import clip_grad_norm
+from . import data, rundir
 from .probes import LayerProbe, gradient_record
-from .registry import parse_spec
-from .tensor import Tensor
 
 VANISHING_BELOW = 1e-2
 EXPLODING_ABOVE = 1e2

@@ -21,7 +21,7 @@ import sys
 import time
 import traceback
 
-from .errors import sigterm_as_interrupt
+from ..common.errors import sigterm_as_interrupt
 
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 STOP_GRACE_S = 120  # an interrupted task still evaluates and writes its summary

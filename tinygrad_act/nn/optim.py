@@ -11,8 +11,8 @@ import math
 
 import numpy as np
 
-from .errors import UsageError
-from .registry import Registry, keyword_defaults
+from ..common.errors import UsageError
+from ..common.registry import Registry, keyword_defaults
 
 
 class Optimizer:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..common.errors import UsageError
+from ..engine.tensor import Tensor, linear
 from . import activations
 from . import init as initializers
-from .errors import UsageError
-from .tensor import Tensor, linear
 
 
 class Module:

@@ -43,9 +43,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import validate
-from .errors import UsageError
-from .registry import Registry, keyword_defaults
+from ..common import validate
+from ..common.errors import UsageError
+from ..common.registry import Registry, keyword_defaults
 
 # Part of every cache key: bump it whenever a generator's output changes for the same name, params and seed.
 DATA_VERSION = 1

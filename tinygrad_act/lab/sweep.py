@@ -36,8 +36,9 @@ import re
 import sys
 from pathlib import Path
 
-from . import errors, rundir
-from .errors import RunDirError, UsageError
+from ..common import errors
+from ..common.errors import RunDirError, UsageError
+from . import rundir
 from .experiment import Config, shown_verdict
 
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
@@ -166,7 +167,7 @@ def load_config(name_or_path: str) -> Sweep:
 
 
 def _repo_experiments() -> Path:
-    return Path(__file__).resolve().parent.parent / "experiments"
+    return Path(__file__).resolve().parents[2] / "experiments"
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -65,9 +65,9 @@ import numbers
 import numpy as np
 from numpy.polynomial import chebyshev
 
-from .errors import UsageError
-from .graph import Node
-from .registry import Registry, keyword_defaults
+from ..common.errors import UsageError
+from ..common.registry import Registry, keyword_defaults
+from ..engine.graph import Node
 
 SATURATION_FRACTION = 0.05
 SELU_ALPHA = 1.6732632423543772
@@ -155,8 +155,8 @@ class Activation:
         return float(self.derivative(np.float64(x)))
 
     def _through_tensor(self, x):
-        from .graph import _GradMode
-        from .tensor import Tensor
+        from ..engine.graph import _GradMode
+        from ..engine.tensor import Tensor
 
         previous, _GradMode.enabled = _GradMode.enabled, True  # the derivative is needed even under no_grad()
         try:

@@ -36,8 +36,9 @@ import numbers
 
 import numpy as np
 
-from . import activations, validate
-from .registry import Registry, keyword_defaults, parse_spec
+from ..common import validate
+from ..common.registry import Registry, keyword_defaults, parse_spec
+from . import activations
 
 
 class Initializer:

@@ -174,7 +174,7 @@ class Value(Node):
 
     def __getattr__(self, name):
         # Any registered activation is a method: Value(0.3).gelu(), .leaky_relu(alpha=0.2), ...
-        from . import activations
+        from ..nn import activations
 
         if name.startswith("_") or not activations.exists(name):
             raise AttributeError(f"'Value' object has no attribute {name!r}")

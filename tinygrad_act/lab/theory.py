@@ -32,8 +32,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from . import activations
-from . import init as initializers
+from ..nn import activations
+from ..nn import init as initializers
 
 # Same rule as the runner (experiment.verdict_of): r < 1e-2 vanishing, r > 1e2 exploding.
 VANISHING_BELOW = 1e-2

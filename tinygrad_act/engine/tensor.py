@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import activations
 from .graph import Node, _creation_counter, _GradMode, new_seq
 
 _new = object.__new__
@@ -262,15 +261,15 @@ class Tensor(Node):
 
     def tanh(self):
         """tanh, the registry's definition (activations.get('tanh'))."""
-        return self.apply(_TANH)
+        return self.apply(_builtin("tanh"))
 
     def sigmoid(self):
         """Logistic sigmoid, the registry's definition (stable for every finite input)."""
-        return self.apply(_SIGMOID)
+        return self.apply(_builtin("sigmoid"))
 
     def relu(self):
         """max(0, x), the registry's definition (f'(0) = 0)."""
-        return self.apply(_RELU)
+        return self.apply(_builtin("relu"))
 
     def apply(self, activation):
         """An elementwise function (an activations.Activation): one node, backward by its analytic derivative.
@@ -356,6 +355,8 @@ class Tensor(Node):
 
     def __getattr__(self, name):
         # Any registered activation is a method: Tensor(x).gelu(), .leaky_relu(alpha=0.2), ...
+        from ..nn import activations
+
         if name.startswith("_") or not activations.exists(name):
             raise AttributeError(f"'Tensor' object has no attribute {name!r}")
         return lambda **params: activations.get(name, **params)(self)
@@ -628,6 +629,7 @@ def _where_backward(node, g):
     )
 
 
-_TANH = activations.get("tanh")
-_SIGMOID = activations.get("sigmoid")
-_RELU = activations.get("relu")
+def _builtin(name):  # TRANSITION (issue 10): the engine will own these kernels instead of asking the registry
+    from ..nn import activations
+
+    return activations.get(name)

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import activations, rundir, theory
-from . import sweep as sweeps
-from .errors import UsageError
+from ..common.errors import UsageError
+from ..lab import rundir, theory
+from ..lab import sweep as sweeps
+from ..nn import activations
 
 PAPER_TABLE1 = {  # Glorot & Bengio (2010), Table 1: test error (%), 5 hidden layers; N = normalized init
     ("sigmoid", "standard"): {"Shapeset": 82.61, "MNIST": 2.21, "CIFAR-10": 57.28, "ImageNet": 70.66},
@@ -72,7 +73,7 @@ class Context:
 
 def setting(ctx: Context, key: str):
     """A run setting every run of the finding shares: its fixed value, else the experiment default."""
-    from .experiment import Config
+    from ..lab.experiment import Config
 
     return ctx.sweep.fixed.get(key, getattr(Config(), key))
 
@@ -978,5 +979,5 @@ Unless a finding says otherwise: MNIST-1D (4000 train / 1000 test, 40 features, 
 batch 64, SGD with momentum 0.9, lr 0.02, float64, biases zero, seed 0. **r** is the ratio of the
 back-propagated gradient norm ||dL/dz|| at the first hidden layer to that at the last hidden layer, at
 step 0 (initialization) unless marked *end*; verdict: vanishing if r < 1e-2, exploding if r > 1e2 or
-non-finite, else healthy. *Theory* is the mean-field prediction of `tinygrad_act/theory.py` (Poole et al.
+non-finite, else healthy. *Theory* is the mean-field prediction of `tinygrad_act/lab/theory.py` (Poole et al.
 2016; Schoenholz et al. 2017) from each run's own weight variances, with sigma_b^2 = 0."""

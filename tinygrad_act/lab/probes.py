@@ -33,8 +33,8 @@ import math
 
 import numpy as np
 
-from .graph import is_grad_enabled
-from .optim import squared_norm
+from ..engine.graph import is_grad_enabled
+from ..nn.optim import squared_norm
 
 
 def _norm(a) -> float:
