@@ -15,14 +15,12 @@ from tinygrad_act.common.errors import UsageError
 from tinygrad_act.lab.experiment import (
     LAYER_FIELDS,
     Config,
-    first_last_ratio,
     open_records,
-    per_layer_factor,
     run,
-    shown_verdict,
     summarize,
-    verdict_of,
 )
+from tinygrad_act.lab.stats import first_last_ratio, per_layer_factor, shown_verdict
+from tinygrad_act.lab.stats import verdict as verdict_of
 
 DEPTH = 3
 

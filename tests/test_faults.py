@@ -16,7 +16,7 @@ import pytest
 
 from tinygrad_act.cli import main
 from tinygrad_act.common.errors import RunDirError
-from tinygrad_act.lab import experiment, rundir
+from tinygrad_act.lab import experiment, rundir, stats
 from tinygrad_act.lab.experiment import Config, run
 from tinygrad_act.lab.report import terminal_report, verdict_line
 
@@ -364,7 +364,7 @@ def test_a_diverged_run_is_called_diverged_in_the_summary_and_the_terminal(tmp_p
     )
     assert code == 0, stderr
     summary = rundir.read_json(out / "summary.json")
-    assert summary["verdict_final"] == "diverged" and experiment.shown_verdict(summary) == "diverged"
+    assert summary["verdict_final"] == "diverged" and stats.shown_verdict(summary) == "diverged"
     end = [line for line in stdout.splitlines() if line.startswith("diverged at step")]
     assert end and f"step {summary['steps_done']}" in end[0]
     assert not any(line.endswith("end]") for line in stdout.splitlines())  # no r-based verdict for the end

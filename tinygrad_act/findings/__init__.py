@@ -17,6 +17,9 @@ import numpy as np
 from ..common.errors import UsageError
 from ..lab import rundir, theory
 from ..lab import sweep as sweeps
+from ..lab.report import fmt, pct
+from ..lab.report import markdown_table as table
+from ..lab.report import number as _num
 from ..nn import activations
 
 PAPER_TABLE1 = {  # Glorot & Bengio (2010), Table 1: test error (%), 5 hidden layers; N = normalized init
@@ -89,37 +92,6 @@ def _subplots(*grid, figsize, **options):
 
     fig = Figure(figsize=figsize)
     return fig, fig.subplots(*grid, **options)
-
-
-def _num(value) -> float:
-    return math.nan if value is None else float(value)
-
-
-def fmt(value, digits: int = 2) -> str:
-    """Numbers as a reader wants them: 0.93, 1.2e-12, 45%; '-' for missing."""
-    value = _num(value) if not isinstance(value, str) else value
-    if isinstance(value, str):
-        return value
-    if math.isnan(value):
-        return "-"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    if value == 0 or 1e-2 <= abs(value) < 1e4:
-        return f"{value:.{digits}g}" if abs(value) >= 1 else f"{value:.{digits}f}"
-    return f"{value:.1e}"
-
-
-def pct(value) -> str:
-    """A fraction as a percentage with one decimal ('-' when missing)."""
-    value = _num(value)
-    return "-" if math.isnan(value) else f"{100 * value:.1f}%"
-
-
-def table(headers: list[str], rows: list[list]) -> str:
-    """A Markdown table."""
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def median(values) -> float:

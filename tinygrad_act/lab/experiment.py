@@ -32,11 +32,8 @@ from ..nn import activations, optim
 from ..nn import init as initializers
 from ..nn.modules import MLP, accuracy, cross_entropy
 from ..nn.optim import clip_grad_norm
-from . import data, rundir
+from . import data, rundir, stats
 from .probes import LayerProbe, gradient_record
-
-VANISHING_BELOW = 1e-2
-EXPLODING_ABOVE = 1e2
 
 LAYER_FIELDS = [
     "weight_grad_norm",
@@ -179,46 +176,6 @@ def _resolved(what: str, spec: str, resolve):
         if not message.startswith((what, f"unknown {what}")):
             message = f"{what} {spec!r}: {message}"
         raise UsageError(message) from None
-
-
-def verdict_of(ratio: float, nonfinite: int = 0) -> str:
-    """Our rule: vanishing if r < 1e-2, exploding if r > 1e2 or any gradient is not finite, else healthy."""
-    if nonfinite or not math.isfinite(ratio):
-        return "exploding"
-    if ratio < VANISHING_BELOW:
-        return "vanishing"
-    if ratio > EXPLODING_ABOVE:
-        return "exploding"
-    return "healthy"
-
-
-def first_last_ratio(record: dict) -> float:
-    """r = delta_norm(first hidden layer) / delta_norm(last hidden layer)."""
-    hidden = record["layers"][:-1]
-    first, last = hidden[0]["delta_norm"], hidden[-1]["delta_norm"]
-    if first is None or last is None or math.isnan(first) or math.isnan(last):
-        return math.nan
-    if last == 0:  # no gradient reaches the last hidden layer: 0/0 means nothing flows at all
-        return math.inf if first > 0 else 0.0
-    return first / last
-
-
-def per_layer_factor(ratio: float, depth: int) -> float:
-    """The geometric-mean factor per hidden layer: r^(1/(L-1))."""
-    if depth < 2 or not math.isfinite(ratio) or ratio <= 0:
-        return math.nan
-    return ratio ** (1.0 / (depth - 1))
-
-
-def shown_verdict(summary: dict) -> str | None:
-    """The one verdict to show for a run: "diverged" if its training diverged, else the step-0 verdict (from r).
-
-    The step-0 verdict judges the gradients at initialization; a run that later diverged is reported as such
-    wherever a single verdict stands for the run (terminal, sweep tables, findings), whatever r was at step 0.
-    """
-    if summary.get("status") == "diverged" or summary.get("verdict_final") == "diverged":
-        return "diverged"
-    return summary.get("verdict")
 
 
 @contextlib.contextmanager
@@ -505,18 +462,18 @@ def summarize(config, records, status, message, steps_done, final, theory, diver
     if records:
         summary["final_loss"], summary["final_accuracy"] = records[-1]["loss"], records[-1]["accuracy"]
         # A diverged run's last record may hold no delta norms (the step was not measured): use the last that does.
-        measured = [r for r in records if not math.isnan(first_last_ratio(r))] or records
+        measured = [r for r in records if not math.isnan(stats.first_last_ratio(r))] or records
         for key, record in (("init", records[0]), ("final", measured[-1])):
-            ratio = first_last_ratio(record)
+            ratio = stats.first_last_ratio(record)
             summary[f"ratio_{key}"] = ratio
-            summary[f"per_layer_factor_{key}"] = per_layer_factor(ratio, config.depth)
+            summary[f"per_layer_factor_{key}"] = stats.per_layer_factor(ratio, config.depth)
             summary[f"step_{key}"] = record["step"]
-        summary["verdict"] = verdict_of(summary["ratio_init"], records[0]["nonfinite"])
+        summary["verdict"] = stats.verdict(summary["ratio_init"], records[0]["nonfinite"])
         # A run that diverged ended with non-finite numbers: that, not r before it, is its final verdict.
         if diverged is None:
             diverged = status == "diverged"
         summary["verdict_final"] = (
-            "diverged" if diverged else verdict_of(summary["ratio_final"], records[-1]["nonfinite"])
+            "diverged" if diverged else stats.verdict(summary["ratio_final"], records[-1]["nonfinite"])
         )
     summary["theory"] = theory
     return summary
@@ -546,7 +503,7 @@ def predict_theory(config, model, dataset) -> dict | None:
         "ratio": prediction.ratio_first_last,
         "per_layer_factor": prediction.per_layer_factor,
         "depth_scale": prediction.depth_scale,
-        "verdict": verdict_of(prediction.ratio_first_last),
+        "verdict": stats.verdict(prediction.ratio_first_last),
     }
 
 
@@ -567,7 +524,7 @@ def _progress_bar(total: int, enabled: bool):
 
 
 def _postfix(record: dict) -> str:
-    ratio = first_last_ratio(record)
+    ratio = stats.first_last_ratio(record)
     return f"loss={record['loss']:.4g} acc={record['accuracy']:.2f} r={ratio:.1e}"
 
 

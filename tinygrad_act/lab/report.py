@@ -16,6 +16,38 @@ def _fmt(value, spec=".1e") -> str:
     return format(value, spec)
 
 
+def number(value) -> float:
+    """A logged value as a float: None (not measured) is nan."""
+    return math.nan if value is None else float(value)
+
+
+def fmt(value, digits: int = 2) -> str:
+    """Numbers as a reader wants them: 0.93, 1.2e-12, 45%; '-' for missing."""
+    value = number(value) if not isinstance(value, str) else value
+    if isinstance(value, str):
+        return value
+    if math.isnan(value):
+        return "-"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if value == 0 or 1e-2 <= abs(value) < 1e4:
+        return f"{value:.{digits}g}" if abs(value) >= 1 else f"{value:.{digits}f}"
+    return f"{value:.1e}"
+
+
+def pct(value) -> str:
+    """A fraction as a percentage with one decimal ('-' when missing)."""
+    value = number(value)
+    return "-" if math.isnan(value) else f"{100 * value:.1f}%"
+
+
+def markdown_table(headers: list[str], rows: list[list]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def _layer_name(index: int, count: int) -> str:
     return "out" if index == count - 1 else str(index + 1)
 
@@ -76,7 +108,7 @@ def verdict_line(verdict: str, ratio: float, factor: float, depth: int, dtype: s
 
 def final_line(summary: dict, depth: int, dtype: str = "float64") -> str:
     """The verdict at the end of training: ``diverged at step N: ...`` for a run that diverged, else from r."""
-    from .experiment import shown_verdict
+    from .stats import shown_verdict
 
     if shown_verdict(summary) == "diverged":
         return summary.get("message") or "diverged"
@@ -157,7 +189,7 @@ def figures(path, records: list[dict], summary: dict) -> list[str]:
     from matplotlib.figure import Figure  # no pyplot: drawing leaves the caller's backend and figures alone
 
     from . import rundir
-    from .experiment import shown_verdict
+    from .stats import shown_verdict
 
     out = rundir.subdir(path, "figures")
     written = []

@@ -39,7 +39,8 @@ from pathlib import Path
 from ..common import errors
 from ..common.errors import RunDirError, UsageError
 from . import rundir
-from .experiment import Config, shown_verdict
+from .experiment import Config
+from .stats import shown_verdict
 
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
 CONFIG_FIELDS = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "out"}

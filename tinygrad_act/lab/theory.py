@@ -34,10 +34,8 @@ import numpy as np
 
 from ..nn import activations
 from ..nn import init as initializers
+from .stats import verdict
 
-# Same rule as the runner (experiment.verdict_of): r < 1e-2 vanishing, r > 1e2 exploding.
-VANISHING_BELOW = 1e-2
-EXPLODING_ABOVE = 1e2
 # |ln chi| below this is "critical": the depth scale -1/ln(chi) is then beyond 1000 layers.
 CRITICAL_LOG_TOLERANCE = 1e-3
 # Iterates beyond these bounds have left for 0 or infinity.
@@ -213,13 +211,6 @@ def phase(chi: float) -> str:
     if chi > 0 and abs(math.log(chi)) < CRITICAL_LOG_TOLERANCE:
         return "critical"
     return "ordered" if chi < 1 else "chaotic"
-
-
-def verdict(ratio: float) -> str:
-    """The runner's rule on r = ||delta^1|| / ||delta^L||: 'vanishing' below 1e-2, 'exploding' above 1e2."""
-    if not math.isfinite(ratio) or ratio > EXPLODING_ABOVE:
-        return "exploding"
-    return "vanishing" if ratio < VANISHING_BELOW else "healthy"
 
 
 # ---------------------------------------------------------------------------------------------------------
