@@ -29,7 +29,7 @@ help:  ## show this help
 	@echo "  make list       activations, initializers, datasets, optimizers"
 	@echo "  make show RUN_DIR=runs/NAME   print the table and verdict of a finished run"
 	@echo "  make test       run the test suite (warnings are errors; TESTS=tests/test_x.py for some)"
-	@echo "  make lint       ruff"
+	@echo "  make lint       ruff, and import-linter for the one-way rule between the parts (ARCHITECTURE.md)"
 	@echo "  make bench      benchmarks (prints a table, writes bench/results.json; ONLY=name for one)"
 	@echo "  make setup      create .venv and install (every target does this on demand)"
 	@echo "  make clean      remove caches (never runs/);  make distclean  also removes .venv"
@@ -51,6 +51,8 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check tinygrad_act tests bench experiments
 	$(PY) -m ruff format --check tinygrad_act tests bench experiments
+	@# the one-way import rule and the numpy-only core (contracts in pyproject.toml; see ARCHITECTURE.md)
+	$(VENV)/bin/lint-imports --no-cache
 
 format: $(STAMP)
 	$(PY) -m ruff format tinygrad_act tests bench experiments
