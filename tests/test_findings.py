@@ -11,7 +11,8 @@ import pytest
 
 from tinygrad_act import findings
 from tinygrad_act.cli import main
-from tinygrad_act.lab import experiment
+from tinygrad_act.findings import common
+from tinygrad_act.lab import experiment, plots, report
 from tinygrad_act.lab import sweep as sweeps
 
 NAMES = [f.name for f in findings.FINDINGS]
@@ -239,7 +240,7 @@ def test_an_analysis_takes_gradients_that_vanished_to_zero_without_warnings(name
 
 
 def test_the_report_prose_helpers_format_missing_and_extreme_numbers():
-    assert [findings.fmt(v) for v in (None, float("nan"), float("inf"), 0, 0.934, 1.2e-12, 45.0)] == [
+    assert [report.fmt(v) for v in (None, float("nan"), float("inf"), 0, 0.934, 1.2e-12, 45.0)] == [
         "-",
         "-",
         "inf",
@@ -248,7 +249,22 @@ def test_the_report_prose_helpers_format_missing_and_extreme_numbers():
         "1.2e-12",
         "45",
     ]
-    assert findings.pct(0.456) == "45.6%" and findings.pct(None) == "-"
-    assert findings.geometric_median([1e-4, 1e-2, 1.0, None, 0.0, float("inf")]) == pytest.approx(1e-2)
-    assert findings.log_error(10.0, 1.0) == pytest.approx(1.0) and math.isnan(findings.log_error(0.0, 1.0))
-    assert findings.agreement([float("nan")]) == "no run could be compared with theory"
+    assert report.pct(0.456) == "45.6%" and report.pct(None) == "-"
+    assert common.geometric_median([1e-4, 1e-2, 1.0, None, 0.0, float("inf")]) == pytest.approx(1e-2)
+    assert common.log_error(10.0, 1.0) == pytest.approx(1.0) and math.isnan(common.log_error(0.0, 1.0))
+    assert common.agreement([float("nan")]) == "no run could be compared with theory"
+
+
+def test_a_findings_figure_is_saved_at_100_dpi_and_linked_under_figures(tmp_path):
+    ctx = findings.Context("x", None, [], tmp_path, tmp_path / "out")
+    fig, ax = plots.figure(figsize=(2, 1))
+    ax.plot([1, 2])
+    assert ctx.figure(fig, "plot") == "![x plot](figures/x_plot.png)"
+    header = (tmp_path / "out" / "x_plot.png").read_bytes()[:24]
+    assert header[:8] == PNG_SIGNATURE
+    assert (int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")) == (200, 100)
+
+
+def test_glorot_bengio_names_the_last_layer_of_its_own_depth(tmp_path, tiny_sweeps):
+    text = section(generate(["glorot_bengio"], tmp_path), "glorot_bengio")
+    assert "delta_l / delta_3 at step 0" in text and "delta_5" not in text  # tiny stand-in: depth 3

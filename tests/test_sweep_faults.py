@@ -18,7 +18,7 @@ import pytest
 from tinygrad_act import findings
 from tinygrad_act.cli import main
 from tinygrad_act.common.errors import RunDirError, UsageError
-from tinygrad_act.lab import experiment, rundir
+from tinygrad_act.lab import experiment, plots, rundir
 from tinygrad_act.lab import sweep as sweeps
 from tinygrad_act.lab.experiment import Config
 
@@ -334,7 +334,7 @@ def test_sweep_and_findings_figures_leave_the_matplotlib_backend_alone(tmp_path)
         rows = [{"act": "tanh", "depth": 2, "run": "c", "status": "completed", "ratio_init": 0.5}]
         sweeps.figures(tmp_path, rows, ["act", "depth"])
         ctx = findings.Context("x", None, [], tmp_path, tmp_path / "out")
-        fig, ax = findings._subplots(figsize=(2, 2))
+        fig, ax = plots.figure(figsize=(2, 2))
         ax.plot([1, 2])
         assert ctx.figure(fig, "plot") == "![x plot](figures/x_plot.png)"
         assert matplotlib.get_backend() == "pdf"

@@ -1,0 +1,137 @@
+"""What every finding shares: the Context an analysis reads its runs through, and the aggregations over runs.
+
+A finding turns its sweep's rows (one per run, from ``lab.sweep.collect``) into a Markdown body. Numbers are
+formatted by ``lab.report`` and figures drawn and saved by ``lab.plots``; the helpers here only aggregate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..lab import plots, rundir
+from ..lab.experiment import Config
+from ..lab.report import number
+
+# The findings' figures have always been written at 100 dpi (lab.plots.DPI is 110 for run and sweep figures):
+# keeping it keeps the report's PNGs as they are.
+FIGURE_DPI = 100
+
+
+class Context:
+    """What an analysis sees: the sweep, its rows, its run directories, and where figures go."""
+
+    def __init__(self, name: str, sweep, rows: list[dict], root: Path, figures: Path):
+        self.name, self.sweep, self.rows, self.root, self.figure_dir = name, sweep, rows, root, figures
+        self._records = {}
+
+    def records(self, row) -> list[dict]:
+        """A run's metrics.jsonl records (cached; nan/inf restored, None = not measured)."""
+        run = row["run"]
+        if run not in self._records:
+            self._records[run] = rundir.read_records(self.root / "runs" / run)
+        return self._records[run]
+
+    def where(self, **match) -> list[dict]:
+        """The rows whose parameters equal the given values."""
+        return [r for r in self.rows if all(r.get(k) == v for k, v in match.items())]
+
+    def setting(self, key: str):
+        """A run setting every run of the finding shares: its fixed value, else the experiment default."""
+        return self.sweep.fixed.get(key, getattr(Config(), key))
+
+    def figure(self, fig, suffix: str) -> str:
+        """Save a figure under the report's figures/ (whole or not at all) and return its Markdown link."""
+        rundir.make_dir(self.figure_dir)
+        name = f"{self.name}_{suffix}.png"
+        plots.save(fig, self.figure_dir / name, dpi=FIGURE_DPI)
+        return f"![{self.name} {suffix}](figures/{name})"
+
+    def copy_sweep_figure(self, name: str) -> str | None:
+        """Copy one of the sweep's own figures next to the report; its Markdown link, or None."""
+        source = self.root / "figures" / name
+        if not source.exists():
+            return None
+        rundir.make_dir(self.figure_dir)
+        target = f"{self.name}_{name}"
+        rundir.atomic_write(self.figure_dir / target, source.read_bytes())  # a link at the target is replaced
+        return f"![{self.name} {name}](figures/{target})"
+
+
+@dataclass
+class Finding:
+    """One finding: its name (= its sweep config in experiments/), title, claim, source and analysis."""
+
+    name: str
+    title: str
+    claim: str
+    source: str
+    analyze: Callable[[Context], str]  # the Markdown body under the claim, source and reproduce line
+
+
+# ---- aggregations over runs -------------------------------------------------------------------------------
+def median(values) -> float:
+    """The median of the values that are numbers (nan if none)."""
+    values = [number(v) for v in values]
+    values = [v for v in values if not math.isnan(v)]
+    return float(np.median(values)) if values else math.nan
+
+
+def geometric_median(values) -> float:
+    """Median on a log scale (ratios span many decades); nan if none is positive and finite."""
+    logs = [math.log10(v) for v in map(number, values) if v > 0 and math.isfinite(v)]
+    return 10 ** float(np.median(logs)) if logs else math.nan
+
+
+def mean(values) -> float:
+    """The mean of the values that are not nan (nan if none)."""
+    values = np.asarray(values, dtype=float)
+    values = values[~np.isnan(values)]
+    return float(values.mean()) if values.size else math.nan
+
+
+def log_error(measured, predicted) -> float:
+    """|log10(measured / predicted)|: 0.1 means within 26%, 1 means a factor of 10."""
+    m, p = number(measured), number(predicted)
+    if not (m > 0 and p > 0 and math.isfinite(m) and math.isfinite(p)):
+        return math.nan
+    return abs(math.log10(m / p))
+
+
+def agreement(errors) -> str:
+    """A sentence on how far measurement is from theory, from the list of |log10 ratio| errors."""
+    errors = [e for e in errors if not math.isnan(e)]
+    if not errors:
+        return "no run could be compared with theory"
+    med, worst = float(np.median(errors)), max(errors)
+    return (
+        f"median |log10(measured/predicted)| = {med:.2f} (a factor of {10**med:.2f}), "
+        f"worst {worst:.2f} (a factor of {10**worst:.2g}) over {len(errors)} runs"
+    )
+
+
+# ---- per-layer statistics of one record ---------------------------------------------------------------------
+def last_measured(records: list[dict]) -> dict:
+    """The last record with per-layer statistics (a diverged run's final record may have none)."""
+    return next((r for r in reversed(records) if r["layers"][0].get("delta_norm") is not None), records[-1])
+
+
+def layer_field(record: dict, field: str, hidden_only: bool = True) -> np.ndarray:
+    """One per-layer statistic of a record as an array (hidden layers only by default)."""
+    layers = record["layers"][:-1] if hidden_only else record["layers"]
+    return np.array([number(layer.get(field)) for layer in layers])
+
+
+def relative_to_last(values: np.ndarray) -> np.ndarray:
+    """values / values[-1]; nan where the last value is 0 or missing (a profile that vanished entirely)."""
+    last = values[-1] if len(values) else math.nan
+    return values / last if last and math.isfinite(last) else np.full(len(values), math.nan)
+
+
+def delta_profile(record: dict) -> np.ndarray:
+    """||delta_l|| / ||delta_L|| over the hidden layers of one record: the gradient profile the figures draw."""
+    return relative_to_last(layer_field(record, "delta_norm"))

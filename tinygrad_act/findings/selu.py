@@ -1,0 +1,100 @@
+"""Finding 7: the mean and std of each layer's activations at init for SELU with LeCun weights, and contrasts."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..lab import plots, theory
+from ..lab.report import markdown_table
+from ..nn import activations
+from .common import Context, Finding, layer_field
+
+
+def shown_layers(depth: int) -> list[int]:
+    """The layers the table shows: the first, the quarters and the last."""
+    return sorted({i for i in (1, depth // 4, depth // 2, 3 * depth // 4, depth) if i >= 1})
+
+
+def moments(ctx: Context, row: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(means, stds) of a run's hidden activations at step 0."""
+    first = ctx.records(row)[0]
+    return layer_field(first, "act_mean"), layer_field(first, "act_std")
+
+
+def moment_table(ctx: Context) -> str:
+    """Per run: mean / std of the shown layers."""
+    shown = shown_layers(ctx.setting("depth"))
+    body = []
+    for row in ctx.rows:
+        means, stds = moments(ctx, row)
+        body.append([row["act"], row["init"]] + [f"{means[i - 1]:+.2f} / {stds[i - 1]:.2f}" for i in shown])
+    return markdown_table(["activation", "init"] + [f"layer {i}: mean / std" for i in shown], body)
+
+
+def moment_figure(ctx: Context) -> str:
+    """Left: every run's activation means per layer; right: their stds. Its link."""
+    fig, axes = plots.figure(1, 2, figsize=(11, 4))
+    for row in ctx.rows:
+        means, stds = moments(ctx, row)
+        layers = np.arange(1, len(means) + 1)
+        axes[0].plot(layers, means, label=f"{row['act']}, {row['init']}")
+        axes[1].plot(layers, stds, label=f"{row['act']}, {row['init']}")
+    axes[0].set_ylabel("mean of activations at step 0")
+    axes[1].set_ylabel("std of activations at step 0")
+    axes[1].set_yscale("log")
+    for ax in axes:
+        ax.set_xlabel("hidden layer")
+        ax.grid(alpha=0.3)
+        plots.legend(ax, fontsize=7)
+    return ctx.figure(fig, "moments")
+
+
+def theory_line() -> str:
+    """Klambauer et al. (2017): with sigma_w^2 = 1 the variance map has a fixed point where SELU's mean is ~0."""
+    selu = activations.get("selu")
+    fixed = theory.fixed_point(selu, 1.0)
+    mean = theory.mean_activation(selu, fixed.q_star)
+    return (
+        f"Theory (sigma_w^2 = 1, LeCun): the pre-activation variance has the fixed point q* = "
+        f"{fixed.q_star:.4f}, where the SELU output has mean {mean:+.1e}."
+    )
+
+
+def measured(ctx: Context, row: dict) -> str:
+    """The largest |mean| and the range of stds over all layers of the SELU/LeCun run."""
+    means, stds = moments(ctx, row)
+    return (
+        f"**Measured.** SELU with LeCun init over all {len(means)} layers: |mean| <= "
+        f"{np.max(np.abs(means)):.3f}, std between {np.min(stds):.3f} and {np.max(stds):.3f} "
+        f"(finite width {ctx.setting('width')} and a batch of {ctx.setting('batch_size')} make each number "
+        "fluctuate by a few percent)."
+    )
+
+
+def analyze(ctx: Context) -> str:
+    """The table, the theory and the measurement for SELU/LeCun (when the sweep has it), and the figure."""
+    selu_lecun = ctx.where(act="selu", init="lecun_normal")
+    link = moment_figure(ctx)
+    return "\n".join(
+        [
+            f"Mean / std of each hidden layer's activations (over the batch and the units) at initialization, depth "
+            f"{ctx.setting('depth')}, width {ctx.setting('width')}, on standardized {ctx.setting('data')} inputs.",
+            "",
+            moment_table(ctx),
+            "",
+            theory_line() if selu_lecun else "",
+            "",
+            measured(ctx, selu_lecun[0]) if selu_lecun else "",
+            "",
+            link,
+        ]
+    )
+
+
+FINDING = Finding(
+    "selu",
+    "SELU self-normalization",
+    "With LeCun-normal weights, SELU activations keep mean ~0 and variance ~1 through 30+ layers.",
+    "Klambauer et al., Self-normalizing neural networks, NeurIPS 2017.",
+    analyze,
+)
