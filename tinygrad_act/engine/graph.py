@@ -20,6 +20,8 @@ import itertools
 import threading
 from operator import attrgetter
 
+from . import kernels
+
 # Creation order is a valid topological order: a node is always created after its parents.
 _next_seq = itertools.count().__next__
 _by_creation = attrgetter("_seq")
@@ -39,13 +41,11 @@ def is_grad_enabled() -> bool:
 
 
 class _SetGradMode:
-    """Context manager and decorator setting the grad mode to ``enabled`` (in this thread) while inside.
+    """Context manager and decorator: the grad mode is ``enabled`` while inside (in this thread).
 
     One instance may be entered several times, nested and from several threads at once: the modes it
     saves are kept per thread, like the mode itself.
     """
-
-    enabled: bool
 
     def __init__(self):
         self._saved = threading.local()
@@ -83,18 +83,8 @@ class enable_grad(_SetGradMode):  # noqa: N801
 class Node:
     """Graph bookkeeping shared by Value and Tensor. Subclasses add the operations."""
 
-    __slots__ = (
-        "data",
-        "grad",
-        "requires_grad",
-        "_parents",
-        "_backward",
-        "_ctx",
-        "_seq",
-        "_hooks",
-        "_retain",
-        "_pending",  # during backward(): the sum of the gradients that have arrived so far; else None
-    )
+    # _pending: during backward(), the sum of the gradients that have arrived so far; else None
+    __slots__ = tuple("data grad requires_grad _parents _backward _ctx _seq _hooks _retain _pending".split())
 
     # Subclasses may set this to a function ``fit(grad, parent) -> grad`` that the walk applies to every
     # gradient before it reaches a parent: Tensor un-broadcasts and casts there, in one place for all ops.
@@ -121,12 +111,9 @@ class Node:
     def register_hook(self, fn):
         """Call ``fn(grad)`` whenever this node's gradient is complete; a non-None return replaces it.
 
-        The array a hook receives may be shared with other gradients or read-only: return a new value,
-        never modify it in place. A replacement must look like the gradient (a Tensor's: a numpy array of
-        the same shape and dtype; a Value's: a real number), else backward() raises; it is copied, so the
-        hook's caller may keep and modify what it returned.
-
-        Returns a handle whose ``remove()`` unregisters the hook.
+        The array a hook receives may be shared or read-only: return a new value, never modify it in place.
+        A replacement must look like the gradient (same shape and dtype; for a Value a real number), else
+        backward() raises; it is copied. Returns a handle whose ``remove()`` unregisters the hook.
         """
         if not self.requires_grad:
             raise RuntimeError("cannot register a hook on a node that does not require grad")
@@ -151,6 +138,19 @@ class Node:
         if not self.requires_grad:
             raise RuntimeError("backward() on a node that does not require grad (was it built under no_grad?)")
         backward(self, self._seed_grad(grad), retain_graph)
+
+    # The engines' built-in activations, defined once for both (kernels.py); each engine has its own apply().
+    def tanh(self):
+        """tanh x; its derivative from x (kernels.sech2), exact in the saturated tails."""
+        return self.apply(kernels.TANH)
+
+    def sigmoid(self):
+        """1 / (1 + e^-x) from e^-|x|, never overflowing; its derivative from x, exact in the tails."""
+        return self.apply(kernels.SIGMOID)
+
+    def relu(self):
+        """max(0, x); the derivative at 0 is taken as 0, as in PyTorch."""
+        return self.apply(kernels.RELU)
 
 
 _init = Node.__init__
@@ -177,7 +177,7 @@ class RemovableHandle:
         self._hooks, self._fn = hooks, fn
 
     def remove(self):
-        """Unregister the hook (again: nothing happens)."""
+        """Unregister the hook (a second call does nothing)."""
         if self._fn in self._hooks:
             self._hooks.remove(self._fn)
 
@@ -185,9 +185,8 @@ class RemovableHandle:
 def topological_order(root) -> list:
     """Every node recorded in ``root``'s graph, root first, parents after children.
 
-    Iterative (no recursion limit); deterministic because parents are tuples and ties cannot occur. Nodes that
-    do not require grad are listed too (they are leaves: no graph is recorded for them) but never receive a
-    gradient: checking that once per edge in backward() is cheaper than once per edge here and there.
+    Iterative (no recursion limit); deterministic: parents are tuples and creation numbers are unique. Nodes
+    that do not require grad are listed too (as leaves) but never receive a gradient: backward() checks that.
     """
     seen = {root}
     stack = [root]

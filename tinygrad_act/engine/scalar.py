@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import numbers
 
-from . import kernels
 from .graph import Node, make
 
 
@@ -61,13 +60,10 @@ class Value(Node):
     def __add__(self, other):
         if other.__class__ is Value:
             return make(Value, self.data + other.data, (self, other), Value._add_backward)
-        return make(Value, self.data + _number(other), (self,), Value._pass_backward)
+        return make(Value, self.data + _number(other), (self,), Value._add_backward)
 
-    def _add_backward(node, g):
+    def _add_backward(node, g):  # x + y and x + number: g to each parent (the walk zips them with the parents)
         return g, g
-
-    def _pass_backward(node, g):
-        return (g,)
 
     def __mul__(self, other):
         if other.__class__ is Value:
@@ -131,18 +127,6 @@ class Value(Node):
         x = node._parents[0].data
         return (g / x if x != 0 else math.copysign(math.inf, g),)
 
-    def tanh(self):
-        """tanh(x), exact for every finite x; its derivative from x (kernels.sech2), exact in the tails."""
-        return self.apply(kernels.TANH)
-
-    def sigmoid(self):
-        """1 / (1 + e^-x) from e^-|x|, never overflowing; its derivative from x, exact in the tails."""
-        return self.apply(kernels.SIGMOID)
-
-    def relu(self):
-        """max(0, x); the derivative at 0 is taken as 0, as in PyTorch."""
-        return self.apply(kernels.RELU)
-
     def apply(self, activation):
         """An elementwise function (kernels.Elementwise, activations.Activation), differentiated analytically."""
         return make(Value, activation.scalar_forward(self.data), (self,), Value._apply_backward, activation)
@@ -160,11 +144,8 @@ class Value(Node):
     def __sub__(self, other):
         return self + (-other)
 
-    def __radd__(self, other):
-        return self + other
-
-    def __rmul__(self, other):
-        return self * other
+    __radd__ = __add__
+    __rmul__ = __mul__
 
     def __rsub__(self, other):
         return (-self) + other

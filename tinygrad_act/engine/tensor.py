@@ -1,13 +1,11 @@
 """Tensor: a numpy-array node on the shared reverse-mode core (graph.py).
 
 Each operation computes its output with numpy and records its parents; right below it, its backward
-``_*_backward(node, g)`` (a function of the output node) returns one gradient per parent, ``None`` where a
-parent does not require grad. Backwards may return gradients in the broadcast shape: ``_fit_grad``
-un-broadcasts (sums) and casts them, once, for every operation.
+``_*_backward(node, g)`` returns one gradient per parent (``None`` where a parent does not require grad),
+possibly in the broadcast shape: ``_fit_grad`` un-broadcasts and casts them, once, for every operation.
 
-dtype policy: an operation keeps the dtype of its data (float32 stays float32, and so does its gradient);
-Python numbers never upcast; data built from Python lists is float64. Only floating-point tensors may
-require grad (as in PyTorch): an integer gradient would truncate.
+dtype: an operation keeps the dtype of its data (float32 stays float32, and so does its gradient); Python
+numbers never upcast; data from Python lists is float64. Only floating-point tensors may require grad.
 
 Non-finite values follow numpy (and numpy's RuntimeWarnings): ``x / 0`` is inf or nan. A local derivative
 that is exactly 0 (clip outside its bounds, the losing side of maximum/minimum/max/min, where's other
@@ -19,7 +17,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import kernels
 from .graph import Node, make
 
 _ndarray = np.ndarray
@@ -153,15 +150,12 @@ class Tensor(Node):
     # ---- elementwise arithmetic ------------------------------------------------------------------------
     def __add__(self, other):
         if _is_number(other):
-            return _make(self.data + other, (self,), Tensor._pass_backward)
+            return _make(self.data + other, (self,), Tensor._add_backward)
         other = _constant(other, self)
         return _make(self.data + other.data, (self, other), Tensor._add_backward)
 
-    def _add_backward(node, g):
+    def _add_backward(node, g):  # x + y and x + number: g to each parent (the walk zips them with the parents)
         return g, g
-
-    def _pass_backward(node, g):
-        return (g,)
 
     def __mul__(self, other):
         if _is_number(other):
@@ -249,11 +243,8 @@ class Tensor(Node):
     def __sub__(self, other):
         return self + (-other if _is_number(other) else -_constant(other, self))
 
-    def __radd__(self, other):
-        return self + other
-
-    def __rmul__(self, other):
-        return self * other
+    __radd__ = __add__
+    __rmul__ = __mul__
 
     def __rsub__(self, other):
         return (-self) + other
@@ -295,18 +286,6 @@ class Tensor(Node):
 
     def _abs_backward(node, g):
         return (g * np.sign(node._parents[0].data),)
-
-    def tanh(self):
-        """tanh; its derivative from the input (kernels.sech2), exact in the saturated tails."""
-        return self.apply(kernels.TANH)
-
-    def sigmoid(self):
-        """Logistic sigmoid, stable for every finite input; its derivative from the input, exact in the tails."""
-        return self.apply(kernels.SIGMOID)
-
-    def relu(self):
-        """max(0, x) (f'(0) = 0)."""
-        return self.apply(kernels.RELU)
 
     def apply(self, activation):
         """An elementwise function (kernels.Elementwise, activations.Activation): one node, backward by f'(x)."""
