@@ -31,6 +31,9 @@ _new = object.__new__
 class _GradModeState(threading.local):
     enabled = True  # per thread, as in PyTorch: no_grad() in one thread leaves the others recording
 
+    def __init__(self):
+        self.saved = []  # the modes to restore, one per block entered in this thread
+
 
 _GradMode = _GradModeState()
 
@@ -43,21 +46,16 @@ def is_grad_enabled() -> bool:
 class _SetGradMode:
     """Context manager and decorator: the grad mode is ``enabled`` while inside (in this thread).
 
-    One instance may be entered several times, nested and from several threads at once: the modes it
-    saves are kept per thread, like the mode itself.
+    One instance may be entered several times, nested and from several threads at once.
     """
 
-    def __init__(self):
-        self._saved = threading.local()
-
     def __enter__(self):
-        self._saved.__dict__.setdefault("modes", []).append(_GradMode.enabled)
+        _GradMode.saved.append(_GradMode.enabled)
         _GradMode.enabled = self.enabled
         return self
 
     def __exit__(self, *exc):
-        _GradMode.enabled = self._saved.modes.pop()
-        return False
+        _GradMode.enabled = _GradMode.saved.pop()
 
     def __call__(self, fn):
         @functools.wraps(fn)
@@ -128,6 +126,10 @@ class Node:
             raise RuntimeError("cannot retain_grad on a node that does not require grad")
         self._retain = True
         return self
+
+    def detach(self):
+        """A new leaf with the same data (shared, for a Tensor) that does not require grad."""
+        return type(self)(self.data, requires_grad=False)
 
     def zero_grad(self):
         """Reset ``.grad`` (to ``None`` for tensors, ``0.0`` for values) so the next backward starts afresh."""

@@ -34,10 +34,6 @@ class Value(Node):
     def __repr__(self):
         return f"Value(data={self.data!r}, grad={self.grad!r})"
 
-    def detach(self) -> Value:
-        """A new leaf with the same data that does not require grad."""
-        return Value(self.data, requires_grad=False)
-
     def item(self) -> float:
         """The value as a Python float (``.data``)."""
         return self.data

@@ -27,23 +27,17 @@ def _make(data, parents: tuple, backward, ctx=None) -> Tensor:
     return make(Tensor, data if data.__class__ is _ndarray else np.asarray(data), parents, backward, ctx)
 
 
-def _unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
-    """Sum ``g`` over the axes numpy broadcast to reach ``g.shape`` from ``shape``."""
-    extra = g.ndim - len(shape)
-    if extra:
-        g = g.sum(axis=tuple(range(extra)))
-    axes = tuple(i for i, (n, m) in enumerate(zip(shape, g.shape)) if n == 1 and m != 1)
-    return g.sum(axis=axes, keepdims=True) if axes else g
-
-
 def _fit_grad(g, parent):
-    """The one place where gradients are un-broadcast and cast to the parent's dtype."""
-    data = parent.data
+    """The one place where gradients are un-broadcast (summed over broadcast axes) and cast to the parent's dtype."""
+    shape = parent.data.shape
     if g.__class__ is not _ndarray:  # numpy returns scalars for products of 0-d arrays
         g = np.asarray(g)
-    if g.shape != data.shape:
-        g = _unbroadcast(g, data.shape)
-    return g if g.dtype == data.dtype else g.astype(data.dtype)
+    if g.shape != shape:
+        if g.ndim > len(shape):
+            g = g.sum(axis=tuple(range(g.ndim - len(shape))))
+        axes = tuple(i for i, (n, m) in enumerate(zip(shape, g.shape)) if n == 1 and m != 1)
+        g = g.sum(axis=axes, keepdims=True) if axes else g
+    return g if g.dtype == parent.data.dtype else g.astype(parent.data.dtype)
 
 
 def _as_array(x, dtype=None) -> np.ndarray:
@@ -108,10 +102,6 @@ class Tensor(Node):
     def item(self) -> float:
         """The single element as a Python number."""
         return self.data.item()
-
-    def detach(self) -> Tensor:
-        """A new leaf sharing this tensor's data that does not require grad."""
-        return Tensor(self.data)
 
     # ---- graph protocol --------------------------------------------------------------------------------
     def _seed_grad(self, grad):
