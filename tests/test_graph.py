@@ -494,3 +494,28 @@ def test_one_no_grad_instance_entered_in_two_threads_restores_each_threads_own_m
         thread.join()
     assert not errors, errors
     assert after == {"recording": True, "inside no_grad": False, "after no_grad": True}
+
+
+def test_enable_grad_records_a_graph_inside_no_grad():
+    from tinygrad_act.engine.graph import enable_grad
+
+    x = Value(2.0)
+    with no_grad():
+        with enable_grad():
+            y = x * x
+        assert not is_grad_enabled()
+    y.backward()
+    assert x.grad == 4.0
+
+
+def test_the_engine_imports_nothing_outside_the_engine():
+    import ast
+    import pathlib
+
+    import tinygrad_act.engine
+
+    for path in pathlib.Path(tinygrad_act.engine.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert node.level in (0, 1), f"{path.name} imports from above the engine: {ast.unparse(node)}"
+                assert node.level == 1 or not (node.module or "").startswith("tinygrad_act"), path.name

@@ -1,16 +1,16 @@
 """The one reverse-mode core shared by ``Value`` (scalar.py) and ``Tensor`` (tensor.py).
 
 A node records its parents in a tuple and a backward function ``fn(node, grad) -> tuple`` that returns
-one gradient per parent (``None`` where a parent needs none). Backward functions are module-level
-functions that receive the node, never closures over it, so nodes form no reference cycles and a
-graph is freed by reference counting the moment it goes out of scope.
+one gradient per parent (``None`` where a parent needs none). Backward functions receive the node, they
+are never closures over it, so nodes form no reference cycles and a graph is freed by reference counting
+the moment it goes out of scope.
 
 Semantics follow PyTorch:
 - ``.grad`` is filled for leaves that require grad and for non-leaves that called ``retain_grad()``;
   it accumulates across ``backward()`` calls until ``zero_grad()`` resets it.
 - ``backward()`` frees the graph as it walks it (saved buffers are released); a second call through the
   same graph raises unless the first passed ``retain_graph=True``.
-- Inside ``no_grad()`` operations record no graph.
+- Inside ``no_grad()`` operations record no graph; ``enable_grad()`` records again.
 """
 
 from __future__ import annotations
@@ -20,13 +20,19 @@ import itertools
 import threading
 from operator import attrgetter
 
+from . import kernels
+
 # Creation order is a valid topological order: a node is always created after its parents.
-_creation_counter = itertools.count()
+_next_seq = itertools.count().__next__
 _by_creation = attrgetter("_seq")
+_new = object.__new__
 
 
 class _GradModeState(threading.local):
     enabled = True  # per thread, as in PyTorch: no_grad() in one thread leaves the others recording
+
+    def __init__(self):
+        self.saved = []  # the modes to restore, one per block entered in this thread
 
 
 _GradMode = _GradModeState()
@@ -37,59 +43,63 @@ def is_grad_enabled() -> bool:
     return _GradMode.enabled
 
 
-class no_grad:  # noqa: N801 - named like the context managers of PyTorch and the standard library
-    """Context manager and decorator: operations inside record no graph.
+class _SetGradMode:
+    """Context manager and decorator: the grad mode is ``enabled`` while inside (in this thread).
 
-    One instance may be entered several times, nested and from several threads at once: the modes it
-    saves are kept per thread, like the mode itself.
+    One instance may be entered several times, nested and from several threads at once.
     """
 
-    def __init__(self):
-        self._saved = threading.local()
-
     def __enter__(self):
-        self._saved.__dict__.setdefault("modes", []).append(_GradMode.enabled)
-        _GradMode.enabled = False
+        _GradMode.saved.append(_GradMode.enabled)
+        _GradMode.enabled = self.enabled
         return self
 
     def __exit__(self, *exc):
-        _GradMode.enabled = self._saved.modes.pop()
-        return False
+        _GradMode.enabled = _GradMode.saved.pop()
 
     def __call__(self, fn):
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with no_grad():
+            with type(self)():
                 return fn(*args, **kwargs)
 
         return wrapper
 
 
-def _graph_freed(node, grad):
-    raise RuntimeError(
-        "backward through a graph that was already freed: pass retain_graph=True to the first backward()"
-    )
+class no_grad(_SetGradMode):  # noqa: N801 - named like the context managers of PyTorch and the standard library
+    """Context manager and decorator: operations inside record no graph."""
+
+    enabled = False
+
+
+class enable_grad(_SetGradMode):  # noqa: N801
+    """Context manager and decorator: operations inside record a graph, even within ``no_grad()``."""
+
+    enabled = True
 
 
 class Node:
-    """Graph bookkeeping shared by Value and Tensor. Subclasses add ``data`` and the operations."""
+    """Graph bookkeeping shared by Value and Tensor. Subclasses add the operations."""
 
-    __slots__ = (
-        "data",
-        "grad",
-        "requires_grad",
-        "_parents",
-        "_backward",
-        "_ctx",
-        "_seq",
-        "_hooks",
-        "_retain",
-        "_pending",  # during backward(): the sum of the gradients that have arrived so far; else None
-    )
+    # _pending: during backward(), the sum of the gradients that have arrived so far; else None
+    __slots__ = tuple("data grad requires_grad _parents _backward _ctx _seq _hooks _retain _pending".split())
 
     # Subclasses may set this to a function ``fit(grad, parent) -> grad`` that the walk applies to every
     # gradient before it reaches a parent: Tensor un-broadcasts and casts there, in one place for all ops.
     _fit_grad = None
+    _empty_grad = None  # what .grad holds before any backward and after zero_grad() (Value: 0.0)
+
+    def __init__(self, data, requires_grad=False, parents=(), backward=None, ctx=None):
+        self.data = data
+        self.grad = self._empty_grad
+        self.requires_grad = requires_grad
+        self._parents = parents
+        self._backward = backward
+        self._ctx = ctx
+        self._seq = _next_seq()
+        self._hooks = None
+        self._retain = False
+        self._pending = None
 
     @property
     def is_leaf(self) -> bool:
@@ -99,19 +109,16 @@ class Node:
     def register_hook(self, fn):
         """Call ``fn(grad)`` whenever this node's gradient is complete; a non-None return replaces it.
 
-        The array a hook receives may be shared with other gradients or read-only: return a new value,
-        never modify it in place. A replacement must look like the gradient (a Tensor's: a numpy array of
-        the same shape and dtype; a Value's: a real number), else backward() raises; it is copied, so the
-        hook's caller may keep and modify what it returned.
-
-        Returns a handle whose ``remove()`` unregisters the hook.
+        The array a hook receives may be shared or read-only: return a new value, never modify it in place.
+        A replacement must look like the gradient (same shape and dtype; for a Value a real number), else
+        backward() raises; it is copied. Returns a handle whose ``remove()`` unregisters the hook.
         """
         if not self.requires_grad:
             raise RuntimeError("cannot register a hook on a node that does not require grad")
         if self._hooks is None:
             self._hooks = []
         self._hooks.append(fn)
-        return _HookHandle(self._hooks, fn)
+        return RemovableHandle(self._hooks, fn)
 
     def retain_grad(self):
         """Keep ``.grad`` on this non-leaf node after backward (leaves always keep theirs)."""
@@ -120,9 +127,13 @@ class Node:
         self._retain = True
         return self
 
+    def detach(self):
+        """A new leaf with the same data (shared, for a Tensor) that does not require grad."""
+        return type(self)(self.data, requires_grad=False)
+
     def zero_grad(self):
         """Reset ``.grad`` (to ``None`` for tensors, ``0.0`` for values) so the next backward starts afresh."""
-        self.grad = self._zero_grad_value()
+        self.grad = self._empty_grad
 
     def backward(self, grad=None, retain_graph: bool = False):
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (scaled by ``grad`` if given)."""
@@ -130,14 +141,45 @@ class Node:
             raise RuntimeError("backward() on a node that does not require grad (was it built under no_grad?)")
         backward(self, self._seed_grad(grad), retain_graph)
 
+    # The engines' built-in activations, defined once for both (kernels.py); each engine has its own apply().
+    def tanh(self):
+        """tanh x; its derivative from x (kernels.sech2), exact in the saturated tails."""
+        return self.apply(kernels.TANH)
 
-class _HookHandle:
+    def sigmoid(self):
+        """1 / (1 + e^-x) from e^-|x|, never overflowing; its derivative from x, exact in the tails."""
+        return self.apply(kernels.SIGMOID)
+
+    def relu(self):
+        """max(0, x); the derivative at 0 is taken as 0, as in PyTorch."""
+        return self.apply(kernels.RELU)
+
+
+_init = Node.__init__
+
+
+def make(cls, data, parents: tuple, backward, ctx=None):
+    """An operation's output node; it records the graph only when some parent requires grad."""
+    node = _new(cls)
+    if _GradMode.enabled:
+        for parent in parents:
+            if parent.requires_grad:
+                _init(node, data, True, parents, backward, ctx)
+                return node
+    _init(node, data)
+    return node
+
+
+class RemovableHandle:
+    """Returned by ``register_hook`` (and by modules' ``register_forward_hook``): ``remove()`` unregisters."""
+
     __slots__ = ("_hooks", "_fn")
 
-    def __init__(self, hooks, fn):
+    def __init__(self, hooks: list, fn):
         self._hooks, self._fn = hooks, fn
 
     def remove(self):
+        """Unregister the hook (a second call does nothing)."""
         if self._fn in self._hooks:
             self._hooks.remove(self._fn)
 
@@ -145,9 +187,8 @@ class _HookHandle:
 def topological_order(root) -> list:
     """Every node recorded in ``root``'s graph, root first, parents after children.
 
-    Iterative (no recursion limit); deterministic because parents are tuples and ties cannot occur. Nodes that
-    do not require grad are listed too (they are leaves: no graph is recorded for them) but never receive a
-    gradient: checking that once per edge in backward() is cheaper than once per edge here and there.
+    Iterative (no recursion limit); deterministic: parents are tuples and creation numbers are unique. Nodes
+    that do not require grad are listed too (as leaves) but never receive a gradient: backward() checks that.
     """
     seen = {root}
     stack = [root]
@@ -158,6 +199,12 @@ def topological_order(root) -> list:
                 add(parent)
                 push(parent)
     return sorted(seen, key=_by_creation, reverse=True)
+
+
+def _graph_freed(node, grad):
+    raise RuntimeError(
+        "backward through a graph that was already freed: pass retain_graph=True to the first backward()"
+    )
 
 
 def backward(root, seed, retain_graph: bool = False) -> None:
@@ -199,8 +246,3 @@ def backward(root, seed, retain_graph: bool = False) -> None:
         for node in order:
             node._pending = None
         raise
-
-
-def new_seq() -> int:
-    """A fresh creation number (used by the engines when they build a node)."""
-    return next(_creation_counter)

@@ -1,13 +1,11 @@
 """Tensor: a numpy-array node on the shared reverse-mode core (graph.py).
 
-Each operation computes its output with numpy, records its parents, and names a module-level backward
-function ``(node, g) -> one gradient per parent``. Backward functions may return gradients in the
-broadcast shape: ``_fit_grad`` un-broadcasts (sums) and casts them, once, for every operation.
-Gradients of parents that do not require grad are never computed (``None``).
+Each operation computes its output with numpy and records its parents; right below it, its backward
+``_*_backward(node, g)`` returns one gradient per parent (``None`` where a parent does not require grad),
+possibly in the broadcast shape: ``_fit_grad`` un-broadcasts and casts them, once, for every operation.
 
-dtype policy: an operation keeps the dtype of its data (float32 stays float32, and so does its
-gradient); Python numbers never upcast; data built from Python lists is float64. Only floating-point
-tensors may require grad (as in PyTorch): an integer gradient would truncate.
+dtype: an operation keeps the dtype of its data (float32 stays float32, and so does its gradient); Python
+numbers never upcast; data from Python lists is float64. Only floating-point tensors may require grad.
 
 Non-finite values follow numpy (and numpy's RuntimeWarnings): ``x / 0`` is inf or nan. A local derivative
 that is exactly 0 (clip outside its bounds, the losing side of maximum/minimum/max/min, where's other
@@ -19,60 +17,27 @@ from __future__ import annotations
 
 import numpy as np
 
-from .graph import Node, _creation_counter, _GradMode, new_seq
+from .graph import Node, make
 
-_new = object.__new__
-_next_seq = _creation_counter.__next__
 _ndarray = np.ndarray
 
 
 def _make(data, parents: tuple, backward, ctx=None) -> Tensor:
-    """Build an operation's output; record the graph only when some parent requires grad."""
-    if data.__class__ is not _ndarray:  # numpy returns scalars for 0-d results
-        data = np.asarray(data)
-    out = _new(Tensor)
-    out.data = data
-    out.grad = None
-    out._seq = _next_seq()
-    out._hooks = None
-    out._retain = False
-    out._pending = None
-    if _GradMode.enabled:
-        for parent in parents:
-            if parent.requires_grad:
-                out.requires_grad = True
-                out._parents = parents
-                out._backward = backward
-                out._ctx = ctx
-                return out
-    out.requires_grad = False
-    out._parents = ()
-    out._backward = None
-    out._ctx = None
-    return out
-
-
-def _unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
-    """Sum ``g`` over the axes numpy broadcast to reach ``g.shape`` from ``shape``."""
-    extra = g.ndim - len(shape)
-    if extra:
-        g = g.sum(axis=tuple(range(extra)))
-    axes = tuple(i for i, (n, m) in enumerate(zip(shape, g.shape)) if n == 1 and m != 1)
-    if axes:
-        g = g.sum(axis=axes, keepdims=True)
-    return g
+    """An operation's output (graph.make), with numpy's scalars for 0-d results turned into arrays."""
+    return make(Tensor, data if data.__class__ is _ndarray else np.asarray(data), parents, backward, ctx)
 
 
 def _fit_grad(g, parent):
-    """The one place where gradients are un-broadcast and cast to the parent's dtype."""
-    data = parent.data
+    """The one place where gradients are un-broadcast (summed over broadcast axes) and cast to the parent's dtype."""
+    shape = parent.data.shape
     if g.__class__ is not _ndarray:  # numpy returns scalars for products of 0-d arrays
         g = np.asarray(g)
-    if g.shape != data.shape:
-        g = _unbroadcast(g, data.shape)
-    if g.dtype != data.dtype:
-        g = g.astype(data.dtype)
-    return g
+    if g.shape != shape:
+        if g.ndim > len(shape):
+            g = g.sum(axis=tuple(range(g.ndim - len(shape))))
+        axes = tuple(i for i, (n, m) in enumerate(zip(shape, g.shape)) if n == 1 and m != 1)
+        g = g.sum(axis=axes, keepdims=True) if axes else g
+    return g if g.dtype == parent.data.dtype else g.astype(parent.data.dtype)
 
 
 def _as_array(x, dtype=None) -> np.ndarray:
@@ -82,8 +47,7 @@ def _as_array(x, dtype=None) -> np.ndarray:
         return x
     if dtype is None:
         array = np.asarray(x)
-        dtype = array.dtype if array.dtype.kind == "f" else np.float64
-        return array.astype(dtype, copy=False)
+        return array.astype(array.dtype if array.dtype.kind == "f" else np.float64, copy=False)
     return np.asarray(x, dtype=dtype)
 
 
@@ -109,21 +73,13 @@ class Tensor(Node):
     _fit_grad = staticmethod(_fit_grad)
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
-        self.data = _as_array(data, None if dtype is None else np.dtype(dtype))
-        if requires_grad and self.data.dtype.kind != "f":
+        data = _as_array(data, None if dtype is None else np.dtype(dtype))
+        if requires_grad and data.dtype.kind != "f":
             raise TypeError(
-                f"only floating-point tensors can require grad, got dtype {self.data.dtype}: "
+                f"only floating-point tensors can require grad, got dtype {data.dtype}: "
                 "pass dtype=np.float64 (or np.float32), or requires_grad=False"
             )
-        self.grad = None
-        self.requires_grad = bool(requires_grad)
-        self._parents = ()
-        self._backward = None
-        self._ctx = None
-        self._seq = new_seq()
-        self._hooks = None
-        self._retain = False
-        self._pending = None
+        super().__init__(data, bool(requires_grad))
 
     # ---- array-like surface ----------------------------------------------------------------------------
     shape = property(lambda self: self.data.shape)
@@ -147,10 +103,6 @@ class Tensor(Node):
         """The single element as a Python number."""
         return self.data.item()
 
-    def detach(self) -> Tensor:
-        """A new leaf sharing this tensor's data that does not require grad."""
-        return Tensor(self.data)
-
     # ---- graph protocol --------------------------------------------------------------------------------
     def _seed_grad(self, grad):
         if grad is None:
@@ -172,9 +124,6 @@ class Tensor(Node):
         else:
             self.grad += grad
 
-    def _zero_grad_value(self):
-        return None
-
     def _hook_result(self, hook, result, grad):
         """A hook's replacement gradient, checked against ``grad`` and copied (the hook's caller keeps its array)."""
         expected = f"None or a numpy array of shape {grad.shape} and dtype {grad.dtype}"
@@ -191,28 +140,92 @@ class Tensor(Node):
     # ---- elementwise arithmetic ------------------------------------------------------------------------
     def __add__(self, other):
         if _is_number(other):
-            return _make(self.data + other, (self,), _pass_backward)
+            return _make(self.data + other, (self,), Tensor._add_backward)
         other = _constant(other, self)
-        return _make(self.data + other.data, (self, other), _add_backward)
+        return _make(self.data + other.data, (self, other), Tensor._add_backward)
+
+    def _add_backward(node, g):  # x + y and x + number: g to each parent (the walk zips them with the parents)
+        return g, g
 
     def __mul__(self, other):
         if _is_number(other):
-            return _make(self.data * other, (self,), _scale_backward, other)
+            return _make(self.data * other, (self,), Tensor._scale_backward, other)
         other = _constant(other, self)
-        return _make(self.data * other.data, (self, other), _mul_backward)
+        return _make(self.data * other.data, (self, other), Tensor._mul_backward)
 
-    def __pow__(self, exponent):
-        if _is_number(exponent):
-            return _make(self.data**exponent, (self,), _pow_backward, exponent)
-        exponent = _constant(exponent, self)
-        return _make(self.data**exponent.data, (self, exponent), _tensor_pow_backward)
+    def _mul_backward(node, g):
+        a, b = node._parents
+        return (g * b.data if a.requires_grad else None), (g * a.data if b.requires_grad else None)
+
+    def _scale_backward(node, g):
+        return (g * node._ctx,)
 
     def __truediv__(self, other):
         """True division as numpy does it (x / 0 is inf or nan, with numpy's RuntimeWarning); never x * (1/y)."""
         if _is_number(other):
-            return _make(self.data / other, (self,), _divide_by_number_backward, other)
+            return _make(self.data / other, (self,), Tensor._divide_by_number_backward, other)
         other = _constant(other, self)
-        return _make(self.data / other.data, (self, other), _divide_backward)
+        return _make(self.data / other.data, (self, other), Tensor._divide_backward)
+
+    def _divide_by_number_backward(node, g):
+        with np.errstate(divide="ignore", invalid="ignore"):  # the forward division already warned
+            return (g / node._ctx,)
+
+    def _divide_backward(node, g):
+        a, b = node._parents
+        with np.errstate(divide="ignore", invalid="ignore"):  # the forward division already warned
+            ga = g / b.data if a.requires_grad else None
+            # d(a/b)/db = -a/b^2, as -(a/b)/b (PyTorch's form): b^2 would underflow at b = 1e-200
+            gb = -(g * (node.data / b.data)) if b.requires_grad else None
+        return ga, gb
+
+    def __pow__(self, exponent):
+        if _is_number(exponent):
+            return _make(self.data**exponent, (self,), Tensor._pow_backward, exponent)
+        exponent = _constant(exponent, self)
+        return _make(self.data**exponent.data, (self, exponent), Tensor._tensor_pow_backward)
+
+    def _pow_backward(node, g):
+        p, x = node._ctx, node._parents[0].data
+        if p == 2:
+            return (g * (2 * x),)
+        if p == 0:  # d(x^0)/dx = 0 everywhere; the general formula gives 0 * inf = nan (and a warning) at x = 0
+            return (np.zeros_like(g),)
+        if p == -1:
+            return (-g * (node.data * node.data),)
+        return (g * (p * x ** (p - 1)),)
+
+    def _tensor_pow_backward(node, g):
+        a, b = node._parents
+        ga = g * (b.data * a.data ** (b.data - 1)) if a.requires_grad else None
+        gb = None
+        if b.requires_grad:  # d(a^b)/db = a^b ln a, defined for a > 0; taken as 0 elsewhere
+            positive = a.data > 0
+            gb = g * np.where(positive, node.data * np.log(np.where(positive, a.data, 1)), 0)
+        return ga, gb
+
+    def __matmul__(self, other):
+        other = _constant(other, self)
+        return _make(self.data @ other.data, (self, other), Tensor._matmul_backward)
+
+    def _matmul_backward(node, g):
+        a, b = node._parents
+        x, w = a.data, b.data
+        if x.ndim == 2 and w.ndim == 2:
+            return (g @ w.T if a.requires_grad else None), (x.T @ g if b.requires_grad else None)
+        # General case (1-D and batched operands): lift 1-D operands to matrices as numpy does, then drop
+        # the added axis again; _fit_grad sums the broadcast batch axes.
+        x2 = x if x.ndim > 1 else x[None, :]
+        w2 = w if w.ndim > 1 else w[:, None]
+        g2 = g.reshape(np.broadcast_shapes(x2.shape[:-2], w2.shape[:-2]) + (x2.shape[-2], w2.shape[-1]))
+        gx = gw = None
+        if a.requires_grad:
+            gx = g2 @ np.swapaxes(w2, -1, -2)
+            gx = gx if x.ndim > 1 else gx[..., 0, :]
+        if b.requires_grad:
+            gw = np.swapaxes(x2, -1, -2) @ g2
+            gw = gw if w.ndim > 1 else gw[..., 0]
+        return gx, gw
 
     def __neg__(self):
         return self * -1
@@ -220,11 +233,8 @@ class Tensor(Node):
     def __sub__(self, other):
         return self + (-other if _is_number(other) else -_constant(other, self))
 
-    def __radd__(self, other):
-        return self + other
-
-    def __rmul__(self, other):
-        return self * other
+    __radd__ = __add__
+    __rmul__ = __mul__
 
     def __rsub__(self, other):
         return (-self) + other
@@ -235,72 +245,101 @@ class Tensor(Node):
     def __rpow__(self, base):
         return _constant(base, self) ** self
 
-    def __matmul__(self, other):
-        other = _constant(other, self)
-        return _make(self.data @ other.data, (self, other), _matmul_backward)
-
     def __rmatmul__(self, other):
         return _constant(other, self) @ self
 
     # ---- elementwise functions -------------------------------------------------------------------------
     def exp(self):
         """e^x elementwise."""
-        return _make(np.exp(self.data), (self,), _exp_backward)
+        return _make(np.exp(self.data), (self,), Tensor._exp_backward)
+
+    def _exp_backward(node, g):
+        return (g * node.data,)
 
     def log(self):
         """Natural logarithm elementwise."""
-        return _make(np.log(self.data), (self,), _log_backward)
+        return _make(np.log(self.data), (self,), Tensor._log_backward)
+
+    def _log_backward(node, g):
+        return (g / node._parents[0].data,)
 
     def sqrt(self):
         """Square root elementwise; the derivative is taken from the saved output."""
-        return _make(np.sqrt(self.data), (self,), _sqrt_backward)
+        return _make(np.sqrt(self.data), (self,), Tensor._sqrt_backward)
+
+    def _sqrt_backward(node, g):
+        return (g * (0.5 / node.data),)
 
     def abs(self):
         """|x|; the derivative at 0 is taken as 0."""
-        return _make(np.abs(self.data), (self,), _abs_backward)
+        return _make(np.abs(self.data), (self,), Tensor._abs_backward)
 
-    def tanh(self):
-        """tanh, the registry's definition (activations.get('tanh'))."""
-        return self.apply(_builtin("tanh"))
-
-    def sigmoid(self):
-        """Logistic sigmoid, the registry's definition (stable for every finite input)."""
-        return self.apply(_builtin("sigmoid"))
-
-    def relu(self):
-        """max(0, x), the registry's definition (f'(0) = 0)."""
-        return self.apply(_builtin("relu"))
+    def _abs_backward(node, g):
+        return (g * np.sign(node._parents[0].data),)
 
     def apply(self, activation):
-        """An elementwise function (an activations.Activation): one node, backward by its analytic derivative.
+        """An elementwise function (kernels.Elementwise, activations.Activation): one node, backward by f'(x)."""
+        return _make(activation.kernel(self.data), (self,), Tensor._apply_backward, activation)
 
-        The protocol: ``kernel(x)`` (forward on the array), ``derivative(x)`` (f' from the input, which stays
-        exact in the saturated tails), and ``trusted`` (its derivative returns fresh arrays of x's shape and
-        dtype, which the backward may overwrite), and ``can_die`` (f' = 0 on a flat region: there the gradient is
-        exactly 0, even times inf or nan).
-        """
-        return _make(activation.kernel(self.data), (self,), _apply_backward, activation)
+    def _apply_backward(node, g):
+        activation = node._ctx
+        slope = activation.derivative(node._parents[0].data)
+        if not np.isfinite(g).all():  # rare, and checked first so that 0 * inf warns nowhere
+            with np.errstate(invalid="ignore"):
+                product = g * slope
+            # As PyTorch: where f' is 0 by definition (relu below 0: an activation that can die), exactly 0 even
+            # times inf or nan; a 0 that is an underflow of a positive f' (tanh' at 1e4) times inf stays nan.
+            return (np.where(slope == 0, 0, product) if activation.can_die else product,)
+        if activation.trusted and slope.__class__ is _ndarray and slope.shape == g.shape and slope.dtype == g.dtype:
+            return (np.multiply(slope, g, out=slope),)  # a trusted derivative is a fresh array: reuse it
+        return (g * slope,)
 
     def clip(self, low=None, high=None):
         """Clip to [low, high]; gradient 1 inside (bounds included), 0 outside."""
         # numpy scalar bounds as Python numbers: np.float64 bounds would upcast float32 data (NEP 50).
         low, high = (b.item() if isinstance(b, np.generic) else b for b in (low, high))
-        return _make(np.clip(self.data, low, high), (self,), _clip_backward, (low, high))
+        return _make(np.clip(self.data, low, high), (self,), Tensor._clip_backward, (low, high))
+
+    def _clip_backward(node, g):
+        (low, high), x = node._ctx, node._parents[0].data
+        inside = np.ones(x.shape, dtype=bool)
+        if low is not None:
+            inside &= x >= low
+        if high is not None:
+            inside &= x <= high
+        return (np.where(inside, g, np.zeros((), dtype=g.dtype)),)
 
     def maximum(self, other):
         """Elementwise max; where both are equal the gradient is split evenly (as PyTorch does)."""
         other = _constant(other, self)
-        return _make(np.maximum(self.data, other.data), (self, other), _choose_backward, np.less)
+        return _make(np.maximum(self.data, other.data), (self, other), Tensor._choose_backward, np.less)
 
     def minimum(self, other):
         """Elementwise min; where both are equal the gradient is split evenly."""
         other = _constant(other, self)
-        return _make(np.minimum(self.data, other.data), (self, other), _choose_backward, np.greater)
+        return _make(np.minimum(self.data, other.data), (self, other), Tensor._choose_backward, np.greater)
+
+    def _choose_backward(node, g):
+        # As PyTorch: a tie shares the gradient evenly, the loser gets 0; with a NaN neither side loses.
+        a, b = node._parents
+        loses, zero = node._ctx, np.zeros((), dtype=g.dtype)
+        g = np.where(a.data == b.data, g * 0.5, g)
+        return (
+            np.where(loses(a.data, b.data), zero, g) if a.requires_grad else None,
+            np.where(loses(b.data, a.data), zero, g) if b.requires_grad else None,
+        )
 
     # ---- reductions ------------------------------------------------------------------------------------
     def sum(self, axis=None, keepdims: bool = False):
         """Sum over ``axis`` (None: all; an int or a tuple), optionally keeping the reduced axes."""
-        return _make(np.sum(self.data, axis=axis, keepdims=keepdims), (self,), _sum_backward, (axis, keepdims))
+        return _make(np.sum(self.data, axis=axis, keepdims=keepdims), (self,), Tensor._sum_backward, (axis, keepdims))
+
+    def _sum_backward(node, g):
+        """Broadcast a reduction's gradient back to the input's shape (a read-only view, no copy)."""
+        axis, keepdims = node._ctx
+        if not keepdims and axis is not None:
+            g = np.expand_dims(g, axis)
+        return (np.broadcast_to(g, node._parents[0].data.shape),)
 
     def mean(self, axis=None, keepdims: bool = False):
         """Mean over ``axis``: the sum divided by the count (true division, as numpy and PyTorch round it)."""
@@ -313,53 +352,76 @@ class Tensor(Node):
 
     def max(self, axis=None, keepdims: bool = False):
         """Maximum; ties share the gradient evenly."""
-        return _make(np.max(self.data, axis=axis, keepdims=keepdims), (self,), _extreme_backward, (axis, keepdims))
+        return _make(self.data.max(axis, keepdims=keepdims), (self,), Tensor._extreme_backward, (axis, keepdims))
 
     def min(self, axis=None, keepdims: bool = False):
         """Minimum; ties share the gradient evenly."""
-        return _make(np.min(self.data, axis=axis, keepdims=keepdims), (self,), _extreme_backward, (axis, keepdims))
+        return _make(self.data.min(axis, keepdims=keepdims), (self,), Tensor._extreme_backward, (axis, keepdims))
+
+    def _extreme_backward(node, g):
+        x, (axis, keepdims) = node._parents[0].data, node._ctx
+        out = node.data if keepdims or axis is None else np.expand_dims(node.data, axis)
+        # The elements equal to the result share its gradient evenly (as PyTorch); a NaN result is NaN's.
+        hits = (x == out) | (np.isnan(x) & np.isnan(out))
+        count = hits.sum(axis=axis, keepdims=True, dtype=g.dtype)  # >= 1: the result is one of the elements
+        return (np.where(hits, Tensor._sum_backward(node, g)[0] / count, np.zeros((), dtype=g.dtype)),)
 
     def log_softmax(self, axis: int = -1):
         """x - logsumexp(x), shifted by the max so that it never overflows."""
-        x = self.data
-        shifted = x - x.max(axis=axis, keepdims=True)
+        shifted = self.data - self.data.max(axis=axis, keepdims=True)
         out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
-        return _make(out, (self,), _log_softmax_backward, axis)
+        return _make(out, (self,), Tensor._log_softmax_backward, axis)
+
+    def _log_softmax_backward(node, g):
+        return (g - np.exp(node.data) * g.sum(axis=node._ctx, keepdims=True),)
 
     def softmax(self, axis: int = -1):
         """exp(x) / sum(exp(x)), shifted by the max so that it never overflows."""
-        x = self.data
-        e = np.exp(x - x.max(axis=axis, keepdims=True))
-        return _make(e / e.sum(axis=axis, keepdims=True), (self,), _softmax_backward, axis)
+        e = np.exp(self.data - self.data.max(axis=axis, keepdims=True))
+        return _make(e / e.sum(axis=axis, keepdims=True), (self,), Tensor._softmax_backward, axis)
+
+    def _softmax_backward(node, g):
+        s = node.data
+        return (s * (g - (g * s).sum(axis=node._ctx, keepdims=True)),)
 
     # ---- shape -----------------------------------------------------------------------------------------
     def reshape(self, *shape):
         """The same data in a new shape (a tuple or separate ints); backward reshapes back."""
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return _make(self.data.reshape(shape), (self,), _reshape_backward)
+        return _make(self.data.reshape(shape), (self,), Tensor._reshape_backward)
+
+    def _reshape_backward(node, g):
+        return (g.reshape(node._parents[0].data.shape),)
 
     def transpose(self, *axes):
         """Permute the axes (reversed by default); backward applies the inverse permutation."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        axes = axes or None
-        return _make(np.transpose(self.data, axes), (self,), _transpose_backward, axes)
+        return _make(np.transpose(self.data, axes or None), (self,), Tensor._transpose_backward, axes or None)
+
+    def _transpose_backward(node, g):
+        axes = node._ctx
+        # Normalise negative axes first: argsort((1, -1, 0)) is not the inverse of the permutation (1, 2, 0).
+        return (np.transpose(g, None if axes is None else np.argsort(np.asarray(axes) % g.ndim)),)
 
     def __getitem__(self, index):
+        """numpy indexing: basic, integer arrays, boolean masks (an integer Tensor index counts as its array)."""
         if isinstance(index, Tensor):
             index = index.data
         elif isinstance(index, tuple):
             index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
-        return _make(self.data[index], (self,), _getitem_backward, index)
+        return _make(self.data[index], (self,), Tensor._getitem_backward, index)
 
-    def __getattr__(self, name):
-        # Any registered activation is a method: Tensor(x).gelu(), .leaky_relu(alpha=0.2), ...
-        from ..nn import activations
-
-        if name.startswith("_") or not activations.exists(name):
-            raise AttributeError(f"'Tensor' object has no attribute {name!r}")
-        return lambda **params: activations.get(name, **params)(self)
+    def _getitem_backward(node, g):
+        index = node._ctx
+        full = np.zeros(node._parents[0].data.shape, dtype=g.dtype)
+        items = index if isinstance(index, tuple) else (index,)
+        if all(isinstance(i, (int, np.integer, slice)) or i is None or i is Ellipsis for i in items):
+            full[index] = g  # basic indexing selects each element at most once
+        else:
+            np.add.at(full, index, g)  # fancy indices may repeat: accumulate
+        return (full,)
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -381,13 +443,26 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return _make(out, (x, weight, bias), _linear_backward)
 
 
+def _linear_backward(node, g):
+    x, weight = node._parents[0].data, node._parents[1].data
+    gx = g @ weight.T if node._parents[0].requires_grad else None
+    gw = None
+    if node._parents[1].requires_grad:  # every leading axis is a batch axis
+        gw = (x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x).T @ (g.reshape(-1, g.shape[-1]) if g.ndim != 2 else g)
+    return gx, gw, g  # the bias's: _fit_grad sums it over the axes the bias was broadcast along
+
+
 def concatenate(tensors, axis: int = 0) -> Tensor:
     """Join tensors along an existing axis; backward splits the gradient."""
     tensors = tuple(t if isinstance(t, Tensor) else Tensor(t) for t in tensors)
     if not tensors:
         raise ValueError("concatenate needs at least one tensor")
-    data = np.concatenate([t.data for t in tensors], axis=axis)
-    return _make(data, tensors, _concatenate_backward, axis)
+    return _make(np.concatenate([t.data for t in tensors], axis=axis), tensors, _concatenate_backward, axis)
+
+
+def _concatenate_backward(node, g):
+    sizes = [p.data.shape[node._ctx] for p in node._parents]
+    return tuple(np.split(g, np.cumsum(sizes)[:-1], axis=node._ctx))
 
 
 def stack(tensors, axis: int = 0) -> Tensor:
@@ -395,8 +470,7 @@ def stack(tensors, axis: int = 0) -> Tensor:
     tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("stack needs at least one tensor")
-    ndim = tensors[0].ndim + 1
-    axis = axis + ndim if axis < 0 else axis
+    axis = axis + tensors[0].ndim + 1 if axis < 0 else axis
     return concatenate([t.reshape(t.shape[:axis] + (1,) + t.shape[axis:]) for t in tensors], axis=axis)
 
 
@@ -408,6 +482,14 @@ def where(condition, a, b) -> Tensor:
     return _make(np.where(condition, a.data, b.data), (a, b), _where_backward, condition)
 
 
+def _where_backward(node, g):
+    (a, b), condition, zero = node._parents, node._ctx, np.zeros((), dtype=g.dtype)
+    return (
+        np.where(condition, g, zero) if a.requires_grad else None,
+        np.where(condition, zero, g) if b.requires_grad else None,
+    )
+
+
 def maximum(a, b) -> Tensor:
     """Elementwise max of tensors or numbers; ties share the gradient evenly."""
     return (a if isinstance(a, Tensor) else _constant(a, b)).maximum(b)
@@ -416,220 +498,3 @@ def maximum(a, b) -> Tensor:
 def minimum(a, b) -> Tensor:
     """Elementwise min of tensors or numbers; ties share the gradient evenly."""
     return (a if isinstance(a, Tensor) else _constant(a, b)).minimum(b)
-
-
-# ---- backward functions: (node, dL/dnode) -> one dL/dparent per parent (None: not needed) ------------------
-def _add_backward(node, g):
-    return g, g
-
-
-def _pass_backward(node, g):
-    return (g,)
-
-
-def _mul_backward(node, g):
-    a, b = node._parents
-    return (g * b.data if a.requires_grad else None), (g * a.data if b.requires_grad else None)
-
-
-def _scale_backward(node, g):
-    return (g * node._ctx,)
-
-
-def _pow_backward(node, g):
-    p = node._ctx
-    x = node._parents[0].data
-    if p == 2:
-        return (g * (2 * x),)
-    if p == 0:  # d(x^0)/dx = 0 everywhere; the general formula gives 0 * inf = nan (and a warning) at x = 0
-        return (np.zeros_like(g),)
-    if p == -1:
-        return (-g * (node.data * node.data),)
-    return (g * (p * x ** (p - 1)),)
-
-
-def _tensor_pow_backward(node, g):
-    a, b = node._parents
-    ga = g * (b.data * a.data ** (b.data - 1)) if a.requires_grad else None
-    gb = None
-    if b.requires_grad:  # d(a^b)/db = a^b ln a, defined for a > 0; taken as 0 elsewhere
-        positive = a.data > 0
-        gb = g * np.where(positive, node.data * np.log(np.where(positive, a.data, 1)), 0)
-    return ga, gb
-
-
-def _matmul_backward(node, g):
-    a, b = node._parents
-    x, w = a.data, b.data
-    if x.ndim == 2 and w.ndim == 2:
-        return (g @ w.T if a.requires_grad else None), (x.T @ g if b.requires_grad else None)
-    # General case (1-D and batched operands): lift 1-D operands to matrices as numpy does, then drop
-    # the added axis again; _fit_grad sums the broadcast batch axes.
-    x2 = x if x.ndim > 1 else x[None, :]
-    w2 = w if w.ndim > 1 else w[:, None]
-    g2 = g.reshape(np.broadcast_shapes(x2.shape[:-2], w2.shape[:-2]) + (x2.shape[-2], w2.shape[-1]))
-    gx = gw = None
-    if a.requires_grad:
-        gx = g2 @ np.swapaxes(w2, -1, -2)
-        gx = gx if x.ndim > 1 else gx[..., 0, :]
-    if b.requires_grad:
-        gw = np.swapaxes(x2, -1, -2) @ g2
-        gw = gw if w.ndim > 1 else gw[..., 0]
-    return gx, gw
-
-
-def _linear_backward(node, g):
-    x, weight = node._parents[0].data, node._parents[1].data
-    gx = g @ weight.T if node._parents[0].requires_grad else None
-    gw = None
-    if node._parents[1].requires_grad:  # every leading axis is a batch axis
-        gw = (x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x).T @ (g.reshape(-1, g.shape[-1]) if g.ndim != 2 else g)
-    return gx, gw, g  # the bias's: _fit_grad sums it over the axes the bias was broadcast along
-
-
-def _divide_by_number_backward(node, g):
-    with np.errstate(divide="ignore", invalid="ignore"):  # the forward division already warned
-        return (g / node._ctx,)
-
-
-def _divide_backward(node, g):
-    a, b = node._parents
-    with np.errstate(divide="ignore", invalid="ignore"):  # the forward division already warned
-        ga = g / b.data if a.requires_grad else None
-        # d(a/b)/db = -a/b^2, as -(a/b)/b (PyTorch's form): b^2 would underflow at b = 1e-200
-        gb = -(g * (node.data / b.data)) if b.requires_grad else None
-    return ga, gb
-
-
-def _exp_backward(node, g):
-    return (g * node.data,)
-
-
-def _log_backward(node, g):
-    return (g / node._parents[0].data,)
-
-
-def _sqrt_backward(node, g):
-    return (g * (0.5 / node.data),)
-
-
-def _abs_backward(node, g):
-    return (g * np.sign(node._parents[0].data),)
-
-
-def _apply_backward(node, g):
-    activation = node._ctx
-    slope = activation.derivative(node._parents[0].data)
-    if not np.isfinite(g).all():  # rare, and checked first so that 0 * inf warns nowhere
-        with np.errstate(invalid="ignore"):
-            product = g * slope
-        # As PyTorch: where f' is 0 by definition (relu below 0: an activation that can die), exactly 0 even
-        # times inf or nan; a 0 that is an underflow of a positive f' (tanh' at 1e4) times inf stays nan.
-        return (np.where(slope == 0, 0, product) if activation.can_die else product,)
-    if activation.trusted and slope.__class__ is np.ndarray and slope.shape == g.shape and slope.dtype == g.dtype:
-        return (np.multiply(slope, g, out=slope),)  # a built-in's derivative is a fresh array: reuse it
-    return (g * slope,)
-
-
-def _clip_backward(node, g):
-    low, high = node._ctx
-    x = node._parents[0].data
-    inside = np.ones(x.shape, dtype=bool)
-    if low is not None:
-        inside &= x >= low
-    if high is not None:
-        inside &= x <= high
-    return (np.where(inside, g, np.zeros((), dtype=g.dtype)),)
-
-
-def _choose_backward(node, g):
-    # As PyTorch: a tie shares the gradient evenly, the loser gets 0; with a NaN neither side loses.
-    a, b = node._parents
-    loses, zero = node._ctx, np.zeros((), dtype=g.dtype)
-    g = np.where(a.data == b.data, g * 0.5, g)
-    return (
-        np.where(loses(a.data, b.data), zero, g) if a.requires_grad else None,
-        np.where(loses(b.data, a.data), zero, g) if b.requires_grad else None,
-    )
-
-
-def _expand_reduced(g, node):
-    """Broadcast a reduction's gradient back to the input's shape (a read-only view, no copy)."""
-    axis, keepdims = node._ctx
-    shape = node._parents[0].data.shape
-    if not keepdims and axis is not None:
-        g = np.expand_dims(g, axis)
-    return np.broadcast_to(g, shape)
-
-
-def _sum_backward(node, g):
-    return (_expand_reduced(g, node),)
-
-
-def _extreme_backward(node, g):
-    x = node._parents[0].data
-    axis, keepdims = node._ctx
-    out = node.data if keepdims or axis is None else np.expand_dims(node.data, axis)
-    # The elements equal to the result share its gradient evenly (as PyTorch); a NaN result is NaN's.
-    hits = (x == out) | (np.isnan(x) & np.isnan(out))
-    count = hits.sum(axis=axis, keepdims=True, dtype=g.dtype)  # >= 1: the result is one of the elements
-    return (np.where(hits, _expand_reduced(g, node) / count, np.zeros((), dtype=g.dtype)),)
-
-
-def _log_softmax_backward(node, g):
-    axis = node._ctx
-    return (g - np.exp(node.data) * g.sum(axis=axis, keepdims=True),)
-
-
-def _softmax_backward(node, g):
-    axis = node._ctx
-    s = node.data
-    return (s * (g - (g * s).sum(axis=axis, keepdims=True)),)
-
-
-def _reshape_backward(node, g):
-    return (g.reshape(node._parents[0].data.shape),)
-
-
-def _transpose_backward(node, g):
-    axes = node._ctx
-    # Normalise negative axes first: argsort((1, -1, 0)) is not the inverse of the permutation (1, 2, 0).
-    return (np.transpose(g, None if axes is None else np.argsort(np.asarray(axes) % g.ndim)),)
-
-
-def _is_basic_index(index) -> bool:
-    items = index if isinstance(index, tuple) else (index,)
-    return all(isinstance(i, (int, np.integer, slice)) or i is None or i is Ellipsis for i in items)
-
-
-def _getitem_backward(node, g):
-    x = node._parents[0].data
-    index = node._ctx
-    full = np.zeros(x.shape, dtype=g.dtype)
-    if _is_basic_index(index):
-        full[index] = g  # basic indexing selects each element at most once
-    else:
-        np.add.at(full, index, g)  # fancy indices may repeat: accumulate
-    return (full,)
-
-
-def _concatenate_backward(node, g):
-    axis = node._ctx
-    sizes = [p.data.shape[axis] for p in node._parents]
-    return tuple(np.split(g, np.cumsum(sizes)[:-1], axis=axis))
-
-
-def _where_backward(node, g):
-    a, b = node._parents
-    condition = node._ctx
-    zero = np.zeros((), dtype=g.dtype)
-    return (
-        np.where(condition, g, zero) if a.requires_grad else None,
-        np.where(condition, zero, g) if b.requires_grad else None,
-    )
-
-
-def _builtin(name):  # TRANSITION (issue 10): the engine will own these kernels instead of asking the registry
-    from ..nn import activations
-
-    return activations.get(name)

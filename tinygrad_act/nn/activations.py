@@ -63,11 +63,23 @@ import math
 import numbers
 
 import numpy as np
-from numpy.polynomial import chebyshev
 
 from ..common.errors import UsageError
 from ..common.registry import Registry, keyword_defaults
-from ..engine.graph import Node
+from ..engine.graph import Node, enable_grad
+from ..engine.kernels import (  # noqa: F401 - erf and erfc are part of this module's public surface
+    erf,
+    erfc,
+    floating,
+    normal_cdf,
+    normal_pdf,
+    relu,
+    relu_derivative,
+    sech2,
+    sigmoid,
+    sigmoid_derivative,
+)
+from ..engine.tensor import Tensor
 
 SATURATION_FRACTION = 0.05
 SELU_ALPHA = 1.6732632423543772
@@ -78,11 +90,6 @@ _SUP_GRID = np.linspace(-20.0, 20.0, 40001)
 # Quadrature grid for E[f(z)^2], z ~ N(0, 1): the trapezoid rule, error O(h^2) at kinks, plenty for a gain.
 _Z_GRID = np.linspace(-12.0, 12.0, 4801)
 _Z_WEIGHTS = np.exp(-0.5 * _Z_GRID**2) / math.sqrt(2 * math.pi) * (_Z_GRID[1] - _Z_GRID[0])
-
-
-def _floating(x) -> np.ndarray:
-    x = np.asarray(x)
-    return x if x.dtype.kind == "f" else x.astype(np.float64)
 
 
 def _conform(out, x: np.ndarray) -> np.ndarray:
@@ -134,14 +141,14 @@ class Activation:
     # ---- numpy view --------------------------------------------------------------------------------------
     def forward(self, x: np.ndarray) -> np.ndarray:
         """f(x) elementwise, dtype preserved."""
-        x = _floating(x)
+        x = floating(x)
         if self._compose is not None:
             return self._through_tensor(x)[0]
         return _conform(self._forward(x, **self.params), x)
 
     def derivative(self, x: np.ndarray) -> np.ndarray:
         """f'(x) elementwise (analytic, or by autograd for compositions), dtype preserved."""
-        x = _floating(x)
+        x = floating(x)
         if self._compose is not None:
             return self._through_tensor(x)[1]
         return _conform(self._derivative(x, **self.params), x)
@@ -155,16 +162,10 @@ class Activation:
         return float(self.derivative(np.float64(x)))
 
     def _through_tensor(self, x):
-        from ..engine.graph import _GradMode
-        from ..engine.tensor import Tensor
-
-        previous, _GradMode.enabled = _GradMode.enabled, True  # the derivative is needed even under no_grad()
-        try:
+        with enable_grad():  # the derivative is needed even under no_grad()
             t = Tensor(x, requires_grad=True)
             y = self._compose(t, **self.params)
             y.backward(np.ones_like(y.data))
-        finally:
-            _GradMode.enabled = previous
         return _conform(y.data, x), _conform(t.grad, x)
 
     # ---- the laboratory's view (computed once per name and parameters) -----------------------------------
@@ -210,7 +211,7 @@ class Activation:
 
         ``derivative``: f'(x) when the caller has it already (the probes do), to save computing it twice.
         """
-        x = _floating(x)
+        x = floating(x)
         rule = self.__dict__.get("_saturation_rule")
         if rule is None:  # the probe calls this for every layer of every measured step: work the rule out once
             low, high = self.saturation_bounds
@@ -279,6 +280,8 @@ def register(
         description=definition["description"],
         replace=replace,
     )
+    for method_name in (name, *aliases):
+        _add_method(method_name)
     return name
 
 
@@ -289,7 +292,12 @@ def exists(name: str) -> bool:
 
 def unregister(name: str) -> None:
     """Remove a registered activation (and its aliases)."""
+    entry = _REGISTRY.entry(name)
     _REGISTRY.unregister(name)
+    for method_name in (entry.name, *entry.aliases):
+        if method_name in _METHODS:
+            delattr(Node, method_name)
+            _METHODS.discard(method_name)
 
 
 def names() -> list[str]:
@@ -318,111 +326,30 @@ def get(name, **params) -> Activation:
     return Activation(entry.name, entry.obj, bound)
 
 
-# ======================================================================================================
-# The error function: numpy has none, and gelu needs it to full precision in the tails.
-# ======================================================================================================
-
-# Maclaurin series for |x| < 1: erf(x) = 2/sqrt(pi) sum_n (-1)^n x^(2n+1) / (n! (2n+1)); 19 terms reach 1e-17.
-_ERF_SERIES = [2 / math.sqrt(math.pi) * (-1) ** n / (math.factorial(n) * (2 * n + 1)) for n in range(19)][::-1]
-
-# For a >= 1, erfc(a) = e^(-a^2) g(1/a) / a, where g(s) = a e^(a^2) erfc(a) is smooth and tends to 1/sqrt(pi).
-# g is interpolated at import by degree-16 Chebyshev polynomials on three pieces of s = 1/a in [1/27.5, 1]
-# (past a = 27.5, erfc underflows to 0), which reproduces math.erfc to about 1e-15 relative.
-_ERFC_EDGES = (1 / 27.5, 0.25, 0.5, 1.0)
-_ERFC_DEGREE = 16
+_METHODS: set[str] = set()  # the names _add_method installed on Node
 
 
-def _scaled_erfc_reference(a: float) -> float:
-    """a e^(a^2) erfc(a) in float64, for building the table only."""
-    if a > 6:  # math.erfc underflows; Laplace's continued fraction converges fast here
-        tail = a
-        for k in range(120, 0, -1):
-            tail = a + (k / 2) / tail
-        return a / (math.sqrt(math.pi) * tail)
-    hi = math.floor(a * 4096) / 4096  # e^(a^2) = e^(hi^2) e^((a - hi)(a + hi)), hi^2 exact
-    return a * math.erfc(a) * math.exp(hi * hi) * math.exp((a - hi) * (a + hi))
+def _add_method(name: str) -> None:
+    # Every registered activation is a method of Value and Tensor: Value(0.3).gelu(), Tensor(x).leaky_relu(alpha=0.2).
+    # Installed from here, the registry's side, so that the engine never imports the registry; as methods, not as
+    # a __getattr__, which slows every attribute access of every node (Value's MLP step by a quarter, Python 3.11).
+    if name.startswith("_") or (hasattr(Node, name) and name not in _METHODS):  # never shadow the engine's own
+        return
 
+    def method(self, **params):
+        return get(name, **params)(self)
 
-def _erfc_table() -> np.ndarray:
-    nodes = np.cos(np.pi * (np.arange(_ERFC_DEGREE + 1) + 0.5) / (_ERFC_DEGREE + 1))
-    table = []
-    for lo, hi in zip(_ERFC_EDGES[:-1], _ERFC_EDGES[1:]):
-        values = [_scaled_erfc_reference(1 / (lo + (hi - lo) * (t + 1) / 2)) for t in nodes]
-        table.append(chebyshev.chebfit(nodes, values, _ERFC_DEGREE))
-    return np.array(table)
-
-
-_ERFC_TABLE = _erfc_table()
-
-
-def _erfc_large(a: np.ndarray) -> np.ndarray:
-    """erfc(a) for float64 a >= 1 (see the table above)."""
-    a = np.minimum(a, 27.5)
-    s = 1 / a
-    piece = (s >= _ERFC_EDGES[1]).astype(np.intp) + (s >= _ERFC_EDGES[2])
-    edges = np.asarray(_ERFC_EDGES)
-    lo, hi = edges[piece], edges[piece + 1]
-    g = chebyshev.chebval((2 * s - lo - hi) / (hi - lo), _ERFC_TABLE[piece].T, tensor=False)
-    # e^(-a^2) with a^2 split so that its rounding error (relative 2 a^2 eps) does not reach the result
-    head = np.floor(a * 4096) / 4096
-    return np.exp(-head * head) * np.exp(-(a - head) * (a + head)) * g / a
-
-
-def _erf_small(x: np.ndarray) -> np.ndarray:
-    return x * np.polyval(_ERF_SERIES, x * x)
-
-
-def _pieces(x, small_fn, large_fn) -> np.ndarray:
-    x = _floating(x)
-    flat = x.astype(np.float64).ravel()
-    out = np.empty_like(flat)
-    small = np.abs(flat) < 1
-    out[small] = small_fn(flat[small])
-    out[~small] = large_fn(flat[~small])
-    return out.reshape(x.shape).astype(x.dtype, copy=False)
-
-
-def erf(x) -> np.ndarray:
-    """The error function erf(x) = 2/sqrt(pi) int_0^x e^(-t^2) dt, numpy-only, ~1e-15 relative; dtype preserved."""
-    return _pieces(x, _erf_small, lambda v: np.sign(v) * (1 - _erfc_large(np.abs(v))))
-
-
-def erfc(x) -> np.ndarray:
-    """The complementary error function 1 - erf(x), accurate in the right tail (down to 1e-308)."""
-    return _pieces(
-        x, lambda v: 1 - _erf_small(v), lambda v: np.where(v > 0, 0, 2) + np.sign(v) * _erfc_large(np.abs(v))
-    )
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"activations.get({name!r}, **params)(self)"
+    setattr(Node, name, method)
+    _METHODS.add(name)
 
 
 # ======================================================================================================
-# Built-in activations. Every forward and derivative is warning-free for all finite inputs in float32/64
-# (up to |x| of a quarter of the largest float, where no output overflows) and keeps the input's dtype.
+# Built-in activations (sigmoid, tanh and relu take the engine's kernels). Every forward and derivative is
+# warning-free for all finite inputs in float32/64 (up to |x| of a quarter of the largest float, where no output
+# overflows) and keeps the input's dtype.
 # ======================================================================================================
-
-
-def _sigmoid(x):
-    """Logistic sigmoid 1 / (1 + e^-x), computed from e^-|x| so that it never overflows."""
-    z = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + z), z / (1 + z))
-
-
-# Derivatives are computed from the input, never from the output: y (1 - y) and 1 - y^2 are 0 once y rounds to
-# 1, though sigma'(40) = 4.2e-18 and, in float32, tanh'(10) = 8.2e-9. Both run in every backward: in place, in
-# arrays of their own (out= needs arrays, also for 0-d input).
-def _sigmoid_derivative(x):
-    # sigma(x)(1 - sigma(x)) = e^-|x| / (1 + e^-|x|)^2, exact to the last bit in both tails
-    z = np.abs(x, out=np.empty_like(x))
-    np.exp(np.negative(z, out=z), out=z)
-    d = np.add(z, 1, out=np.empty_like(z))
-    return np.divide(z, np.multiply(d, d, out=d), out=z)
-
-
-def _sech2(x):
-    # 1 - tanh^2 x = 4 e^-2|x| / (1 + e^-2|x|)^2; no cancellation in the tails, no overflow (|x| capped)
-    z = np.minimum(np.abs(x), 400, out=np.empty_like(x))
-    np.exp(np.multiply(z, -2, out=z), out=z)
-    d = np.add(z, 1, out=np.empty_like(z))
-    return np.divide(np.multiply(z, 4, out=z), np.multiply(d, d, out=d), out=z)
 
 
 def _check_positive(**params):
@@ -436,8 +363,8 @@ register("identity", lambda x: np.positive(x), lambda x: np.ones_like(x), gain=1
 
 register(
     "sigmoid",
-    _sigmoid,
-    _sigmoid_derivative,
+    sigmoid,
+    sigmoid_derivative,
     gain=1.0,
 )
 
@@ -445,21 +372,16 @@ register(
 register(
     "tanh",
     np.tanh,
-    _sech2,
+    sech2,
     gain=5.0 / 3.0,
     description="Hyperbolic tangent (LeCun et al. 1998).",
 )
 
 
-def _relu(x):
-    """Rectified linear unit max(0, x) (Nair & Hinton 2010); f'(0) = 0, as in PyTorch."""
-    return np.maximum(x, 0)
-
-
 register(
     "relu",
-    _relu,
-    lambda x: (x > 0).astype(x.dtype),
+    relu,
+    relu_derivative,
     gain=math.sqrt(2.0),
     can_die=True,
     kinks=(0.0,),
@@ -523,23 +445,13 @@ register(
 )
 
 
-def _normal_cdf(x):
-    # Phi(x) = erfc(-x / sqrt 2) / 2: erfc keeps full relative precision in the left tail
-    return 0.5 * erfc(-np.asarray(x, dtype=np.float64) / math.sqrt(2))
-
-
-def _normal_pdf(x):
-    x = np.minimum(np.abs(np.asarray(x, dtype=np.float64)), 40)  # e^(-800) is 0: no x^2 overflow
-    return np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
-
-
 def _gelu(x):
     """Gaussian error linear unit x Phi(x), Phi the standard normal CDF (Hendrycks & Gimpel 2016)."""
-    return (x * _normal_cdf(x)).astype(x.dtype, copy=False)
+    return (x * normal_cdf(x)).astype(x.dtype, copy=False)
 
 
 def _gelu_derivative(x):
-    return (_normal_cdf(x) + x * _normal_pdf(x)).astype(x.dtype, copy=False)
+    return (normal_cdf(x) + x * normal_pdf(x)).astype(x.dtype, copy=False)
 
 
 register("gelu", _gelu, _gelu_derivative)
@@ -554,12 +466,12 @@ def _gelu_tanh_argument(x):
 
 def _gelu_tanh(x):
     """GELU's tanh approximation x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2 (Hendrycks & Gimpel 2016)."""
-    return x * _sigmoid(_gelu_tanh_argument(x)[0])
+    return x * sigmoid(_gelu_tanh_argument(x)[0])
 
 
 def _gelu_tanh_derivative(x):
     u, du = _gelu_tanh_argument(x)
-    return _sigmoid(u) + x * _sigmoid_derivative(u) * du
+    return sigmoid(u) + x * sigmoid_derivative(u) * du
 
 
 register("gelu_tanh", _gelu_tanh, _gelu_tanh_derivative)
@@ -567,13 +479,13 @@ register("gelu_tanh", _gelu_tanh, _gelu_tanh_derivative)
 
 def _swish(x, beta=1.0):
     """Swish x sigma(beta x) (Ramachandran et al. 2017); beta = 1 is SiLU (Elfwing et al. 2018)."""
-    return x * _sigmoid(beta * x)
+    return x * sigmoid(beta * x)
 
 
 register(
     "swish",
     _swish,
-    lambda x, beta=1.0: _sigmoid(beta * x) + beta * x * _sigmoid_derivative(beta * x),
+    lambda x, beta=1.0: sigmoid(beta * x) + beta * x * sigmoid_derivative(beta * x),
     aliases=("silu",),
 )
 
@@ -586,7 +498,7 @@ def _softplus(x, beta=1.0, threshold=20.0):
 register(
     "softplus",
     _softplus,
-    lambda x, beta=1.0, threshold=20.0: np.where(beta * x > threshold, 1, _sigmoid(beta * x)),
+    lambda x, beta=1.0, threshold=20.0: np.where(beta * x > threshold, 1, sigmoid(beta * x)),
     kinks=lambda beta, threshold: (threshold / beta,),
     check=lambda beta, threshold: _check_positive(beta=beta),
 )
@@ -641,7 +553,7 @@ def _mish(x):
 
 def _mish_derivative(x):
     softplus = np.logaddexp(0, x)
-    return np.tanh(softplus) + x * _sech2(softplus) * _sigmoid(x)
+    return np.tanh(softplus) + x * sech2(softplus) * sigmoid(x)
 
 
 register("mish", _mish, _mish_derivative)

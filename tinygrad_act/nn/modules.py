@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..common.errors import UsageError
+from ..engine.graph import RemovableHandle
 from ..engine.tensor import Tensor, linear
 from . import activations
 from . import init as initializers
@@ -91,7 +92,7 @@ class Module:
     def register_forward_hook(self, fn):
         """Call ``fn(module, inputs, output)`` after every forward; returns a handle with ``remove()``."""
         self._forward_hooks.append(fn)
-        return _Handle(self._forward_hooks, fn)
+        return RemovableHandle(self._forward_hooks, fn)
 
     def __call__(self, *inputs):
         output = self.forward(*inputs)
@@ -105,15 +106,6 @@ class Module:
     def num_parameters(self) -> int:
         """The number of scalar parameters."""
         return sum(p.data.size for p in self.parameters())
-
-
-class _Handle:
-    def __init__(self, hooks, fn):
-        self._hooks, self._fn = hooks, fn
-
-    def remove(self):
-        if self._fn in self._hooks:
-            self._hooks.remove(self._fn)
 
 
 class Linear(Module):

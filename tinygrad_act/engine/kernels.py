@@ -1,0 +1,180 @@
+"""Elementwise numerics in plain numpy, each formula written once: the engines and the activations use them.
+
+Every function keeps the input's dtype and is warning-free for every finite input. Derivatives are computed
+from the input, never from the output: y (1 - y) and 1 - y^2 are 0 once y rounds to 1, though
+sigmoid'(40) = 4.2e-18 and, in float32, tanh'(10) = 8.2e-9. The ``*_scalar`` twins are the same formulas on
+one Python float, for Value (numpy on a single number costs a microsecond, math a few tens of nanoseconds).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+from numpy.polynomial import chebyshev
+
+
+def floating(x) -> np.ndarray:
+    """``x`` as an array; a non-floating one becomes float64."""
+    x = np.asarray(x)
+    return x if x.dtype.kind == "f" else x.astype(np.float64)
+
+
+# ---- sigmoid, tanh, relu: the engines' built-in activations ------------------------------------------------
+def sigmoid(x):
+    """Logistic sigmoid 1 / (1 + e^-x), computed from e^-|x| so that it never overflows."""
+    z = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + z), z / (1 + z))
+
+
+# The two derivatives run in every backward: in place, in arrays of their own (out= needs arrays, also for 0-d
+# input), so that Tensor's backward may multiply the gradient into them.
+def sigmoid_derivative(x):
+    """sigma(x)(1 - sigma(x)) = e^-|x| / (1 + e^-|x|)^2, exact to the last bit in both tails."""
+    z = np.abs(x, out=np.empty_like(x))
+    np.exp(np.negative(z, out=z), out=z)
+    d = np.add(z, 1, out=np.empty_like(z))
+    return np.divide(z, np.multiply(d, d, out=d), out=z)
+
+
+def sech2(x):
+    """tanh'(x) = 1 - tanh^2 x = 4 e^-2|x| / (1 + e^-2|x|)^2: no cancellation in the tails, no overflow."""
+    z = np.minimum(np.abs(x), 400, out=np.empty_like(x))
+    np.exp(np.multiply(z, -2, out=z), out=z)
+    d = np.add(z, 1, out=np.empty_like(z))
+    return np.divide(np.multiply(z, 4, out=z), np.multiply(d, d, out=d), out=z)
+
+
+def relu(x):
+    """Rectified linear unit max(0, x) (Nair & Hinton 2010); f'(0) = 0, as in PyTorch."""
+    return np.maximum(x, 0)
+
+
+def relu_derivative(x):
+    """1 where x > 0, else 0 (also at 0, as PyTorch)."""
+    return (x > 0).astype(x.dtype)
+
+
+def sigmoid_scalar(x: float) -> float:
+    """``sigmoid`` for one float."""
+    z = math.exp(-abs(x))
+    return 1.0 / (1.0 + z) if x >= 0 else z / (1.0 + z)
+
+
+def sigmoid_derivative_scalar(x: float) -> float:
+    """``sigmoid_derivative`` for one float."""
+    z = math.exp(-abs(x))
+    return z / ((1.0 + z) * (1.0 + z))
+
+
+def sech2_scalar(x: float) -> float:
+    """``sech2`` for one float."""
+    z = math.exp(-2.0 * abs(x))
+    return 4.0 * z / ((1.0 + z) * (1.0 + z))
+
+
+class Elementwise(NamedTuple):
+    """An elementwise function as ``Tensor.apply`` and ``Value.apply`` take it (activations.Activation too).
+
+    ``kernel``/``derivative`` work on arrays, ``scalar_*`` on floats; ``can_die``: f' = 0 on a flat region,
+    where the gradient is exactly 0 even times inf or nan; ``trusted``: the derivative returns fresh arrays of
+    the input's shape and dtype, which the backward may overwrite.
+    """
+
+    kernel: Callable
+    derivative: Callable
+    scalar_forward: Callable
+    scalar_derivative: Callable
+    can_die: bool = False
+    trusted: bool = True
+
+
+TANH = Elementwise(np.tanh, sech2, math.tanh, sech2_scalar)
+SIGMOID = Elementwise(sigmoid, sigmoid_derivative, sigmoid_scalar, sigmoid_derivative_scalar)
+RELU = Elementwise(relu, relu_derivative, lambda x: x if x > 0 else 0.0, lambda x: 1.0 if x > 0 else 0.0, True)
+
+
+# ---- the error function: numpy has none, and gelu needs it to full precision in the tails ------------------
+# Maclaurin series for |x| < 1: erf(x) = 2/sqrt(pi) sum_n (-1)^n x^(2n+1) / (n! (2n+1)); 19 terms reach 1e-17.
+_ERF_SERIES = [2 / math.sqrt(math.pi) * (-1) ** n / (math.factorial(n) * (2 * n + 1)) for n in range(19)][::-1]
+
+# For a >= 1, erfc(a) = e^(-a^2) g(1/a) / a, where g(s) = a e^(a^2) erfc(a) is smooth and tends to 1/sqrt(pi).
+# g is interpolated at import by degree-16 Chebyshev polynomials on three pieces of s = 1/a in [1/27.5, 1]
+# (past a = 27.5, erfc underflows to 0), which reproduces math.erfc to about 1e-15 relative.
+_ERFC_EDGES = (1 / 27.5, 0.25, 0.5, 1.0)
+_ERFC_DEGREE = 16
+
+
+def _scaled_erfc_reference(a: float) -> float:
+    """a e^(a^2) erfc(a) in float64, for building the table only."""
+    if a > 6:  # math.erfc underflows; Laplace's continued fraction converges fast here
+        tail = a
+        for k in range(120, 0, -1):
+            tail = a + (k / 2) / tail
+        return a / (math.sqrt(math.pi) * tail)
+    hi = math.floor(a * 4096) / 4096  # e^(a^2) = e^(hi^2) e^((a - hi)(a + hi)), hi^2 exact
+    return a * math.erfc(a) * math.exp(hi * hi) * math.exp((a - hi) * (a + hi))
+
+
+def _erfc_table() -> np.ndarray:
+    nodes = np.cos(np.pi * (np.arange(_ERFC_DEGREE + 1) + 0.5) / (_ERFC_DEGREE + 1))
+    table = []
+    for lo, hi in zip(_ERFC_EDGES[:-1], _ERFC_EDGES[1:]):
+        values = [_scaled_erfc_reference(1 / (lo + (hi - lo) * (t + 1) / 2)) for t in nodes]
+        table.append(chebyshev.chebfit(nodes, values, _ERFC_DEGREE))
+    return np.array(table)
+
+
+_ERFC_TABLE = _erfc_table()
+
+
+def _erfc_large(a: np.ndarray) -> np.ndarray:
+    """erfc(a) for float64 a >= 1 (see the table above)."""
+    a = np.minimum(a, 27.5)
+    s = 1 / a
+    piece = (s >= _ERFC_EDGES[1]).astype(np.intp) + (s >= _ERFC_EDGES[2])
+    edges = np.asarray(_ERFC_EDGES)
+    lo, hi = edges[piece], edges[piece + 1]
+    g = chebyshev.chebval((2 * s - lo - hi) / (hi - lo), _ERFC_TABLE[piece].T, tensor=False)
+    # e^(-a^2) with a^2 split so that its rounding error (relative 2 a^2 eps) does not reach the result
+    head = np.floor(a * 4096) / 4096
+    return np.exp(-head * head) * np.exp(-(a - head) * (a + head)) * g / a
+
+
+def _erf_small(x: np.ndarray) -> np.ndarray:
+    return x * np.polyval(_ERF_SERIES, x * x)
+
+
+def _pieces(x, small_fn, large_fn) -> np.ndarray:
+    x = floating(x)
+    flat = x.astype(np.float64).ravel()
+    out = np.empty_like(flat)
+    small = np.abs(flat) < 1
+    out[small] = small_fn(flat[small])
+    out[~small] = large_fn(flat[~small])
+    return out.reshape(x.shape).astype(x.dtype, copy=False)
+
+
+def erf(x) -> np.ndarray:
+    """The error function erf(x) = 2/sqrt(pi) int_0^x e^(-t^2) dt, numpy-only, ~1e-15 relative; dtype preserved."""
+    return _pieces(x, _erf_small, lambda v: np.sign(v) * (1 - _erfc_large(np.abs(v))))
+
+
+def erfc(x) -> np.ndarray:
+    """The complementary error function 1 - erf(x), accurate in the right tail (down to 1e-308)."""
+    return _pieces(
+        x, lambda v: 1 - _erf_small(v), lambda v: np.where(v > 0, 0, 2) + np.sign(v) * _erfc_large(np.abs(v))
+    )
+
+
+def normal_cdf(x) -> np.ndarray:
+    """Phi(x) = erfc(-x / sqrt 2) / 2 in float64: erfc keeps full relative precision in the left tail."""
+    return 0.5 * erfc(-np.asarray(x, dtype=np.float64) / math.sqrt(2))
+
+
+def normal_pdf(x) -> np.ndarray:
+    """phi(x) = e^(-x^2 / 2) / sqrt(2 pi) in float64, without overflow of x^2."""
+    x = np.minimum(np.abs(np.asarray(x, dtype=np.float64)), 40)  # e^(-800) is 0 already
+    return np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
