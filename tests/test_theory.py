@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinygrad_act import activations
-from tinygrad_act.lab import theory
+from tinygrad_act.lab import stats, theory
 
 SELU_ALPHA = 1.6732632423543772
 SELU_LAMBDA = 1.0507009873554805
@@ -294,6 +294,28 @@ def test_sigma_w2_of_init_matches_weights_drawn_by_init_py(spec):
         assert theory.sigma_w2_of_weights(weight) == pytest.approx(
             theory.sigma_w2_of_init(spec, act, fan_in, fan_out), rel=0.04
         )
+
+
+def test_sigma_w2_of_init_asks_the_initializer_so_a_new_one_needs_no_entry_in_the_theory():
+    from tinygrad_act import init
+
+    def factory(scale=2.0):
+        def draw(fan_in, fan_out, rng):
+            return rng.normal(0.0, math.sqrt(scale / fan_in), size=(fan_in, fan_out))
+
+        draw.variance = lambda fan_in, fan_out: scale / fan_in
+        return draw
+
+    init.register("test_scaled_normal", factory)
+    try:
+        assert theory.sigma_w2_of_init("test_scaled_normal:scale=3", "tanh", 50, 70) == pytest.approx(3.0)
+    finally:
+        init._REGISTRY.unregister("test_scaled_normal")
+
+
+def test_delta_gain_is_the_square_root_of_chi():
+    assert theory.delta_gain("tanh", 0.7, 1.3) == pytest.approx(math.sqrt(theory.chi1("tanh", 0.7, 1.3)), rel=1e-15)
+    assert not hasattr(theory, "per_layer_factor") or theory.per_layer_factor is stats.per_layer_factor
 
 
 def test_sigma_w2_of_init_names_unknown_initializers():
