@@ -39,7 +39,7 @@ from pathlib import Path
 from ..common import errors
 from ..common.errors import RunDirError, UsageError
 from . import rundir
-from .experiment import Config
+from .config import Config
 from .stats import shown_verdict
 
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
