@@ -397,3 +397,19 @@ def test_unequal_widths_follow_the_per_layer_sigma_w2_of_xavier_init():
     comparison = theory.compare(prediction, ratios)
     assert abs(comparison["log10_error"]) < delta_tolerance(500, DEPTH) / math.log(10)
     assert comparison["verdict_measured"] == comparison["verdict_predicted"] == "vanishing"
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: theory.predict("tanh", 3, math.inf), "sigma_w2 must be a positive finite number"),
+        (lambda: theory.predict("tanh", 2.5, 1.0), "depth must be a positive integer"),
+        (lambda: theory.fixed_point("tanh", 1.0, q_start=-1.0), "q_start must be a non-negative finite number"),
+        (lambda: theory.sigma_w2_of_init("he_normal", "relu", 0, 3), "fan_in must be a positive integer"),
+    ],
+)
+def test_bad_arguments_are_usage_errors_from_the_one_set_of_checks(call, message):
+    from tinygrad_act.common.errors import UsageError
+
+    with pytest.raises(UsageError, match=message):
+        call()

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..common import validate
 from ..nn import activations
 from ..nn import init as initializers
 from .stats import per_layer_factor, verdict
@@ -64,9 +65,7 @@ def expectation(f: Callable[[np.ndarray], np.ndarray], q: float, kinks: Sequence
     (about 1e-13 relative; plain Gauss-Hermite over a kink is off by ~1e-2). At q = 0 it is the limit
     q -> 0+, (f(0-) + f(0+)) / 2: for ReLU's phi'^2 that is 1/2, not the convention relu'(0) = 0.
     """
-    q = float(q)
-    if not q >= 0 or not math.isfinite(q):
-        raise ValueError(f"the variance q must be finite and >= 0, got {q!r}")
+    q = validate.number("the variance q", q, 0)
     if q == 0:
         return float(np.mean(np.asarray(f(np.array([-1e-150, 1e-150])), dtype=np.float64)))
     x, w = _gauss_nodes(q, kinks)
@@ -149,10 +148,8 @@ def _activation(act):
 # The maps
 # ---------------------------------------------------------------------------------------------------------
 def _check_sigmas(sigma_w2: float, sigma_b2: float) -> None:
-    if not (sigma_w2 > 0 and math.isfinite(sigma_w2)):
-        raise ValueError(f"sigma_w2 must be a positive finite number, got {sigma_w2!r}")
-    if not (sigma_b2 >= 0 and math.isfinite(sigma_b2)):
-        raise ValueError(f"sigma_b2 must be a finite number >= 0, got {sigma_b2!r}")
+    validate.number("sigma_w2", sigma_w2, 0, low_open=True)
+    validate.number("sigma_b2", sigma_b2, 0)
 
 
 def mean_activation(act, q: float) -> float:
@@ -229,8 +226,7 @@ def fixed_point(
     """
     act = _activation(act)
     _check_sigmas(sigma_w2, sigma_b2)
-    if not (q_start >= 0 and math.isfinite(q_start)):
-        raise ValueError(f"q_start must be a finite variance >= 0, got {q_start!r}")
+    validate.number("q_start", q_start, 0)
 
     def gap(q):
         return variance_map(act, q, sigma_w2, sigma_b2) - q
@@ -316,10 +312,8 @@ def sigma_w2_of_init(init, act, fan_in: int, fan_out: int) -> float:
     (fan_in + fan_out) (Glorot & Bengio 2010), he_* gain^2 fan_in / fan (He et al. 2015), lecun_* 1,
     orthogonal gain^2 fan_in / max(fan_in, fan_out) (Saxe et al. 2014), standard 1/3. ``act`` resolves "auto".
     """
-    if not (
-        isinstance(fan_in, (int, np.integer)) and isinstance(fan_out, (int, np.integer)) and min(fan_in, fan_out) >= 1
-    ):
-        raise ValueError(f"fan_in and fan_out must be integers >= 1, got {fan_in!r} and {fan_out!r}")
+    validate.integer("fan_in", fan_in, 1)
+    validate.integer("fan_out", fan_out, 1)
     initializer = initializers.for_activation(init, _activation(act).spec)
     try:
         variance = initializer.variance(fan_in, fan_out)
@@ -385,15 +379,11 @@ def predict(act, depth: int, sigma_w2, sigma_b2: float = 0.0, q0: float = 1.0) -
     ``sigma_w2_of_weights(layer.weight.data)``. ``q0`` is the mean of x_i^2 over the input features.
     """
     act = _activation(act)
-    if not (isinstance(depth, (int, np.integer)) and depth >= 1):
-        raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
-    depth = int(depth)
+    depth = validate.integer("depth", depth, 1)
     sigma_w2 = _per_layer(sigma_w2, depth)
     for s in sigma_w2:
         _check_sigmas(s, sigma_b2)
-    q0 = float(q0)
-    if not (q0 >= 0 and math.isfinite(q0)):
-        raise ValueError(f"q0 (mean square of the inputs) must be finite and >= 0, got {q0!r}")
+    q0 = validate.number("q0 (mean square of the inputs)", q0, 0)
 
     q = [sigma_w2[0] * q0 + sigma_b2]
     for layer in range(1, depth):

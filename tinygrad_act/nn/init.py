@@ -32,7 +32,6 @@ initializer parameters).
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
@@ -62,10 +61,8 @@ class Initializer:
     def __call__(self, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"initializers need rng=numpy.random.Generator (np.random.default_rng(seed)), got {rng!r}")
-        for label, fan in (("fan_in", fan_in), ("fan_out", fan_out)):
-            if not isinstance(fan, numbers.Integral) or isinstance(fan, bool) or fan < 1:
-                raise ValueError(f"{label} must be a positive integer, got {fan!r}")
-        return self._draw(int(fan_in), int(fan_out), rng)
+        fan_in, fan_out = validate.integer("fan_in", fan_in, 1), validate.integer("fan_out", fan_out, 1)
+        return self._draw(fan_in, fan_out, rng)
 
     def variance(self, fan_in: int, fan_out: int) -> float:
         """Var(W) of the entries this initializer draws for a (fan_in, fan_out) matrix (its second moment).
