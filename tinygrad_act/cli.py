@@ -1,6 +1,7 @@
-"""``python -m tinygrad_act`` / ``tinygrad-act``: experiment, list.
+"""``python -m tinygrad_act`` / ``tinygrad-act``: experiment, sweep, report, list, show.
 
-Bad input ends with one line naming the bad value and the valid choices, exit code 2, no traceback.
+Bad input ends with one line naming the bad value and the valid choices, exit code 2, no traceback; a file
+system that refuses a write (RunDirError) exits 1; Ctrl-C exits 130 and SIGTERM 143, the run summarized.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _argument(check, name, *args, **kwargs):
-    """An argparse ``type=``: ``check(name, text, ...)`` from tinygrad_act.validate, its message kept."""
+    """An argparse ``type=``: ``check(name, text, ...)`` from common/validate.py, its message kept."""
 
     def parse(text):
         try:
@@ -149,7 +150,6 @@ def cmd_experiment(args) -> int:
     from .lab.experiment import run
 
     config = _config_from(args)
-    config.validate()
     command = "python -m tinygrad_act " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     summary = run(config, force=args.force, progress=not args.no_progress, command=command)
     print(report.terminal_report(summary, rundir.read_records(summary["path"]), config))
@@ -271,7 +271,7 @@ COMMANDS = {
 
 
 def main(argv=None) -> int:
-    """Run a command; return the exit code (0, 2 for bad input, 130 when interrupted)."""
+    """Run a command; return the exit code (0; 2 bad input; 1 the file system refused; 130 Ctrl-C; 143 SIGTERM)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

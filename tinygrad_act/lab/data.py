@@ -100,7 +100,7 @@ def register(name: str, generator, *, shape=None, description: str = "", replace
     labels must be integers 0..classes-1. Standardization, dtype and caching are done by ``load``; the cache
     key is the name, parameters and seed, so pass ``cache=False`` to ``load`` while editing a generator.
     ``shape(**params) -> Shape`` (optional) checks the parameters without generating anything, raising
-    UsageError (see tinygrad_act.validate) for values that make no sense; ``check`` and ``load`` call it.
+    UsageError (see common/validate.py) for values that make no sense; ``check`` and ``load`` call it.
     """
     description = description or (generator.__doc__ or "").strip().split("\n")[0]
     _REGISTRY.register(name, (generator, shape), defaults=keyword_defaults(generator), description=description,

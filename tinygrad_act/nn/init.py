@@ -151,7 +151,7 @@ def recommended(activation) -> str:
     return "he_normal" if right >= 10 and left >= -10 else "xavier_normal"
 
 
-# ---- parameter checks (UsageError from tinygrad_act.validate: they are values a user writes in INIT=...) --
+# ---- parameter checks (UsageError from common/validate.py: they are values a user writes in INIT=...) --
 def _gain(gain, activation) -> float:
     if gain is not None:
         return validate.number("gain", gain, 0, low_open=True)
