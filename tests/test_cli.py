@@ -339,3 +339,10 @@ def test_sigint_to_a_running_experiment_exits_130_without_traceback_keeping_ever
     assert steps == list(range(len(steps))) and len(steps) >= 3
     # The signal may land after a step's update and before its record is written: at most one step unlogged.
     assert summary["steps_done"] in (steps[-1] + 1, steps[-1] + 2)
+
+
+def test_the_module_docstring_names_every_command():
+    from tinygrad_act import cli
+
+    first_line = cli.__doc__.splitlines()[0]
+    assert all(name in first_line for name in cli.COMMANDS), first_line

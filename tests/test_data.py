@@ -200,6 +200,11 @@ def test_cache_file_appears_only_when_complete(monkeypatch):
     assert [p.name for p in path.parent.iterdir()] == [path.name]
 
 
+def test_cache_file_is_written_like_every_other_file_readable_by_all():
+    data.load(SMALL["spirals"], seed=0)  # rundir.atomic_file: 0644, not mkstemp's private 0600
+    assert data.cache_path(SMALL["spirals"], seed=0).stat().st_mode & 0o777 == 0o644
+
+
 def test_failed_cache_write_leaves_no_partial_file(monkeypatch):
     def savez_then_crash(file, **arrays):
         file.write(b"PK\x03\x04 half an archive")

@@ -15,10 +15,10 @@ from tinygrad_act.common.errors import UsageError
 from tinygrad_act.lab.experiment import (
     LAYER_FIELDS,
     Config,
-    open_records,
     run,
     summarize,
 )
+from tinygrad_act.lab.rundir import read_records
 from tinygrad_act.lab.stats import first_last_ratio, per_layer_factor, shown_verdict
 from tinygrad_act.lab.stats import verdict as verdict_of
 
@@ -127,7 +127,7 @@ def test_first_record_is_step_zero_with_the_loss_at_initialization(tmp_path):
     assert records[0]["step"] == 0
     # With 3 balanced classes and a freshly initialized net, the loss is near log 3, not a trained value.
     assert records[0]["loss"] == pytest.approx(math.log(3), abs=0.5)
-    assert open_records(out) == [_strict_json(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert read_records(out) == [_strict_json(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_an_existing_run_directory_is_never_overwritten_without_force(tmp_path):
@@ -177,7 +177,7 @@ def test_a_run_whose_loss_becomes_non_finite_is_diverged_with_valid_logs(tmp_pat
     records = _jsonl(out)  # strict: no NaN or Infinity tokens
     assert [r["step"] for r in records] == list(range(summary["steps_done"] + 1))
     assert records[-1]["loss"] in ("nan", "inf")  # the non-finite loss is kept, as a marker (null = not measured)
-    assert math.isnan(open_records(out)[-1]["loss"]) or open_records(out)[-1]["loss"] == math.inf
+    assert math.isnan(read_records(out)[-1]["loss"]) or read_records(out)[-1]["loss"] == math.inf
     on_disk = _strict_json((out / "summary.json").read_text())
     assert on_disk["status"] == "diverged" and on_disk["verdict_final"] == "diverged"
     assert on_disk["steps_done"] == summary["steps_done"]

@@ -348,7 +348,7 @@ def test_non_finite_numbers_are_kept_as_markers_and_null_means_not_measured(tmp_
     raw = _lines(out / "metrics.jsonl")[-1]
     assert raw["loss"] in ("nan", "inf")  # measured, not finite
     assert raw["layers"][-1]["saturation"] is None  # the output layer has no activation: not measured
-    records = experiment.open_records(out)
+    records = rundir.read_records(out)
     assert not math.isfinite(records[-1]["loss"]) and records[-1]["layers"][-1]["saturation"] is None
     on_disk = rundir.read_json(out / "summary.json")
     assert not math.isfinite(on_disk["final_loss"])

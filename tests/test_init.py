@@ -50,6 +50,27 @@ def test_empirical_variance_matches_the_formula(spec, params, variance, kurtosis
     assert abs(np.mean(w)) < 5 * math.sqrt(expected / n)
 
 
+@pytest.mark.parametrize(("fan_in", "fan_out"), [(400, 300), (150, 800)])
+@pytest.mark.parametrize(("spec", "params", "variance", "kurtosis"), VARIANCES)
+def test_each_initializer_states_the_variance_it_draws(spec, params, variance, kurtosis, fan_in, fan_out):
+    assert init.get(spec, **params).variance(fan_in, fan_out) == pytest.approx(variance(fan_in, fan_out), rel=1e-12)
+
+
+def test_orthogonal_and_zeros_state_their_variance_too():
+    assert init.get("orthogonal", gain=2.0).variance(300, 120) == pytest.approx(4 / 300, rel=1e-12)
+    assert init.get("orthogonal").variance(120, 300) == pytest.approx(1 / 300, rel=1e-12)
+    assert init.get("zeros").variance(3, 4) == 0.0
+
+
+def test_an_initializer_that_declares_no_variance_is_named_when_asked_for_it():
+    init.register("test_plain_draw", lambda: lambda fan_in, fan_out, rng: rng.normal(size=(fan_in, fan_out)))
+    try:
+        with pytest.raises(ValueError, match="test_plain_draw"):
+            init.get("test_plain_draw").variance(3, 4)
+    finally:
+        init._REGISTRY.unregister("test_plain_draw")
+
+
 @pytest.mark.parametrize("gain", [1.0, 0.5, 2.0])
 def test_orthogonal_entries_have_variance_gain2_over_the_larger_fan(gain):
     w = init.get("orthogonal", gain=gain)(300, 120, np.random.default_rng(2))

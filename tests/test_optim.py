@@ -223,6 +223,12 @@ def test_bad_hyperparameters_are_value_errors_naming_the_parameter(make, name):
         make(_parameters())
 
 
+@pytest.mark.parametrize("make", [lambda p: SGD(p, weight_decay=math.inf), lambda p: Adam(p, weight_decay=math.inf)])
+def test_an_infinite_weight_decay_is_refused_by_the_one_number_check(make):
+    with pytest.raises(ValueError, match="weight_decay must be a non-negative finite number"):
+        make(_parameters())
+
+
 def test_clip_grad_norm_rejects_a_non_positive_max_norm():
     with pytest.raises(ValueError, match="max_norm"):
         clip_grad_norm(_with_grads(np.ones(2)), 0.0)

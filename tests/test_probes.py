@@ -272,3 +272,17 @@ def test_float32_model_gives_finite_python_float_statistics():
     for layer in probe.record["layers"]:
         for field in ("weight_grad_norm", "bias_grad_norm", "delta_norm", "act_mean", "act_std", "update_ratio"):
             assert type(layer[field]) is float and math.isfinite(layer[field]), field
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_logged_grad_norm_is_exactly_the_norm_clipping_compares_with_its_threshold(seed):
+    rng = np.random.default_rng(seed)
+    model = MLP(6, [16, 16, 16], 3, activation="tanh", seed=seed)
+    optimizer = SGD(model.parameters(), lr=LR)
+    probe = LayerProbe(model, optimizer)
+    loss = cross_entropy(model(Tensor(rng.normal(size=(32, 6)))), rng.integers(0, 3, size=32))
+    loss.backward()
+    clipped_at = clip_grad_norm(model.parameters(), 1e9)  # returns the global norm it compared
+    optimizer.step()
+    assert probe.record["grad_norm"] == clipped_at
+    assert gradient_record(model)["grad_norm"] == clipped_at

@@ -2,7 +2,7 @@
 
 import math
 
-from tinygrad_act.lab.report import layer_table, verdict_line
+from tinygrad_act.lab.report import fmt, layer_table, pct, verdict_line
 
 
 def _record(step, deltas):
@@ -31,3 +31,8 @@ def test_a_flat_profile_draws_bars_of_equal_length_and_decades_draw_shorter_bars
     steep = layer_table([_record(0, [1e-12, 1e-8, 1e-4, 1.0]), _record(9, [1.0] * 4)]).splitlines()[2:6]
     bars = [row.count("#") for row in steep]
     assert bars == sorted(bars) and bars[0] < bars[-1]
+
+
+def test_the_layer_table_writes_its_numbers_with_the_one_formatter():
+    row = layer_table([_record(0, [0.029, 1e-5, 2.0]), _record(9, [0.5] * 3)]).splitlines()[2].split()
+    assert row[:7] == ["1", fmt(0.029, 3), fmt(0.5, 3), fmt(0.029, 3), fmt(0.5, 3), pct(0.0), pct(0.0)]

@@ -206,7 +206,7 @@ def test_load_config_by_name_reads_experiments_under_the_working_directory(tmp_p
     (tmp_path / "experiments").mkdir()
     (tmp_path / "experiments" / "mine.toml").write_text(
         'name = "mine"\ndescription = "two activations"\n[grid]\nact = ["relu", "tanh"]\ndepth = [2, 3]\n'
-        '[fixed]\nsteps = 2\nwidth = 8\n[report]\nnote = "ignored by the sweep"\n'
+        "[fixed]\nsteps = 2\nwidth = 8\n"
     )
     monkeypatch.chdir(tmp_path)
     sweep = sweeps.load_config("mine")
@@ -229,6 +229,7 @@ def test_load_config_of_an_unknown_name_lists_the_available_configs(tmp_path, mo
         ('[grid]\nact = ["relu"]\n[fixd]\ndepth = 2\n', "fixd"),
         ('[grid]\nact = ["relu"\n', "bad.toml"),
         ('[grid]\nactivation = ["relu"]\n', "activation"),
+        ('[grid]\nact = ["relu"]\n[report]\nnote = "read by nothing"\n', "report"),
     ],
 )
 def test_load_config_of_a_bad_toml_raises_value_error_naming_the_problem(text, named, tmp_path):
@@ -412,6 +413,16 @@ def test_sweep_csv_and_md_have_one_row_per_run_with_parameters_and_results(tmp_p
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert cells[:2] == [row["act"], row["depth"]] and cells[-1] == "completed"
         assert float(cells[3]) == pytest.approx(float(row["ratio_init"]), rel=5e-3)
+
+
+def test_sweep_md_shows_measured_numbers_as_report_fmt_and_grid_values_as_given(tmp_path):
+    from tinygrad_act.lab.report import fmt
+
+    row = {"act": "relu", "depth": 100, "ratio_init": 3.125e-3, "ratio_final": 0.0607, "test_loss": None}
+    sweeps.write_tables(tmp_path, [{**row, "status": "completed", "verdict": "vanishing"}], ["act", "depth"])
+    cells = [c.strip() for c in (tmp_path / "sweep.md").read_text().splitlines()[2].strip("|").split("|")]
+    assert cells[:5] == ["relu", "100", "vanishing", fmt(3.125e-3, 3), fmt(0.0607, 3)]
+    assert cells[-3:] == ["-", "-", "completed"]  # test_loss not measured, test_accuracy absent
 
 
 def test_a_sweep_draws_its_figures_as_png_files(tmp_path):

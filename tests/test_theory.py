@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinygrad_act import activations
-from tinygrad_act.lab import theory
+from tinygrad_act.lab import stats, theory
 
 SELU_ALPHA = 1.6732632423543772
 SELU_LAMBDA = 1.0507009873554805
@@ -296,6 +296,28 @@ def test_sigma_w2_of_init_matches_weights_drawn_by_init_py(spec):
         )
 
 
+def test_sigma_w2_of_init_asks_the_initializer_so_a_new_one_needs_no_entry_in_the_theory():
+    from tinygrad_act import init
+
+    def factory(scale=2.0):
+        def draw(fan_in, fan_out, rng):
+            return rng.normal(0.0, math.sqrt(scale / fan_in), size=(fan_in, fan_out))
+
+        draw.variance = lambda fan_in, fan_out: scale / fan_in
+        return draw
+
+    init.register("test_scaled_normal", factory)
+    try:
+        assert theory.sigma_w2_of_init("test_scaled_normal:scale=3", "tanh", 50, 70) == pytest.approx(3.0)
+    finally:
+        init._REGISTRY.unregister("test_scaled_normal")
+
+
+def test_delta_gain_is_the_square_root_of_chi():
+    assert theory.delta_gain("tanh", 0.7, 1.3) == pytest.approx(math.sqrt(theory.chi1("tanh", 0.7, 1.3)), rel=1e-15)
+    assert not hasattr(theory, "per_layer_factor") or theory.per_layer_factor is stats.per_layer_factor
+
+
 def test_sigma_w2_of_init_names_unknown_initializers():
     with pytest.raises(ValueError, match="unknown initializer"):
         theory.sigma_w2_of_init("no_such_init", "tanh", 3, 3)
@@ -375,3 +397,19 @@ def test_unequal_widths_follow_the_per_layer_sigma_w2_of_xavier_init():
     comparison = theory.compare(prediction, ratios)
     assert abs(comparison["log10_error"]) < delta_tolerance(500, DEPTH) / math.log(10)
     assert comparison["verdict_measured"] == comparison["verdict_predicted"] == "vanishing"
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: theory.predict("tanh", 3, math.inf), "sigma_w2 must be a positive finite number"),
+        (lambda: theory.predict("tanh", 2.5, 1.0), "depth must be a positive integer"),
+        (lambda: theory.fixed_point("tanh", 1.0, q_start=-1.0), "q_start must be a non-negative finite number"),
+        (lambda: theory.sigma_w2_of_init("he_normal", "relu", 0, 3), "fan_in must be a positive integer"),
+    ],
+)
+def test_bad_arguments_are_usage_errors_from_the_one_set_of_checks(call, message):
+    from tinygrad_act.common.errors import UsageError
+
+    with pytest.raises(UsageError, match=message):
+        call()

@@ -1,6 +1,7 @@
-"""``python -m tinygrad_act`` / ``tinygrad-act``: experiment, list.
+"""``python -m tinygrad_act`` / ``tinygrad-act``: experiment, sweep, report, list, show.
 
-Bad input ends with one line naming the bad value and the valid choices, exit code 2, no traceback.
+Bad input ends with one line naming the bad value and the valid choices, exit code 2, no traceback; a file
+system that refuses a write (RunDirError) exits 1; Ctrl-C exits 130 and SIGTERM 143, the run summarized.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from .common import validate
 from .common.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED, RunDirError, UsageError
-from .lab.experiment import Config
+from .lab.config import Config
 
 
 class _Parser(argparse.ArgumentParser):
@@ -22,7 +23,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _argument(check, name, *args, **kwargs):
-    """An argparse ``type=``: ``check(name, text, ...)`` from tinygrad_act.validate, its message kept."""
+    """An argparse ``type=``: ``check(name, text, ...)`` from common/validate.py, its message kept."""
 
     def parse(text):
         try:
@@ -145,14 +146,13 @@ def _config_from(args) -> Config:
 
 def cmd_experiment(args) -> int:
     """Train one MLP, write its run directory, print the table and the verdict."""
-    from .lab import report
-    from .lab.experiment import open_records, run
+    from .lab import report, rundir
+    from .lab.experiment import run
 
     config = _config_from(args)
-    config.validate()
     command = "python -m tinygrad_act " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     summary = run(config, force=args.force, progress=not args.no_progress, command=command)
-    print(report.terminal_report(summary, open_records(summary["path"]), config))
+    print(report.terminal_report(summary, rundir.read_records(summary["path"]), config))
     return {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_TERMINATED}.get(summary.get("signal"), 0)
 
 
@@ -250,7 +250,6 @@ def cmd_list(args) -> int:
 def cmd_show(args) -> int:
     """Print the table and verdict of a finished run directory."""
     from .lab import report, rundir
-    from .lab.experiment import open_records
 
     path = Path(args.run_dir)
     summary, config_values = rundir.read_json(path / "summary.json"), rundir.read_json(path / "config.json")
@@ -258,7 +257,7 @@ def cmd_show(args) -> int:
         raise UsageError(f"{str(path)!r} is not a finished run directory (no valid summary.json and config.json)")
     summary["path"] = str(path)
     config = Config(**{f.name: config_values[f.name] for f in dataclasses.fields(Config) if f.name in config_values})
-    print(report.terminal_report(summary, open_records(path), config))
+    print(report.terminal_report(summary, rundir.read_records(path), config))
     return 0
 
 
@@ -272,7 +271,7 @@ COMMANDS = {
 
 
 def main(argv=None) -> int:
-    """Run a command; return the exit code (0, 2 for bad input, 130 when interrupted)."""
+    """Run a command; return the exit code (0; 2 bad input; 1 the file system refused; 130 Ctrl-C; 143 SIGTERM)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

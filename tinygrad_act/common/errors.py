@@ -56,3 +56,24 @@ def sigterm_as_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def interrupts_deferred():
+    """Hold SIGINT and SIGTERM until the block ends, then raise them (main thread only): a record or a summary
+    being written is finished first, so a stopped run never leaves half of one."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    handlers = {sig: signal.signal(sig, lambda signum, frame: received.append(signum)) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, previous in handlers.items():
+            signal.signal(sig, previous)
+    if received:
+        raise Terminated if signal.SIGTERM in received else KeyboardInterrupt

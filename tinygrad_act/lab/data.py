@@ -35,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,8 +43,9 @@ from pathlib import Path
 import numpy as np
 
 from ..common import validate
-from ..common.errors import UsageError
+from ..common.errors import RunDirError, UsageError
 from ..common.registry import Registry, keyword_defaults
+from . import rundir
 
 # Part of every cache key: bump it whenever a generator's output changes for the same name, params and seed.
 DATA_VERSION = 1
@@ -100,7 +100,7 @@ def register(name: str, generator, *, shape=None, description: str = "", replace
     labels must be integers 0..classes-1. Standardization, dtype and caching are done by ``load``; the cache
     key is the name, parameters and seed, so pass ``cache=False`` to ``load`` while editing a generator.
     ``shape(**params) -> Shape`` (optional) checks the parameters without generating anything, raising
-    UsageError (see tinygrad_act.validate) for values that make no sense; ``check`` and ``load`` call it.
+    UsageError (see common/validate.py) for values that make no sense; ``check`` and ``load`` call it.
     """
     description = description or (generator.__doc__ or "").strip().split("\n")[0]
     _REGISTRY.register(name, (generator, shape), defaults=keyword_defaults(generator), description=description,
@@ -155,16 +155,10 @@ def _read_cache(path: Path, key: str):
 
 
 def _write_cache(path: Path, key: str, arrays) -> None:
-    """Write to a temporary file in the same directory, then rename: readers see the whole file or none."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.stem + "-", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, key=np.array(key), **dict(zip(_SPLITS, arrays)))
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """Write the arrays whole or not at all (rundir.atomic_file): parallel readers never see half a file."""
+    rundir.make_dir(path.parent)
+    with rundir.atomic_file(path, "wb") as file:
+        np.savez(file, key=np.array(key), **dict(zip(_SPLITS, arrays)))
 
 
 def _standardize(x_train: np.ndarray, x_test: np.ndarray):
@@ -201,7 +195,7 @@ def load(spec: str = "mnist1d", seed: int = 0, dtype=np.float64, *, cache: bool 
         if cache:
             try:
                 _write_cache(path, key, arrays)
-            except OSError:  # the cache only saves time: a read-only or full disk must not stop a run
+            except RunDirError:  # the cache only saves time: a read-only or full disk must not stop a run
                 pass
     x_train, y_train, x_test, y_test = arrays
     num_classes = int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1

@@ -24,7 +24,8 @@ For each Linear layer, input side first (the last one is the output layer):
 - ``grad_subnormal_fraction``: fraction of dL/dW entries that are subnormal (below the dtype's smallest
   normal number, but not zero) or zero — where float32 arithmetic slows down or gradients vanish outright.
 
-Global: ``grad_norm`` (all parameters, before clipping), ``nonfinite`` (non-finite gradient entries).
+Global: ``grad_norm`` (all parameters, before clipping: the norm ``optim.clip_grad_norm`` compares with its
+threshold), ``nonfinite`` (non-finite gradient entries).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import math
 import numpy as np
 
 from ..engine.graph import is_grad_enabled
-from ..nn.optim import squared_norm
+from ..nn.optim import global_grad_norm, squared_norm
 
 
 def _norm(a) -> float:
@@ -221,7 +222,10 @@ class LayerProbe:
             int(np.count_nonzero(~np.isfinite(self._grads[k]))) for k, n in norms.items() if not n < math.inf
         )
         return {
-            "grad_norm": math.sqrt(sum(n * n for n in norms.values())) if norms else math.nan,
+            # the norm clipping uses (optim.global_grad_norm), over the parameters in the model's order
+            "grad_norm": global_grad_norm(self._grads[id(p)] for p in self._parameters if id(p) in self._grads)
+            if norms
+            else math.nan,
             "nonfinite": nonfinite,
             "layers": layers,
         }
@@ -247,4 +251,4 @@ def _gradient_record(model) -> dict:
         )
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     nonfinite = sum(int(np.count_nonzero(~np.isfinite(g))) for g in grads)
-    return {"grad_norm": math.sqrt(sum(_norm(g) ** 2 for g in grads)), "nonfinite": nonfinite, "layers": layers}
+    return {"grad_norm": global_grad_norm(grads), "nonfinite": nonfinite, "layers": layers}

@@ -1,4 +1,8 @@
-"""Terminal tables and figures from a run's records (and from run directories on disk)."""
+"""Terminal tables and figures from a run's records, and the one way numbers are written for a reader.
+
+``fmt`` and ``pct`` format every number a person reads (terminal, sweep.md, experiments/README.md);
+``markdown_table`` writes every Markdown table.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from . import plots, rundir
+from .stats import shown_verdict
+
 BAR_WIDTH = 28
-
-
-def _fmt(value, spec=".1e") -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return format(value, spec)
 
 
 def number(value) -> float:
@@ -42,7 +43,7 @@ def pct(value) -> str:
 
 
 def markdown_table(headers: list[str], rows: list[list]) -> str:
-    """A Markdown table."""
+    """A Markdown table: a header row, the separator, one line per row (cells as ``str``)."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -63,7 +64,7 @@ def layer_table(records: list[dict]) -> str:
     per_decade = min(4.0, (BAR_WIDTH - 1) / max(high - low, 1e-12))
     header = (
         f"{'layer':>5}  {'delta@0':>8}  {'delta@' + str(last['step']):>10}  {'|dW|@0':>8}  "
-        f"{'|dW|@' + str(last['step']):>10}  {'sat':>5}  {'dead':>5}  "
+        f"{'|dW|@' + str(last['step']):>10}  {'sat':>6}  {'dead':>6}  "
         f"delta@0, log scale ({per_decade:.3g} chars per decade)"
     )
     lines = [header, "-" * len(header)]
@@ -76,9 +77,9 @@ def layer_table(records: list[dict]) -> str:
             bar = "(zero)" if d == 0 else "(n/a)"
         sat, dead = b.get("saturation"), b.get("dead_fraction")
         lines.append(
-            f"{_layer_name(index, count):>5}  {_fmt(d):>8}  {_fmt(b.get('delta_norm')):>10}  "
-            f"{_fmt(a['weight_grad_norm']):>8}  {_fmt(b['weight_grad_norm']):>10}  "
-            f"{_fmt(sat, '.2f'):>5}  {_fmt(dead, '.2f'):>5}  {bar}"
+            f"{_layer_name(index, count):>5}  {fmt(d, 3):>8}  {fmt(b.get('delta_norm'), 3):>10}  "
+            f"{fmt(a['weight_grad_norm'], 3):>8}  {fmt(b['weight_grad_norm'], 3):>10}  {pct(sat):>6}  {pct(dead):>6}  "
+            f"{bar}"
         )
     lines.append(
         "delta = ||dL/dz|| of each layer's pre-activation over the batch, |dW| = ||dL/dW||; sat = fraction of units "
@@ -89,13 +90,13 @@ def layer_table(records: list[dict]) -> str:
 
 def verdict_line(verdict: str, ratio: float, factor: float, depth: int, dtype: str = "float64") -> str:
     """e.g. ``vanishing: layer 1 receives 1.1e-12 of the gradient of layer 20 (x0.25 per layer)``."""
-    ratio = math.nan if ratio is None else ratio  # run directories written before nan was kept as "nan"
+    ratio = number(ratio)  # null: not measured
     if verdict == "exploding" and not math.isfinite(ratio):
         return f"exploding: gradients are not finite (layer 1 / layer {depth} = {ratio})"
     if ratio == 0:
         hint = "; in float32 that happens below 1e-45: try DTYPE=float64" if dtype == "float32" else ""
         return f"{verdict}: layer 1 receives no gradient at all from layer {depth} (it underflowed to exactly 0{hint})"
-    share = f"{ratio:.2g}" if 1e-2 <= ratio < 1e2 else f"{ratio:.1e}"
+    share = fmt(ratio, 3)
     what = "of the gradient" if ratio <= 1 else "times the gradient"
     if depth < 2:
         per_layer = "one hidden layer: no per-layer factor"
@@ -108,8 +109,6 @@ def verdict_line(verdict: str, ratio: float, factor: float, depth: int, dtype: s
 
 def final_line(summary: dict, depth: int, dtype: str = "float64") -> str:
     """The verdict at the end of training: ``diverged at step N: ...`` for a run that diverged, else from r."""
-    from .stats import shown_verdict
-
     if shown_verdict(summary) == "diverged":
         return summary.get("message") or "diverged"
     line = verdict_line(
@@ -134,8 +133,8 @@ def terminal_report(summary: dict, records: list[dict], config) -> str:
         theory = summary.get("theory")
         if theory and theory.get("applies"):
             lines.append(
-                f"  theory (mean field, sigma_w^2={_fmt(theory['sigma_w2'], '.3g')}): r = {_fmt(theory['ratio'])}, "
-                f"x{_fmt(theory['per_layer_factor'], '.3g')} per layer -> {theory['verdict']}"
+                f"  theory (mean field, sigma_w^2={fmt(theory['sigma_w2'], 3)}): r = {fmt(theory['ratio'], 3)}, "
+                f"x{fmt(theory['per_layer_factor'], 3)} per layer -> {theory['verdict']}"
             )
         if config.act.split(":")[0] == "sigmoid" and depth > 1:
             lines.append(
@@ -147,13 +146,14 @@ def terminal_report(summary: dict, records: list[dict], config) -> str:
     lines.append("")
     if "test_accuracy" in summary:
         lines.append(
-            f"train loss {_fmt(summary['train_loss'], '.4g')}, accuracy {_fmt(summary['train_accuracy'], '.1%')}; "
-            f"test loss {_fmt(summary['test_loss'], '.4g')}, accuracy {_fmt(summary['test_accuracy'], '.1%')} "
-            f"after {summary['steps_done']} steps ({_fmt(summary.get('wall_time_s'), '.1f')} s)"
+            # losses in full (a diverging loss of 1.134e+300 keeps its digits)
+            f"train loss {summary['train_loss']:.4g}, accuracy {pct(summary['train_accuracy'])}; "
+            f"test loss {summary['test_loss']:.4g}, accuracy {pct(summary['test_accuracy'])} "
+            f"after {summary['steps_done']} steps ({fmt(summary.get('wall_time_s'), 3)} s)"
         )
     if status not in ("completed", "diverged"):  # a diverged run's message is its final verdict line above
         lines.append(f"status: {status} — {summary['message']}")
-    files = summary.get("files") or ["config.json", "metrics.jsonl", "metrics.csv", "summary.json"]
+    files = summary.get("files") or list(rundir.RUN_FILES)
     lines.append(f"files: {summary['path']}/ ({', '.join(files)})")
     return "\n".join(lines)
 
@@ -181,109 +181,104 @@ def _log_scale(ax, values, axis="y"):
 
 
 def figures(path, records: list[dict], summary: dict) -> list[str]:
-    """Draw the run's PNG figures into ``path/figures``; return their relative paths."""
+    """Draw the run's PNG figures into ``path/figures``; return their relative paths.
+
+    Gradient flow across layers at a few steps, a layer x step heatmap of ||dL/dW||, the update ratio per
+    layer, saturation and dead units at the start and the end, and the training curves.
+    """
     records = [r for r in records if r["layers"] and r["layers"][0].get("delta_norm") is not None]
     if not records:
         return []
-    from matplotlib import colormaps
-    from matplotlib.figure import Figure  # no pyplot: drawing leaves the caller's backend and figures alone
-
-    from . import rundir
-    from .stats import shown_verdict
-
     out = rundir.subdir(path, "figures")
-    written = []
-    count = len(records[0]["layers"])
-    layer_axis = np.arange(1, count + 1)
     title = Path(path).name
     if shown_verdict(summary) == "diverged":
         title += f" (diverged: {summary.get('message') or 'non-finite numbers'})"
-
-    def new_figure(columns=1, figsize=(10, 4)):
-        fig = Figure(figsize=figsize)
-        axes = fig.subplots(1, columns)
-        return fig, axes
-
-    def save(fig, name):
-        fig.suptitle(title, fontsize=9)
-        fig.tight_layout()
-        with rundir.atomic_file(out / name, "wb") as handle:
-            fig.savefig(handle, format="png", dpi=110)
-        written.append(f"figures/{name}")
-
+    written = []
     with np.errstate(all="ignore"):
-        # 1. gradient flow across layers at several steps
-        fig, axes = new_figure(2)
-        for record in _pick_steps(records):
-            for ax, field in zip(axes, ("delta_norm", "weight_grad_norm")):
-                ax.plot(layer_axis, _series([record], field)[0], marker="o", ms=3, label=f"step {record['step']}")
-        for ax, label, field in zip(
-            axes, ("||dL/dz|| (delta norm)", "||dL/dW||_F"), ("delta_norm", "weight_grad_norm")
-        ):
-            _log_scale(ax, _series(records, field))
-            ax.set_xlabel("layer (input side first; last = output)")
-            ax.set_ylabel(label)
-            ax.grid(alpha=0.3)
-        axes[0].legend(fontsize=7)
-        save(fig, "gradient_flow.png")
-
-        # 2. heatmap layer x step of log10 weight-gradient norm
-        grid = np.log10(_series(records, "weight_grad_norm")).T
-        fig, ax = new_figure()
-        steps = [r["step"] for r in records]
-        image = ax.imshow(
-            grid, aspect="auto", origin="lower", cmap="viridis", extent=(steps[0], steps[-1] + 1, 0.5, count + 0.5)
-        )
-        fig.colorbar(image, ax=ax, label="log10 ||dL/dW||")
-        ax.set_xlabel("step")
-        ax.set_ylabel("layer")
-        save(fig, "gradient_heatmap.png")
-
-        # 3. update:data ratio per layer over steps, guide line at 1e-3
-        updates = _series(records, "update_ratio")
-        fig, ax = new_figure(figsize=(8, 4))
-        colors = colormaps["viridis"](np.linspace(0, 1, count))
-        for index in range(count):
-            ax.plot(
-                steps,
-                updates[:, index],
-                color=colors[index],
-                lw=1,
-                label=f"layer {_layer_name(index, count)}" if index in (0, count - 1) else None,
-            )
-        ax.axhline(1e-3, color="red", ls="--", lw=1, label="1e-3 guide")
-        _log_scale(ax, updates)
-        ax.set_xlabel("step")
-        ax.set_ylabel("||dW|| / ||W|| per update")
-        ax.legend(fontsize=7)
-        ax.grid(alpha=0.3)
-        save(fig, "update_ratio.png")
-
-        # 4. saturation and dead fraction per hidden layer at start and end
-        fig, axes = new_figure(2)
-        hidden = layer_axis[:-1]
-        for ax, field in zip(axes, ("saturation", "dead_fraction")):
-            for record, offset in ((records[0], -0.2), (records[-1], 0.2)):
-                ax.bar(hidden + offset, _series([record], field)[0][:-1], width=0.4, label=f"step {record['step']}")
-            ax.set_ylim(0, 1)
-            ax.set_xlabel("hidden layer")
-            ax.set_ylabel(field.replace("_", " "))
-            ax.legend(fontsize=7)
-        save(fig, "saturation.png")
-
-        # 5. loss and accuracy
-        fig, axes = new_figure(2)
-        axes[0].plot(steps, [r["loss"] for r in records], label="train batch")
-        axes[1].plot(steps, [r["accuracy"] for r in records], label="train batch")
-        tests = [r for r in records if r.get("test_loss") is not None]
-        if tests:
-            axes[0].plot([r["step"] for r in tests], [r["test_loss"] for r in tests], "o-", label="test")
-            axes[1].plot([r["step"] for r in tests], [r["test_accuracy"] for r in tests], "o-", label="test")
-        axes[0].set_ylabel("cross-entropy")
-        axes[1].set_ylabel("accuracy")
-        for ax in axes:
-            ax.set_xlabel("step")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
-        save(fig, "training.png")
+        for draw in (_gradient_flow, _gradient_heatmap, _update_ratio, _saturation, _training):
+            fig, name = draw(records)
+            fig.suptitle(title, fontsize=9)
+            plots.save(fig, out / name)
+            written.append(f"figures/{name}")
     return written
+
+
+def _gradient_flow(records: list[dict]):
+    """||dL/dz|| and ||dL/dW|| across the layers at a few steps."""
+    fig, axes = plots.figure(1, 2)
+    layer_axis = np.arange(1, len(records[0]["layers"]) + 1)
+    for record in _pick_steps(records):
+        for ax, field in zip(axes, ("delta_norm", "weight_grad_norm")):
+            ax.plot(layer_axis, _series([record], field)[0], marker="o", ms=3, label=f"step {record['step']}")
+    for ax, label, field in zip(axes, ("||dL/dz|| (delta norm)", "||dL/dW||_F"), ("delta_norm", "weight_grad_norm")):
+        _log_scale(ax, _series(records, field))
+        ax.set_xlabel("layer (input side first; last = output)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    return fig, "gradient_flow.png"
+
+
+def _gradient_heatmap(records: list[dict]):
+    """log10 ||dL/dW||, layer x step."""
+    grid = np.log10(_series(records, "weight_grad_norm")).T
+    steps, count = [r["step"] for r in records], len(records[0]["layers"])
+    fig, ax = plots.figure()
+    extent = (steps[0], steps[-1] + 1, 0.5, count + 0.5)
+    image = ax.imshow(grid, aspect="auto", origin="lower", cmap="viridis", extent=extent)
+    fig.colorbar(image, ax=ax, label="log10 ||dL/dW||")
+    ax.set_xlabel("step")
+    ax.set_ylabel("layer")
+    return fig, "gradient_heatmap.png"
+
+
+def _update_ratio(records: list[dict]):
+    """||dW|| / ||W|| per update for each layer over the steps, with the 1e-3 rule of thumb."""
+    from matplotlib import colormaps  # matplotlib only when figures are drawn
+
+    updates, steps, count = _series(records, "update_ratio"), [r["step"] for r in records], len(records[0]["layers"])
+    fig, ax = plots.figure(figsize=(8, 4))
+    colors = colormaps["viridis"](np.linspace(0, 1, count))
+    for index in range(count):
+        label = f"layer {_layer_name(index, count)}" if index in (0, count - 1) else None
+        ax.plot(steps, updates[:, index], color=colors[index], lw=1, label=label)
+    ax.axhline(1e-3, color="red", ls="--", lw=1, label="1e-3 guide")
+    _log_scale(ax, updates)
+    ax.set_xlabel("step")
+    ax.set_ylabel("||dW|| / ||W|| per update")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return fig, "update_ratio.png"
+
+
+def _saturation(records: list[dict]):
+    """Saturation and dead fraction per hidden layer at the first and the last measured step."""
+    fig, axes = plots.figure(1, 2)
+    hidden = np.arange(1, len(records[0]["layers"]))
+    for ax, field in zip(axes, ("saturation", "dead_fraction")):
+        for record, offset in ((records[0], -0.2), (records[-1], 0.2)):
+            ax.bar(hidden + offset, _series([record], field)[0][:-1], width=0.4, label=f"step {record['step']}")
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("hidden layer")
+        ax.set_ylabel(field.replace("_", " "))
+        ax.legend(fontsize=7)
+    return fig, "saturation.png"
+
+
+def _training(records: list[dict]):
+    """Loss and accuracy of the training batches and, where evaluated, of the test set."""
+    fig, axes = plots.figure(1, 2)
+    steps = [r["step"] for r in records]
+    axes[0].plot(steps, [r["loss"] for r in records], label="train batch")
+    axes[1].plot(steps, [r["accuracy"] for r in records], label="train batch")
+    tests = [r for r in records if r.get("test_loss") is not None]
+    if tests:
+        axes[0].plot([r["step"] for r in tests], [r["test_loss"] for r in tests], "o-", label="test")
+        axes[1].plot([r["step"] for r in tests], [r["test_accuracy"] for r in tests], "o-", label="test")
+    axes[0].set_ylabel("cross-entropy")
+    axes[1].set_ylabel("accuracy")
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return fig, "training.png"

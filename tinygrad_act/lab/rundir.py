@@ -10,6 +10,8 @@
 - ``dumps`` / ``read_json`` / ``read_records``: the one JSON format (strict JSON; a non-finite number is the
   string "nan", "inf" or "-inf", and null means "not measured") and the one reader of summary.json /
   config.json and of metrics.jsonl, which turns those strings back into floats.
+- ``prepare`` / ``RunLog`` / ``listing``: a run directory's files (``RUN_FILES``; see ARCHITECTURE.md, the run
+  files): the directory claimed and locked, metrics.jsonl and metrics.csv appended one measured step at a time.
 
 Every OSError leaves this module as RunDirError with one line naming the path and what is wrong.
 """
@@ -17,8 +19,10 @@ Every OSError leaves this module as RunDirError with one line naming the path an
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
 import fcntl
+import io
 import json
 import math
 import os
@@ -26,7 +30,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..common.errors import RunDirError
+from ..common.errors import RunDirError, UsageError, interrupts_deferred
 
 LOCK_NAME = ".lock"
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -250,3 +254,103 @@ def read_records(path) -> list[dict]:
             raise RunDirError(f"{path} line {number + 1} is not valid JSON") from None
         records.append(record)
     return records
+
+
+# ---- a run directory: its files, claimed and locked, and its two logs ----------------------------------------
+RUN_FILES = ("config.json", "metrics.jsonl", "metrics.csv", "summary.json")
+LAYER_FIELDS = [
+    "weight_grad_norm",
+    "bias_grad_norm",
+    "delta_norm",
+    "act_mean",
+    "act_std",
+    "saturation",
+    "dead_fraction",
+    "update_ratio",
+    "grad_subnormal_fraction",
+]
+CSV_FIELDS = ["step", "loss", "accuracy", "grad_norm", "nonfinite", "layer", *LAYER_FIELDS]
+
+
+@contextlib.contextmanager
+def prepare(out: str, name: str, force: bool = False, root: str = "runs"):
+    """The run directory, locked for the block: ``out``, or a fresh ``root/name``; never silently overwritten.
+
+    With ``force`` the files of a previous run in ``out`` are removed (links removed, never followed) once the
+    lock is held, so a directory another process is writing is refused, never emptied under it.
+    """
+    if out:
+        path = Path(out)
+        with os_errors(path, "create"):  # a name too long fails even to be looked at
+            is_file = path.exists() and not path.is_dir()
+        if is_file:
+            raise UsageError(f"run directory {str(path)!r} is a file; choose another OUT")
+        make_dir(path)
+    else:
+        path = _fresh_dir(Path(root) / name)
+    with locked(path):
+        leftovers = sorted(p.name for p in path.iterdir() if p.name != LOCK_NAME)
+        if leftovers and not force:
+            raise UsageError(f"run directory {str(path)!r} already exists; choose another OUT or pass --force")
+        for leftover in leftovers:
+            if leftover in RUN_FILES or leftover in ("figures", "summary.json.partial") or leftover.endswith(".tmp"):
+                remove(path / leftover)
+        yield path
+
+
+def _fresh_dir(base: Path) -> Path:
+    """Create and return ``base``, or ``base-2``, ``base-3``...: the first name no one has (mkdir claims it)."""
+    make_dir(base.parent)
+    counter = 1
+    while True:
+        path = base if counter == 1 else Path(f"{base}-{counter}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            counter += 1
+        except OSError as error:
+            raise RunDirError(describe(error, path, "create")) from None
+
+
+def listing(path) -> list[str]:
+    """A run's files as they will be once summary.json is written (directories end with /; no hidden files)."""
+    names = {p.name + ("/" if p.is_dir() else "") for p in Path(path).iterdir() if not p.name.startswith(".")}
+    return sorted(names | {"summary.json"})
+
+
+class RunLog:
+    """metrics.jsonl and metrics.csv, appended one measured step at a time, both or neither."""
+
+    def __init__(self, path: Path):
+        self._jsonl = AppendLog(path / "metrics.jsonl")
+        self._csv = AppendLog(path / "metrics.csv")
+        self._csv.append(_csv_text([dict(zip(CSV_FIELDS, CSV_FIELDS))]))
+        self.records: list[dict] = []
+
+    def write(self, record: dict):
+        """Append one measured step to both files (whole lines; on failure neither file keeps it)."""
+        line = dumps(record) + "\n"
+        head = {k: record.get(k) for k in ("step", "loss", "accuracy", "grad_norm", "nonfinite")}
+        rows = _csv_text([{**head, **layer} for layer in record["layers"]])
+        with interrupts_deferred():  # a Ctrl-C or SIGTERM here waits until the record is whole in both files
+            csv_size = self._csv.size
+            self._csv.append(rows)
+            try:
+                self._jsonl.append(line)
+            except RunDirError:
+                self._csv.truncate(csv_size)
+                raise
+            self.records.append(record)
+
+    def close(self):
+        """Close both files (the records written stay in ``records``)."""
+        self._jsonl.close()
+        self._csv.close()
+
+
+def _csv_text(rows: list[dict]) -> str:
+    """CSV lines for ``rows`` (non-finite numbers stay numbers: nan, inf; None is empty)."""
+    buffer = io.StringIO()
+    csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore").writerows(rows)
+    return buffer.getvalue()

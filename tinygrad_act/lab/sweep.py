@@ -20,47 +20,27 @@ does the same with 143. Worker processes never outlive the sweep (see ``workers`
 Runs go to local worker processes (``jobs``; BLAS pinned to one thread per worker), to a Dask cluster
 (``scheduler="tcp://host:port"``; an interrupt cancels the queued runs, a run already on a Dask worker
 finishes there), or are split across machines with ``shard=(i, n)``.
-Outputs: ``sweep.csv`` and ``sweep.md`` (one row per run) and figures (see ``figures``).
+Outputs: ``sweep.csv`` and ``sweep.md`` (one row per run) and figures (see ``sweep_report``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
-import io
 import itertools
-import json
-import math
 import re
 import sys
 from pathlib import Path
 
-from ..common import errors
+from ..common import errors, validate
 from ..common.errors import RunDirError, UsageError
 from . import rundir
-from .experiment import Config
+from .config import Config
 from .stats import shown_verdict
+from .sweep_report import ROW_FIELDS, figures, write_tables
 
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
 CONFIG_FIELDS = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "out"}
-ROW_FIELDS = [
-    "status",
-    "verdict",
-    "verdict_final",
-    "ratio_init",
-    "ratio_final",
-    "per_layer_factor_init",
-    "per_layer_factor_final",
-    "predicted_ratio",
-    "predicted_per_layer_factor",
-    "final_loss",
-    "train_accuracy",
-    "test_loss",
-    "test_accuracy",
-    "steps_done",
-    "wall_time_s",
-]
 
 
 @dataclasses.dataclass
@@ -107,23 +87,17 @@ class Sweep:
 
 
 def _coerce(key: str, value):
-    kind = CONFIG_FIELDS[key]
-    if kind in ("int", int):
-        if isinstance(value, str) or (isinstance(value, float) and value.is_integer()):
-            try:
-                return int(value)
-            except ValueError:
-                raise UsageError(f"{key} must be an integer, got {value!r}") from None
-    if kind in ("float", float) and isinstance(value, (int, str)) and not isinstance(value, bool):
-        try:
-            return float(value)
-        except ValueError:
-            raise UsageError(f"{key} must be a number, got {value!r}") from None
-    if kind in ("bool", bool) and isinstance(value, str):
-        if value.strip().lower() not in ("1", "true", "yes", "0", "false", "no"):
-            raise UsageError(f"{key} must be true or false, got {value!r}")
-        return value.strip().lower() in ("1", "true", "yes")
-    if kind in ("str", str) and not isinstance(value, str):  # e.g. act = 1 in a TOML: a name, not a number
+    """A grid or fixed value as its Config field's type (TOML and the command line give numbers and text)."""
+    kind = CONFIG_FIELDS[key]  # the annotation, a string: "int", "float", "bool" or "str"
+    if kind == "int" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if kind == "int" and isinstance(value, str):
+        return validate.integer(key, value, text=True)
+    if kind == "float" and isinstance(value, (int, str)) and not isinstance(value, bool):
+        return validate.number(key, value, text=True)
+    if kind == "bool" and isinstance(value, str):
+        return validate.boolean(key, value)
+    if kind == "str" and not isinstance(value, str):  # e.g. act = 1 in a TOML: a name, not a number
         raise UsageError(f"{key} must be a name such as {getattr(Config, key)!r}, got {value!r}")
     return value
 
@@ -159,9 +133,9 @@ def load_config(name_or_path: str) -> Sweep:
             raise UsageError(f"{path}: not a TOML file (not valid UTF-8 text)") from None
         except tomllib.TOMLDecodeError as error:
             raise UsageError(f"{path}: {error}") from None
-    unknown = sorted(set(table) - {"name", "description", "grid", "fixed", "report"})
+    unknown = sorted(set(table) - {"name", "description", "grid", "fixed"})
     if unknown:
-        raise UsageError(f"{path}: unknown key {unknown[0]!r}; valid keys: name, description, grid, fixed, report")
+        raise UsageError(f"{path}: unknown key {unknown[0]!r}; valid keys: name, description, grid, fixed")
     return Sweep(
         table.get("grid", {}), table.get("fixed", {}), table.get("name", path.stem), table.get("description", "")
     )
@@ -289,7 +263,7 @@ def run_sweep(
         _refuse_other_settings(root, mine)
         todo = [config for _, config in mine if complete_summary(config) is None]
         client = stack.enter_context(_dask_client(scheduler)) if scheduler and todo else None
-        rundir.atomic_write(root / "sweep.json", json.dumps(dataclasses.asdict(sweep), indent=2) + "\n")
+        rundir.atomic_write(root / "sweep.json", rundir.dumps(dataclasses.asdict(sweep), indent=2) + "\n")
         bar = stack.enter_context(
             tqdm(
                 total=len(mine),
@@ -375,179 +349,3 @@ def collect(root: Path, sweep: Sweep) -> list[dict]:
         row["predicted_per_layer_factor"] = theory.get("per_layer_factor") if theory.get("applies") else None
         rows.append(row)
     return rows
-
-
-def _cell(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return str(value)
-        return f"{value:.3g}" if 1e-2 <= abs(value) < 1e3 or value == 0 else f"{value:.2e}"
-    return str(value)
-
-
-def write_tables(root: Path, rows: list[dict], keys: list[str]) -> None:
-    """sweep.csv (machine-readable) and sweep.md (a Markdown table), each replaced whole (never through a link)."""
-    columns = [*keys, *ROW_FIELDS, "run"]
-    text = io.StringIO(newline="")
-    writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    rundir.atomic_write(root / "sweep.csv", text.getvalue())
-    shown = [
-        *keys,
-        "verdict",
-        "ratio_init",
-        "ratio_final",
-        "per_layer_factor_init",
-        "predicted_per_layer_factor",
-        "test_loss",
-        "test_accuracy",
-        "status",
-    ]
-    lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
-    lines += ["| " + " | ".join(_cell(row.get(c)) for c in shown) + " |" for row in rows]
-    rundir.atomic_write(root / "sweep.md", "\n".join(lines) + "\n")
-
-
-def _number(value) -> float:
-    """A summary value as a float: None (not measured) and anything else not a number become nan."""
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
-
-
-def figures(root: Path, rows: list[dict], keys: list[str]) -> list[str]:
-    """ratio vs depth (band over seeds), a heatmap activation x depth of log10 r, step-0 delta profiles.
-
-    Diverged runs are marked (a cross; "div" in the heatmap; a dashed profile), never left out. Drawn on
-    matplotlib Figure objects: the caller's pyplot state and backend are left alone.
-    """
-    import numpy as np
-    from matplotlib.figure import Figure
-
-    written = []
-    if not rows:
-        return written
-    out = rundir.subdir(root, "figures")
-    lines_by = [k for k in keys if k not in ("depth", "seed")]
-
-    def label_of(row):
-        return ", ".join(f"{row[k]}" for k in lines_by) or "all"
-
-    def log_ratio(row):
-        r = _number(row.get("ratio_init"))
-        return math.log10(r) if r > 0 and math.isfinite(r) else np.nan
-
-    def diverged(row):
-        return row.get("status") == "diverged"
-
-    if "depth" in keys:
-        fig = Figure(figsize=(8, 5))
-        ax = fig.subplots()
-        crossed = False
-        for label in dict.fromkeys(label_of(r) for r in rows):
-            group = [r for r in rows if label_of(r) == label]
-            depths = sorted({r["depth"] for r in group})
-            # r = 0 or non-finite has no place on a log axis: such runs are left out, a depth with none is a gap
-            logs = [[log_ratio(r) for r in group if r["depth"] == d] for d in depths]
-            values = [[10**x for x in v if not np.isnan(x)] for v in logs]
-            median = [np.median(v) if v else np.nan for v in values]
-            line = ax.plot(depths, median, marker="o", label=label)[0]
-            ax.fill_between(
-                depths,
-                [min(v) if v else np.nan for v in values],
-                [max(v) if v else np.nan for v in values],
-                color=line.get_color(),
-                alpha=0.2,
-            )
-            gone = [r for r in group if diverged(r)]
-            if gone:
-                # at its r when that was measured, else on the top edge of the plot
-                top = ax.get_xaxis_transform()
-                for r in gone:
-                    x = log_ratio(r)
-                    if np.isnan(x):
-                        ax.plot(r["depth"], 0.97, "x", color=line.get_color(), ms=9, mew=2, transform=top)
-                    else:
-                        ax.plot(r["depth"], 10**x, "x", color=line.get_color(), ms=9, mew=2)
-                crossed = True
-        ax.set_xscale("linear")
-        ax.set_yscale("log")
-        ax.axhspan(1e-2, 1e2, color="green", alpha=0.06, label="healthy band")
-        if crossed:
-            ax.plot([], [], "x", color="black", ms=9, mew=2, label="diverged run")
-        ax.set_xlabel("depth (hidden layers)")
-        ax.set_ylabel("r = ||delta_1|| / ||delta_L|| at step 0")
-        ax.legend(fontsize=7, ncol=2)
-        ax.grid(alpha=0.3)
-        _save(fig, out / "ratio_vs_depth.png", written)
-
-        if "act" in keys:
-            acts = list(dict.fromkeys(r["act"] for r in rows))
-            depths = sorted({r["depth"] for r in rows})
-            grid = np.full((len(acts), len(depths)), np.nan)
-            lost = np.zeros((len(acts), len(depths)), dtype=int)
-            for i, a in enumerate(acts):
-                for j, d in enumerate(depths):
-                    cell = [r for r in rows if r["act"] == a and r["depth"] == d]
-                    vals = [log_ratio(r) for r in cell]
-                    grid[i, j] = np.nanmedian(vals) if vals and not np.all(np.isnan(vals)) else np.nan
-                    lost[i, j] = sum(diverged(r) for r in cell)
-            fig = Figure(figsize=(1.2 * len(depths) + 3, 0.45 * len(acts) + 2))
-            ax = fig.subplots()
-            image = ax.imshow(grid, cmap="RdBu", vmin=-12, vmax=12, aspect="auto")
-            for (i, j), v in np.ndenumerate(grid):
-                text = "-" if np.isnan(v) else f"{v:.1f}"
-                if lost[i, j]:
-                    text += f"\n{lost[i, j]} div"
-                ax.text(j, i, text, ha="center", va="center", fontsize=8 if not lost[i, j] else 7)
-            ax.set_xticks(range(len(depths)), depths)
-            ax.set_yticks(range(len(acts)), acts)
-            ax.set_xlabel("depth" + ("  (n div = runs that diverged)" if lost.any() else ""))
-            fig.colorbar(image, ax=ax, label="log10 r at step 0 (median over other parameters)")
-            _save(fig, out / "ratio_heatmap.png", written)
-
-    fig = Figure(figsize=(8, 5))
-    ax = fig.subplots()
-    for row in rows:
-        first = _first_record(root / "runs" / row["run"])
-        if first is None:
-            continue
-        deltas = np.array([_number(layer.get("delta_norm")) for layer in first["layers"][:-1]])
-        with np.errstate(divide="ignore", invalid="ignore"):  # a vanished last delta (0) leaves no profile
-            profile = deltas / deltas[-1]
-        label = f"{label_of(row)}, depth {row.get('depth', '')}" if row.get("seed", 0) in (0, None) else None
-        ax.plot(
-            np.arange(1, len(deltas) + 1),
-            profile,
-            "--" if diverged(row) else "-",
-            lw=1,
-            alpha=0.8,
-            label=f"{label} (diverged)" if label and diverged(row) else label,
-        )
-    ax.set_yscale("log")
-    ax.set_xlabel("hidden layer (input side first)")
-    ax.set_ylabel("||delta_l|| / ||delta_L|| at step 0")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=6, ncol=2)
-    ax.grid(alpha=0.3)
-    _save(fig, out / "delta_profiles.png", written)
-    return written
-
-
-def _save(fig, path: Path, written: list) -> None:
-    """Write a figure as PNG whole or not at all (rundir.atomic_file)."""
-    fig.tight_layout()
-    with rundir.atomic_file(path, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=110)
-    written.append(f"figures/{path.name}")
-
-
-def _first_record(path: Path):
-    """The step-0 record of a run (nan/inf markers restored), or None if there is none."""
-    try:
-        with open(path / "metrics.jsonl", encoding="utf-8") as f:
-            record = rundir.restore(json.loads(f.readline()))
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) and isinstance(record.get("layers"), list) else None

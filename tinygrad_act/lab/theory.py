@@ -15,7 +15,7 @@ In the infinitely wide limit the pre-activations are Gaussian, so with z ~ N(0, 
     chi(q)  = sigma_w2 * E[phi'(sqrt(q) z)^2]                        (chi1 at the fixed point q*)
     ||delta^l||^2 ~= chi(q^l) * ||delta^(l+1)||^2,   delta^l = dL/dh^l over the whole batch
 
-so each layer multiplies the gradient norm ||delta|| by sqrt(chi) (``per_layer_factor``) and its square by chi
+so each layer multiplies the gradient norm ||delta|| by sqrt(chi) (``delta_gain``) and its square by chi
 (``chi1``). Widths: both maps hold for unequal widths too, because the Frobenius norm sums over the N_l units
 what W^(l+1) (entries of variance sigma_w2 / N_l) spreads over them -- the fan_in cancels. What changes with
 width is sigma_w2 itself (Xavier gives gain^2 * 2 fan_in / (fan_in + fan_out)), hence per-layer sigma_w2.
@@ -32,9 +32,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..common import validate
 from ..nn import activations
 from ..nn import init as initializers
-from .stats import verdict
+from .stats import per_layer_factor, verdict
 
 # |ln chi| below this is "critical": the depth scale -1/ln(chi) is then beyond 1000 layers.
 CRITICAL_LOG_TOLERANCE = 1e-3
@@ -64,9 +65,7 @@ def expectation(f: Callable[[np.ndarray], np.ndarray], q: float, kinks: Sequence
     (about 1e-13 relative; plain Gauss-Hermite over a kink is off by ~1e-2). At q = 0 it is the limit
     q -> 0+, (f(0-) + f(0+)) / 2: for ReLU's phi'^2 that is 1/2, not the convention relu'(0) = 0.
     """
-    q = float(q)
-    if not q >= 0 or not math.isfinite(q):
-        raise ValueError(f"the variance q must be finite and >= 0, got {q!r}")
+    q = validate.number("the variance q", q, 0)
     if q == 0:
         return float(np.mean(np.asarray(f(np.array([-1e-150, 1e-150])), dtype=np.float64)))
     x, w = _gauss_nodes(q, kinks)
@@ -99,18 +98,11 @@ def kinks(act) -> tuple[float, ...]:
     also declare ``kinks`` itself (an attribute); those are added. 0 is always a panel edge anyway.
     """
     act = _activation(act)
-    try:
-        return _KINK_CACHE[act]
-    except (KeyError, TypeError):  # TypeError: an unhashable activation is simply not cached
-        pass
-    found = set(_detect_kinks(act.derivative))
-    found.update(float(k) for k in getattr(act, "kinks", ()) or ())
-    result = tuple(sorted(found))
-    try:
-        _KINK_CACHE[act] = result
-    except TypeError:
-        pass
-    return result
+    if act not in _KINK_CACHE:
+        found = set(_detect_kinks(act.derivative))
+        found.update(float(k) for k in getattr(act, "kinks", ()) or ())
+        _KINK_CACHE[act] = tuple(sorted(found))
+    return _KINK_CACHE[act]
 
 
 def _detect_kinks(derivative) -> list[float]:
@@ -156,10 +148,8 @@ def _activation(act):
 # The maps
 # ---------------------------------------------------------------------------------------------------------
 def _check_sigmas(sigma_w2: float, sigma_b2: float) -> None:
-    if not (sigma_w2 > 0 and math.isfinite(sigma_w2)):
-        raise ValueError(f"sigma_w2 must be a positive finite number, got {sigma_w2!r}")
-    if not (sigma_b2 >= 0 and math.isfinite(sigma_b2)):
-        raise ValueError(f"sigma_b2 must be a finite number >= 0, got {sigma_b2!r}")
+    validate.number("sigma_w2", sigma_w2, 0, low_open=True)
+    validate.number("sigma_b2", sigma_b2, 0)
 
 
 def mean_activation(act, q: float) -> float:
@@ -179,7 +169,7 @@ def variance_map(act, q: float, sigma_w2: float, sigma_b2: float = 0.0) -> float
 
 
 def chi1(act, q: float, sigma_w2: float) -> float:
-    """The factor of ||delta||^2 per layer (its square root is ``per_layer_factor``).
+    """The factor of ||delta||^2 per layer (its square root is ``delta_gain``).
 
     chi(q) = sigma_w2 * E_z[phi'(sqrt(q) z)^2]; chi1 = chi(q*) (Poole et al. 2016, eq. 7; Schoenholz et al.
     2017, eq. 5): < 1 ordered (gradients vanish), > 1 chaotic (they explode), = 1 critical.
@@ -189,7 +179,7 @@ def chi1(act, q: float, sigma_w2: float) -> float:
     return sigma_w2 * expectation(lambda x: act.derivative(x) ** 2, q, kinks(act))
 
 
-def per_layer_factor(act, q: float, sigma_w2: float) -> float:
+def delta_gain(act, q: float, sigma_w2: float) -> float:
     """The factor of ||delta|| (not squared) per layer: sqrt(chi(q)) = sqrt(sigma_w2 * E[phi'(sqrt(q) z)^2])."""
     return math.sqrt(chi1(act, q, sigma_w2))
 
@@ -236,8 +226,7 @@ def fixed_point(
     """
     act = _activation(act)
     _check_sigmas(sigma_w2, sigma_b2)
-    if not (q_start >= 0 and math.isfinite(q_start)):
-        raise ValueError(f"q_start must be a finite variance >= 0, got {q_start!r}")
+    validate.number("q_start", q_start, 0)
 
     def gap(q):
         return variance_map(act, q, sigma_w2, sigma_b2) - q
@@ -314,54 +303,23 @@ def critical_sigma_w2(act, sigma_b2: float = 0.0, *, q_max: float = 1e4) -> floa
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Initializers: the sigma_w2 = Var(W) * fan_in they imply (mirrors init.py's variances)
+# Initializers: the sigma_w2 = Var(W) * fan_in they imply (each initializer knows its own Var(W))
 # ---------------------------------------------------------------------------------------------------------
-def _gain(params) -> float:
-    if params.get("gain") is not None:
-        return float(params["gain"])
-    return 1.0 if params.get("activation") is None else activations.get(params["activation"]).gain
-
-
-def _he(fan_in, fan_out, p):
-    return _gain(p) ** 2 * fan_in / (fan_in if p.get("mode", "fan_in") == "fan_in" else fan_out)
-
-
-_INIT_SIGMA_W2 = {
-    "xavier_normal": lambda fan_in, fan_out, p: _gain(p) ** 2 * 2.0 * fan_in / (fan_in + fan_out),
-    "xavier_uniform": lambda fan_in, fan_out, p: _gain(p) ** 2 * 2.0 * fan_in / (fan_in + fan_out),
-    "he_normal": _he,
-    "he_uniform": _he,
-    "lecun_normal": lambda fan_in, fan_out, p: 1.0,
-    "lecun_uniform": lambda fan_in, fan_out, p: 1.0,
-    # Orthonormal columns (fan_in >= fan_out) have entries of variance 1 / fan_in, orthonormal rows 1 / fan_out.
-    "orthogonal": lambda fan_in, fan_out, p: _gain(p) ** 2 * fan_in / max(fan_in, fan_out),
-    "standard": lambda fan_in, fan_out, p: 1.0 / 3.0,
-    "normal": lambda fan_in, fan_out, p: p["std"] ** 2 * fan_in,
-    "uniform": lambda fan_in, fan_out, p: p["a"] ** 2 / 3.0 * fan_in,
-    "zeros": lambda fan_in, fan_out, p: 0.0,
-}
-
-
 def sigma_w2_of_init(init, act, fan_in: int, fan_out: int) -> float:
     """The sigma_w2 = Var(W) * fan_in that an initializer of init.py gives a (fan_in, fan_out) weight matrix.
 
-    xavier_*: gain^2 2 fan_in / (fan_in + fan_out) (Glorot & Bengio 2010); he_*: gain^2 fan_in / fan (He et al.
-    2015; gain sqrt 2 by default); lecun_*: 1; orthogonal: gain^2 fan_in / max(fan_in, fan_out) (Saxe et al. 2014);
-    standard U(+-1/sqrt(fan_in)): 1/3; normal:std=s: s^2 fan_in; uniform:a=a: a^2 fan_in / 3. Gains follow
-    init.py (its ``gain`` or ``activation`` parameter, else 1 for xavier/orthogonal); ``act`` resolves "auto".
+    Var(W) is the initializer's own (``Initializer.variance``): xavier_* give sigma_w2 = gain^2 2 fan_in /
+    (fan_in + fan_out) (Glorot & Bengio 2010), he_* gain^2 fan_in / fan (He et al. 2015), lecun_* 1,
+    orthogonal gain^2 fan_in / max(fan_in, fan_out) (Saxe et al. 2014), standard 1/3. ``act`` resolves "auto".
     """
-    if not (
-        isinstance(fan_in, (int, np.integer)) and isinstance(fan_out, (int, np.integer)) and min(fan_in, fan_out) >= 1
-    ):
-        raise ValueError(f"fan_in and fan_out must be integers >= 1, got {fan_in!r} and {fan_out!r}")
+    validate.integer("fan_in", fan_in, 1)
+    validate.integer("fan_out", fan_out, 1)
     initializer = initializers.for_activation(init, _activation(act).spec)
-    rule = _INIT_SIGMA_W2.get(initializer.name)
-    if rule is None:
-        raise ValueError(
-            f"the theory knows no variance for initializer {initializer.name!r} (knows: {', '.join(_INIT_SIGMA_W2)}); "
-            "measure it from the weights instead: sigma_w2_of_weights(W)"
-        )
-    return float(rule(int(fan_in), int(fan_out), initializer.params))
+    try:
+        variance = initializer.variance(fan_in, fan_out)
+    except ValueError as error:
+        raise ValueError(f"{error}; measure sigma_w2 from the weights instead: sigma_w2_of_weights(W)") from None
+    return variance * int(fan_in)
 
 
 def sigma_w2_of_weights(weight: np.ndarray) -> float:
@@ -381,9 +339,9 @@ class Prediction:
 
     q[l]: variance of the pre-activations of hidden layer l + 1. chi[l]: factor of ||delta||^2 from hidden
     layer l + 2 down to l + 1 (depth - 1 entries). delta_ratios[l]: ||delta^(l+1)|| / ||delta^L||.
-    per_layer_factor: geometric mean of sqrt(chi) (factor of ||delta||, not squared). ratio_first_last: r =
-    ||delta^1|| / ||delta^L||. fixed_point, chi1 (at q*), depth_scale (at q*) and phase use the deep layers'
-    sigma_w2 (the last hidden layer's). verdict: the runner's rule applied to r.
+    ratio_first_last: r = ||delta^1|| / ||delta^L||. per_layer_factor: r^(1/(L-1)), the geometric mean of
+    sqrt(chi) (stats.per_layer_factor; 1 for one layer). fixed_point, chi1 (at q*), depth_scale (at q*) and
+    phase use the deep layers' sigma_w2 (the last hidden layer's). verdict: the runner's rule applied to r.
     """
 
     activation: str
@@ -421,15 +379,11 @@ def predict(act, depth: int, sigma_w2, sigma_b2: float = 0.0, q0: float = 1.0) -
     ``sigma_w2_of_weights(layer.weight.data)``. ``q0`` is the mean of x_i^2 over the input features.
     """
     act = _activation(act)
-    if not (isinstance(depth, (int, np.integer)) and depth >= 1):
-        raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
-    depth = int(depth)
+    depth = validate.integer("depth", depth, 1)
     sigma_w2 = _per_layer(sigma_w2, depth)
     for s in sigma_w2:
         _check_sigmas(s, sigma_b2)
-    q0 = float(q0)
-    if not (q0 >= 0 and math.isfinite(q0)):
-        raise ValueError(f"q0 (mean square of the inputs) must be finite and >= 0, got {q0!r}")
+    q0 = validate.number("q0 (mean square of the inputs)", q0, 0)
 
     q = [sigma_w2[0] * q0 + sigma_b2]
     for layer in range(1, depth):
@@ -441,7 +395,7 @@ def predict(act, depth: int, sigma_w2, sigma_b2: float = 0.0, q0: float = 1.0) -
         delta_ratios.append(delta_ratios[-1] * math.sqrt(c))
     delta_ratios.reverse()
     ratio = delta_ratios[0]
-    factor = ratio ** (1.0 / (depth - 1)) if depth > 1 else 1.0
+    factor = per_layer_factor(ratio, depth) if depth > 1 else 1.0  # one layer: the empty product
 
     deep = sigma_w2[-1]
     fixed = fixed_point(act, deep, sigma_b2, q_start=min(q[-1], Q_INFINITY) or 1.0)
@@ -491,7 +445,7 @@ def compare(prediction: Prediction, delta_norms: Sequence[float]) -> dict:
         measured = norms / norms[-1]
     ratio = float(measured[0])
     depth = prediction.depth
-    factor = ratio ** (1.0 / (depth - 1)) if depth > 1 else 1.0
+    factor = per_layer_factor(ratio, depth) if depth > 1 else 1.0
     predicted = prediction.ratio_first_last
     good = ratio > 0 and predicted > 0 and math.isfinite(ratio) and math.isfinite(predicted)
     return {

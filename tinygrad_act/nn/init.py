@@ -32,7 +32,6 @@ initializer parameters).
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
@@ -42,7 +41,10 @@ from . import activations
 
 
 class Initializer:
-    """A registered initializer with bound parameters: ``init(fan_in, fan_out, rng) -> np.ndarray``."""
+    """A registered initializer with bound parameters: ``init(fan_in, fan_out, rng) -> np.ndarray``.
+
+    ``init.variance(fan_in, fan_out)`` is the variance of the entries it draws (the mean-field theory asks it).
+    """
 
     def __init__(self, name: str, params: dict, draw):
         self.name = name
@@ -59,10 +61,19 @@ class Initializer:
     def __call__(self, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"initializers need rng=numpy.random.Generator (np.random.default_rng(seed)), got {rng!r}")
-        for label, fan in (("fan_in", fan_in), ("fan_out", fan_out)):
-            if not isinstance(fan, numbers.Integral) or isinstance(fan, bool) or fan < 1:
-                raise ValueError(f"{label} must be a positive integer, got {fan!r}")
-        return self._draw(int(fan_in), int(fan_out), rng)
+        fan_in, fan_out = validate.integer("fan_in", fan_in, 1), validate.integer("fan_out", fan_out, 1)
+        return self._draw(fan_in, fan_out, rng)
+
+    def variance(self, fan_in: int, fan_out: int) -> float:
+        """Var(W) of the entries this initializer draws for a (fan_in, fan_out) matrix (its second moment).
+
+        Known when the factory's ``draw`` declares it (``draw.variance``, as every built-in does); ValueError
+        otherwise, naming the initializer.
+        """
+        variance = getattr(self._draw, "variance", None)
+        if variance is None:
+            raise ValueError(f"initializer {self.name!r} does not declare the variance of its weights (draw.variance)")
+        return float(variance(int(fan_in), int(fan_out)))
 
 
 def _rebuild(name, params):
@@ -76,7 +87,8 @@ def register(name: str, factory, *, aliases: tuple = (), description: str = "", 
     """Add an initializer: ``factory(**params)`` returns ``draw(fan_in, fan_out, rng) -> np.ndarray``.
 
     The factory's keyword parameters (with defaults) are the initializer's parameters; it should raise
-    UsageError (see tinygrad_act.validate) for values that make no sense.
+    UsageError (see common/validate.py) for values that make no sense. A ``draw.variance(fan_in, fan_out)``
+    attribute (see ``_drawing``) tells ``Initializer.variance``, hence the theory, what Var(W) it draws.
     """
     doc = description or (factory.__doc__ or "").strip().split("\n")[0]
     _REGISTRY.register(name, factory, defaults=keyword_defaults(factory, skip=0), aliases=aliases,
@@ -139,7 +151,7 @@ def recommended(activation) -> str:
     return "he_normal" if right >= 10 and left >= -10 else "xavier_normal"
 
 
-# ---- parameter checks (UsageError from tinygrad_act.validate: they are values a user writes in INIT=...) --
+# ---- parameter checks (UsageError from common/validate.py: they are values a user writes in INIT=...) --
 def _gain(gain, activation) -> float:
     if gain is not None:
         return validate.number("gain", gain, 0, low_open=True)
@@ -151,6 +163,12 @@ def _fan(mode):
     return fans[validate.choice("mode", mode, tuple(fans))]
 
 
+def _drawing(draw, variance):
+    """``draw`` with its variance attached: ``draw.variance(fan_in, fan_out) = Var(W)``."""
+    draw.variance = variance
+    return draw
+
+
 def _uniform_with_variance(variance):
     """U[-a, a] with a = sqrt(3 Var), given Var as a function of (fan_in, fan_out)."""
 
@@ -158,14 +176,16 @@ def _uniform_with_variance(variance):
         a = math.sqrt(3.0 * variance(fan_in, fan_out))
         return rng.uniform(-a, a, size=(fan_in, fan_out))
 
-    return draw
+    return _drawing(draw, variance)
 
 
 def _normal_with_variance(variance):
+    """N(0, Var), given Var as a function of (fan_in, fan_out)."""
+
     def draw(fan_in, fan_out, rng):
         return rng.normal(0.0, math.sqrt(variance(fan_in, fan_out)), size=(fan_in, fan_out))
 
-    return draw
+    return _drawing(draw, variance)
 
 
 # ---- built-ins (factories: parameters -> draw) --------------------------------------------------------
@@ -212,7 +232,8 @@ def _orthogonal(gain=None, activation=None):
         q *= np.where(np.diag(r) < 0, -1.0, 1.0)  # fixes QR's sign choice so Q is uniform (Mezzadri 2007)
         return g * (q if fan_in >= fan_out else q.T)
 
-    return draw
+    # Orthonormal columns (fan_in >= fan_out) have entries of variance 1 / fan_in, orthonormal rows 1 / fan_out.
+    return _drawing(draw, lambda fan_in, fan_out: g * g / max(fan_in, fan_out))
 
 
 def _standard():
@@ -223,23 +244,18 @@ def _standard():
 def _normal(std=0.05):
     """Small random weights N(0, std^2) (std = 0.05, Keras' default), independent of the fans."""
     std = validate.number("std", std, 0)
-    return lambda fan_in, fan_out, rng: rng.normal(0.0, std, size=(fan_in, fan_out))
+    return _drawing(lambda fan_in, fan_out, rng: rng.normal(0.0, std, size=(fan_in, fan_out)), lambda *fans: std**2)
 
 
 def _uniform(a=0.05):
     """Small random weights U[-a, a] (a = 0.05, Keras' default), independent of the fans."""
     a = validate.number("a", a, 0)
-    return lambda fan_in, fan_out, rng: rng.uniform(-a, a, size=(fan_in, fan_out))
+    return _drawing(lambda fan_in, fan_out, rng: rng.uniform(-a, a, size=(fan_in, fan_out)), lambda *fans: a**2 / 3)
 
 
 def _zeros():
     """All zeros (for biases; as weights every unit would stay identical)."""
-    return lambda fan_in, fan_out, rng: np.zeros((fan_in, fan_out))
-
-
-def _auto(activation=None):
-    """The initializer recommended for the activation: He (ReLU family), LeCun (SELU), else Xavier."""
-    raise AssertionError("get() resolves 'auto' before calling its factory")
+    return _drawing(lambda fan_in, fan_out, rng: np.zeros((fan_in, fan_out)), lambda *fans: 0.0)
 
 
 register("xavier_uniform", _xavier_uniform, aliases=("glorot_uniform",))
@@ -253,4 +269,6 @@ register("standard", _standard)
 register("normal", _normal)
 register("uniform", _uniform)
 register("zeros", _zeros)
-register("auto", _auto)
+# get() resolves "auto" to the recommended initializer before any factory is called: it only needs its parameter.
+_AUTO = "The initializer recommended for the activation: He (ReLU family), LeCun (SELU), else Xavier."
+_REGISTRY.register("auto", None, defaults={"activation": None}, description=_AUTO)

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from ..common import validate
 from ..common.errors import UsageError
 from ..common.registry import Registry, keyword_defaults
 
@@ -22,8 +23,7 @@ class Optimizer:
         self.params = [p for p in params]
         if not self.params:
             raise ValueError("optimizer got an empty parameter list")
-        _check_positive("lr", lr)
-        self.lr = float(lr)
+        self.lr = validate.number("lr", lr, 0, low_open=True)
         self.state: list[dict] = [{} for _ in self.params]
         self.steps = 0
         self._pre_hooks, self._post_hooks = [], []
@@ -64,8 +64,8 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr: float = 0.1, momentum: float = 0.0, nesterov: bool = False, weight_decay=0.0):
         super().__init__(params, lr)
-        _check_range("momentum", momentum, 0.0, 1.0)
-        _check_range("weight_decay", weight_decay, 0.0, math.inf)
+        validate.number("momentum", momentum, 0, 1)
+        validate.number("weight_decay", weight_decay, 0)
         if nesterov and momentum == 0:
             raise UsageError("nesterov=True needs momentum > 0")
         self.momentum, self.nesterov, self.weight_decay = float(momentum), bool(nesterov), float(weight_decay)
@@ -92,10 +92,10 @@ class Adam(Optimizer):
         if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
             raise UsageError(f"betas must be a pair (beta1, beta2), got {betas!r}")
         beta1, beta2 = betas
-        _check_range("beta1", beta1, 0.0, 1.0, high_open=True)
-        _check_range("beta2", beta2, 0.0, 1.0, high_open=True)
-        _check_positive("eps", eps)
-        _check_range("weight_decay", weight_decay, 0.0, math.inf)
+        validate.number("beta1", beta1, 0, 1, high_open=True)
+        validate.number("beta2", beta2, 0, 1, high_open=True)
+        validate.number("eps", eps, 0, low_open=True)
+        validate.number("weight_decay", weight_decay, 0)
         self.beta1, self.beta2, self.eps, self.weight_decay = (
             float(beta1),
             float(beta2),
@@ -122,7 +122,7 @@ class Adam(Optimizer):
 
 def clip_grad_norm(params, max_norm: float) -> float:
     """Scale all gradients together so their global L2 norm is at most ``max_norm``; return the norm before."""
-    _check_positive("max_norm", max_norm)
+    validate.number("max_norm", max_norm, 0, low_open=True)
     params = list(params)
     grads = [p.grad for p in params if p.grad is not None]
     total = global_grad_norm(grads)
@@ -151,17 +151,6 @@ def global_grad_norm(grads) -> float:
     with np.errstate(over="ignore", invalid="ignore"):  # an overflowing sum of squares means an infinite norm
         total = sum(squared_norm(g) for g in grads)
     return math.sqrt(total) if total >= 0 else math.nan
-
-
-def _check_positive(name, value):
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise UsageError(f"{name} must be a positive finite number, got {value!r}")
-
-
-def _check_range(name, value, low, high, high_open=False):
-    ok = isinstance(value, (int, float)) and low <= value and (value < high if high_open else value <= high)
-    if not ok:
-        raise UsageError(f"{name} must be in [{low}, {high}{')' if high_open else ']'}, got {value!r}")
 
 
 _REGISTRY = Registry("optimizer")
