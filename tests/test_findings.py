@@ -12,7 +12,7 @@ import pytest
 from tinygrad_act import findings
 from tinygrad_act.cli import main
 from tinygrad_act.findings import common
-from tinygrad_act.lab import experiment, plots, report
+from tinygrad_act.lab import experiment, plots, report, rundir
 from tinygrad_act.lab import sweep as sweeps
 
 NAMES = [f.name for f in findings.FINDINGS]
@@ -140,7 +140,7 @@ def last_records(tmp_path, name):
     """(summary row, metrics records) of every run of a finding's tiny sweep."""
     root = tmp_path / "runs" / name
     rows = sweeps.collect(root, sweeps.load_config(name))
-    return [(row, experiment.open_records(root / "runs" / row["run"])) for row in rows]
+    return [(row, rundir.read_records(root / "runs" / row["run"])) for row in rows]
 
 
 # ---- the tiny stand-ins follow the real configs -------------------------------------------------------------

@@ -8,7 +8,7 @@ import sys as _sys
 
 from .common import __version__
 from .engine.gradcheck import gradcheck
-from .engine.graph import is_grad_enabled, no_grad
+from .engine.graph import enable_grad, is_grad_enabled, no_grad
 from .engine.scalar import Value
 from .engine.tensor import Tensor, concatenate, maximum, minimum, stack, where
 from .nn import activations, init, optim
@@ -25,6 +25,7 @@ __all__ = [
     "Value",
     "activations",
     "concatenate",
+    "enable_grad",
     "gradcheck",
     "init",
     "is_grad_enabled",

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..lab import plots, rundir
-from ..lab.experiment import Config
+from ..lab.config import Config
 from ..lab.report import number
 
 # The findings' figures have always been written at 100 dpi (lab.plots.DPI is 110 for run and sweep figures):

@@ -309,7 +309,3 @@ def _progress_bar(total: int, enabled: bool):
 def _postfix(record: dict) -> str:
     ratio = stats.first_last_ratio(record)
     return f"loss={record['loss']:.4g} acc={record['accuracy']:.2f} r={ratio:.1e}"
-
-
-# The one reader of metrics.jsonl is rundir.read_records; this name stays for callers that import it from here.
-open_records = rundir.read_records
