@@ -32,3 +32,60 @@ def legend(ax, **options) -> None:
     """A legend only where there is something to name (an empty legend is a matplotlib warning)."""
     if ax.get_legend_handles_labels()[0]:
         ax.legend(**options)
+
+
+# ---- One style (run, sweep, findings and compare figures) --------------------------------------------------
+# Gradient norms are drawn on one fixed log range, the same for every run, so that a healthy profile (under a
+# decade of spread) looks flat and a vanishing one (ten decades and more) looks steep. Values outside the range
+# are drawn at its edge as markers, never dropped.
+NORM_RANGE = (1e-16, 1e4)
+# Heatmaps of log10 r or log10 ||grad||: one shared colour scale, diverging around 0 (r = 1, healthy).
+LOG_RATIO_RANGE = (-16.0, 16.0)
+HEALTHY_BAND = (1e-2, 1e2)  # stats.VANISHING_BELOW .. stats.EXPLODING_ABOVE, shaded on ratio axes
+STEP_COLORMAP = "viridis"  # steps of one run: early dark, late light
+DIVERGING_COLORMAP = "RdBu_r"
+UNDERFLOW_MARKER = dict(marker="v", markersize=8, markerfacecolor="white", linestyle="none")  # a gradient of 0
+DIVERGED_MARKER = dict(marker="X", markersize=9, linestyle="none", color="black")  # a run that diverged
+THEORY_STYLE = dict(linestyle="--", linewidth=1.2, alpha=0.8)  # the mean-field prediction beside a measurement
+_PALETTE = (  # colour-blind-safe (Okabe & Ito 2008, then Tol's muted) for up to 16 activations
+    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442",
+    "#332288", "#882255", "#117733", "#999933", "#AA4499", "#44AA99", "#DDCC77", "#88CCEE",
+)  # fmt: skip
+_LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
+
+
+def activation_color(name: str, names: list[str]) -> str:
+    """The colour of an activation among ``names`` (the activations one figure shows): distinct for up to 16."""
+    return _PALETTE[sorted(set(names)).index(name) % len(_PALETTE)]
+
+
+def init_linestyle(name: str, names: list[str]):
+    """The line style of an initializer among ``names`` (colour = activation, line style = init)."""
+    return _LINESTYLES[sorted(set(names)).index(name) % len(_LINESTYLES)]
+
+
+def layer_ticks(ax, count: int, axis: str = "x") -> None:
+    """Integer layer ticks 1..count-1 and "out" for the output layer (at most ~12 labels)."""
+    stride = max(1, round(count / 12))
+    ticks = [*range(1, count, stride), count]
+    labels = [str(t) for t in ticks[:-1]] + ["out"]
+    (ax.set_xticks if axis == "x" else ax.set_yticks)(ticks, labels)
+
+
+def norm_axis(ax, label: str, axis: str = "y") -> None:
+    """A log axis over NORM_RANGE with a rendered-maths label, the same for every run."""
+    (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+    (ax.set_ylim if axis == "y" else ax.set_xlim)(*NORM_RANGE)
+    (ax.set_ylabel if axis == "y" else ax.set_xlabel)(label)
+
+
+def clipped(values, low: float = NORM_RANGE[0], high: float = NORM_RANGE[1]):
+    """(values inside [low, high] with the rest as nan, positions of zeros/underflows, positions above high)."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        below = np.flatnonzero(~(values >= low) & np.isfinite(values))
+        above = np.flatnonzero((values > high) | np.isposinf(values))
+        inside = np.where((values >= low) & (values <= high), values, np.nan)
+    return inside, below, above
