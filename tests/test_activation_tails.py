@@ -50,7 +50,7 @@ def _mish_slope(x):
     return np.tanh(softplus) + x * _sech2(softplus) * _sigmoid(x)
 
 
-# f'(x) for every built-in, from its textbook definition (the module docstring of activations.py)
+# f'(x) for every built-in, from its textbook definition (the module docstring of nn/builtin_activations.py)
 REFERENCE = {
     "identity": lambda x: np.ones_like(x),
     "sigmoid": _sigmoid_slope,

@@ -44,10 +44,7 @@ def is_grad_enabled() -> bool:
 
 
 class _SetGradMode:
-    """Context manager and decorator: the grad mode is ``enabled`` while inside (in this thread).
-
-    One instance may be entered several times, nested and from several threads at once.
-    """
+    """Context manager and decorator: the grad mode is ``enabled`` inside; one instance may nest and be shared."""
 
     def __enter__(self):
         _GradMode.saved.append(_GradMode.enabled)
@@ -60,7 +57,7 @@ class _SetGradMode:
     def __call__(self, fn):
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with type(self)():
+            with self:  # reentrant: the modes to restore are kept per thread, not on the instance
                 return fn(*args, **kwargs)
 
         return wrapper
@@ -84,8 +81,7 @@ class Node:
     # _pending: during backward(), the sum of the gradients that have arrived so far; else None
     __slots__ = tuple("data grad requires_grad _parents _backward _ctx _seq _hooks _retain _pending".split())
 
-    # Subclasses may set this to a function ``fit(grad, parent) -> grad`` that the walk applies to every
-    # gradient before it reaches a parent: Tensor un-broadcasts and casts there, in one place for all ops.
+    # fit(grad, parent) -> grad, applied to every gradient on its way to a parent (Tensor: un-broadcast and cast)
     _fit_grad = None
     _empty_grad = None  # what .grad holds before any backward and after zero_grad() (Value: 0.0)
 
@@ -107,11 +103,10 @@ class Node:
         return self._backward is None
 
     def register_hook(self, fn):
-        """Call ``fn(grad)`` whenever this node's gradient is complete; a non-None return replaces it.
+        """Call ``fn(grad)`` whenever this node's gradient is complete; a non-None return replaces it (copied).
 
-        The array a hook receives may be shared or read-only: return a new value, never modify it in place.
-        A replacement must look like the gradient (same shape and dtype; for a Value a real number), else
-        backward() raises; it is copied. Returns a handle whose ``remove()`` unregisters the hook.
+        Never modify ``grad`` in place (it may be shared or read-only). A replacement must look like the gradient
+        (same shape and dtype; for a Value a real number), else backward() raises. Returns a removable handle.
         """
         if not self.requires_grad:
             raise RuntimeError("cannot register a hook on a node that does not require grad")
@@ -154,6 +149,13 @@ class Node:
         """max(0, x); the derivative at 0 is taken as 0, as in PyTorch."""
         return self.apply(kernels.RELU)
 
+    # Composed from each engine's own primitives (__mul__, __add__), the same for both.
+    def __neg__(self):
+        return self * -1
+
+    def __rsub__(self, other):
+        return (-self) + other
+
 
 _init = Node.__init__
 
@@ -173,8 +175,6 @@ def make(cls, data, parents: tuple, backward, ctx=None):
 class RemovableHandle:
     """Returned by ``register_hook`` (and by modules' ``register_forward_hook``): ``remove()`` unregisters."""
 
-    __slots__ = ("_hooks", "_fn")
-
     def __init__(self, hooks: list, fn):
         self._hooks, self._fn = hooks, fn
 
@@ -185,10 +185,9 @@ class RemovableHandle:
 
 
 def topological_order(root) -> list:
-    """Every node recorded in ``root``'s graph, root first, parents after children.
+    """Every node recorded in ``root``'s graph, root first, parents after children (by creation number).
 
-    Iterative (no recursion limit); deterministic: parents are tuples and creation numbers are unique. Nodes
-    that do not require grad are listed too (as leaves) but never receive a gradient: backward() checks that.
+    Iterative (no recursion limit), deterministic; nodes that do not require grad are listed too, as leaves.
     """
     seen = {root}
     stack = [root]
@@ -202,9 +201,7 @@ def topological_order(root) -> list:
 
 
 def _graph_freed(node, grad):
-    raise RuntimeError(
-        "backward through a graph that was already freed: pass retain_graph=True to the first backward()"
-    )
+    raise RuntimeError("backward through a freed graph: pass retain_graph=True to the first backward()")
 
 
 def backward(root, seed, retain_graph: bool = False) -> None:

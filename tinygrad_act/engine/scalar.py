@@ -1,7 +1,6 @@
 """Value: a Python-float node on the shared reverse-mode core (micrograd-sized, for teaching and tiny nets).
 
-Every operation reads aloud: compute the output, remember the parents, and right below it, say how the
-gradient flows back (``_*_backward(node, g)``, a function of the output node returning one gradient per parent).
+Every operation reads aloud: compute the output, remember the parents, right below say how the gradient flows back.
 
 Non-finite results follow IEEE 754 as numpy and Tensor do, never a Python exception: ``x / 0`` is ±inf
 (0 / 0 is nan), ``0 ** -1`` is inf, ``log(0)`` is -inf, ``exp`` overflows to inf. A local derivative that is
@@ -23,10 +22,8 @@ class Value(Node):
     _empty_grad = 0.0
 
     def __init__(self, data, requires_grad: bool = True):
-        if isinstance(data, Value):
-            data = data.data
         try:
-            data = float(data)
+            data = float(data.data if isinstance(data, Value) else data)
         except (TypeError, ValueError):
             raise TypeError(f"Value needs a real number, got {data!r}") from None
         super().__init__(data, bool(requires_grad))
@@ -134,17 +131,11 @@ class Value(Node):
         return (0.0 if slope == 0.0 and activation.can_die else g * slope,)
 
     # ---- composed from the primitives ------------------------------------------------------------------
-    def __neg__(self):
-        return self * -1.0
-
     def __sub__(self, other):
         return self + (-other)
 
     __radd__ = __add__
     __rmul__ = __mul__
-
-    def __rsub__(self, other):
-        return (-self) + other
 
     def __rtruediv__(self, other):
         return Value(_number(other), requires_grad=False) / self

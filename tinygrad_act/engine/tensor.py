@@ -41,14 +41,9 @@ def _fit_grad(g, parent):
 
 
 def _as_array(x, dtype=None) -> np.ndarray:
-    if isinstance(x, Tensor):
-        x = x.data
-    if isinstance(x, np.ndarray) and (dtype is None or x.dtype == dtype) and x.dtype.kind == "f":
-        return x
-    if dtype is None:
-        array = np.asarray(x)
-        return array.astype(array.dtype if array.dtype.kind == "f" else np.float64, copy=False)
-    return np.asarray(x, dtype=dtype)
+    """``x`` as an array of ``dtype`` (no copy if it is one); without a dtype, floats stay and the rest is float64."""
+    array = np.asarray(x.data if isinstance(x, Tensor) else x, dtype=dtype)
+    return array if dtype is not None or array.dtype.kind == "f" else array.astype(np.float64)
 
 
 def _is_number(x) -> bool:
@@ -187,8 +182,6 @@ class Tensor(Node):
 
     def _pow_backward(node, g):
         p, x = node._ctx, node._parents[0].data
-        if p == 2:
-            return (g * (2 * x),)
         if p == 0:  # d(x^0)/dx = 0 everywhere; the general formula gives 0 * inf = nan (and a warning) at x = 0
             return (np.zeros_like(g),)
         if p == -1:
@@ -211,10 +204,7 @@ class Tensor(Node):
     def _matmul_backward(node, g):
         a, b = node._parents
         x, w = a.data, b.data
-        if x.ndim == 2 and w.ndim == 2:
-            return (g @ w.T if a.requires_grad else None), (x.T @ g if b.requires_grad else None)
-        # General case (1-D and batched operands): lift 1-D operands to matrices as numpy does, then drop
-        # the added axis again; _fit_grad sums the broadcast batch axes.
+        # 1-D operands are lifted to matrices as numpy does, then lose the added axis; _fit_grad sums batch axes.
         x2 = x if x.ndim > 1 else x[None, :]
         w2 = w if w.ndim > 1 else w[:, None]
         g2 = g.reshape(np.broadcast_shapes(x2.shape[:-2], w2.shape[:-2]) + (x2.shape[-2], w2.shape[-1]))
@@ -227,17 +217,11 @@ class Tensor(Node):
             gw = gw if w.ndim > 1 else gw[..., 0]
         return gx, gw
 
-    def __neg__(self):
-        return self * -1
-
     def __sub__(self, other):
         return self + (-other if _is_number(other) else -_constant(other, self))
 
     __radd__ = __add__
     __rmul__ = __mul__
-
-    def __rsub__(self, other):
-        return (-self) + other
 
     def __rtruediv__(self, other):
         return _constant(other, self) / self
@@ -302,11 +286,7 @@ class Tensor(Node):
 
     def _clip_backward(node, g):
         (low, high), x = node._ctx, node._parents[0].data
-        inside = np.ones(x.shape, dtype=bool)
-        if low is not None:
-            inside &= x >= low
-        if high is not None:
-            inside &= x <= high
+        inside = (True if low is None else x >= low) & (True if high is None else x <= high)
         return (np.where(inside, g, np.zeros((), dtype=g.dtype)),)
 
     def maximum(self, other):
@@ -444,11 +424,10 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 
 def _linear_backward(node, g):
-    x, weight = node._parents[0].data, node._parents[1].data
-    gx = g @ weight.T if node._parents[0].requires_grad else None
-    gw = None
-    if node._parents[1].requires_grad:  # every leading axis is a batch axis
-        gw = (x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x).T @ (g.reshape(-1, g.shape[-1]) if g.ndim != 2 else g)
+    x, weight = node._parents[0], node._parents[1]
+    gx = g @ weight.data.T if x.requires_grad else None
+    # Every leading axis of x is a batch axis (reshaping a 2-d array to its own shape is a free view).
+    gw = x.data.reshape(-1, x.data.shape[-1]).T @ g.reshape(-1, g.shape[-1]) if weight.requires_grad else None
     return gx, gw, g  # the bias's: _fit_grad sums it over the axes the bias was broadcast along
 
 
