@@ -158,9 +158,9 @@ def ratio_heatmap(rows: list[dict], keys: list[str]):
     bar.set_label(r"$\log_{10} r$ at step 0")
     notes = ["0 = healthy (r = 1), blue = vanishing, red = exploding; median over seeds"]
     notes += ["n div = runs that diverged"] if any(map(diverged, rows)) else []
-    notes += [f"beyond the scale: value printed, colour at its end ({low:g}..{high:g})"] if beyond else []
+    notes += [f"(<{low:g}) / (>{high:g}): beyond the colour scale, value printed"] if beyond else []
     if notes:
-        fig.text(0.01, 0.01, "; ".join(notes), fontsize=7)
+        fig.text(0.01, 0.005, "\n".join(notes), fontsize=7)
     return fig
 
 
