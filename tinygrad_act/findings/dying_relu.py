@@ -36,17 +36,24 @@ def dead_figure(ctx: Context) -> str:
     lrs = ctx.sweep.grid["lr"]
     fig, axes = plots.figure(1, len(lrs), figsize=(4 * len(lrs), 3.6), sharey=True)
     axes = np.atleast_1d(axes)
+    acts = ctx.sweep.grid["act"]
     for ax, lr in zip(axes, lrs):
-        for act in ctx.sweep.grid["act"]:
+        for act in acts:
             row = ctx.where(act=act, lr=lr, seed=ctx.sweep.grid["seed"][0])
             if row:
                 records = ctx.records(row[0])
-                ax.plot([r["step"] for r in records], [dead_fraction(r) for r in records], label=act)
+                colour = plots.activation_color(act, acts)
+                dead = [dead_fraction(r) for r in records]
+                ax.plot([r["step"] for r in records], dead, color=colour, label=act)
+                if row[0]["status"] == "diverged":  # the point of the finding: where the run stopped, not a gap
+                    measured = [v for v in dead if not math.isnan(v)] or [0.0]
+                    ax.plot(records[-1]["step"], measured[-1], **{**plots.DIVERGED_MARKER, "color": colour})
         ax.set_title(f"lr = {lr}")
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("dead fraction (mean over hidden layers)")
-    plots.legend(axes[0])
+    axes[0].plot([], [], **plots.DIVERGED_MARKER, label="diverged (loss nan): the run stops here")
+    plots.legend(axes[0], fontsize=7)
     return ctx.figure(fig, "dead_fraction")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from ..lab import plots
 from ..lab.report import fmt, markdown_table, number, pct
 from .common import Context, Finding, agreement, log_error
@@ -37,19 +39,23 @@ def run_table(ctx: Context) -> str:
 
 
 def loss_figure(ctx: Context) -> str:
-    """One panel per activation: the training loss of every run (dotted: clipped). Its link."""
+    """One panel per activation: the training loss of every run (colour = init, dotted: clipped); a run that
+    diverged is drawn to its last finite loss and crossed where it stopped. Its link."""
     fig, axes = plots.figure(1, 2, figsize=(11, 4))
+    inits = ctx.sweep.grid["init"]
     for ax, act in zip(axes, ctx.sweep.grid["act"]):
-        for init in ctx.sweep.grid["init"]:
+        for init in inits:
             for clip, style in zip(ctx.sweep.grid["clip"], ("-", ":")):
                 for row in ctx.where(act=act, init=init, clip=clip)[:1]:
                     records = ctx.records(row)
-                    ax.plot(
-                        [r["step"] for r in records],
-                        [number(r["loss"]) for r in records],
-                        style,
-                        label=f"{init.split(':')[-1]}, clip {clip or 'off'}",
-                    )
+                    steps, losses = [r["step"] for r in records], [number(r["loss"]) for r in records]
+                    colour = plots.activation_color(init, inits)
+                    label = f"{_init_name(init)}, clip {clip or 'off'}"
+                    ax.plot(steps, losses, style, color=colour, marker="o" if len(steps) < 5 else None, label=label)
+                    if row["status"] == "diverged":
+                        finite = [v for v in losses if math.isfinite(v)] or [math.nan]
+                        ax.plot(steps[-1], finite[-1], **{**plots.DIVERGED_MARKER, "color": colour})
+        ax.plot([], [], **plots.DIVERGED_MARKER, label="diverged (loss nan at this step)")
         ax.set_yscale("log")
         ax.set_title(act)
         ax.set_xlabel("step")

@@ -93,21 +93,30 @@ def layer_table(ctx: Context, profiles: list[dict]) -> str:
 
 
 def layer_figure(ctx: Context, profiles: list[dict]) -> str:
-    """Left: delta profiles at step 0 (dashed: standard init); right: activation stds at the end. Its link."""
-    fig, axes = plots.figure(1, 2, figsize=(11, 4))
-    styles = dict(zip(ctx.sweep.grid["init"], ("--", "-")))
+    """Left: delta profiles at step 0; right: activation stds at the end (colour = activation, line style =
+    init, one legend outside the plots). Its link."""
+    from matplotlib.lines import Line2D
+
+    fig, axes = plots.figure(1, 2, figsize=(12, 4))
+    acts, inits = ctx.sweep.grid["act"], ctx.sweep.grid["init"]
     for p in profiles:
         layers = np.arange(1, len(p["deltas"]) + 1)
-        label = f"{p['act']}, {p['init']}"
-        line = axes[0].plot(layers, p["deltas"], styles.get(p["init"], "-"), marker="o", label=label)[0]
-        axes[1].plot(layers, p["stds"], styles.get(p["init"], "-"), marker="o", color=line.get_color(), label=label)
+        style = dict(color=plots.activation_color(p["act"], acts), linestyle=plots.init_linestyle(p["init"], inits))
+        axes[0].plot(layers, p["deltas"], marker="o", **style)
+        axes[1].plot(layers, p["stds"], marker="o", **style)
+    depth = ctx.setting("depth")
     axes[0].set_yscale("log")
-    axes[0].set_ylabel(f"||delta_l|| / ||delta_{ctx.setting('depth')}|| at step 0")
+    axes[0].set_ylabel(rf"$\|\delta_l\| \,/\, \|\delta_{{{depth}}}\|$ at step 0")
     axes[1].set_ylabel(f"std of activations at step {profiles[-1]['step'] if profiles else 'the end'}")
     for ax in axes:
-        ax.set_xlabel("hidden layer")
+        ax.set_xticks(range(1, depth + 1))
+        ax.set_xlabel("hidden layer $l$")
         ax.grid(alpha=0.3)
-        plots.legend(ax, fontsize=7)
+    names = {"standard": r"standard $U[\pm 1/\sqrt{n}]$", "xavier_uniform": "normalized (Xavier)"}
+    handles = [Line2D([], [], color=plots.activation_color(a, acts), lw=2, label=a) for a in acts] + [
+        Line2D([], [], color="black", linestyle=plots.init_linestyle(i, inits), label=names.get(i, i)) for i in inits
+    ]
+    axes[1].legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     return ctx.figure(fig, "layers")
 
 

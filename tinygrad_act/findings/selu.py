@@ -32,20 +32,37 @@ def moment_table(ctx: Context) -> str:
 
 
 def moment_figure(ctx: Context) -> str:
-    """Left: every run's activation means per layer; right: their stds. Its link."""
-    fig, axes = plots.figure(1, 2, figsize=(11, 4))
+    """Left: every run's activation means per layer; right: their stds (colour = activation, line style and
+    marker = init; LeCun and Xavier coincide on square layers, which a note says). Its link."""
+    fig, axes = plots.figure(1, 2, figsize=(12, 4.2))
+    acts, inits = ctx.sweep.grid["act"], ctx.sweep.grid["init"]
+    markers = dict(zip(inits, ("o", "x", "s", "^")))
     for row in ctx.rows:
         means, stds = moments(ctx, row)
         layers = np.arange(1, len(means) + 1)
-        axes[0].plot(layers, means, label=f"{row['act']}, {row['init']}")
-        axes[1].plot(layers, stds, label=f"{row['act']}, {row['init']}")
+        style = dict(
+            color=plots.activation_color(row["act"], acts),
+            linestyle=plots.init_linestyle(row["init"], inits),
+            marker=markers.get(row["init"]),
+            markevery=4,
+            markerfacecolor="none",
+        )
+        axes[0].plot(layers, means, **style)
+        axes[1].plot(layers, stds, **style)
     axes[0].set_ylabel("mean of activations at step 0")
     axes[1].set_ylabel("std of activations at step 0")
     axes[1].set_yscale("log")
     for ax in axes:
-        ax.set_xlabel("hidden layer")
+        ax.set_xlabel("hidden layer $l$")
         ax.grid(alpha=0.3)
-        plots.legend(ax, fontsize=7)
+    colours = {a: plots.activation_color(a, acts) for a in acts}
+    styles = {i: plots.init_linestyle(i, inits) for i in inits}
+    plots.style_legends(axes[0], colours, styles, loc="upper left", style_loc="center left")
+    if {"lecun_normal", "xavier_normal"} <= set(inits):
+        fig.text(
+            0.01, 0.005, r"LeCun and Xavier normal coincide on the square hidden layers ($\mathrm{Var}\,W = 1/n$ for "
+            f"both): their lines overlap (markers {markers['lecun_normal']} and {markers['xavier_normal']}).", fontsize=8,
+        )  # fmt: skip
     return ctx.figure(fig, "moments")
 
 

@@ -89,3 +89,35 @@ def clipped(values, low: float = NORM_RANGE[0], high: float = NORM_RANGE[1]):
         above = np.flatnonzero((values > high) | np.isposinf(values))
         inside = np.where((values >= low) & (values <= high), values, np.nan)
     return inside, below, above
+
+
+DEPTH_COLORMAP = "viridis"  # depths of a sweep: shallow dark, deep light (a colorbar names them)
+
+
+def log_limits(logs, base=LOG_RATIO_RANGE, step: float = 8.0) -> tuple[float, float]:
+    """``base`` widened in whole ``step``s of decades until every finite log10 value fits: shared, never clipped."""
+    import numpy as np
+
+    logs = np.asarray(logs, dtype=np.float64)
+    logs = logs[np.isfinite(logs)]
+    low, high = base
+    if logs.size:
+        low -= step * max(0, np.ceil((low - logs.min()) / step))
+        high += step * max(0, np.ceil((logs.max() - high) / step))
+    return float(low), float(high)
+
+
+def style_legends(ax, colors: dict, styles: dict, extra=(), loc="upper left", style_loc="lower left", **options):
+    """Two compact legends instead of one entry per line: colour -> name (``colors``) and line style -> name
+    (``styles``, left out when it has a single entry); ``extra`` handles (theory, diverged, ...) join the first."""
+    from matplotlib.lines import Line2D
+
+    options = {"fontsize": 7, "framealpha": 0.9, **options}
+    handles = [Line2D([], [], color=c, lw=2, label=name) for name, c in colors.items()] + list(extra)
+    first = ax.legend(handles=handles, loc=loc, **options)
+    if len(styles) > 1:
+        ax.add_artist(first)
+        lines = [
+            Line2D([], [], color="black", linestyle=s, lw=1.5, label=f"init = {name}") for name, s in styles.items()
+        ]
+        ax.legend(handles=lines, loc=style_loc, **options)
