@@ -91,7 +91,7 @@ browser:
 
 # A report page in a real headless browser: a screenshot beside the page and a check that every image loaded.
 check-html: $(STAMP) browser
-	bench/check_html.sh "$$PAGE"
+	$(PY) bench/check_html.py "$$PAGE"
 
 clean:
 	rm -rf .pytest_cache .ruff_cache .hypothesis .cache build *.egg-info

@@ -75,12 +75,14 @@ def load_run(path: Path) -> Run | None:
 
 def find_runs(arguments: list[str]) -> list[Run]:
     """The runs named by ``arguments``: run directories, sweep directories (each complete run under runs/)
-    and glob patterns (expanded here, never by a shell). UsageError naming the first that is neither."""
+    and glob patterns (expanded here, never by a shell, to the directories they match). UsageError naming the
+    first that is neither."""
     runs, seen = [], set()
     for argument in arguments:
-        paths = sorted(glob.glob(argument)) if glob.has_magic(argument) else [argument]
+        # a pattern names the directories it matches (runs/* may also match a log file beside them)
+        paths = [p for p in sorted(glob.glob(argument)) if Path(p).is_dir()] if glob.has_magic(argument) else [argument]
         if not paths:
-            raise UsageError(f"{argument!r} matches no file; give run directories, sweep directories or patterns")
+            raise UsageError(f"{argument!r} matches no directory; give run directories, sweep directories or patterns")
         for path in map(Path, paths):
             found = _runs_in(path)
             for run in found:
