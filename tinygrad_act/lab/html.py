@@ -21,8 +21,8 @@ PAGE = "report.html"
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; font-size: 0.9em; margin: 0.5em 0; }
-th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: right; }
+table { border-collapse: collapse; font-size: 0.9em; margin: 0.5em 0; display: block; overflow-x: auto; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: right; white-space: nowrap; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 .verdict { font-size: 1.1em; font-weight: 600; } .note { color: #666; font-size: 0.9em; }
 .vanishing { color: #B2182B; } .exploding, .diverged { color: #B2182B; } .healthy { color: #1A7F37; }
