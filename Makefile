@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test lint format bench experiment sweep report list show clean distclean
+.PHONY: help setup test lint format bench experiment sweep report list show compare browser check-html clean distclean
 
 # Variables given on the command line reach the program as data, never as shell text: each is kept exactly as
 # typed ($(value): make does not expand a $ in it either) and exported to the recipe's environment, where
@@ -28,6 +28,8 @@ help:  ## show this help
 	@echo "  make report     regenerate experiments/README.md from fresh runs (ONLY=finding to redo one; JOBS)"
 	@echo "  make list       activations, initializers, datasets, optimizers"
 	@echo "  make show RUN_DIR=runs/NAME   print the table and verdict of a finished run"
+	@echo "  make compare RUNS=\"runs/a runs/b\" [OUT=file.png]   runs side by side on one scale (sweeps, patterns too)"
+	@echo "  make check-html PAGE=runs/NAME/report.html   open a report page in headless chromium (make browser)"
 	@echo "  make test       run the test suite (warnings are errors; TESTS=tests/test_x.py for some)"
 	@echo "  make lint       ruff, and import-linter for the one-way rule between the parts (ARCHITECTURE.md)"
 	@echo "  make bench      benchmarks (prints a table, writes bench/results.json; ONLY=name for one)"
@@ -79,6 +81,17 @@ list: $(STAMP)
 
 show: $(STAMP)
 	$(PY) -m tinygrad_act show "$$RUN_DIR"
+
+compare: $(STAMP)
+	$(RUN) compare
+
+# Debian's chromium, for check-html (needs root or sudo the first time)
+browser:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+# A report page in a real headless browser: a screenshot beside the page and a check that every image loaded.
+check-html: $(STAMP) browser
+	$(PY) bench/check_html.py "$$PAGE"
 
 clean:
 	rm -rf .pytest_cache .ruff_cache .hypothesis .cache build *.egg-info

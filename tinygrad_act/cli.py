@@ -1,4 +1,4 @@
-"""``python -m tinygrad_act`` / ``tinygrad-act``: experiment, sweep, report, list, show.
+"""``python -m tinygrad_act`` / ``tinygrad-act``: experiment, sweep, report, list, show, compare.
 
 Bad input ends with one line naming the bad value and the valid choices, exit code 2, no traceback; a file
 system that refuses a write (RunDirError) exits 1; Ctrl-C exits 130 and SIGTERM 143, the run summarized.
@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("-v", "--verbose", action="store_true", help="parameters, defaults and descriptions too")
     show = commands.add_parser("show", help="print the table and verdict of an existing run directory")
     show.add_argument("run_dir")
+    compare = commands.add_parser("compare", help="overlay runs' gradient profiles on one fixed log scale")
+    compare.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run or sweep directories, or glob patterns")
+    compare.add_argument("--out", default="compare.png", help="the PNG to write (default %(default)s)")
     return parser
 
 
@@ -204,7 +207,7 @@ def cmd_sweep(args) -> int:
         sweep, out, jobs=args.jobs, scheduler=args.scheduler, shard=shard, progress=not args.no_progress
     )
     print((Path(out) / "sweep.md").read_text() if (Path(out) / "sweep.md").exists() else "")
-    print(f"{len(rows)} runs in {out}/ (sweep.csv, sweep.md, figures/)")
+    print(f"{len(rows)} runs in {out}/ (sweep.csv, sweep.md, figures/, report.html)")
     return 0
 
 
@@ -261,12 +264,23 @@ def cmd_show(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    """Overlay the runs' step-0 profiles with their theory into one PNG; print their table."""
+    from .lab import compare
+
+    table, path = compare.compare(args.runs, args.out)
+    print(table)
+    print(f"wrote {path}")
+    return 0
+
+
 COMMANDS = {
     "experiment": cmd_experiment,
     "sweep": cmd_sweep,
     "report": cmd_report,
     "list": cmd_list,
     "show": cmd_show,
+    "compare": cmd_compare,
 }
 
 

@@ -27,7 +27,7 @@ SWEEP = {
     "LRS": "--lrs", "JOBS": "--jobs", "SCHEDULER": "--scheduler", "SHARD": "--shard",
 }  # fmt: skip
 REPORT = {"ONLY": "--only", "JOBS": "--jobs"}
-VARIABLES = (*EXPERIMENT, *EXPERIMENT_FLAGS, *SWEEP, "CONFIG", "GRID", "ONLY")
+VARIABLES = (*EXPERIMENT, *EXPERIMENT_FLAGS, *SWEEP, "CONFIG", "GRID", "ONLY", "RUNS")
 
 
 def _options(table: dict, environ) -> list[str]:
@@ -52,7 +52,13 @@ def arguments(command: str, environ=os.environ) -> list[str]:
         return ["sweep", *config, *_options(SWEEP, environ), *grids, *options, *out]
     if command == "report":
         return ["report", *_options(REPORT, environ)]
-    raise UsageError(f"unknown make command {command!r}; choose one of: experiment, sweep, report")
+    if command == "compare":
+        # RUNS holds one directory or glob pattern per word; compare expands the patterns itself (no shell)
+        runs = environ.get("RUNS", "").split()
+        if not runs:
+            raise UsageError('compare needs RUNS: make compare RUNS="runs/a runs/b" [OUT=file.png]')
+        return ["compare", *runs, *_options({"OUT": "--out"}, environ)]
+    raise UsageError(f"unknown make command {command!r}; choose one of: experiment, sweep, report, compare")
 
 
 def main(argv=None) -> int:

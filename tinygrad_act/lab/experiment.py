@@ -26,7 +26,7 @@ from ..engine.tensor import Tensor
 from ..nn import optim
 from ..nn.modules import MLP, accuracy, cross_entropy
 from ..nn.optim import clip_grad_norm
-from . import data, report, rundir, stats, theory
+from . import data, html, report, rundir, stats, theory
 from .config import Config
 from .probes import LayerProbe, gradient_record
 from .rundir import LAYER_FIELDS, RUN_FILES  # noqa: F401  (names callers import from here)
@@ -216,6 +216,7 @@ def finish(path: Path, config: Config, records, outcome: Outcome, final, predict
         if outcome.signal:
             summary["signal"] = outcome.signal  # what stopped the run: the command line exits 130 or 143
         summary["wall_time_s"] = time.perf_counter() - started
+        summary.update(html.write_run_page(path, config, records, summary))  # report.html: figures and numbers
         summary["files"] = rundir.listing(path)
         try:
             # Atomic: a sweep treats a run as complete once summary.json exists, so it is never half written.

@@ -293,7 +293,8 @@ def prepare(out: str, name: str, force: bool = False, root: str = "runs"):
         if leftovers and not force:
             raise UsageError(f"run directory {str(path)!r} already exists; choose another OUT or pass --force")
         for leftover in leftovers:
-            if leftover in RUN_FILES or leftover in ("figures", "summary.json.partial") or leftover.endswith(".tmp"):
+            derived = ("figures", "report.html", "summary.json.partial")
+            if leftover in RUN_FILES or leftover in derived or leftover.endswith(".tmp"):
                 remove(path / leftover)
         yield path
 

@@ -34,10 +34,10 @@ from pathlib import Path
 
 from ..common import errors, validate
 from ..common.errors import RunDirError, UsageError
-from . import rundir
+from . import html, rundir
 from .config import Config
 from .stats import shown_verdict
-from .sweep_report import ROW_FIELDS, figures, write_tables
+from .sweep_report import ROW_FIELDS, figures, table_cells, write_tables
 
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
 CONFIG_FIELDS = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "out"}
@@ -283,6 +283,7 @@ def run_sweep(
             figures(root, rows, list(sweep.grid))
         except ImportError:  # matplotlib is optional for sweeps run headless on a cluster
             pass
+        html.write_sweep_page(root, *table_cells(rows, list(sweep.grid)), [row["run"] for row in rows])
     return rows
 
 

@@ -52,11 +52,16 @@ def write_tables(root: Path, rows: list[dict], keys: list[str]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     rundir.atomic_write(root / "sweep.csv", text.getvalue())
+    rundir.atomic_write(root / "sweep.md", markdown_table(*table_cells(rows, keys)) + "\n")
+
+
+def table_cells(rows: list[dict], keys: list[str]) -> tuple[list[str], list[list]]:
+    """The headers and cells of sweep.md (and of the sweep's report.html): the grid keys, then SHOWN."""
     shown = [*keys, *SHOWN]
     # Grid values are shown as given (depth 100, not 1e+02); measured numbers as everywhere else (report.fmt).
     cells = [[fmt(row.get(c), 3) if row.get(c) is None or isinstance(row.get(c), float) else row[c] for c in shown]
              for row in rows]  # fmt: skip
-    rundir.atomic_write(root / "sweep.md", markdown_table(shown, cells) + "\n")
+    return shown, cells
 
 
 def figures(root: Path, rows: list[dict], keys: list[str]) -> list[str]:
