@@ -47,9 +47,9 @@ DIVERGING_COLORMAP = "RdBu_r"
 UNDERFLOW_MARKER = dict(marker="v", markersize=8, markerfacecolor="white", linestyle="none")  # a gradient of 0
 DIVERGED_MARKER = dict(marker="X", markersize=9, linestyle="none", color="black")  # a run that diverged
 THEORY_STYLE = dict(linestyle="--", linewidth=1.2, alpha=0.8)  # the mean-field prediction beside a measurement
-_PALETTE = (  # colour-blind-safe (Okabe & Ito 2008, then Tol's muted) for up to 16 activations
-    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442",
-    "#332288", "#882255", "#117733", "#999933", "#AA4499", "#44AA99", "#DDCC77", "#88CCEE",
+_PALETTE = (  # colour-blind-safe (Okabe & Ito 2008, then Tol), up to 16 activations; pale yellows last (faint on white)
+    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#882255",
+    "#332288", "#117733", "#999933", "#AA4499", "#44AA99", "#88CCEE", "#DDCC77", "#F0E442",
 )  # fmt: skip
 _LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
 
