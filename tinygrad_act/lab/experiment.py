@@ -80,6 +80,8 @@ def _run_in(path: Path, config: Config, dataset, progress: bool, command: str | 
     when = "after {steps_done} steps"
     try:
         train(config, model, optimizer, probe, batches, dataset, log, outcome, progress, started)
+        if config.figures and outcome.status != "failed":  # data for histograms.png, drawn with the figures
+            probe.save_histograms(path / "histograms.npz")
         when = "during the final evaluation"
         if outcome.status == "completed":
             with np.errstate(all="ignore"):

@@ -43,6 +43,7 @@ NORM_RANGE = (1e-16, 1e4)
 LOG_RATIO_RANGE = (-16.0, 16.0)
 HEALTHY_BAND = (1e-2, 1e2)  # stats.VANISHING_BELOW .. stats.EXPLODING_ABOVE, shaded on ratio axes
 STEP_COLORMAP = "viridis"  # steps of one run: early dark, late light
+LAYER_COLORMAP = "plasma"  # layers of one run: input side dark, output light
 DIVERGING_COLORMAP = "RdBu_r"
 UNDERFLOW_MARKER = dict(marker="v", markersize=8, markerfacecolor="white", linestyle="none")  # a gradient of 0
 DIVERGED_MARKER = dict(marker="X", markersize=9, linestyle="none", color="black")  # a run that diverged
@@ -64,11 +65,12 @@ def init_linestyle(name: str, names: list[str]):
     return _LINESTYLES[sorted(set(names)).index(name) % len(_LINESTYLES)]
 
 
-def layer_ticks(ax, count: int, axis: str = "x") -> None:
-    """Integer layer ticks 1..count-1 and "out" for the output layer (at most ~12 labels)."""
+def layer_ticks(ax, count: int, axis: str = "x", output: bool = True) -> None:
+    """Integer layer ticks 1..count-1 and "out" for the output layer (at most ~12 labels; ``output`` False: the
+    last is its number, for hidden layers only)."""
     stride = max(1, round(count / 12))
-    ticks = [*range(1, count, stride), count]
-    labels = [str(t) for t in ticks[:-1]] + ["out"]
+    ticks = [*range(1, count - stride // 2, stride), count]  # no label crowding the last one
+    labels = [str(t) for t in ticks[:-1]] + ["out" if output else str(count)]
     (ax.set_xticks if axis == "x" else ax.set_yticks)(ticks, labels)
 
 

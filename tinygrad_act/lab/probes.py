@@ -20,12 +20,22 @@ For each Linear layer, input side first (the last one is the output layer):
   wherever it is a normal float: a float32 tanh unit at |a| = 9 is saturated (φ' = 6e-8), not dead; only
   past |a| ≈ 52, where float32 sech² underflows to 0 and the unit truly gets no gradient, does it count as dead.
   ``None`` for the output layer;
+- ``weight_gain``: σ_w² = fan_in · mean(W²) of the weights this step's forward pass used (theory.sigma_w2_of_weights);
+- ``activation_gain``: E[φ'(a)²] over batch and units; mean-field theory predicts that ||δ||² changes by
+  weight_gain · activation_gain per layer (for ReLU it is the fraction of active units); ``None`` for the output;
+- ``inactive_fraction``: fraction of (example, unit) pairs with φ'(a) = 0 exactly (ReLU's zero region: inactive,
+  not saturated; they also count in ``saturation``); ``None`` for the output layer;
 - ``update_ratio``: ||ΔW||_F / ||W||_F of the update the optimizer applied at this step;
 - ``grad_subnormal_fraction``: fraction of dL/dW entries that are subnormal (below the dtype's smallest
   normal number, but not zero) or zero — where float32 arithmetic slows down or gradients vanish outright.
 
 Global: ``grad_norm`` (all parameters, before clipping: the norm ``optim.clip_grad_norm`` compares with its
 threshold), ``nonfinite`` (non-finite gradient entries).
+
+Histograms (Glorot & Bengio 2010, figures 6-7): ``probe.histograms`` keeps, for the first and the latest
+measured step, per-layer counts of the activations' outputs (hidden layers, HISTOGRAM_BINS bins over a range
+fixed at the first measured step) and of log10|δ| (every layer, over DELTA_LOG_RANGE; zeros and underflows
+count in the first bin, so each layer's counts sum to batch x width).
 """
 
 from __future__ import annotations
@@ -36,6 +46,11 @@ import numpy as np
 
 from ..engine.graph import is_grad_enabled
 from ..nn.optim import global_grad_norm, squared_norm
+from . import rundir
+from .theory import sigma_w2_of_weights
+
+HISTOGRAM_BINS = 60
+DELTA_LOG_RANGE = (-30.0, 6.0)  # log10|δ|: from far below float32's smallest number to well past exploding
 
 
 def _norm(a) -> float:
@@ -78,6 +93,28 @@ def _fraction(mask: np.ndarray) -> float:
     return np.count_nonzero(mask) / mask.size if mask.size else math.nan
 
 
+def _mean_square(values: np.ndarray) -> float:
+    flat = values.ravel().astype(np.float64)
+    return float(np.dot(flat, flat)) / flat.size if flat.size else math.nan
+
+
+def _counts(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Counts over HISTOGRAM_BINS equal bins of [low, high]; values outside fall in the edge bins, nan is dropped."""
+    flat = values.ravel().astype(np.float64)
+    flat = flat[~np.isnan(flat)]
+    index = np.floor((np.clip(flat, low, high) - low) / (high - low) * HISTOGRAM_BINS)
+    return np.bincount(np.minimum(index.astype(np.int64), HISTOGRAM_BINS - 1), minlength=HISTOGRAM_BINS)
+
+
+def _activation_range(outputs: list[np.ndarray]) -> tuple[float, float]:
+    """Shared bins for every layer and both steps: the 0.5-99.5 percentiles of all hidden outputs, widened by half."""
+    pooled = np.concatenate([o.ravel().astype(np.float64) for o in outputs])
+    pooled = pooled[np.isfinite(pooled)]
+    low, high = np.percentile(pooled, [0.5, 99.5]) if pooled.size else (-1.0, 1.0)
+    margin = max(high - low, 1e-6) / 4
+    return float(low - margin), float(high + margin)
+
+
 class LayerProbe:
     """Measures every Linear layer of an MLP on the training steps chosen by ``should_log(step)``."""
 
@@ -88,6 +125,8 @@ class LayerProbe:
         self.should_log = should_log
         self.step = 0  # index of the step whose forward pass comes next
         self.record = None  # the statistics of the last measured step, once its update is done
+        self.activation_range = None  # the activation histograms' bins, fixed at the first measured step
+        self.histograms = {}  # "init" and "end": the first and the latest measured step (see the module docstring)
         self._active = self._detached = False
         self._handles = []  # gradient hooks of the step being measured
         self._hooks = []  # forward hooks, attached only for a step that will be measured
@@ -188,8 +227,46 @@ class LayerProbe:
         with np.errstate(all="ignore"):  # exploding runs overflow: the statistics then say inf or nan
             return self._collect(updated)
 
+    def _histogram(self) -> None:
+        """Histogram counts of this step's activations and log10|δ|: the first measured step's once, then the latest."""
+        outputs = [seen[1] for seen in self._seen[:-1] if seen is not None]
+        if not outputs or any(d is None for d in self._deltas):
+            return
+        if "init" not in self.histograms:
+            self.activation_range = _activation_range(outputs)
+        low, high = self.activation_range
+        entry = {
+            "step": self.step,
+            "activations": np.stack([_counts(o, low, high) for o in outputs]),
+            "deltas": np.stack([_counts(np.log10(np.abs(d)), *DELTA_LOG_RANGE) for d in self._deltas]),
+        }
+        self.histograms.setdefault("init", entry)
+        self.histograms["end"] = entry
+
+    def histogram_arrays(self) -> dict:
+        """The histograms as named arrays (for histograms.npz): counts, steps and bin edges; empty if none."""
+        if "init" not in self.histograms:
+            return {}
+        arrays = {
+            "activation_edges": np.linspace(*self.activation_range, HISTOGRAM_BINS + 1),
+            "delta_log_edges": np.linspace(*DELTA_LOG_RANGE, HISTOGRAM_BINS + 1),
+        }
+        for key, entry in self.histograms.items():
+            arrays[f"{key}_step"] = np.array(entry["step"])
+            arrays[f"{key}_activations"], arrays[f"{key}_deltas"] = entry["activations"], entry["deltas"]
+        return arrays
+
+    def save_histograms(self, path) -> bool:
+        """Write ``histogram_arrays()`` to ``path`` (.npz, whole or not at all); False if nothing was measured."""
+        arrays = self.histogram_arrays()
+        if arrays:
+            with rundir.atomic_file(path, "wb") as handle:
+                np.savez_compressed(handle, **arrays)
+        return bool(arrays)
+
     def _collect(self, updated: bool) -> dict:
         act, last = self.activation, len(self.layers) - 1
+        self._histogram()
         norms = {key: _norm(grad) for key, grad in self._grads.items()}
         layers = []
         for index, layer in enumerate(self.layers):
@@ -210,8 +287,14 @@ class LayerProbe:
                     slope = act.derivative(pre)
                     stats["saturation"] = _fraction(act.saturated(pre, slope))
                     stats["dead_fraction"] = _dead_fraction(slope)
+                    stats["activation_gain"] = _mean_square(slope)
+                    stats["inactive_fraction"] = _fraction(slope == 0)
                 else:
                     stats["saturation"] = stats["dead_fraction"] = None
+                    stats["activation_gain"] = stats["inactive_fraction"] = None
+            # the weights of this step's forward pass: before the update if there was one
+            weight = self._weights_before[index] if updated else layer.weight.data
+            stats["weight_gain"] = sigma_w2_of_weights(weight)
             if updated:
                 before = self._weights_before[index]
                 stats["update_ratio"] = _norm(layer.weight.data - before) / max(_norm(before), 1e-300)

@@ -7,11 +7,8 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
-import numpy as np
-
-from . import plots, rundir
+from . import rundir
 from .stats import shown_verdict
 
 BAR_WIDTH = 28
@@ -64,7 +61,7 @@ def layer_table(records: list[dict]) -> str:
     per_decade = min(4.0, (BAR_WIDTH - 1) / max(high - low, 1e-12))
     header = (
         f"{'layer':>5}  {'delta@0':>8}  {'delta@' + str(last['step']):>10}  {'|dW|@0':>8}  "
-        f"{'|dW|@' + str(last['step']):>10}  {'sat':>6}  {'dead':>6}  "
+        f"{'|dW|@' + str(last['step']):>10}  {'sat':>6}  {'dead':>6}  {'σw²@0':>6}  {'E[f′²]@0':>8}  {'product':>7}  "
         f"delta@0, log scale ({per_decade:.3g} chars per decade)"
     )
     lines = [header, "-" * len(header)]
@@ -76,14 +73,17 @@ def layer_table(records: list[dict]) -> str:
         else:
             bar = "(zero)" if d == 0 else "(n/a)"
         sat, dead = b.get("saturation"), b.get("dead_fraction")
+        weight_gain, act_gain = number(a.get("weight_gain")), number(a.get("activation_gain"))
         lines.append(
             f"{_layer_name(index, count):>5}  {fmt(d, 3):>8}  {fmt(b.get('delta_norm'), 3):>10}  "
             f"{fmt(a['weight_grad_norm'], 3):>8}  {fmt(b['weight_grad_norm'], 3):>10}  {pct(sat):>6}  {pct(dead):>6}  "
-            f"{bar}"
+            f"{fmt(weight_gain, 3):>6}  {fmt(act_gain, 3):>8}  {fmt(weight_gain * act_gain, 3):>7}  {bar}"
         )
     lines.append(
         "delta = ||dL/dz|| of each layer's pre-activation over the batch, |dW| = ||dL/dW||; sat = fraction of units "
-        "in the activation's flat region, dead = units with zero gradient for the whole batch (both at the end)"
+        "in the activation's flat region, dead = units with zero gradient for the whole batch (both at the end);\n"
+        "σw² = fan_in·mean(W²) (the weights' gain) x E[f′²] = mean f'(z)² over the batch (the activation's gain) = "
+        "product: mean-field theory's factor on delta² per layer (< 1 vanishing, > 1 exploding; delta x √product)"
     )
     return "\n".join(lines)
 
@@ -158,127 +158,8 @@ def terminal_report(summary: dict, records: list[dict], config) -> str:
     return "\n".join(lines)
 
 
-# ---- figures ------------------------------------------------------------------------------------------------
-def _pick_steps(records: list[dict], count: int = 5) -> list[dict]:
-    if len(records) <= count:
-        return records
-    picks = np.unique(np.linspace(0, len(records) - 1, count).round().astype(int))
-    return [records[i] for i in picks]
-
-
-def _series(records, field):
-    """records x layers array of a per-layer field (nan where missing)."""
-    return np.array(
-        [[np.nan if layer.get(field) is None else layer[field] for layer in r["layers"]] for r in records], dtype=float
-    )
-
-
-def _log_scale(ax, values, axis="y"):
-    """Log scale only when there is something positive to show (all-zero gradients stay linear)."""
-    values = np.asarray(values, dtype=float)
-    if np.any(np.isfinite(values) & (values > 0)):
-        (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
-
-
 def figures(path, records: list[dict], summary: dict) -> list[str]:
-    """Draw the run's PNG figures into ``path/figures``; return their relative paths.
+    """Draw the run's PNG figures into ``path/figures`` (see run_figures); return their relative paths."""
+    from .run_figures import figures as draw  # run_figures writes its numbers with this module's fmt
 
-    Gradient flow across layers at a few steps, a layer x step heatmap of ||dL/dW||, the update ratio per
-    layer, saturation and dead units at the start and the end, and the training curves.
-    """
-    records = [r for r in records if r["layers"] and r["layers"][0].get("delta_norm") is not None]
-    if not records:
-        return []
-    out = rundir.subdir(path, "figures")
-    title = Path(path).name
-    if shown_verdict(summary) == "diverged":
-        title += f" (diverged: {summary.get('message') or 'non-finite numbers'})"
-    written = []
-    with np.errstate(all="ignore"):
-        for draw in (_gradient_flow, _gradient_heatmap, _update_ratio, _saturation, _training):
-            fig, name = draw(records)
-            fig.suptitle(title, fontsize=9)
-            plots.save(fig, out / name)
-            written.append(f"figures/{name}")
-    return written
-
-
-def _gradient_flow(records: list[dict]):
-    """||dL/dz|| and ||dL/dW|| across the layers at a few steps."""
-    fig, axes = plots.figure(1, 2)
-    layer_axis = np.arange(1, len(records[0]["layers"]) + 1)
-    for record in _pick_steps(records):
-        for ax, field in zip(axes, ("delta_norm", "weight_grad_norm")):
-            ax.plot(layer_axis, _series([record], field)[0], marker="o", ms=3, label=f"step {record['step']}")
-    for ax, label, field in zip(axes, ("||dL/dz|| (delta norm)", "||dL/dW||_F"), ("delta_norm", "weight_grad_norm")):
-        _log_scale(ax, _series(records, field))
-        ax.set_xlabel("layer (input side first; last = output)")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    return fig, "gradient_flow.png"
-
-
-def _gradient_heatmap(records: list[dict]):
-    """log10 ||dL/dW||, layer x step."""
-    grid = np.log10(_series(records, "weight_grad_norm")).T
-    steps, count = [r["step"] for r in records], len(records[0]["layers"])
-    fig, ax = plots.figure()
-    extent = (steps[0], steps[-1] + 1, 0.5, count + 0.5)
-    image = ax.imshow(grid, aspect="auto", origin="lower", cmap="viridis", extent=extent)
-    fig.colorbar(image, ax=ax, label="log10 ||dL/dW||")
-    ax.set_xlabel("step")
-    ax.set_ylabel("layer")
-    return fig, "gradient_heatmap.png"
-
-
-def _update_ratio(records: list[dict]):
-    """||dW|| / ||W|| per update for each layer over the steps, with the 1e-3 rule of thumb."""
-    from matplotlib import colormaps  # matplotlib only when figures are drawn
-
-    updates, steps, count = _series(records, "update_ratio"), [r["step"] for r in records], len(records[0]["layers"])
-    fig, ax = plots.figure(figsize=(8, 4))
-    colors = colormaps["viridis"](np.linspace(0, 1, count))
-    for index in range(count):
-        label = f"layer {_layer_name(index, count)}" if index in (0, count - 1) else None
-        ax.plot(steps, updates[:, index], color=colors[index], lw=1, label=label)
-    ax.axhline(1e-3, color="red", ls="--", lw=1, label="1e-3 guide")
-    _log_scale(ax, updates)
-    ax.set_xlabel("step")
-    ax.set_ylabel("||dW|| / ||W|| per update")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    return fig, "update_ratio.png"
-
-
-def _saturation(records: list[dict]):
-    """Saturation and dead fraction per hidden layer at the first and the last measured step."""
-    fig, axes = plots.figure(1, 2)
-    hidden = np.arange(1, len(records[0]["layers"]))
-    for ax, field in zip(axes, ("saturation", "dead_fraction")):
-        for record, offset in ((records[0], -0.2), (records[-1], 0.2)):
-            ax.bar(hidden + offset, _series([record], field)[0][:-1], width=0.4, label=f"step {record['step']}")
-        ax.set_ylim(0, 1)
-        ax.set_xlabel("hidden layer")
-        ax.set_ylabel(field.replace("_", " "))
-        ax.legend(fontsize=7)
-    return fig, "saturation.png"
-
-
-def _training(records: list[dict]):
-    """Loss and accuracy of the training batches and, where evaluated, of the test set."""
-    fig, axes = plots.figure(1, 2)
-    steps = [r["step"] for r in records]
-    axes[0].plot(steps, [r["loss"] for r in records], label="train batch")
-    axes[1].plot(steps, [r["accuracy"] for r in records], label="train batch")
-    tests = [r for r in records if r.get("test_loss") is not None]
-    if tests:
-        axes[0].plot([r["step"] for r in tests], [r["test_loss"] for r in tests], "o-", label="test")
-        axes[1].plot([r["step"] for r in tests], [r["test_accuracy"] for r in tests], "o-", label="test")
-    axes[0].set_ylabel("cross-entropy")
-    axes[1].set_ylabel("accuracy")
-    for ax in axes:
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    return fig, "training.png"
+    return draw(path, records, summary)

@@ -266,6 +266,9 @@ LAYER_FIELDS = [
     "act_std",
     "saturation",
     "dead_fraction",
+    "inactive_fraction",
+    "weight_gain",
+    "activation_gain",
     "update_ratio",
     "grad_subnormal_fraction",
 ]
@@ -292,9 +295,9 @@ def prepare(out: str, name: str, force: bool = False, root: str = "runs"):
         leftovers = sorted(p.name for p in path.iterdir() if p.name != LOCK_NAME)
         if leftovers and not force:
             raise UsageError(f"run directory {str(path)!r} already exists; choose another OUT or pass --force")
+        ours = (*RUN_FILES, "figures", "histograms.npz", "report.html", "summary.json.partial")
         for leftover in leftovers:
-            derived = ("figures", "report.html", "summary.json.partial")
-            if leftover in RUN_FILES or leftover in derived or leftover.endswith(".tmp"):
+            if leftover in ours or leftover.endswith(".tmp"):
                 remove(path / leftover)
         yield path
 

@@ -1,0 +1,167 @@
+"""Run figures in the one style (fixed ranges, "out" ticks, theory dashed, underflow kept) and the probe fields
+behind "why, per layer" (weights' gain x activation's gain) and the histograms."""
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from tinygrad_act.optim import SGD
+
+from tinygrad_act import Tensor
+from tinygrad_act.lab import plots, run_figures
+from tinygrad_act.lab.probes import HISTOGRAM_BINS, LayerProbe
+from tinygrad_act.lab.report import layer_table
+from tinygrad_act.nn import MLP, cross_entropy
+
+RNG = np.random.default_rng(0)
+X, Y = RNG.normal(size=(16, 4)), RNG.integers(0, 3, size=16)
+WIDTH = 6
+
+
+def _measured(act, steps=1, init="xavier_normal"):
+    model = MLP(4, [WIDTH] * 3, 3, activation=act, init=init, seed=1)
+    optimizer = SGD(model.parameters(), lr=0.1)
+    probe = LayerProbe(model, optimizer)
+    records = []
+    for step in range(steps):
+        loss = cross_entropy(model(Tensor(X)), Y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        records.append({"step": step, "loss": loss.item(), "accuracy": 0.3, **probe.record})
+    return model, probe, records
+
+
+def test_relu_activation_gain_is_the_fraction_of_active_units_and_inactive_is_the_rest():
+    _, _, (record,) = _measured("relu")
+    for layer in record["layers"][:-1]:
+        assert layer["activation_gain"] == pytest.approx(1 - layer["inactive_fraction"], rel=1e-12)
+        assert 0 < layer["inactive_fraction"] < 1
+    assert record["layers"][-1]["activation_gain"] is None and record["layers"][-1]["inactive_fraction"] is None
+
+
+def test_sigmoid_activation_gain_is_at_most_a_sixteenth_and_nothing_is_inactive():
+    _, _, (record,) = _measured("sigmoid")
+    for layer in record["layers"][:-1]:
+        assert 0 < layer["activation_gain"] <= 1 / 16
+        assert layer["inactive_fraction"] == 0
+
+
+def test_weight_gain_is_fan_in_times_the_mean_square_weight_before_the_update():
+    model = MLP(4, [WIDTH] * 3, 3, activation="tanh", seed=1)
+    before = [layer.weight.data.copy() for layer in model.layers]
+    optimizer = SGD(model.parameters(), lr=0.5)
+    probe = LayerProbe(model, optimizer)
+    loss = cross_entropy(model(Tensor(X)), Y)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    for layer, weight in zip(probe.record["layers"], before):
+        assert layer["weight_gain"] == pytest.approx(weight.shape[0] * np.mean(weight**2), rel=1e-12)
+
+
+def test_histogram_counts_sum_to_batch_times_width_at_init_and_at_the_end():
+    _, probe, _ = _measured("tanh", steps=3)
+    arrays = probe.histogram_arrays()
+    assert int(arrays["init_step"]) == 0 and int(arrays["end_step"]) == 2
+    for key in ("init", "end"):
+        assert arrays[f"{key}_activations"].shape == (3, HISTOGRAM_BINS)
+        assert (arrays[f"{key}_activations"].sum(axis=1) == len(X) * WIDTH).all()
+        assert (arrays[f"{key}_deltas"][:-1].sum(axis=1) == len(X) * WIDTH).all()
+        assert arrays[f"{key}_deltas"][-1].sum() == len(X) * 3  # the output layer: batch x classes
+    assert not np.array_equal(arrays["init_deltas"], arrays["end_deltas"])
+
+
+def test_a_zero_gradient_is_counted_in_the_first_bin_not_dropped():
+    _, probe, _ = _measured("relu")
+    deltas = probe.histograms["init"]["deltas"]
+    assert (deltas[:-1].sum(axis=1) == len(X) * WIDTH).all()
+    assert deltas[0][0] > 0  # relu: inactive units pass exactly zero
+
+
+def _summary(ratio=1e-3, theory_factor=0.5, status="completed"):
+    theory = {"applies": True, "ratio": ratio, "per_layer_factor": theory_factor}
+    return {"status": status, "verdict": "vanishing", "ratio_init": ratio, "theory": theory, "message": ""}
+
+
+def test_gradient_flow_has_the_fixed_range_out_ticks_and_the_theory_dashed():
+    _, _, records = _measured("sigmoid", steps=2)
+    fig, name = run_figures.gradient_flow(records, _summary())
+    delta_ax, weight_ax = fig.axes[:2]
+    assert name == "gradient_flow.png"
+    for ax in (delta_ax, weight_ax):
+        assert ax.get_ylim() == pytest.approx(plots.NORM_RANGE)
+        assert ax.get_yscale() == "log"
+        labels = [t.get_text() for t in ax.get_xticklabels()]
+        assert labels[0] == "1" and labels[-1] == "out"
+    dashed = [line for line in delta_ax.get_lines() if line.get_linestyle() == "--"]
+    assert len(dashed) == 1
+    predicted = dashed[0].get_ydata()  # delta_l = delta_L * 0.5^(L - l), anchored at layer L at step 0
+    anchor = records[0]["layers"][2]["delta_norm"]
+    assert predicted == pytest.approx([anchor * 0.25, anchor * 0.5, anchor])
+    assert "step" in fig.axes[-1].get_ylabel()  # the step colour bar
+
+
+def test_a_zero_gradient_is_drawn_as_a_marker_at_the_bottom_edge():
+    _, _, records = _measured("sigmoid")
+    records[0]["layers"][0]["delta_norm"] = 0.0
+    fig, _ = run_figures.gradient_flow(records, _summary())
+    edge = [line for line in fig.axes[0].get_lines() if line.get_marker() == plots.UNDERFLOW_MARKER["marker"]]
+    assert len(edge) == 1 and list(edge[0].get_xdata()) == [1]
+    assert edge[0].get_ydata()[0] == plots.NORM_RANGE[0]
+
+
+def test_the_title_says_the_run_and_its_verdict_with_r():
+    config = {"act": "sigmoid", "init": "auto", "init_resolved": {"name": "xavier_normal"}, "depth": 20}
+    title = run_figures.run_title("x", {**config, "dtype": "float32"}, _summary(1.1e-12))
+    assert all(word in title for word in ("sigmoid", "xavier_normal", "depth 20", "float32", "vanishing", "1.1e-12"))
+    diverged = run_figures.run_title("x", config, {**_summary(), "status": "diverged", "message": "at step 3"})
+    assert "DIVERGED" in diverged and "at step 3" in diverged
+
+
+def test_the_heatmap_scale_is_the_same_for_every_run():
+    scales = []
+    for act in ("sigmoid", "relu"):
+        _, _, records = _measured(act, steps=2)
+        fig, _ = run_figures.gradient_heatmap(records)
+        scales.append([mesh.get_clim() for ax in fig.axes[:2] for mesh in ax.collections])
+    assert scales[0] == scales[1] == [tuple(np.log10(plots.NORM_RANGE))] * 2
+
+
+def test_training_curves_draw_the_chance_levels():
+    _, _, records = _measured("relu", steps=2)
+    fig, _ = run_figures.training(records, 10, _summary())
+    loss_ax, acc_ax = fig.axes
+    assert any(line.get_ydata()[0] == pytest.approx(math.log(10)) for line in loss_ax.get_lines())
+    assert any(line.get_ydata()[0] == pytest.approx(0.1) for line in acc_ax.get_lines())
+
+
+def test_update_ratio_colours_layers_with_a_colour_bar_ending_in_out():
+    _, _, records = _measured("relu", steps=2)
+    fig, _ = run_figures.update_ratio(records)
+    bar = fig.axes[-1]
+    assert [t.get_text() for t in bar.get_yticklabels()][-1] == "out"
+    assert fig.axes[0].get_legend().get_texts()[0].get_text().startswith("$10^{-3}$")
+
+
+def test_the_layer_table_says_why_with_both_gains_and_their_product():
+    _, _, records = _measured("sigmoid", steps=2)
+    table = layer_table(records)
+    assert "σw²@0" in table and "E[f′²]@0" in table
+    row = table.splitlines()[3].split()  # hidden layer 2
+    layer = records[0]["layers"][1]
+    assert float(row[8]) == pytest.approx(layer["activation_gain"], rel=0.01)
+    assert float(row[9]) == pytest.approx(layer["weight_gain"] * layer["activation_gain"], rel=0.01)
+
+
+def test_a_run_writes_every_figure_and_its_histograms(tmp_path):
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "tinygrad_act", "experiment", "--depth", "3", "--width", "8", "--steps", "5",
+               "--data", "spirals:n=200", "--out", str(out), "--no-progress"]  # fmt: skip
+    subprocess.run(command, check=True, capture_output=True)
+    names = {"gradient_flow", "gradient_heatmap", "update_ratio", "saturation", "training", "histograms"}
+    assert {p.stem for p in (out / "figures").glob("*.png")} == names
+    with np.load(out / "histograms.npz") as arrays:
+        assert arrays["init_activations"].shape == (3, HISTOGRAM_BINS)
