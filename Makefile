@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test lint format bench experiment sweep report list show compare browser check-html clean distclean
+.PHONY: help setup test lint format bench experiment sweep report list show compare browser check-html readme-figures clean distclean
 
 # Variables given on the command line reach the program as data, never as shell text: each is kept exactly as
 # typed ($(value): make does not expand a $ in it either) and exported to the recipe's environment, where
@@ -27,6 +27,7 @@ help:  ## show this help
 	@echo "                 variable but FORCE, applied to each run  (python -m tinygrad_act sweep --help)"
 	@echo "  make report     regenerate experiments/README.md from fresh runs (ONLY=finding to redo one; JOBS)"
 	@echo "  make list       activations, initializers, datasets, optimizers"
+	@echo "  make readme-figures   the pictures in README.md, from fresh runs"
 	@echo "  make show RUN_DIR=runs/NAME   print the table and verdict of a finished run"
 	@echo "  make compare RUNS=\"runs/a runs/b\" [OUT=file.png]   runs side by side on one scale (sweeps, patterns too)"
 	@echo "  make check-html PAGE=runs/NAME/report.html   open a report page in headless chromium (make browser)"
@@ -92,6 +93,16 @@ browser:
 # A report page in a real headless browser: a screenshot beside the page and a check that every image loaded.
 check-html: $(STAMP) browser
 	$(PY) bench/check_html.py "$$PAGE"
+
+# The pictures in README.md, from fresh runs (fixed settings: nothing here comes from the command line).
+README_RUNS := runs/readme
+readme-figures: $(STAMP)
+	$(PY) -m tinygrad_act experiment --depth 20 --act sigmoid --steps 300 --out $(README_RUNS)/sigmoid --force --no-progress
+	$(PY) -m tinygrad_act experiment --depth 20 --act relu --init he_normal --steps 300 --out $(README_RUNS)/relu-he --force --no-progress
+	$(PY) -m tinygrad_act compare $(README_RUNS)/sigmoid $(README_RUNS)/relu-he --out experiments/figures/readme_compare.png
+	cp $(README_RUNS)/sigmoid/figures/saturation.png experiments/figures/readme_sigmoid_why.png
+	cp $(README_RUNS)/sigmoid/figures/histograms.png experiments/figures/readme_sigmoid_histograms.png
+	cp $(README_RUNS)/relu-he/figures/gradient_flow.png experiments/figures/readme_relu_he_gradient_flow.png
 
 clean:
 	rm -rf .pytest_cache .ruff_cache .hypothesis .cache build *.egg-info
