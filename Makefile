@@ -102,7 +102,6 @@ readme-figures: $(STAMP)
 	$(PY) -m tinygrad_act compare $(README_RUNS)/sigmoid $(README_RUNS)/relu-he --out experiments/figures/readme_compare.png
 	cp $(README_RUNS)/sigmoid/figures/saturation.png experiments/figures/readme_sigmoid_why.png
 	cp $(README_RUNS)/sigmoid/figures/histograms.png experiments/figures/readme_sigmoid_histograms.png
-	cp $(README_RUNS)/relu-he/figures/gradient_flow.png experiments/figures/readme_relu_he_gradient_flow.png
 
 clean:
 	rm -rf .pytest_cache .ruff_cache .hypothesis .cache build *.egg-info

@@ -110,3 +110,11 @@ def test_a_sweep_page_holds_the_sweep_table_every_sweep_figure_inline_and_escape
     assert figures and sorted(page.images) == sorted(_data_uri(f) for f in figures)
     hostile = html.sweep_page(root, ["act"], [[HOSTILE]], [HOSTILE])
     assert "script" not in _Page(hostile).tags and HOSTILE not in hostile
+
+
+def test_the_run_page_names_the_initializer_auto_chose_and_shows_each_layers_gains(hostile_run):
+    path, _ = hostile_run
+    text = " ".join(_Page((path / "report.html").read_text(encoding="utf-8")).text)
+    chosen = json.loads((path / "config.json").read_text())["init_resolved"]["name"]
+    assert f"init {chosen}," in text and "init auto" not in text
+    assert "σw²@0" in text and "E[f′(z)²]@0" in text and "product@0" in text

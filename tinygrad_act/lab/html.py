@@ -73,9 +73,14 @@ def _layer_rows(records: list[dict]) -> list[list[str]]:
     return [
         ["out" if i == count - 1 else str(i + 1), fmt(a.get("delta_norm"), 3), fmt(b.get("delta_norm"), 3),
          fmt(a.get("weight_grad_norm"), 3), fmt(b.get("weight_grad_norm"), 3), pct(b.get("saturation")),
-         pct(b.get("dead_fraction"))]
+         pct(b.get("dead_fraction")), fmt(a.get("weight_gain"), 3), fmt(a.get("activation_gain"), 3),
+         fmt(_product(a.get("weight_gain"), a.get("activation_gain")), 3)]
         for i, (a, b) in enumerate(zip(first, last))
     ]  # fmt: skip
+
+
+def _product(weight_gain, activation_gain):
+    return None if weight_gain is None or activation_gain is None else weight_gain * activation_gain
 
 
 def _theory_line(theory: dict | None) -> str:
@@ -94,6 +99,9 @@ def run_page(path, config, records: list[dict], summary: dict) -> str:
     """The HTML of one run's page: what it was, the verdict, theory, the numbers, the layer table, the figures."""
     path = Path(path)
     settings = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    resolved = (rundir.read_json(path / "config.json") or {}).get("init_resolved") or {}
+    if resolved.get("name"):  # "auto" says less than the initializer it chose
+        settings["init"] = resolved["name"]
     depth, dtype = settings.get("depth", 0), settings.get("dtype", "float64")
     shown = shown_verdict(summary) or "-"
     body = [f"<h1>Run {_e(path.name)}</h1>"]
@@ -121,7 +129,8 @@ def run_page(path, config, records: list[dict], summary: dict) -> str:
     if records and records[0].get("layers"):
         body.append("<h2>Layers</h2>")
         last = records[-1]["step"]
-        headers = ["layer", "delta@0", f"delta@{last}", "|dW|@0", f"|dW|@{last}", f"sat@{last}", f"dead@{last}"]
+        headers = ["layer", "delta@0", f"delta@{last}", "|dW|@0", f"|dW|@{last}", f"sat@{last}", f"dead@{last}",
+                   "σw²@0", "E[f′(z)²]@0", "product@0"]  # fmt: skip
         body.append(table(headers, _layer_rows(records)))
         body.append(
             '<p class="note">delta = ‖dL/dz‖ of each layer\'s pre-activation over the batch, |dW| = ‖dL/dW‖; '
