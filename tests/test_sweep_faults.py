@@ -4,7 +4,6 @@ verdicts, run names, planted links, and figures that leave matplotlib's global s
 
 Every sweep here is tiny (depth 2, width 8, 200 spirals); outputs go to tmp_path."""
 
-import csv
 import json
 import os
 import signal
@@ -14,11 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
+from test_sweep import count_runs, read_csv  # one copy of the sweep tests' helpers
 
 from tinygrad_act import findings
 from tinygrad_act.cli import main
 from tinygrad_act.common.errors import RunDirError, UsageError
-from tinygrad_act.lab import experiment, plots, rundir
+from tinygrad_act.lab import plots, rundir
 from tinygrad_act.lab import sweep as sweeps
 from tinygrad_act.lab.experiment import Config
 
@@ -29,22 +29,6 @@ CLI_TINY = ["--depth", "2", "--width", "8", "--data", "spirals:n=200", "--batch-
 @pytest.fixture(autouse=True)
 def data_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("TINYGRAD_ACT_CACHE", str(tmp_path / "cache"))
-
-
-def count_runs(monkeypatch) -> list[str]:
-    calls, real = [], experiment.run
-
-    def counting(config, *args, **kwargs):
-        calls.append(Path(config.out).name)
-        return real(config, *args, **kwargs)
-
-    monkeypatch.setattr(experiment, "run", counting)
-    return calls
-
-
-def read_csv(path: Path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
 
 
 def one_line_error(argv, capsys, code):
