@@ -26,7 +26,12 @@ def test_every_python_block_in_the_readme_runs(tmp_path):
         capture_output=True,
         text=True,
         cwd=tmp_path,
-        env={"TINYGRAD_ACT_CACHE": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin", "OPENBLAS_NUM_THREADS": "1"},
+        env={
+            "TINYGRAD_ACT_CACHE": str(tmp_path / "cache"),
+            "PATH": "/usr/bin:/bin",
+            "OPENBLAS_NUM_THREADS": "1",
+            "PYTHONPATH": str(README.parent),  # this checkout's package, not the one the interpreter installed
+        },
         timeout=300,
     )
     assert result.returncode == 0, result.stderr + result.stdout

@@ -19,7 +19,27 @@ for _module in (activations, init, optim):
     _sys.modules[f"{__name__}.{_module.__name__.rsplit('.', 1)[1]}"] = _module
 del _module
 
+
+def run(**options):
+    """Train one deep MLP from a script: the command line's experiment options as keywords; a ``Run``.
+
+    ``tinygrad_act.run(depth=3, width=8, steps=5, data=(x, y))``; see ``lab/api.py`` and the README.
+    """
+    from .lab.api import run as _run  # the laboratory only when a run is asked for: importing stays light
+
+    return _run(**options)
+
+
+def __getattr__(name):
+    if name == "Run":  # the reader of a run directory, imported on first use like run()
+        from .lab.api import Run
+
+        return Run
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
+    "Run",
     "Tensor",
     "__version__",
     "Value",
@@ -33,6 +53,7 @@ __all__ = [
     "minimum",
     "no_grad",
     "optim",
+    "run",
     "stack",
     "where",
 ]

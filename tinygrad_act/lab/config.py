@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from ..common.registry import parse_spec
 from ..engine.tensor import Tensor
 from ..nn import activations, optim
 from ..nn import init as initializers
-from . import data
+from . import data, userdata
 
 
 @dataclasses.dataclass
@@ -120,7 +121,7 @@ class Config:
 
         tags = {
             "width": f"w{self.width}",
-            "data": spec(self.data),
+            "data": spec(os.path.basename(self.data) if userdata.is_user_spec(self.data) else self.data),
             "dtype": self.dtype,
             "optimizer": spec(self.optimizer),
             "lr": f"lr{self.lr:g}",

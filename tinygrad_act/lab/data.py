@@ -1,4 +1,5 @@
-"""Built-in datasets, generated locally from a seed (no downloads): ``mnist1d`` (default), ``spirals``, ``teacher``.
+"""Built-in datasets, generated locally from a seed (no downloads): ``mnist1d`` (default), ``spirals``, ``teacher``;
+your own data (``path.npz``, ``path.csv``, arrays) through the same ``load`` and ``check`` (userdata.py).
 
     ds = load("spirals:classes=5,noise=0.1", seed=0, dtype=np.float32)
     ds.x_train, ds.y_train, ds.x_test, ds.y_test, ds.num_features, ds.num_classes
@@ -45,7 +46,7 @@ import numpy as np
 from ..common import validate
 from ..common.errors import RunDirError, UsageError
 from ..common.registry import Registry, keyword_defaults
-from . import rundir
+from . import rundir, userdata
 
 # Part of every cache key: bump it whenever a generator's output changes for the same name, params and seed.
 DATA_VERSION = 1
@@ -111,8 +112,11 @@ def register(name: str, generator, *, shape=None, description: str = "", replace
 def check(spec: str = "mnist1d", **params) -> Shape | None:
     """Check ``spec``'s name and parameters without generating anything; its Shape (None if not declared).
 
-    Cheap: a sweep checks every cell this way before its first run starts.
+    Cheap: a sweep checks every cell this way before its first run starts. Your data (a .npz or .csv path,
+    see userdata.py) is read and checked once here, its defects named.
     """
+    if userdata.is_user_spec(spec, names()):
+        return userdata.check(spec)
     entry, bound = _REGISTRY.resolve(spec, **params)
     shape = entry.obj[1]
     return None if shape is None else shape(**bound)
@@ -184,6 +188,8 @@ def load(spec: str = "mnist1d", seed: int = 0, dtype=np.float64, *, cache: bool 
         kind = None
     if kind != "f":
         raise UsageError(f"dtype must be a floating type such as float32 or float64, got {dtype!r}")
+    if userdata.is_user_spec(spec, names()):
+        return userdata.load(spec, seed, dtype)
     check(spec, **params)
     entry, bound = _REGISTRY.resolve(spec, **params)
     arrays = None

@@ -21,6 +21,18 @@ GAIN_RANGE = (1e-3, 1e3)  # the per-layer gains of saturation.png: the same axis
 
 def figures(path, records: list[dict], summary: dict) -> list[str]:
     """Draw the run's PNG figures into ``path/figures``; return their relative paths."""
+    written = []
+    drawn = drawings(path, records, summary)
+    if drawn:
+        out = rundir.subdir(path, "figures")
+        for fig, name in drawn:
+            plots.save(fig, out / name)
+            written.append(f"figures/{name}")
+    return written
+
+
+def drawings(path, records: list[dict], summary: dict) -> list[tuple]:
+    """The run's figures as (matplotlib Figure, file name), titled, not saved; no pyplot, no backend touched."""
     measured = [r for r in records if r["layers"] and r["layers"][0].get("delta_norm") is not None]
     if not measured:
         return []
@@ -28,7 +40,6 @@ def figures(path, records: list[dict], summary: dict) -> list[str]:
     diverged = records[-1] if records[-1] is not measured[-1] and records[-1]["layers"] else None
     records = measured
     config = rundir.read_json(Path(path) / "config.json") or {}
-    out = rundir.subdir(path, "figures")
     title = run_title(Path(path).name, config, summary)
     draws = [
         lambda: gradient_flow(records, summary, diverged),
@@ -42,14 +53,13 @@ def figures(path, records: list[dict], summary: dict) -> list[str]:
         with np.load(histograms) as arrays:
             arrays = dict(arrays)
         draws.append(lambda: histogram_figure(arrays))
-    written = []
+    drawn = []
     with np.errstate(all="ignore"):
         for draw in draws:
             fig, name = draw()
             fig.suptitle(title, fontsize=9)
-            plots.save(fig, out / name)
-            written.append(f"figures/{name}")
-    return written
+            drawn.append((fig, name))
+    return drawn
 
 
 def run_title(name: str, config: dict, summary: dict) -> str:
