@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--out", default="", help="run directory (default: a fresh name under runs/)")
     experiment.add_argument("--force", action="store_true", help="overwrite the run directory given by --out")
     experiment.add_argument("--no-progress", action="store_true", help="no progress bar")
+    experiment.add_argument(
+        "--resume", metavar="RUN_DIR", default="", help="continue an interrupted run from its checkpoint.npz"
+    )
     sweep = commands.add_parser("sweep", help="a grid of runs (resumable, parallel); see experiments/*.toml")
     sweep.add_argument("config", nargs="?", default=None, help="a named config under experiments/ or a TOML file")
     for flag, key in (
@@ -152,9 +155,31 @@ def cmd_experiment(args) -> int:
     from .lab import report, rundir
     from .lab.experiment import run
 
+    if args.resume:
+        return _resume(args)
     config = _config_from(args)
     command = "python -m tinygrad_act " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     summary = run(config, force=args.force, progress=not args.no_progress, command=command)
+    print(report.terminal_report(summary, rundir.read_records(summary["path"]), config))
+    return {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_TERMINATED}.get(summary.get("signal"), 0)
+
+
+def _resume(args) -> int:
+    """``experiment --resume RUN_DIR``: the settings are the run's own; an option given beside it must match."""
+    from .lab import checkpoint, report, rundir
+    from .lab.experiment import resume
+
+    config = checkpoint.run_config(args.resume)
+    given = _Parser(prog="resume")
+    _experiment_arguments(given, defaults=False)
+    given.add_argument("--out", default=argparse.SUPPRESS)
+    given.add_argument("--force", action="store_true", default=argparse.SUPPRESS)
+    options, _ = given.parse_known_args(args.argv)
+    for key, value in vars(options).items():
+        if key == "force" or (key == "out" and value != args.resume) or getattr(config, key, value) != value:
+            raise UsageError(f"--{key.replace('_', '-')} cannot change a resumed run (its settings are in "
+                             f"{args.resume}/config.json); drop it")  # fmt: skip
+    summary = resume(args.resume, progress=not args.no_progress)
     print(report.terminal_report(summary, rundir.read_records(summary["path"]), config))
     return {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_TERMINATED}.get(summary.get("signal"), 0)
 
@@ -288,6 +313,7 @@ def main(argv=None) -> int:
     """Run a command; return the exit code (0; 2 bad input; 1 the file system refused; 130 Ctrl-C; 143 SIGTERM)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)  # which options were given (experiment --resume)
     try:
         return COMMANDS[args.command](args)
     # Only these are the user's to fix; any other exception (a ValueError inside training, say) is a bug and

@@ -19,7 +19,7 @@ EXPERIMENT = {
     "DEPTH": "--depth", "WIDTH": "--width", "ACT": "--act", "INIT": "--init", "OPT": "--optimizer", "LR": "--lr",
     "MOMENTUM": "--momentum", "BATCH": "--batch-size", "STEPS": "--steps", "DATA": "--data", "SEED": "--seed",
     "DTYPE": "--dtype", "NORM": "--norm", "CLIP": "--clip", "LOG_EVERY": "--log-every", "EVAL_EVERY": "--eval-every",
-    "OUT": "--out",
+    "OUT": "--out", "RESUME": "--resume",
 }  # fmt: skip
 EXPERIMENT_FLAGS = {"RESIDUAL": "--residual", "FORCE": "--force"}
 SWEEP = {
@@ -46,7 +46,7 @@ def arguments(command: str, environ=os.environ) -> list[str]:
         config = [environ["CONFIG"]] if environ.get("CONFIG") else []
         # GRID holds one KEY=V1,V2 per word: GRID="norm=none,batch residual=0,1"
         grids = [item for grid in environ.get("GRID", "").split() for item in ("--grid", grid)]
-        base = {k: v for k, v in EXPERIMENT.items() if k != "OUT"}  # a sweep's OUT is the sweep directory
+        base = {k: v for k, v in EXPERIMENT.items() if k not in ("OUT", "RESUME")}  # OUT: the sweep directory
         options = [*_options(base, environ), *_flags({"RESIDUAL": "--residual"}, environ)]
         out = ["--out", environ["OUT"]] if environ.get("OUT") else []
         return ["sweep", *config, *_options(SWEEP, environ), *grids, *options, *out]

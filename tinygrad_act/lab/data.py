@@ -221,18 +221,52 @@ def batches(dataset: Dataset, batch_size: int, rng) -> Iterator[tuple[np.ndarray
     if len(dataset.y_train) == 0:  # no permutation would ever fill a batch
         raise UsageError(f"the training split of dataset {dataset.name!r} is empty; it needs at least one example")
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    return _batch_stream(dataset.x_train, dataset.y_train, batch_size, rng)
+    return BatchStream(dataset.x_train, dataset.y_train, batch_size, rng)
 
 
-def _batch_stream(x: np.ndarray, y: np.ndarray, batch_size: int, rng: np.random.Generator):
-    order = np.empty(0, dtype=np.int64)
-    while True:
+class BatchStream:
+    """The endless batches of ``batches``, with a state to resume from: the RNG state and the indices cut from
+    the current permutations but not yet served (``state()`` / ``load_state()``, arrays only, no pickle)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, rng: np.random.Generator):
+        self.x, self.y, self.batch_size, self.rng = x, y, batch_size, rng
+        self.order = np.empty(0, dtype=np.int64)
+        self.served = 0  # batches handed out so far
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> tuple[np.ndarray, np.ndarray]:
         # All the permutations a batch still needs, joined once: linear in the batch size, the same stream.
-        missing = -(-(batch_size - len(order)) // len(y))
+        missing = -(-(self.batch_size - len(self.order)) // len(self.y))
         if missing > 0:
-            order = np.concatenate([order, *(rng.permutation(len(y)) for _ in range(missing))])
-        index, order = order[:batch_size], order[batch_size:]
-        yield x[index], y[index]
+            permutations = (self.rng.permutation(len(self.y)) for _ in range(missing))
+            self.order = np.concatenate([self.order, *permutations])
+        index, self.order = self.order[: self.batch_size], self.order[self.batch_size :]
+        self.served += 1
+        return self.x[index], self.y[index]
+
+    def state(self) -> dict[str, np.ndarray]:
+        """{"rng": the bit generator's state as JSON text, "order": pending indices, "served": batches served}."""
+        rng_state = json.dumps(self.rng.bit_generator.state)
+        return {"rng": np.array(rng_state), "order": self.order.copy(), "served": np.array(self.served)}
+
+    def load_state(self, state: dict) -> None:
+        """Continue from ``state()``; UsageError if it is not one (another generator, indices out of range)."""
+        try:
+            rng_state = json.loads(str(state["rng"]))
+            self.rng.bit_generator.state = rng_state
+            order = np.asarray(state["order"])
+            served = int(state["served"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise UsageError(f"the batch stream's state is not valid: {error}") from None
+        if (
+            order.dtype.kind not in "iu"
+            or order.ndim != 1
+            or (order.size and not 0 <= order.min() <= order.max() < len(self.y))
+        ):
+            raise UsageError(f"the batch stream's pending indices do not fit a training split of {len(self.y)}")
+        self.order, self.served = order.astype(np.int64), served
 
 
 # ======================================================================================================

@@ -11,6 +11,7 @@ replaced atomically and links are never followed.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import sys
@@ -20,18 +21,18 @@ from pathlib import Path
 import numpy as np
 
 from ..common import __version__
-from ..common.errors import RunDirError, Terminated, interrupts_deferred, sigterm_as_interrupt
+from ..common.errors import RunDirError, Terminated, UsageError, interrupts_deferred, sigterm_as_interrupt
 from ..engine.graph import no_grad
 from ..engine.tensor import Tensor
 from ..nn import optim
 from ..nn.modules import MLP, accuracy, cross_entropy
 from ..nn.optim import clip_grad_norm
-from . import data, html, report, rundir, stats, theory
+from . import checkpoint, data, html, report, rundir, stats, theory
 from .config import Config
 from .probes import LayerProbe, gradient_record
 from .rundir import LAYER_FIELDS, RUN_FILES  # noqa: F401  (names callers import from here)
 
-__all__ = ["Config", "LAYER_FIELDS", "RUN_FILES", "run", "build", "train", "finish", "summarize", "evaluate"]
+__all__ = ["Config", "LAYER_FIELDS", "RUN_FILES", "run", "resume", "build", "train", "finish", "summarize", "evaluate"]
 
 
 @dataclasses.dataclass
@@ -68,18 +69,45 @@ def run(config: Config, force: bool = False, progress: bool = True, command: str
             return _run_in(path, config, dataset, progress, command)
 
 
-def _run_in(path: Path, config: Config, dataset, progress: bool, command: str | None) -> dict:
+def resume(path, progress: bool = True) -> dict:
+    """Continue an interrupted run from its checkpoint.npz, with the settings of its config.json; the summary.
+
+    The records logged after the checkpoint are computed again, so the run's metrics.jsonl ends as if it had
+    never stopped. A completed or diverged run has nothing to resume (UsageError).
+    """
+    config = checkpoint.run_config(path).validate()
+    path = Path(path)
+    with sigterm_as_interrupt():
+        dataset = data.load(config.data, dtype=np.dtype(config.dtype))
+        with rundir.locked(path):
+            status = (rundir.read_json(path / "summary.json") or {}).get("status")
+            if status in ("completed", "diverged"):
+                raise UsageError(f"run {str(path)!r} is {status}: there is nothing to resume")
+            rundir.remove(path / "summary.json")  # until the resumed run writes its own, the run is unfinished
+            return _run_in(path, config, dataset, progress, None, resuming=True)
+
+
+def _run_in(path: Path, config: Config, dataset, progress: bool, command: str | None, resuming=False) -> dict:
     """build, config.json, train, final evaluation, figures, then finish: a signal at any point still ends in
-    a summary (the records logged until then are the run)."""
+    a summary (the records logged until then are the run). ``resuming``: from checkpoint.npz, config.json kept."""
     started = time.perf_counter()
     model, optimizer, probe, batches = build(config, dataset)
-    prediction = predict_theory(config, model, dataset)
-    resolved = resolved_config(config, path, model, dataset, command)
-    rundir.atomic_write(path / "config.json", rundir.dumps(resolved, indent=2) + "\n")
-    log, outcome, final, drawn = rundir.RunLog(path), Outcome(), {}, {}
+    prediction = predict_theory(config, model, dataset)  # of the initial weights, resumed or not
+    outcome, final, drawn, records = Outcome(), {}, {}, None
+    if resuming:
+        state = checkpoint.load(path, config)
+        checkpoint.restore(state, model, optimizer, batches, probe)
+        outcome.steps_done = state.step
+        records = [record for record in rundir.read_records(path) if record["step"] < state.step]
+        started -= records[-1]["time"] if records else 0.0  # time goes on from the last record kept
+    else:
+        resolved = resolved_config(config, path, model, dataset, command)
+        rundir.atomic_write(path / "config.json", rundir.dumps(resolved, indent=2) + "\n")
+    log = rundir.RunLog(path, records)
     when = "after {steps_done} steps"
     try:
-        train(config, model, optimizer, probe, batches, dataset, log, outcome, progress, started)
+        saver = _Saver(path, config, model, optimizer, batches, probe)
+        train(config, model, optimizer, probe, batches, dataset, log, outcome, progress, started, saver)
         if config.figures and outcome.status != "failed":  # data for histograms.png, drawn with the figures
             probe.save_histograms(path / "histograms.npz")
         when = "during the final evaluation"
@@ -147,49 +175,92 @@ def resolved_config(config: Config, path: Path, model, dataset, command: str | N
     }
 
 
-def train(config, model, optimizer, probe, batches, dataset, log, outcome: Outcome, progress, started) -> None:
+# Seconds between two checkpoints written at measured steps. Replacing a file costs milliseconds (the file system
+# flushes it on rename), as much as many small training steps: at most one a second keeps that near 1% of the
+# run. The end of the run and a signal always write one, so only a crash (kill -9) loses up to a second.
+CHECKPOINT_INTERVAL = 1.0
+
+
+class _Saver:
+    """Writes checkpoint.npz for the run's current state (after ``steps_done`` updates)."""
+
+    def __init__(self, path, config, model, optimizer, batches, probe):
+        self.path, self.config, self.parts = path, config, (model, optimizer, batches, probe)
+        self.step = None  # the step of the checkpoint on disk, if this process wrote one
+        self.written = -math.inf  # when (time.perf_counter)
+
+    def __call__(self, steps_done: int, now: bool = True) -> None:
+        """Write the checkpoint; with ``now=False`` only if CHECKPOINT_INTERVAL has passed since the last one."""
+        if steps_done != self.step and (now or time.perf_counter() - self.written >= CHECKPOINT_INTERVAL):
+            checkpoint.save(self.path, self.config, steps_done, *self.parts)
+            self.step, self.written = steps_done, time.perf_counter()
+
+
+def train(config, model, optimizer, probe, batches, dataset, log, outcome: Outcome, progress, started,
+          save=None) -> None:  # fmt: skip
     """The loop: batch, forward, loss, backward, clip, step; each measured step goes to ``log``.
 
     Stops at the first non-finite loss or gradient (``outcome`` diverged) or when the file system refuses a
-    record (``outcome`` failed, the error kept for after the summary); ``outcome.steps_done`` counts updates.
+    record (``outcome`` failed, the error kept for after the summary); ``outcome.steps_done`` counts updates
+    (a resumed run starts from there). ``save(steps_done, now)`` writes a checkpoint: after measured steps (at
+    most one a CHECKPOINT_INTERVAL), at the end, and when a signal stops the run (a signal waits for the step
+    in progress, so the state is whole).
     """
-    bar = _progress_bar(config.steps, progress)
+    save = save or (lambda steps_done, now=True: None)
+    bar = _progress_bar(config.steps, progress, initial=outcome.steps_done)
     try:
         with np.errstate(all="ignore"):  # overflow is detected below, explicitly, as divergence
-            for step in range(config.steps):
-                xb, yb = next(batches)
-                logits = model(Tensor(xb))
-                loss = cross_entropy(logits, yb)
-                optimizer.zero_grad()
-                loss.backward()
-                loss_value = loss.item()
-                if config.clip:
-                    clip_grad_norm(model.parameters(), config.clip)
-                if not math.isfinite(loss_value):
-                    measured = probe.collect() if probe.measuring else gradient_record(model)
-                    outcome.status, outcome.message = "diverged", f"diverged at step {step}: the loss is {loss_value}"
-                    log.write({"step": step, "loss": loss_value, "accuracy": accuracy(logits, yb), **measured})
-                    break
-                optimizer.step()
-                outcome.steps_done = step + 1
-                if probe.record is not None:
-                    record = {"step": step, "loss": loss_value, "accuracy": accuracy(logits, yb), **probe.record}
-                    if _evaluated(config, step):
-                        record["test_loss"], record["test_accuracy"] = evaluate(model, dataset.x_test, dataset.y_test)
-                    record["time"] = time.perf_counter() - started
-                    if record["nonfinite"]:
-                        outcome.status, outcome.message = "diverged", f"diverged at step {step}: non-finite gradients"
-                    log.write(record)
-                    if outcome.status == "diverged":
+            for step in range(outcome.steps_done, config.steps):
+                with interrupts_deferred():
+                    if not _train_step(config, model, optimizer, probe, batches, dataset, log, outcome, step,
+                                       started, bar, save):  # fmt: skip
                         break
-                    bar.set_postfix_str(_postfix(record), refresh=False)
-                bar.update(1)
+        if outcome.status == "completed":
+            save(outcome.steps_done)
+    except KeyboardInterrupt:
+        if outcome.status == "completed" and getattr(batches, "served", None) == outcome.steps_done:  # between steps
+            with contextlib.suppress(RunDirError):  # the checkpoint of the last measured step stays
+                save(outcome.steps_done)
+        raise
     except RunDirError as error:  # no space left, ...: keep what is on disk, say so in one line
         outcome.status, outcome.message, outcome.fault = "failed", str(error), error
     finally:
         bar.close()
         log.close()
         probe.detach()
+
+
+def _train_step(config, model, optimizer, probe, batches, dataset, log, outcome, step, started, bar, save) -> bool:
+    """One step of ``train``; False when training must stop (diverged)."""
+    xb, yb = next(batches)
+    logits = model(Tensor(xb))
+    loss = cross_entropy(logits, yb)
+    optimizer.zero_grad()
+    loss.backward()
+    loss_value = loss.item()
+    if config.clip:
+        clip_grad_norm(model.parameters(), config.clip)
+    if not math.isfinite(loss_value):
+        measured = probe.collect() if probe.measuring else gradient_record(model)
+        outcome.status, outcome.message = "diverged", f"diverged at step {step}: the loss is {loss_value}"
+        log.write({"step": step, "loss": loss_value, "accuracy": accuracy(logits, yb), **measured})
+        return False
+    optimizer.step()
+    outcome.steps_done = step + 1
+    if probe.record is not None:
+        record = {"step": step, "loss": loss_value, "accuracy": accuracy(logits, yb), **probe.record}
+        if _evaluated(config, step):
+            record["test_loss"], record["test_accuracy"] = evaluate(model, dataset.x_test, dataset.y_test)
+        record["time"] = time.perf_counter() - started
+        if record["nonfinite"]:
+            outcome.status, outcome.message = "diverged", f"diverged at step {step}: non-finite gradients"
+        log.write(record)
+        if outcome.status == "diverged":
+            return False
+        save(outcome.steps_done, now=False)
+        bar.set_postfix_str(_postfix(record), refresh=False)
+    bar.update(1)
+    return True
 
 
 def evaluate(model, x, y, batch_size: int = 1000) -> tuple[float, float]:
@@ -293,12 +364,13 @@ def predict_theory(config, model, dataset) -> dict | None:
     }
 
 
-def _progress_bar(total: int, enabled: bool):
+def _progress_bar(total: int, enabled: bool, initial: int = 0):
     """tqdm's convention: shown on a terminal only (disable=None), never when ``enabled`` is False."""
     from tqdm import tqdm
 
     return tqdm(
         total=total,
+        initial=initial,
         desc="training",
         unit="step",
         disable=None if enabled else True,

@@ -264,6 +264,28 @@ class LayerProbe:
                 np.savez_compressed(handle, **arrays)
         return bool(arrays)
 
+    def state(self) -> dict[str, np.ndarray]:
+        """What a resumed run needs to measure as if never stopped: the next step, the histograms' bins and counts."""
+        state = {"step": np.array(self.step)}
+        if self.activation_range is not None:
+            state["activation_range"] = np.array(self.activation_range)
+        for key, entry in self.histograms.items():
+            state.update((f"{key}_{name}", np.asarray(value)) for name, value in entry.items())
+        return state
+
+    def load_state(self, state: dict) -> None:
+        """Continue from ``state()``: the coming step is ``state["step"]`` (armed if it is measured)."""
+        self.step = int(state["step"])
+        if "activation_range" in state:
+            self.activation_range = tuple(float(v) for v in state["activation_range"])
+        self.histograms = {
+            key: {"step": int(state[f"{key}_step"]), **{n: state[f"{key}_{n}"] for n in ("activations", "deltas")}}
+            for key in ("init", "end")
+            if f"{key}_step" in state
+        }
+        self._disarm()
+        self._arm()
+
     def _collect(self, updated: bool) -> dict:
         act, last = self.activation, len(self.layers) - 1
         self._histogram()

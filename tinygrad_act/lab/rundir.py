@@ -295,7 +295,7 @@ def prepare(out: str, name: str, force: bool = False, root: str = "runs"):
         leftovers = sorted(p.name for p in path.iterdir() if p.name != LOCK_NAME)
         if leftovers and not force:
             raise UsageError(f"run directory {str(path)!r} already exists; choose another OUT or pass --force")
-        ours = (*RUN_FILES, "figures", "histograms.npz", "report.html", "summary.json.partial")
+        ours = (*RUN_FILES, "figures", "histograms.npz", "report.html", "summary.json.partial", "checkpoint.npz")
         for leftover in leftovers:
             if leftover in ours or leftover.endswith(".tmp"):
                 remove(path / leftover)
@@ -326,17 +326,22 @@ def listing(path) -> list[str]:
 class RunLog:
     """metrics.jsonl and metrics.csv, appended one measured step at a time, both or neither."""
 
-    def __init__(self, path: Path):
-        self._jsonl = AppendLog(path / "metrics.jsonl")
-        self._csv = AppendLog(path / "metrics.csv")
-        self._csv.append(_csv_text([dict(zip(CSV_FIELDS, CSV_FIELDS))]))
-        self.records: list[dict] = []
+    def __init__(self, path: Path, records: list[dict] | None = None):
+        """Fresh logs, or (resuming) logs rewritten to hold exactly ``records`` and then appended to."""
+        header = _csv_text([dict(zip(CSV_FIELDS, CSV_FIELDS))])
+        if records is not None:
+            atomic_write(path / "metrics.jsonl", "".join(dumps(record) + "\n" for record in records))
+            atomic_write(path / "metrics.csv", header + "".join(_csv_rows(record) for record in records))
+        self._jsonl = AppendLog(path / "metrics.jsonl", append=records is not None)
+        self._csv = AppendLog(path / "metrics.csv", append=records is not None)
+        if records is None:
+            self._csv.append(header)
+        self.records: list[dict] = list(records or [])
 
     def write(self, record: dict):
         """Append one measured step to both files (whole lines; on failure neither file keeps it)."""
         line = dumps(record) + "\n"
-        head = {k: record.get(k) for k in ("step", "loss", "accuracy", "grad_norm", "nonfinite")}
-        rows = _csv_text([{**head, **layer} for layer in record["layers"]])
+        rows = _csv_rows(record)
         with interrupts_deferred():  # a Ctrl-C or SIGTERM here waits until the record is whole in both files
             csv_size = self._csv.size
             self._csv.append(rows)
@@ -351,6 +356,12 @@ class RunLog:
         """Close both files (the records written stay in ``records``)."""
         self._jsonl.close()
         self._csv.close()
+
+
+def _csv_rows(record: dict) -> str:
+    """A record's CSV lines: one per layer, the step's global numbers repeated on each."""
+    head = {k: record.get(k) for k in ("step", "loss", "accuracy", "grad_norm", "nonfinite")}
+    return _csv_text([{**head, **layer} for layer in record["layers"]])
 
 
 def _csv_text(rows: list[dict]) -> str:

@@ -107,6 +107,44 @@ class Module:
         """The number of scalar parameters."""
         return sum(p.data.size for p in self.parameters())
 
+    # State that is not a parameter but changes in training (batch norm's running statistics): attribute names.
+    BUFFERS: tuple[str, ...] = ()
+
+    def named_buffers(self, prefix: str = ""):
+        """(dotted name, array) for every buffer (``BUFFERS`` of each sub-module), in registration order."""
+        seen = set()
+        for module_prefix, module in self._named_modules(prefix):
+            if id(module) not in seen:
+                seen.add(id(module))
+                for name in module.BUFFERS:
+                    yield module_prefix + name, getattr(module, name)
+
+    def _named_modules(self, prefix):
+        yield prefix, self
+        for name, child in self._named_children(prefix):
+            if isinstance(child, Module):
+                yield from child._named_modules(name + ".")
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """{name: copy} of every parameter and buffer: ``blocks.0.linear.weight``, ``blocks.0.norm.running_mean``."""
+        state = {name: p.data.copy() for name, p in self.named_parameters()}
+        state.update((name, np.array(value, copy=True)) for name, value in self.named_buffers())
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Copy ``state`` (from ``state_dict``) in; UsageError naming the first name, shape or dtype that differs."""
+        targets = dict(self.named_parameters())
+        buffers = dict(self.named_buffers())
+        expected = {name: (t.data.shape, t.data.dtype) for name, t in targets.items()}
+        expected.update((name, (np.shape(b), np.asarray(b).dtype)) for name, b in buffers.items())
+        check_state(state, expected, "model")
+        for name, tensor in targets.items():
+            np.copyto(tensor.data, state[name])
+        for module_prefix, module in self._named_modules(""):
+            for name in module.BUFFERS:
+                if module_prefix + name in state:
+                    object.__setattr__(module, name, np.array(state[module_prefix + name], copy=True))
+
 
 class Linear(Module):
     """y = x @ W + b with W of shape (in_features, out_features)."""
@@ -145,6 +183,8 @@ class LayerNorm(Module):
 
 class BatchNorm1d(Module):
     """Batch normalization over the batch axis (Ioffe & Szegedy 2015); running statistics in eval mode."""
+
+    BUFFERS = ("running_mean", "running_var")
 
     def __init__(self, features: int, momentum: float = 0.1, eps: float = 1e-5, dtype=np.float64):
         super().__init__()
@@ -253,6 +293,21 @@ def _resolve_init(init, activation):
     if callable(init) and not isinstance(init, (str, initializers.Initializer)):
         return init
     return initializers.for_activation(init, activation.spec)
+
+
+def check_state(state: dict, expected: dict, what: str) -> None:
+    """UsageError naming the first entry of ``state`` missing, unexpected, or of another shape or dtype than in
+    ``expected`` ({name: (shape, dtype)}): a checkpoint of another model is refused before anything changes."""
+    for name, (shape, dtype) in expected.items():
+        if name not in state:
+            raise UsageError(f"{what} state lacks {name!r} (expected {len(expected)} entries, got {len(state)})")
+        value = np.asarray(state[name])
+        if value.shape != tuple(shape) or value.dtype != dtype:
+            raise UsageError(f"{what} state {name!r} is {value.dtype}{list(value.shape)}, "
+                             f"expected {np.dtype(dtype)}{list(shape)}")  # fmt: skip
+    unexpected = [name for name in state if name not in expected]
+    if unexpected:
+        raise UsageError(f"{what} state has an unexpected entry {unexpected[0]!r}")
 
 
 def cross_entropy(logits: Tensor, targets) -> Tensor:

@@ -14,6 +14,7 @@ import numpy as np
 from ..common import validate
 from ..common.errors import UsageError
 from ..common.registry import Registry, keyword_defaults
+from .modules import check_state
 
 
 class Optimizer:
@@ -58,6 +59,38 @@ class Optimizer:
         """Change ``param.data`` in place given its gradient and its state dict."""
         raise NotImplementedError
 
+    # Subclasses name their hyperparameters (attributes) and their per-parameter state: {key: True if it has the
+    # parameter's shape, False if it is a scalar step count}.
+    HYPERPARAMETERS: tuple[str, ...] = ("lr",)
+    STATE: dict[str, bool] = {}
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """{name: array}: ``steps``, the hyperparameters, and ``state.<i>.<key>`` per parameter (in parameter order)."""
+        state = {"steps": np.array(self.steps, dtype=np.int64)}
+        state.update((name, np.array(getattr(self, name))) for name in self.HYPERPARAMETERS)
+        for i, entries in enumerate(self.state):
+            state.update((f"state.{i}.{key}", np.array(value, copy=True)) for key, value in entries.items())
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Copy ``state`` (from ``state_dict``) in; UsageError naming the first entry that differs in name or shape."""
+        expected = {"steps": ((), np.dtype(np.int64))}
+        expected.update((name, ((), np.array(getattr(self, name)).dtype)) for name in self.HYPERPARAMETERS)
+        for i, p in enumerate(self.params):  # per-parameter state exists only once a parameter got a gradient
+            for key, shaped in self.STATE.items():
+                if f"state.{i}.{key}" in state:
+                    expected[f"state.{i}.{key}"] = (p.data.shape, p.data.dtype) if shaped else ((), np.dtype(np.int64))
+        check_state(state, expected, "optimizer")
+        self.steps = int(state["steps"])
+        for name in self.HYPERPARAMETERS:
+            setattr(self, name, state[name].item())
+        self.state = [{} for _ in self.params]
+        for i in range(len(self.params)):
+            for key, shaped in self.STATE.items():
+                if f"state.{i}.{key}" in state:
+                    value = state[f"state.{i}.{key}"]
+                    self.state[i][key] = np.array(value, copy=True) if shaped else int(value)
+
 
 class SGD(Optimizer):
     """Stochastic gradient descent with (Nesterov) momentum and L2 weight decay, as PyTorch defines it."""
@@ -69,6 +102,9 @@ class SGD(Optimizer):
         if nesterov and momentum == 0:
             raise UsageError("nesterov=True needs momentum > 0")
         self.momentum, self.nesterov, self.weight_decay = float(momentum), bool(nesterov), float(weight_decay)
+
+    HYPERPARAMETERS = ("lr", "momentum", "nesterov", "weight_decay")
+    STATE = {"momentum": True}
 
     def update(self, param, grad, state):
         if self.weight_decay:
@@ -102,6 +138,9 @@ class Adam(Optimizer):
             float(eps),
             float(weight_decay),
         )
+
+    HYPERPARAMETERS = ("lr", "beta1", "beta2", "eps", "weight_decay")
+    STATE = {"m": True, "v": True, "step": False}
 
     def update(self, param, grad, state):
         if self.weight_decay:
