@@ -26,7 +26,7 @@ from ..engine.tensor import Tensor
 from ..nn import optim
 from ..nn.modules import MLP, accuracy, cross_entropy
 from ..nn.optim import clip_grad_norm
-from . import data, html, report, rundir, stats, theory
+from . import data, html, report, rundir, stats, tensorboard, theory
 from .config import Config
 from .probes import LayerProbe, gradient_record
 from .rundir import LAYER_FIELDS, RUN_FILES  # noqa: F401  (names callers import from here)
@@ -76,7 +76,8 @@ def _run_in(path: Path, config: Config, dataset, progress: bool, command: str | 
     prediction = predict_theory(config, model, dataset)
     resolved = resolved_config(config, path, model, dataset, command)
     rundir.atomic_write(path / "config.json", rundir.dumps(resolved, indent=2) + "\n")
-    log, outcome, final, drawn = rundir.RunLog(path), Outcome(), {}, {}
+    log = tensorboard.TensorBoardLog(path, probe) if config.tensorboard else rundir.RunLog(path)
+    outcome, final, drawn = Outcome(), {}, {}
     when = "after {steps_done} steps"
     try:
         train(config, model, optimizer, probe, batches, dataset, log, outcome, progress, started)
