@@ -19,7 +19,7 @@ help:  ## show this help
 	@echo
 	@echo "  make experiment DEPTH=20 ACT=sigmoid   train a deep MLP and show its gradient flow"
 	@echo "      variables: DEPTH WIDTH ACT INIT OPT LR MOMENTUM BATCH STEPS DATA SEED DTYPE NORM CLIP LOG_EVERY"
-	@echo "                 EVAL_EVERY OUT, switches RESIDUAL FORCE (1/0, true/false, yes/no)"
+	@echo "                 EVAL_EVERY OUT, switches RESIDUAL FORCE TENSORBOARD (1/0, true/false, yes/no)"
 	@echo "                 (python -m tinygrad_act experiment --help)"
 	@echo "  make experiment RESUME=runs/NAME   continue an interrupted run from its checkpoint.npz"
 	@echo "  make sweep ACTS=sigmoid,tanh,relu DEPTHS=5,10,20 SEEDS=0,1 JOBS=2   a grid of runs (or CONFIG=name)"

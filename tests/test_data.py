@@ -49,8 +49,8 @@ def nearest_class_mean_accuracy(ds):
 # ------------------------------------------------------------------------------------------------ registry
 
 
-def test_names_lists_the_three_builtin_datasets():
-    assert data.names() == ["mnist1d", "spirals", "teacher"]
+def test_names_lists_the_three_builtin_datasets_and_the_optional_official_mnist1d():
+    assert data.names() == ["mnist1d", "mnist1d_official", "spirals", "teacher"]
 
 
 def test_default_dataset_is_mnist1d_with_the_papers_sizes():
@@ -61,7 +61,7 @@ def test_default_dataset_is_mnist1d_with_the_papers_sizes():
 
 
 def test_unknown_name_raises_value_error_listing_the_choices():
-    with pytest.raises(ValueError, match="unknown dataset 'cifar'.*mnist1d, spirals, teacher"):
+    with pytest.raises(ValueError, match="unknown dataset 'cifar'.*mnist1d, mnist1d_official, spirals, teacher"):
         data.load("cifar")
 
 

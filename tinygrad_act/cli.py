@@ -71,6 +71,7 @@ def _experiment_arguments(parser: argparse.ArgumentParser, defaults: bool = True
     add("--dtype", default=d.dtype, help="float32 or float64 (default %(default)s)")
     add("--residual", action="store_true", help="identity skip connections around hidden layers")
     add("--no-figures", dest="figures", action="store_false", help="skip the PNG figures (faster)")
+    add("--tensorboard", action="store_true", help="also write TensorBoard event files to RUN_DIR/tensorboard/")
     add("--norm", default=d.norm, help="none, batch or layer normalization (default %(default)s)")
     add(
         "--clip",

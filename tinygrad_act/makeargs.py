@@ -21,7 +21,7 @@ EXPERIMENT = {
     "DTYPE": "--dtype", "NORM": "--norm", "CLIP": "--clip", "LOG_EVERY": "--log-every", "EVAL_EVERY": "--eval-every",
     "OUT": "--out", "RESUME": "--resume",
 }  # fmt: skip
-EXPERIMENT_FLAGS = {"RESIDUAL": "--residual", "FORCE": "--force"}
+EXPERIMENT_FLAGS = {"RESIDUAL": "--residual", "TENSORBOARD": "--tensorboard", "FORCE": "--force"}
 SWEEP = {
     "ACTS": "--acts", "INITS": "--inits", "DEPTHS": "--depths", "SEEDS": "--seeds", "WIDTHS": "--widths",
     "LRS": "--lrs", "JOBS": "--jobs", "SCHEDULER": "--scheduler", "SHARD": "--shard",

@@ -18,7 +18,7 @@ from ..common.registry import parse_spec
 from ..engine.tensor import Tensor
 from ..nn import activations, optim
 from ..nn import init as initializers
-from . import data, userdata
+from . import data, tensorboard, userdata
 
 
 @dataclasses.dataclass
@@ -43,6 +43,7 @@ class Config:
     log_every: int = 10
     eval_every: int = 100
     figures: bool = True
+    tensorboard: bool = False  # also write TensorBoard event files (optional extra: tensorboardX)
     out: str = ""
 
     def validate(self) -> Config:
@@ -61,6 +62,9 @@ class Config:
         validate.choice("norm", self.norm, ("none", "batch", "layer"))
         validate.boolean("residual", self.residual)
         validate.boolean("figures", self.figures)
+        validate.boolean("tensorboard", self.tensorboard)
+        if self.tensorboard:
+            tensorboard.require()  # before anything is written: one line saying how to install it
         activation = _resolved("activation", self.act, lambda: activations.get(self.act))
         try:
             with np.errstate(all="ignore"):

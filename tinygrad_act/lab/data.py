@@ -455,3 +455,8 @@ def _teacher_shape(features, classes, depth, width, gain, n, test_fraction) -> S
 register("mnist1d", _mnist1d, shape=_mnist1d_shape)
 register("spirals", _spirals, shape=_spirals_shape)
 register("teacher", _teacher, shape=_teacher_shape)
+
+# Optional: the reference package's MNIST-1D (pip install mnist1d); imported here so the name is always listed.
+from .mnist1d_official import mnist1d_official, mnist1d_official_shape  # noqa: E402
+
+register("mnist1d_official", mnist1d_official, shape=mnist1d_official_shape)

@@ -27,7 +27,7 @@ from ..engine.tensor import Tensor
 from ..nn import optim
 from ..nn.modules import MLP, accuracy, cross_entropy
 from ..nn.optim import clip_grad_norm
-from . import checkpoint, data, html, report, rundir, stats, theory
+from . import checkpoint, data, html, report, rundir, stats, tensorboard, theory
 from .config import Config
 from .probes import LayerProbe, gradient_record
 from .rundir import LAYER_FIELDS, RUN_FILES  # noqa: F401  (names callers import from here)
@@ -103,7 +103,7 @@ def _run_in(path: Path, config: Config, dataset, progress: bool, command: str | 
     else:
         resolved = resolved_config(config, path, model, dataset, command)
         rundir.atomic_write(path / "config.json", rundir.dumps(resolved, indent=2) + "\n")
-    log = rundir.RunLog(path, records)
+    log = tensorboard.TensorBoardLog(path, probe, records) if config.tensorboard else rundir.RunLog(path, records)
     when = "after {steps_done} steps"
     try:
         saver = _Saver(path, config, model, optimizer, batches, probe)

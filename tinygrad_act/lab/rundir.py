@@ -295,7 +295,8 @@ def prepare(out: str, name: str, force: bool = False, root: str = "runs"):
         leftovers = sorted(p.name for p in path.iterdir() if p.name != LOCK_NAME)
         if leftovers and not force:
             raise UsageError(f"run directory {str(path)!r} already exists; choose another OUT or pass --force")
-        ours = (*RUN_FILES, "figures", "histograms.npz", "report.html", "summary.json.partial", "checkpoint.npz")
+        ours = (*RUN_FILES, "figures", "histograms.npz", "report.html", "summary.json.partial", "checkpoint.npz",
+                "tensorboard")  # fmt: skip
         for leftover in leftovers:
             if leftover in ours or leftover.endswith(".tmp"):
                 remove(path / leftover)
