@@ -46,10 +46,14 @@ help:  ## show this help
 	@echo "  Values are passed as typed (quotes, spaces and \$$ included); a bad value ends with one line, exit 2."
 
 # A stamp depends on pyproject.toml: editing dependencies reinstalls on the next make. .installed-a-b installs
-# the package (editable) with the extras a and b.
+# the package (editable) with the extras a and b. For a quick first run: the venv gets no pip of its own when
+# $(PYTHON)'s pip can install into it (pip >= 22.3, --python), and no bytecode is precompiled (Python writes it
+# for the modules actually imported).
+PIP_INSTALL = install --quiet --disable-pip-version-check --no-compile
 $(VENV)/.installed-%: pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[$(subst -,$(comma),$*)]'
+	test -x $(PY) || $(PYTHON) -m venv --without-pip $(VENV)
+	$(PYTHON) -m pip --python $(PY) $(PIP_INSTALL) -e '.[$(subst -,$(comma),$*)]' 2>/dev/null \
+	  || { $(PY) -m ensurepip --upgrade --default-pip >/dev/null && $(PY) -m pip $(PIP_INSTALL) -e '.[$(subst -,$(comma),$*)]'; }
 	touch $@
 
 setup: $(STAMP)
