@@ -2,7 +2,13 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+# One stamp per set of extras, so each target installs only what it needs: the runs need numpy, tqdm and
+# matplotlib; test, lint and bench add their own tools (.venv/.installed-test-plot, ...).
+STAMP       := $(VENV)/.installed-plot
+TEST_STAMP  := $(VENV)/.installed-test-plot
+LINT_STAMP  := $(VENV)/.installed-dev
+BENCH_STAMP := $(VENV)/.installed-bench-plot
+comma := ,
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test lint format bench experiment sweep report list show compare browser check-html readme-figures clean distclean
@@ -18,8 +24,9 @@ help:  ## show this help
 	@echo "tinygrad_act — see why gradients vanish, explode or flow"
 	@echo
 	@echo "  make experiment DEPTH=20 ACT=sigmoid   train a deep MLP and show its gradient flow"
-	@echo "      variables: DEPTH WIDTH ACT INIT OPT LR MOMENTUM BATCH STEPS DATA SEED DTYPE NORM CLIP LOG_EVERY"
-	@echo "                 EVAL_EVERY OUT, switches RESIDUAL FORCE TENSORBOARD (1/0, true/false, yes/no)"
+	@echo "      variables: DEPTH WIDTH ACT INIT OUTPUT_INIT OPT LR MOMENTUM BATCH STEPS DATA SEED DTYPE NORM CLIP"
+	@echo "                 LOG_EVERY EVAL_EVERY OUT RESUME, switches RESIDUAL FORCE TENSORBOARD (1/0, true/false, yes/no)"
+	@echo "      PLUGIN=my_acts.py (any target): your module or .py file registering activations, initializers, data"
 	@echo "                 (python -m tinygrad_act experiment --help)"
 	@echo "  make experiment RESUME=runs/NAME   continue an interrupted run from its checkpoint.npz"
 	@echo "  make sweep ACTS=sigmoid,tanh,relu DEPTHS=5,10,20 SEEDS=0,1 JOBS=2   a grid of runs (or CONFIG=name)"
@@ -35,35 +42,38 @@ help:  ## show this help
 	@echo "  make test       run the test suite (warnings are errors; TESTS=tests/test_x.py for some)"
 	@echo "  make lint       ruff, and import-linter for the one-way rule between the parts (ARCHITECTURE.md)"
 	@echo "  make bench      benchmarks (prints a table, writes bench/results.json; ONLY=name for one)"
-	@echo "  make setup      create .venv and install (every target does this on demand)"
+	@echo "  make setup      create .venv and install the runtime (every target installs what it needs on demand)"
 	@echo "  make clean      remove caches (never runs/);  make distclean  also removes .venv"
 	@echo "  Values are passed as typed (quotes, spaces and \$$ included); a bad value ends with one line, exit 2."
 
-# The stamp depends on pyproject.toml: editing dependencies reinstalls on the next make.
-$(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,plot,dev]'
-	touch $(STAMP)
+# A stamp depends on pyproject.toml: editing dependencies reinstalls on the next make. .installed-a-b installs
+# the package (editable) with the extras a and b. For a quick first run: the venv gets no pip of its own when
+# $(PYTHON)'s pip can install into it (pip >= 22.3, --python), and no bytecode is precompiled (Python writes it
+# for the modules actually imported).
+PIP_INSTALL = install --quiet --disable-pip-version-check --no-compile
+$(VENV)/.installed-%: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv --without-pip $(VENV)
+	$(PYTHON) -m pip --python $(PY) $(PIP_INSTALL) -e '.[$(subst -,$(comma),$*)]' 2>/dev/null \
+	  || { $(PY) -m ensurepip --upgrade --default-pip >/dev/null && $(PY) -m pip $(PIP_INSTALL) -e '.[$(subst -,$(comma),$*)]'; }
+	touch $@
 
 setup: $(STAMP)
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	# Two pytest workers on two cores: one BLAS thread each, or they fight over the cores.
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -W error -q -n 2 $(TESTS)
 
-lint: $(STAMP)
+lint: $(LINT_STAMP)
 	$(PY) -m ruff check tinygrad_act tests bench experiments
 	$(PY) -m ruff format --check tinygrad_act tests bench experiments
 	@# the one-way import rule and the numpy-only core (contracts in pyproject.toml; see ARCHITECTURE.md)
 	$(VENV)/bin/lint-imports --no-cache
 
-format: $(STAMP)
+format: $(LINT_STAMP)
 	$(PY) -m ruff format tinygrad_act tests bench experiments
 	$(PY) -m ruff check --fix tinygrad_act tests bench experiments
 
-bench: $(STAMP)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[bench]'
+bench: $(BENCH_STAMP)
 	$(PY) bench/run.py $(if $(ONLY),--only "$$ONLY")
 
 # Each variable is passed only when set, so the CLI's documented defaults apply otherwise (see makeargs.py).
@@ -79,10 +89,10 @@ report: $(STAMP)
 	$(RUN) report
 
 list: $(STAMP)
-	$(PY) -m tinygrad_act list
+	$(RUN) list
 
 show: $(STAMP)
-	$(PY) -m tinygrad_act show "$$RUN_DIR"
+	$(RUN) show
 
 compare: $(STAMP)
 	$(RUN) compare

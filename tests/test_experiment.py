@@ -94,12 +94,15 @@ def test_run_writes_config_metrics_csv_summary_and_figures(tmp_path):
 
     rows = _csv_rows(out)
     assert len(rows) == len(records) * (DEPTH + 1)
-    assert [(int(r["step"]), int(r["layer"])) for r in rows] == [
-        (rec["step"], layer) for rec in records for layer in range(1, DEPTH + 2)
-    ]
+    # the output layer is "out", as in the terminal's table; the step's test metrics and time are on every row
+    names = [*map(str, range(1, DEPTH + 1)), "out"]
+    assert [(int(r["step"]), r["layer"]) for r in rows] == [(rec["step"], name) for rec in records for name in names]
     for row, (record, layer) in zip(rows, [(rec, la) for rec in records for la in rec["layers"]]):
         assert float(row["loss"]) == record["loss"]
         assert float(row["delta_norm"]) == layer["delta_norm"]
+        assert float(row["time"]) == record["time"]
+        for field in ("test_loss", "test_accuracy"):
+            assert row[field] == ("" if record.get(field) is None else repr(record[field]))
 
     on_disk = _strict_json((out / "summary.json").read_text())
     for key in ("status", "steps_done", "final_loss", "final_accuracy", "ratio_init", "ratio_final"):
@@ -161,7 +164,10 @@ def test_same_config_and_seed_give_identical_records_except_time(tmp_path):
         run(_config(tmp_path / name, act="relu", steps=5, eval_every=2), progress=False)
         runs.append([{k: v for k, v in r.items() if k != "time"} for r in _jsonl(tmp_path / name)])
     assert runs[0] == runs[1]
-    assert (tmp_path / "a" / "metrics.csv").read_text() == (tmp_path / "b" / "metrics.csv").read_text()
+    csvs = [list(csv.DictReader((tmp_path / name / "metrics.csv").read_text().splitlines())) for name in ("a", "b")]
+    for row in (*csvs[0], *csvs[1]):
+        assert float(row.pop("time")) >= 0  # the wall clock is the one column allowed to differ
+    assert csvs[0] == csvs[1]
     run(_config(tmp_path / "c", act="relu", steps=5, eval_every=2, seed=1), progress=False)
     assert _jsonl(tmp_path / "c")[0]["loss"] != runs[0][0]["loss"]
 

@@ -12,7 +12,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from .common import validate
+from .common import plugins, validate
 from .common.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED, RunDirError, UsageError
 from .lab.config import Config
 
@@ -57,6 +57,11 @@ def _experiment_arguments(parser: argparse.ArgumentParser, defaults: bool = True
     )
     add(
         "--init", default=d.init, help="weight initializer; auto = recommended for the activation (default %(default)s)"
+    )
+    add(
+        "--output-init",
+        default=d.output_init,
+        help="the output layer's initializer; same = --init, auto = xavier_normal (default %(default)s)",
     )
     add("--optimizer", default=d.optimizer, help="sgd or adam (default %(default)s)")
     lr = _argument(validate.number, "lr", 0, low_open=True)
@@ -142,6 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="overlay runs' gradient profiles on one fixed log scale")
     compare.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run or sweep directories, or glob patterns")
     compare.add_argument("--out", default="compare.png", help="the PNG to write (default %(default)s)")
+    for command in commands.choices.values():
+        command.add_argument(
+            "--plugin",
+            action="append",
+            default=[],
+            metavar="MODULE",
+            help="a module name or .py file that registers activations, initializers, datasets (repeatable; "
+            "also TINYGRAD_ACT_PLUGINS=a,b and the entry-point group tinygrad_act.plugins)",
+        )
     return parser
 
 
@@ -162,6 +176,8 @@ def cmd_experiment(args) -> int:
     command = "python -m tinygrad_act " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     summary = run(config, force=args.force, progress=not args.no_progress, command=command)
     print(report.terminal_report(summary, rundir.read_records(summary["path"]), config))
+    if summary.get("figures_skipped"):
+        print(summary["figures_skipped"])
     return {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_TERMINATED}.get(summary.get("signal"), 0)
 
 
@@ -191,6 +207,7 @@ def cmd_sweep(args) -> int:
     The command line overrides the named config's settings; a key given twice on the command line (``--grid
     depth=1 --depths 2``, ``--depths 2 --depth 3``), or fixed there while the config grids over it, is refused.
     """
+    from .lab import plots
     from .lab import sweep as sweeps
 
     base = sweeps.load_config(args.config) if args.config else None
@@ -233,7 +250,10 @@ def cmd_sweep(args) -> int:
         sweep, out, jobs=args.jobs, scheduler=args.scheduler, shard=shard, progress=not args.no_progress
     )
     print((Path(out) / "sweep.md").read_text() if (Path(out) / "sweep.md").exists() else "")
-    print(f"{len(rows)} runs in {out}/ (sweep.csv, sweep.md, figures/, report.html)")
+    skipped = plots.unavailable()
+    print(f"{len(rows)} runs in {out}/ (sweep.csv, sweep.md, {'' if skipped else 'figures/, '}report.html)")
+    if skipped:
+        print(skipped)
     return 0
 
 
@@ -268,10 +288,16 @@ def cmd_list(args) -> int:
     from .nn import init as initializers
 
     rows = [("activations", activations), ("initializers", initializers), ("datasets", data), ("optimizers", optim)]
+    d = Config()
+    # what an experiment uses when the optimizer spec does not say (--lr, --momentum), not the classes' own defaults
+    experiment_defaults = {"sgd": {"lr": d.lr, "momentum": d.momentum}, "adam": {"lr": d.lr}}
     for title, module in rows:
         print(f"{title}: {', '.join(module.names())}")
         if args.verbose:
-            print("\n".join("    " + line for line in module._REGISTRY.describe()))
+            lines = module._REGISTRY.describe(experiment_defaults if module is optim else None)
+            print("\n".join("    " + line for line in lines))
+    if args.verbose:
+        print(f"optimizers' lr and momentum: the experiment's --lr {d.lr} and --momentum {d.momentum} (sgd only)")
     print("parameters: name:param=value[,param=value], e.g. leaky_relu:alpha=0.2, spirals:classes=5")
     return 0
 
@@ -316,6 +342,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else list(argv)  # which options were given (experiment --resume)
     try:
+        plugins.load(args.plugin)  # before anything resolves a name; also exported to sweep workers
         return COMMANDS[args.command](args)
     # Only these are the user's to fix; any other exception (a ValueError inside training, say) is a bug and
     # keeps its traceback.

@@ -19,7 +19,7 @@ EXPERIMENT = {
     "DEPTH": "--depth", "WIDTH": "--width", "ACT": "--act", "INIT": "--init", "OPT": "--optimizer", "LR": "--lr",
     "MOMENTUM": "--momentum", "BATCH": "--batch-size", "STEPS": "--steps", "DATA": "--data", "SEED": "--seed",
     "DTYPE": "--dtype", "NORM": "--norm", "CLIP": "--clip", "LOG_EVERY": "--log-every", "EVAL_EVERY": "--eval-every",
-    "OUT": "--out", "RESUME": "--resume",
+    "OUTPUT_INIT": "--output-init", "OUT": "--out", "RESUME": "--resume",
 }  # fmt: skip
 EXPERIMENT_FLAGS = {"RESIDUAL": "--residual", "TENSORBOARD": "--tensorboard", "FORCE": "--force"}
 SWEEP = {
@@ -27,7 +27,15 @@ SWEEP = {
     "LRS": "--lrs", "JOBS": "--jobs", "SCHEDULER": "--scheduler", "SHARD": "--shard",
 }  # fmt: skip
 REPORT = {"ONLY": "--only", "JOBS": "--jobs"}
-VARIABLES = (*EXPERIMENT, *EXPERIMENT_FLAGS, *SWEEP, "CONFIG", "GRID", "ONLY", "RUNS")
+VARIABLES = (*EXPERIMENT, *EXPERIMENT_FLAGS, *SWEEP, "CONFIG", "GRID", "ONLY", "RUNS", "PLUGIN", "RUN_DIR")
+
+
+def arguments(command: str, environ=os.environ) -> list[str]:
+    """The CLI arguments of ``make COMMAND`` given the variables in ``environ``; UsageError for a bad switch.
+
+    PLUGIN (one or more plug-ins, separated by spaces, commas or colons) applies to every command."""
+    plugin = [item for name in environ.get("PLUGIN", "").replace(",", " ").split() for item in ("--plugin", name)]
+    return [*_arguments(command, environ), *plugin]
 
 
 def _options(table: dict, environ) -> list[str]:
@@ -38,8 +46,7 @@ def _flags(table: dict, environ) -> list[str]:
     return [option for name, option in table.items() if environ.get(name) and validate.boolean(name, environ[name])]
 
 
-def arguments(command: str, environ=os.environ) -> list[str]:
-    """The CLI arguments of ``make COMMAND`` given the variables in ``environ``; UsageError for a bad switch."""
+def _arguments(command: str, environ) -> list[str]:
     if command == "experiment":
         return ["experiment", *_options(EXPERIMENT, environ), *_flags(EXPERIMENT_FLAGS, environ)]
     if command == "sweep":
@@ -58,7 +65,11 @@ def arguments(command: str, environ=os.environ) -> list[str]:
         if not runs:
             raise UsageError('compare needs RUNS: make compare RUNS="runs/a runs/b" [OUT=file.png]')
         return ["compare", *runs, *_options({"OUT": "--out"}, environ)]
-    raise UsageError(f"unknown make command {command!r}; choose one of: experiment, sweep, report, compare")
+    if command == "list":
+        return ["list"]
+    if command == "show":
+        return ["show", environ.get("RUN_DIR", "")]
+    raise UsageError(f"unknown make command {command!r}; choose one of: experiment, sweep, report, compare, list, show")
 
 
 def main(argv=None) -> int:

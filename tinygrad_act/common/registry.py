@@ -93,14 +93,23 @@ class Registry:
         """Registered names (aliases excluded), sorted."""
         return sorted(self._entries)
 
-    def describe(self) -> list[str]:
-        """One line per entry: ``name:param=default,...  description  (aliases)``, for ``list -v``."""
+    def describe(self, defaults: dict | None = None, column: int = 40) -> list[str]:
+        """One line per entry for ``list -v``: ``name:param=default,...``, the description from column ``column``
+        (on the next line, indented to it, when the spec is longer), and the aliases.
+
+        ``defaults`` ({name: {param: value}}) shows other defaults than the registered ones (the experiment's
+        lr and momentum for the optimizers); docstring markup (````code````) is dropped."""
         lines = []
         for name in self.names():
             entry = self._entries[name]
-            params = ",".join(f"{k}={v}" for k, v in entry.defaults.items())
+            values = {**entry.defaults, **(defaults or {}).get(name, {})}
+            spec = name + (":" + ",".join(f"{k}={v}" for k, v in values.items()) if values else "")
             aliases = f"  (also: {', '.join(entry.aliases)})" if entry.aliases else ""
-            lines.append(f"{name + (':' + params if params else ''):<44} {entry.description}{aliases}")
+            text = entry.description.replace("``", "") + aliases
+            if len(spec) <= column - 2:  # at least two spaces before the description
+                lines.append(f"{spec:<{column}}{text}".rstrip())
+            else:
+                lines += [spec, f"{'':<{column}}{text}".rstrip()]
         return lines
 
     def __contains__(self, name) -> bool:

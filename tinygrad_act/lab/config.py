@@ -18,6 +18,7 @@ from ..common.registry import parse_spec
 from ..engine.tensor import Tensor
 from ..nn import activations, optim
 from ..nn import init as initializers
+from ..nn.modules import output_initializer
 from . import data, tensorboard, userdata
 
 
@@ -29,6 +30,7 @@ class Config:
     width: int = 64
     act: str = "sigmoid"
     init: str = "auto"
+    output_init: str = "xavier_normal"  # the output layer's; "same" = init; xavier_normal kept the numbers
     optimizer: str = "sgd"
     lr: float = 0.02
     momentum: float = 0.9
@@ -77,6 +79,8 @@ class Config:
         init = _resolved("initializer", self.init, lambda: initializers.for_activation(self.init, self.act))
         name = self.init if init.name == self.init else f"{self.init} ({init.name} for {self.act})"
         _resolved("initializer", name, lambda: init(4, 4, np.random.default_rng(0)))
+        output = _resolved("output initializer", self.output_init, lambda: output_initializer(self.output_init, init))
+        _resolved("output initializer", self.output_init, lambda: output(4, 4, np.random.default_rng(0)))
         probe = [Tensor(np.zeros(1), requires_grad=True)]
         _resolved("optimizer", self.optimizer, lambda: optim.get(self.optimizer, probe, **self.optimizer_options()))
         shape = _resolved("dataset", self.data, lambda: data.check(self.data))
@@ -133,6 +137,7 @@ class Config:
             "batch_size": f"b{self.batch_size}",
             "steps": f"steps{self.steps}",
             "clip": f"clip{self.clip:g}",
+            "output_init": f"out_{spec(self.output_init)}",
             "residual": "res",
             "norm": f"{self.norm}norm",
         }

@@ -27,7 +27,7 @@ from ..engine.tensor import Tensor
 from ..nn import optim
 from ..nn.modules import MLP, accuracy, cross_entropy
 from ..nn.optim import clip_grad_norm
-from . import checkpoint, data, html, report, rundir, stats, tensorboard, theory
+from . import checkpoint, data, html, plots, report, rundir, stats, tensorboard, theory
 from .config import Config
 from .probes import LayerProbe, gradient_record
 from .rundir import LAYER_FIELDS, RUN_FILES  # noqa: F401  (names callers import from here)
@@ -136,6 +136,7 @@ def build(config: Config, dataset):
         dataset.num_classes,
         activation=config.act,
         init=config.init,
+        output_init=config.output_init,
         residual=config.residual,
         norm=None if config.norm == "none" else config.norm,
         seed=int(model_seed.generate_state(1)[0]),
@@ -304,7 +305,11 @@ def finish(path: Path, config: Config, records, outcome: Outcome, final, predict
 
 
 def _draw(path: Path, records: list[dict], summary: dict) -> dict:
-    """{"figures": [...]} or, if plotting fails, {"figures_error": ...}: figures must never lose the run."""
+    """{"figures": [...]} or, if plotting fails, {"figures_error": ...}: figures must never lose the run.
+    Without matplotlib: {"figures_skipped": the line that says so}, and no figures/ directory."""
+    skipped = plots.unavailable()
+    if skipped:
+        return {"figures_skipped": skipped}
     try:
         return {"figures": report.figures(path, records, summary)}
     except Exception as error:

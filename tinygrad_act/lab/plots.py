@@ -13,6 +13,15 @@ from . import rundir
 DPI = 110
 
 
+def unavailable() -> str | None:
+    """None if matplotlib can be imported, else the line that says figures are skipped and how to get them."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return "figures skipped: matplotlib is not installed (pip install 'tinygrad_act[plot]' or make experiment)"
+    return None
+
+
 def figure(*grid, figsize=(10, 4), **options):
     """A new Figure and its axes (``grid`` as for ``Figure.subplots``), without touching pyplot."""
     from matplotlib.figure import Figure

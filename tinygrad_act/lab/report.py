@@ -46,8 +46,7 @@ def markdown_table(headers: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def _layer_name(index: int, count: int) -> str:
-    return "out" if index == count - 1 else str(index + 1)
+_layer_name = rundir.layer_name
 
 
 def layer_table(records: list[dict]) -> str:

@@ -272,7 +272,13 @@ LAYER_FIELDS = [
     "update_ratio",
     "grad_subnormal_fraction",
 ]
-CSV_FIELDS = ["step", "loss", "accuracy", "grad_norm", "nonfinite", "layer", *LAYER_FIELDS]
+STEP_FIELDS = ["step", "loss", "accuracy", "grad_norm", "nonfinite", "test_loss", "test_accuracy", "time"]
+CSV_FIELDS = [*STEP_FIELDS, "layer", *LAYER_FIELDS]  # one row per layer; a step without a test evaluation: empty
+
+
+def layer_name(index: int, count: int) -> str:
+    """The name of Linear layer ``index`` (0-based) of ``count``: 1, 2, ... and ``out`` for the output layer."""
+    return "out" if index == count - 1 else str(index + 1)
 
 
 @contextlib.contextmanager
@@ -361,8 +367,9 @@ class RunLog:
 
 def _csv_rows(record: dict) -> str:
     """A record's CSV lines: one per layer, the step's global numbers repeated on each."""
-    head = {k: record.get(k) for k in ("step", "loss", "accuracy", "grad_norm", "nonfinite")}
-    return _csv_text([{**head, **layer} for layer in record["layers"]])
+    head = {k: record.get(k) for k in STEP_FIELDS}
+    count = len(record["layers"])
+    return _csv_text([{**head, **layer, "layer": layer_name(i, count)} for i, layer in enumerate(record["layers"])])
 
 
 def _csv_text(rows: list[dict]) -> str:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.resources
 import itertools
 import re
 import sys
@@ -34,7 +35,7 @@ from pathlib import Path
 
 from ..common import errors, validate
 from ..common.errors import RunDirError, UsageError
-from . import html, rundir
+from . import html, plots, rundir
 from .config import Config
 from .stats import shown_verdict
 from .sweep_report import ROW_FIELDS, figures, table_cells, write_tables
@@ -109,18 +110,18 @@ def run_name(point: dict) -> str:
 
 
 def load_config(name_or_path: str) -> Sweep:
-    """A named sweep under experiments/ (``vanishing_depth``) or a path to a TOML file.
+    """A named sweep (``vanishing_depth``: ./experiments/NAME.toml, else the package's own) or a TOML file's path.
 
     The file holds ``name``, ``description``, a ``[grid]`` table of lists and a ``[fixed]`` table.
     """
     path = Path(name_or_path)
     if not path.suffix and not path.is_dir():
-        candidates = [Path("experiments") / f"{name_or_path}.toml", _repo_experiments() / f"{name_or_path}.toml"]
+        candidates = [Path("experiments") / f"{name_or_path}.toml", _packaged_configs() / f"{name_or_path}.toml"]
         path = next((p for p in candidates if p.exists()), candidates[0])
     if path.is_dir():
         raise UsageError(f"sweep config {str(path)!r} is a directory; give a TOML file or a name from experiments/")
     if not path.exists():
-        available = sorted(p.stem for p in _repo_experiments().glob("*.toml"))
+        available = sorted(p.stem for p in _packaged_configs().glob("*.toml"))
         raise UsageError(f"no sweep config {name_or_path!r}; choose one of: {', '.join(available) or 'none found'}")
     if sys.version_info >= (3, 11):
         import tomllib
@@ -141,8 +142,10 @@ def load_config(name_or_path: str) -> Sweep:
     )
 
 
-def _repo_experiments() -> Path:
-    return Path(__file__).resolve().parents[2] / "experiments"
+def _packaged_configs() -> Path:
+    """The named configs shipped in the package (package data ``configs/``: in a checkout, a link to
+    experiments/), so ``pip install .`` alone can run ``sweep vanishing_depth``."""
+    return Path(str(importlib.resources.files(__package__) / "configs"))
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -160,8 +163,8 @@ DASK_CONNECT_TIMEOUT_S = 5
 
 def differing_settings(config: Config, stored: dict) -> list[str]:
     """The settings in which a run directory's config.json differs from ``config`` (derived fields ignored)."""
-    missing = object()
-    return [key for key in SETTINGS if stored.get(key, missing) != getattr(config, key)]
+    default = Config()  # a setting added later is missing from older config.json files: it had its default
+    return [key for key in SETTINGS if stored.get(key, getattr(default, key)) != getattr(config, key)]
 
 
 def complete_summary(config: Config) -> dict | None:
@@ -249,8 +252,15 @@ def run_sweep(
 
     Every run's config is validated before anything is written. Ctrl-C raises KeyboardInterrupt and SIGTERM
     raises errors.Terminated once every running run has ended as interrupted.
+
+    From a script, ``jobs > 1`` needs no ``if __name__ == "__main__":`` guard: each worker re-runs the script
+    for its registrations only up to this call (see ``workers``).
     """
     from tqdm import tqdm
+
+    from . import workers
+
+    workers.stop_if_reexecuting()
 
     root = Path(out)
     runs = sweep.configs(root)  # validates every cell, before anything is written
@@ -279,10 +289,8 @@ def run_sweep(
             bar.update(1)
         rows = collect(root, sweep)
         write_tables(root, rows, list(sweep.grid))
-        try:
+        if not plots.unavailable():  # matplotlib is optional (a headless cluster); the CLI says when it is missing
             figures(root, rows, list(sweep.grid))
-        except ImportError:  # matplotlib is optional for sweeps run headless on a cluster
-            pass
         html.write_sweep_page(root, *table_cells(rows, list(sweep.grid)), [row["run"] for row in rows])
     return rows
 

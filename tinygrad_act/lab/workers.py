@@ -6,6 +6,13 @@ could cut short what the interrupted task still writes). Queued tasks never star
 worker whose parent dies, even by SIGKILL, gets SIGINT from the kernel (Linux: prctl PR_SET_PDEATHSIG; elsewhere
 it checks its parent between tasks). SIGINT and SIGTERM stay blocked from before a worker is started until it
 has installed its handlers, so no signal is lost in between.
+
+A worker first loads the user's plug-ins (``common.plugins``: the parent's ``--plugin`` list reaches it through
+the environment), then re-runs the parent's main script, as ``__mp_main__``, so that activations, initializers
+and datasets the script registers at top level exist in the worker too. That re-run stops where the script
+starts a sweep (``stop_if_reexecuting``), so a script without an ``if __name__ == "__main__":`` guard works (a
+plain spawn would start a sweep inside each worker and fail with multiprocessing's bootstrapping RuntimeError).
+Whatever the script does before that call runs once more in each worker: keep slow work below the guard.
 """
 
 from __future__ import annotations
@@ -20,7 +27,9 @@ import signal
 import sys
 import time
 import traceback
+import types
 
+from ..common import plugins
 from ..common.errors import sigterm_as_interrupt
 
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
@@ -32,6 +41,60 @@ class RemoteTraceback(Exception):
     """The traceback of an exception raised in a worker, shown as the cause of the one re-raised here."""
 
 
+class _ScriptStopped(BaseException):
+    """Ends a worker's re-run of the main script where it starts a sweep (BaseException: no ``except
+    Exception`` in the script catches it)."""
+
+
+_reexecuting = False  # True while a worker re-runs the parent's main script
+
+
+def stop_if_reexecuting() -> None:
+    """Called where a sweep starts: inside a worker's re-run of the main script, stop that re-run here."""
+    if _reexecuting:
+        raise _ScriptStopped
+
+
+def _main_script() -> str | None:
+    """The path of the main script if Python runs one (``python script.py``), else None (-m, REPL, notebook)."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or getattr(main, "__spec__", None) is not None or not path or not path.endswith(".py"):
+        return None
+    return os.path.abspath(path)
+
+
+@contextlib.contextmanager
+def _main_hidden(script: str | None):
+    """While workers start, spawn sees no main script: the worker re-runs it itself (see the module docstring)."""
+    if script is None:
+        yield
+        return
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
+def _rerun_script(script: str) -> None:
+    """Run the parent's main script as ``__mp_main__`` up to its first sweep, for its registrations."""
+    global _reexecuting
+    module = types.ModuleType("__mp_main__")
+    module.__file__ = script
+    sys.modules["__mp_main__"] = module
+    with open(script, "rb") as f:
+        code = compile(f.read(), script, "exec")
+    _reexecuting = True
+    try:
+        exec(code, module.__dict__)
+    except _ScriptStopped:
+        pass
+    finally:
+        _reexecuting = False
+
+
 def run_all(function, tasks: list, jobs: int, environment: dict | None = None):
     """Yield ``(index, function(task))`` in completion order, computed by ``jobs`` worker processes.
 
@@ -41,21 +104,24 @@ def run_all(function, tasks: list, jobs: int, environment: dict | None = None):
     KeyboardInterrupt. Closing the generator early (an exception in the caller, Ctrl-C, SIGTERM) stops the
     workers: use it as ``with contextlib.closing(run_all(...))``.
     """
+    stop_if_reexecuting()
+    script = _main_script()
     context = multiprocessing.get_context("spawn")
     todo, results, stop = context.Queue(), context.Queue(), context.Event()
     count = min(jobs, len(tasks))
     for item in [*enumerate(tasks), *[None] * count]:
         todo.put(item)
     workers = [
-        context.Process(target=_worker, args=(function, todo, results, stop, os.getpid()), daemon=True)
+        context.Process(target=_worker, args=(function, todo, results, stop, os.getpid(), script), daemon=True)
         for _ in range(count)
     ]
     saved = {key: os.environ.get(key) for key in environment or {}}
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # inherited by the workers (see above)
     try:
         os.environ.update(environment or {})
-        for worker in workers:
-            worker.start()
+        with _main_hidden(script):
+            for worker in workers:
+                worker.start()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         for key, value in saved.items():
@@ -111,14 +177,27 @@ def _stop(workers, stop, interrupt: bool) -> None:
                 worker.join()
 
 
-def _worker(function, todo, results, stop, parent: int) -> None:
-    """A worker's main loop: tasks until the queue says stop, the parent stops us, or a task is interrupted."""
+def _worker(function, todo, results, stop, parent: int, script: str | None = None) -> None:
+    """A worker's main loop: tasks until the queue says stop, the parent stops us, or a task is interrupted.
+
+    First the user's plug-ins and the parent's main script (see the module docstring); if they fail, the first
+    task reports the error."""
     os.setpgrp()  # a terminal's Ctrl-C goes to the parent, which forwards exactly one SIGINT
     _exit_with(parent)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with sigterm_as_interrupt():
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+            try:
+                plugins.load()
+                if script:
+                    _rerun_script(script)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as error:
+                item = todo.get()
+                results.put((item[0] if item else None, "error", (_portable(error), traceback.format_exc())))
+                return
             while not stop.is_set() and os.getppid() == parent:
                 item = todo.get()
                 if item is None or stop.is_set():

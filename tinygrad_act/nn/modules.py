@@ -264,6 +264,7 @@ class MLP(Module):
         norm=None,
         seed: int = 0,
         dtype=np.float64,
+        output_init="xavier_normal",
     ):
         super().__init__()
         if norm not in NORMS:
@@ -279,14 +280,22 @@ class MLP(Module):
             norm_layer = NORMS[norm](fan_out, dtype=dtype) if NORMS[norm] else None
             blocks.append(Block(linear, norm_layer, self.activation, residual and fan_in == fan_out))
         self.blocks = blocks
-        # The output layer is linear, so its init is Xavier whatever the hidden activation is.
-        self.output = Linear(widths[-1], out_features, init=initializers.get("xavier_normal"), rng=rng, dtype=dtype)
+        output_init = output_initializer(output_init, init_fn)
+        self.output = Linear(widths[-1], out_features, init=output_init, rng=rng, dtype=dtype)
         self.layers = [b.linear for b in blocks] + [self.output]
 
     def forward(self, x: Tensor) -> Tensor:
         for block in self.blocks:
             x = block(x)
         return self.output(x)
+
+
+def output_initializer(spec, hidden_init):
+    """The output layer's initializer: ``"same"`` = the hidden layers' (PyTorch's habit of one init for every
+    Linear), else an initializer spec for a linear layer (``auto`` -> xavier_normal, Glorot & Bengio 2010)."""
+    if isinstance(spec, str) and spec == "same":
+        return hidden_init
+    return initializers.for_activation(spec, "identity")
 
 
 def _resolve_init(init, activation):
