@@ -133,6 +133,23 @@ def test_first_record_is_step_zero_with_the_loss_at_initialization(tmp_path):
     assert read_records(out) == [_strict_json(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
+def test_evaluation_steps_log_the_whole_training_split_beside_the_minibatch(tmp_path):
+    out = tmp_path / "run"
+    summary = run(_config(out, steps=6, log_every=1, eval_every=3), progress=False)
+    records = read_records(out)
+    evaluated = [r for r in records if "test_loss" in r]
+    assert [r["step"] for r in evaluated] == [0, 3, 5]  # every eval_every-th step and the last
+    assert all("train_loss" in r and "train_accuracy" in r for r in evaluated)
+    assert all("train_loss" not in r for r in records if r not in evaluated)
+    # The last step is evaluated after its update, as the final evaluation is: the same whole-split numbers.
+    assert (evaluated[-1]["train_loss"], evaluated[-1]["train_accuracy"]) == (
+        summary["train_loss"],
+        summary["train_accuracy"],
+    )
+    header = (out / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"train_loss", "train_accuracy", "test_loss", "test_accuracy", "time"} <= set(header)
+
+
 def test_an_existing_run_directory_is_never_overwritten_without_force(tmp_path):
     out = tmp_path / "run"
     run(_config(out), progress=False)

@@ -250,7 +250,8 @@ def _train_step(config, model, optimizer, probe, batches, dataset, log, outcome,
     outcome.steps_done = step + 1
     if probe.record is not None:
         record = {"step": step, "loss": loss_value, "accuracy": accuracy(logits, yb), **probe.record}
-        if _evaluated(config, step):
+        if _evaluated(config, step):  # loss/accuracy are the minibatch's; these are whole splits
+            record["train_loss"], record["train_accuracy"] = evaluate(model, dataset.x_train, dataset.y_train)
             record["test_loss"], record["test_accuracy"] = evaluate(model, dataset.x_test, dataset.y_test)
         record["time"] = time.perf_counter() - started
         if record["nonfinite"]:

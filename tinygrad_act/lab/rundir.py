@@ -272,7 +272,10 @@ LAYER_FIELDS = [
     "update_ratio",
     "grad_subnormal_fraction",
 ]
-STEP_FIELDS = ["step", "loss", "accuracy", "grad_norm", "nonfinite", "test_loss", "test_accuracy", "time"]
+STEP_FIELDS = [
+    "step", "loss", "accuracy", "grad_norm", "nonfinite", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
+    "time",
+]  # fmt: skip
 CSV_FIELDS = [*STEP_FIELDS, "layer", *LAYER_FIELDS]  # one row per layer; a step without a test evaluation: empty
 
 
