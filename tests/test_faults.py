@@ -188,9 +188,10 @@ LATE_SIGNAL_CHILD = textwrap.dedent(
             return function(*args, **kwargs)
         return wrapper
 
-    # The loop evaluates the test split at step 0 and at its last step; the final evaluation is the third call.
+    # The loop evaluates the training and the test split at step 0 and at its last step (four calls); the final
+    # evaluation is the fifth.
     if phase == "evaluation":
-        experiment.evaluate = slow(evaluate, 3)
+        experiment.evaluate = slow(evaluate, 5)
     else:
         report.figures = slow(figures, 1)
     sys.exit(main(sys.argv[3:]))
