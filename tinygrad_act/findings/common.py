@@ -135,3 +135,8 @@ def relative_to_last(values: np.ndarray) -> np.ndarray:
 def delta_profile(record: dict) -> np.ndarray:
     """||delta_l|| / ||delta_L|| over the hidden layers of one record: the gradient profile the figures draw."""
     return relative_to_last(layer_field(record, "delta_norm"))
+
+
+def paragraphs(*parts: str) -> str:
+    """A finding's body: its parts (intro, tables, Measured line, figure link) separated by blank lines."""
+    return "\n\n".join(parts)

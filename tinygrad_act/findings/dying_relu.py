@@ -8,7 +8,7 @@ import numpy as np
 
 from ..lab import plots
 from ..lab.report import markdown_table, pct
-from .common import Context, Finding, last_measured, layer_field, mean, median
+from .common import Context, Finding, last_measured, layer_field, mean, median, paragraphs
 
 
 def dead_fraction(record: dict) -> float:
@@ -82,17 +82,12 @@ def measured(ctx: Context) -> str:
 def analyze(ctx: Context) -> str:
     """What a dead unit is, the table, what was measured, and the figure."""
     link = dead_figure(ctx)
-    return "\n".join(
-        [
-            "Dead unit: exactly zero gradient (phi'(z) = 0) for every example of the batch; the fraction is "
-            f"averaged over the {ctx.setting('depth')} hidden layers (median over seeds). SGD with momentum 0.9.",
-            "",
-            dead_table(ctx),
-            "",
-            measured(ctx),
-            "",
-            link,
-        ]
+    return paragraphs(
+        "Dead unit: exactly zero gradient (phi'(z) = 0) for every example of the batch; the fraction is "
+        f"averaged over the {ctx.setting('depth')} hidden layers (median over seeds). SGD with momentum 0.9.",
+        dead_table(ctx),
+        measured(ctx),
+        link,
     )
 
 

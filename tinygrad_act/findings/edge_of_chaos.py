@@ -8,7 +8,7 @@ import numpy as np
 from ..lab import plots, theory
 from ..lab.report import fmt, markdown_table, number, pct
 from ..nn import activations
-from .common import Context, Finding, agreement, log_error
+from .common import Context, Finding, agreement, log_error, paragraphs
 
 TRAINED_ACCURACY = 0.2  # a run "trains" if its final train accuracy reaches twice chance (10 classes)
 SIGMA_W2_CURVE = np.linspace(0.2, 9.5, 120)  # where the figure draws the theory curves
@@ -107,20 +107,15 @@ def analyze(ctx: Context) -> str:
         (p["depth"] < 6 * theory.depth_scale(chi1_at_fixed_point(act, p["sigma_w2"]))) == p["trained"] for p in points
     ]
     link = phase_figure(ctx, act, points)
-    return "\n".join(
-        [
-            f"{act.name}, sigma_b^2 = 0, width {ctx.setting('width')}, SGD with momentum for "
-            f"{ctx.setting('steps')} steps. chi_1 and xi = -1/ln chi_1 at the fixed point q*; each cell: measured "
-            "per-layer factor r^(1/(L-1)) / theory (along the actual q trajectory), then the final train accuracy "
-            f"('trains' = at least {TRAINED_ACCURACY:.0%}, twice chance).",
-            "",
-            phase_table(ctx, act, points),
-            "",
-            f"Per-layer factor, theory vs measurement: {agreement(errors)}.",
-            f"Trainability agrees with 'depth < 6 xi' in {sum(consistent)} of {len(consistent)} runs.",
-            "",
-            link,
-        ]
+    return paragraphs(
+        f"{act.name}, sigma_b^2 = 0, width {ctx.setting('width')}, SGD with momentum for "
+        f"{ctx.setting('steps')} steps. chi_1 and xi = -1/ln chi_1 at the fixed point q*; each cell: measured "
+        "per-layer factor r^(1/(L-1)) / theory (along the actual q trajectory), then the final train accuracy "
+        f"('trains' = at least {TRAINED_ACCURACY:.0%}, twice chance).",
+        phase_table(ctx, act, points),
+        f"Per-layer factor, theory vs measurement: {agreement(errors)}.\n"
+        f"Trainability agrees with 'depth < 6 xi' in {sum(consistent)} of {len(consistent)} runs.",
+        link,
     )
 
 

@@ -6,7 +6,7 @@ import math
 
 from ..lab import plots
 from ..lab.report import fmt, markdown_table, number, pct
-from .common import Context, Finding, agreement, log_error
+from .common import Context, Finding, agreement, log_error, paragraphs
 
 
 def _init_name(init: str) -> str:
@@ -85,18 +85,13 @@ def measured(ctx: Context) -> str:
 def analyze(ctx: Context) -> str:
     """The setting, the table, what was measured, and the figure."""
     link = loss_figure(ctx)
-    return "\n".join(
-        [
-            f"Depth {ctx.setting('depth')}, width {ctx.setting('width')}: Xavier-normal weights scaled by a gain g (sigma_w^2 = g^2 on "
-            "the square hidden layers). For ReLU, chi = g^2/2, so g = 2 gives x1.41 per layer; tanh with g >= 2 is in "
-            "the chaotic phase. Clip = global gradient-norm clipping at 1.0.",
-            "",
-            run_table(ctx),
-            "",
-            measured(ctx),
-            "",
-            link,
-        ]
+    return paragraphs(
+        f"Depth {ctx.setting('depth')}, width {ctx.setting('width')}: Xavier-normal weights scaled by a gain g (sigma_w^2 = g^2 on "
+        "the square hidden layers). For ReLU, chi = g^2/2, so g = 2 gives x1.41 per layer; tanh with g >= 2 is in "
+        "the chaotic phase. Clip = global gradient-norm clipping at 1.0.",
+        run_table(ctx),
+        measured(ctx),
+        link,
     )
 
 

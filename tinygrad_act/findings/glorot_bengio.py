@@ -7,7 +7,7 @@ import numpy as np
 
 from ..lab import plots
 from ..lab.report import fmt, markdown_table, pct
-from .common import Context, Finding, delta_profile, geometric_median, layer_field, median
+from .common import Context, Finding, delta_profile, geometric_median, layer_field, median, paragraphs
 
 PAPER_TABLE1 = {  # Glorot & Bengio (2010), Table 1: test error (%), 5 hidden layers; N = normalized init
     ("sigmoid", "standard"): {"Shapeset": 82.61, "MNIST": 2.21, "CIFAR-10": 57.28, "ImageNet": 70.66},
@@ -140,24 +140,17 @@ def analyze(ctx: Context) -> str:
     depth = ctx.setting("depth")
     profiles = layer_profiles(ctx)
     link = layer_figure(ctx, profiles)
-    return "\n".join(
-        [
-            f"{ctx.setting('data')}, {depth} hidden layers of width {ctx.setting('width')} (the paper used 1000; a smaller width keeps "
-            f"the whole report to minutes on 2 CPU cores), SGD with momentum, {ctx.setting('steps')} steps; test error is the median over "
-            f"{len(ctx.sweep.grid['seed'])} seeds. The paper's numbers are on MNIST and Shapeset-3x2, not MNIST-1D: "
-            "compare the ordering, not the values.",
-            "",
-            error_table(ctx),
-            "",
-            f"Back-propagated gradients and activations per layer (seed {ctx.sweep.grid['seed'][0]}): delta_l / delta_{depth} "
-            "at step 0 and the std of each layer's activations at the end of training.",
-            "",
-            layer_table(ctx, profiles),
-            "",
-            measured(ctx),
-            "",
-            link,
-        ]
+    return paragraphs(
+        f"{ctx.setting('data')}, {depth} hidden layers of width {ctx.setting('width')} (the paper used 1000; a smaller width keeps "
+        f"the whole report to minutes on 2 CPU cores), SGD with momentum, {ctx.setting('steps')} steps; test error is the median over "
+        f"{len(ctx.sweep.grid['seed'])} seeds. The paper's numbers are on MNIST and Shapeset-3x2, not MNIST-1D: "
+        "compare the ordering, not the values.",
+        error_table(ctx),
+        f"Back-propagated gradients and activations per layer (seed {ctx.sweep.grid['seed'][0]}): delta_l / delta_{depth} "
+        "at step 0 and the std of each layer's activations at the end of training.",
+        layer_table(ctx, profiles),
+        measured(ctx),
+        link,
     )
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..lab import plots
 from ..lab.report import fmt, markdown_table, number, pct
-from .common import Context, Finding, delta_profile
+from .common import Context, Finding, delta_profile, paragraphs
 
 INITS = (("xavier_normal", "tab:red"), ("he_normal", "tab:blue"))  # the two nets, and their colour in the figure
 
@@ -76,24 +76,19 @@ def analyze(ctx: Context) -> str:
     theory_gap = gap_theory(depth)
     table, gaps = seed_table(ctx)
     link = training_figure(ctx)
-    return "\n".join(
-        [
-            f"ReLU, {depth} hidden layers of width {ctx.setting('width')}, {ctx.setting('data')}. Xavier gives "
-            f"sigma_w^2 = 1, so each ReLU layer halves the signal's second moment (chi = sigma_w^2/2); He's sigma_w^2 = 2 "
-            f"keeps it. Same seed, same random draws: the hidden weights differ by exactly sqrt(2), so theory predicts "
-            f"r_He / r_Xavier = 2^((L-1)/2) = {theory_gap:.4g}.",
-            "",
-            table,
-            "",
-            f"Measured gap over seeds: {', '.join(fmt(g, 4) for g in gaps)} (theory {theory_gap:.4g}; measured/theory "
-            f"{fmt(min(gaps or [math.nan]) / theory_gap, 3)} to {fmt(max(gaps or [math.nan]) / theory_gap, 3)}). "
-            "The hidden weights and every ReLU mask are the same in both nets up to the factor sqrt(2) per layer, so the "
-            "product of the layer Jacobians differs by exactly 2^((L-1)/2); what differs is the gradient entering at the "
-            "top, softmax(logits) - y, because the two nets' logits differ in scale. r follows that entering direction "
-            "through the Jacobian product, so the gap is exact only up to how differently the two directions are scaled.",
-            "",
-            link,
-        ]
+    return paragraphs(
+        f"ReLU, {depth} hidden layers of width {ctx.setting('width')}, {ctx.setting('data')}. Xavier gives "
+        f"sigma_w^2 = 1, so each ReLU layer halves the signal's second moment (chi = sigma_w^2/2); He's sigma_w^2 = 2 "
+        f"keeps it. Same seed, same random draws: the hidden weights differ by exactly sqrt(2), so theory predicts "
+        f"r_He / r_Xavier = 2^((L-1)/2) = {theory_gap:.4g}.",
+        table,
+        f"Measured gap over seeds: {', '.join(fmt(g, 4) for g in gaps)} (theory {theory_gap:.4g}; measured/theory "
+        f"{fmt(min(gaps or [math.nan]) / theory_gap, 3)} to {fmt(max(gaps or [math.nan]) / theory_gap, 3)}). "
+        "The hidden weights and every ReLU mask are the same in both nets up to the factor sqrt(2) per layer, so the "
+        "product of the layer Jacobians differs by exactly 2^((L-1)/2); what differs is the gradient entering at the "
+        "top, softmax(logits) - y, because the two nets' logits differ in scale. r follows that entering direction "
+        "through the Jacobian product, so the gap is exact only up to how differently the two directions are scaled.",
+        link,
     )
 
 

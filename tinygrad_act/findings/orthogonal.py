@@ -8,7 +8,7 @@ import numpy as np
 
 from ..lab import plots
 from ..lab.report import fmt, markdown_table, number
-from .common import Context, Finding, delta_profile, geometric_median
+from .common import Context, Finding, delta_profile, geometric_median, paragraphs
 
 
 def _cases(ctx: Context) -> list[tuple[str, str]]:
@@ -70,17 +70,12 @@ def analyze(ctx: Context) -> str:
     rows = [spread_row(ctx, act, init) for act, init in _cases(ctx)]
     link = profile_figure(ctx)
     head = ["activation", "init", "r (median)", "r min", "r max", "spread of log10 r", "profile spread"]
-    return "\n".join(
-        [
-            f"Depth {ctx.setting('depth')}, width {ctx.setting('width')}, at initialization, {len(ctx.sweep.grid['seed'])} seeds per "
-            "row. Spread = standard deviation over seeds of log10 r, and of log10(delta_l/delta_L) averaged over layers.",
-            "",
-            markdown_table(head, rows),
-            "",
-            measured(ctx, rows),
-            "",
-            link,
-        ]
+    return paragraphs(
+        f"Depth {ctx.setting('depth')}, width {ctx.setting('width')}, at initialization, {len(ctx.sweep.grid['seed'])} seeds per "
+        "row. Spread = standard deviation over seeds of log10 r, and of log10(delta_l/delta_L) averaged over layers.",
+        markdown_table(head, rows),
+        measured(ctx, rows),
+        link,
     )
 
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..lab import plots
 from ..lab.report import fmt, markdown_table, number, pct
-from .common import Context, Finding, delta_profile
+from .common import Context, Finding, delta_profile, paragraphs
 
 
 def variants(ctx: Context, act: str) -> list[tuple[bool, str, dict]]:
@@ -79,18 +79,13 @@ def analyze(ctx: Context) -> str:
     rows = run_rows(ctx)
     link = profile_figure(ctx)
     head = ["activation", "architecture", "r at init", "verdict", "r at end", "verdict at end", "test accuracy"]
-    return "\n".join(
-        [
-            f"Depth {ctx.setting('depth')}, width {ctx.setting('width')}, init auto (Xavier), {ctx.setting('steps')} steps of "
-            "SGD with momentum. Normalization sits between each Linear and its activation; the residual connection adds "
-            "the block's input to its output.",
-            "",
-            markdown_table(head, rows),
-            "",
-            measured(ctx, rows),
-            "",
-            link,
-        ]
+    return paragraphs(
+        f"Depth {ctx.setting('depth')}, width {ctx.setting('width')}, init auto (Xavier), {ctx.setting('steps')} steps of "
+        "SGD with momentum. Normalization sits between each Linear and its activation; the residual connection adds "
+        "the block's input to its output.",
+        markdown_table(head, rows),
+        measured(ctx, rows),
+        link,
     )
 
 

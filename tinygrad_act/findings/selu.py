@@ -7,7 +7,7 @@ import numpy as np
 from ..lab import plots, theory
 from ..lab.report import markdown_table
 from ..nn import activations
-from .common import Context, Finding, layer_field
+from .common import Context, Finding, layer_field, paragraphs
 
 
 def shown_layers(depth: int) -> list[int]:
@@ -92,19 +92,13 @@ def analyze(ctx: Context) -> str:
     """The table, the theory and the measurement for SELU/LeCun (when the sweep has it), and the figure."""
     selu_lecun = ctx.where(act="selu", init="lecun_normal")
     link = moment_figure(ctx)
-    return "\n".join(
-        [
-            f"Mean / std of each hidden layer's activations (over the batch and the units) at initialization, depth "
-            f"{ctx.setting('depth')}, width {ctx.setting('width')}, on standardized {ctx.setting('data')} inputs.",
-            "",
-            moment_table(ctx),
-            "",
-            theory_line() if selu_lecun else "",
-            "",
-            measured(ctx, selu_lecun[0]) if selu_lecun else "",
-            "",
-            link,
-        ]
+    return paragraphs(
+        f"Mean / std of each hidden layer's activations (over the batch and the units) at initialization, depth "
+        f"{ctx.setting('depth')}, width {ctx.setting('width')}, on standardized {ctx.setting('data')} inputs.",
+        moment_table(ctx),
+        theory_line() if selu_lecun else "",
+        measured(ctx, selu_lecun[0]) if selu_lecun else "",
+        link,
     )
 
 
