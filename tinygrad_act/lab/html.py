@@ -110,7 +110,7 @@ def run_page(path, config, records: list[dict], summary: dict) -> str:
     body.append(f'<p class="note">{_e(what)}</p>')
     if "ratio_init" in summary:
         first = verdict_line(summary.get("verdict", "-"), summary["ratio_init"], summary.get("per_layer_factor_init"),
-                             depth, dtype)  # fmt: skip
+                             depth, dtype, summary.get("gain_init"))  # fmt: skip
         body.append(f'<p class="verdict {_e(shown)}">{_e(first)} [step 0, at initialization]</p>')
         body.append(f"<p>{_theory_line(summary.get('theory'))}</p>")
         body.append(f'<p class="{_e(summary.get("verdict_final", ""))}">{_e(final_line(summary, depth, dtype))}</p>')

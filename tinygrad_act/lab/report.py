@@ -87,8 +87,32 @@ def layer_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def verdict_line(verdict: str, ratio: float, factor: float, depth: int, dtype: str = "float64") -> str:
-    """e.g. ``vanishing: layer 1 receives 1.1e-12 of the gradient of layer 20 (x0.25 per layer)``."""
+def verdict_line(
+    verdict: str, ratio: float, factor: float, depth: int, dtype: str = "float64", gains: dict | None = None
+) -> str:
+    """e.g. ``vanishing: layer 1 receives 1.1e-12 of the gradient of layer 20 (x0.25 per layer)``, then why
+    when ``gains`` (stats.layer_gains) are given: ``— why: weights' gain 1 x activation's gain 0.054 = ...``."""
+    return _verdict_text(verdict, ratio, factor, depth, dtype) + why_clause(gains)
+
+
+def why_clause(gains: dict | None) -> str:
+    """`` — why: weights' gain W x activation's gain A = P per layer on delta² (...)`` from stats.layer_gains;
+    for a run with residual connections or normalization, that the gains do not set r; '' without gains."""
+    if not gains:
+        return ""
+    if not gains.get("explains_ratio", True):
+        return f" — the layers' gains do not explain r here: {gains.get('reason', 'not a plain MLP')}"
+    product = number(gains.get("product"))
+    if not math.isfinite(product):
+        return ""
+    return (
+        f" — why: weights' gain {fmt(gains['weight'], 3)} x activation's gain {fmt(gains['activation'], 3)} = "
+        f"{fmt(product, 3)} per layer on delta², x{fmt(math.sqrt(product), 3)} on delta "
+        f"(geometric means over hidden layers: {gains['layers']})"
+    )
+
+
+def _verdict_text(verdict: str, ratio: float, factor: float, depth: int, dtype: str) -> str:
     ratio = number(ratio)  # null: not measured
     if verdict == "exploding" and not math.isfinite(ratio):
         return f"exploding: gradients are not finite (layer 1 / layer {depth} = {ratio})"
@@ -111,8 +135,9 @@ def final_line(summary: dict, depth: int, dtype: str = "float64") -> str:
     if shown_verdict(summary) == "diverged":
         return summary.get("message") or "diverged"
     line = verdict_line(
-        summary["verdict_final"], summary["ratio_final"], summary["per_layer_factor_final"], depth, dtype
-    )
+        summary["verdict_final"], summary["ratio_final"], summary["per_layer_factor_final"], depth, dtype,
+        summary.get("gain_final"),
+    )  # fmt: skip
     return f"{line}  [step {summary['step_final']}, end]"
 
 
@@ -125,8 +150,13 @@ def terminal_report(summary: dict, records: list[dict], config) -> str:
     if "ratio_init" in summary:
         lines.append(
             verdict_line(
-                summary["verdict"], summary["ratio_init"], summary["per_layer_factor_init"], depth, config.dtype
-            )
+                summary["verdict"],
+                summary["ratio_init"],
+                summary["per_layer_factor_init"],
+                depth,
+                config.dtype,
+                summary.get("gain_init"),
+            )  # fmt: skip
             + "  [step 0, at initialization]"
         )
         theory = summary.get("theory")
