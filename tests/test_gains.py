@@ -42,8 +42,11 @@ def test_the_gains_product_to_the_power_half_l_minus_1_is_the_measured_r(act, pr
     assert math.sqrt(gains["product"]) == pytest.approx(stats.per_layer_factor(ratio, 10), rel=0.04)
 
 
-def _record(weight_gains, activation_gains):
-    layers = [{"weight_gain": w, "activation_gain": a} for w, a in zip(weight_gains, activation_gains)]
+def _record(weight_gains, activation_gains, ratio=1.0):
+    """A record whose measured r (delta of layer 1 / delta of the last hidden layer) is ``ratio``."""
+    pairs = zip(weight_gains, activation_gains)
+    layers = [{"weight_gain": w, "activation_gain": a, "delta_norm": 1.0} for w, a in pairs]
+    layers[0]["delta_norm"] = ratio
     return {"layers": layers}
 
 
@@ -57,18 +60,20 @@ def test_gains_average_the_weights_of_layers_2_to_l_and_the_activations_of_layer
 
 
 def test_a_layer_with_no_active_unit_makes_the_product_zero_and_one_hidden_layer_has_no_gains():
-    assert stats.layer_gains(_record([1.0, 2.0, 2.0], [0.0, 0.5, None]))["ratio"] == 0.0
+    dead = stats.layer_gains(_record([1.0, 2.0, 2.0], [0.0, 0.5, None], ratio=0.0))
+    assert dead["ratio"] == 0.0 and dead["explains_ratio"] is True  # r underflowed to 0: the gains say why
     assert stats.layer_gains(_record([1.0, 1.0], [0.5, None])) is None
     assert stats.layer_gains(_record([1.0, 2.0, 2.0], [None, 0.5, None])) is None  # a record without gains
 
 
 def test_the_why_clause_states_the_gains_and_for_residual_or_norm_that_they_do_not_explain_r():
-    gains = stats.layer_gains(_record([1.0, 0.98, 0.98, 1.0], [0.055, 0.055, 0.9, None]))
+    record = _record([1.0, 0.98, 0.98, 1.0], [0.055, 0.055, 0.9, None], ratio=0.06)
+    gains = stats.layer_gains(record)
     line = verdict_line("vanishing", 2.9e-3, 0.054, 3, gains=gains)
     assert "why: weights' gain 0.980 x activation's gain 0.055 = 0.054 per layer on delta², x0.232 on delta" in line
     assert "weights 2..3, activations 1..2" in line
     for residual, norm, said in ((True, "none", "skip connections"), (False, "batch", "batch norm")):
-        other = stats.layer_gains(_record([1.0, 0.98, 0.98, 1.0], [0.055, 0.055, 0.9, None]), residual, norm)
+        other = stats.layer_gains(record, residual, norm)
         assert other["explains_ratio"] is False
         clause = why_clause(other)
         assert "why:" not in clause and said in clause and "do not explain r" in clause
@@ -90,3 +95,14 @@ def test_a_run_says_why_in_the_terminal_the_summary_and_report_html(tmp_path):
     assert why.startswith(" — why: weights' gain") and why in shown
     assert why_clause(summary["gain_final"]) in shown
     assert why.replace("'", "&#x27;") in (out / "report.html").read_text()
+
+
+def test_gains_that_imply_another_r_do_not_explain_it_and_say_so():
+    # depth 20, product 0.64 per layer: r = 0.64^9.5 = 0.014 implied, but 2.6 measured (a trained ReLU net)
+    record = _record([2.0] * 21, [0.32] * 20 + [None], ratio=2.6)
+    gains = stats.layer_gains(record)
+    assert gains["ratio"] == pytest.approx(0.64**9.5) and gains["explains_ratio"] is False
+    assert "why:" not in why_clause(gains) and "(x0.800 per layer) do not explain r" in why_clause(gains)
+    # within 10% per layer (here x0.8 against x0.8 * 1.09) the gains explain r
+    close = stats.layer_gains(_record([2.0] * 21, [0.32] * 20 + [None], ratio=0.64**9.5 * 1.09**19))
+    assert close["explains_ratio"] is True

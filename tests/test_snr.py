@@ -9,8 +9,10 @@ import pytest
 from tinygrad_act.optim import SGD
 
 from tinygrad_act import Tensor
+from tinygrad_act.lab import run_figures
 from tinygrad_act.lab.gradient_noise import gradient_snr
 from tinygrad_act.lab.probes import LayerProbe
+from tinygrad_act.lab.report import layer_table
 from tinygrad_act.nn import MLP, cross_entropy
 
 RNG = np.random.default_rng(3)
@@ -102,3 +104,27 @@ def test_examples_that_agree_give_the_largest_resolvable_snr_never_inf_or_negati
 def test_non_finite_gradients_give_nan():
     x, delta = np.ones((3, 2)), np.array([[np.inf, 0.0], [1.0, 1.0], [0.0, 1.0]])
     assert math.isnan(gradient_snr(x, delta, math.inf))
+
+
+def test_snr_figure_draws_every_layer_over_the_steps_on_a_log_axis_and_the_table_shows_it():
+    model = _model("tanh", np.float64)
+    optimizer = SGD(model.parameters(), lr=0.1)
+    probe = LayerProbe(model, optimizer)
+    records = []
+    for step in range(3):
+        loss = cross_entropy(model(Tensor(X)), Y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        records.append({"step": step, "loss": loss.item(), "accuracy": 0.5, **probe.record})
+    fig, name = run_figures.gradient_snr(records)
+    assert name == "snr.png"
+    over_steps = fig.axes[1]
+    assert over_steps.get_yscale() == "log"
+    lines = [line for line in over_steps.get_lines() if len(line.get_xdata()) == 3]
+    assert len(lines) == 4  # one per Linear layer
+    for index, line in enumerate(lines):
+        assert list(line.get_ydata()) == [r["layers"][index]["grad_snr"] for r in records]
+    row = layer_table(records).splitlines()[2].split()  # layer 1: snr@0 and snr@2 follow the product
+    assert float(row[10]) == pytest.approx(records[0]["layers"][0]["grad_snr"], rel=0.05)
+    assert float(row[11]) == pytest.approx(records[-1]["layers"][0]["grad_snr"], rel=0.05)

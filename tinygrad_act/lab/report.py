@@ -61,7 +61,7 @@ def layer_table(records: list[dict]) -> str:
     header = (
         f"{'layer':>5}  {'delta@0':>8}  {'delta@' + str(last['step']):>10}  {'|dW|@0':>8}  "
         f"{'|dW|@' + str(last['step']):>10}  {'sat':>6}  {'dead':>6}  {'σw²@0':>6}  {'E[f′²]@0':>8}  {'product':>7}  "
-        f"delta@0, log scale ({per_decade:.3g} chars per decade)"
+        f"{'snr@0':>7}  {'snr@' + str(last['step']):>8}  delta@0, log scale ({per_decade:.3g} chars per decade)"
     )
     lines = [header, "-" * len(header)]
     for index in range(count):
@@ -76,13 +76,16 @@ def layer_table(records: list[dict]) -> str:
         lines.append(
             f"{_layer_name(index, count):>5}  {fmt(d, 3):>8}  {fmt(b.get('delta_norm'), 3):>10}  "
             f"{fmt(a['weight_grad_norm'], 3):>8}  {fmt(b['weight_grad_norm'], 3):>10}  {pct(sat):>6}  {pct(dead):>6}  "
-            f"{fmt(weight_gain, 3):>6}  {fmt(act_gain, 3):>8}  {fmt(weight_gain * act_gain, 3):>7}  {bar}"
+            f"{fmt(weight_gain, 3):>6}  {fmt(act_gain, 3):>8}  {fmt(weight_gain * act_gain, 3):>7}  "
+            f"{fmt(a.get('grad_snr'), 3):>7}  {fmt(b.get('grad_snr'), 3):>8}  {bar}"
         )
     lines.append(
         "delta = ||dL/dz|| of each layer's pre-activation over the batch, |dW| = ||dL/dW||; sat = fraction of units "
         "in the activation's flat region, dead = units with zero gradient for the whole batch (both at the end);\n"
         "σw² = fan_in·mean(W²) (the weights' gain) x E[f′²] = mean f'(z)² over the batch (the activation's gain) = "
-        "product: mean-field theory's factor on delta² per layer (< 1 vanishing, > 1 exploding; delta x √product)"
+        "product: mean-field theory's factor on delta² per layer (< 1 vanishing, > 1 exploding; delta x √product);\n"
+        "snr = ||mean g||² / mean ||g_i - mean g||² of dW over the batch's examples: < 1 the examples mostly "
+        "disagree (noise), whatever the size of delta; '-' = none (a zero gradient or a batch of one)"
     )
     return "\n".join(lines)
 
@@ -100,9 +103,10 @@ def why_clause(gains: dict | None) -> str:
     for a run with residual connections or normalization, that the gains do not set r; '' without gains."""
     if not gains:
         return ""
-    if not gains.get("explains_ratio", True):
-        return f" — the layers' gains do not explain r here: {gains.get('reason', 'not a plain MLP')}"
     product = number(gains.get("product"))
+    if not gains.get("explains_ratio", True):
+        implied = f" (x{fmt(math.sqrt(product), 3)} per layer)" if math.isfinite(product) and product >= 0 else ""
+        return f" — the layers' gains{implied} do not explain r here: {gains.get('reason', 'not a plain MLP')}"
     if not math.isfinite(product):
         return ""
     return (

@@ -2,7 +2,8 @@
 
 Every figure's title says what the run was (activation, init, depth, dtype) and its verdict with r. The files
 (other code refers to them by name): gradient_flow.png, gradient_heatmap.png, update_ratio.png, saturation.png
-(why, per layer: the weights' gain times the activation's gain), training.png and histograms.png.
+(why, per layer: the weights' gain times the activation's gain), snr.png (the gradient's signal-to-noise ratio
+across the batch's examples, per layer), training.png and histograms.png.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def drawings(path, records: list[dict], summary: dict) -> list[tuple]:
         lambda: gradient_heatmap(records),
         lambda: update_ratio(records),
         lambda: why_per_layer(records),
+        lambda: gradient_snr(records),
         lambda: training(records, (config.get("dataset") or {}).get("classes"), summary),
     ]
     histograms = Path(path) / "histograms.npz"
@@ -259,6 +261,38 @@ def why_per_layer(records: list[dict]):
         if count > 1:
             plots.layer_ticks(ax, count - 1, output=False)
     return fig, "saturation.png"
+
+
+def gradient_snr(records: list[dict]):
+    """grad_snr per layer: across the layers at a few steps, and over the steps for each layer (log scale, the
+    line SNR = 1 where signal and noise are equal). SNR is scale-free: a vanished layer keeps its SNR, a noisy
+    one falls below 1."""
+    fig, axes = plots.figure(1, 2, figsize=(11, 4.2))
+    snr, count = series(records, "grad_snr"), len(records[0]["layers"])
+    layers, steps = np.arange(1, count + 1), [r["step"] for r in records]
+    first, last = steps[0], steps[-1]
+    step_colors, layer_colors = _colormap(plots.STEP_COLORMAP), _colormap(plots.LAYER_COLORMAP)
+    for record in pick_steps(records):
+        axes[0].plot(layers, series([record], "grad_snr")[0], marker="o", ms=3,
+                     color=step_colors((record["step"] - first) / max(last - first, 1)))  # fmt: skip
+    for index in range(count):
+        axes[1].plot(steps, snr[:, index], lw=1, color=layer_colors(index / max(count - 1, 1)))
+    positive = snr[np.isfinite(snr) & (snr > 0)]
+    for ax in axes:
+        ax.axhline(1.0, color="grey", lw=1, label="SNR = 1: as much noise as signal")
+        if positive.size:
+            ax.set_yscale("log")
+            ax.set_ylim(min(positive.min() / 2, 1e-2), max(positive.max() * 2, 1e2))
+        ax.set_ylabel(r"$\|\bar g\|^2 \,/\, \overline{\|g_i - \bar g\|^2}$ of $\partial L/\partial W_\ell$")
+        ax.grid(alpha=0.3)
+    axes[0].set_xlabel(r"layer $\ell$ (input side first)")
+    plots.layer_ticks(axes[0], count)
+    axes[1].set_xlabel("step")
+    plots.legend(axes[0], fontsize=7, loc="best")
+    _colorbar(fig, axes[0], plots.STEP_COLORMAP, first, max(last, first + 1), "step")
+    bar = _colorbar(fig, axes[1], plots.LAYER_COLORMAP, 0.5, count + 0.5, r"layer $\ell$")
+    plots.layer_ticks(bar.ax, count, axis="y")
+    return fig, "snr.png"
 
 
 FRACTIONS = (  # field or (field, minus field), label, colour

@@ -17,6 +17,10 @@ import math
 
 VANISHING_BELOW = 1e-2
 EXPLODING_ABOVE = 1e2
+# The gains explain r when the r they imply is within 10% per layer of it, or a factor 2 overall (finite width
+# makes a few layers fluctuate; trained weights no longer independent of the activations break it entirely).
+GAINS_AGREE_PER_LAYER = 1.1
+GAINS_AGREE_OVERALL = 2.0
 
 
 def verdict(ratio: float, nonfinite: int = 0) -> str:
@@ -73,8 +77,9 @@ def layer_gains(record: dict, residual: bool = False, norm: str = "none") -> dic
     activation's gain E[f'(z)²] (layers 1..L-1), their product (the mean factor on ||δ||² per layer) and the r
     it implies, product^((L-1)/2). None for fewer than 2 hidden layers or a record without the gains.
 
-    With residual connections or normalization (``norm`` other than "none") the gains do not set r (the skip
-    carries δ past the product, a norm rescales δ): ``explains_ratio`` is then False, with the ``reason``.
+    ``explains_ratio`` says whether the gains explain the record's measured r (GAINS_AGREE_*); if not, the
+    ``reason``. With residual connections or normalization (``norm`` other than "none") they never do: the skip
+    carries δ past the product, a norm rescales δ.
     """
     hidden = record["layers"][:-1]
     depth = len(hidden)
@@ -92,10 +97,22 @@ def layer_gains(record: dict, residual: bool = False, norm: str = "none") -> dic
         "product": product,
         "ratio": product ** ((depth - 1) / 2) if product >= 0 else math.nan,
         "layers": f"weights 2..{depth}, activations 1..{depth - 1}",  # the hidden layers averaged
-        "explains_ratio": not residual and norm == "none",
     }
     reasons = ["the skip connections carry delta past them"] if residual else []
     reasons += [f"{norm} norm rescales delta between layers"] if norm != "none" else []
+    if not reasons and not _agrees(gains["ratio"], first_last_ratio(record), depth):
+        reasons = ["they imply another r (mean field assumes weights independent of the activations)"]
+    gains["explains_ratio"] = not reasons
     if reasons:
         gains["reason"] = " and ".join(reasons)
     return gains
+
+
+def _agrees(implied: float, measured: float, depth: int) -> bool:
+    """Whether the r the gains imply is the measured r (an underflowed r = 0 agrees with a vanishing one)."""
+    if measured == 0:
+        return implied < VANISHING_BELOW
+    if not (0 < measured < math.inf and 0 < implied < math.inf):
+        return False
+    tolerance = max(math.log(GAINS_AGREE_OVERALL), (depth - 1) * math.log(GAINS_AGREE_PER_LAYER))
+    return abs(math.log(implied / measured)) <= tolerance
