@@ -10,7 +10,7 @@ from tinygrad_act.optim import SGD
 
 from tinygrad_act import Tensor
 from tinygrad_act.lab import run_figures
-from tinygrad_act.lab.gradient_noise import gradient_snr
+from tinygrad_act.lab.gradient_noise import gradient_snr, noise_floor
 from tinygrad_act.lab.probes import LayerProbe
 from tinygrad_act.lab.report import layer_table
 from tinygrad_act.nn import MLP, cross_entropy
@@ -117,10 +117,11 @@ def test_snr_figure_draws_every_layer_over_the_steps_on_a_log_axis_and_the_table
         loss.backward()
         optimizer.step()
         records.append({"step": step, "loss": loss.item(), "accuracy": 0.5, **probe.record})
-    fig, name = run_figures.gradient_snr(records)
+    fig, name = run_figures.gradient_snr(records, batch=len(X))
     assert name == "snr.png"
     over_steps = fig.axes[1]
     assert over_steps.get_yscale() == "log"
+    assert [1 / 11, 1 / 11] in [list(line.get_ydata()) for line in over_steps.get_lines()]  # pure noise's floor
     lines = [line for line in over_steps.get_lines() if len(line.get_xdata()) == 3]
     assert len(lines) == 4  # one per Linear layer
     for index, line in enumerate(lines):
@@ -128,3 +129,14 @@ def test_snr_figure_draws_every_layer_over_the_steps_on_a_log_axis_and_the_table
     row = layer_table(records).splitlines()[2].split()  # layer 1: snr@0 and snr@2 follow the product
     assert float(row[10]) == pytest.approx(records[0]["layers"][0]["grad_snr"], rel=0.05)
     assert float(row[11]) == pytest.approx(records[-1]["layers"][0]["grad_snr"], rel=0.05)
+
+
+def test_examples_with_no_common_direction_sit_at_the_noise_floor_one_over_b_minus_1():
+    # Monte Carlo: independent zero-mean g_i (random x_i, δ_i) give E[SNR] about 1/(B-1) (2% here, 400 draws)
+    rng, batch = np.random.default_rng(7), 16
+    values = []
+    for _ in range(400):
+        x, delta = rng.normal(size=(batch, 30)), rng.normal(size=(batch, 20))
+        values.append(gradient_snr(x, delta, float(np.sum((x.T @ delta) ** 2))))
+    assert np.mean(values) == pytest.approx(noise_floor(batch), rel=0.05)
+    assert noise_floor(64) == pytest.approx(1 / 63) and math.isnan(noise_floor(1))

@@ -8,6 +8,10 @@ g_i = B · x_i δ_iᵀ (x_i: the layer's input row, δ_i: the row of δ = dL/dz 
     mean_i ||g_i||² = B · Σ_i ||δ_i||² ||x_i||²     (a rank-one matrix: ||x δᵀ|| = ||x|| ||δ||).
 
 So one pass over δ and x (row norms) and the batch gradient's norm, which the probe already has, give it.
+
+The floor of pure noise: ||G||² estimates ||E g||² with a bias, the noise over B. For examples with no common
+direction (independent g_i of mean 0) E||G||² = tr Σ / B and E mean||g_i - G||² = tr Σ (B-1)/B, so the SNR sits
+near 1/(B-1) (``noise_floor``): a layer there has no detectable signal; only values well above it do.
 SNR is scale-free: a layer whose gradient vanished keeps the SNR of the gradient that reaches it (its δ is
 small, not noisy), while a layer whose examples pull in different directions has SNR well below 1
 (Cockpit's quantities, Schneider et al. 2021, here per layer).
@@ -30,6 +34,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+
+def noise_floor(batch: int) -> float:
+    """1/(B-1): about the SNR of B examples whose gradients share no direction at all (pure noise)."""
+    return 1.0 / (batch - 1) if batch > 1 else math.nan
+
 
 _EPS = {}  # dtype -> machine epsilon (np.finfo is slow to call once per layer)
 

@@ -85,7 +85,8 @@ def layer_table(records: list[dict]) -> str:
         "σw² = fan_in·mean(W²) (the weights' gain) x E[f′²] = mean f'(z)² over the batch (the activation's gain) = "
         "product: mean-field theory's factor on delta² per layer (< 1 vanishing, > 1 exploding; delta x √product);\n"
         "snr = ||mean g||² / mean ||g_i - mean g||² of dW over the batch's examples: < 1 the examples mostly "
-        "disagree (noise), whatever the size of delta; '-' = none (a zero gradient or a batch of one)"
+        "disagree, whatever the size of delta; pure noise gives about 1/(batch-1); '-' = none (zero gradient or "
+        "batch of 1)"
     )
     return "\n".join(lines)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import plots, rundir
+from .gradient_noise import noise_floor
 from .report import fmt, number
 from .stats import shown_verdict
 
@@ -47,7 +48,7 @@ def drawings(path, records: list[dict], summary: dict) -> list[tuple]:
         lambda: gradient_heatmap(records),
         lambda: update_ratio(records),
         lambda: why_per_layer(records),
-        lambda: gradient_snr(records),
+        lambda: gradient_snr(records, config.get("batch_size")),
         lambda: training(records, (config.get("dataset") or {}).get("classes"), summary),
     ]
     histograms = Path(path) / "histograms.npz"
@@ -263,10 +264,10 @@ def why_per_layer(records: list[dict]):
     return fig, "saturation.png"
 
 
-def gradient_snr(records: list[dict]):
+def gradient_snr(records: list[dict], batch: int | None = None):
     """grad_snr per layer: across the layers at a few steps, and over the steps for each layer (log scale, the
-    line SNR = 1 where signal and noise are equal). SNR is scale-free: a vanished layer keeps its SNR, a noisy
-    one falls below 1."""
+    line SNR = 1 where signal and noise are equal and, given the ``batch`` size, pure noise's 1/(B-1)). SNR is
+    scale-free: a vanished layer keeps its SNR, a noisy one falls to the floor."""
     fig, axes = plots.figure(1, 2, figsize=(11, 4.2))
     snr, count = series(records, "grad_snr"), len(records[0]["layers"])
     layers, steps = np.arange(1, count + 1), [r["step"] for r in records]
@@ -280,9 +281,12 @@ def gradient_snr(records: list[dict]):
     positive = snr[np.isfinite(snr) & (snr > 0)]
     for ax in axes:
         ax.axhline(1.0, color="grey", lw=1, label="SNR = 1: as much noise as signal")
+        if batch and batch > 1:
+            ax.axhline(noise_floor(batch), color="red", lw=1, ls="--", label=f"1/(B-1) = {fmt(noise_floor(batch), 2)}: "
+                       f"pure noise, batch {batch}")  # fmt: skip
         if positive.size:
             ax.set_yscale("log")
-            ax.set_ylim(min(positive.min() / 2, 1e-2), max(positive.max() * 2, 1e2))
+            ax.set_ylim(min(positive.min() / 2, 1e-2, noise_floor(batch or 2) / 2), max(positive.max() * 2, 1e2))
         ax.set_ylabel(r"$\|\bar g\|^2 \,/\, \overline{\|g_i - \bar g\|^2}$ of $\partial L/\partial W_\ell$")
         ax.grid(alpha=0.3)
     axes[0].set_xlabel(r"layer $\ell$ (input side first)")
