@@ -11,9 +11,9 @@ import pytest
 from tinygrad_act.optim import SGD
 
 from tinygrad_act import Tensor
-from tinygrad_act.lab import stats
+from tinygrad_act.lab import run_figures, stats
 from tinygrad_act.lab.probes import LayerProbe
-from tinygrad_act.lab.report import verdict_line, why_clause
+from tinygrad_act.lab.report import fmt, verdict_line, why_clause
 from tinygrad_act.nn import MLP, cross_entropy
 
 
@@ -106,3 +106,10 @@ def test_gains_that_imply_another_r_do_not_explain_it_and_say_so():
     # within 10% per layer (here x0.8 against x0.8 * 1.09) the gains explain r
     close = stats.layer_gains(_record([2.0] * 21, [0.32] * 20 + [None], ratio=0.64**9.5 * 1.09**19))
     assert close["explains_ratio"] is True
+
+
+def test_saturation_figure_states_the_verdicts_mean_product():
+    record = {"step": 0, **_first_record("sigmoid", depth=4, width=16, batch=32)}
+    fig, _ = run_figures.why_per_layer([record])
+    product = stats.layer_gains(record)["product"]
+    assert f"mean product {fmt(product, 3)}," in fig.axes[0].get_title()

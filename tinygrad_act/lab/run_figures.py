@@ -16,7 +16,7 @@ import numpy as np
 from . import plots, rundir
 from .gradient_noise import noise_floor
 from .report import fmt, number
-from .stats import shown_verdict
+from .stats import layer_gains, shown_verdict
 
 GAIN_RANGE = (1e-3, 1e3)  # the per-layer gains of saturation.png: the same axis for every run
 
@@ -245,7 +245,8 @@ def why_per_layer(records: list[dict]):
     if last is not first:
         ax.plot(hidden, end, ":", lw=1.5, color="black", alpha=0.6, label=f"product at step {last['step']}")
     ax.axhline(1.0, color="grey", lw=1, label=r"1: $\|\delta\|$ kept (< 1 vanishes, > 1 explodes)")
-    mean = np.nanmean(weight * act) if np.any(np.isfinite(weight * act)) else math.nan
+    gains = layer_gains(first)  # the verdict's aggregation (geometric means over the layers r spans)
+    mean = number(gains["product"]) if gains else math.nan
     root = math.sqrt(mean) if mean >= 0 else math.nan
     ax.set_title(
         rf"step {first['step']}: mean product {fmt(mean, 3)}, so $\|\delta\|$ $\times${fmt(root, 3)} per layer",
