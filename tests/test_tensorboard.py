@@ -57,7 +57,7 @@ def test_tensorboard_scalars_equal_the_metrics_jsonl_values(tmp_path):
     for tag, key in {"test/loss": "test_loss", "test/accuracy": "test_accuracy"}.items():
         assert _scalar(events, tag) == {r["step"]: np.float32(r[key]) for r in evaluated}, tag
     assert _scalar(events, "gradients/r") == {r["step"]: np.float32(first_last_ratio(r)) for r in records}
-    for key in ("delta_norm", "weight_grad_norm", "update_ratio"):
+    for key in ("delta_norm", "weight_grad_norm", "update_ratio", "grad_snr"):
         for index, name in enumerate(layers):
             want = {r["step"]: np.float32(r["layers"][index][key]) for r in records}
             assert _scalar(events, f"{key}/{name}") == want, f"{key}/{name}"

@@ -336,6 +336,8 @@ def summarize(config, records, status, message, steps_done, final, theory, diver
             summary[f"ratio_{key}"] = ratio
             summary[f"per_layer_factor_{key}"] = stats.per_layer_factor(ratio, config.depth)
             summary[f"step_{key}"] = record["step"]
+            # why r is what it is: the layers' gains (stats.layer_gains says which layers and how averaged)
+            summary[f"gain_{key}"] = stats.layer_gains(record, config.residual, config.norm)
         summary["verdict"] = stats.verdict(summary["ratio_init"], records[0]["nonfinite"])
         # A run that diverged ended with non-finite numbers: that, not r before it, is its final verdict.
         if diverged is None:

@@ -74,7 +74,8 @@ def _layer_rows(records: list[dict]) -> list[list[str]]:
         ["out" if i == count - 1 else str(i + 1), fmt(a.get("delta_norm"), 3), fmt(b.get("delta_norm"), 3),
          fmt(a.get("weight_grad_norm"), 3), fmt(b.get("weight_grad_norm"), 3), pct(b.get("saturation")),
          pct(b.get("dead_fraction")), fmt(a.get("weight_gain"), 3), fmt(a.get("activation_gain"), 3),
-         fmt(_product(a.get("weight_gain"), a.get("activation_gain")), 3)]
+         fmt(_product(a.get("weight_gain"), a.get("activation_gain")), 3), fmt(a.get("grad_snr"), 3),
+         fmt(b.get("grad_snr"), 3)]
         for i, (a, b) in enumerate(zip(first, last))
     ]  # fmt: skip
 
@@ -110,7 +111,7 @@ def run_page(path, config, records: list[dict], summary: dict) -> str:
     body.append(f'<p class="note">{_e(what)}</p>')
     if "ratio_init" in summary:
         first = verdict_line(summary.get("verdict", "-"), summary["ratio_init"], summary.get("per_layer_factor_init"),
-                             depth, dtype)  # fmt: skip
+                             depth, dtype, summary.get("gain_init"))  # fmt: skip
         body.append(f'<p class="verdict {_e(shown)}">{_e(first)} [step 0, at initialization]</p>')
         body.append(f"<p>{_theory_line(summary.get('theory'))}</p>")
         body.append(f'<p class="{_e(summary.get("verdict_final", ""))}">{_e(final_line(summary, depth, dtype))}</p>')
@@ -130,11 +131,12 @@ def run_page(path, config, records: list[dict], summary: dict) -> str:
         body.append("<h2>Layers</h2>")
         last = records[-1]["step"]
         headers = ["layer", "delta@0", f"delta@{last}", "|dW|@0", f"|dW|@{last}", f"sat@{last}", f"dead@{last}",
-                   "σw²@0", "E[f′(z)²]@0", "product@0"]  # fmt: skip
+                   "σw²@0", "E[f′(z)²]@0", "product@0", "SNR@0", f"SNR@{last}"]  # fmt: skip
         body.append(table(headers, _layer_rows(records)))
         body.append(
             '<p class="note">delta = ‖dL/dz‖ of each layer\'s pre-activation over the batch, |dW| = ‖dL/dW‖; '
-            "r = delta of layer 1 / delta of the last hidden layer.</p>"
+            "r = delta of layer 1 / delta of the last hidden layer; SNR = ‖mean g‖² / mean ‖g<sub>i</sub> − mean g‖² "
+            "of dW over the batch's examples (below 1 the examples mostly disagree, whatever the size of delta).</p>"
         )
     body += ["<h2>Figures</h2>", *figures(path, summary.get("figures") or [])]
     return _page(f"tinygrad_act run {path.name}: {shown}", body)

@@ -28,6 +28,8 @@ For each Linear layer, input side first (the last one is the output layer):
 - ``update_ratio``: ||ΔW||_F / ||W||_F of the update the optimizer applied at this step;
 - ``grad_subnormal_fraction``: fraction of dL/dW entries that are subnormal (below the dtype's smallest
   normal number, but not zero) or zero — where float32 arithmetic slows down or gradients vanish outright.
+- ``grad_snr``: ||mean g||² / mean_i ||g_i - mean g||² of the examples' own weight gradients g_i, from each
+  example's δ and input (gradient_noise.py: None for a batch of one or a gradient that is exactly zero).
 
 Global: ``grad_norm`` (all parameters, before clipping: the norm ``optim.clip_grad_norm`` compares with its
 threshold), ``nonfinite`` (non-finite gradient entries).
@@ -47,6 +49,7 @@ import numpy as np
 from ..engine.graph import is_grad_enabled
 from ..nn.optim import global_grad_norm, squared_norm
 from . import rundir
+from .gradient_noise import gradient_snr
 from .theory import sigma_w2_of_weights
 
 HISTOGRAM_BINS = 60
@@ -167,6 +170,7 @@ class LayerProbe:
                 self._start_step()
             if self._active and is_grad_enabled():
                 self._seen[index] = (z.data, z.data)  # the output layer: no activation after it
+                self._inputs[index] = inputs[0].data  # for grad_snr: a reference, never copied or modified
                 z.register_hook(self._keep(self._deltas, index))
 
         return hook
@@ -186,6 +190,7 @@ class LayerProbe:
             return
         n = len(self.layers)
         self._seen, self._deltas, self._grads = [None] * n, [None] * n, {}
+        self._inputs = [None] * n
         for p in self._parameters:
             self._handles.append(p.register_hook(self._keep(self._grads, id(p))))
 
@@ -214,6 +219,7 @@ class LayerProbe:
         self.record = self.collect(updated=True) if self._active else None
         if self._active:  # let the step's arrays go now, not at the next measured step: memory is reused sooner
             self._seen = self._deltas = self._weights_before = None
+            self._inputs = None
             self._grads = {}
         self._active = False
         self._release_parameter_hooks()
@@ -322,6 +328,7 @@ class LayerProbe:
                 stats["update_ratio"] = _norm(layer.weight.data - before) / max(_norm(before), 1e-300)
             if weight_grad is not None:
                 stats["grad_subnormal_fraction"] = _subnormal_fraction(weight_grad)
+            stats["grad_snr"] = self._grad_snr(index, norms.get(id(layer.weight)))
             layers.append(stats)
         nonfinite = sum(
             int(np.count_nonzero(~np.isfinite(self._grads[k]))) for k, n in norms.items() if not n < math.inf
@@ -334,6 +341,13 @@ class LayerProbe:
             "nonfinite": nonfinite,
             "layers": layers,
         }
+
+    def _grad_snr(self, index: int, grad_norm: float | None) -> float | None:
+        """Layer ``index``'s gradient signal-to-noise ratio across the batch (None where it was not seen)."""
+        inputs, deltas = self._inputs[index], self._deltas[index]
+        if inputs is None or deltas is None or grad_norm is None:
+            return None
+        return gradient_snr(inputs, deltas, grad_norm * grad_norm)
 
 
 def gradient_record(model) -> dict:

@@ -61,7 +61,7 @@ def layer_table(records: list[dict]) -> str:
     header = (
         f"{'layer':>5}  {'delta@0':>8}  {'delta@' + str(last['step']):>10}  {'|dW|@0':>8}  "
         f"{'|dW|@' + str(last['step']):>10}  {'sat':>6}  {'dead':>6}  {'σw²@0':>6}  {'E[f′²]@0':>8}  {'product':>7}  "
-        f"delta@0, log scale ({per_decade:.3g} chars per decade)"
+        f"{'snr@0':>7}  {'snr@' + str(last['step']):>8}  delta@0, log scale ({per_decade:.3g} chars per decade)"
     )
     lines = [header, "-" * len(header)]
     for index in range(count):
@@ -76,19 +76,48 @@ def layer_table(records: list[dict]) -> str:
         lines.append(
             f"{_layer_name(index, count):>5}  {fmt(d, 3):>8}  {fmt(b.get('delta_norm'), 3):>10}  "
             f"{fmt(a['weight_grad_norm'], 3):>8}  {fmt(b['weight_grad_norm'], 3):>10}  {pct(sat):>6}  {pct(dead):>6}  "
-            f"{fmt(weight_gain, 3):>6}  {fmt(act_gain, 3):>8}  {fmt(weight_gain * act_gain, 3):>7}  {bar}"
+            f"{fmt(weight_gain, 3):>6}  {fmt(act_gain, 3):>8}  {fmt(weight_gain * act_gain, 3):>7}  "
+            f"{fmt(a.get('grad_snr'), 3):>7}  {fmt(b.get('grad_snr'), 3):>8}  {bar}"
         )
     lines.append(
         "delta = ||dL/dz|| of each layer's pre-activation over the batch, |dW| = ||dL/dW||; sat = fraction of units "
         "in the activation's flat region, dead = units with zero gradient for the whole batch (both at the end);\n"
         "σw² = fan_in·mean(W²) (the weights' gain) x E[f′²] = mean f'(z)² over the batch (the activation's gain) = "
-        "product: mean-field theory's factor on delta² per layer (< 1 vanishing, > 1 exploding; delta x √product)"
+        "product: mean-field theory's factor on delta² per layer (< 1 vanishing, > 1 exploding; delta x √product);\n"
+        "snr = ||mean g||² / mean ||g_i - mean g||² of dW over the batch's examples: < 1 the examples mostly "
+        "disagree, whatever the size of delta; pure noise gives about 1/(batch-1); '-' = none (zero gradient or "
+        "batch of 1)"
     )
     return "\n".join(lines)
 
 
-def verdict_line(verdict: str, ratio: float, factor: float, depth: int, dtype: str = "float64") -> str:
-    """e.g. ``vanishing: layer 1 receives 1.1e-12 of the gradient of layer 20 (x0.25 per layer)``."""
+def verdict_line(
+    verdict: str, ratio: float, factor: float, depth: int, dtype: str = "float64", gains: dict | None = None
+) -> str:
+    """e.g. ``vanishing: layer 1 receives 1.1e-12 of the gradient of layer 20 (x0.25 per layer)``, then why
+    when ``gains`` (stats.layer_gains) are given: ``— why: weights' gain 1 x activation's gain 0.054 = ...``."""
+    return _verdict_text(verdict, ratio, factor, depth, dtype) + why_clause(gains)
+
+
+def why_clause(gains: dict | None) -> str:
+    """`` — why: weights' gain W x activation's gain A = P per layer on delta² (...)`` from stats.layer_gains;
+    for a run with residual connections or normalization, that the gains do not set r; '' without gains."""
+    if not gains:
+        return ""
+    product = number(gains.get("product"))
+    if not gains.get("explains_ratio", True):
+        implied = f" (x{fmt(math.sqrt(product), 3)} per layer)" if math.isfinite(product) and product >= 0 else ""
+        return f" — the layers' gains{implied} do not explain r here: {gains.get('reason', 'not a plain MLP')}"
+    if not math.isfinite(product):
+        return ""
+    return (
+        f" — why: weights' gain {fmt(gains['weight'], 3)} x activation's gain {fmt(gains['activation'], 3)} = "
+        f"{fmt(product, 3)} per layer on delta², x{fmt(math.sqrt(product), 3)} on delta "
+        f"(geometric means over hidden layers: {gains['layers']})"
+    )
+
+
+def _verdict_text(verdict: str, ratio: float, factor: float, depth: int, dtype: str) -> str:
     ratio = number(ratio)  # null: not measured
     if verdict == "exploding" and not math.isfinite(ratio):
         return f"exploding: gradients are not finite (layer 1 / layer {depth} = {ratio})"
@@ -111,8 +140,9 @@ def final_line(summary: dict, depth: int, dtype: str = "float64") -> str:
     if shown_verdict(summary) == "diverged":
         return summary.get("message") or "diverged"
     line = verdict_line(
-        summary["verdict_final"], summary["ratio_final"], summary["per_layer_factor_final"], depth, dtype
-    )
+        summary["verdict_final"], summary["ratio_final"], summary["per_layer_factor_final"], depth, dtype,
+        summary.get("gain_final"),
+    )  # fmt: skip
     return f"{line}  [step {summary['step_final']}, end]"
 
 
@@ -125,8 +155,13 @@ def terminal_report(summary: dict, records: list[dict], config) -> str:
     if "ratio_init" in summary:
         lines.append(
             verdict_line(
-                summary["verdict"], summary["ratio_init"], summary["per_layer_factor_init"], depth, config.dtype
-            )
+                summary["verdict"],
+                summary["ratio_init"],
+                summary["per_layer_factor_init"],
+                depth,
+                config.dtype,
+                summary.get("gain_init"),
+            )  # fmt: skip
             + "  [step 0, at initialization]"
         )
         theory = summary.get("theory")

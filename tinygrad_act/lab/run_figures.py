@@ -2,7 +2,8 @@
 
 Every figure's title says what the run was (activation, init, depth, dtype) and its verdict with r. The files
 (other code refers to them by name): gradient_flow.png, gradient_heatmap.png, update_ratio.png, saturation.png
-(why, per layer: the weights' gain times the activation's gain), training.png and histograms.png.
+(why, per layer: the weights' gain times the activation's gain), snr.png (the gradient's signal-to-noise ratio
+across the batch's examples, per layer), training.png and histograms.png.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from . import plots, rundir
+from .gradient_noise import noise_floor
 from .report import fmt, number
-from .stats import shown_verdict
+from .stats import layer_gains, shown_verdict
 
 GAIN_RANGE = (1e-3, 1e3)  # the per-layer gains of saturation.png: the same axis for every run
 
@@ -46,6 +48,7 @@ def drawings(path, records: list[dict], summary: dict) -> list[tuple]:
         lambda: gradient_heatmap(records),
         lambda: update_ratio(records),
         lambda: why_per_layer(records),
+        lambda: gradient_snr(records, config.get("batch_size")),
         lambda: training(records, (config.get("dataset") or {}).get("classes"), summary),
     ]
     histograms = Path(path) / "histograms.npz"
@@ -242,7 +245,8 @@ def why_per_layer(records: list[dict]):
     if last is not first:
         ax.plot(hidden, end, ":", lw=1.5, color="black", alpha=0.6, label=f"product at step {last['step']}")
     ax.axhline(1.0, color="grey", lw=1, label=r"1: $\|\delta\|$ kept (< 1 vanishes, > 1 explodes)")
-    mean = np.nanmean(weight * act) if np.any(np.isfinite(weight * act)) else math.nan
+    gains = layer_gains(first)  # the verdict's aggregation (geometric means over the layers r spans)
+    mean = number(gains["product"]) if gains else math.nan
     root = math.sqrt(mean) if mean >= 0 else math.nan
     ax.set_title(
         rf"step {first['step']}: mean product {fmt(mean, 3)}, so $\|\delta\|$ $\times${fmt(root, 3)} per layer",
@@ -259,6 +263,41 @@ def why_per_layer(records: list[dict]):
         if count > 1:
             plots.layer_ticks(ax, count - 1, output=False)
     return fig, "saturation.png"
+
+
+def gradient_snr(records: list[dict], batch: int | None = None):
+    """grad_snr per layer: across the layers at a few steps, and over the steps for each layer (log scale, the
+    line SNR = 1 where signal and noise are equal and, given the ``batch`` size, pure noise's 1/(B-1)). SNR is
+    scale-free: a vanished layer keeps its SNR, a noisy one falls to the floor."""
+    fig, axes = plots.figure(1, 2, figsize=(11, 4.2))
+    snr, count = series(records, "grad_snr"), len(records[0]["layers"])
+    layers, steps = np.arange(1, count + 1), [r["step"] for r in records]
+    first, last = steps[0], steps[-1]
+    step_colors, layer_colors = _colormap(plots.STEP_COLORMAP), _colormap(plots.LAYER_COLORMAP)
+    for record in pick_steps(records):
+        axes[0].plot(layers, series([record], "grad_snr")[0], marker="o", ms=3,
+                     color=step_colors((record["step"] - first) / max(last - first, 1)))  # fmt: skip
+    for index in range(count):
+        axes[1].plot(steps, snr[:, index], lw=1, color=layer_colors(index / max(count - 1, 1)))
+    positive = snr[np.isfinite(snr) & (snr > 0)]
+    for ax in axes:
+        ax.axhline(1.0, color="grey", lw=1, label="SNR = 1: as much noise as signal")
+        if batch and batch > 1:
+            ax.axhline(noise_floor(batch), color="red", lw=1, ls="--", label=f"1/(B-1) = {fmt(noise_floor(batch), 2)}: "
+                       f"pure noise, batch {batch}")  # fmt: skip
+        if positive.size:
+            ax.set_yscale("log")
+            ax.set_ylim(min(positive.min() / 2, 1e-2, noise_floor(batch or 2) / 2), max(positive.max() * 2, 1e2))
+        ax.set_ylabel(r"$\|\bar g\|^2 \,/\, \overline{\|g_i - \bar g\|^2}$ of $\partial L/\partial W_\ell$")
+        ax.grid(alpha=0.3)
+    axes[0].set_xlabel(r"layer $\ell$ (input side first)")
+    plots.layer_ticks(axes[0], count)
+    axes[1].set_xlabel("step")
+    plots.legend(axes[0], fontsize=7, loc="best")
+    _colorbar(fig, axes[0], plots.STEP_COLORMAP, first, max(last, first + 1), "step")
+    bar = _colorbar(fig, axes[1], plots.LAYER_COLORMAP, 0.5, count + 0.5, r"layer $\ell$")
+    plots.layer_ticks(bar.ax, count, axis="y")
+    return fig, "snr.png"
 
 
 FRACTIONS = (  # field or (field, minus field), label, colour

@@ -271,6 +271,7 @@ LAYER_FIELDS = [
     "activation_gain",
     "update_ratio",
     "grad_subnormal_fraction",
+    "grad_snr",
 ]
 STEP_FIELDS = [
     "step", "loss", "accuracy", "grad_norm", "nonfinite", "train_loss", "train_accuracy", "test_loss", "test_accuracy",

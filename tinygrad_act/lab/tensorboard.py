@@ -33,7 +33,7 @@ SCALARS = {
     "gradients/grad_norm": "grad_norm",
     "gradients/nonfinite": "nonfinite",
 }
-LAYER_SCALARS = ("delta_norm", "weight_grad_norm", "update_ratio")
+LAYER_SCALARS = ("delta_norm", "weight_grad_norm", "update_ratio", "grad_snr")
 
 
 def require():
