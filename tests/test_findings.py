@@ -164,6 +164,9 @@ def test_a_findings_section_has_its_claim_source_reproduce_line_table_of_numbers
     text = section(readme, name)
     assert f"## {number}. {finding.title}" in text
     assert f"**Claim.** {finding.claim}" in text
+    if finding.check:  # the check, computed from the runs, right under the claim
+        assert f"**Claim.** {finding.claim}\n\n**Check, computed from the runs: " in text
+        assert re.search(r"^- .+: \*\*(holds|does not hold)\*\* \(.+\)$", text, re.M), text
     assert f"**Source.** {finding.source}" in text
     assert f"**Reproduce.** `make report ONLY={name}`" in text and f"({name}.toml)" in text
     data_rows = [row for table in tables(text) for row in table[2:]]

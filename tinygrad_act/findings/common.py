@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..lab import plots, rundir
+from ..lab import data, plots, rundir
 from ..lab.config import Config
 from ..lab.report import number
 
@@ -43,6 +43,11 @@ class Context:
     def setting(self, key: str):
         """A run setting every run of the finding shares: its fixed value, else the experiment default."""
         return self.sweep.fixed.get(key, getattr(Config(), key))
+
+    def chance(self) -> float:
+        """The test accuracy of guessing: 1 / the number of classes of the runs' data set (nan if not declared)."""
+        shape = data.check(self.setting("data"))
+        return 1 / shape.classes if shape else math.nan
 
     def figure(self, fig, suffix: str) -> str:
         """Save a figure under the report's figures/ (whole or not at all) and return its Markdown link."""

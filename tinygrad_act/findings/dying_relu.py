@@ -6,9 +6,20 @@ import math
 
 import numpy as np
 
-from ..lab import plots
-from ..lab.report import markdown_table, pct
-from .common import Context, Finding, last_measured, layer_field, mean, median, paragraphs
+from ..lab import plots, stats
+from ..lab.config import Config
+from ..lab.report import fmt, markdown_table, pct
+from .common import Check, Context, Finding, Part, last_measured, layer_field, mean, median, paragraphs
+
+# "Stays alive": fewer than 1% of the units dead at the end. With a non-zero slope a unit is dead (its
+# gradient exactly 0 for the whole batch) only where the slope underflows, e.g. ELU's exp(z) for z < -745.
+ALIVE_BELOW = 0.01
+# "Never recover": the dead fraction at the end is within 5 points of its peak over training. The fraction is
+# measured on one batch of 64 (dead = zero gradient for every example of it), so a new batch moves it by a
+# few points.
+RECOVERY_TOLERANCE = 0.05
+# "A large learning rate": larger than the project's default (and the grid's smallest), 0.02.
+DEFAULT_LR = Config().lr
 
 
 def dead_fraction(record: dict) -> float:
@@ -16,14 +27,26 @@ def dead_fraction(record: dict) -> float:
     return mean(layer_field(record, "dead_fraction"))
 
 
+def diverged(row: dict) -> bool:
+    """Whether the run diverged (lab/stats.shown_verdict): its dead fraction is then float underflow in a
+    blown-up network, not dying, and is not counted."""
+    return stats.shown_verdict(row) == "diverged"
+
+
+def dead_at_end(ctx: Context, act: str, lr) -> float:
+    """The median dead fraction at the end over the runs that did not diverge (nan if all did)."""
+    return median(dead_fraction(last_measured(ctx.records(r))) for r in ctx.where(act=act, lr=lr) if not diverged(r))
+
+
 def dead_table(ctx: Context) -> str:
-    """Per activation and learning rate: dead units at step 0 and at the end, test accuracy, how the runs ended."""
+    """Per activation and learning rate: dead units at step 0 and at the end (runs that did not diverge), test
+    accuracy, how the runs ended."""
     body = []
     for act in ctx.sweep.grid["act"]:
         for lr in ctx.sweep.grid["lr"]:
             group = ctx.where(act=act, lr=lr)
             start = median(dead_fraction(ctx.records(r)[0]) for r in group)
-            end = median(dead_fraction(last_measured(ctx.records(r))) for r in group)
+            end = dead_at_end(ctx, act, lr)
             statuses = sorted({r["status"] for r in group})
             body.append(
                 [act, lr, pct(start), pct(end), pct(median(r["test_accuracy"] for r in group)), ", ".join(statuses)]
@@ -57,26 +80,67 @@ def dead_figure(ctx: Context) -> str:
     return ctx.figure(fig, "dead_fraction")
 
 
-def measured(ctx: Context) -> str:
-    """ReLU's worst final dead fraction, the others' worst, over completed runs; and the runs that diverged."""
-    final_dead = {}
-    for act in ctx.sweep.grid["act"]:
-        for lr in ctx.sweep.grid["lr"]:
-            group = [r for r in ctx.where(act=act, lr=lr) if r["status"] == "completed"]
-            if group:
-                final_dead[act, lr] = median(dead_fraction(ctx.records(r)[-1]) for r in group)
-    relu_worst = max(((v, lr) for (a, lr), v in final_dead.items() if a == "relu"), default=(math.nan, None))
-    others = {
-        a: max((v for (b, _), v in final_dead.items() if b == a), default=math.nan)
-        for a in ctx.sweep.grid["act"]
-        if a != "relu"
-    }
-    diverged = sorted({f"{r['act']} at lr {r['lr']}" for r in ctx.rows if r["status"] == "diverged"})
-    return (
-        f"**Measured.** ReLU ends with up to {pct(relu_worst[0])} dead units (lr {relu_worst[1]}); in completed runs "
-        + ", ".join(f"{a} ends with at most {pct(v)}" for a, v in others.items())
-        + (f". Runs that diverged instead of dying: {', '.join(diverged)}." if diverged else ".")
-    )
+def _recovery(ctx: Context, row: dict) -> float:
+    """How far a run's dead fraction fell from its peak over training to its end."""
+    dead = [v for v in (dead_fraction(r) for r in ctx.records(row)) if not math.isnan(v)]
+    return max(dead) - dead[-1] if dead else math.nan
+
+
+def _points(fraction: float) -> str:
+    """A difference of two fractions in percentage points: ``9.4 points``."""
+    return f"{100 * fraction:.1f} points"
+
+
+def _relu_parts(ctx: Context) -> list[Part]:
+    """A large lr kills ReLU units (dead at end grows with lr); they never recover (end within a tolerance of peak)."""
+    lrs = ctx.sweep.grid["lr"]
+    ends = [(lr, dead_at_end(ctx, "relu", lr)) for lr in lrs]
+    measured = [(lr, d) for lr, d in ends if not math.isnan(d)]
+    grows = len(measured) > 1 and all(b >= a for (_, a), (_, b) in zip(measured, measured[1:]))
+    grows = grows and measured[-1][1] > measured[0][1]
+    large = [r for r in ctx.where(act="relu") if r["lr"] > DEFAULT_LR and not diverged(r)]
+    small = [r for r in ctx.where(act="relu") if r["lr"] <= DEFAULT_LR and not diverged(r)]
+    recovered = {f"lr {r['lr']} seed {r['seed']}": _recovery(ctx, r) for r in large}
+    return [
+        Part(
+            "a large learning rate kills ReLU units (dead at the end grows with the learning rate)",
+            grows,
+            ", ".join(f"{pct(d)} at lr {lr}" for lr, d in ends),
+        ),
+        Part(
+            f"killed ReLU units never recover (at lr > {DEFAULT_LR:g}, dead at the end within "
+            f"{100 * RECOVERY_TOLERANCE:g} points of its peak)",
+            bool(recovered) and all(v <= RECOVERY_TOLERANCE for v in recovered.values()),
+            "peak minus end: "
+            + ", ".join(f"{_points(v)} ({k})" for k, v in recovered.items())
+            + (f"; at lr {DEFAULT_LR:g} up to {_points(max(_recovery(ctx, r) for r in small))}" if small else ""),
+        ),
+    ]
+
+
+def _alive_part(ctx: Context, act: str) -> Part:
+    """Every run of ``act`` that did not diverge ends with fewer than ALIVE_BELOW dead; why not, from its loss."""
+    ended = [r for r in ctx.where(act=act) if not diverged(r)]
+    dead = {(r["lr"], r["seed"]): dead_fraction(last_measured(ctx.records(r))) for r in ended}
+    worst = max(dead, key=lambda k: dead[k], default=None)
+    numbers = f"at most {pct(dead[worst])} dead (lr {worst[0]} seed {worst[1]})" if worst else "no run ended"
+    if worst and not dead[worst] < ALIVE_BELOW:
+        run = next(r for r in ended if (r["lr"], r["seed"]) == worst)
+        numbers += (
+            f" in a run whose loss blew up to {fmt(run['final_loss'])} without going non-finite (test accuracy "
+            f"{pct(run['test_accuracy'])})"
+        )
+    gone = [f"lr {r['lr']} seed {r['seed']}" for r in ctx.where(act=act) if diverged(r)]
+    numbers += f"; diverged, not counted: {', '.join(gone)}" if gone else ""
+    alive = bool(ended) and all(v < ALIVE_BELOW for v in dead.values())
+    return Part(f"{act} stays alive (under {pct(ALIVE_BELOW)} dead at the end)", alive, numbers)
+
+
+def check(ctx: Context) -> Check:
+    """ReLU: a large lr kills units that never recover; every other activation of the grid stays alive."""
+    acts = ctx.sweep.grid["act"]
+    parts = _relu_parts(ctx) if "relu" in acts else []
+    return Check(parts + [_alive_part(ctx, act) for act in acts if act != "relu"])
 
 
 def analyze(ctx: Context) -> str:
@@ -84,9 +148,10 @@ def analyze(ctx: Context) -> str:
     link = dead_figure(ctx)
     return paragraphs(
         "Dead unit: exactly zero gradient (phi'(z) = 0) for every example of the batch; the fraction is "
-        f"averaged over the {ctx.setting('depth')} hidden layers (median over seeds). SGD with momentum 0.9.",
+        f"averaged over the {ctx.setting('depth')} hidden layers (median over seeds). SGD with momentum 0.9. "
+        "A run that diverged has no dead fraction at the end ('-'): its zero gradients are float underflow in a "
+        "blown-up network, not dying.",
         dead_table(ctx),
-        measured(ctx),
         link,
     )
 
@@ -98,4 +163,5 @@ FINDING = Finding(
     "zero and they never recover. Leaky ReLU and ELU have a non-zero slope there and stay alive.",
     "Maas et al. 2013 (leaky ReLU); Clevert et al. 2016 (ELU); Lu et al. 2019 (dying ReLU).",
     analyze,
+    check,
 )

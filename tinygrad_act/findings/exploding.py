@@ -6,7 +6,11 @@ import math
 
 from ..lab import plots
 from ..lab.report import fmt, markdown_table, number, pct
-from .common import Context, Finding, agreement, log_error, paragraphs
+from .common import Check, Context, Finding, Part, agreement, log_error, paragraphs
+
+# "Grow exponentially as theory says": measured r within a factor of 2 of the mean-field prediction
+# factor^(L-1) (|log10(measured / predicted)| < 0.3), where theory's per-layer factor sqrt(chi) exceeds 1.
+THEORY_WITHIN = 2.0
 
 
 def _init_name(init: str) -> str:
@@ -65,21 +69,43 @@ def loss_figure(ctx: Context) -> str:
     return ctx.figure(fig, "loss")
 
 
-def measured(ctx: Context) -> str:
-    """Theory against measurement of r without clipping, and each run that clipping rescued from diverging."""
-    rescued = []
-    for r in ctx.rows:
-        if r["clip"] == 0 and r["status"] == "diverged":
-            clipped = [c for c in ctx.where(act=r["act"], init=r["init"]) if c["clip"] != 0]
-            rescued += [
-                f"{r['act']} {r['init']}: diverged without clipping, {c['status']} with it "
-                f"({pct(c['test_accuracy'])} test accuracy)"
-                for c in clipped
-            ]
-    errors = [log_error(r["ratio_init"], r["predicted_ratio"]) for r in ctx.rows if r["clip"] == 0]
-    return f"**Measured.** Theory vs measurement of r at init: {agreement(errors)}. " + (
-        "; ".join(rescued) + "." if rescued else "No run diverged without clipping."
+def check(ctx: Context) -> Check:
+    """Where theory's per-layer factor exceeds 1 (chi > 1), r at init exceeds 1 and is within THEORY_WITHIN of
+    theory; every clipped run keeps a finite loss (it did not diverge)."""
+    large = [r for r in ctx.rows if r["clip"] == 0 and number(r["predicted_per_layer_factor"]) > 1]
+    within = [log_error(r["ratio_init"], r["predicted_ratio"]) <= math.log10(THEORY_WITHIN) for r in large]
+    clipped = [r for r in ctx.rows if r["clip"] != 0]
+    unclipped = {(r["act"], r["init"]): r["status"] for r in ctx.rows if r["clip"] == 0}
+    return Check(
+        [
+            Part(
+                f"weights with chi > 1 make gradients grow exponentially toward the input (r > 1, within a factor "
+                f"{THEORY_WITHIN:g} of theory's factor^(L-1))",
+                bool(large) and all(within) and all(number(r["ratio_init"]) > 1 for r in large),
+                ", ".join(
+                    f"{r['act']} {_init_name(r['init'])}: factor {fmt(r['predicted_per_layer_factor'], 3)}, "
+                    f"r = {fmt(r['ratio_init'])} (theory {fmt(r['predicted_ratio'])})"
+                    for r in large
+                )
+                or "no run has chi > 1",
+            ),
+            Part(
+                "global-norm clipping keeps training finite (no clipped run diverged)",
+                bool(clipped) and all(r["status"] != "diverged" for r in clipped),
+                ", ".join(
+                    f"{r['act']} {_init_name(r['init'])}: {r['status']} with clipping "
+                    f"(final loss {fmt(r['final_loss'], 3)}), {unclipped.get((r['act'], r['init']), '-')} without"
+                    for r in clipped
+                ),
+            ),
+        ]
     )
+
+
+def measured(ctx: Context) -> str:
+    """Theory against measurement of r at init without clipping."""
+    errors = [log_error(r["ratio_init"], r["predicted_ratio"]) for r in ctx.rows if r["clip"] == 0]
+    return f"**Measured.** Theory vs measurement of r at init (all runs without clipping): {agreement(errors)}."
 
 
 def analyze(ctx: Context) -> str:
@@ -102,4 +128,5 @@ FINDING = Finding(
     "clipping bounds each update and keeps training finite.",
     "Pascanu, Mikolov & Bengio, On the difficulty of training recurrent neural networks, ICML 2013.",
     analyze,
+    check,
 )

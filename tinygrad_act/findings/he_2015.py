@@ -3,15 +3,19 @@ whether each net trains."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..lab import plots
 from ..lab.report import fmt, markdown_table, number, pct
-from .common import Context, Finding, delta_profile, paragraphs
+from .common import Check, Context, Finding, Part, delta_profile, paragraphs
 
 INITS = (("xavier_normal", "tab:red"), ("he_normal", "tab:blue"))  # the two nets, and their colour in the figure
+# A net "trains" if its test accuracy reaches twice chance (as in finding 8), else it "stalls".
+TRAINS_AT = 2
+# The layer Jacobians differ by exactly 2^((L-1)/2); r also carries the gradient entering at the top, whose
+# direction differs between the two nets (see the text), so the measured gap is held to theory within 25%
+# (|log10(measured / theory)| < 0.1, the agreement the report calls close elsewhere).
+GAP_WITHIN = 1.25
 
 
 def gap_theory(depth: int) -> float:
@@ -71,10 +75,10 @@ def training_figure(ctx: Context) -> str:
 
 
 def analyze(ctx: Context) -> str:
-    """The per-seed table, the measured gaps against theory and why they are not exact, and the figure."""
+    """The per-seed table, why the measured gaps are not exactly theory's, and the figure."""
     depth = ctx.setting("depth")
     theory_gap = gap_theory(depth)
-    table, gaps = seed_table(ctx)
+    table, _ = seed_table(ctx)
     link = training_figure(ctx)
     return paragraphs(
         f"ReLU, {depth} hidden layers of width {ctx.setting('width')}, {ctx.setting('data')}. Xavier gives "
@@ -82,8 +86,6 @@ def analyze(ctx: Context) -> str:
         f"keeps it. Same seed, same random draws: the hidden weights differ by exactly sqrt(2), so theory predicts "
         f"r_He / r_Xavier = 2^((L-1)/2) = {theory_gap:.4g}.",
         table,
-        f"Measured gap over seeds: {', '.join(fmt(g, 4) for g in gaps)} (theory {theory_gap:.4g}; measured/theory "
-        f"{fmt(min(gaps or [math.nan]) / theory_gap, 3)} to {fmt(max(gaps or [math.nan]) / theory_gap, 3)}). "
         "The hidden weights and every ReLU mask are the same in both nets up to the factor sqrt(2) per layer, so the "
         "product of the layer Jacobians differs by exactly 2^((L-1)/2); what differs is the gradient entering at the "
         "top, softmax(logits) - y, because the two nets' logits differ in scale. r follows that entering direction "
@@ -92,11 +94,45 @@ def analyze(ctx: Context) -> str:
     )
 
 
+def check(ctx: Context) -> Check:
+    """Every Xavier run stalls (test accuracy below TRAINS_AT x chance), every He run trains, and each seed's gap
+    r_He / r_Xavier is within a factor GAP_WITHIN of 2^((L-1)/2)."""
+    bar = TRAINS_AT * ctx.chance()
+    theory_gap = gap_theory(ctx.setting("depth"))
+    _, gaps = seed_table(ctx)
+
+    def accuracies(init: str) -> str:
+        return ", ".join(pct(r["test_accuracy"]) for r in ctx.where(init=init))
+
+    xavier = [number(r["test_accuracy"]) for r in ctx.where(init="xavier_normal")]
+    he = [number(r["test_accuracy"]) for r in ctx.where(init="he_normal")]
+    return Check(
+        [
+            Part(
+                f"Xavier stalls (test accuracy below {pct(bar)}, {TRAINS_AT}x chance)",
+                bool(xavier) and all(not a >= bar for a in xavier),
+                f"test accuracy {accuracies('xavier_normal')}",
+            ),
+            Part(
+                f"He converges (test accuracy at least {pct(bar)})",
+                bool(he) and all(a >= bar for a in he),
+                f"test accuracy {accuracies('he_normal')}",
+            ),
+            Part(
+                f"the gap r_He / r_Xavier is 2^((L-1)/2) = {theory_gap:.4g} (within a factor {GAP_WITHIN:g})",
+                bool(gaps) and all(1 / GAP_WITHIN <= g / theory_gap <= GAP_WITHIN for g in gaps),
+                "measured / theory " + ", ".join(fmt(g / theory_gap, 3) for g in gaps),
+            ),
+        ]
+    )
+
+
 FINDING = Finding(
     "he_2015",
     "He et al. (2015): a 30-layer ReLU net, Xavier vs He",
-    "A 30-layer ReLU net with Xavier init stalls while He init converges; at init the two differ by exactly "
-    "2^((L-1)/2) in the first/last gradient ratio.",
+    "A 30-layer ReLU net with Xavier init stalls while He init converges; at init their layer Jacobians differ by "
+    "exactly 2^((L-1)/2), and so, up to the gradient entering at the top, does the first/last gradient ratio.",
     "He, Zhang, Ren & Sun, Delving deep into rectifiers, ICCV 2015 (Fig. 3).",
     analyze,
+    check,
 )

@@ -8,7 +8,13 @@ import numpy as np
 
 from ..lab import plots
 from ..lab.report import fmt, markdown_table, number
-from .common import Context, Finding, delta_profile, geometric_median, paragraphs
+from .common import Check, Context, Finding, Part, delta_profile, geometric_median, paragraphs
+
+# "Exactly" in a linear net: r = 1 to float rounding over 50 layers (each product rounds at ~1e-16).
+EXACT_WITHIN = 1e-9
+# "The same profile for every seed": the spread over seeds of log10(delta_l / delta_L), averaged over layers,
+# below 0.02 (2% of a decade, a factor of 1.05); above it the profile "wanders".
+SAME_BELOW = 0.02
 
 
 def _cases(ctx: Context) -> list[tuple[str, str]]:
@@ -20,13 +26,18 @@ def log_profiles(ctx: Context, act: str, init: str) -> np.ndarray:
     return np.array([np.log10(delta_profile(ctx.records(r)[0])) for r in ctx.where(act=act, init=init)])
 
 
+def profile_spread(ctx: Context, act: str, init: str) -> float:
+    """The std over seeds of log10(delta_l / delta_L), averaged over layers (finite profiles only; nan if none)."""
+    profiles = log_profiles(ctx, act, init)
+    finite = profiles[np.all(np.isfinite(profiles), axis=1)] if len(profiles) else profiles
+    return float(np.mean(np.std(finite, axis=0))) if len(finite) else math.nan
+
+
 def spread_row(ctx: Context, act: str, init: str) -> list:
     """r over seeds (median, min, max), the std of log10 r, and the profile spread (std over seeds, mean over layers)."""
     ratios = [number(r["ratio_init"]) for r in ctx.where(act=act, init=init)]
     logs = np.log10([r for r in ratios if r > 0])
-    profiles = log_profiles(ctx, act, init)
-    finite = profiles[np.all(np.isfinite(profiles), axis=1)] if len(profiles) else profiles
-    spread = float(np.mean(np.std(finite, axis=0))) if len(finite) else math.nan
+    spread = profile_spread(ctx, act, init)
     return [
         act,
         init,
@@ -54,15 +65,36 @@ def profile_figure(ctx: Context) -> str:
     return ctx.figure(fig, "profiles")
 
 
-def measured(ctx: Context, rows: list[list]) -> str:
-    """Per activation: the spread of log10 r with orthogonal against Gaussian (Xavier-normal) weights."""
-    spreads = {(row[0], row[1]): float(row[5]) for row in rows if row[5] != "-"}
-    lines = []
-    for act in ctx.sweep.grid["act"]:
-        o, g = spreads.get((act, "orthogonal")), spreads.get((act, "xavier_normal"))
-        if o is not None and g is not None:
-            lines.append(f"{act}: spread of log10 r {o:.3f} (orthogonal) vs {g:.3f} (Gaussian)")
-    return "**Measured.** " + "; ".join(lines) + "."
+def check(ctx: Context) -> Check:
+    """Linear + orthogonal: r = 1 within EXACT_WITHIN for every seed; per activation, the orthogonal profile
+    spread is below SAME_BELOW and the Gaussian (Xavier-normal) one is not."""
+    parts = []
+    linear = [number(r["ratio_init"]) for r in ctx.where(act="identity", init="orthogonal")]
+    if linear:
+        worst = max(abs(r - 1) for r in linear)
+        parts.append(
+            Part(
+                "orthogonal weights preserve the gradient norm exactly in a linear net (r = 1 for every seed)",
+                worst <= EXACT_WITHIN,
+                f"max |r - 1| = {worst:.1e} over {len(linear)} seeds (allowed: {EXACT_WITHIN:.0e}, float rounding)",
+            )
+        )
+    cases = (("orthogonal", "orthogonal", "is the same for every seed", True),
+             ("xavier_normal", "Gaussian (xavier_normal)", "wanders from seed to seed", False))  # fmt: skip
+    for init, name, says, same in cases:
+        spreads = {
+            act: profile_spread(ctx, act, init) for act in ctx.sweep.grid["act"] if ctx.where(act=act, init=init)
+        }
+        held = [(s < SAME_BELOW) == same for s in spreads.values()]
+        parts.append(
+            Part(
+                f"with {name} weights the gradient profile {says} (profile spread "
+                f"{'below' if same else 'at least'} {SAME_BELOW:g} decades)",
+                bool(held) and all(held),
+                ", ".join(f"{act}: {s:.3f}" for act, s in spreads.items()),
+            )
+        )
+    return Check(parts)
 
 
 def analyze(ctx: Context) -> str:
@@ -74,7 +106,6 @@ def analyze(ctx: Context) -> str:
         f"Depth {ctx.setting('depth')}, width {ctx.setting('width')}, at initialization, {len(ctx.sweep.grid['seed'])} seeds per "
         "row. Spread = standard deviation over seeds of log10 r, and of log10(delta_l/delta_L) averaged over layers.",
         markdown_table(head, rows),
-        measured(ctx, rows),
         link,
     )
 
@@ -87,4 +118,5 @@ FINDING = Finding(
     "give a profile that wanders from seed to seed.",
     "Saxe et al. 2014; Pennington, Schoenholz & Ganguli 2017.",
     analyze,
+    check,
 )

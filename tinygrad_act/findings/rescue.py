@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..lab import plots
+from ..lab import plots, stats
 from ..lab.report import fmt, markdown_table, number, pct
-from .common import Context, Finding, delta_profile, paragraphs
+from .common import Check, Context, Finding, Part, delta_profile, paragraphs
 
 
 def variants(ctx: Context, act: str) -> list[tuple[bool, str, dict]]:
@@ -60,17 +60,50 @@ def profile_figure(ctx: Context) -> str:
     return ctx.figure(fig, "profiles")
 
 
-def measured(ctx: Context, rows: list[list]) -> str:
-    """Which architectures each verdict at init went to, and the best test accuracy."""
-    by_verdict = {}
-    for row in rows:
-        by_verdict.setdefault(row[3], []).append(f"{row[0]} {row[1]}")
-    best = max(ctx.rows, key=lambda r: number(r["test_accuracy"]))
+def _verdicts(ctx: Context, runs: list[tuple[str, dict]]) -> str:
+    """``sigmoid layer norm: r = 1.0e-20, vanishing (per layer 0.39)``; the end's verdict where it differs."""
+    said = []
+    for name, r in runs:
+        shown, end = stats.shown_verdict(r), r["verdict_final"]
+        text = f"{name}: r = {fmt(r['ratio_init'])}, {shown}"
+        if shown != "healthy":
+            text += f" (factor per layer {fmt(r['per_layer_factor_init'], 3)})"
+        if end != shown and shown != "diverged":
+            text += f"; at the end r = {fmt(r['ratio_final'])}, {end}"
+        said.append(text)
+    return "; ".join(said)
+
+
+def check(ctx: Context) -> Check:
+    """The plain nets vanish at init; every residual net and every normalized net is healthy at init (the
+    project's verdict rule: "restoring flow" = healthy, neither vanishing nor exploding)."""
+    runs = [(f"{act} {architecture(res, norm)}", res, norm, r) for act in ctx.sweep.grid["act"]
+            for res, norm, r in variants(ctx, act)]  # fmt: skip
+
+    def part(says: str, chosen, verdict: str) -> Part:
+        chosen = [(name, r) for name, res, norm, r in runs if chosen(res, norm)]
+        ok = bool(chosen) and all(stats.shown_verdict(r) == verdict for _, r in chosen)
+        return Part(says, ok, _verdicts(ctx, chosen) or "no such run")
+
+    parts = [
+        part("a plain depth-50 sigmoid/tanh MLP vanishes (at init)", lambda res, norm: not res and norm == "none",
+             "vanishing"),
+        part("identity skips restore flow (every residual net healthy at init)", lambda res, norm: res, "healthy"),
+    ]  # fmt: skip
+    for kind in (n for n in ctx.sweep.grid["norm"] if n != "none"):
+        parts.append(
+            part(f"{kind} norm restores flow (healthy at init, without skips)",
+                 lambda res, norm, kind=kind: not res and norm == kind, "healthy")
+        )  # fmt: skip
+    return Check(parts)
+
+
+def best(ctx: Context) -> str:
+    """The best test accuracy and its architecture."""
+    top = max(ctx.rows, key=lambda r: number(r["test_accuracy"]))
     return (
-        "**Measured.** At initialization, "
-        + "; ".join(f"{verdict}: {', '.join(names)}" for verdict, names in sorted(by_verdict.items()))
-        + f". Best test accuracy: {pct(best['test_accuracy'])} ({best['act']}, residual={best['residual']}, "
-        f"norm={best['norm']})."
+        f"**Best test accuracy**: {pct(top['test_accuracy'])} ({top['act']}, "
+        f"{architecture(top['residual'], top['norm'])})."
     )
 
 
@@ -84,7 +117,7 @@ def analyze(ctx: Context) -> str:
         "SGD with momentum. Normalization sits between each Linear and its activation; the residual connection adds "
         "the block's input to its output.",
         markdown_table(head, rows),
-        measured(ctx, rows),
+        best(ctx),
         link,
     )
 
@@ -96,4 +129,5 @@ FINDING = Finding(
     "re-centres every layer, restoring flow.",
     "He et al., Deep residual learning, CVPR 2016; Ioffe & Szegedy 2015 (batch norm); Ba et al. 2016 (layer norm).",
     analyze,
+    check,
 )

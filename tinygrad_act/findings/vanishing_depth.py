@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from ..lab import stats
 from ..lab.report import fmt, markdown_table
-from .common import Context, Finding, agreement, geometric_median, log_error, median
+from .common import Check, Context, Finding, Part, agreement, geometric_median, log_error, median
+
+# The claim's "ReLU family": every activation of the grid that is neither sigmoid nor tanh (each with its
+# recommended init, init = auto). "r near 1" is the project's healthy band (lab/stats.py), judged on the
+# geometric median r over seeds that the table shows.
+SATURATING = ("sigmoid", "tanh")
 
 
 def ratio_table(ctx: Context) -> tuple[str, list[float]]:
@@ -68,11 +74,77 @@ def analyze(ctx: Context) -> str:
     return "\n".join(text)
 
 
+def _ratios(ctx: Context, act: str) -> list[tuple[int, float, float]]:
+    """(depth, geometric median r, median per-layer factor) of one activation at each depth of the grid."""
+    return [
+        (
+            depth,
+            geometric_median(r["ratio_init"] for r in ctx.where(act=act, depth=depth)),
+            median(r["per_layer_factor_init"] for r in ctx.where(act=act, depth=depth)),
+        )
+        for depth in ctx.sweep.grid["depth"]
+    ]
+
+
+def _listing(points) -> str:
+    """``r = 3.0e-03 (vanishing) at depth 5, ...``: each depth's r and its verdict."""
+    return ", ".join(f"r = {fmt(r)} ({stats.verdict(r)}) at depth {d}" for d, r, _ in points)
+
+
+def check(ctx: Context) -> Check:
+    """Sigmoid vanishes at every depth and falls with it; tanh keeps more than sigmoid at every depth; each
+    activation of the ReLU family is healthy at every depth (the project's verdict rule on the table's r)."""
+    acts = ctx.sweep.grid["act"]
+    parts = []
+    if "sigmoid" in acts:
+        points = _ratios(ctx, "sigmoid")
+        ratios = [r for _, r, _ in points]
+        falls = all(b < a for a, b in zip(ratios, ratios[1:]))
+        vanishes = all(stats.verdict(r) == "vanishing" for r in ratios)
+        factors = ", ".join(fmt(f, 3) for _, _, f in points)
+        parts.append(
+            Part(
+                "sigmoid vanishes exponentially with depth",
+                vanishes and falls,
+                f"{_listing(points)}; r {'falls' if falls else 'does not fall'} with every added depth; "
+                f"factor per layer {factors}",
+            )
+        )
+    if {"sigmoid", "tanh"} <= set(acts):
+        pairs = list(zip(_ratios(ctx, "tanh"), _ratios(ctx, "sigmoid")))
+        parts.append(
+            Part(
+                "tanh loses less than sigmoid",
+                all(t > s for (_, t, _), (_, s, _) in pairs),
+                ", ".join(f"tanh r = {fmt(t)} vs sigmoid {fmt(s)} at depth {d}" for (d, t, _), (_, s, _) in pairs),
+            )
+        )
+    for act in (a for a in acts if a not in SATURATING):
+        points = _ratios(ctx, act)
+        healthy = all(stats.verdict(r) == "healthy" for _, r, _ in points)
+        deepest, _, factor = points[-1]
+        growth = f"; factor per layer {fmt(factor, 3)} at depth {deepest}, compounded over {deepest - 1} layers"
+        for depth in ctx.sweep.grid["depth"]:  # r judges step 0; say where the training that followed diverged
+            group = ctx.where(act=act, depth=depth)
+            gone = sum(stats.shown_verdict(r) == "diverged" for r in group)
+            growth += f"; training diverged in {gone} of {len(group)} runs at depth {depth}" if gone else ""
+        parts.append(
+            Part(
+                f"{act} keeps r near 1 (healthy, {fmt(stats.VANISHING_BELOW)} <= r <= {fmt(stats.EXPLODING_ABOVE)}) "
+                "at every depth",
+                healthy,
+                _listing(points) + growth,
+            )
+        )
+    return Check(parts)
+
+
 FINDING = Finding(
     "vanishing_depth",
     "Vanishing through depth",
     "Sigmoid gradients vanish exponentially with depth (sigmoid' <= 1/4); tanh loses less; the ReLU family "
-    "with He init keeps r near 1 at any depth.",
+    "with its recommended init (He, LeCun for SELU) keeps r near 1 at any depth.",
     "Hochreiter 1991; Bengio et al. 1994; Glorot & Bengio 2010; mean field: Poole et al. 2016.",
     analyze,
+    check,
 )
