@@ -135,7 +135,7 @@ class Tensor(Node):
     # ---- elementwise arithmetic ------------------------------------------------------------------------
     def __add__(self, other):
         if _is_number(other):
-            return _make(self.data + other, (self,), Tensor._add_backward)
+            return _make(self.data + other, (self,), Tensor._add_backward, other)
         other = _constant(other, self)
         return _make(self.data + other.data, (self, other), Tensor._add_backward)
 
