@@ -8,7 +8,7 @@ import pytest
 
 from tinygrad_act.engine import capture
 from tinygrad_act.engine.graph import no_grad
-from tinygrad_act.engine.tensor import Tensor
+from tinygrad_act.engine.tensor import Tensor, linear, where
 from tinygrad_act.lab.config import Config
 from tinygrad_act.lab.experiment import run
 from tinygrad_act.nn import MLP, Module, optim
@@ -180,3 +180,66 @@ def test_a_run_logs_the_same_numbers_with_capture_on_and_off(tmp_path, monkeypat
     assert len(replays) >= 15  # steps 1-4, 6-9, ... replay; measured and evaluated steps run eagerly
     on, off = tmp_path / "True", tmp_path / "False"
     assert _records(on) == _records(off) and (on / "metrics.jsonl").stat().st_size > 0
+
+
+def _graph(x, c, w, v):
+    """Many engine operations at once; x and c are inputs, w and v parameters."""
+    h = linear(x, w, v).tanh()
+    h = h + (x @ w).sigmoid() * 0.5 - (x @ w).relu() / 3.0
+    h = (h * h + 1.0).sqrt().log() ** 2 + (h.exp() / (1.0 + h.abs())).clip(-2.0, 2.0)
+    h = where(np.arange(h.shape[1]) % 2 == 0, h, h.softmax(axis=1)).reshape(-1).reshape(h.shape).T.T
+    return (h.log_softmax(axis=1) * c).sum() + h.sum(axis=0).mean()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_program_replays_engine_operations_bit_identically(dtype):
+    rng = np.random.default_rng(0)
+    w = Tensor(rng.standard_normal((4, 5)).astype(dtype), requires_grad=True)
+    v = Tensor(rng.standard_normal(5).astype(dtype), requires_grad=True)
+    x, c = Tensor(rng.standard_normal((3, 4)).astype(dtype)), Tensor(rng.standard_normal((3, 5)).astype(dtype))
+    root = _graph(x, c, w, v)
+    program = capture.Program(root, (x, c))
+    root.backward()
+    program.restore()
+    views = {w: np.empty_like(w.data), v: np.empty_like(v.data)}
+    for scale in (1.0, 30.0, np.inf):  # inf: non-finite gradients take the engine's own backward
+        new_x, new_c = rng.standard_normal((3, 4)).astype(dtype), scale * rng.standard_normal((3, 5)).astype(dtype)
+        np.copyto(x.data, new_x)
+        np.copyto(c.data, new_c)
+        with np.errstate(all="ignore"):
+            program.replay_forward()
+            program.replay_backward(views)
+            w.grad = v.grad = None
+            eager = _graph(Tensor(new_x), Tensor(new_c), w, v)
+            eager.backward()
+        assert np.array_equal(root.data, eager.data, equal_nan=True)
+        for param, grad in views.items():
+            assert np.array_equal(grad, param.grad, equal_nan=True), scale
+
+
+def test_effects_run_now_and_again_on_every_replay():
+    seen = []
+    x = Tensor(np.ones(3), requires_grad=True)
+    with capture.recording() as effects:
+        mean = x.mean()
+        capture.effect(lambda m: seen.append(float(m)), mean)
+    capture.effect(lambda m: seen.append(-1.0), mean)  # outside the recording: not replayed
+    program = capture.Program(mean, (), effects)
+    np.copyto(x.data, [3.0, 3.0, 6.0])
+    program.replay_forward()
+    program.run_effects()
+    assert seen == [1.0, -1.0, 4.0]
+
+
+def test_a_graph_that_cannot_be_replayed_is_recorded_once_then_runs_eagerly(monkeypatch):
+    model, optimizer = _model()
+    programs = []
+    original = capture.Program.__init__
+    monkeypatch.setattr(capture.Program, "__init__", lambda self, *a: programs.append(1) or original(self, *a))
+    step = Step(model, optimizer)
+    model.layers[-1].bias.requires_grad = False  # a constant now: the graph cannot be captured
+    for xb, yb in _batches(np.float32, 4):
+        step(xb, yb)
+        assert not step.replayed
+        step.update()
+    assert programs == [1]

@@ -22,6 +22,7 @@ import contextlib
 
 import numpy as np
 
+from . import kernels
 from .graph import no_grad, topological_order
 from .tensor import Tensor, _fit_grad, _linear_backward, _where_backward, linear, where
 
@@ -153,6 +154,11 @@ class Program:
             dtypes = {a.dtype for a in (node.data, x.data, w.data, b.data)}
             if direct and x.data.ndim == w.data.ndim == 2 and b.data.ndim == 1 and len(dtypes) == 1:
                 return _linear_step(x, w, b)
+        if node._backward is T._apply_backward and _owned(node.data) and _same(node.data, parents[0].data):
+            activation = node._ctx
+            derivative = getattr(activation, "_derivative", activation.derivative)  # nn's or the engine's
+            if activation.trusted and not getattr(activation, "params", None) and derivative in _IN_PLACE:
+                return _activation_step(node, derivative)
         return None
 
     def replay_backward(self, views: dict) -> None:
@@ -200,6 +206,27 @@ def _linear_step(x, w, b):
             x._pending = gx if arrived is None else arrived + gx
         np.matmul(x.data.T, g, out=views[w])
         np.sum(g, axis=0, out=views[b])  # _fit_grad sums the bias's gradient over the batch axis
+
+    return step
+
+
+_IN_PLACE = (kernels.sech2, kernels.sigmoid_derivative)  # derivatives that take out= and scratch= arrays
+
+
+def _activation_step(node, derivative):
+    """Tensor._apply_backward for tanh and sigmoid, with the derivative computed into arrays of its own."""
+    x, generic = node._parents[0], node._backward
+    slope, scratch = np.empty_like(x.data), np.empty_like(x.data)
+    finite = np.empty(x.data.shape, dtype=bool)
+
+    def step(g, views):
+        if np.isfinite(g, out=finite).all():  # as _apply_backward: the product goes into the derivative's array
+            grad = np.multiply(derivative(x.data, slope, scratch), g, out=slope)
+        else:  # rare: the engine's own function, with its care for 0 * inf
+            grad = _fit_grad(generic(node, g)[0], x)
+        if x.requires_grad:
+            arrived = x._pending
+            x._pending = grad if arrived is None else arrived + grad
 
     return step
 

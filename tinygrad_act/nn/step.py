@@ -62,13 +62,14 @@ class Step:
         xb, yb = np.asarray(xb), np.asarray(yb)
         key = self._signature(xb, yb)
         self.replayed = False
-        if key is not None and key in self.programs:
-            result = self._replay(self.programs[key], xb, yb)
+        if key is not None and key not in self.programs:
+            return self._record(key, xb, yb)
+        entry = self.programs.get(key)
+        if entry is not None:
+            result = self._replay(entry, xb, yb)
             if result is not None:
                 self.replayed = True
                 return result
-        elif key is not None:
-            return self._record(key, xb, yb)
         return self._eager(xb, yb)
 
     def update(self) -> None:
@@ -100,11 +101,14 @@ class Step:
         except capture.NotCapturable:
             program = None
         loss_value = self._backward(loss)
-        if program is not None and math.isfinite(loss_value) and set(program.params) == set(self.flat.params):
+        if not math.isfinite(loss_value):
+            return loss_value, logits  # the run stops here; a later call may record again
+        if len(self.programs) >= _KEPT:
+            self.programs.pop(next(iter(self.programs)))
+        self.programs[key] = None  # this signature stays eager, unless the program is complete:
+        if program is not None and set(program.params) == set(self.flat.params):
             program.restore()
             views = dict(zip(self.flat.params, self.flat.grad_views))
-            if len(self.programs) >= _KEPT:
-                self.programs.pop(next(iter(self.programs)))
             self.programs[key] = (program, x, weights, logits, loss, views)
         return loss_value, logits
 
