@@ -10,7 +10,11 @@ array per key (``gather``), so checkpoints and eager steps see exactly what they
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
+
+_DATA = operator.attrgetter("data")
 
 
 class FlatParameters:
@@ -36,7 +40,7 @@ class FlatParameters:
 
     def bound(self) -> bool:
         """True while every parameter's data is still its view (nobody replaced ``param.data``)."""
-        return all(p.data is view for p, view in zip(self.params, self.views))
+        return all(map(operator.is_, map(_DATA, self.params), self.views))
 
     def gather(self, states: list[dict], key: str):
         """The flat array of ``state[key]`` over all parameters (their entries become its views); None if no

@@ -17,6 +17,7 @@ loss is known finite, so the eager step then starts from the same state).
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from .optim import clip_grad_norm
 
 # Module types whose forward is pure graph operations plus capture.effect: the only ones replayed.
 REPLAYABLE = (modules.MLP, modules.Block, modules.Linear, modules.LayerNorm, modules.BatchNorm1d, modules.Activate)
+_HOOKS, _TRAINING = operator.attrgetter("_hooks"), operator.attrgetter("training")
 _KEPT = 2  # programs kept, one per input signature (the full batch, a partial one)
 
 
@@ -38,6 +40,7 @@ class Step:
     def __init__(self, model, optimizer, clip: float = 0.0, enabled: bool = True):
         self.model, self.optimizer, self.clip = model, optimizer, clip
         self.modules = list(model.modules())
+        self._forward_hooks = [m._forward_hooks for m in self.modules]  # the lists hooks are added to and removed from
         params = model.parameters()
         self.enabled = (
             enabled
@@ -53,9 +56,9 @@ class Step:
         """The key of the program a replay needs, or None when this call must run eagerly."""
         if not self.enabled or not is_grad_enabled() or not self.flat.bound():
             return None
-        if any(m._forward_hooks for m in self.modules) or any(p._hooks for p in self.flat.params):
+        if any(self._forward_hooks) or any(map(_HOOKS, self.flat.params)):
             return None
-        return (xb.shape, xb.dtype, yb.shape, tuple(m.training for m in self.modules))
+        return (xb.shape, xb.dtype, yb.shape, tuple(map(_TRAINING, self.modules)))
 
     def __call__(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, Tensor]:
         """Forward, loss, backward, clipping; (the loss, the logits). ``update()`` applies the step."""
