@@ -18,11 +18,14 @@ step swing from 7 to 98 ms between identical blocks; one thread gives stable, co
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from tinygrad_act.optim import SGD
 
 from tinygrad_act import Tensor
 from tinygrad_act.nn import MLP, cross_entropy
+from tinygrad_act.nn.step import Step
 
 from .common import (
     interleaved_timing,
@@ -112,6 +115,24 @@ class TinygradActEngine:
 
     def gradients(self) -> list:
         return [p.grad for p in self.params]
+
+
+class CapturedEngine(TinygradActEngine):
+    """The same model and optimizer through nn.step.Step, as the laboratory's runner trains: the first step
+    records the graph, every later one replays it (preallocated arrays, flat buffers, one fused SGD update)."""
+
+    name = "captured"
+
+    def __init__(self, problem: dict):
+        super().__init__(problem)
+        self.captured = Step(self.model, self.optimizer)
+        self.x = problem["x"]
+
+    def step(self, lr: float) -> float:
+        self.optimizer.lr = lr
+        loss, _ = self.captured(self.x, self.y)
+        self.captured.update()
+        return loss
 
 
 # ---- hand-written numpy: the floor ------------------------------------------------------------------------
@@ -211,6 +232,7 @@ class TorchEngine:
 
 def make_engines(problem: dict, dtype, torch=None, copy: bool = True) -> list:
     engines = [TinygradActEngine(cast(problem, dtype, copy)), NumpyEngine(cast(problem, dtype, copy))]
+    engines.insert(1, CapturedEngine(cast(problem, dtype, copy)))
     if torch is not None:
         engines.append(TorchEngine(cast(problem, dtype, copy), torch))
     return engines
@@ -315,14 +337,17 @@ def _run(options, torch, threads: int, threads_source: str) -> dict:
                     "steps_per_block": timing["iterations_per_block"][name],
                 }
             entry["tinygrad_act_over_numpy"] = paired_ratio(seconds["tinygrad_act"], seconds["numpy"])
+            entry["captured_over_numpy"] = paired_ratio(seconds["captured"], seconds["numpy"])
             if "torch" in seconds:
                 entry["tinygrad_act_over_torch"] = paired_ratio(seconds["tinygrad_act"], seconds["torch"])
             result["configs"].append(entry)
-            ms = [entry[n]["ms_per_step"] if n in entry else None for n in ("tinygrad_act", "numpy", "torch")]
+            names = ("tinygrad_act", "captured", "numpy", "torch")
+            ms = [entry[n]["ms_per_step"] if n in entry else None for n in names]
             gf = [entry[n]["gflops"] if n in entry else None for n in ("tinygrad_act", "numpy", "torch")]
             over_torch = entry.get("tinygrad_act_over_torch")
+            ratios = [f"{entry[key]:.2f}x" for key in ("tinygrad_act_over_numpy", "captured_over_numpy")]
             rows.append(
-                [depth, width, batch, dtype_name, *ms, f"{entry['tinygrad_act_over_numpy']:.2f}x"]
+                [depth, width, batch, dtype_name, *ms, *ratios]
                 + [None if over_torch is None else f"{over_torch:.2f}x", *gf, entry["ceiling_gflops"]]
                 + [f"{100 * entry[n]['fraction_of_ceiling']:.0f}%" for n in ("tinygrad_act", "numpy")]
             )
@@ -334,18 +359,20 @@ def _run(options, torch, threads: int, threads_source: str) -> dict:
     print(f"ceiling: a {ceiling_n}x{ceiling_n} matmul timed in the same rounds; % ceil = GFLOP/s over the ceiling's")
     print(
         table(
-            ["depth", "width", "batch", "dtype", "ours ms", "numpy ms", "torch ms", "ours/numpy", "ours/torch"]
+            ["depth", "width", "batch", "dtype", "ours ms", "captured ms", "numpy ms", "torch ms", "ours/numpy"]
+            + ["captured/numpy", "ours/torch"]
             + ["ours GF/s", "numpy GF/s", "torch GF/s", "ceiling GF/s", "ours % ceil", "numpy % ceil"],
             rows,
         )
     )
     if options.profile:
         result["profile"] = {}
-        for depth, width, batch in configs[:2]:
-            engine = TinygradActEngine(cast(make_problem(depth, width, batch), np.float32))
+        for (depth, width, batch), kind in itertools.product(configs[:2], (TinygradActEngine, CapturedEngine)):
+            engine = kind(cast(make_problem(depth, width, batch), np.float32))
+            engine.step(LEARNING_RATE)  # the captured engine records here: the profile shows the replays
             steps = 50 if width <= 64 else 10
-            key = f"({depth}, {width}, {batch}) float32, {steps} steps"
+            key = f"{engine.name} ({depth}, {width}, {batch}) float32, {steps} steps"
             result["profile"][key] = profile_top(lambda e=engine, s=steps: [e.step(LEARNING_RATE) for _ in range(s)])
-            print(f"\nprofile of tinygrad_act, tensor {key}, top functions by own time:")
+            print(f"\nprofile of {engine.name}, tensor {key}, top functions by own time:")
             print(profile_table(result["profile"][key]))
     return result

@@ -287,11 +287,11 @@ def test_a_keyboard_interrupt_exits_130_with_the_run_summarized(tmp_path, capsys
     original = optim.Optimizer.step
     calls = []
 
-    def step_then_interrupt(self):
+    def step_then_interrupt(self, *flat):  # flat: the captured step's fused update (nn/step.py)
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        original(self)
+        original(self, *flat)
 
     monkeypatch.setattr(optim.Optimizer, "step", step_then_interrupt)
     out = tmp_path / "run"

@@ -222,11 +222,11 @@ def test_keyboard_interrupt_ends_the_run_as_interrupted_keeping_every_logged_rec
     original = optim.Optimizer.step
     calls = []
 
-    def step_then_interrupt(self):
+    def step_then_interrupt(self, *flat):  # flat: the captured step's fused update (nn/step.py)
         calls.append(1)
         if len(calls) == 4:
             raise KeyboardInterrupt
-        original(self)
+        original(self, *flat)
 
     monkeypatch.setattr(optim.Optimizer, "step", step_then_interrupt)
     out = tmp_path / "run"

@@ -18,6 +18,7 @@ from tinygrad_act.lab import checkpoint, experiment, rundir
 from tinygrad_act.lab.config import Config
 from tinygrad_act.nn import optim
 from tinygrad_act.nn.modules import MLP, cross_entropy
+from tinygrad_act.nn.step import Step
 
 TIME_FIELDS = ("time", "wall")
 
@@ -33,8 +34,9 @@ def _records(path) -> list[dict]:
 
 
 def _interrupt_at(monkeypatch, step: int, where: str):
-    """Raise KeyboardInterrupt at ``step``: between two steps, or in the middle of one (after its forward pass)."""
-    original_step, original_loss = experiment._train_step, experiment.cross_entropy
+    """Raise KeyboardInterrupt at ``step``: between two steps, or in the middle of one (after its backward pass,
+    captured or not: the forward pass has changed batch norm's running statistics, the update has not run)."""
+    original_step, original_call = experiment._train_step, Step.__call__
     current = {"step": None}
 
     def train_step(*args):
@@ -43,13 +45,14 @@ def _interrupt_at(monkeypatch, step: int, where: str):
             raise KeyboardInterrupt
         return original_step(*args)
 
-    def loss(*args):
+    def forward_backward(self, *args):
+        result = original_call(self, *args)
         if where == "mid-step" and current["step"] == step:
             raise KeyboardInterrupt
-        return original_loss(*args)
+        return result
 
     monkeypatch.setattr(experiment, "_train_step", train_step)
-    monkeypatch.setattr(experiment, "cross_entropy", loss)
+    monkeypatch.setattr(Step, "__call__", forward_backward)
 
 
 def _batches(n=32, seed=0):

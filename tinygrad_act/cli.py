@@ -84,6 +84,7 @@ def _experiment_arguments(parser: argparse.ArgumentParser, defaults: bool = True
     add("--residual", action="store_true", help="identity skip connections around hidden layers")
     add("--no-figures", dest="figures", action="store_false", help="skip the PNG figures (faster)")
     add("--tensorboard", action="store_true", help="also write TensorBoard event files to RUN_DIR/tensorboard/")
+    add("--no-capture", dest="capture", action="store_false", help="run every step eagerly (same numbers, slower)")
     add("--norm", default=d.norm, help="none, batch or layer normalization (default %(default)s)")
     add(
         "--clip",

@@ -22,6 +22,13 @@ def floating(x) -> np.ndarray:
     return x if x.dtype.kind == "f" else x.astype(np.float64)
 
 
+def widens(out: np.ndarray, b: np.ndarray) -> bool:
+    """True when ``out += b`` would differ from ``out + b``: ``b`` broadcasts ``out`` to a larger shape or upcasts."""
+    if b.shape == out.shape[-1:] and b.dtype == out.dtype:  # the usual bias of a linear layer: no numpy call
+        return False
+    return np.broadcast_shapes(out.shape, b.shape) != out.shape or np.result_type(out, b) != out.dtype
+
+
 # ---- sigmoid, tanh, relu: the engines' built-in activations ------------------------------------------------
 def sigmoid(x):
     """Logistic sigmoid 1 / (1 + e^-x), computed from e^-|x| so that it never overflows."""
@@ -30,20 +37,21 @@ def sigmoid(x):
 
 
 # The two derivatives run in every backward: in place, in arrays of their own (out= needs arrays, also for 0-d
-# input), so that Tensor's backward may multiply the gradient into them.
-def sigmoid_derivative(x):
+# input), so that Tensor's backward may multiply the gradient into them; a captured step passes its own
+# ``out`` and ``scratch`` arrays (x's shape and dtype) and allocates nothing.
+def sigmoid_derivative(x, out=None, scratch=None):
     """sigma(x)(1 - sigma(x)) = e^-|x| / (1 + e^-|x|)^2, exact to the last bit in both tails."""
-    z = np.abs(x, out=np.empty_like(x))
+    z = np.abs(x, out=np.empty_like(x) if out is None else out)
     np.exp(np.negative(z, out=z), out=z)
-    d = np.add(z, 1, out=np.empty_like(z))
+    d = np.add(z, 1, out=np.empty_like(z) if scratch is None else scratch)
     return np.divide(z, np.multiply(d, d, out=d), out=z)
 
 
-def sech2(x):
+def sech2(x, out=None, scratch=None):
     """tanh'(x) = 1 - tanh^2 x = 4 e^-2|x| / (1 + e^-2|x|)^2: no cancellation in the tails, no overflow."""
-    z = np.minimum(np.abs(x), 400, out=np.empty_like(x))
-    np.exp(np.multiply(z, -2, out=z), out=z)
-    d = np.add(z, 1, out=np.empty_like(z))
+    z = np.abs(x, out=np.empty_like(x) if out is None else out)
+    np.exp(np.multiply(np.minimum(z, 400, out=z), -2, out=z), out=z)
+    d = np.add(z, 1, out=np.empty_like(z) if scratch is None else scratch)
     return np.divide(np.multiply(z, 4, out=z), np.multiply(d, d, out=d), out=z)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import kernels
 from .graph import Node, make
 
 _ndarray = np.ndarray
@@ -135,7 +136,7 @@ class Tensor(Node):
     # ---- elementwise arithmetic ------------------------------------------------------------------------
     def __add__(self, other):
         if _is_number(other):
-            return _make(self.data + other, (self,), Tensor._add_backward)
+            return _make(self.data + other, (self,), Tensor._add_backward, other)
         other = _constant(other, self)
         return _make(self.data + other.data, (self, other), Tensor._add_backward)
 
@@ -411,13 +412,13 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     the bias in place, so no second output-sized array is kept alive. Otherwise it is the composition.
     """
     x, weight = _constant(x, weight), _constant(weight, weight)
-    if weight.ndim != 2:
+    if weight.data.ndim != 2:
         return x @ weight if bias is None else x @ weight + bias
     out = x.data @ weight.data
     if bias is None:
         return _make(out, (x, weight), _linear_backward)
-    bias = _constant(bias, Tensor(out))  # a number or a list takes the product's dtype, as in x @ W + b
-    if np.broadcast_shapes(out.shape, bias.shape) != out.shape or np.result_type(out, bias.data) != out.dtype:
+    bias = bias if isinstance(bias, Tensor) else _constant(bias, Tensor(out))  # a number takes the product's dtype
+    if kernels.widens(out, bias.data):
         return _make(out, (x, weight), _linear_backward) + bias
     out += bias.data  # out is fresh from the matmul
     return _make(out, (x, weight, bias), _linear_backward)

@@ -45,8 +45,8 @@ def run_config(path) -> Config:
 
 
 def settings(config: Config) -> dict:
-    """The settings a checkpoint must match (all but where the run lives)."""
-    return {k: v for k, v in dataclasses.asdict(config).items() if k != "out"}
+    """The settings a checkpoint must match (all but where the run lives and whether steps are captured)."""
+    return {k: v for k, v in dataclasses.asdict(config).items() if k not in ("out", "capture")}
 
 
 def save(path, config: Config, step: int, model, optimizer, batches, probe) -> None:

@@ -47,6 +47,7 @@ class Config:
     eval_every: int = 100
     figures: bool = True
     tensorboard: bool = False  # also write TensorBoard event files (optional extra: tensorboardX)
+    capture: bool = True  # replay a captured step on unmeasured steps (nn/step.py): faster, the same numbers
     out: str = ""
 
     def validate(self) -> Config:
@@ -67,6 +68,7 @@ class Config:
         validate.boolean("residual", self.residual)
         validate.boolean("figures", self.figures)
         validate.boolean("tensorboard", self.tensorboard)
+        validate.boolean("capture", self.capture)
         if self.tensorboard:
             tensorboard.require()  # before anything is written: one line saying how to install it
         activation = _resolved("activation", self.act, lambda: activations.get(self.act))

@@ -26,7 +26,7 @@ from ..engine.graph import no_grad
 from ..engine.tensor import Tensor
 from ..nn import optim
 from ..nn.modules import MLP, accuracy, cross_entropy
-from ..nn.optim import clip_grad_norm
+from ..nn.step import Step
 from . import checkpoint, data, html, plots, report, rundir, stats, tensorboard, theory
 from .config import Config
 from .probes import LayerProbe, gradient_record
@@ -147,6 +147,7 @@ def build(config: Config, dataset):
     # Evaluation steps are always measured too, so every test-set number sits in a logged record.
     probe = LayerProbe(model, optimizer, lambda step: step % config.log_every == 0 or _evaluated(config, step))
     batches = data.batches(dataset, config.batch_size, np.random.default_rng(batch_seed))
+    model.training_step = Step(model, optimizer, config.clip, enabled=config.capture)  # replayed on unmeasured steps
     return model, optimizer, probe, batches
 
 
@@ -235,19 +236,13 @@ def train(config, model, optimizer, probe, batches, dataset, log, outcome: Outco
 def _train_step(config, model, optimizer, probe, batches, dataset, log, outcome, step, started, bar, save) -> bool:
     """One step of ``train``; False when training must stop (diverged)."""
     xb, yb = next(batches)
-    logits = model(Tensor(xb))
-    loss = cross_entropy(logits, yb)
-    optimizer.zero_grad()
-    loss.backward()
-    loss_value = loss.item()
-    if config.clip:
-        clip_grad_norm(model.parameters(), config.clip)
+    loss_value, logits = model.training_step(xb, yb)  # forward, loss, backward, clip; replayed unless measured
     if not math.isfinite(loss_value):
         measured = probe.collect() if probe.measuring else gradient_record(model)
         outcome.status, outcome.message = "diverged", f"diverged at step {step}: the loss is {loss_value}"
         log.write({"step": step, "loss": loss_value, "accuracy": accuracy(logits, yb), **measured})
         return False
-    optimizer.step()
+    model.training_step.update()  # optimizer.step(), fused after a replayed step
     outcome.steps_done = step + 1
     if probe.record is not None:
         record = {"step": step, "loss": loss_value, "accuracy": accuracy(logits, yb), **probe.record}

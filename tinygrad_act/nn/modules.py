@@ -8,9 +8,12 @@ in probes.py use them, and the training loop never knows.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..common.errors import UsageError
+from ..engine import capture
 from ..engine.graph import RemovableHandle
 from ..engine.tensor import Tensor, linear
 from . import activations
@@ -201,12 +204,15 @@ class BatchNorm1d(Module):
         mean = x.mean(axis=0, keepdims=True)
         centered = x - mean
         variance = (centered * centered).mean(axis=0, keepdims=True)
-        n = x.shape[0]
-        m = self.momentum
-        # Running variance uses the unbiased estimate, as PyTorch does.
-        self.running_mean = (1 - m) * self.running_mean + m * mean.data[0]
-        self.running_var = (1 - m) * self.running_var + m * variance.data[0] * (n / max(n - 1, 1))
+        # An effect (not a plain assignment), so that a captured training step replays it (engine/capture.py).
+        capture.effect(functools.partial(self._track, x.shape[0]), mean, variance)
         return centered * (variance + self.eps) ** -0.5 * self.weight + self.bias
+
+    def _track(self, n, mean, variance):
+        """Update the running statistics from a batch of ``n`` rows; the variance's is unbiased, as in PyTorch."""
+        m = self.momentum
+        self.running_mean = (1 - m) * self.running_mean + m * mean[0]
+        self.running_var = (1 - m) * self.running_var + m * variance[0] * (n / max(n - 1, 1))
 
 
 NORMS = {None: None, "none": None, "batch": BatchNorm1d, "layer": LayerNorm}
@@ -327,15 +333,27 @@ def check_state(state: dict, expected: dict, what: str) -> None:
 
 def cross_entropy(logits: Tensor, targets) -> Tensor:
     """Mean over the batch of -log softmax(logits)[target]; ``targets`` are integer class labels."""
+    return weighted_log_softmax(logits, Tensor(target_weights(logits.shape, logits.dtype, targets)))
+
+
+def target_weights(shape, dtype, targets, out=None) -> np.ndarray:
+    """-1/n at each row's target class, 0 elsewhere (into ``out`` if given): cross_entropy's weights of log p."""
     targets = np.asarray(targets)
-    n, classes = logits.shape
+    n, classes = shape
     if targets.shape != (n,) or targets.dtype.kind not in "iu":
         raise ValueError(f"targets must be {n} integer labels, got shape {targets.shape} dtype {targets.dtype}")
     if n and (targets.min() < 0 or targets.max() >= classes):  # numpy would wrap -1 to the last class
         raise ValueError(f"targets must be class labels in [0, {classes}), got {targets.min()}..{targets.max()}")
-    one_hot = np.zeros((n, classes), dtype=logits.dtype)
+    one_hot = np.zeros((n, classes), dtype=dtype) if out is None else out
+    if out is not None:
+        out.fill(0)
     one_hot[np.arange(n), targets] = -1.0 / n
-    return (logits.log_softmax(axis=1) * one_hot).sum()
+    return one_hot
+
+
+def weighted_log_softmax(logits: Tensor, weights: Tensor) -> Tensor:
+    """Σ weights · log_softmax(logits) over rows and classes (cross_entropy with target_weights)."""
+    return (logits.log_softmax(axis=1) * weights).sum()
 
 
 def mse(prediction: Tensor, target) -> Tensor:

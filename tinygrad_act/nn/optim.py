@@ -44,20 +44,29 @@ class Optimizer:
         self._post_hooks.append(fn)
         return fn
 
-    def step(self):
-        """Apply one update to every parameter that has a gradient (pre and post hooks around it)."""
+    def step(self, flat=None):
+        """Apply one update to every parameter that has a gradient (pre and post hooks around it).
+
+        ``flat`` (nn.flat.FlatParameters of ``self.params``, every gradient in ``flat.grad``): one fused update
+        over all parameters where the optimizer has one (``update_flat``), bit-identical to the loop.
+        """
         for hook in self._pre_hooks:
             hook(self)
         self.steps += 1
-        for p, state in zip(self.params, self.state):
-            if p.grad is not None:
-                self.update(p, p.grad, state)
+        if flat is None or not self.update_flat(flat):
+            for p, state in zip(self.params, self.state):
+                if p.grad is not None:
+                    self.update(p, p.grad, state)
         for hook in self._post_hooks:
             hook(self)
 
     def update(self, param, grad, state):
         """Change ``param.data`` in place given its gradient and its state dict."""
         raise NotImplementedError
+
+    def update_flat(self, flat) -> bool:
+        """``update`` for all parameters at once on ``flat``'s arrays; False (nothing done) where it cannot."""
+        return False
 
     # Subclasses name their hyperparameters (attributes) and their per-parameter state: {key: True if it has the
     # parameter's shape, False if it is a scalar step count}.
@@ -119,6 +128,23 @@ class SGD(Optimizer):
             grad = grad + self.momentum * buffer if self.nesterov else buffer
         param.data -= self.lr * grad
 
+    def update_flat(self, flat) -> bool:
+        buffer = flat.gather(self.state, "momentum") if self.momentum else None
+        if buffer is False:
+            return False
+        grad = flat.grad
+        if self.weight_decay:
+            grad = grad + self.weight_decay * flat.data
+        if self.momentum:
+            if buffer is None:
+                buffer = flat.bind(self.state, "momentum", grad.copy())
+            else:
+                buffer *= self.momentum
+                buffer += grad
+            grad = grad + self.momentum * buffer if self.nesterov else buffer
+        flat.data -= self.lr * grad
+        return True
+
 
 class Adam(Optimizer):
     """Adam (Kingma & Ba 2015) with bias correction; weight_decay is L2 added to the gradient."""
@@ -158,15 +184,44 @@ class Adam(Optimizer):
         eps = self.eps * math.sqrt(1 - self.beta2**t)  # eps on the bias-corrected v, as in the paper
         param.data -= step_size * m / (np.sqrt(v) + eps)
 
+    def update_flat(self, flat) -> bool:
+        m, v = flat.gather(self.state, "m"), flat.gather(self.state, "v")
+        steps = {state.get("step", 0) for state in self.state}
+        if m is False or v is False or (m is None) != (v is None) or len(steps) != 1:
+            return False
+        grad = flat.grad
+        if self.weight_decay:
+            grad = grad + self.weight_decay * flat.data
+        if m is None:
+            m = flat.bind(self.state, "m", np.zeros_like(flat.data))
+            v = flat.bind(self.state, "v", np.zeros_like(flat.data))
+        m *= self.beta1
+        m += (1 - self.beta1) * grad
+        v *= self.beta2
+        v += (1 - self.beta2) * (grad * grad)
+        t = steps.pop() + 1
+        for state in self.state:
+            state["step"] = t
+        step_size = self.lr * math.sqrt(1 - self.beta2**t) / (1 - self.beta1**t)
+        eps = self.eps * math.sqrt(1 - self.beta2**t)
+        flat.data -= step_size * m / (np.sqrt(v) + eps)
+        return True
 
-def clip_grad_norm(params, max_norm: float) -> float:
-    """Scale all gradients together so their global L2 norm is at most ``max_norm``; return the norm before."""
+
+def clip_grad_norm(params, max_norm: float, flat=None) -> float:
+    """Scale all gradients together so their global L2 norm is at most ``max_norm``; return the norm before.
+
+    ``flat``: one array every gradient is a view of (nn.flat), scaled in place at once, with the same result.
+    """
     validate.number("max_norm", max_norm, 0, low_open=True)
     params = list(params)
     grads = [p.grad for p in params if p.grad is not None]
     total = global_grad_norm(grads)
     if math.isfinite(total) and total > max_norm:
         scale = max_norm / (total + 1e-6)
+        if flat is not None:
+            flat *= scale
+            return total
         for p in params:
             if p.grad is not None:
                 # Replaced, not scaled in place: whoever kept the unclipped gradient (a probe) still has it.

@@ -1,0 +1,245 @@
+"""The captured training step (nn/step.py, engine/capture.py, nn/flat.py): replay equals eager bit for bit, and
+every case where the replay could differ runs eagerly."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tinygrad_act.engine import capture
+from tinygrad_act.engine.graph import no_grad
+from tinygrad_act.engine.tensor import Tensor, linear, where
+from tinygrad_act.lab.config import Config
+from tinygrad_act.lab.experiment import run
+from tinygrad_act.nn import MLP, Module, optim
+from tinygrad_act.nn.flat import FlatParameters
+from tinygrad_act.nn.step import Step
+
+FEATURES, CLASSES, BATCH = 6, 3, 8
+
+
+def _model(act="tanh", norm=None, residual=False, dtype=np.float32, opt="sgd:momentum=0.9", lr=0.05):
+    model = MLP(FEATURES, [10, 10, 10], CLASSES, activation=act, norm=norm, residual=residual, seed=3, dtype=dtype)
+    return model, optim.get(opt, model.parameters(), lr=lr)
+
+
+def _batches(dtype, steps, batch=BATCH, scale=1.0):
+    rng = np.random.default_rng(7)
+    return [
+        ((scale * rng.standard_normal((batch, FEATURES))).astype(dtype), rng.integers(0, CLASSES, batch))
+        for _ in range(steps)
+    ]
+
+
+def _train(enabled, batches, clip=0.0, **options):
+    """Train through Step; every loss, the replayed flags, and the final state (parameters, buffers, optimizer)."""
+    model, optimizer = _model(**options)
+    step = Step(model, optimizer, clip, enabled=enabled)
+    losses, replayed = [], []
+    for xb, yb in batches:
+        loss, _ = step(xb, yb)
+        losses.append(loss)
+        replayed.append(step.replayed)
+        if np.isfinite(loss):
+            step.update()
+    state = {**model.state_dict(), **{f"opt.{k}": v for k, v in optimizer.state_dict().items()}}
+    return losses, replayed, state
+
+
+def _assert_identical(a, b):
+    assert np.array_equal(a[0], b[0], equal_nan=True), (a[0], b[0])
+    assert a[2].keys() == b[2].keys()
+    for name in a[2]:
+        assert np.array_equal(a[2][name], b[2][name], equal_nan=True), name
+
+
+CASES = [
+    dict(act="tanh"),
+    dict(act="sigmoid", dtype=np.float64),
+    dict(act="relu", opt="sgd:momentum=0.9,nesterov=true"),
+    dict(act="gelu", opt="adam"),
+    dict(act="tanh", norm="layer", opt="adam:weight_decay=0.01", clip=0.3),
+    dict(act="sigmoid", norm="batch", residual=True, clip=0.5),
+    dict(act="relu", norm="batch", dtype=np.float64, opt="sgd:momentum=0.5,weight_decay=0.001", clip=0.2),
+    dict(act="tanh", residual=True, dtype=np.float64, opt="adam", clip=1e-3),
+]
+
+
+@pytest.mark.parametrize("options", CASES, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()))
+def test_replay_is_bit_identical_to_eager(options):
+    dtype = options.get("dtype", np.float32)
+    batches = _batches(dtype, 7)
+    eager, captured = _train(False, batches, **options), _train(True, batches, **options)
+    assert not any(eager[1]) and captured[1] == [False] + [True] * 6  # the first step records, the rest replay
+    _assert_identical(eager, captured)
+
+
+def test_flat_parameters_are_views_and_the_fused_update_matches_the_loop():
+    model, optimizer = _model(opt="adam")
+    flat = FlatParameters(model.parameters())
+    assert all(np.shares_memory(p.data, flat.data) for p in model.parameters()) and flat.bound()
+    model.layers[0].weight.data = model.layers[0].weight.data.copy()
+    assert not flat.bound()
+
+
+def test_another_input_shape_runs_eagerly_and_keeps_its_own_program():
+    full, partial = _batches(np.float32, 4), _batches(np.float32, 3, batch=5)
+    batches = [full[0], full[1], partial[0], full[2], partial[1], partial[2], full[3]]
+    eager, captured = _train(False, batches), _train(True, batches)
+    # each signature records once, then replays
+    assert captured[1] == [False, True, False, True, True, True, True]
+    _assert_identical(eager, captured)
+
+
+def test_hooks_and_grad_mode_make_the_step_eager():
+    model, optimizer = _model()
+    step = Step(model, optimizer)
+    (x0, y0), (x1, y1), (x2, y2) = _batches(np.float32, 3)
+    step(x0, y0)
+    step.update()
+    handle = model.layers[1].register_forward_hook(lambda module, inputs, output: None)
+    step(x1, y1)
+    assert not step.replayed  # a measured step: the probes attach forward hooks
+    handle.remove()
+    handle = model.layers[1].weight.register_hook(lambda grad: None)
+    step(x1, y1)
+    assert not step.replayed
+    handle.remove()
+    with no_grad(), pytest.raises(RuntimeError, match="does not require grad"):
+        step(x2, y2)  # as eager: no graph, no backward
+    step(x2, y2)
+    assert step.replayed
+
+
+def test_eval_mode_records_its_own_program():
+    batches = _batches(np.float32, 5)
+    results = []
+    for enabled in (False, True):
+        model, optimizer = _model(norm="batch")
+        step = Step(model, optimizer, enabled=enabled)
+        flags = []
+        for i, (xb, yb) in enumerate(batches):
+            model.train(i % 2 == 0)  # batch norm: batch statistics in training, running ones in eval
+            loss, _ = step(xb, yb)
+            flags.append(step.replayed)
+            step.update()
+            results.append(loss)
+        results.append(model.state_dict())
+    assert flags == [False, False, True, False, True]  # eval mode's running statistics are constants: eager
+    assert results[:5] == results[6:11]
+    for name, value in results[5].items():
+        assert np.array_equal(value, results[11][name]), name
+
+
+def test_a_non_finite_loss_runs_the_step_eagerly():
+    batches = _batches(np.float64, 6, scale=1.0)
+    batches[4] = (np.full_like(batches[4][0], np.inf), batches[4][1])
+    options = dict(norm="batch", dtype=np.float64)
+    with np.errstate(all="ignore"):  # as the runner: divergence is detected, not warned about
+        eager, captured = _train(False, batches, **options), _train(True, batches, **options)
+    assert not np.isfinite(captured[0][4]) and captured[1] == [False, True, True, True, False, True]
+    _assert_identical(eager, captured)  # batch norm's running statistics too: the replay's effects did not run
+
+
+class _Custom(Module):
+    def __init__(self):
+        super().__init__()
+        self.inner = MLP(FEATURES, [4], CLASSES, seed=0)
+
+    def forward(self, x):
+        return self.inner(x)
+
+
+def test_models_with_modules_of_their_own_and_unsupported_operations_stay_eager():
+    model = _Custom()
+    step = Step(model, optim.get("sgd", model.parameters(), lr=0.1))
+    for xb, yb in _batches(np.float64, 3):
+        step(xb, yb)
+        assert not step.replayed
+        step.update()
+    x = Tensor(np.ones((2, 3)), requires_grad=True)
+    with pytest.raises(capture.NotCapturable, match="has no replay"):
+        capture.Program(x.max(), (x,))
+
+
+def _records(path):
+    records = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
+    for record in records:
+        record.pop("time")  # wall clock: the only field that differs
+    return records
+
+
+@pytest.mark.parametrize("extra", [dict(act="tanh", clip=0.5), dict(act="relu", norm="batch", residual=True)])
+def test_a_run_logs_the_same_numbers_with_capture_on_and_off(tmp_path, monkeypatch, extra):
+    replays = []
+    original = Step._replay
+    monkeypatch.setattr(Step, "_replay", lambda self, *a: replays.append(1) or original(self, *a))
+    common = dict(depth=3, width=8, steps=24, log_every=5, eval_every=10, data="spirals:n=200", figures=False)
+    for capture_on in (True, False):
+        run(Config(**common, **extra, capture=capture_on, out=str(tmp_path / str(capture_on))), progress=False)
+    assert len(replays) >= 15  # steps 1-4, 6-9, ... replay; measured and evaluated steps run eagerly
+    on, off = tmp_path / "True", tmp_path / "False"
+    assert _records(on) == _records(off) and (on / "metrics.jsonl").stat().st_size > 0
+
+
+def _graph(x, c, w, v):
+    """Many engine operations at once; x and c are inputs, w and v parameters."""
+    h = linear(x, w, v).tanh()
+    h = h + (x @ w).sigmoid() * 0.5 - (x @ w).relu() / 3.0
+    h = (h * h + 1.0).sqrt().log() ** 2 + (h.exp() / (1.0 + h.abs())).clip(-2.0, 2.0)
+    h = where(np.arange(h.shape[1]) % 2 == 0, h, h.softmax(axis=1)).reshape(-1).reshape(h.shape).T.T
+    return (h.log_softmax(axis=1) * c).sum() + h.sum(axis=0).mean()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_program_replays_engine_operations_bit_identically(dtype):
+    rng = np.random.default_rng(0)
+    w = Tensor(rng.standard_normal((4, 5)).astype(dtype), requires_grad=True)
+    v = Tensor(rng.standard_normal(5).astype(dtype), requires_grad=True)
+    x, c = Tensor(rng.standard_normal((3, 4)).astype(dtype)), Tensor(rng.standard_normal((3, 5)).astype(dtype))
+    root = _graph(x, c, w, v)
+    program = capture.Program(root, (x, c))
+    root.backward()
+    program.restore()
+    views = {w: np.empty_like(w.data), v: np.empty_like(v.data)}
+    for scale in (1.0, 30.0, np.inf):  # inf: non-finite gradients take the engine's own backward
+        new_x, new_c = rng.standard_normal((3, 4)).astype(dtype), scale * rng.standard_normal((3, 5)).astype(dtype)
+        np.copyto(x.data, new_x)
+        np.copyto(c.data, new_c)
+        with np.errstate(all="ignore"):
+            program.replay_forward()
+            program.replay_backward(views)
+            w.grad = v.grad = None
+            eager = _graph(Tensor(new_x), Tensor(new_c), w, v)
+            eager.backward()
+        assert np.array_equal(root.data, eager.data, equal_nan=True)
+        for param, grad in views.items():
+            assert np.array_equal(grad, param.grad, equal_nan=True), scale
+
+
+def test_effects_run_now_and_again_on_every_replay():
+    seen = []
+    x = Tensor(np.ones(3), requires_grad=True)
+    with capture.recording() as effects:
+        mean = x.mean()
+        capture.effect(lambda m: seen.append(float(m)), mean)
+    capture.effect(lambda m: seen.append(-1.0), mean)  # outside the recording: not replayed
+    program = capture.Program(mean, (), effects)
+    np.copyto(x.data, [3.0, 3.0, 6.0])
+    program.replay_forward()
+    program.run_effects()
+    assert seen == [1.0, -1.0, 4.0]
+
+
+def test_a_graph_that_cannot_be_replayed_is_recorded_once_then_runs_eagerly(monkeypatch):
+    model, optimizer = _model()
+    programs = []
+    original = capture.Program.__init__
+    monkeypatch.setattr(capture.Program, "__init__", lambda self, *a: programs.append(1) or original(self, *a))
+    step = Step(model, optimizer)
+    model.layers[-1].bias.requires_grad = False  # a constant now: the graph cannot be captured
+    for xb, yb in _batches(np.float32, 4):
+        step(xb, yb)
+        assert not step.replayed
+        step.update()
+    assert programs == [1]
