@@ -77,6 +77,8 @@ def _experiment_arguments(parser: argparse.ArgumentParser, defaults: bool = True
     add("--residual", action="store_true", help="identity skip connections around hidden layers")
     add("--no-figures", dest="figures", action="store_false", help="skip the PNG figures (faster)")
     add("--tensorboard", action="store_true", help="also write TensorBoard event files to RUN_DIR/tensorboard/")
+    add("--jacobian", action=argparse.BooleanOptionalAction, default=d.jacobian,
+        help="singular values of dz_L/dz_1 at step 0 (default: when depth >= 2 and width <= 512)")  # fmt: skip
     add("--norm", default=d.norm, help="none, batch or layer normalization (default %(default)s)")
     add(
         "--clip",

@@ -46,6 +46,7 @@ class Config:
     eval_every: int = 100
     figures: bool = True
     tensorboard: bool = False  # also write TensorBoard event files (optional extra: tensorboardX)
+    jacobian: bool | None = None  # singular values of dz_L/dz_1 at step 0; None = auto (lab/jacobian.py)
     out: str = ""
 
     def validate(self) -> Config:
@@ -65,6 +66,8 @@ class Config:
         validate.boolean("residual", self.residual)
         validate.boolean("figures", self.figures)
         validate.boolean("tensorboard", self.tensorboard)
+        if self.jacobian is not None:
+            validate.boolean("jacobian", self.jacobian)
         if self.tensorboard:
             tensorboard.require()  # before anything is written: one line saying how to install it
         activation = _resolved("activation", self.act, lambda: activations.get(self.act))
