@@ -63,6 +63,13 @@ def _experiment_arguments(parser: argparse.ArgumentParser, defaults: bool = True
         default=d.output_init,
         help="the output layer's initializer; same = --init, auto = xavier_normal (default %(default)s)",
     )
+    sigma_b2 = _argument(validate.number, "sigma-b2", 0, 1e6)
+    add(
+        "--sigma-b2",
+        type=sigma_b2,
+        default=d.sigma_b2,
+        help="variance of the initial biases, drawn N(0, sigma_b2); 0 = zero biases (default %(default)s)",
+    )
     add("--optimizer", default=d.optimizer, help="sgd or adam (default %(default)s)")
     lr = _argument(validate.number, "lr", 0, low_open=True)
     momentum = _argument(validate.number, "momentum", 0, 1, high_open=True)

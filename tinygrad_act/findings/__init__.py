@@ -67,21 +67,26 @@ def generate(names=None, runs_root="runs/report", out_dir="experiments", jobs: i
     return path
 
 
-def _analyze(finding: Finding, root: Path, figures: Path, jobs: int, progress: bool) -> str:
-    """Run (or resume) one finding's sweep under ``root`` and return its analysis (figures go to ``figures``)."""
+def _analyze(finding: Finding, root: Path, figures: Path, jobs: int, progress: bool) -> tuple[str, str | None]:
+    """Run (or resume) one finding's sweep under ``root``; its analysis (figures go to ``figures``) and check."""
     sweep = sweeps.load_config(finding.name)
     rows = sweeps.run_sweep(sweep, root, jobs=jobs, progress=progress)
     with np.errstate(all="ignore"):  # diverged or vanished runs: inf and nan are the honest numbers here
-        return finding.analyze(Context(finding.name, sweep, rows, root, figures))
+        ctx = Context(finding.name, sweep, rows, root, figures)
+        body = finding.analyze(ctx)  # first: a check may read what the analysis drew or cached
+        return body, (finding.check(ctx).markdown() if finding.check else None)
 
 
-def _section(number: int, finding: Finding, body: str) -> str:
+def _section(number: int, finding: Finding, analysis: tuple[str, str | None]) -> str:
+    """Title, the claim and its check computed from the runs, source, reproduce line, then the analysis."""
+    body, check = analysis
     return "\n".join(
         [
             f"## {number}. {finding.title}",
             "",
             f"**Claim.** {finding.claim}",
             "",
+            *([check, ""] if check else []),
             f"**Source.** {finding.source}",
             "",
             f"**Reproduce.** `make report ONLY={finding.name}` (or `python -m tinygrad_act sweep {finding.name} --jobs 2`; "

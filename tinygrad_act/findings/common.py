@@ -63,14 +63,46 @@ class Context:
 
 
 @dataclass
+class Part:
+    """One testable part of a claim: what it says, whether the runs bear it out, and the numbers that decide."""
+
+    says: str
+    holds: bool
+    numbers: str
+
+
+@dataclass
+class Check:
+    """A claim tested on the runs: its parts, and the status they add up to."""
+
+    parts: list[Part]
+
+    @property
+    def status(self) -> str:
+        """ "holds" if every part holds, "does not hold" if none does, else "holds partly"."""
+        held = sum(part.holds for part in self.parts)
+        return "holds" if held == len(self.parts) else "does not hold" if held == 0 else "holds partly"
+
+    def markdown(self) -> str:
+        """``**Check: holds partly.**`` and one bullet per part: what it says, holds or not, and why."""
+        bullets = [f"- {p.says}: **{'holds' if p.holds else 'does not hold'}** ({p.numbers})" for p in self.parts]
+        return "\n".join([f"**Check, computed from the runs: {self.status}.**", "", *bullets])
+
+
+@dataclass
 class Finding:
-    """One finding: its name (= its sweep config in experiments/), title, claim, source and analysis."""
+    """One finding: its name (= its sweep config in experiments/), title, claim, source and analysis.
+
+    ``check(ctx)`` tests the claim on the runs (a Check of its parts), so that the claim printed above a table
+    can never contradict it: the report prints the computed status and numbers under the claim.
+    """
 
     name: str
     title: str
     claim: str
     source: str
     analyze: Callable[[Context], str]  # the Markdown body under the claim, source and reproduce line
+    check: Callable[[Context], Check] | None = None
 
 
 # ---- aggregations over runs -------------------------------------------------------------------------------

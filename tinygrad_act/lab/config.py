@@ -31,6 +31,7 @@ class Config:
     act: str = "sigmoid"
     init: str = "auto"
     output_init: str = "xavier_normal"  # the output layer's; "same" = init; xavier_normal kept the numbers
+    sigma_b2: float = 0.0  # variance of the initial biases, N(0, sigma_b2) (mean-field theory's sigma_b^2)
     optimizer: str = "sgd"
     lr: float = 0.02
     momentum: float = 0.9
@@ -61,6 +62,7 @@ class Config:
         validate.number("lr", self.lr, 0, low_open=True)
         validate.number("momentum", self.momentum, 0, 1, high_open=True)
         validate.number("clip", self.clip, 0)
+        validate.number("sigma_b2", self.sigma_b2, 0, 1e6)
         validate.choice("dtype", self.dtype, ("float32", "float64"))
         validate.choice("norm", self.norm, ("none", "batch", "layer"))
         validate.boolean("residual", self.residual)
@@ -141,6 +143,7 @@ class Config:
             "steps": f"steps{self.steps}",
             "clip": f"clip{self.clip:g}",
             "output_init": f"out_{spec(self.output_init)}",
+            "sigma_b2": f"sb{self.sigma_b2:g}",
             "residual": "res",
             "norm": f"{self.norm}norm",
         }

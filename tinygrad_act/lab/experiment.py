@@ -139,6 +139,7 @@ def build(config: Config, dataset):
         activation=config.act,
         init=config.init,
         output_init=config.output_init,
+        sigma_b2=config.sigma_b2,
         residual=config.residual,
         norm=None if config.norm == "none" else config.norm,
         seed=int(model_seed.generate_state(1)[0]),
@@ -165,7 +166,7 @@ def measure_jacobian(config: Config, model, dataset) -> dict:
     first, _ = next(data.batches(dataset, config.batch_size, np.random.default_rng(_seeds(config)[1])))
     entry = jacobian.measure(model, first)
     q0 = float(np.mean(dataset.x_train.astype(np.float64) ** 2))
-    entry["theory"] = jacobian.predict(config, model, q0)
+    entry["theory"] = jacobian.predict(config, model, q0, config.sigma_b2)
     return entry
 
 
@@ -377,14 +378,14 @@ def predict_theory(config, model, dataset) -> dict | None:
     sigma_w2 = [theory.sigma_w2_of_weights(layer.weight.data) for layer in model.layers[:-1]]
     q0 = float(np.mean(dataset.x_train.astype(np.float64) ** 2))
     try:
-        prediction = theory.predict(model.activation, config.depth, sigma_w2, 0.0, q0=q0)
+        prediction = theory.predict(model.activation, config.depth, sigma_w2, config.sigma_b2, q0=q0)
     except Exception as error:  # the laboratory runs even if the theory cannot say anything
         return {"applies": False, "reason": f"{type(error).__name__}: {error}"}
     return {
         "applies": True,
         "sigma_w2": float(np.mean(sigma_w2[1:] or sigma_w2)),
         "sigma_w2_per_layer": sigma_w2,
-        "sigma_b2": 0.0,
+        "sigma_b2": config.sigma_b2,
         "input_variance": q0,
         "ratio": prediction.ratio_first_last,
         "per_layer_factor": prediction.per_layer_factor,

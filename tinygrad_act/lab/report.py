@@ -152,7 +152,9 @@ def terminal_report(summary: dict, records: list[dict], config) -> str:
         theory = summary.get("theory")
         if theory and theory.get("applies"):
             lines.append(
-                f"  theory (mean field, sigma_w^2={fmt(theory['sigma_w2'], 3)}): r = {fmt(theory['ratio'], 3)}, "
+                f"  theory (mean field, sigma_w^2={fmt(theory['sigma_w2'], 3)}"
+                + (f", sigma_b^2={fmt(theory['sigma_b2'], 3)}" if theory.get("sigma_b2") else "")
+                + f"): r = {fmt(theory['ratio'], 3)}, "
                 f"x{fmt(theory['per_layer_factor'], 3)} per layer -> {theory['verdict']}"
             )
         if config.act.split(":")[0] == "sigmoid" and depth > 1:

@@ -250,7 +250,8 @@ class MLP(Module):
 
     ``residual=True`` adds identity skips around hidden blocks whose input and output widths match;
     ``norm`` is None, "batch" or "layer" (applied to each hidden pre-activation). ``model.layers`` lists the
-    Linear layers, input side first (the last one is the output layer).
+    Linear layers, input side first (the last one is the output layer). Biases start at zero, or drawn from
+    N(0, ``sigma_b2``) in every layer (mean-field theory's sigma_b^2; Schoenholz et al. 2017).
     """
 
     def __init__(
@@ -265,6 +266,7 @@ class MLP(Module):
         seed: int = 0,
         dtype=np.float64,
         output_init="xavier_normal",
+        sigma_b2: float = 0.0,
     ):
         super().__init__()
         if norm not in NORMS:
@@ -283,6 +285,10 @@ class MLP(Module):
         output_init = output_initializer(output_init, init_fn)
         self.output = Linear(widths[-1], out_features, init=output_init, rng=rng, dtype=dtype)
         self.layers = [b.linear for b in blocks] + [self.output]
+        if sigma_b2:  # an own stream: the weights are the same with and without random biases
+            bias_rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
+            for layer in self.layers:
+                layer.bias.data[...] = bias_rng.normal(0.0, np.sqrt(sigma_b2), layer.bias.data.shape)
 
     def forward(self, x: Tensor) -> Tensor:
         for block in self.blocks:
