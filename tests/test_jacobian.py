@@ -150,3 +150,40 @@ def test_jacobian_leaves_training_unchanged_and_obeys_the_switches(tmp_path):
     assert not jacobian.wanted(Config(width=513)) and jacobian.wanted(Config(width=513, jacobian=True))
     assert arguments("experiment", {"JACOBIAN": "0"})[-1] == "--no-jacobian"
     assert arguments("experiment", {"JACOBIAN": "yes"})[-1] == "--jacobian"
+
+
+def _fake_run(act, kind, depth, s, losses):
+    init = "orthogonal:gain=1" if kind == "orthogonal" else "xavier_normal:gain=1"
+    s = np.sort(np.asarray(s, dtype=float))[::-1]
+    entry = {"singular_values": list(s), "mean_s2": float(np.mean(s**2)), "decades": jacobian._decades(s)}
+    records = [{"step": 10 * i, "loss": loss} for i, loss in enumerate(losses)]
+    return {"act": act, "init": init, "kind": kind, "depth": depth, "run": f"{act}{kind}{depth}", "entry": entry,
+            "records": records}  # fmt: skip
+
+
+class _Ctx:
+    def __init__(self, runs):
+        self.runs = runs
+
+    def records(self, row):
+        return row["records"]
+
+    def setting(self, key):
+        return {"log_every": 10, "steps": 60}[key]
+
+
+def test_isometry_check_reads_bands_and_speed_from_the_runs(monkeypatch):
+    from tinygrad_act.findings import isometry
+
+    narrow, wide = np.geomspace(0.3, 3, 64), np.geomspace(1e-9, 1, 64)
+    slow, fast = [2.3, 2.3, 2.2, 2.1, 2.0, 1.9, 1.8], [2.3, 2.0, 1.7, 1.5, 1.4, 1.3, 1.2]
+    runs = [_fake_run("tanh", "orthogonal", 32, narrow, fast), _fake_run("tanh", "Gaussian", 32, wide, slow),
+            _fake_run("relu", "orthogonal", 32, wide, slow), _fake_run("relu", "Gaussian", 32, wide, slow)]  # fmt: skip
+    monkeypatch.setattr(isometry, "_runs", lambda ctx: ctx.runs)
+    check = isometry.check(_Ctx(runs))
+    held = [part.holds for part in check.parts]
+    # bands: narrow 1 decade, wide 9; Gaussian reaches its final smoothed loss 1.9 at step 60, orthogonal at 30
+    assert held == [True, True, True, True, False] and check.status == "holds partly"
+    assert isometry.steps_to(runs[0]["records"], 1.9) == 30.0 and isometry.steps_to(runs[1]["records"], 1.0) == math.inf
+    runs[0] = _fake_run("tanh", "orthogonal", 32, wide, slow)  # no isometry, no speed-up: those parts fail
+    assert [p.holds for p in isometry.check(_Ctx(runs)).parts] == [False, True, True, False, False]

@@ -16,7 +16,18 @@ from ..common.errors import UsageError
 from ..lab import rundir
 from ..lab import sweep as sweeps
 from ..lab.stats import EXPLODING_ABOVE, VANISHING_BELOW
-from . import dying_relu, edge_of_chaos, exploding, glorot_bengio, he_2015, orthogonal, rescue, selu, vanishing_depth
+from . import (
+    dying_relu,
+    edge_of_chaos,
+    exploding,
+    glorot_bengio,
+    he_2015,
+    isometry,
+    orthogonal,
+    rescue,
+    selu,
+    vanishing_depth,
+)
 from .common import Context, Finding
 
 __all__ = ["FINDINGS", "Context", "Finding", "generate"]
@@ -34,6 +45,7 @@ FINDINGS: list[Finding] = [
         selu,
         edge_of_chaos,
         orthogonal,
+        isometry,
     )
 ]
 
