@@ -95,19 +95,21 @@ def measure(model, batch: np.ndarray, examples: int = EXAMPLES) -> dict:
     with np.errstate(all="ignore"):  # an exploding net gives inf: reported as measured
         norms = _norms(model, batch)
         chosen = batch[:examples]
-        values = [np.linalg.svd(jacobian(model, row, norms), compute_uv=False) for row in chosen]
-    s = np.sort(np.concatenate(values))[::-1].astype(np.float64)
-    finite = s[np.isfinite(s)]
-    return {
-        "applies": True,
-        "singular_values": [float(v) for v in s],
-        "examples": len(chosen),
-        "mean_s2": float(np.mean(s**2)) if finite.size == s.size else math.inf,
-        "median": float(np.median(s)),
-        "max": float(s[0]),
-        "min": float(s[-1]),
-        "decades": _decades(s),
-    }
+        matrices = [jacobian(model, row, norms) for row in chosen]
+        if not all(np.all(np.isfinite(m)) for m in matrices):  # an SVD of inf or nan has no answer
+            return {"applies": False, "reason": "the Jacobian is not finite (the forward pass overflowed)"}
+        s = np.sort(np.concatenate([np.linalg.svd(m, compute_uv=False) for m in matrices]))[::-1]
+        s = s.astype(np.float64)
+        return {
+            "applies": True,
+            "singular_values": [float(v) for v in s],
+            "examples": len(chosen),
+            "mean_s2": float(np.mean(s**2)),
+            "median": float(np.median(s)),
+            "max": float(s[0]),
+            "min": float(s[-1]),
+            "decades": _decades(s),
+        }
 
 
 def _decades(s: np.ndarray) -> float:
@@ -124,9 +126,10 @@ def predict(config, model, dataset_q0: float, sigma_b2: float = 0.0) -> dict:
         return {"applies": False, "reason": "mean-field and free-probability theory here cover plain MLPs"}
     sigma_w2 = [theory.sigma_w2_of_weights(layer.weight.data) for layer in model.layers[:-1]]
     try:
-        prediction = theory.predict(model.activation, config.depth, sigma_w2, sigma_b2, q0=dataset_q0)
-        orthogonal = model.init.name in spectrum.ORTHOGONAL_INITS
-        moments = spectrum.jacobian_moments(model.activation, prediction.q[:-1], sigma_w2[1:], orthogonal)
+        with np.errstate(all="ignore"):  # an overflowing trajectory q gives inf: the theory says so
+            prediction = theory.predict(model.activation, config.depth, sigma_w2, sigma_b2, q0=dataset_q0)
+            orthogonal = model.init.name in spectrum.ORTHOGONAL_INITS
+            moments = spectrum.jacobian_moments(model.activation, prediction.q[:-1], sigma_w2[1:], orthogonal)
     except Exception as error:  # the laboratory runs even if the theory cannot say anything
         return {"applies": False, "reason": f"{type(error).__name__}: {error}"}
     return {"applies": True, "weights": "orthogonal" if orthogonal else "gaussian", **moments,
