@@ -40,6 +40,10 @@ HEALTHY = {
         {"act": ["identity", "tanh"], "init": ["orthogonal", "xavier_normal"], "seed": [0, 1]},
         {"depth": 3, "steps": 1},
     ),
+    "isometry": (
+        {"act": ["tanh", "relu"], "init": ["orthogonal:gain=1.04", "xavier_normal:gain=1.04"], "depth": [3, 4]},
+        {"sigma_b2": 1e-4, "steps": 4},
+    ),
 }
 
 # ReLU, SELU and identity nets diverge: weights scaled by 1e20 overflow within two steps (1e100, depth 3: at step 0
@@ -69,6 +73,7 @@ DIVERGED = {
         {"act": ["identity", "relu"], "init": ["orthogonal:gain=1e100", G20], "seed": [0, 1]},
         {"depth": 3},
     ),
+    "isometry": ({"act": ["tanh", "relu"], "init": ["orthogonal:gain=1e100", G20], "depth": [2, 3]}, {}),
 }
 
 # Saturated sigmoid/tanh units (gain 1e20, or a huge step for tanh): phi'(z) is exactly 0, so is every delta, r = 0.
@@ -91,6 +96,7 @@ VANISHED = {
         {"act": ["tanh", "sigmoid"], "init": ["orthogonal:gain=1e20", G20], "seed": [0, 1]},
         {"depth": 3},
     ),
+    "isometry": ({"act": ["tanh", "sigmoid"], "init": ["orthogonal:gain=1e20", G20], "depth": [2, 3]}, {}),
 }
 
 

@@ -260,3 +260,24 @@ def _csv_without_time(run_dir):
     rows = [line.split(",") for line in (run_dir / "metrics.csv").read_text().splitlines()]
     column = rows[0].index("time")
     return [row[:column] + row[column + 1 :] for row in rows]
+
+
+def test_a_checkpoint_written_before_a_setting_existed_resumes_with_that_settings_default(tmp_path):
+    """A run interrupted under an older version (its checkpoint and config.json lack sigma_b2 and jacobian,
+    added since) resumes: a missing setting had its default, as the sweep's reuse check assumes."""
+    import json
+    import zipfile
+
+    with pytest.MonkeyPatch.context() as patch:
+        _interrupt_at(patch, 12, "between")
+        experiment.run(_config(tmp_path / "b"), progress=False)
+    run = tmp_path / "b"
+    with zipfile.ZipFile(run / "checkpoint.npz") as archive:
+        arrays = {name[:-4]: np.load(archive.open(name)) for name in archive.namelist()}
+    old = {k: v for k, v in json.loads(str(arrays["config"])).items() if k not in ("sigma_b2", "jacobian")}
+    arrays["config"] = np.array(json.dumps(old))
+    np.savez(run / "checkpoint.npz", **arrays)
+    stored = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({k: v for k, v in stored.items() if k not in ("sigma_b2", "jacobian")}))
+    summary = experiment.resume(run, progress=False)
+    assert summary["status"] == "completed"

@@ -162,6 +162,7 @@ def test_a_run_writes_every_figure_and_its_histograms(tmp_path):
                "--data", "spirals:n=200", "--out", str(out), "--no-progress"]  # fmt: skip
     subprocess.run(command, check=True, capture_output=True)
     names = {"gradient_flow", "gradient_heatmap", "update_ratio", "saturation", "snr", "training", "histograms"}
+    names |= {"jacobian"}
     assert {p.stem for p in (out / "figures").glob("*.png")} == names
     with np.load(out / "histograms.npz") as arrays:
         assert arrays["init_activations"].shape == (3, HISTOGRAM_BINS)

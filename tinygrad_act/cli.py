@@ -85,6 +85,8 @@ def _experiment_arguments(parser: argparse.ArgumentParser, defaults: bool = True
     add("--no-figures", dest="figures", action="store_false", help="skip the PNG figures (faster)")
     add("--tensorboard", action="store_true", help="also write TensorBoard event files to RUN_DIR/tensorboard/")
     add("--no-capture", dest="capture", action="store_false", help="run every step eagerly (same numbers, slower)")
+    add("--jacobian", action=argparse.BooleanOptionalAction, default=d.jacobian,
+        help="singular values of dz_L/dz_1 at step 0 (default: when depth >= 2 and width <= 512)")  # fmt: skip
     add("--norm", default=d.norm, help="none, batch or layer normalization (default %(default)s)")
     add(
         "--clip",
@@ -143,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--shard", default=None, help="i/N: run only every N-th run starting at i (0-based)")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     report = commands.add_parser("report", help="run the findings' sweeps and write experiments/README.md")
-    report.add_argument("--only", default="", help="comma-separated findings (default: all nine)")
+    report.add_argument("--only", default="", help="comma-separated findings (default: all)")
     report.add_argument("--jobs", type=_positive_int("jobs"), default=2, help="parallel local processes (default 2)")
     report.add_argument("--runs", default="runs/report", help="where the runs live (default %(default)s)")
     report.add_argument("--out", default="experiments", help="where README.md and figures/ go (default %(default)s)")

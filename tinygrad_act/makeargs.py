@@ -21,13 +21,16 @@ EXPERIMENT = {
     "DTYPE": "--dtype", "NORM": "--norm", "CLIP": "--clip", "LOG_EVERY": "--log-every", "EVAL_EVERY": "--eval-every",
     "OUTPUT_INIT": "--output-init", "SIGMA_B2": "--sigma-b2", "OUT": "--out", "RESUME": "--resume",
 }  # fmt: skip
+# Switches with an automatic default: 1 gives --NAME, 0 gives --no-NAME, unset leaves the default.
+EXPERIMENT_SWITCHES = {"JACOBIAN": "--jacobian"}
 EXPERIMENT_FLAGS = {"RESIDUAL": "--residual", "TENSORBOARD": "--tensorboard", "FORCE": "--force"}
 SWEEP = {
     "ACTS": "--acts", "INITS": "--inits", "DEPTHS": "--depths", "SEEDS": "--seeds", "WIDTHS": "--widths",
     "LRS": "--lrs", "JOBS": "--jobs", "SCHEDULER": "--scheduler", "SHARD": "--shard",
 }  # fmt: skip
 REPORT = {"ONLY": "--only", "JOBS": "--jobs"}
-VARIABLES = (*EXPERIMENT, *EXPERIMENT_FLAGS, *SWEEP, "CONFIG", "GRID", "ONLY", "RUNS", "PLUGIN", "RUN_DIR")
+VARIABLES = (*EXPERIMENT, *EXPERIMENT_FLAGS, *EXPERIMENT_SWITCHES, *SWEEP,
+             "CONFIG", "GRID", "ONLY", "RUNS", "PLUGIN", "RUN_DIR")  # fmt: skip
 
 
 def arguments(command: str, environ=os.environ) -> list[str]:
@@ -46,9 +49,15 @@ def _flags(table: dict, environ) -> list[str]:
     return [option for name, option in table.items() if environ.get(name) and validate.boolean(name, environ[name])]
 
 
+def _switches(table: dict, environ) -> list[str]:
+    return [option if validate.boolean(name, environ[name]) else option.replace("--", "--no-", 1)
+            for name, option in table.items() if environ.get(name)]  # fmt: skip
+
+
 def _arguments(command: str, environ) -> list[str]:
     if command == "experiment":
-        return ["experiment", *_options(EXPERIMENT, environ), *_flags(EXPERIMENT_FLAGS, environ)]
+        switches = _switches(EXPERIMENT_SWITCHES, environ)
+        return ["experiment", *_options(EXPERIMENT, environ), *_flags(EXPERIMENT_FLAGS, environ), *switches]
     if command == "sweep":
         config = [environ["CONFIG"]] if environ.get("CONFIG") else []
         # GRID holds one KEY=V1,V2 per word: GRID="norm=none,batch residual=0,1"

@@ -1,4 +1,4 @@
-"""The findings report: nine classic results, each reproduced by a named sweep and written up with its numbers.
+"""The findings report: ten classic results, each reproduced by a named sweep and written up with its numbers.
 
 ``generate()`` runs (or resumes) the sweep of every finding (configs in ``experiments/*.toml``), hands each
 finding's rows to its module (one per finding: rows -> table, figure, text) and writes
@@ -16,7 +16,18 @@ from ..common.errors import UsageError
 from ..lab import rundir
 from ..lab import sweep as sweeps
 from ..lab.stats import EXPLODING_ABOVE, VANISHING_BELOW
-from . import dying_relu, edge_of_chaos, exploding, glorot_bengio, he_2015, orthogonal, rescue, selu, vanishing_depth
+from . import (
+    dying_relu,
+    edge_of_chaos,
+    exploding,
+    glorot_bengio,
+    he_2015,
+    isometry,
+    orthogonal,
+    rescue,
+    selu,
+    vanishing_depth,
+)
 from .common import Context, Finding
 
 __all__ = ["FINDINGS", "Context", "Finding", "generate"]
@@ -34,6 +45,7 @@ FINDINGS: list[Finding] = [
         selu,
         edge_of_chaos,
         orthogonal,
+        isometry,
     )
 ]
 

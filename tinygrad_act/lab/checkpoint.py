@@ -77,6 +77,8 @@ def load(path, config: Config) -> Checkpoint:
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
         raise UsageError(f"{file} is not a checkpoint of this laboratory: {error}") from None
     expected = settings(config)
+    # a setting added since the checkpoint was written is missing from it: the run had its default
+    recorded = {**settings(Config()), **recorded}
     differing = [k for k in expected if rundir.dumps(recorded.get(k)) != rundir.dumps(expected[k])]
     if differing:
         key = differing[0]

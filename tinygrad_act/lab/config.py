@@ -48,6 +48,7 @@ class Config:
     figures: bool = True
     tensorboard: bool = False  # also write TensorBoard event files (optional extra: tensorboardX)
     capture: bool = True  # replay a captured step on unmeasured steps (nn/step.py): faster, the same numbers
+    jacobian: bool | None = None  # singular values of dz_L/dz_1 at step 0; None = auto (lab/jacobian.py)
     out: str = ""
 
     def validate(self) -> Config:
@@ -69,6 +70,8 @@ class Config:
         validate.boolean("figures", self.figures)
         validate.boolean("tensorboard", self.tensorboard)
         validate.boolean("capture", self.capture)
+        if self.jacobian is not None:
+            validate.boolean("jacobian", self.jacobian)
         if self.tensorboard:
             tensorboard.require()  # before anything is written: one line saying how to install it
         activation = _resolved("activation", self.act, lambda: activations.get(self.act))

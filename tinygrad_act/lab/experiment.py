@@ -27,7 +27,7 @@ from ..engine.tensor import Tensor
 from ..nn import optim
 from ..nn.modules import MLP, accuracy, cross_entropy
 from ..nn.step import Step
-from . import checkpoint, data, html, plots, report, rundir, stats, tensorboard, theory
+from . import checkpoint, data, html, jacobian, plots, report, rundir, stats, tensorboard, theory
 from .config import Config
 from .probes import LayerProbe, gradient_record
 from .rundir import LAYER_FIELDS, RUN_FILES  # noqa: F401  (names callers import from here)
@@ -93,6 +93,7 @@ def _run_in(path: Path, config: Config, dataset, progress: bool, command: str | 
     started = time.perf_counter()
     model, optimizer, probe, batches = build(config, dataset)
     prediction = predict_theory(config, model, dataset)  # of the initial weights, resumed or not
+    spectrum = measure_jacobian(config, model, dataset)  # of the initial weights too
     outcome, final, drawn, records = Outcome(), {}, {}, None
     if resuming:
         state = checkpoint.load(path, config)
@@ -117,11 +118,12 @@ def _run_in(path: Path, config: Config, dataset, progress: bool, command: str | 
                 final["test_loss"], final["test_accuracy"] = evaluate(model, dataset.x_test, dataset.y_test)
         when = "while drawing the figures"
         if config.figures and outcome.status != "failed":
-            drawn = _draw(path, log.records, summarize(config, log.records, outcome.status, outcome.message,
-                                                       outcome.steps_done, final, prediction))  # fmt: skip
+            summary = summarize(config, log.records, outcome.status, outcome.message, outcome.steps_done, final,
+                                prediction)  # fmt: skip
+            drawn = _draw(path, log.records, {**summary, "jacobian": spectrum})
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: stop now, the summary comes from the records logged
         outcome.interrupted(stop, when.format(steps_done=outcome.steps_done))
-    return finish(path, config, log.records, outcome, final, prediction, drawn, started)
+    return finish(path, config, log.records, outcome, final, prediction, drawn, started, spectrum)
 
 
 def build(config: Config, dataset):
@@ -129,7 +131,7 @@ def build(config: Config, dataset):
 
     The model's weights and the batch order come from two independent streams of ``config.seed``.
     """
-    model_seed, batch_seed = np.random.SeedSequence(config.seed).spawn(2)
+    model_seed, batch_seed = _seeds(config)
     model = MLP(
         dataset.num_features,
         [config.width] * config.depth,
@@ -149,6 +151,24 @@ def build(config: Config, dataset):
     batches = data.batches(dataset, config.batch_size, np.random.default_rng(batch_seed))
     model.training_step = Step(model, optimizer, config.clip, enabled=config.capture)  # replayed on unmeasured steps
     return model, optimizer, probe, batches
+
+
+def _seeds(config: Config):
+    """The two independent streams of ``config.seed``: the model's weights and the batch order."""
+    return np.random.SeedSequence(config.seed).spawn(2)
+
+
+def measure_jacobian(config: Config, model, dataset) -> dict:
+    """summary["jacobian"]: the singular values of dz_L/dz_1 at step 0 for the first examples of the first
+    batch (a fresh copy of the batch stream, so training sees the same batches), with the theory beside them."""
+    skipped = jacobian.not_measured(config)
+    if skipped is not None:
+        return skipped
+    first, _ = next(data.batches(dataset, config.batch_size, np.random.default_rng(_seeds(config)[1])))
+    entry = jacobian.measure(model, first)
+    q0 = float(np.mean(dataset.x_train.astype(np.float64) ** 2))
+    entry["theory"] = jacobian.predict(config, model, q0, config.sigma_b2)
+    return entry
 
 
 def _evaluated(config: Config, step: int) -> bool:
@@ -275,7 +295,8 @@ def evaluate(model, x, y, batch_size: int = 1000) -> tuple[float, float]:
     return total_loss / len(x), correct / len(x)
 
 
-def finish(path: Path, config: Config, records, outcome: Outcome, final, prediction, drawn, started) -> dict:
+def finish(path: Path, config: Config, records, outcome: Outcome, final, prediction, drawn, started,
+           spectrum: dict | None = None) -> dict:  # fmt: skip
     """Write summary.json, the run's last word (a signal now waits until it is written); return the summary.
 
     A file-system fault met while training is raised after it, once the summary is on disk (if it fits).
@@ -283,6 +304,8 @@ def finish(path: Path, config: Config, records, outcome: Outcome, final, predict
     with interrupts_deferred():
         summary = summarize(config, records, outcome.status, outcome.message, outcome.steps_done, final, prediction,
                             diverged=outcome.diverged)  # fmt: skip
+        if spectrum is not None:
+            summary["jacobian"] = spectrum
         summary.update(drawn)
         if outcome.signal:
             summary["signal"] = outcome.signal  # what stopped the run: the command line exits 130 or 143

@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from . import rundir
-from .report import final_line, fmt, pct, verdict_line
+from .report import final_line, fmt, jacobian_line, pct, verdict_line
 from .stats import shown_verdict
 
 PAGE = "report.html"
@@ -115,6 +115,8 @@ def run_page(path, config, records: list[dict], summary: dict) -> str:
         body.append(f'<p class="verdict {_e(shown)}">{_e(first)} [step 0, at initialization]</p>')
         body.append(f"<p>{_theory_line(summary.get('theory'))}</p>")
         body.append(f'<p class="{_e(summary.get("verdict_final", ""))}">{_e(final_line(summary, depth, dtype))}</p>')
+    if jacobian_line(summary.get("jacobian")):
+        body.append(f"<p>{_e(jacobian_line(summary.get('jacobian')))}</p>")
     body.append("<h2>Summary</h2>")
     numbers = [
         ["status", summary.get("status", "-")],

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from . import rundir
 from .stats import shown_verdict
 
@@ -146,6 +148,24 @@ def final_line(summary: dict, depth: int, dtype: str = "float64") -> str:
     return f"{line}  [step {summary['step_final']}, end]"
 
 
+def jacobian_line(entry: dict | None) -> str | None:
+    """``Jacobian dz_L/dz_1 at step 0 (4 examples): singular values 3e-4 .. 2.1 (median 0.4), mean s^2 0.98,
+    theory 1.00 (...)``; None when the run did not measure it."""
+    if not entry or not entry.get("applies"):
+        return None
+    text = (
+        f"Jacobian dz_L/dz_1 at step 0 ({entry['examples']} examples): singular values {fmt(entry['min'], 2)} .. "
+        f"{fmt(entry['max'], 2)} (median {fmt(entry['median'], 2)}), mean s^2 {fmt(entry['mean_s2'], 3)}"
+    )
+    predicted = entry.get("theory") or {}
+    if predicted.get("applies"):
+        with np.errstate(all="ignore"):  # inf singular values: the spread is inf
+            measured_std = float(np.std(np.square(entry["singular_values"])))
+        text += (f", theory {fmt(predicted['mean_s2'], 3)}; std of s^2 {fmt(measured_std, 3)}, theory "
+                 f"{fmt(math.sqrt(max(predicted['var_s2'], 0.0)), 3)} ({predicted['weights']} weights)")  # fmt: skip
+    return text
+
+
 def terminal_report(summary: dict, records: list[dict], config) -> str:
     """The table, the verdict with the numbers behind it, theory beside measurement, and where the files are."""
     lines = []
@@ -178,6 +198,8 @@ def terminal_report(summary: dict, records: list[dict], config) -> str:
                 f"0.25^{depth - 1} = {0.25 ** (depth - 1):.1e} (times the weights' own gain)"
             )
         lines.append(final_line(summary, depth, config.dtype))
+    if jacobian_line(summary.get("jacobian")):
+        lines.append(jacobian_line(summary.get("jacobian")))
     status = summary["status"]
     lines.append("")
     if "test_accuracy" in summary:

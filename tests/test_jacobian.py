@@ -1,0 +1,189 @@
+"""The Jacobian spectrum at step 0 (lab/jacobian.py) and its free-probability theory (lab/spectrum.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from tinygrad_act.lab import jacobian, spectrum
+from tinygrad_act.lab.config import Config
+from tinygrad_act.lab.experiment import run
+from tinygrad_act.makeargs import arguments
+from tinygrad_act.nn import activations
+from tinygrad_act.nn.modules import MLP
+
+
+def _model(act="tanh", depth=4, width=6, features=6, **options):
+    return MLP(features, [width] * depth, 3, activation=act, init="xavier_normal", seed=3, **options)
+
+
+def _numpy_stack(model, z1, x, bn_stats=None):
+    """z_L from z_1 in plain numpy (an independent forward: layer norm and frozen batch norm written out)."""
+    act = model.activation
+
+    def normalize(index, z):
+        block = model.blocks[index]
+        if block.norm is None:
+            return z
+        if bn_stats is not None:
+            mean, var = bn_stats[index]
+        else:
+            mean, var = z.mean(-1, keepdims=True), z.var(-1, keepdims=True)
+        return (z - mean) / np.sqrt(var + block.norm.eps) * block.norm.weight.data + block.norm.bias.data
+
+    h = act.forward(normalize(0, z1)) + (x if model.blocks[0].residual else 0)
+    z = z1
+    for index, block in enumerate(model.blocks[1:], 1):
+        z = h @ block.linear.weight.data + block.linear.bias.data
+        if index < len(model.blocks) - 1:
+            h = act.forward(normalize(index, z)) + (h if block.residual else 0)
+    return z
+
+
+def _finite_differences(model, x, bn_stats=None, eps=1e-6):
+    first = model.blocks[0].linear
+    z1 = x @ first.weight.data + first.bias.data
+    columns = []
+    for j in range(z1.size):
+        step = np.zeros_like(z1)
+        step[j] = eps
+        columns.append(_numpy_stack(model, z1 + step, x, bn_stats) - _numpy_stack(model, z1 - step, x, bn_stats))
+    return np.array(columns).T / (2 * eps)  # J[i, j] = dz_L[i] / dz_1[j]
+
+
+@pytest.mark.parametrize("options", [{}, {"residual": True}, {"norm": "layer"}, {"residual": True, "norm": "layer"}])
+def test_jacobian_matches_finite_differences(options):
+    model = _model(**options)
+    x = np.random.default_rng(0).standard_normal(6)
+    assert np.allclose(jacobian.jacobian(model, x), _finite_differences(model, x), atol=1e-7, rtol=1e-6)
+
+
+def test_batch_norm_jacobian_holds_the_first_batch_statistics_fixed():
+    model = _model(norm="batch")
+    batch = np.random.default_rng(1).standard_normal((16, 6))
+    norms = jacobian._norms(model, batch)
+    stats, h = [], batch  # the batch's own statistics of each z, computed here in numpy
+    for block in model.blocks:
+        z = h @ block.linear.weight.data + block.linear.bias.data
+        stats.append((z.mean(0), z.var(0)))
+        h = model.activation.forward((z - stats[-1][0]) / np.sqrt(stats[-1][1] + block.norm.eps))
+    before = [b.norm.running_mean.copy() for b in model.blocks]
+    measured = jacobian.jacobian(model, batch[0], norms)
+    assert np.allclose(measured, _finite_differences(model, batch[0], stats), atol=1e-7, rtol=1e-6)
+    assert all(np.array_equal(b.norm.running_mean, m) for b, m in zip(model.blocks, before))  # untouched
+
+
+def test_plain_jacobian_is_the_product_of_weights_and_derivatives():
+    model = _model(act="sigmoid", depth=5)
+    x = np.random.default_rng(2).standard_normal(6)
+    h, closed, previous = x, None, None
+    for index, block in enumerate(model.blocks):
+        z = h @ block.linear.weight.data + block.linear.bias.data
+        if index:  # dz_l / dz_(l-1) = W_l^T diag(f'(z_(l-1))) in the row-vector convention
+            step = block.linear.weight.data.T * model.activation.derivative(previous)[None, :]
+            closed = step if closed is None else step @ closed
+        previous, h = z, model.activation.forward(z)
+    assert np.allclose(jacobian.jacobian(model, x), closed, atol=1e-12)
+    assert not any(p.grad is not None for p in model.parameters())  # the weights entered as constants
+
+
+def test_orthogonal_linear_stack_is_an_isometry_and_its_theory_says_so():
+    model = MLP(8, [8] * 6, 2, activation="identity", init="orthogonal", seed=0)
+    s = np.array(jacobian.measure(model, np.ones((2, 8)))["singular_values"])
+    assert np.allclose(s, 1.0, atol=1e-12)
+    moments = spectrum.jacobian_moments("identity", [1.0] * 5, [1.0] * 5, orthogonal=True)
+    assert moments["mean_s2"] == pytest.approx(1.0) and moments["var_s2"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_gaussian_linear_moments_are_fuss_catalan_and_monte_carlo_agrees():
+    factors = 6
+    moments = spectrum.jacobian_moments("identity", [1.0] * factors, [1.0] * factors, orthogonal=False)
+    second = spectrum.fuss_catalan(factors, 2) / spectrum.fuss_catalan(factors, 1) ** 2
+    assert moments["relative_var"] == pytest.approx(second - 1) == pytest.approx(factors)
+    rng = np.random.default_rng(0)
+    lam = spectrum.simulate("identity", [1.0] * factors, [1.0] * factors, False, 400, rng)
+    assert np.mean(lam) == pytest.approx(1.0, rel=0.1)
+    assert np.mean(lam**2) == pytest.approx(spectrum.fuss_catalan(factors, 2), rel=0.25)
+
+
+@pytest.mark.parametrize("orthogonal", [True, False])
+def test_free_probability_moments_match_large_random_matrices(orthogonal):
+    act, depth, q, sigma_w2 = activations.get("tanh"), 10, 0.5, 1.2
+    rng = np.random.default_rng(7)
+    lam = np.concatenate([spectrum.simulate(act, [q] * depth, [sigma_w2] * depth, orthogonal, 400, rng)
+                          for _ in range(2)])  # fmt: skip
+    theory = spectrum.jacobian_moments(act, [q] * depth, [sigma_w2] * depth, orthogonal)
+    assert np.mean(lam) == pytest.approx(theory["mean_s2"], rel=0.1)
+    assert np.var(lam) / np.mean(lam) ** 2 == pytest.approx(theory["relative_var"], rel=0.2)
+    assert theory["relative_var"] > (depth if not orthogonal else 0)  # Gaussian W add 1 per layer, orthogonal 0
+
+
+def test_run_records_the_spectrum_and_its_theory(tmp_path):
+    options = dict(depth=4, width=16, act="tanh", init="orthogonal", steps=2, data="spirals:n=200")
+    config = Config(**options, out=str(tmp_path / "r"))
+    summary = run(config, progress=False)
+    entry = json.loads((tmp_path / "r" / "summary.json").read_text())["jacobian"]
+    assert entry["examples"] == jacobian.EXAMPLES and len(entry["singular_values"]) == 4 * 16
+    assert entry["singular_values"] == sorted(entry["singular_values"], reverse=True)
+    assert entry["mean_s2"] == pytest.approx(np.mean(np.square(entry["singular_values"])))
+    assert entry["theory"]["applies"] and entry["theory"]["weights"] == "orthogonal"
+    assert math.isclose(entry["theory"]["mean_s2"], entry["mean_s2"], rel_tol=0.6)
+    assert "figures/jacobian.png" in summary["figures"]
+
+
+def test_jacobian_leaves_training_unchanged_and_obeys_the_switches(tmp_path):
+    base = dict(depth=3, width=8, steps=5, norm="batch", data="spirals:n=200", figures=False)
+    with_j = run(Config(**base, out=str(tmp_path / "a")), progress=False)
+    without = run(Config(**base, jacobian=False, out=str(tmp_path / "b")), progress=False)
+    assert with_j["jacobian"]["applies"] and without["jacobian"] == {"applies": False, "reason": "--no-jacobian"}
+
+    def records(name):
+        return [{k: v for k, v in json.loads(line).items() if k != "time"}
+                for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]  # fmt: skip
+
+    assert records("a") == records("b")
+    assert not jacobian.wanted(Config(depth=1))
+    assert "one hidden layer" in jacobian.not_measured(Config(depth=1))["reason"]
+    assert not jacobian.wanted(Config(width=513)) and jacobian.wanted(Config(width=513, jacobian=True))
+    assert arguments("experiment", {"JACOBIAN": "0"})[-1] == "--no-jacobian"
+    assert arguments("experiment", {"JACOBIAN": "yes"})[-1] == "--jacobian"
+
+
+def _fake_run(act, kind, depth, s, losses):
+    init = "orthogonal:gain=1" if kind == "orthogonal" else "xavier_normal:gain=1"
+    s = np.sort(np.asarray(s, dtype=float))[::-1]
+    entry = {"singular_values": list(s), "mean_s2": float(np.mean(s**2)), "decades": jacobian._decades(s)}
+    records = [{"step": 10 * i, "loss": loss} for i, loss in enumerate(losses)]
+    return {"act": act, "init": init, "kind": kind, "depth": depth, "run": f"{act}{kind}{depth}", "entry": entry,
+            "records": records}  # fmt: skip
+
+
+class _Ctx:
+    def __init__(self, runs):
+        self.runs = runs
+
+    def records(self, row):
+        return row["records"]
+
+    def setting(self, key):
+        return {"log_every": 10, "steps": 60}[key]
+
+
+def test_isometry_check_reads_bands_and_speed_from_the_runs(monkeypatch):
+    from tinygrad_act.findings import isometry
+
+    narrow, wide = np.geomspace(0.3, 3, 64), np.geomspace(1e-9, 1, 64)
+    slow, fast = [2.3, 2.3, 2.2, 2.1, 2.0, 1.9, 1.8], [2.3, 2.0, 1.7, 1.5, 1.4, 1.3, 1.2]
+    runs = [_fake_run("tanh", "orthogonal", 32, narrow, fast), _fake_run("tanh", "Gaussian", 32, wide, slow),
+            _fake_run("relu", "orthogonal", 32, wide, slow), _fake_run("relu", "Gaussian", 32, wide, slow)]  # fmt: skip
+    monkeypatch.setattr(isometry, "_runs", lambda ctx: ctx.runs)
+    check = isometry.check(_Ctx(runs))
+    held = [part.holds for part in check.parts]
+    # bands: narrow 1 decade, wide 9; Gaussian reaches its final smoothed loss 1.9 at step 60, orthogonal at 30
+    assert held == [True, True, True, True, False] and check.status == "holds partly"
+    assert isometry.steps_to(runs[0]["records"], 1.9) == 30.0 and isometry.steps_to(runs[1]["records"], 1.0) == math.inf
+    runs[0] = _fake_run("tanh", "orthogonal", 32, wide, slow)  # no isometry, no speed-up: those parts fail
+    assert [p.holds for p in isometry.check(_Ctx(runs)).parts] == [False, True, True, False, False]
