@@ -29,6 +29,7 @@ from tinygrad_act.nn import MLP, cross_entropy
 
 from .common import REPO, interleaved_timing, paired_ratio, summarize, table
 
+TARGET = 0.03  # the probe's share of a step when measuring every 10th step (issue 14)
 SIZES = {"full": (15, 0.25), "quick": (5, 0.1), "tiny": (2, 0.01)}  # rounds, seconds per block
 
 
@@ -67,8 +68,9 @@ def run_telemetry(options) -> dict:
         rows.append([name, stats["median"] * 1e3, f"{100 * overhead:+.1f}%"])
     print("telemetry: the default experiment's step (depth 20, width 64, batch 64, sigmoid, SGD momentum, float64)")
     print(table(["probe", "ms/step", "overhead vs no probe"], rows))
-    target = results["every 10 steps"]["overhead"] <= 0.05
-    print(f"target: telemetry <= 5% of step time when measuring every 10 steps: {'met' if target else 'MISSED'}")
+    target = results["every 10 steps"]["overhead"] <= TARGET
+    verdict = "met" if target else "MISSED"
+    print(f"target (issue 14): telemetry <= {TARGET:.0%} of a step when measuring every 10 steps: {verdict}")
     return {"modes": results, "target_met": target}
 
 

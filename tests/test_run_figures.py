@@ -74,6 +74,28 @@ def test_histogram_counts_sum_to_batch_times_width_at_init_and_at_the_end():
     assert not np.array_equal(arrays["init_deltas"], arrays["end_deltas"])
 
 
+def test_end_histogram_counts_the_latest_measured_step_as_it_was_even_if_its_arrays_are_overwritten_later():
+    model = MLP(4, [WIDTH] * 3, 3, activation="tanh", seed=1)
+    optimizer = SGD(model.parameters(), lr=0.1)
+    probe = LayerProbe(model, optimizer)
+    seen = []  # the hidden activations of each step, as the probe saw them
+    for block in model.blocks:
+        block.act.register_forward_hook(lambda module, inputs, out: seen.append(out.data))
+    for _ in range(3):
+        seen.clear()
+        loss = cross_entropy(model(Tensor(X)), Y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    latest = [a.copy() for a in seen]
+    for a in seen:
+        a[...] = 1e9  # an engine reusing its buffers after the step: the counts must not change
+    low, high = probe.activation_range
+    expected = [np.histogram(np.clip(a, low, high), bins=HISTOGRAM_BINS, range=(low, high))[0] for a in latest]
+    assert probe.histograms["end"]["step"] == 2
+    np.testing.assert_array_equal(probe.histograms["end"]["activations"], expected)
+
+
 def test_a_zero_gradient_is_counted_in_the_first_bin_not_dropped():
     _, probe, _ = _measured("relu")
     deltas = probe.histograms["init"]["deltas"]

@@ -4,6 +4,7 @@ shards, the tables and figures, the `sweep` command and the named configs under 
 Every sweep here is tiny (depth 2-3, width 8, a few steps on 200 spirals); outputs go to tmp_path."""
 
 import csv
+import dataclasses
 import json
 import os
 import re
@@ -548,3 +549,63 @@ def test_a_run_interrupted_by_ctrl_c_is_redone_when_the_sweep_resumes(tmp_path, 
     rows = sweeps.run_sweep(grid, tmp_path / "s", progress=False)
     assert json.loads(summary_file.read_text())["status"] == "completed"
     assert [row["status"] for row in rows] == ["completed"]
+
+
+# ---- scheduling -------------------------------------------------------------------------------------------
+@pytest.fixture
+def parallel_tasks(monkeypatch):
+    """Patch workers.run_all: the runs a parallel sweep hands to its workers, in order, and their environment."""
+    from tinygrad_act.lab import workers
+
+    seen = {"tasks": [], "environment": {}}
+
+    def capture(function, tasks, jobs, environment=None):
+        seen["tasks"] += [Path(config.out).name for config in tasks]
+        seen["environment"].update(environment or {})
+        for index, config in enumerate(tasks):
+            yield index, function(config)
+
+    monkeypatch.setattr(workers, "run_all", capture)
+    return seen
+
+
+def test_parallel_runs_start_longest_first_and_the_tables_keep_the_grid_order(tmp_path, monkeypatch, parallel_tasks):
+    calls = count_runs(monkeypatch)
+    sweeps.run_sweep(tiny({"depth": [2, 4, 3]}), tmp_path, jobs=2, progress=False)
+    assert parallel_tasks["tasks"] == calls == ["depth-4", "depth-3", "depth-2"]
+    assert [row["depth"] for row in read_csv(tmp_path / "sweep.csv")] == ["2", "4", "3"]
+    calls.clear()
+    sweeps.run_sweep(tiny({"depth": [2, 4, 3]}), tmp_path / "serial", progress=False)
+    assert calls == ["depth-2", "depth-4", "depth-3"]  # one process: the order makes no difference, the grid's
+
+
+def test_longest_first_orders_by_estimated_cost_and_keeps_the_order_of_ties(tmp_path):
+    configs = [config for _, config in tiny({"depth": [2, 4], "seed": [0, 1]}).configs(tmp_path)]
+    assert [(c.depth, c.seed) for c in sweeps.longest_first(configs)] == [(4, 0), (4, 1), (2, 0), (2, 1)]
+    a, b = configs[0], dataclasses.replace(configs[0], steps=2 * configs[0].steps)
+    assert sweeps.cost(b) == 2 * sweeps.cost(a)
+
+
+def test_prefetch_runs_several_sweeps_in_one_pool_longest_first_and_run_sweep_then_redoes_nothing(
+    tmp_path, monkeypatch, parallel_tasks
+):
+    calls = count_runs(monkeypatch)
+    first, second = tiny({"depth": [2]}), tiny({"depth": [3]})
+    sweeps.prefetch([(first, tmp_path / "a"), (second, tmp_path / "b")], jobs=2, progress=False)
+    assert parallel_tasks["tasks"] == ["depth-3", "depth-2"]
+    sweeps.run_sweep(first, tmp_path / "a", jobs=2, progress=False)
+    assert len(calls) == 2
+
+
+def test_parallel_workers_get_one_blas_thread_set_before_they_start(tmp_path, monkeypatch, parallel_tasks):
+    sweeps.run_sweep(tiny({"depth": [2, 3]}), tmp_path, jobs=2, progress=False)
+    blas = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
+    assert parallel_tasks["environment"] == dict.fromkeys(blas, "1")
+
+
+def test_a_worker_process_sees_the_environment_run_all_sets_not_the_parents(monkeypatch):
+    from tinygrad_act.lab import workers
+
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "7")
+    results = dict(workers.run_all(os.getenv, ["OPENBLAS_NUM_THREADS"], 2, {"OPENBLAS_NUM_THREADS": "1"}))
+    assert results == {0: "1"} and os.environ["OPENBLAS_NUM_THREADS"] == "7"

@@ -59,6 +59,8 @@ def generate(names=None, runs_root="runs/report", out_dir="experiments", jobs: i
     if unknown:
         raise UsageError(f"unknown finding {unknown[0]!r}; choose from: {', '.join(f.name for f in FINDINGS)}")
     out = Path(out_dir)
+    chosen = [f for f in FINDINGS if not names or f.name in names]
+    sweeps.prefetch([(sweeps.load_config(f.name), Path(runs_root) / f.name) for f in chosen], jobs, progress)
     bodies = {}
     for finding in FINDINGS:
         if not names or finding.name in names:

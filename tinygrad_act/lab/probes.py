@@ -71,11 +71,13 @@ def _subnormal_fraction(grad: np.ndarray) -> float:
     return _fraction(np.abs(grad) < tiny)
 
 
-def _dead_fraction(slope: np.ndarray) -> float:
-    """Units whose derivative is exactly zero for every example of the batch (rows are examples)."""
-    if np.count_nonzero(slope) == slope.size:  # the usual case, one cheap pass
-        return 0.0
-    return _fraction(np.all(slope == 0, axis=0))
+def _dead_and_inactive(slope: np.ndarray) -> tuple[float, float]:
+    """Fractions of units whose derivative is exactly zero for every example of the batch (rows are examples),
+    and of (example, unit) pairs where it is zero: one count of the nonzero slopes serves both in the usual case."""
+    zeros = slope.size - np.count_nonzero(slope)
+    if not zeros:
+        return 0.0, zeros / slope.size if slope.size else math.nan
+    return _fraction(np.all(slope == 0, axis=0)), _fraction(slope == 0)
 
 
 def _mean_std(values: np.ndarray) -> tuple[float, float]:
@@ -92,12 +94,20 @@ def _mean_std(values: np.ndarray) -> tuple[float, float]:
     return mean, math.sqrt(max(variance, 0.0))
 
 
+def _root_of_sum(squares: list) -> float:
+    """optim.global_grad_norm from the squared norms already computed (the same sum, in the same order)."""
+    total = sum(squares)
+    return math.sqrt(total) if total >= 0 else math.nan
+
+
 def _fraction(mask: np.ndarray) -> float:
     return np.count_nonzero(mask) / mask.size if mask.size else math.nan
 
 
 def _mean_square(values: np.ndarray) -> float:
-    flat = values.ravel().astype(np.float64)
+    flat = values.ravel()
+    if flat.dtype != np.float64:
+        flat = flat.astype(np.float64)
     return float(np.dot(flat, flat)) / flat.size if flat.size else math.nan
 
 
@@ -129,7 +139,8 @@ class LayerProbe:
         self.step = 0  # index of the step whose forward pass comes next
         self.record = None  # the statistics of the last measured step, once its update is done
         self.activation_range = None  # the activation histograms' bins, fixed at the first measured step
-        self.histograms = {}  # "init" and "end": the first and the latest measured step (see the module docstring)
+        self._histograms = {}  # "init" and "end": the first and the latest measured step (see the module docstring)
+        self._latest = None  # (step, activations, deltas) of the latest measured step: counted only when read
         self._active = self._detached = False
         self._handles = []  # gradient hooks of the step being measured
         self._hooks = []  # forward hooks, attached only for a step that will be measured
@@ -234,20 +245,33 @@ class LayerProbe:
             return self._collect(updated)
 
     def _histogram(self) -> None:
-        """Histogram counts of this step's activations and log10|δ|: the first measured step's once, then the latest."""
+        """Histogram counts of this step's activations and log10|δ|: the first measured step's now, the latest's
+        when read (``histograms``): counting every measured step was most of the probe's cost."""
         outputs = [seen[1] for seen in self._seen[:-1] if seen is not None]
         if not outputs or any(d is None for d in self._deltas):
             return
-        if "init" not in self.histograms:
-            self.activation_range = _activation_range(outputs)
+        if "init" in self._histograms:  # copies: the engine may reuse its buffers after this step
+            self._latest = (self.step, [o.copy() for o in outputs], [d.copy() for d in self._deltas])
+            return
+        self.activation_range = _activation_range(outputs)
+        self._histograms["init"] = self._histograms["end"] = self._entry(self.step, outputs, self._deltas)
+
+    def _entry(self, step: int, outputs: list, deltas: list) -> dict:
         low, high = self.activation_range
-        entry = {
-            "step": self.step,
-            "activations": np.stack([_counts(o, low, high) for o in outputs]),
-            "deltas": np.stack([_counts(np.log10(np.abs(d)), *DELTA_LOG_RANGE) for d in self._deltas]),
-        }
-        self.histograms.setdefault("init", entry)
-        self.histograms["end"] = entry
+        with np.errstate(all="ignore"):  # log10(0) = -inf counts in the first bin
+            return {
+                "step": step,
+                "activations": np.stack([_counts(o, low, high) for o in outputs]),
+                "deltas": np.stack([_counts(np.log10(np.abs(d)), *DELTA_LOG_RANGE) for d in deltas]),
+            }
+
+    @property
+    def histograms(self) -> dict:
+        """ "init" and "end": the counts of the first and the latest measured step (see the module docstring)."""
+        if self._latest is not None:
+            self._histograms["end"] = self._entry(*self._latest)
+            self._latest = None
+        return self._histograms
 
     def histogram_arrays(self) -> dict:
         """The histograms as named arrays (for histograms.npz): counts, steps and bin edges; empty if none."""
@@ -284,7 +308,8 @@ class LayerProbe:
         self.step = int(state["step"])
         if "activation_range" in state:
             self.activation_range = tuple(float(v) for v in state["activation_range"])
-        self.histograms = {
+        self._latest = None
+        self._histograms = {
             key: {"step": int(state[f"{key}_step"]), **{n: state[f"{key}_{n}"] for n in ("activations", "deltas")}}
             for key in ("init", "end")
             if f"{key}_step" in state
@@ -295,7 +320,8 @@ class LayerProbe:
     def _collect(self, updated: bool) -> dict:
         act, last = self.activation, len(self.layers) - 1
         self._histogram()
-        norms = {key: _norm(grad) for key, grad in self._grads.items()}
+        squares = {key: squared_norm(grad) for key, grad in self._grads.items()}  # once, for both kinds of norm
+        norms = {key: math.sqrt(square) for key, square in squares.items()}
         layers = []
         for index, layer in enumerate(self.layers):
             weight_grad = self._grads.get(id(layer.weight))
@@ -314,9 +340,9 @@ class LayerProbe:
                     # (1 - y^2) is 0 in the saturated tails and would call saturated units dead
                     slope = act.derivative(pre)
                     stats["saturation"] = _fraction(act.saturated(pre, slope))
-                    stats["dead_fraction"] = _dead_fraction(slope)
+                    stats["dead_fraction"], inactive = _dead_and_inactive(slope)
                     stats["activation_gain"] = _mean_square(slope)
-                    stats["inactive_fraction"] = _fraction(slope == 0)
+                    stats["inactive_fraction"] = inactive
                 else:
                     stats["saturation"] = stats["dead_fraction"] = None
                     stats["activation_gain"] = stats["inactive_fraction"] = None
@@ -335,7 +361,7 @@ class LayerProbe:
         )
         return {
             # the norm clipping uses (optim.global_grad_norm), over the parameters in the model's order
-            "grad_norm": global_grad_norm(self._grads[id(p)] for p in self._parameters if id(p) in self._grads)
+            "grad_norm": _root_of_sum([squares[id(p)] for p in self._parameters if id(p) in squares])
             if norms
             else math.nan,
             "nonfinite": nonfinite,

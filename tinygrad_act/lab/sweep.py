@@ -315,9 +315,13 @@ def _dask_client(scheduler: str):
 
 
 def _execute(configs: list[Config], jobs: int, client=None):
-    """Yield once per finished run, in completion order; stop everything on the first interrupt or error."""
+    """Yield once per finished run, in completion order; stop everything on the first interrupt or error.
+
+    In parallel the longest runs start first (``longest_first``); one process runs them in the grid's order."""
     if not configs:
         return
+    if jobs > 1 or client is not None:
+        configs = longest_first(configs)
     if client is not None:
         from dask.distributed import as_completed
 
@@ -340,6 +344,45 @@ def _execute(configs: list[Config], jobs: int, client=None):
     with contextlib.closing(workers.run_all(_run_one, configs, jobs, {k: "1" for k in BLAS_ENV})) as results:
         for _ in results:
             yield
+
+
+def cost(config: Config) -> int:
+    """A run's estimated relative cost, for scheduling only: steps x depth x (multiply-adds per layer and step,
+    batch x width^2, plus a fixed 2^18 for the Python work per layer and step, which dominates at width 64)."""
+    return config.steps * config.depth * (config.batch_size * config.width * config.width + 2**18)
+
+
+def longest_first(configs: list[Config]) -> list[Config]:
+    """The runs in order of decreasing ``cost`` (ties keep their order), so that no long run starts last while the
+    other workers idle. Only the schedule changes: results and tables keep the grid's order."""
+    return sorted(configs, key=cost, reverse=True)  # sorted is stable, also in reverse
+
+
+def prefetch(sweeps: list[tuple[Sweep, Path]], jobs: int = 1, progress: bool = True) -> None:
+    """Run every incomplete run of several sweeps (each with its OUT) in one pool, longest first across all of them.
+
+    The report does this before writing up each finding: workers start once, and no sweep's tail leaves a core
+    idle while the next sweep waits. ``run_sweep`` on each then finds its runs complete.
+    """
+    from tqdm import tqdm
+
+    from . import workers
+
+    workers.stop_if_reexecuting()
+    with errors.sigterm_as_interrupt(), contextlib.ExitStack() as stack:
+        todo = []
+        for sweep, out in sweeps:
+            root = Path(out)
+            runs = sweep.configs(root)
+            rundir.make_dir(root)
+            stack.enter_context(rundir.locked(root, what="sweep directory"))
+            _refuse_other_settings(root, runs)
+            todo += [config for _, config in runs if complete_summary(config) is None]
+        bar = stack.enter_context(
+            tqdm(total=len(todo), desc="runs", unit="run", disable=None if progress else True, file=sys.stderr)
+        )
+        for _ in stack.enter_context(contextlib.closing(_execute(todo, jobs))):
+            bar.update(1)
 
 
 def collect(root: Path, sweep: Sweep) -> list[dict]:
