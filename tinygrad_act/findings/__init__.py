@@ -138,4 +138,4 @@ batch 64, SGD with momentum 0.9, lr 0.02, float64, biases zero, seed 0. **r** is
 back-propagated gradient norm ||dL/dz|| at the first hidden layer to that at the last hidden layer, at
 step 0 (initialization) unless marked *end*; verdict: vanishing if r < {_power_of_ten(VANISHING_BELOW)}, exploding if r > {_power_of_ten(EXPLODING_ABOVE)} or
 non-finite, else healthy. *Theory* is the mean-field prediction of `tinygrad_act/lab/theory.py` (Poole et al.
-2016; Schoenholz et al. 2017) from each run's own weight variances, with sigma_b^2 = 0."""
+2016; Schoenholz et al. 2017) from each run's own weight variances and sigma_b^2 (0: zero biases, unless a finding says otherwise)."""
