@@ -2,8 +2,10 @@
 
 ``telemetry``: the training step of the default experiment (depth 20, width 64, batch 64, sigmoid, SGD with
 momentum, float64, MNIST-1D batches) with the per-layer probe attached and measuring every step, every 10th
-step, or not attached at all; the three are timed side by side in alternating rounds. Overhead = step time
-with the probe / step time without it - 1 (median of the per-round ratios).
+step, or not attached at all; the three are timed side by side in alternating rounds. The step is the
+runner's (nn/step.py): unmeasured steps replay the captured step, measured ones run eagerly with the probe's
+hooks, so the overhead includes the eager step a measurement forces. Overhead = step time with the probe /
+step time without it - 1 (median of the per-round ratios).
 
 ``experiment``: the wall time of ``python -m tinygrad_act experiment --depth 20 --act sigmoid`` (what
 ``make experiment DEPTH=20 ACT=sigmoid`` runs, minus make's own start) in a fresh process, end to end: start-up,
@@ -22,10 +24,10 @@ from pathlib import Path
 import numpy as np
 from tinygrad_act.optim import SGD
 
-from tinygrad_act.engine.tensor import Tensor
 from tinygrad_act.lab import data
 from tinygrad_act.lab.probes import LayerProbe
-from tinygrad_act.nn import MLP, cross_entropy
+from tinygrad_act.nn import MLP
+from tinygrad_act.nn.step import Step
 
 from .common import REPO, interleaved_timing, paired_ratio, summarize, table
 
@@ -36,27 +38,29 @@ SIZES = {"full": (15, 0.25), "quick": (5, 0.1), "tiny": (2, 0.01)}  # rounds, se
 class Trainer:
     """The default experiment's training step, with the probe measuring every ``log_every`` steps (0: no probe)."""
 
-    def __init__(self, log_every: int, dataset, depth: int = 20, width: int = 64, batch: int = 64):
+    def __init__(self, log_every: int, dataset, capture=True, depth: int = 20, width: int = 64, batch: int = 64):
         self.model = MLP(dataset.num_features, [width] * depth, dataset.num_classes, activation="sigmoid", seed=0)
         self.optimizer = SGD(self.model.parameters(), lr=0.02, momentum=0.9)
         if log_every:
             self.probe = LayerProbe(self.model, self.optimizer, lambda step: step % log_every == 0)
         self.batches = data.batches(dataset, batch, np.random.default_rng(0))
+        # as the runner: unmeasured steps replay the captured step, measured ones run eagerly
+        self.step = Step(self.model, self.optimizer, enabled=capture)
 
     def steps(self, n: int) -> None:
         for _ in range(n):
             xb, yb = next(self.batches)
-            loss = cross_entropy(self.model(Tensor(xb)), yb)
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.optimizer.step()
+            self.step(xb, yb)
+            self.step.update()
 
 
 def run_telemetry(options) -> dict:
     rounds, block = SIZES[options.size]
     dataset = data.load("mnist1d")
-    modes = {"no probe": 0, "every 10 steps": 10, "every step": 1}
-    trainers = {name: Trainer(every, dataset) for name, every in modes.items()}
+    # "no probe, eager": every step eager (capture off), what a measured step costs before the probe's own work
+    modes = {"no probe": (0, True), "no probe, eager": (0, False), "every 10 steps": (10, True)}
+    modes["every step"] = (1, True)
+    trainers = {name: Trainer(every, dataset, capture) for name, (every, capture) in modes.items()}
     timing = interleaved_timing({name: t.steps for name, t in trainers.items()}, rounds, block, min_iterations=20)
     seconds = timing["seconds"]
     base = seconds["no probe"]

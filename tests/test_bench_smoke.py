@@ -74,9 +74,26 @@ def test_telemetry_section_reports_the_overhead_of_each_probe_mode():
     from bench import telemetry
 
     result = telemetry.run_telemetry(tiny())
-    assert set(result["modes"]) == {"no probe", "every 10 steps", "every step"}
+    assert set(result["modes"]) == {"no probe", "no probe, eager", "every 10 steps", "every step"}
     assert result["modes"]["no probe"]["overhead"] == 0
     assert all(mode["step_ms"] > 0 for mode in result["modes"].values())
+
+
+def test_telemetry_trainer_replays_unmeasured_steps_and_runs_measured_ones_eagerly_as_the_runner():
+    from bench import telemetry
+    from tinygrad_act.lab import data
+
+    dataset = data.load("spirals", n=200)
+    settings = [(2, True), (0, True), (0, False)]  # (measure every, capture)
+    measured, plain, eager = (telemetry.Trainer(e, dataset, c, depth=2, width=8, batch=8) for e, c in settings)
+    replayed = {name: [] for name in ("measured", "plain", "eager")}
+    for _ in range(5):
+        for name, trainer in zip(replayed, (measured, plain, eager)):
+            trainer.steps(1)
+            replayed[name].append(trainer.step.replayed)
+    assert replayed["measured"] == [False, False, False, True, False]  # step 1 records, steps 0, 2, 4 measured
+    assert replayed["plain"] == [False, True, True, True, True]
+    assert replayed["eager"] == [False] * 5
 
 
 def test_experiment_section_times_a_real_run(tmp_path, monkeypatch):

@@ -96,6 +96,38 @@ def test_end_histogram_counts_the_latest_measured_step_as_it_was_even_if_its_arr
     np.testing.assert_array_equal(probe.histograms["end"]["activations"], expected)
 
 
+def test_end_histogram_read_between_measured_steps_keeps_its_counts_when_the_copies_are_reused():
+    model = MLP(4, [WIDTH] * 3, 3, activation="tanh", seed=1)
+    optimizer = SGD(model.parameters(), lr=0.5)
+    probe = LayerProbe(model, optimizer)
+    seen, ends = [], []
+    for block in model.blocks:
+        block.act.register_forward_hook(lambda module, inputs, out: seen.append(out.data.copy()))
+    for _ in range(3):
+        seen.clear()
+        loss = cross_entropy(model(Tensor(X)), Y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        ends.append((probe.histograms["end"], list(seen)))  # steps 1 and 2 reuse the copies of the step before
+    low, high = probe.activation_range
+    for step, (entry, outputs) in enumerate(ends):
+        expected = [np.histogram(np.clip(a, low, high), bins=HISTOGRAM_BINS, range=(low, high))[0] for a in outputs]
+        assert entry["step"] == step
+        np.testing.assert_array_equal(entry["activations"], expected)
+
+
+def test_weight_gain_is_bit_for_bit_theorys_sigma_w2_of_weights():
+    from tinygrad_act.lab.probes import _weight_gain
+    from tinygrad_act.lab.theory import sigma_w2_of_weights
+
+    rng = np.random.default_rng(3)
+    for shape in [(40, 64), (64, 64), (64, 10), (7, 3)]:
+        for dtype in (np.float64, np.float32):
+            weight = (rng.normal(size=shape) * rng.uniform(0.01, 10)).astype(dtype)
+            assert _weight_gain(weight) == sigma_w2_of_weights(weight)
+
+
 def test_a_zero_gradient_is_counted_in_the_first_bin_not_dropped():
     _, probe, _ = _measured("relu")
     deltas = probe.histograms["init"]["deltas"]

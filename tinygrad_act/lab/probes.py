@@ -50,8 +50,8 @@ from ..engine.graph import is_grad_enabled
 from ..nn.optim import global_grad_norm, squared_norm
 from . import rundir
 from .gradient_noise import gradient_snr
-from .theory import sigma_w2_of_weights
 
+_ACTIVATION_KEYS = ("act_mean", "act_std", "saturation", "dead_fraction", "activation_gain", "inactive_fraction")
 HISTOGRAM_BINS = 60
 DELTA_LOG_RANGE = (-30.0, 6.0)  # log10|δ|: from far below float32's smallest number to well past exploding
 
@@ -69,15 +69,6 @@ def _subnormal_fraction(grad: np.ndarray) -> float:
     if tiny is None:
         tiny = _TINY[grad.dtype] = np.finfo(grad.dtype).tiny
     return _fraction(np.abs(grad) < tiny)
-
-
-def _dead_and_inactive(slope: np.ndarray) -> tuple[float, float]:
-    """Fractions of units whose derivative is exactly zero for every example of the batch (rows are examples),
-    and of (example, unit) pairs where it is zero: one count of the nonzero slopes serves both in the usual case."""
-    zeros = slope.size - np.count_nonzero(slope)
-    if not zeros:
-        return 0.0, zeros / slope.size if slope.size else math.nan
-    return _fraction(np.all(slope == 0, axis=0)), _fraction(slope == 0)
 
 
 def _mean_std(values: np.ndarray) -> tuple[float, float]:
@@ -100,15 +91,17 @@ def _root_of_sum(squares: list) -> float:
     return math.sqrt(total) if total >= 0 else math.nan
 
 
+def _weight_gain(weight: np.ndarray) -> float:
+    """theory.sigma_w2_of_weights (fan_in · mean(W²)) by the same float64 operations in the same order, without
+    np.mean's argument handling: it runs for every layer of every measured step (the test compares the two)."""
+    if weight.dtype != np.float64:
+        weight = weight.astype(np.float64)
+    square = np.multiply(weight, weight)
+    return float(weight.shape[0] * (np.add.reduce(square, axis=None) / square.size))
+
+
 def _fraction(mask: np.ndarray) -> float:
     return np.count_nonzero(mask) / mask.size if mask.size else math.nan
-
-
-def _mean_square(values: np.ndarray) -> float:
-    flat = values.ravel()
-    if flat.dtype != np.float64:
-        flat = flat.astype(np.float64)
-    return float(np.dot(flat, flat)) / flat.size if flat.size else math.nan
 
 
 def _counts(values: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -141,6 +134,8 @@ class LayerProbe:
         self.activation_range = None  # the activation histograms' bins, fixed at the first measured step
         self._histograms = {}  # "init" and "end": the first and the latest measured step (see the module docstring)
         self._latest = None  # (step, activations, deltas) of the latest measured step: counted only when read
+        self._buffers = []  # the copies in self._latest, reused by the next measured step
+        self._weight_buffers = []  # the weights before a measured step's update, reused likewise
         self._active = self._detached = False
         self._handles = []  # gradient hooks of the step being measured
         self._hooks = []  # forward hooks, attached only for a step that will be measured
@@ -221,8 +216,14 @@ class LayerProbe:
 
     # ---- the optimizer step: gradients are final before it, the update is known after it ---------------
     def _before_step(self, optimizer):
-        if self._active:
-            self._weights_before = [layer.weight.data.copy() for layer in self.layers]
+        if self._active:  # copies (the update is in place), into the previous measured step's when they fit
+            weights = [layer.weight.data for layer in self.layers]
+            kept = self._weight_buffers
+            if any(k.shape != w.shape or k.dtype != w.dtype for k, w in zip(kept, weights)) or not kept:
+                kept = self._weight_buffers = [np.empty_like(w) for w in weights]
+            for buffer, weight in zip(kept, weights):
+                np.copyto(buffer, weight)
+            self._weights_before = kept
 
     def _after_step(self, optimizer):
         if self._detached:  # the optimizer outlives the probe: keep the last record, measure nothing
@@ -251,10 +252,21 @@ class LayerProbe:
         if not outputs or any(d is None for d in self._deltas):
             return
         if "init" in self._histograms:  # copies: the engine may reuse its buffers after this step
-            self._latest = (self.step, [o.copy() for o in outputs], [d.copy() for d in self._deltas])
+            self._latest = (self.step, *self._copies(outputs, self._deltas))
             return
         self.activation_range = _activation_range(outputs)
         self._histograms["init"] = self._histograms["end"] = self._entry(self.step, outputs, self._deltas)
+
+    def _copies(self, outputs: list, deltas: list) -> tuple[list, list]:
+        """Copies of this step's arrays, into the previous measured step's copies when their shapes match: those
+        were counted already if read (``histograms``), and a warm buffer is cheaper to fill than a fresh one."""
+        arrays = outputs + deltas
+        kept = self._buffers
+        if len(kept) != len(arrays) or any(k.shape != a.shape or k.dtype != a.dtype for k, a in zip(kept, arrays)):
+            kept = self._buffers = [np.empty_like(a) for a in arrays]
+        for buffer, array in zip(kept, arrays):
+            np.copyto(buffer, array)
+        return kept[: len(outputs)], kept[len(outputs) :]
 
     def _entry(self, step: int, outputs: list, deltas: list) -> dict:
         low, high = self.activation_range
@@ -317,8 +329,35 @@ class LayerProbe:
         self._disarm()
         self._arm()
 
+    def _activation_statistics(self, pre: np.ndarray, out: np.ndarray) -> dict:
+        """A hidden layer's statistics of its activation's input ``pre`` and output ``out``.
+
+        Kept per layer: stacking the layers' arrays to reduce them in one call copies them into a fresh
+        allocation each step, which measured slower (page faults) than the per-layer calls it saves."""
+        act = self.activation
+        # f'(a) once, for every statistic, from the input as the engine has it: the output form
+        # (1 - y^2) is 0 in the saturated tails and would call saturated units dead
+        slope = act.derivative(pre)
+        size = slope.size
+        if not size:
+            return dict.fromkeys(_ACTIVATION_KEYS, math.nan)
+        zeros = size - np.count_nonzero(slope)
+        flat = slope.ravel()
+        if flat.dtype != np.float64:
+            flat = flat.astype(np.float64)
+        mean, std = _mean_std(out)
+        return {
+            "act_mean": mean,
+            "act_std": std,
+            "saturation": np.count_nonzero(act.saturated(pre, slope)) / size,
+            # dead units: f' = 0 for every example (rows are examples); counted only where some f' is 0
+            "dead_fraction": _fraction(np.all(slope == 0, axis=0)) if zeros else 0.0,
+            "activation_gain": float(np.dot(flat, flat)) / size,
+            "inactive_fraction": zeros / size,
+        }
+
     def _collect(self, updated: bool) -> dict:
-        act, last = self.activation, len(self.layers) - 1
+        last = len(self.layers) - 1
         self._histogram()
         squares = {key: squared_norm(grad) for key, grad in self._grads.items()}  # once, for both kinds of norm
         norms = {key: math.sqrt(square) for key, square in squares.items()}
@@ -332,23 +371,16 @@ class LayerProbe:
                 "bias_grad_norm": bias_norm,
                 "delta_norm": math.nan if self._deltas[index] is None else _norm(self._deltas[index]),
             }
-            if self._seen[index] is not None:
-                pre, out = self._seen[index]
-                stats["act_mean"], stats["act_std"] = _mean_std(out)
-                if index < last:
-                    # f'(a) once, for both statistics, from the input as the engine has it: the output form
-                    # (1 - y^2) is 0 in the saturated tails and would call saturated units dead
-                    slope = act.derivative(pre)
-                    stats["saturation"] = _fraction(act.saturated(pre, slope))
-                    stats["dead_fraction"], inactive = _dead_and_inactive(slope)
-                    stats["activation_gain"] = _mean_square(slope)
-                    stats["inactive_fraction"] = inactive
-                else:
+            if self._seen[index] is not None and index < last:
+                stats.update(self._activation_statistics(*self._seen[index]))
+            elif self._seen[index] is not None:
+                stats["act_mean"], stats["act_std"] = _mean_std(self._seen[index][1])
+                if index == last:
                     stats["saturation"] = stats["dead_fraction"] = None
                     stats["activation_gain"] = stats["inactive_fraction"] = None
             # the weights of this step's forward pass: before the update if there was one
             weight = self._weights_before[index] if updated else layer.weight.data
-            stats["weight_gain"] = sigma_w2_of_weights(weight)
+            stats["weight_gain"] = _weight_gain(weight)
             if updated:
                 before = self._weights_before[index]
                 stats["update_ratio"] = _norm(layer.weight.data - before) / max(_norm(before), 1e-300)
