@@ -69,9 +69,9 @@ def _solve(x, psi, y, atoms, log_sigma, count, gaussian: bool):
     returns them, or None if it does not converge."""
     log_target, total = -np.log(x), np.sum(count)
     for _ in range(NEWTON_STEPS):
-        denominator = 1.0 - y[:, :, None] * atoms
-        psi_d = np.mean(1.0 / denominator, axis=2) - 1.0  # psi of each D^2 at y: E[u / (1 - u)]
-        dpsi_d = np.mean(atoms / denominator**2, axis=2)
+        inverse = 1.0 / (1.0 - y[:, :, None] * atoms)
+        psi_d = inverse.sum(axis=2) / NODES - 1.0  # psi of each D^2 at y: E[u / (1 - u)] with u = y t
+        dpsi_d = (atoms * inverse * inverse).sum(axis=2) / NODES
         log_psi, log1p_psi = np.log(psi), np.log1p(psi)
         log_chi = (1.0 - total) * (log_psi - log1p_psi) + np.log(y) @ count - log_sigma
         a = (1.0 - total) * (1.0 / psi - 1.0 / (1.0 + psi))
@@ -84,7 +84,7 @@ def _solve(x, psi, y, atoms, log_sigma, count, gaussian: bool):
         d_psi = (-r0 + np.sum(b * r / dpsi_d, axis=1)) / (a + np.sum(b / dpsi_d, axis=1))
         d_y = (d_psi[:, None] - r) / dpsi_d
         psi, y = psi + d_psi, y + d_y
-        if np.all(np.abs(d_psi) <= TOLERANCE * np.abs(psi)) and np.all(np.abs(d_y) <= TOLERANCE * np.abs(y)):
+        if (np.abs(d_psi) <= TOLERANCE * np.abs(psi)).all() and (np.abs(d_y) <= TOLERANCE * np.abs(y)).all():
             return psi, y
     return None
 
@@ -93,8 +93,8 @@ def _continue(start, end, state, model, depth: int):
     """(psi, y) at ``end`` from the solution ``state`` at ``start``: directly, or else through the geometric
     midpoint (halving the step up to ``depth`` times, where psi changes fast); None if that does not help."""
     found = _solve(end, *state, *model)
-    if found is not None and np.all(np.isfinite(found[0])):
-        return found
+    if found is not None and np.isfinite(found[0]).all() and ((1.0 + found[0]) / end).imag.max() <= 0.0:
+        return found  # a density -Im G / pi < 0 would be the wrong branch of the equations
     if depth == 0:
         return None
     middle = np.sqrt(start * end)
