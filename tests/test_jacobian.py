@@ -131,6 +131,8 @@ def test_run_records_the_spectrum_and_its_theory(tmp_path):
     assert entry["mean_s2"] == pytest.approx(np.mean(np.square(entry["singular_values"])))
     assert entry["theory"]["applies"] and entry["theory"]["weights"] == "orthogonal"
     assert math.isclose(entry["theory"]["mean_s2"], entry["mean_s2"], rel_tol=0.6)
+    density = entry["theory"]["density"]  # the free-probability density of s^2, drawn in jacobian.png
+    assert density["applies"] and density["mass"] == pytest.approx(1.0, abs=0.02) and min(density["density"]) >= 0
     assert "figures/jacobian.png" in summary["figures"]
 
 

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from ..lab import plots, rundir, spectrum, theory
+from ..lab import plots, rundir, spectrum, spectrum_density, theory
 from ..lab.report import fmt, markdown_table
 from .common import Check, Context, Finding, Part, log_error, paragraphs
 
@@ -92,9 +92,22 @@ def table(runs: list[dict]) -> str:
     return markdown_table(head, rows)
 
 
+def theory_fractions(predicted: dict, edges: np.ndarray) -> np.ndarray | None:
+    """Free probability's fraction of singular values per bin of log10(s / sqrt(mean s^2)) (its own mean), the
+    first bin holding everything below (zero eigenvalues and those under the density's grid); None if none."""
+    density = predicted.get("density") or {}
+    if not density.get("applies"):
+        return None
+    below = 1.0 - density["mass"]
+    total = below + spectrum_density.cdf(density, predicted["mean_s2"] * 100.0**edges)
+    total[0] = 0.0
+    return np.diff(total)
+
+
 def spectrum_figure(ctx: Context, runs: list[dict]) -> str:
     """One panel per depth: every (activation, weights)'s pooled singular values over their root mean square
-    (scale-free: the spread, not the overall gain), as log10 histograms."""
+    (scale-free: the spread, not the overall gain), as log10 histograms; dashed, free probability's density
+    (over its own mean)."""
     depths = sorted({r["depth"] for r in runs})
     fig, axes = plots.figure(1, len(depths), figsize=(5 * len(depths), 3.8), sharey=True, squeeze=False)
     names = sorted({f"{r['act']}, {r['kind']}" for r in runs})
@@ -106,8 +119,12 @@ def spectrum_figure(ctx: Context, runs: list[dict]) -> str:
             with np.errstate(divide="ignore", invalid="ignore"):
                 logs = np.clip(np.log10(s / math.sqrt(r["entry"]["mean_s2"])), edges[0], edges[-1])
             counts, _ = np.histogram(logs, edges)
-            ax.stairs(counts / max(counts.sum(), 1), edges, lw=1.5, color=plots.activation_color(name, names),
+            colour = plots.activation_color(name, names)
+            ax.stairs(counts / max(counts.sum(), 1), edges, lw=1.5, color=colour,
                       label=f"{name} ({fmt(r['entry']['decades'], 2)} decades)")  # fmt: skip
+            expected = theory_fractions(r["entry"].get("theory") or {}, edges)
+            if expected is not None:
+                ax.stairs(expected, edges, lw=1.0, ls="--", color=colour)
         ax.set_title(f"depth {depth}", fontsize=9)
         ax.set_xlabel(r"$\log_{10}(s / \sqrt{\overline{s^2}})$, $s$ of $\partial z_L/\partial z_1$ (first bin: below)")
         ax.grid(alpha=0.3)
@@ -129,7 +146,9 @@ def _setting(ctx: Context, runs: list[dict]) -> str:
         f"dz_L/dz_1 at step 0 are pooled over {runs[0]['entry']['examples']} examples of the first batch; "
         f"*decades (90%)* = log10 of the 95th over the 5th percentile (a float64 SVD resolves s down to about "
         f"1e-16 of the largest: spreads past ~16 decades are at that floor, not measured). Theory: mean s² = the mean-field product of "
-        f"χ; Var(s²)/mean² = Σ_l (E[φ'⁴]/E[φ'²]² - 1) + (1 per Gaussian layer) (free probability). ReLU's φ'² is 0 "
+        f"χ; Var(s²)/mean² = Σ_l (E[φ'⁴]/E[φ'²]² - 1) + (1 per Gaussian layer) (free probability); the figure's dashed "
+        f"lines are free probability's whole density of s² (the S-transform product solved numerically, "
+        f"lab/spectrum_density.py), each over its own mean. ReLU's φ'² is 0 "
         f"or 1, so its per-layer term is {', '.join(fmt(m2 / m1**2 - 1, 3) for m1, m2 in relu_v)} at q = 0.1, 1, "
         f"10: whatever σ_w², q or the weights. Then {ctx.setting('steps')} steps of SGD (lr {ctx.setting('lr')}, "
         f"momentum {ctx.setting('momentum')}) on MNIST-1D. The paper's speed-up was measured on CIFAR-10 with far "

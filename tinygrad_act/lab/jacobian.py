@@ -23,7 +23,7 @@ import math
 import numpy as np
 
 from ..engine.tensor import Tensor, linear
-from . import spectrum, theory
+from . import spectrum, spectrum_density, theory
 
 EXAMPLES = 4
 MAX_WIDTH = 512  # by default only up to this width: the cost grows like width^3 per layer and example
@@ -121,7 +121,7 @@ def _decades(s: np.ndarray) -> float:
 
 
 def predict(config, model, dataset_q0: float, sigma_b2: float = 0.0) -> dict:
-    """The theory beside the measurement: mean-field mean of s^2 and free-probability variance of s^2."""
+    """The theory beside the measurement: mean-field mean of s^2, free-probability variance and density of s^2."""
     if config.residual or config.norm != "none":
         return {"applies": False, "reason": "mean-field and free-probability theory here cover plain MLPs"}
     sigma_w2 = [theory.sigma_w2_of_weights(layer.weight.data) for layer in model.layers[:-1]]
@@ -130,7 +130,10 @@ def predict(config, model, dataset_q0: float, sigma_b2: float = 0.0) -> dict:
             prediction = theory.predict(model.activation, config.depth, sigma_w2, sigma_b2, q0=dataset_q0)
             orthogonal = model.init.name in spectrum.ORTHOGONAL_INITS
             moments = spectrum.jacobian_moments(model.activation, prediction.q[:-1], sigma_w2[1:], orthogonal)
+            found = spectrum_density.density(model.activation, prediction.q[:-1], sigma_w2[1:], orthogonal,
+                                             moments["mean_s2"], moments["relative_var"])  # fmt: skip
     except Exception as error:  # the laboratory runs even if the theory cannot say anything
         return {"applies": False, "reason": f"{type(error).__name__}: {error}"}
+    density = found or {"applies": False, "reason": "the free-probability equations did not converge"}
     return {"applies": True, "weights": "orthogonal" if orthogonal else "gaussian", **moments,
-            "chi": list(prediction.chi)}  # fmt: skip
+            "chi": list(prediction.chi), "density": density}  # fmt: skip

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import plots, rundir
+from . import plots, rundir, spectrum_density
 from .gradient_noise import noise_floor
 from .report import fmt, number
 from .stats import layer_gains, shown_verdict
@@ -402,6 +402,7 @@ def jacobian_figure(entry: dict):
         edges = np.logspace(low - 0.05, high + 0.05 + 1e-9, 41)
         ax.hist(positive, bins=edges, color="#0072B2", alpha=0.75, label=f"measured ({entry['examples']} examples)")
         ax.set_xscale("log")
+        _density_counts(ax, entry, edges, len(s))
     ax.axvline(math.sqrt(entry["mean_s2"]), color="#0072B2", lw=1.5, label=r"measured $\sqrt{\overline{s^2}}$")
     predicted = entry.get("theory") or {}
     if predicted.get("applies") and predicted["mean_s2"] > 0:
@@ -417,3 +418,12 @@ def jacobian_figure(entry: dict):
     ax.grid(alpha=0.3)
     plots.legend(ax, fontsize=7, loc="best")
     return fig, "jacobian.png"
+
+
+def _density_counts(ax, entry: dict, edges: np.ndarray, count: int) -> None:
+    """The free-probability density of s^2 as expected counts per bin of s (count * its mass in the bin)."""
+    density = (entry.get("theory") or {}).get("density") or {}
+    if density.get("applies"):
+        expected = count * np.diff(spectrum_density.cdf(density, edges**2))
+        ax.stairs(expected, edges, color="black", lw=1.2, ls="--",
+                  label=f"theory density ({entry['theory']['weights']} W, free probability)")  # fmt: skip
