@@ -117,15 +117,17 @@ def test_end_histogram_read_between_measured_steps_keeps_its_counts_when_the_cop
         np.testing.assert_array_equal(entry["activations"], expected)
 
 
-def test_weight_gain_is_bit_for_bit_theorys_sigma_w2_of_weights():
-    from tinygrad_act.lab.probes import _weight_gain
+def test_sigma_w2_of_weights_is_bit_for_bit_fan_in_times_np_mean_of_the_squares():
+    """The probe's weight_gain (theory.sigma_w2_of_weights, without np.mean's overhead) keeps the logged numbers:
+    the same float64 steps as fan_in * np.mean(W**2)."""
     from tinygrad_act.lab.theory import sigma_w2_of_weights
 
     rng = np.random.default_rng(3)
-    for shape in [(40, 64), (64, 64), (64, 10), (7, 3)]:
+    for shape in [(40, 64), (64, 64), (64, 10), (7, 3), (1000, 3)]:
         for dtype in (np.float64, np.float32):
             weight = (rng.normal(size=shape) * rng.uniform(0.01, 10)).astype(dtype)
-            assert _weight_gain(weight) == sigma_w2_of_weights(weight)
+            wide = weight.astype(np.float64)
+            assert sigma_w2_of_weights(weight) == float(shape[0] * np.mean(wide * wide))
 
 
 def test_a_zero_gradient_is_counted_in_the_first_bin_not_dropped():

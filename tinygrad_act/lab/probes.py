@@ -91,15 +91,6 @@ def _root_of_sum(squares: list) -> float:
     return math.sqrt(total) if total >= 0 else math.nan
 
 
-def _weight_gain(weight: np.ndarray) -> float:
-    """theory.sigma_w2_of_weights (fan_in · mean(W²)) by the same float64 operations in the same order, without
-    np.mean's argument handling: it runs for every layer of every measured step (the test compares the two)."""
-    if weight.dtype != np.float64:
-        weight = weight.astype(np.float64)
-    square = np.multiply(weight, weight)
-    return float(weight.shape[0] * (np.add.reduce(square, axis=None) / square.size))
-
-
 def _fraction(mask: np.ndarray) -> float:
     return np.count_nonzero(mask) / mask.size if mask.size else math.nan
 
@@ -380,7 +371,7 @@ class LayerProbe:
                     stats["activation_gain"] = stats["inactive_fraction"] = None
             # the weights of this step's forward pass: before the update if there was one
             weight = self._weights_before[index] if updated else layer.weight.data
-            stats["weight_gain"] = _weight_gain(weight)
+            stats["weight_gain"] = sigma_w2_of_weights(weight)
             if updated:
                 before = self._weights_before[index]
                 stats["update_ratio"] = _norm(layer.weight.data - before) / max(_norm(before), 1e-300)

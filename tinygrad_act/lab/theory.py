@@ -327,7 +327,10 @@ def sigma_w2_of_weights(weight: np.ndarray) -> float:
     weight = np.asarray(weight, dtype=np.float64)
     if weight.ndim != 2:
         raise ValueError(f"expected a (fan_in, fan_out) weight matrix, got shape {weight.shape}")
-    return float(weight.shape[0] * np.mean(weight * weight))
+    # np.mean's own steps (a float64 sum, then / size) without its argument handling: the probe calls this for
+    # every layer of every measured step
+    square = np.multiply(weight, weight)
+    return float(weight.shape[0] * (np.add.reduce(square, axis=None) / square.size))
 
 
 # ---------------------------------------------------------------------------------------------------------
