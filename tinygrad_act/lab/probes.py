@@ -50,6 +50,7 @@ from ..engine.graph import is_grad_enabled
 from ..nn.optim import global_grad_norm, squared_norm
 from . import rundir
 from .gradient_noise import gradient_snr
+from .theory import sigma_w2_of_weights
 
 _ACTIVATION_KEYS = ("act_mean", "act_std", "saturation", "dead_fraction", "activation_gain", "inactive_fraction")
 HISTOGRAM_BINS = 60
