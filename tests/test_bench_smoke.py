@@ -10,6 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import memory, run, scalar_mlp, tensor_mlp  # noqa: E402
+from bench.common import max_relative_difference  # noqa: E402
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 HAS_MICROGRAD = importlib.util.find_spec("micrograd") is not None
@@ -46,9 +47,29 @@ def test_numpy_floor_and_torch_gradients_equal_tinygrad_act_in_float64():
     problem = tensor_mlp.make_problem(3, 8, 5, seed=2)
     torch = pytest.importorskip("torch") if HAS_TORCH else None
     differences = tensor_mlp.check_gradients(problem, np.float64, torch)
-    assert set(differences) == {"captured", "numpy"} | ({"torch"} if HAS_TORCH else set())
+    assert set(differences) == {"captured", "numpy", "numpy exact"} | ({"torch"} if HAS_TORCH else set())
     for diff in differences.values():
         assert diff["gradients"] < 1e-10 and diff["loss"] < 1e-12
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_exact_floor_keeps_the_gradients_that_one_minus_y_squared_loses(dtype):
+    """Saturated layers (|x| ~ 60, where 1 - y^2 rounds to 0 but tanh' does not): the exact floor agrees with
+    the captured step, zeros included; the 1 - y^2 floor has gradient entries that are exactly 0 there."""
+    problem = tensor_mlp.make_problem(3, 8, 5, seed=3)
+    problem["weights"] = [w * 60 for w in problem["weights"]]
+    engines = tensor_mlp.make_engines(problem, dtype)
+    for engine in engines:
+        engine.step(0.0)
+        engine.step(0.0)  # the captured engine replays here
+    grads = {engine.name: engine.gradients() for engine in engines}
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    assert max_relative_difference(grads["numpy exact"], grads["captured"]) < tolerance
+
+    def zeros(name):
+        return sum(int((g == 0).sum()) for g in grads[name])
+
+    assert zeros("numpy exact") == zeros("captured") < zeros("numpy")
 
 
 def test_tensor_section_reports_every_dtype_and_ratio():
@@ -56,7 +77,8 @@ def test_tensor_section_reports_every_dtype_and_ratio():
     assert [entry["dtype"] for entry in result["configs"]] == ["float32", "float64"]
     for entry in result["configs"]:
         assert entry["tinygrad_act"]["ms_per_step"] > 0 and entry["numpy"]["gflops"] > 0
-        assert entry["tinygrad_act_over_numpy"] > 0
+        assert entry["tinygrad_act_over_numpy"] > 0 and entry["captured_over_numpy_exact"] > 0
+        assert entry["exact_tails_cost"] > 0 and entry["numpy exact"]["ms_per_step"] > 0
         assert ("tinygrad_act_over_torch" in entry) == HAS_TORCH
         assert entry["ceiling_gflops"] > 0 and entry["tinygrad_act"]["fraction_of_ceiling"] > 0
 

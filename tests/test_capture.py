@@ -31,9 +31,10 @@ def _batches(dtype, steps, batch=BATCH, scale=1.0):
     ]
 
 
-def _train(enabled, batches, clip=0.0, **options):
+def _train(enabled, batches, clip=0.0, lr_type=float, **options):
     """Train through Step; every loss, the replayed flags, and the final state (parameters, buffers, optimizer)."""
     model, optimizer = _model(**options)
+    optimizer.lr = lr_type(optimizer.lr)  # np.float64: lr * grad is float64 on float32 data (NEP 50)
     step = Step(model, optimizer, clip, enabled=enabled)
     losses, replayed = [], []
     for xb, yb in batches:
@@ -55,6 +56,9 @@ def _assert_identical(a, b):
 
 CASES = [
     dict(act="tanh"),
+    dict(act="tanh", opt="sgd"),
+    dict(act="sigmoid", opt="sgd", lr_type=np.float64),
+    dict(act="tanh", opt="sgd:momentum=0.9", lr_type=np.float64),
     dict(act="sigmoid", dtype=np.float64),
     dict(act="relu", opt="sgd:momentum=0.9,nesterov=true"),
     dict(act="gelu", opt="adam"),

@@ -29,6 +29,7 @@ class FlatParameters:
         self.bounds = np.cumsum([0, *sizes]).tolist()
         self.data = np.concatenate([p.data.ravel() for p in self.params]) if self.params else np.empty(0)
         self.grad = np.zeros_like(self.data)
+        self.scratch = np.empty_like(self.data)  # a fused update's temporary (lr * grad), allocated once
         self.views = self._views(self.data)
         self.grad_views = self._views(self.grad)
         for p, view in zip(self.params, self.views):

@@ -142,7 +142,10 @@ class SGD(Optimizer):
                 buffer *= self.momentum
                 buffer += grad
             grad = grad + self.momentum * buffer if self.nesterov else buffer
-        flat.data -= self.lr * grad
+        if self.lr.__class__ is float and grad.dtype == flat.data.dtype:  # lr * grad has data's dtype (NEP 50)
+            flat.data -= np.multiply(self.lr, grad, out=flat.scratch)  # into an array allocated once
+        else:  # e.g. a numpy float64 lr on float32 data: the product is float64, as in the loop
+            flat.data -= self.lr * grad
         return True
 
 
