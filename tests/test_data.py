@@ -357,8 +357,8 @@ def test_batch_stream_is_the_same_sequence_as_before_for_every_batch_size(batch_
 
 
 def test_a_batch_far_larger_than_the_split_is_cut_in_linear_time(monkeypatch):
-    """200 000 epochs in one batch are joined in no more concatenations than two (appending one at a time took minutes); counted,
-    not timed: timing belongs to benchmarks, and a loaded machine would make a time limit flaky."""
+    """200 000 epochs in one batch take no more concatenations than two (appending one at a time took minutes);
+    counted, not timed: timing belongs to benchmarks, and a loaded machine would make a time limit flaky."""
     x = np.zeros((2, 1))
     ds = data.Dataset("toy", {}, 0, x, np.arange(2), x, np.arange(2), 2)
     joins, concatenate = [], np.concatenate
