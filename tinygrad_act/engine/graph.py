@@ -1,16 +1,13 @@
 """The one reverse-mode core shared by ``Value`` (scalar.py) and ``Tensor`` (tensor.py).
 
-A node records its parents in a tuple and a backward function ``fn(node, grad) -> tuple`` that returns
-one gradient per parent (``None`` where a parent needs none). Backward functions receive the node, they
-are never closures over it, so nodes form no reference cycles and a graph is freed by reference counting
-the moment it goes out of scope.
+A node records its parents in a tuple and a backward function ``fn(node, grad) -> tuple``, one gradient per
+parent (``None`` where a parent needs none). It receives the node, never a closure over it, so nodes form no
+reference cycles and a graph is freed by reference counting the moment it goes out of scope.
 
-Semantics follow PyTorch:
-- ``.grad`` is filled for leaves that require grad and for non-leaves that called ``retain_grad()``;
-  it accumulates across ``backward()`` calls until ``zero_grad()`` resets it.
-- ``backward()`` frees the graph as it walks it (saved buffers are released); a second call through the
-  same graph raises unless the first passed ``retain_graph=True``.
-- Inside ``no_grad()`` operations record no graph; ``enable_grad()`` records again.
+Semantics follow PyTorch: ``.grad`` is filled for leaves that require grad and for non-leaves that called
+``retain_grad()``; it accumulates across ``backward()`` calls until ``zero_grad()`` resets it. ``backward()``
+frees the graph as it walks it (saved buffers are released); a second call through the same graph raises unless
+the first passed ``retain_graph=True``. Inside ``no_grad()`` operations record no graph; ``enable_grad()`` does.
 """
 
 from __future__ import annotations
@@ -22,9 +19,7 @@ from operator import attrgetter
 
 from . import kernels
 
-# Creation order is a valid topological order: a node is always created after its parents.
-_next_seq = itertools.count().__next__
-_by_creation = attrgetter("_seq")
+_next_seq = itertools.count().__next__  # creation order is a topological order: a node comes after its parents
 _new = object.__new__
 
 
@@ -87,6 +82,7 @@ class Node:
     # fit(grad, parent) -> grad, applied to every gradient on its way to a parent (Tensor: un-broadcast and cast)
     _fit_grad = None
     _empty_grad = None  # what .grad holds before any backward and after zero_grad() (Value: 0.0)
+    _inline = (None, None)  # Value's x + y and x * y backward functions, which backward() runs inline
 
     def __init__(self, data, requires_grad=False):  # a leaf; make() creates the nodes of operations
         self.data, self.grad, self.requires_grad, self._seq = data, self._empty_grad, requires_grad, _next_seq()
@@ -185,7 +181,7 @@ _SEEN = object()  # _pending of a node that topological_order listed and no grad
 def topological_order(root, marked: bool = False) -> list:
     """Every node recorded in ``root``'s graph, root first, parents after children (by creation number).
 
-    Iterative (no recursion limit), deterministic; nodes that do not require grad are listed too, as leaves.
+    Iterative (no recursion limit), deterministic; nodes that do not require grad are listed too, as leaves;
     ``marked`` (for backward) leaves each node's ``_pending`` at _SEEN, the mark that replaces a set of nodes.
     """
     root._pending = _SEEN
@@ -197,7 +193,7 @@ def topological_order(root, marked: bool = False) -> list:
                 parent._pending = _SEEN
                 push(parent)
                 keep(parent)
-    order.sort(key=_by_creation, reverse=True)
+    order.sort(key=attrgetter("_seq"), reverse=True)
     if not marked:
         for node in order:
             node._pending = None
@@ -210,7 +206,7 @@ def _graph_freed(node, grad):
 
 def backward(root, seed, retain_graph: bool = False) -> None:
     """Propagate ``seed`` = dL/d(root) to every node ``root`` depends on (see the module docstring)."""
-    fit = root._fit_grad
+    fit, (add, mul) = root._fit_grad, root._inline
     order = topological_order(root, marked=True)
     stored = {id(seed)}  # arrays already handed to someone: a .grad must never alias another
     root._pending = seed
@@ -231,14 +227,22 @@ def backward(root, seed, retain_graph: bool = False) -> None:
                 stored.add(id(grad))
                 if fn is None:
                     continue
-            for parent, parent_grad in zip(node._parents, fn(node, grad)):
-                # A parent that does not require grad is outside the walk: what reaches it is never read.
-                if parent_grad is not None and parent.requires_grad:
-                    if fit is not None:
-                        parent_grad = fit(parent_grad, parent)
-                    arrived = parent._pending
-                    # Never add in place: an arrived gradient may be shared with another node.
-                    parent._pending = parent_grad if arrived is _SEEN else arrived + parent_grad
+            if fn is add:  # what add(node, grad) would return, sent without a call, a tuple and a zip
+                for parent in node._parents:
+                    if parent.requires_grad:
+                        parent._pending = grad if (arrived := parent._pending) is _SEEN else arrived + grad
+            elif fn is mul:  # likewise: inline, these two are most of a scalar graph
+                a, b = node._parents
+                for parent, sent in ((a, grad * b.data), (b, grad * a.data)):
+                    if parent.requires_grad:
+                        parent._pending = sent if (arrived := parent._pending) is _SEEN else arrived + sent
+            else:
+                # Parents that do not require grad are outside the walk; never add in place (arrived may be shared).
+                for parent, sent in zip(node._parents, fn(node, grad)):
+                    if sent is not None and parent.requires_grad:
+                        if fit is not None:
+                            sent = fit(sent, parent)
+                        parent._pending = sent if (arrived := parent._pending) is _SEEN else arrived + sent
             if not retain_graph:
                 node._parents, node._ctx, node._backward = (), None, _graph_freed
     except BaseException:  # e.g. a hook raised: no partial sum may leak into the next backward()
