@@ -255,3 +255,22 @@ def test_value_reciprocal_of_relu_below_zero_has_gradient_zero_as_in_pytorch():
     v = Value(-1.0)
     (v.relu() ** -1).backward()  # 1/0 = inf; its gradient -inf reaches relu, whose derivative is 0 there
     assert v.grad == 0.0
+
+
+def test_value_add_and_mul_run_inline_in_backward_with_the_same_bits_as_their_functions(monkeypatch):
+    """graph.backward sends x + y and x * y gradients inline; switched off, the same functions give the same bits."""
+
+    def gradients():
+        rng = np.random.default_rng(3)
+        leaves = [Value(x) for x in rng.standard_normal(6)]
+        frozen = Value(0.7, requires_grad=False)
+        out = Value(0.0)
+        for i in range(40):  # reused leaves: many sums arrive at each, in an order that rounding reveals
+            a, b = leaves[i % 6], leaves[(3 * i + 1) % 6]
+            out = out + (a * b).tanh() * frozen + a * 0.3 - b + 1.5
+        out.backward()
+        return [v.grad for v in leaves], frozen.grad
+
+    inline = gradients()
+    monkeypatch.setattr(Value, "_inline", (None, None))
+    assert gradients() == inline

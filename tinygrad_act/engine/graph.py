@@ -1,16 +1,13 @@
 """The one reverse-mode core shared by ``Value`` (scalar.py) and ``Tensor`` (tensor.py).
 
-A node records its parents in a tuple and a backward function ``fn(node, grad) -> tuple`` that returns
-one gradient per parent (``None`` where a parent needs none). Backward functions receive the node, they
-are never closures over it, so nodes form no reference cycles and a graph is freed by reference counting
-the moment it goes out of scope.
+A node records its parents in a tuple and a backward function ``fn(node, grad) -> tuple``, one gradient per
+parent (``None`` where a parent needs none). It receives the node, never a closure over it, so nodes form no
+reference cycles and a graph is freed by reference counting the moment it goes out of scope.
 
-Semantics follow PyTorch:
-- ``.grad`` is filled for leaves that require grad and for non-leaves that called ``retain_grad()``;
-  it accumulates across ``backward()`` calls until ``zero_grad()`` resets it.
-- ``backward()`` frees the graph as it walks it (saved buffers are released); a second call through the
-  same graph raises unless the first passed ``retain_graph=True``.
-- Inside ``no_grad()`` operations record no graph; ``enable_grad()`` records again.
+Semantics follow PyTorch: ``.grad`` is filled for leaves that require grad and for non-leaves that called
+``retain_grad()``; it accumulates across ``backward()`` calls until ``zero_grad()`` resets it. ``backward()``
+frees the graph as it walks it (saved buffers are released); a second call through the same graph raises unless
+the first passed ``retain_graph=True``. Inside ``no_grad()`` operations record no graph; ``enable_grad()`` does.
 """
 
 from __future__ import annotations
@@ -22,9 +19,7 @@ from operator import attrgetter
 
 from . import kernels
 
-# Creation order is a valid topological order: a node is always created after its parents.
-_next_seq = itertools.count().__next__
-_by_creation = attrgetter("_seq")
+_next_seq = itertools.count().__next__  # creation order is a topological order: a node comes after its parents
 _new = object.__new__
 
 
@@ -36,6 +31,7 @@ class _GradModeState(threading.local):
 
 
 _GradMode = _GradModeState()
+_switched = []  # one entry per grad-mode block open in any thread: while empty every thread records (a cheap test)
 
 
 def is_grad_enabled() -> bool:
@@ -49,10 +45,12 @@ class _SetGradMode:
     def __enter__(self):
         _GradMode.saved.append(_GradMode.enabled)
         _GradMode.enabled = self.enabled
+        _switched.append(None)  # list append and pop are atomic: no lock needed between threads
         return self
 
     def __exit__(self, *exc):
         _GradMode.enabled = _GradMode.saved.pop()
+        _switched.pop()
 
     def __call__(self, fn):
         @functools.wraps(fn)
@@ -84,18 +82,12 @@ class Node:
     # fit(grad, parent) -> grad, applied to every gradient on its way to a parent (Tensor: un-broadcast and cast)
     _fit_grad = None
     _empty_grad = None  # what .grad holds before any backward and after zero_grad() (Value: 0.0)
+    _inline = (None, None)  # Value's x + y and x * y backward functions, which backward() runs inline
 
-    def __init__(self, data, requires_grad=False, parents=(), backward=None, ctx=None):
-        self.data = data
-        self.grad = self._empty_grad
-        self.requires_grad = requires_grad
-        self._parents = parents
-        self._backward = backward
-        self._ctx = ctx
-        self._seq = _next_seq()
-        self._hooks = None
-        self._retain = False
-        self._pending = None
+    def __init__(self, data, requires_grad=False):  # a leaf; make() creates the nodes of operations
+        self.data, self.grad, self.requires_grad, self._seq = data, self._empty_grad, requires_grad, _next_seq()
+        self._parents, self._backward, self._ctx = (), None, None
+        self._hooks, self._retain, self._pending = None, False, None
 
     @property
     def is_leaf(self) -> bool:
@@ -157,18 +149,17 @@ class Node:
         return (-self) + other
 
 
-_init = Node.__init__
-
-
 def make(cls, data, parents: tuple, backward, ctx=None):
     """An operation's output node; it records the graph only when some parent requires grad."""
-    node = _new(cls)
-    if _GradMode.enabled:
+    node = _new(cls)  # Node.__init__ inlined: this runs once per operation
+    node.data, node.grad, node._seq = data, cls._empty_grad, _next_seq()
+    node._hooks, node._retain, node._pending = None, False, None
+    if not _switched or _GradMode.enabled:
         for parent in parents:
             if parent.requires_grad:
-                _init(node, data, True, parents, backward, ctx)
+                node.requires_grad, node._parents, node._backward, node._ctx = True, parents, backward, ctx
                 return node
-    _init(node, data)
+    node.requires_grad, node._parents, node._backward, node._ctx = False, (), None, None
     return node
 
 
@@ -184,20 +175,29 @@ class RemovableHandle:
             self._hooks.remove(self._fn)
 
 
-def topological_order(root) -> list:
+_SEEN = object()  # _pending of a node that topological_order listed and no gradient has reached yet
+
+
+def topological_order(root, marked: bool = False) -> list:
     """Every node recorded in ``root``'s graph, root first, parents after children (by creation number).
 
-    Iterative (no recursion limit), deterministic; nodes that do not require grad are listed too, as leaves.
+    Iterative (no recursion limit), deterministic; nodes that do not require grad are listed too, as leaves;
+    ``marked`` (for backward) leaves each node's ``_pending`` at _SEEN, the mark that replaces a set of nodes.
     """
-    seen = {root}
-    stack = [root]
-    pop, push, add = stack.pop, stack.append, seen.add
+    root._pending = _SEEN
+    order, stack = [root], [root]  # depth first: the order comes out nearly sorted, cheap for sort() to finish
+    pop, push, keep = stack.pop, stack.append, order.append
     while stack:
         for parent in pop()._parents:
-            if parent not in seen:
-                add(parent)
+            if parent._pending is None:
+                parent._pending = _SEEN
                 push(parent)
-    return sorted(seen, key=_by_creation, reverse=True)
+                keep(parent)
+    order.sort(key=attrgetter("_seq"), reverse=True)
+    if not marked:
+        for node in order:
+            node._pending = None
+    return order
 
 
 def _graph_freed(node, grad):
@@ -206,16 +206,16 @@ def _graph_freed(node, grad):
 
 def backward(root, seed, retain_graph: bool = False) -> None:
     """Propagate ``seed`` = dL/d(root) to every node ``root`` depends on (see the module docstring)."""
-    fit = root._fit_grad
-    order = topological_order(root)
+    fit, (add, mul) = root._fit_grad, root._inline
+    order = topological_order(root, marked=True)
     stored = {id(seed)}  # arrays already handed to someone: a .grad must never alias another
     root._pending = seed
     try:
         for node in order:
             grad = node._pending
-            if grad is None:  # every path from root to this node carried no gradient
-                continue
             node._pending = None
+            if grad is _SEEN:  # every path from root to this node carried no gradient
+                continue
             if node._hooks is not None:
                 for hook in node._hooks:
                     replaced = hook(grad)
@@ -227,18 +227,24 @@ def backward(root, seed, retain_graph: bool = False) -> None:
                 stored.add(id(grad))
                 if fn is None:
                     continue
-            for parent, parent_grad in zip(node._parents, fn(node, grad)):
-                # A parent that does not require grad is outside the walk: what reaches it is never read.
-                if parent_grad is not None and parent.requires_grad:
-                    if fit is not None:
-                        parent_grad = fit(parent_grad, parent)
-                    arrived = parent._pending
-                    # Never add in place: an arrived gradient may be shared with another node.
-                    parent._pending = parent_grad if arrived is None else arrived + parent_grad
+            if fn is add:  # what add(node, grad) would return, sent without a call, a tuple and a zip
+                for parent in node._parents:
+                    if parent.requires_grad:
+                        parent._pending = grad if (arrived := parent._pending) is _SEEN else arrived + grad
+            elif fn is mul:  # likewise: inline, these two are most of a scalar graph
+                a, b = node._parents
+                for parent, sent in ((a, grad * b.data), (b, grad * a.data)):
+                    if parent.requires_grad:
+                        parent._pending = sent if (arrived := parent._pending) is _SEEN else arrived + sent
+            else:
+                # Parents that do not require grad are outside the walk; never add in place (arrived may be shared).
+                for parent, sent in zip(node._parents, fn(node, grad)):
+                    if sent is not None and parent.requires_grad:
+                        if fit is not None:
+                            sent = fit(sent, parent)
+                        parent._pending = sent if (arrived := parent._pending) is _SEEN else arrived + sent
             if not retain_graph:
-                node._parents = ()
-                node._ctx = None
-                node._backward = _graph_freed
+                node._parents, node._ctx, node._backward = (), None, _graph_freed
     except BaseException:  # e.g. a hook raised: no partial sum may leak into the next backward()
         for node in order:
             node._pending = None

@@ -1,10 +1,9 @@
 """Value: a Python-float node on the shared reverse-mode core (micrograd-sized, for teaching and tiny nets).
 
 Every operation reads aloud: compute the output, remember the parents, right below say how the gradient flows back.
-
-Non-finite results follow IEEE 754 as numpy and Tensor do, never a Python exception: ``x / 0`` is ±inf
-(0 / 0 is nan), ``0 ** -1`` is inf, ``log(0)`` is -inf, ``exp`` overflows to inf. A local derivative that is
-exactly 0 passes exactly 0, even when the incoming gradient is inf or nan (as PyTorch does).
+Non-finite results follow IEEE 754 as numpy and Tensor do, never a Python exception: ``x / 0`` is ±inf (0 / 0 is
+nan), ``0 ** -1`` is inf, ``log(0)`` is -inf, ``exp`` overflows to inf. A local derivative that is exactly 0
+passes exactly 0, even when the incoming gradient is inf or nan (as PyTorch does).
 """
 
 from __future__ import annotations
@@ -35,7 +34,6 @@ class Value(Node):
         """The value as a Python float (``.data``)."""
         return self.data
 
-    # ---- graph protocol -------------------------------------------------------------------------------
     def _seed_grad(self, grad):
         return 1.0 if grad is None else float(grad)
 
@@ -43,13 +41,11 @@ class Value(Node):
         self.grad += grad
 
     def _hook_result(self, hook, result, grad):
-        """A hook's replacement gradient: a real number, as a float."""
         if isinstance(result, bool) or not isinstance(result, numbers.Real):
             name = getattr(hook, "__qualname__", repr(hook))
             raise TypeError(f"hook {name} returned {result!r}; a hook on a Value returns None or a real number")
         return float(result)
 
-    # ---- primitives ------------------------------------------------------------------------------------
     def __add__(self, other):
         if other.__class__ is Value:
             return make(Value, self.data + other.data, (self, other), Value._add_backward)
@@ -130,12 +126,12 @@ class Value(Node):
         # As PyTorch (and Tensor): where f' is 0 by definition (an activation that can die), 0 even times inf or nan
         return (0.0 if slope == 0.0 and activation.can_die else g * slope,)
 
-    # ---- composed from the primitives ------------------------------------------------------------------
     def __sub__(self, other):
         return self + (-other)
 
     __radd__ = __add__
     __rmul__ = __mul__
+    _inline = (_add_backward, _mul_backward)  # graph.backward runs these two inline (the same sums, less work)
 
     def __rtruediv__(self, other):
         return Value(_number(other), requires_grad=False) / self
