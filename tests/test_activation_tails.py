@@ -12,12 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from probing import measured_step
 from tinygrad_act.activations import SELU_ALPHA, SELU_SCALE
-from tinygrad_act.optim import SGD
 
 from tinygrad_act import Tensor, Value, activations
-from tinygrad_act.lab.probes import LayerProbe
-from tinygrad_act.nn import MLP, cross_entropy
+from tinygrad_act.nn import MLP
 
 LONG = np.longdouble
 
@@ -244,13 +243,7 @@ def _one_hidden_layer(act, dtype, bias):
 
 
 def _probe_first_step(model, x, y):
-    optimizer = SGD(model.parameters(), lr=0.1)
-    probe = LayerProbe(model, optimizer)
-    loss = cross_entropy(model(Tensor(x)), y)
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-    return probe.record["layers"][0]
+    return measured_step(model, x, y)["layers"][0]
 
 
 X = np.array([[1.0, 2.0], [-1.0, 0.5], [0.5, -1.0], [2.0, 1.0]], dtype=np.float32)

@@ -8,26 +8,17 @@ import sys
 
 import numpy as np
 import pytest
-from tinygrad_act.optim import SGD
+from probing import measured_step
 
-from tinygrad_act import Tensor
 from tinygrad_act.lab import run_figures, stats
-from tinygrad_act.lab.probes import LayerProbe
 from tinygrad_act.lab.report import fmt, verdict_line, why_clause
-from tinygrad_act.nn import MLP, cross_entropy
+from tinygrad_act.nn import MLP
 
 
 def _first_record(act, depth=10, width=64, batch=64, seed=0):
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(batch, width)), rng.integers(0, 10, size=batch)
-    model = MLP(width, [width] * depth, 10, activation=act, seed=seed)
-    optimizer = SGD(model.parameters(), lr=0.01)
-    probe = LayerProbe(model, optimizer)
-    loss = cross_entropy(model(Tensor(x)), y)
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-    return probe.record
+    return measured_step(MLP(width, [width] * depth, 10, activation=act, seed=seed), x, y, lr=0.01)
 
 
 @pytest.mark.parametrize("act, product", [("sigmoid", (0.05, 0.06)), ("tanh", (0.7, 0.8)), ("relu", (0.9, 1.1))])

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from probing import measured_step
 from tinygrad_act.optim import SGD
 
 from tinygrad_act import Tensor
@@ -52,13 +53,7 @@ def test_sigmoid_activation_gain_is_at_most_a_sixteenth_and_nothing_is_inactive(
 def test_weight_gain_is_fan_in_times_the_mean_square_weight_before_the_update():
     model = MLP(4, [WIDTH] * 3, 3, activation="tanh", seed=1)
     before = [layer.weight.data.copy() for layer in model.layers]
-    optimizer = SGD(model.parameters(), lr=0.5)
-    probe = LayerProbe(model, optimizer)
-    loss = cross_entropy(model(Tensor(X)), Y)
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-    for layer, weight in zip(probe.record["layers"], before):
+    for layer, weight in zip(measured_step(model, X, Y, lr=0.5)["layers"], before):
         assert layer["weight_gain"] == pytest.approx(weight.shape[0] * np.mean(weight**2), rel=1e-12)
 
 

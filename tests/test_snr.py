@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from probing import measured_step
 from tinygrad_act.optim import SGD
 
 from tinygrad_act import Tensor
@@ -24,13 +25,7 @@ def _model(act, dtype, **kwargs):
 
 
 def _measured(model, x, y):
-    optimizer = SGD(model.parameters(), lr=0.1)
-    probe = LayerProbe(model, optimizer)
-    loss = cross_entropy(model(Tensor(x)), y)
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-    return [layer["grad_snr"] for layer in probe.record["layers"]]
+    return [layer["grad_snr"] for layer in measured_step(model, x, y)["layers"]]
 
 
 def _brute_force(model, x, y):
