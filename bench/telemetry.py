@@ -25,7 +25,7 @@ import numpy as np
 from tinygrad_act.optim import SGD
 
 from tinygrad_act.lab import data
-from tinygrad_act.lab.probes import LayerProbe
+from tinygrad_act.lab.measure.probes import LayerProbe
 from tinygrad_act.nn import MLP
 from tinygrad_act.nn.step import Step
 

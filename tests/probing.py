@@ -2,7 +2,7 @@
 LayerProbe attached; returns the probe's record (its per-layer statistics, after the update)."""
 
 from tinygrad_act.engine.tensor import Tensor
-from tinygrad_act.lab.probes import LayerProbe
+from tinygrad_act.lab.measure.probes import LayerProbe
 from tinygrad_act.nn.modules import cross_entropy
 from tinygrad_act.nn.optim import SGD
 

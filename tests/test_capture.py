@@ -9,8 +9,8 @@ import pytest
 from tinygrad_act.engine import capture
 from tinygrad_act.engine.graph import no_grad
 from tinygrad_act.engine.tensor import Tensor, linear, where
-from tinygrad_act.lab.config import Config
-from tinygrad_act.lab.experiment import run
+from tinygrad_act.lab.run.config import Config
+from tinygrad_act.lab.run.experiment import run
 from tinygrad_act.nn import MLP, Module, optim
 from tinygrad_act.nn.flat import FlatParameters
 from tinygrad_act.nn.step import Step

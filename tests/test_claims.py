@@ -18,7 +18,7 @@ from tinygrad_act.findings import (
     vanishing_depth,
 )
 from tinygrad_act.findings.common import Check, Context, Part
-from tinygrad_act.lab import sweep as sweeps
+from tinygrad_act.lab.sweep import grid as sweeps
 
 HOLDS, PARTLY, NOT = "holds", "holds partly", "does not hold"
 

@@ -206,7 +206,7 @@ def test_the_memory_limit_follows_the_environment_variable(tmp_path, capsys, mon
 
 
 def test_an_internal_value_error_is_a_bug_and_keeps_its_traceback(tmp_path, monkeypatch):
-    from tinygrad_act.lab import experiment
+    from tinygrad_act.lab.run import experiment
 
     def broken_training(*args, **kwargs):
         raise ValueError("operands could not be broadcast together")  # as numpy would, deep inside a run
@@ -219,7 +219,7 @@ def test_an_internal_value_error_is_a_bug_and_keeps_its_traceback(tmp_path, monk
 def test_an_internal_value_error_in_a_subprocess_shows_a_traceback_not_a_usage_line(tmp_path):
     # nn.cross_entropy raising ValueError stands for any numpy bug inside training
     code = (
-        "import sys, tinygrad_act.nn as nn, tinygrad_act.lab.experiment as e\n"
+        "import sys, tinygrad_act.nn as nn, tinygrad_act.lab.run.experiment as e\n"
         "def bad(*a, **k): raise ValueError('internal')\n"
         "e.cross_entropy = bad\n"
         "from tinygrad_act.cli import main\n"

@@ -11,9 +11,9 @@ import pytest
 
 from tinygrad_act import cli, makeargs
 from tinygrad_act.common.errors import UsageError
-from tinygrad_act.lab import compare, plots
-from tinygrad_act.lab.config import Config
-from tinygrad_act.lab.experiment import run
+from tinygrad_act.lab.run.config import Config
+from tinygrad_act.lab.run.experiment import run
+from tinygrad_act.lab.show import compare, plots
 
 TINY = dict(depth=3, width=8, steps=3, data="spirals:n=200", figures=False)
 PNG = b"\x89PNG\r\n\x1a\n"

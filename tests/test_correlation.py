@@ -1,4 +1,4 @@
-"""The correlation map and its depth scale xi_c (lab/correlation.py) against independent references: the critical
+"""The correlation map and its depth scale xi_c (lab/theory/correlation.py) against independent references: the critical
 point of Schoenholz et al. 2017's figure (sigma_w^2 = 1.76 at sigma_b^2 = 0.05 for tanh), Monte-Carlo sampling
 of the 2-D Gaussian expectations, and two inputs sent through a wide random tanh network."""
 
@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from tinygrad_act.lab import correlation, theory
+from tinygrad_act.lab.theory import correlation
+from tinygrad_act.lab.theory import mean_field as theory
 
 SIGMA_B2 = 0.05
 

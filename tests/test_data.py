@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from tinygrad_act.common.errors import UsageError
 from tinygrad_act.lab import data
+from tinygrad_act.lab.data import builtin, datasets
 
 SMALL = {
     "mnist1d": "mnist1d:n_train=600,n_test=200",
@@ -36,7 +37,7 @@ def registered():
 
     yield add
     for name in added:
-        data._REGISTRY._entries.pop(name)
+        datasets._REGISTRY._entries.pop(name)
 
 
 def nearest_class_mean_accuracy(ds):
@@ -152,7 +153,7 @@ def test_cache_round_trip_returns_equal_arrays_without_regenerating(monkeypatch)
     fresh = data.load(SMALL["mnist1d"], seed=2)
     path = data.cache_path(SMALL["mnist1d"], seed=2)
     assert path.exists() and path.name.startswith("mnist1d-")
-    monkeypatch.setattr(data, "_generate", lambda *args: pytest.fail("the cached file should have been used"))
+    monkeypatch.setattr(datasets, "_generate", lambda *args: pytest.fail("the cached file should have been used"))
     cached = data.load(SMALL["mnist1d"], seed=2, dtype=np.float32)
     assert np.array_equal(cached.x_test, fresh.x_test.astype(np.float32))
     assert np.array_equal(cached.y_train, fresh.y_train)
@@ -181,7 +182,7 @@ def test_corrupt_cache_file_is_regenerated(content):
 def test_cache_file_holding_another_key_is_not_trusted():
     expected = data.load(SMALL["spirals"], seed=4, cache=False)
     path = data.cache_path(SMALL["spirals"], seed=4)
-    data._write_cache(path, "some other dataset", [np.zeros((1, 2)), np.zeros(1), np.zeros((1, 2)), np.zeros(1)])
+    datasets._write_cache(path, "some other dataset", [np.zeros((1, 2)), np.zeros(1), np.zeros((1, 2)), np.zeros(1)])
     assert np.array_equal(data.load(SMALL["spirals"], seed=4).x_test, expected.x_test)
 
 
@@ -195,13 +196,13 @@ def test_cache_file_appears_only_when_complete(monkeypatch):
             assert archive["x_train"].shape[1] == 2
         replace(source, target)
 
-    monkeypatch.setattr(data.os, "replace", checked_replace)
+    monkeypatch.setattr(datasets.os, "replace", checked_replace)
     data.load(SMALL["spirals"], seed=0)
     assert [p.name for p in path.parent.iterdir()] == [path.name]
 
 
 def test_cache_file_is_written_like_every_other_file_readable_by_all():
-    data.load(SMALL["spirals"], seed=0)  # rundir.atomic_file: 0644, not mkstemp's private 0600
+    data.load(SMALL["spirals"], seed=0)  # files.atomic_file: 0644, not mkstemp's private 0600
     assert data.cache_path(SMALL["spirals"], seed=0).stat().st_mode & 0o777 == 0o644
 
 
@@ -210,7 +211,7 @@ def test_failed_cache_write_leaves_no_partial_file(monkeypatch):
         file.write(b"PK\x03\x04 half an archive")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(data.np, "savez", savez_then_crash)
+    monkeypatch.setattr(datasets.np, "savez", savez_then_crash)
     with pytest.raises(KeyboardInterrupt):
         data.load(SMALL["spirals"], seed=0)
     assert list(data.cache_path(SMALL["spirals"]).parent.iterdir()) == []
@@ -226,7 +227,7 @@ def test_unwritable_cache_still_returns_the_data(cache_in_tmp):
 
 
 def test_mnist1d_templates_start_and_end_at_zero_with_std_one_sixth():
-    templates = data.mnist1d_templates()
+    templates = builtin.mnist1d_templates()
     assert templates.shape == (10, 12)
     np.testing.assert_allclose(templates[:, [0, -1]], 0.0, atol=1e-12)
     np.testing.assert_allclose(templates.std(axis=1), 1 / 6)
@@ -234,10 +235,10 @@ def test_mnist1d_templates_start_and_end_at_zero_with_std_one_sixth():
 
 
 def test_gaussian_smoothing_keeps_constants_and_spreads_an_impulse_with_sigma_two():
-    np.testing.assert_allclose(data._gaussian_smooth(np.full((2, 30), 3.0), sigma=2.0), 3.0)
+    np.testing.assert_allclose(builtin._gaussian_smooth(np.full((2, 30), 3.0), sigma=2.0), 3.0)
     impulse = np.zeros((1, 41))
     impulse[0, 20] = 1.0
-    response = data._gaussian_smooth(impulse, sigma=2.0)[0]
+    response = builtin._gaussian_smooth(impulse, sigma=2.0)[0]
     offsets = np.arange(41) - 20
     assert response.sum() == pytest.approx(1.0)
     assert (response * offsets**2).sum() == pytest.approx(4.0, rel=1e-3)
@@ -246,18 +247,18 @@ def test_gaussian_smoothing_keeps_constants_and_spreads_an_impulse_with_sigma_tw
 
 def test_mnist1d_without_transformations_is_the_template_resampled_to_length():
     rng = np.random.default_rng(0)
-    x, y, _, _ = data._mnist1d(
+    x, y, _, _ = builtin.mnist1d(
         rng, n_train=20, n_test=1, length=40, padding_min=0, padding_max=0, scale_coeff=0.0, max_translation=1,
         corr_noise_scale=0.0, iid_noise_scale=0.0, shear_scale=0.0,
     )  # fmt: skip
-    templates = data.mnist1d_templates()
+    templates = builtin.mnist1d_templates()
     expected = [np.interp(np.linspace(0, 11, 40), np.arange(12), templates[label]) for label in y]
     np.testing.assert_allclose(x, expected, atol=1e-12)
 
 
 def test_mnist1d_digits_sit_on_correlated_noise_whose_neighbours_agree():
     rng = np.random.default_rng(0)
-    x, *_ = data._mnist1d(rng, n_train=300, n_test=1, length=72, shear_scale=0.0, iid_noise_scale=0.0)
+    x, *_ = builtin.mnist1d(rng, n_train=300, n_test=1, length=72, shear_scale=0.0, iid_noise_scale=0.0)
     # The stretched digit covers at most columns 0..18 and is shifted by at most 47: 66..71 are always background.
     background = x[:, 66:]
     neighbours = np.corrcoef(background[:, :-1].ravel(), background[:, 1:].ravel())[0, 1]
@@ -281,7 +282,7 @@ def test_mnist1d_linear_baseline_does_clearly_better_than_chance():
 
 def test_noiseless_spiral_points_lie_on_their_class_arm():
     rng = np.random.default_rng(0)
-    x, y, x_test, _ = data._spirals(rng, classes=4, n=200, noise=0.0, turns=1.5)
+    x, y, x_test, _ = builtin.spirals(rng, classes=4, n=200, noise=0.0, turns=1.5)
     assert x.shape == (160, 2) and x_test.shape == (40, 2)
     radius = np.hypot(x[:, 0], x[:, 1])
     arm_angle = 2 * np.pi * (y / 4 + 1.5 * radius)
@@ -397,7 +398,7 @@ def test_impossible_parameters_are_usage_errors_found_without_generating(spec, w
     def never(*args, **kwargs):
         raise AssertionError("check must not generate the data")
 
-    monkeypatch.setattr(data, "_generate", never)
+    monkeypatch.setattr(datasets, "_generate", never)
     with pytest.raises(UsageError) as error:
         data.check(spec)
     for word in words:

@@ -12,13 +12,13 @@ import pytest
 import tinygrad_act
 from tinygrad_act import optim
 from tinygrad_act.common.errors import UsageError
-from tinygrad_act.lab.experiment import (
+from tinygrad_act.common.files import read_records
+from tinygrad_act.lab.run.experiment import (
     LAYER_FIELDS,
     Config,
     run,
     summarize,
 )
-from tinygrad_act.lab.rundir import read_records
 from tinygrad_act.lab.stats import first_last_ratio, per_layer_factor, shown_verdict
 from tinygrad_act.lab.stats import verdict as verdict_of
 

@@ -15,10 +15,12 @@ from pathlib import Path
 import pytest
 
 from tinygrad_act.cli import main
+from tinygrad_act.common import files
 from tinygrad_act.common.errors import RunDirError
-from tinygrad_act.lab import experiment, rundir, stats
-from tinygrad_act.lab.experiment import Config, run
-from tinygrad_act.lab.report import terminal_report, verdict_line
+from tinygrad_act.lab import stats
+from tinygrad_act.lab.run import experiment
+from tinygrad_act.lab.run.experiment import Config, run
+from tinygrad_act.lab.show.report import terminal_report, verdict_line
 
 DEPTH = 3
 TINY = [
@@ -77,7 +79,7 @@ def test_a_second_writer_to_a_run_directory_gets_one_line_and_changes_nothing(tm
     out = tmp_path / "run"
     out.mkdir()
     (out / "metrics.jsonl").write_text("the other writer's records\n")
-    with rundir.locked(out):  # another process writing this run (flock: a second descriptor conflicts too)
+    with files.locked(out):  # another process writing this run (flock: a second descriptor conflicts too)
         code, _, stderr = _main([*TINY, "--out", str(out), *(["--force"] if force else [])], capsys)
     assert code == 1
     assert "another process" in _one_line(stderr) and str(out) in stderr
@@ -97,11 +99,11 @@ def test_the_summary_counts_the_records_written_to_metrics_jsonl(tmp_path):
     out = tmp_path / "run"
     summary = run(_config(out, steps=7, log_every=3), progress=False)
     assert summary["records"] == len(_lines(out / "metrics.jsonl")) == 3
-    assert rundir.read_json(out / "summary.json")["records"] == 3
+    assert files.read_json(out / "summary.json")["records"] == 3
 
 
 def test_a_write_that_fails_mid_run_keeps_whole_records_and_a_summary_that_counts_them(tmp_path, monkeypatch):
-    original = rundir.AppendLog.append
+    original = files.AppendLog.append
     appends = []
 
     def append_until_the_disk_is_full(self, text):
@@ -111,14 +113,14 @@ def test_a_write_that_fails_mid_run_keeps_whole_records_and_a_summary_that_count
                 raise RunDirError(f"no space left on the device while writing {self.path}")
         original(self, text)
 
-    monkeypatch.setattr(rundir.AppendLog, "append", append_until_the_disk_is_full)
+    monkeypatch.setattr(files.AppendLog, "append", append_until_the_disk_is_full)
     out = tmp_path / "run"
     with pytest.raises(RunDirError, match="no space left"):
         run(_config(out, steps=20), progress=False)
     records = _lines(out / "metrics.jsonl")
     assert [r["step"] for r in records] == [0, 1, 2]
     assert len(_csv_rows(out / "metrics.csv")) == 3 * (DEPTH + 1)  # the failed record left no CSV rows either
-    summary = rundir.read_json(out / "summary.json")
+    summary = files.read_json(out / "summary.json")
     assert summary["status"] == "failed" and "no space left" in summary["message"]
     assert summary["records"] == 3
 
@@ -161,7 +163,7 @@ def test_sigterm_to_a_running_experiment_exits_143_with_a_summary_and_every_reco
     _, stderr = _signal_when(process, lambda: metrics.exists() and metrics.read_text().count("\n") >= 2, signal.SIGTERM)
     assert process.returncode == 143, stderr
     assert "Traceback" not in stderr
-    summary = rundir.read_json(out / "summary.json")
+    summary = files.read_json(out / "summary.json")
     assert summary["status"] == "interrupted" and "terminated" in summary["message"]
     assert summary["signal"] == "SIGTERM"
     steps = [r["step"] for r in _lines(metrics)]
@@ -172,11 +174,12 @@ def test_sigterm_to_a_running_experiment_exits_143_with_a_summary_and_every_reco
 LATE_SIGNAL_CHILD = textwrap.dedent(
     """
     import pathlib, sys, time
-    from tinygrad_act.lab import experiment, report
+    from tinygrad_act.lab.run import experiment
+    from tinygrad_act.lab.show import run_figures
     from tinygrad_act.cli import main
 
     phase, marker = sys.argv[1], pathlib.Path(sys.argv[2])
-    evaluate, figures = experiment.evaluate, report.figures
+    evaluate, figures = experiment.evaluate, run_figures.figures
     calls = []
 
     def slow(function, index):
@@ -193,7 +196,7 @@ LATE_SIGNAL_CHILD = textwrap.dedent(
     if phase == "evaluation":
         experiment.evaluate = slow(evaluate, 5)
     else:
-        report.figures = slow(figures, 1)
+        run_figures.figures = slow(figures, 1)
     sys.exit(main(sys.argv[3:]))
     """
 )
@@ -208,7 +211,7 @@ def test_a_signal_during_the_final_evaluation_or_the_figures_still_leaves_the_su
     _, stderr = _signal_when(process, marker.exists, signum)
     assert process.returncode == code, stderr
     assert "Traceback" not in stderr
-    summary = rundir.read_json(out / "summary.json")
+    summary = files.read_json(out / "summary.json")
     assert summary["status"] == "interrupted"
     assert ("final evaluation" if phase == "evaluation" else "figures") in summary["message"]
     assert summary["records"] == len(_lines(out / "metrics.jsonl")) == 3
@@ -243,7 +246,7 @@ def test_a_full_disk_is_one_line_exit_1_whole_records_and_no_partial_files(tmp_p
             [".lock", "config.json", "metrics.csv", "metrics.jsonl"],
             [".lock", "config.json", "metrics.csv", "metrics.jsonl", "summary.json"],
         )
-        summary = rundir.read_json(out / "summary.json")
+        summary = files.read_json(out / "summary.json")
         assert summary is None or (summary["status"] == "failed" and summary["records"] == len(records))
 
 
@@ -349,9 +352,9 @@ def test_non_finite_numbers_are_kept_as_markers_and_null_means_not_measured(tmp_
     raw = _lines(out / "metrics.jsonl")[-1]
     assert raw["loss"] in ("nan", "inf")  # measured, not finite
     assert raw["layers"][-1]["saturation"] is None  # the output layer has no activation: not measured
-    records = rundir.read_records(out)
+    records = files.read_records(out)
     assert not math.isfinite(records[-1]["loss"]) and records[-1]["layers"][-1]["saturation"] is None
-    on_disk = rundir.read_json(out / "summary.json")
+    on_disk = files.read_json(out / "summary.json")
     assert not math.isfinite(on_disk["final_loss"])
     csv_loss = _csv_rows(out / "metrics.csv")[-1].split(",")[1]
     assert csv_loss in ("nan", "inf")  # the CSV keeps them as numbers
@@ -364,7 +367,7 @@ def test_a_diverged_run_is_called_diverged_in_the_summary_and_the_terminal(tmp_p
         [*TINY, "--out", str(out), "--act", "identity", "--lr", "1e6", "--steps", "30"], capsys
     )
     assert code == 0, stderr
-    summary = rundir.read_json(out / "summary.json")
+    summary = files.read_json(out / "summary.json")
     assert summary["verdict_final"] == "diverged" and stats.shown_verdict(summary) == "diverged"
     end = [line for line in stdout.splitlines() if line.startswith("diverged at step")]
     assert end and f"step {summary['steps_done']}" in end[0]
@@ -379,7 +382,7 @@ def test_a_run_with_figures_leaves_the_callers_matplotlib_backend_and_pyplot_alo
         f"""
         import sys, matplotlib
         matplotlib.use("svg")
-        from tinygrad_act.lab.experiment import Config, run
+        from tinygrad_act.lab.run.experiment import Config, run
         summary = run(Config(depth=3, width=8, steps=2, data="spirals:n=200", out={str(tmp_path / "run")!r}),
                       progress=False)
         assert summary["figures"], summary

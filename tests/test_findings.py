@@ -11,9 +11,11 @@ import pytest
 
 from tinygrad_act import findings
 from tinygrad_act.cli import main
+from tinygrad_act.common import files
 from tinygrad_act.findings import common
-from tinygrad_act.lab import experiment, plots, report, rundir
-from tinygrad_act.lab import sweep as sweeps
+from tinygrad_act.lab.run import experiment
+from tinygrad_act.lab.show import plots, report
+from tinygrad_act.lab.sweep import grid as sweeps
 
 NAMES = [f.name for f in findings.FINDINGS]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -146,7 +148,7 @@ def last_records(tmp_path, name):
     """(summary row, metrics records) of every run of a finding's tiny sweep."""
     root = tmp_path / "runs" / name
     rows = sweeps.collect(root, sweeps.load_config(name))
-    return [(row, rundir.read_records(root / "runs" / row["run"])) for row in rows]
+    return [(row, files.read_records(root / "runs" / row["run"])) for row in rows]
 
 
 # ---- the tiny stand-ins follow the real configs -------------------------------------------------------------

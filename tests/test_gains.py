@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 from probing import measured_step
 
-from tinygrad_act.lab import run_figures, stats
-from tinygrad_act.lab.report import fmt, verdict_line, why_clause
+from tinygrad_act.lab import stats
+from tinygrad_act.lab.show import run_figures
+from tinygrad_act.lab.show.format import fmt
+from tinygrad_act.lab.show.report import verdict_line, why_clause
 from tinygrad_act.nn import MLP
 
 

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from tinygrad_act.common import files
 from tinygrad_act.common.errors import RunDirError
-from tinygrad_act.lab import html, rundir
-from tinygrad_act.lab.config import Config
-from tinygrad_act.lab.experiment import run
-from tinygrad_act.lab.sweep import Sweep, run_sweep
+from tinygrad_act.lab.run.config import Config
+from tinygrad_act.lab.run.experiment import run
+from tinygrad_act.lab.show import html
+from tinygrad_act.lab.sweep.grid import Sweep, run_sweep
 
 TINY = dict(depth=3, width=8, steps=3, data="spirals:n=200")
 HOSTILE = "<script>alert('x')</script>"
@@ -95,7 +96,7 @@ def test_a_page_that_cannot_be_written_is_reported_in_the_summary_and_never_lose
     def refuse(path, content):
         raise RunDirError(f"{path}: no space left on device")
 
-    monkeypatch.setattr(rundir, "atomic_write", refuse)
+    monkeypatch.setattr(files, "atomic_write", refuse)
     result = html.write_run_page(tmp_path, {"depth": 3}, [], {"figures": ["figures/x.png"]})
     assert "no space left" in result["report_html_error"]
 

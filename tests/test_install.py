@@ -17,7 +17,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from tinygrad_act.lab import sweep
+from tinygrad_act.lab.sweep import grid as sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--depth", "3", "--width", "8", "--steps", "5", "--data", "spirals:n=200", "--no-progress"]
@@ -51,11 +51,11 @@ def test_tomli_is_declared_for_python_before_3_11_where_tomllib_is_missing():
 
 def test_named_configs_are_package_data_found_without_an_experiments_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no experiments/ here: as after `pip install .`
-    packaged = ROOT / "tinygrad_act" / "lab" / "configs"
+    packaged = ROOT / "tinygrad_act" / "lab" / "sweep" / "configs"
     names = sorted(p.name for p in (ROOT / "experiments").glob("*.toml"))
     assert names and sorted(p.name for p in packaged.glob("*.toml")) == names
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
-    assert data == {"tinygrad_act.lab": ["configs/*.toml"]}
+    assert data == {"tinygrad_act.lab.sweep": ["configs/*.toml"]}
     assert sweep.load_config("vanishing_depth").name == "vanishing_depth"
 
 

@@ -1,4 +1,4 @@
-"""The Jacobian spectrum at step 0 (lab/jacobian.py) and its free-probability theory (lab/spectrum.py)."""
+"""The Jacobian spectrum at step 0 (lab/measure/jacobian.py) and its free-probability theory (theory/spectrum.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from tinygrad_act.lab import jacobian, spectrum
-from tinygrad_act.lab.config import Config
-from tinygrad_act.lab.experiment import run
+from tinygrad_act.lab.measure import jacobian
+from tinygrad_act.lab.run.config import Config
+from tinygrad_act.lab.run.experiment import run
+from tinygrad_act.lab.theory import spectrum
 from tinygrad_act.makeargs import arguments
 from tinygrad_act.nn import activations
 from tinygrad_act.nn.modules import MLP

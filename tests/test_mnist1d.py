@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from tinygrad_act.lab import data
-from tinygrad_act.lab.mnist1d_official import mnist1d_official
+from tinygrad_act.lab.data import datasets
+from tinygrad_act.lab.data.mnist1d_official import mnist1d_official
 
 pytest.importorskip("mnist1d", reason="the test extra installs mnist1d")  # make test installs it
 
@@ -25,7 +26,7 @@ def published():
 @pytest.fixture(scope="module")
 def builtin():
     """The built-in generator's raw arrays for its defaults (4000 train, 1000 test), before standardization."""
-    return data._REGISTRY.entry("mnist1d").obj[0](np.random.default_rng(0))
+    return datasets._REGISTRY.entry("mnist1d").obj[0](np.random.default_rng(0))
 
 
 def _logistic_regression_accuracy(x, y, x_test, y_test, steps=300, lr=0.5) -> float:
@@ -72,7 +73,7 @@ def test_official_and_builtin_give_the_same_logistic_regression_baseline():
     # 4000 training examples as published, 8000 test examples each: the test-set noise (sd ~0.5 points each,
     # ~0.75 for the difference) stays well below the 2 points allowed; the paper reports 32% for this baseline.
     theirs = mnist1d_official(None, num_samples=12000, train_split=1 / 3)
-    ours = data._REGISTRY.entry("mnist1d").obj[0](np.random.default_rng(0), n_train=4000, n_test=8000)
+    ours = datasets._REGISTRY.entry("mnist1d").obj[0](np.random.default_rng(0), n_train=4000, n_test=8000)
     assert theirs[0].shape == ours[0].shape == (4000, 40)
     accuracy_theirs, accuracy_ours = _logistic_regression_accuracy(*theirs), _logistic_regression_accuracy(*ours)
     assert 0.28 < accuracy_theirs < 0.36, accuracy_theirs

@@ -12,7 +12,7 @@ import pytest
 
 from tinygrad_act import makeargs
 from tinygrad_act.common.errors import UsageError
-from tinygrad_act.lab.config import Config
+from tinygrad_act.lab.run.config import Config
 from tinygrad_act.nn import MLP
 from tinygrad_act.nn import init as initializers
 

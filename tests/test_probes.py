@@ -7,7 +7,7 @@ import pytest
 from tinygrad_act.optim import SGD, clip_grad_norm
 
 from tinygrad_act import Tensor, no_grad
-from tinygrad_act.lab.probes import LayerProbe, gradient_record
+from tinygrad_act.lab.measure.probes import LayerProbe, gradient_record
 from tinygrad_act.nn import MLP, cross_entropy
 
 LR = 0.1

@@ -2,7 +2,8 @@
 
 import math
 
-from tinygrad_act.lab.report import fmt, layer_table, pct, verdict_line
+from tinygrad_act.lab.show.format import fmt, pct
+from tinygrad_act.lab.show.report import layer_table, verdict_line
 
 
 def _record(step, deltas):

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 
 from tinygrad_act import cli, makeargs
+from tinygrad_act.common import files
 from tinygrad_act.common.errors import UsageError
 from tinygrad_act.engine.tensor import Tensor
-from tinygrad_act.lab import checkpoint, experiment, rundir
-from tinygrad_act.lab.config import Config
+from tinygrad_act.lab.run import checkpoint, experiment
+from tinygrad_act.lab.run.config import Config
 from tinygrad_act.nn import optim
 from tinygrad_act.nn.modules import MLP, cross_entropy
 from tinygrad_act.nn.step import Step
@@ -30,7 +31,7 @@ def _config(out, **options) -> Config:
 
 def _records(path) -> list[dict]:
     """metrics.jsonl without its time fields, as JSON text (nan compares equal to nan there)."""
-    return [json.dumps({k: v for k, v in r.items() if k not in TIME_FIELDS}) for r in rundir.read_records(path)]
+    return [json.dumps({k: v for k, v in r.items() if k not in TIME_FIELDS}) for r in files.read_records(path)]
 
 
 def _interrupt_at(monkeypatch, step: int, where: str):
@@ -187,7 +188,7 @@ def test_sigint_to_a_running_experiment_then_resume_from_the_command_line_matche
         time.sleep(0.005)
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == 130
-    interrupted = rundir.read_json(tmp_path / "b" / "summary.json")
+    interrupted = files.read_json(tmp_path / "b" / "summary.json")
     assert interrupted["status"] == "interrupted" and interrupted["steps_done"] < 1500
     resumed = subprocess.run(
         [sys.executable, "-m", "tinygrad_act", "experiment", "--resume", str(tmp_path / "b"), "--no-progress"],
@@ -196,7 +197,7 @@ def test_sigint_to_a_running_experiment_then_resume_from_the_command_line_matche
         text=True,
     )
     assert resumed.returncode == 0, resumed.stderr
-    assert rundir.read_json(tmp_path / "b" / "summary.json")["status"] == "completed"
+    assert files.read_json(tmp_path / "b" / "summary.json")["status"] == "completed"
     cli.main(["experiment", *args, "--out", str(tmp_path / "a")])
     assert _records(tmp_path / "b") == _records(tmp_path / "a")
 

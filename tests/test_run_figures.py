@@ -11,9 +11,9 @@ from probing import measured_step
 from tinygrad_act.optim import SGD
 
 from tinygrad_act import Tensor
-from tinygrad_act.lab import plots, run_figures
-from tinygrad_act.lab.probes import HISTOGRAM_BINS, LayerProbe
-from tinygrad_act.lab.report import layer_table
+from tinygrad_act.lab.measure.probes import HISTOGRAM_BINS, LayerProbe
+from tinygrad_act.lab.show import plots, run_figures
+from tinygrad_act.lab.show.report import layer_table
 from tinygrad_act.nn import MLP, cross_entropy
 
 RNG = np.random.default_rng(0)
@@ -115,7 +115,7 @@ def test_end_histogram_read_between_measured_steps_keeps_its_counts_when_the_cop
 def test_sigma_w2_of_weights_is_bit_for_bit_fan_in_times_np_mean_of_the_squares():
     """The probe's weight_gain (theory.sigma_w2_of_weights, without np.mean's overhead) keeps the logged numbers:
     the same float64 steps as fan_in * np.mean(W**2)."""
-    from tinygrad_act.lab.theory import sigma_w2_of_weights
+    from tinygrad_act.lab.theory.mean_field import sigma_w2_of_weights
 
     rng = np.random.default_rng(3)
     for shape in [(40, 64), (64, 64), (64, 10), (7, 3), (1000, 3)]:

@@ -11,7 +11,7 @@ import pytest
 from tinygrad_act import makeargs
 from tinygrad_act.common.errors import UsageError
 from tinygrad_act.findings.common import Check, Part
-from tinygrad_act.lab.config import Config
+from tinygrad_act.lab.run.config import Config
 from tinygrad_act.nn.modules import MLP
 
 

@@ -10,10 +10,10 @@ from probing import measured_step
 from tinygrad_act.optim import SGD
 
 from tinygrad_act import Tensor
-from tinygrad_act.lab import run_figures
-from tinygrad_act.lab.gradient_noise import gradient_snr, noise_floor
-from tinygrad_act.lab.probes import LayerProbe
-from tinygrad_act.lab.report import layer_table
+from tinygrad_act.lab.measure.gradient_noise import gradient_snr, noise_floor
+from tinygrad_act.lab.measure.probes import LayerProbe
+from tinygrad_act.lab.show import run_figures
+from tinygrad_act.lab.show.report import layer_table
 from tinygrad_act.nn import MLP, cross_entropy
 
 RNG = np.random.default_rng(3)

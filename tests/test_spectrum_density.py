@@ -1,4 +1,4 @@
-"""The free-probability density of the eigenvalues of JJ^T (lab/spectrum_density.py) against exact cases and
+"""The free-probability density of the eigenvalues of JJ^T (lab/theory/spectrum_density.py) against exact cases and
 large random matrices."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinygrad_act.lab import spectrum, spectrum_density
+from tinygrad_act.lab.theory import spectrum, spectrum_density
 from tinygrad_act.nn import activations
 
 

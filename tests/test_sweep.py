@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from tinygrad_act.cli import main
-from tinygrad_act.lab import experiment
-from tinygrad_act.lab import sweep as sweeps
-from tinygrad_act.lab.experiment import Config
+from tinygrad_act.lab.run import experiment
+from tinygrad_act.lab.run.experiment import Config
+from tinygrad_act.lab.sweep import grid as sweeps
 
 TINY = {"width": 8, "steps": 2, "data": "spirals:n=200", "batch_size": 16, "log_every": 1}
 REPO_EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
@@ -417,7 +417,7 @@ def test_sweep_csv_and_md_have_one_row_per_run_with_parameters_and_results(tmp_p
 
 
 def test_sweep_md_shows_measured_numbers_as_report_fmt_and_grid_values_as_given(tmp_path):
-    from tinygrad_act.lab.report import fmt
+    from tinygrad_act.lab.show.format import fmt
 
     row = {"act": "relu", "depth": 100, "ratio_init": 3.125e-3, "ratio_final": 0.0607, "test_loss": None}
     sweeps.write_tables(tmp_path, [{**row, "status": "completed", "verdict": "vanishing"}], ["act", "depth"])
@@ -535,7 +535,7 @@ def test_sweep_command_bad_input_ends_with_one_line_and_exit_code_2(extra, named
 def test_a_run_interrupted_by_ctrl_c_is_redone_when_the_sweep_resumes(tmp_path, monkeypatch):
     import json
 
-    from tinygrad_act.lab import sweep as sweeps
+    from tinygrad_act.lab.sweep import grid as sweeps
 
     monkeypatch.setenv("TINYGRAD_ACT_CACHE", str(tmp_path / "cache"))
     grid = sweeps.Sweep(
@@ -555,7 +555,7 @@ def test_a_run_interrupted_by_ctrl_c_is_redone_when_the_sweep_resumes(tmp_path, 
 @pytest.fixture
 def parallel_tasks(monkeypatch):
     """Patch workers.run_all: the runs a parallel sweep hands to its workers, in order, and their environment."""
-    from tinygrad_act.lab import workers
+    from tinygrad_act.lab.sweep import workers
 
     seen = {"tasks": [], "environment": {}}
 
@@ -604,7 +604,7 @@ def test_parallel_workers_get_one_blas_thread_set_before_they_start(tmp_path, mo
 
 
 def test_a_worker_process_sees_the_environment_run_all_sets_not_the_parents(monkeypatch):
-    from tinygrad_act.lab import workers
+    from tinygrad_act.lab.sweep import workers
 
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "7")
     results = dict(workers.run_all(os.getenv, ["OPENBLAS_NUM_THREADS"], 2, {"OPENBLAS_NUM_THREADS": "1"}))

@@ -18,10 +18,11 @@ from test_sweep import count_runs, read_csv  # one copy of the sweep tests' help
 
 from tinygrad_act import findings
 from tinygrad_act.cli import main
+from tinygrad_act.common import files
 from tinygrad_act.common.errors import RunDirError, UsageError
-from tinygrad_act.lab import plots, rundir
-from tinygrad_act.lab import sweep as sweeps
-from tinygrad_act.lab.experiment import Config
+from tinygrad_act.lab.run.experiment import Config
+from tinygrad_act.lab.show import plots
+from tinygrad_act.lab.sweep import grid as sweeps
 
 TINY = {"depth": 2, "width": 8, "steps": 2, "data": "spirals:n=200", "batch_size": 16, "log_every": 1}
 CLI_TINY = ["--depth", "2", "--width", "8", "--data", "spirals:n=200", "--batch-size", "16", "--no-progress"]
@@ -68,7 +69,7 @@ def test_a_second_sweep_on_a_locked_out_gets_one_line_and_writes_nothing(tmp_pat
     out = tmp_path / "s"
     out.mkdir()
     calls = count_runs(monkeypatch)
-    with rundir.locked(out, what="sweep directory"):
+    with files.locked(out, what="sweep directory"):
         with pytest.raises(RunDirError, match="being written by another process"):
             sweeps.run_sweep(sweeps.Sweep({"act": ["relu"]}, TINY), out, progress=False)
         err = one_line_error(["sweep", "--acts", "relu", *CLI_TINY, "--steps", "2", "--out", str(out)], capsys, 1)
@@ -90,7 +91,7 @@ def test_a_completed_summary_with_records_missing_from_metrics_jsonl_is_redone(t
     calls = count_runs(monkeypatch)
     rows = sweeps.run_sweep(sweep, tmp_path, progress=False)
     assert calls == ["act-relu"]
-    assert len(rundir.read_records(run)) == 4 and rows[0]["steps_done"] == 4
+    assert len(files.read_records(run)) == 4 and rows[0]["steps_done"] == 4
 
 
 # ---- 3. summaries of the wrong shape ----------------------------------------------------------------------------
@@ -199,7 +200,7 @@ def test_one_signal_stops_the_whole_sweep_running_runs_end_interrupted_and_no_wo
     started = [p for p in sorted((out / "runs").iterdir()) if (p / "config.json").exists()]
     assert len(started) == jobs  # no new run started after the signal
     for run in started:
-        assert rundir.read_json(run / "summary.json")["status"] == "interrupted", run
+        assert files.read_json(run / "summary.json")["status"] == "interrupted", run
     assert not any(_alive(pid) for pid in workers)
 
 

@@ -1,4 +1,4 @@
-"""The sweep's figures (lab/sweep_figures.py) have the intended structure: colour = activation, line style = init,
+"""The sweep's figures (lab/sweep/figures.py) have the intended structure: colour = activation, line style = init,
 small legends, one heatmap per init on the shared colour scale with readable text, profiles in small multiples;
 diverged and vanished runs are drawn, never dropped. Rows are made by hand: no training needed."""
 
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from matplotlib.colors import to_rgba
 
-from tinygrad_act.lab import plots, sweep_figures
+from tinygrad_act.lab.show import plots
+from tinygrad_act.lab.sweep import figures as sweep_figures
 
 ACTS = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "swish"]
 INITS = ["xavier_normal", "he_normal"]

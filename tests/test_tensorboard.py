@@ -10,8 +10,8 @@ import pytest
 
 from tinygrad_act import makeargs
 from tinygrad_act.common.errors import UsageError
-from tinygrad_act.lab.experiment import Config, run
-from tinygrad_act.lab.rundir import read_records
+from tinygrad_act.common.files import read_records
+from tinygrad_act.lab.run.experiment import Config, run
 from tinygrad_act.lab.stats import first_last_ratio
 
 pytest.importorskip("tensorboardX", reason="the test extra installs tensorboardX")  # make test installs it

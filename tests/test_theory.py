@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinygrad_act import activations
-from tinygrad_act.lab import stats, theory
+from tinygrad_act.lab import stats
+from tinygrad_act.lab.theory import mean_field as theory
 
 SELU_ALPHA = 1.6732632423543772
 SELU_LAMBDA = 1.0507009873554805

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from tinygrad_act.common.errors import UsageError
-from tinygrad_act.lab import data, userdata
-from tinygrad_act.lab.config import Config
+from tinygrad_act.lab import data
+from tinygrad_act.lab.data import userdata
+from tinygrad_act.lab.run.config import Config
 
 TINY = ["experiment", "--depth", "3", "--width", "8", "--steps", "5", "--batch-size", "16", "--no-progress",
         "--no-figures"]  # fmt: skip

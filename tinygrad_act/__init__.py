@@ -11,6 +11,7 @@ from .engine.gradcheck import gradcheck
 from .engine.graph import enable_grad, is_grad_enabled, no_grad
 from .engine.scalar import Value
 from .engine.tensor import Tensor, concatenate, maximum, minimum, stack, where
+from .lab.run.api import Run, run
 from .nn import activations, init, optim
 
 # The first wave's public module names stay importable as the same module objects
@@ -18,24 +19,6 @@ from .nn import activations, init, optim
 for _module in (activations, init, optim):
     _sys.modules[f"{__name__}.{_module.__name__.rsplit('.', 1)[1]}"] = _module
 del _module
-
-
-def run(**options):
-    """Train one deep MLP from a script: the command line's experiment options as keywords; a ``Run``.
-
-    ``tinygrad_act.run(depth=3, width=8, steps=5, data=(x, y))``; see ``lab/api.py`` and the README.
-    """
-    from .lab.api import run as _run  # the laboratory only when a run is asked for: importing stays light
-
-    return _run(**options)
-
-
-def __getattr__(name):
-    if name == "Run":  # the reader of a run directory, imported on first use like run()
-        from .lab.api import Run
-
-        return Run
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

@@ -12,9 +12,16 @@ import shlex
 import sys
 from pathlib import Path
 
-from .common import plugins, validate
+from . import findings
+from .common import files, plugins, validate
 from .common.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED, RunDirError, UsageError
-from .lab.config import Config
+from .lab.data import datasets
+from .lab.run import checkpoint, experiment
+from .lab.run.config import Config
+from .lab.show import compare, plots, report
+from .lab.sweep import grid as sweeps
+from .nn import activations, optim
+from .nn import init as initializers
 
 
 class _Parser(argparse.ArgumentParser):
@@ -177,15 +184,12 @@ def _config_from(args) -> Config:
 
 def cmd_experiment(args) -> int:
     """Train one MLP, write its run directory, print the table and the verdict."""
-    from .lab import report, rundir
-    from .lab.experiment import run
-
     if args.resume:
         return _resume(args)
     config = _config_from(args)
     command = "python -m tinygrad_act " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    summary = run(config, force=args.force, progress=not args.no_progress, command=command)
-    print(report.terminal_report(summary, rundir.read_records(summary["path"]), config))
+    summary = experiment.run(config, force=args.force, progress=not args.no_progress, command=command)
+    print(report.terminal_report(summary, files.read_records(summary["path"]), config))
     if summary.get("figures_skipped"):
         print(summary["figures_skipped"])
     return {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_TERMINATED}.get(summary.get("signal"), 0)
@@ -193,9 +197,6 @@ def cmd_experiment(args) -> int:
 
 def _resume(args) -> int:
     """``experiment --resume RUN_DIR``: the settings are the run's own; an option given beside it must match."""
-    from .lab import checkpoint, report, rundir
-    from .lab.experiment import resume
-
     config = checkpoint.run_config(args.resume)
     given = _Parser(prog="resume")
     _experiment_arguments(given, defaults=False)
@@ -206,8 +207,8 @@ def _resume(args) -> int:
         if key == "force" or (key == "out" and value != args.resume) or getattr(config, key, value) != value:
             raise UsageError(f"--{key.replace('_', '-')} cannot change a resumed run (its settings are in "
                              f"{args.resume}/config.json); drop it")  # fmt: skip
-    summary = resume(args.resume, progress=not args.no_progress)
-    print(report.terminal_report(summary, rundir.read_records(summary["path"]), config))
+    summary = experiment.resume(args.resume, progress=not args.no_progress)
+    print(report.terminal_report(summary, files.read_records(summary["path"]), config))
     return {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_TERMINATED}.get(summary.get("signal"), 0)
 
 
@@ -217,9 +218,6 @@ def cmd_sweep(args) -> int:
     The command line overrides the named config's settings; a key given twice on the command line (``--grid
     depth=1 --depths 2``, ``--depths 2 --depth 3``), or fixed there while the config grids over it, is refused.
     """
-    from .lab import plots
-    from .lab import sweep as sweeps
-
     base = sweeps.load_config(args.config) if args.config else None
     grid = dict(base.grid) if base else {}
     sources = {}  # grid key -> the option that set it on the command line
@@ -281,8 +279,6 @@ def _split_list(text: str) -> list[str]:
 
 def cmd_report(args) -> int:
     """Run the findings' sweeps and write experiments/README.md."""
-    from . import findings
-
     names = [n.strip() for n in args.only.split(",") if n.strip()] or None
     path = findings.generate(
         names, runs_root=args.runs, out_dir=args.out, jobs=args.jobs, progress=not args.no_progress
@@ -293,11 +289,7 @@ def cmd_report(args) -> int:
 
 def cmd_list(args) -> int:
     """Print the registered activations, initializers, datasets and optimizers."""
-    from .lab import data
-    from .nn import activations, optim
-    from .nn import init as initializers
-
-    rows = [("activations", activations), ("initializers", initializers), ("datasets", data), ("optimizers", optim)]
+    rows = [("activations", activations), ("initializers", initializers), ("datasets", datasets), ("optimizers", optim)]
     d = Config()
     # what an experiment uses when the optimizer spec does not say (--lr, --momentum), not the classes' own defaults
     experiment_defaults = {"sgd": {"lr": d.lr, "momentum": d.momentum}, "adam": {"lr": d.lr}}
@@ -314,22 +306,18 @@ def cmd_list(args) -> int:
 
 def cmd_show(args) -> int:
     """Print the table and verdict of a finished run directory."""
-    from .lab import report, rundir
-
     path = Path(args.run_dir)
-    summary, config_values = rundir.read_json(path / "summary.json"), rundir.read_json(path / "config.json")
+    summary, config_values = files.read_json(path / "summary.json"), files.read_json(path / "config.json")
     if summary is None or config_values is None:
         raise UsageError(f"{str(path)!r} is not a finished run directory (no valid summary.json and config.json)")
     summary["path"] = str(path)
     config = Config(**{f.name: config_values[f.name] for f in dataclasses.fields(Config) if f.name in config_values})
-    print(report.terminal_report(summary, rundir.read_records(path), config))
+    print(report.terminal_report(summary, files.read_records(path), config))
     return 0
 
 
 def cmd_compare(args) -> int:
     """Overlay the runs' step-0 profiles with their theory into one PNG; print their table."""
-    from .lab import compare
-
     table, path = compare.compare(args.runs, args.out)
     print(table)
     print(f"wrote {path}")

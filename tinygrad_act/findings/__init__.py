@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..common import files
 from ..common.errors import UsageError
-from ..lab import rundir
-from ..lab import sweep as sweeps
 from ..lab.stats import EXPLODING_ABOVE, VANISHING_BELOW
+from ..lab.sweep import grid as sweeps
 from . import (
     dying_relu,
     edge_of_chaos,
@@ -77,7 +77,7 @@ def generate(names=None, runs_root="runs/report", out_dir="experiments", jobs: i
                 f"## {number}. {finding.title}\n\n(not generated yet: `make report ONLY={finding.name}`)\n",
             )
         parts.append(f"<!-- finding:{finding.name} -->\n{body.rstrip()}\n<!-- /finding:{finding.name} -->")
-    rundir.atomic_write(path, "\n\n".join(parts) + "\n")
+    files.atomic_write(path, "\n\n".join(parts) + "\n")
     return path
 
 
@@ -137,5 +137,5 @@ Unless a finding says otherwise: MNIST-1D (4000 train / 1000 test, 40 features, 
 batch 64, SGD with momentum 0.9, lr 0.02, float64, biases zero, seed 0. **r** is the ratio of the
 back-propagated gradient norm ||dL/dz|| at the first hidden layer to that at the last hidden layer, at
 step 0 (initialization) unless marked *end*; verdict: vanishing if r < {_power_of_ten(VANISHING_BELOW)}, exploding if r > {_power_of_ten(EXPLODING_ABOVE)} or
-non-finite, else healthy. *Theory* is the mean-field prediction of `tinygrad_act/lab/theory.py` (Poole et al.
+non-finite, else healthy. *Theory* is the mean-field prediction of `tinygrad_act/lab/theory/mean_field.py` (Poole et al.
 2016; Schoenholz et al. 2017) from each run's own weight variances and sigma_b^2 (0: zero biases, unless a finding says otherwise)."""

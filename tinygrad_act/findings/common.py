@@ -1,7 +1,7 @@
 """What every finding shares: the Context an analysis reads its runs through, and the aggregations over runs.
 
 A finding turns its sweep's rows (one per run, from ``lab.sweep.collect``) into a Markdown body. Numbers are
-formatted by ``lab.report`` and figures drawn and saved by ``lab.plots``; the helpers here only aggregate.
+formatted by ``lab.show.format`` and figures drawn and saved by ``lab.show.plots``; the helpers here only aggregate.
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..lab import data, plots, rundir
-from ..lab.config import Config
-from ..lab.report import number
+from ..common import files
+from ..lab import data
+from ..lab.run.config import Config
+from ..lab.show import plots
+from ..lab.show.format import number
 
-# The findings' figures have always been written at 100 dpi (lab.plots.DPI is 110 for run and sweep figures):
+# The findings' figures have always been written at 100 dpi (lab.show.plots.DPI is 110 for run and sweep figures):
 # keeping it keeps the report's PNGs as they are.
 FIGURE_DPI = 100
 
@@ -33,7 +35,7 @@ class Context:
         """A run's metrics.jsonl records (cached; nan/inf restored, None = not measured)."""
         run = row["run"]
         if run not in self._records:
-            self._records[run] = rundir.read_records(self.root / "runs" / run)
+            self._records[run] = files.read_records(self.root / "runs" / run)
         return self._records[run]
 
     def where(self, **match) -> list[dict]:
@@ -51,7 +53,7 @@ class Context:
 
     def figure(self, fig, suffix: str) -> str:
         """Save a figure under the report's figures/ (whole or not at all) and return its Markdown link."""
-        rundir.make_dir(self.figure_dir)
+        files.make_dir(self.figure_dir)
         name = f"{self.name}_{suffix}.png"
         plots.save(fig, self.figure_dir / name, dpi=FIGURE_DPI)
         return f"![{self.name} {suffix}](figures/{name})"
@@ -61,9 +63,9 @@ class Context:
         source = self.root / "figures" / name
         if not source.exists():
             return None
-        rundir.make_dir(self.figure_dir)
+        files.make_dir(self.figure_dir)
         target = f"{self.name}_{name}"
-        rundir.atomic_write(self.figure_dir / target, source.read_bytes())  # a link at the target is replaced
+        files.atomic_write(self.figure_dir / target, source.read_bytes())  # a link at the target is replaced
         return f"![{self.name} {name}](figures/{target})"
 
 

@@ -6,9 +6,10 @@ import math
 
 import numpy as np
 
-from ..lab import plots, stats
-from ..lab.config import Config
-from ..lab.report import fmt, markdown_table, pct
+from ..lab import stats
+from ..lab.run.config import Config
+from ..lab.show import plots
+from ..lab.show.format import fmt, markdown_table, pct
 from .common import Check, Context, Finding, Part, last_measured, layer_field, mean, median, paragraphs
 
 # "Stays alive": fewer than 1% of the units dead at the end. With a non-zero slope a unit is dead (its
@@ -28,7 +29,7 @@ def dead_fraction(record: dict) -> float:
 
 
 def diverged(row: dict) -> bool:
-    """Whether the run diverged (lab/stats.shown_verdict): its dead fraction is then float underflow in a
+    """Whether the run diverged (lab/stats.py, shown_verdict): its dead fraction is then float underflow in a
     blown-up network, not dying, and is not counted."""
     return stats.shown_verdict(row) == "diverged"
 

@@ -9,9 +9,12 @@ import math
 
 import numpy as np
 
-from ..lab import correlation, plots, rundir, theory
-from ..lab.report import fmt, markdown_table, number, pct
+from ..common import files
+from ..lab.show import plots
+from ..lab.show.format import fmt, markdown_table, number, pct
 from ..lab.stats import verdict
+from ..lab.theory import correlation
+from ..lab.theory import mean_field as theory
 from ..nn import activations
 from .common import Check, Context, Finding, Part, agreement, log_error, median, paragraphs
 
@@ -30,7 +33,7 @@ def six_xi_c(act_spec: str, sigma_w2: float, sigma_b2: float) -> float:
 
 def measured_sigma_w2(ctx: Context, row: dict) -> float:
     """The run's own sigma_w^2 = fan_in mean(W^2) of its deep hidden layers (summary.json's theory block)."""
-    summary = rundir.read_json(ctx.root / "runs" / row["run"] / "summary.json")
+    summary = files.read_json(ctx.root / "runs" / row["run"] / "summary.json")
     return number((summary.get("theory") or {}).get("sigma_w2"))
 
 
@@ -202,7 +205,7 @@ def analyze(ctx: Context) -> str:
         f"{ctx.setting('batch_size')}, {ctx.setting('steps')} steps, seed 0. Weights N(0, sigma_w^2 / fan_in); "
         "the theory uses each run's measured sigma_w^2 (fan_in mean(W^2) of its deep layers). c* is the correlation "
         "map's stable fixed point (1 when ordered), chi_c the slope there, xi_c = -1/ln chi_c "
-        f"(`lab/correlation.py`); critical sigma_w^2 = {critical:.3f}. A run *trained* if its final accuracy on "
+        f"(`lab/theory/correlation.py`); critical sigma_w^2 = {critical:.3f}. A run *trained* if its final accuracy on "
         f"the whole training split is at least {TRAINED_ACCURACY:.0%} (2.5 x chance); the theory predicts it "
         "trains if depth < 6 xi_c. Cells: final train accuracy, **bold ✗** where the prediction is wrong.",
         grid_table(ctx, judged),

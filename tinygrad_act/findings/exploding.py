@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from ..lab import plots
-from ..lab.report import fmt, markdown_table, number, pct
+from ..lab.show import plots
+from ..lab.show.format import fmt, markdown_table, number, pct
 from .common import Check, Context, Finding, Part, agreement, log_error, paragraphs
 
 # "Grow exponentially as theory says": measured r within a factor of 2 of the mean-field prediction

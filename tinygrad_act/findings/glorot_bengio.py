@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..lab import plots
-from ..lab.report import fmt, markdown_table, pct
+from ..lab.show import plots
+from ..lab.show.format import fmt, markdown_table, pct
 from .common import Check, Context, Finding, Part, delta_profile, geometric_median, layer_field, median, paragraphs
 
 PAPER_TABLE1 = {  # Glorot & Bengio (2010), Table 1: test error (%), 5 hidden layers; N = normalized init

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..lab import plots
-from ..lab.report import fmt, markdown_table, number, pct
+from ..lab.show import plots
+from ..lab.show.format import fmt, markdown_table, number, pct
 from .common import Check, Context, Finding, Part, delta_profile, paragraphs
 
 INITS = (("xavier_normal", "tab:red"), ("he_normal", "tab:blue"))  # the two nets, and their colour in the figure

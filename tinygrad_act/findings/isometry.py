@@ -4,8 +4,8 @@ Pennington, Schoenholz & Ganguli 2017: near criticality (small sigma_b^2, chi1 =
 every singular value of the input-output Jacobian near the same size, Gaussian weights spread them (the
 variance of s^2 grows by one per layer), and ReLU cannot be isometric: its D^2 has entries 0 and 1 with equal
 probability whatever the init, so the variance grows by at least one per layer. Each run measures the singular
-values of dz_L/dz_1 (lab/jacobian.py) and trains briefly; the check compares the bands, the free-probability
-variance (lab/spectrum.py) and the training losses.
+values of dz_L/dz_1 (lab/measure/jacobian.py) and trains briefly; the check compares the bands, the free-probability
+variance (lab/theory/spectrum.py) and the training losses.
 """
 
 from __future__ import annotations
@@ -14,8 +14,11 @@ import math
 
 import numpy as np
 
-from ..lab import plots, rundir, spectrum, spectrum_density, theory
-from ..lab.report import fmt, markdown_table
+from ..common import files
+from ..lab.show import plots
+from ..lab.show.format import fmt, markdown_table
+from ..lab.theory import mean_field as theory
+from ..lab.theory import spectrum, spectrum_density
 from .common import Check, Context, Finding, Part, log_error, paragraphs
 
 NARROW_DECADES = 2.0  # a "narrow band": the middle 90% of the singular values within a factor of 100
@@ -26,7 +29,7 @@ SMOOTHING = 3  # logged minibatch losses averaged, so one lucky batch does not d
 
 
 def _summary(ctx: Context, row: dict) -> dict:
-    return rundir.read_json(ctx.root / "runs" / row["run"] / "summary.json") or {}
+    return files.read_json(ctx.root / "runs" / row["run"] / "summary.json") or {}
 
 
 def _runs(ctx: Context) -> list[dict]:
@@ -148,7 +151,7 @@ def _setting(ctx: Context, runs: list[dict]) -> str:
         f"1e-16 of the largest: spreads past ~16 decades are at that floor, not measured). Theory: mean s² = the mean-field product of "
         f"χ; Var(s²)/mean² = Σ_l (E[φ'⁴]/E[φ'²]² - 1) + (1 per Gaussian layer) (free probability); the figure's dashed "
         f"lines are free probability's whole density of s² (the S-transform product solved numerically, "
-        f"lab/spectrum_density.py), each over its own mean. ReLU's φ'² is 0 "
+        f"lab/theory/spectrum_density.py), each over its own mean. ReLU's φ'² is 0 "
         f"or 1, so its per-layer term is {', '.join(fmt(m2 / m1**2 - 1, 3) for m1, m2 in relu_v)} at q = 0.1, 1, "
         f"10: whatever σ_w², q or the weights. Then {ctx.setting('steps')} steps of SGD (lr {ctx.setting('lr')}, "
         f"momentum {ctx.setting('momentum')}) on MNIST-1D. The paper's speed-up was measured on CIFAR-10 with far "

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from ..lab import plots
-from ..lab.report import fmt, markdown_table, number
+from ..lab.show import plots
+from ..lab.show.format import fmt, markdown_table, number
 from .common import Check, Context, Finding, Part, delta_profile, geometric_median, paragraphs
 
 # "Exactly" in a linear net: r = 1 to float rounding over 50 layers (each product rounds at ~1e-16).

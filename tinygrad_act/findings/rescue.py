@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..lab import plots, stats
-from ..lab.report import fmt, markdown_table, number, pct
+from ..lab import stats
+from ..lab.show import plots
+from ..lab.show.format import fmt, markdown_table, number, pct
 from .common import Check, Context, Finding, Part, delta_profile, paragraphs
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..lab import plots, theory
-from ..lab.report import markdown_table
+from ..lab.show import plots
+from ..lab.show.format import markdown_table
+from ..lab.theory import mean_field as theory
 from ..nn import activations
 from .common import Check, Context, Finding, Part, layer_field, paragraphs
 

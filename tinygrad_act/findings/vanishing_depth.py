@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..lab import stats
-from ..lab.report import fmt, markdown_table
+from ..lab.show.format import fmt, markdown_table
 from .common import Check, Context, Finding, Part, agreement, geometric_median, log_error, median
 
 # The claim's "ReLU family": every activation of the grid that is neither sigmoid nor tanh (each with its
@@ -54,7 +54,7 @@ def analyze(ctx: Context) -> str:
     text = [
         f"r = ||dL/dz|| of hidden layer 1 / that of hidden layer L, at step 0 (geometric median over "
         f"{len(ctx.sweep.grid.get('seed', [0]))} seeds, width {ctx.setting('width')}); "
-        "theory: the mean-field prediction from each run's own weight variances (theory.py).",
+        "theory: the mean-field prediction from each run's own weight variances (lab/theory/mean_field.py).",
         "",
         ratios,
         "",

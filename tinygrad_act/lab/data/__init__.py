@@ -1,0 +1,25 @@
+"""Datasets: built-ins generated locally from a seed (``mnist1d``, ``spirals``, ``teacher``), the reference package's
+MNIST-1D, and your own files or arrays, all loaded the same way (datasets.py) into a ``Dataset`` (base.py).
+
+    from tinygrad_act.lab import data
+    ds = data.load("spirals:classes=5", seed=0); xb, yb = next(data.batches(ds, 64, rng))
+"""
+
+from .base import BatchStream, Dataset, Shape, batches, standardize
+from .datasets import CACHE_ENV, DATA_VERSION, cache_path, check, describe, load, names, register
+
+__all__ = [
+    "BatchStream",
+    "CACHE_ENV",
+    "DATA_VERSION",
+    "Dataset",
+    "Shape",
+    "batches",
+    "cache_path",
+    "check",
+    "describe",
+    "load",
+    "names",
+    "register",
+    "standardize",
+]

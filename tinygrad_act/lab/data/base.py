@@ -1,0 +1,118 @@
+"""What every dataset is made of: ``Dataset`` (a standardized train/test split), ``Shape`` (what a spec will produce,
+known before generating it), ``standardize`` (the train split's statistics) and ``batches`` (the endless,
+resumable minibatch stream). Built-ins (builtin.py), official MNIST-1D and your files (userdata.py) all produce these.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...common import validate
+from ...common.errors import UsageError
+
+
+@dataclass(frozen=True, eq=False)  # arrays have no single truth value
+class Dataset:
+    """A train/test split: inputs ``(n, num_features)`` standardized with the train statistics, int64 labels."""
+
+    name: str
+    params: dict
+    seed: int
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+
+    @property
+    def num_features(self) -> int:
+        """Length of one input vector."""
+        return self.x_train.shape[1]
+
+    def __repr__(self):
+        return (
+            f"Dataset({self.name!r}, train={self.x_train.shape}, test={self.x_test.shape}, "
+            f"classes={self.num_classes}, seed={self.seed}, dtype={self.x_train.dtype})"
+        )
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a dataset spec will produce, known without generating it: split sizes, features, classes, and the
+    number of float64 values its generator holds at its peak (for the memory estimate)."""
+
+    n_train: int
+    n_test: int
+    features: int
+    classes: int
+    peak_values: int
+
+
+def standardize(x_train: np.ndarray, x_test: np.ndarray):
+    """(x - mean) / std per feature, with the train split's statistics; a constant feature keeps std 1."""
+    mean = x_train.mean(axis=0)
+    std = x_train.std(axis=0)
+    std = np.where(std > 1e-12, std, 1.0)
+    return (x_train - mean) / std, (x_test - mean) / std
+
+
+def batches(dataset: Dataset, batch_size: int, rng) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Endless minibatches ``(xb, yb)`` of the train split, reshuffled with ``rng`` (Generator or seed) every epoch.
+
+    Batches are cut from a stream of epoch permutations, so every batch is full and every example is seen
+    once per epoch; a batch may straddle two epochs (or span several when it is larger than the split).
+    """
+    batch_size = validate.integer("batch_size", batch_size, 1)
+    if len(dataset.y_train) == 0:  # no permutation would ever fill a batch
+        raise UsageError(f"the training split of dataset {dataset.name!r} is empty; it needs at least one example")
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    return BatchStream(dataset.x_train, dataset.y_train, batch_size, rng)
+
+
+class BatchStream:
+    """The endless batches of ``batches``, with a state to resume from: the RNG state and the indices cut from
+    the current permutations but not yet served (``state()`` / ``load_state()``, arrays only, no pickle)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, rng: np.random.Generator):
+        self.x, self.y, self.batch_size, self.rng = x, y, batch_size, rng
+        self.order = np.empty(0, dtype=np.int64)
+        self.served = 0  # batches handed out so far
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> tuple[np.ndarray, np.ndarray]:
+        # All the permutations a batch still needs, joined once: linear in the batch size, the same stream.
+        missing = -(-(self.batch_size - len(self.order)) // len(self.y))
+        if missing > 0:
+            permutations = (self.rng.permutation(len(self.y)) for _ in range(missing))
+            self.order = np.concatenate([self.order, *permutations])
+        index, self.order = self.order[: self.batch_size], self.order[self.batch_size :]
+        self.served += 1
+        return self.x[index], self.y[index]
+
+    def state(self) -> dict[str, np.ndarray]:
+        """{"rng": the bit generator's state as JSON text, "order": pending indices, "served": batches served}."""
+        rng_state = json.dumps(self.rng.bit_generator.state)
+        return {"rng": np.array(rng_state), "order": self.order.copy(), "served": np.array(self.served)}
+
+    def load_state(self, state: dict) -> None:
+        """Continue from ``state()``; UsageError if it is not one (another generator, indices out of range)."""
+        try:
+            rng_state = json.loads(str(state["rng"]))
+            self.rng.bit_generator.state = rng_state
+            order = np.asarray(state["order"])
+            served = int(state["served"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise UsageError(f"the batch stream's state is not valid: {error}") from None
+        if (
+            order.dtype.kind not in "iu"
+            or order.ndim != 1
+            or (order.size and not 0 <= order.min() <= order.max() < len(self.y))
+        ):
+            raise UsageError(f"the batch stream's pending indices do not fit a training split of {len(self.y)}")
+        self.order, self.served = order.astype(np.int64), served

@@ -1,0 +1,151 @@
+"""The dataset registry: ``load`` and ``check`` a spec (a built-in or registered name with parameters, or your own
+data: ``path.npz``, ``path.csv``, arrays; userdata.py), ``register`` your own generator, and the cache.
+
+    ds = load("spirals:classes=5,noise=0.1", seed=0, dtype=np.float32)
+    ds.x_train, ds.y_train, ds.x_test, ds.y_test, ds.num_features, ds.num_classes
+
+Every dataset has a train and a test split, integer labels (int64) and inputs standardized per feature with
+the *train* mean and std. The same name, parameters and seed give bit-identical arrays; the float64 arrays
+are cached in ``.cache/data/`` under the working directory (or ``$TINYGRAD_ACT_CACHE/data/``), written
+atomically so that parallel workers never read half a file; an unreadable cache file is regenerated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ...common import validate
+from ...common.errors import RunDirError, UsageError
+from ...common.files import atomic_file, make_dir
+from ...common.registry import Registry, keyword_defaults
+from . import builtin, userdata
+from .base import Dataset, Shape, standardize
+from .mnist1d_official import mnist1d_official, mnist1d_official_shape
+
+DATA_VERSION = 1
+CACHE_ENV = "TINYGRAD_ACT_CACHE"
+_SPLITS = ("x_train", "y_train", "x_test", "y_test")
+
+_REGISTRY = Registry("dataset")
+
+
+def register(name: str, generator, *, shape=None, description: str = "", replace: bool = False) -> str:
+    """Add a dataset: ``generator(rng, **params) -> (x_train, y_train, x_test, y_test)``, raw (unstandardized).
+
+    Keyword parameters of ``generator`` after ``rng`` become the dataset's parameters (``name:param=value``);
+    labels must be integers 0..classes-1. Standardization, dtype and caching are done by ``load``; the cache
+    key is the name, parameters and seed, so pass ``cache=False`` to ``load`` while editing a generator.
+    ``shape(**params) -> Shape`` (optional) checks the parameters without generating anything, raising
+    UsageError (see common/validate.py) for values that make no sense; ``check`` and ``load`` call it.
+    """
+    description = description or (generator.__doc__ or "").strip().split("\n")[0]
+    _REGISTRY.register(name, (generator, shape), defaults=keyword_defaults(generator), description=description,
+                       replace=replace)  # fmt: skip
+    return name
+
+
+def check(spec: str = "mnist1d", **params) -> Shape | None:
+    """Check ``spec``'s name and parameters without generating anything; its Shape (None if not declared).
+
+    Cheap: a sweep checks every cell this way before its first run starts. Your data (a .npz or .csv path,
+    see userdata.py) is read and checked once here, its defects named.
+    """
+    if userdata.is_user_spec(spec, names()):
+        return userdata.check(spec)
+    entry, bound = _REGISTRY.resolve(spec, **params)
+    shape = entry.obj[1]
+    return None if shape is None else shape(**bound)
+
+
+def names() -> list[str]:
+    """Every registered dataset name, sorted."""
+    return _REGISTRY.names()
+
+
+def describe(name: str) -> str:
+    """One line: the dataset's description and its default parameters."""
+    entry = _REGISTRY.entry(name)
+    defaults = ",".join(f"{k}={v}" for k, v in entry.defaults.items())
+    return f"{entry.name}:{defaults}  {entry.description}"
+
+
+def _cache_key(name: str, params: dict, seed: int) -> str:
+    key = {"name": name, "params": params, "seed": seed, "version": DATA_VERSION}
+    return json.dumps(key, sort_keys=True, default=lambda value: value.item())  # numpy scalars
+
+
+def cache_path(spec: str = "mnist1d", seed: int = 0, **params) -> Path:
+    """Where ``load(spec, seed, **params)`` caches its arrays: ``<cache>/data/<name>-<hash>.npz``."""
+    entry, bound = _REGISTRY.resolve(spec, **params)
+    digest = hashlib.sha256(_cache_key(entry.name, bound, seed).encode()).hexdigest()[:16]
+    return Path(os.environ.get(CACHE_ENV) or ".cache") / "data" / f"{entry.name}-{digest}.npz"
+
+
+def _read_cache(path: Path, key: str):
+    """The cached arrays, or None when the file is missing, unreadable or holds another key."""
+    try:
+        # Our own handle: np.load leaks the one it opens when the zip archive inside is corrupt.
+        with open(path, "rb") as file, np.load(file, allow_pickle=False) as archive:
+            if str(archive["key"]) != key:
+                return None
+            return tuple(archive[split] for split in _SPLITS)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+
+
+def _write_cache(path: Path, key: str, arrays) -> None:
+    """Write the arrays whole or not at all (atomic_file): parallel readers never see half a file."""
+    make_dir(path.parent)
+    with atomic_file(path, "wb") as file:
+        np.savez(file, key=np.array(key), **dict(zip(_SPLITS, arrays)))
+
+
+def _generate(entry, params: dict, seed: int):
+    x_train, y_train, x_test, y_test = entry.obj[0](np.random.default_rng(seed), **params)
+    x_train, x_test = standardize(np.asarray(x_train, np.float64), np.asarray(x_test, np.float64))
+    return x_train, np.asarray(y_train, np.int64), x_test, np.asarray(y_test, np.int64)
+
+
+def load(spec: str = "mnist1d", seed: int = 0, dtype=np.float64, *, cache: bool = True, **params) -> Dataset:
+    """The dataset ``spec`` (``"name"`` or ``"name:param=value,..."``) generated from ``seed``, inputs in ``dtype``."""
+    seed = validate.integer("seed", seed, 0)
+    try:
+        kind = np.dtype(dtype).kind
+    except (TypeError, ValueError):
+        kind = None
+    if kind != "f":
+        raise UsageError(f"dtype must be a floating type such as float32 or float64, got {dtype!r}")
+    if userdata.is_user_spec(spec, names()):
+        return userdata.load(spec, seed, dtype)
+    check(spec, **params)
+    entry, bound = _REGISTRY.resolve(spec, **params)
+    arrays = None
+    if cache:
+        path, key = cache_path(entry.name, seed, **bound), _cache_key(entry.name, bound, seed)
+        arrays = _read_cache(path, key)
+    if arrays is None:
+        arrays = _generate(entry, bound, seed)
+        if cache:
+            try:
+                _write_cache(path, key, arrays)
+            except RunDirError:  # the cache only saves time: a read-only or full disk must not stop a run
+                pass
+    x_train, y_train, x_test, y_test = arrays
+    num_classes = int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1
+    num_classes = int(bound.get("classes", num_classes))
+    return Dataset(
+        entry.name, dict(bound), seed, x_train.astype(dtype), y_train, x_test.astype(dtype), y_test, num_classes
+    )
+
+
+register("mnist1d", builtin.mnist1d, shape=builtin.mnist1d_shape)
+register("spirals", builtin.spirals, shape=builtin.spirals_shape)
+register("teacher", builtin.teacher, shape=builtin.teacher_shape)
+# Optional: the reference package's MNIST-1D (pip install mnist1d); registered always, so the name is listed.
+register("mnist1d_official", mnist1d_official, shape=mnist1d_official_shape)

@@ -1,0 +1,417 @@
+"""One run: a configuration -> build -> train -> finish -> files on disk (see ARCHITECTURE.md, the run files).
+
+``build`` makes the model, optimizer and probe; ``train`` is the plain loop (batch, forward, loss, backward,
+clip, step) with measurement attached from outside (probes.LayerProbe), each measured step appended to
+``metrics.jsonl`` and ``metrics.csv`` whole (measure/records.py's RunLog), so an interrupted or diverged run keeps
+everything it logged; ``finish`` writes ``summary.json`` last, whatever happened: status ``completed``, ``diverged``,
+``interrupted`` (Ctrl-C or SIGTERM) or ``failed`` (the file system refused a write; then RunDirError is raised
+after it). Every file goes through common/files.py: the directory is locked while the run writes it, files are
+replaced atomically and links are never followed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ...common import __version__, files
+from ...common.errors import RunDirError, Terminated, UsageError, interrupts_deferred, sigterm_as_interrupt
+from ...engine.graph import no_grad
+from ...engine.tensor import Tensor
+from ...nn import optim
+from ...nn.modules import MLP, accuracy, cross_entropy
+from ...nn.step import Step
+from .. import data, stats
+from ..measure import jacobian
+from ..measure.probes import LayerProbe, gradient_record
+from ..measure.records import LAYER_FIELDS, RUN_FILES, RunLog  # noqa: F401  (LAYER_FIELDS, RUN_FILES: callers import them from here)
+from ..show import html, plots, run_figures
+from ..theory import mean_field as theory
+from . import checkpoint, rundir, tensorboard
+from .config import Config
+
+__all__ = ["Config", "LAYER_FIELDS", "RUN_FILES", "run", "resume", "build", "train", "finish", "summarize", "evaluate"]
+
+
+@dataclasses.dataclass
+class Outcome:
+    """How the run has gone so far; ``finish`` turns it into the summary."""
+
+    status: str = "completed"  # or diverged, failed, interrupted
+    message: str = ""
+    steps_done: int = 0
+    fault: RunDirError | None = None  # the file system's refusal, raised once the summary is written
+    diverged: bool | None = None  # whether training diverged, once an interrupt has replaced that status
+    signal: str | None = None  # SIGINT or SIGTERM, if one stopped the run
+
+    def interrupted(self, stop: KeyboardInterrupt, when: str) -> None:
+        """Ctrl-C or SIGTERM: ``interrupted by the user after 12 steps``, ``terminated (SIGTERM) during ...``."""
+        self.diverged = self.status == "diverged"
+        terminated = isinstance(stop, Terminated)
+        stopped = f"{'terminated (SIGTERM)' if terminated else 'interrupted by the user'} {when}"
+        self.status, self.message = "interrupted", "; ".join(filter(None, [self.message, stopped]))
+        self.signal = "SIGTERM" if terminated else "SIGINT"
+
+
+def run(config: Config, force: bool = False, progress: bool = True, command: str | None = None) -> dict:
+    """Train, measure and write the run directory; return the summary.
+
+    Ctrl-C and SIGTERM end the run as "interrupted" (SIGTERM is turned into Terminated for the duration), with
+    its records and summary kept. A file-system fault (no space left ...) raises RunDirError after writing a
+    summary with status "failed" if the disk still takes one; metrics.jsonl keeps only whole records.
+    """
+    config.validate()
+    with sigterm_as_interrupt():
+        dataset = data.load(config.data, dtype=np.dtype(config.dtype))  # bad data parameters write nothing
+        with rundir.prepare(config.out, config.default_name(), force=force) as path:
+            return _run_in(path, config, dataset, progress, command)
+
+
+def resume(path, progress: bool = True) -> dict:
+    """Continue an interrupted run from its checkpoint.npz, with the settings of its config.json; the summary.
+
+    The records logged after the checkpoint are computed again, so the run's metrics.jsonl ends as if it had
+    never stopped. A completed or diverged run has nothing to resume (UsageError).
+    """
+    config = checkpoint.run_config(path).validate()
+    path = Path(path)
+    with sigterm_as_interrupt():
+        dataset = data.load(config.data, dtype=np.dtype(config.dtype))
+        with files.locked(path):
+            status = (files.read_json(path / "summary.json") or {}).get("status")
+            if status in ("completed", "diverged"):
+                raise UsageError(f"run {str(path)!r} is {status}: there is nothing to resume")
+            files.remove(path / "summary.json")  # until the resumed run writes its own, the run is unfinished
+            return _run_in(path, config, dataset, progress, None, resuming=True)
+
+
+def _run_in(path: Path, config: Config, dataset, progress: bool, command: str | None, resuming=False) -> dict:
+    """build, config.json, train, final evaluation, figures, then finish: a signal at any point still ends in
+    a summary (the records logged until then are the run). ``resuming``: from checkpoint.npz, config.json kept."""
+    started = time.perf_counter()
+    model, optimizer, probe, batches = build(config, dataset)
+    prediction = predict_theory(config, model, dataset)  # of the initial weights, resumed or not
+    spectrum = measure_jacobian(config, model, dataset)  # of the initial weights too
+    outcome, final, drawn, records = Outcome(), {}, {}, None
+    if resuming:
+        state = checkpoint.load(path, config)
+        checkpoint.restore(state, model, optimizer, batches, probe)
+        outcome.steps_done = state.step
+        records = [record for record in files.read_records(path) if record["step"] < state.step]
+        started -= records[-1]["time"] if records else 0.0  # time goes on from the last record kept
+    else:
+        resolved = resolved_config(config, path, model, dataset, command)
+        files.atomic_write(path / "config.json", files.dumps(resolved, indent=2) + "\n")
+    log = tensorboard.TensorBoardLog(path, probe, records) if config.tensorboard else RunLog(path, records)
+    when = "after {steps_done} steps"
+    try:
+        saver = _Saver(path, config, model, optimizer, batches, probe)
+        train(config, model, optimizer, probe, batches, dataset, log, outcome, progress, started, saver)
+        if config.figures and outcome.status != "failed":  # data for histograms.png, drawn with the figures
+            probe.save_histograms(path / "histograms.npz")
+        when = "during the final evaluation"
+        if outcome.status == "completed":
+            with np.errstate(all="ignore"):
+                final["train_loss"], final["train_accuracy"] = evaluate(model, dataset.x_train, dataset.y_train)
+                final["test_loss"], final["test_accuracy"] = evaluate(model, dataset.x_test, dataset.y_test)
+        when = "while drawing the figures"
+        if config.figures and outcome.status != "failed":
+            summary = summarize(config, log.records, outcome.status, outcome.message, outcome.steps_done, final,
+                                prediction)  # fmt: skip
+            drawn = _draw(path, log.records, {**summary, "jacobian": spectrum})
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: stop now, the summary comes from the records logged
+        outcome.interrupted(stop, when.format(steps_done=outcome.steps_done))
+    return finish(path, config, log.records, outcome, final, prediction, drawn, started, spectrum)
+
+
+def build(config: Config, dataset):
+    """The model, its optimizer, the probe that measures the chosen steps, and the endless batches.
+
+    The model's weights and the batch order come from two independent streams of ``config.seed``.
+    """
+    model_seed, batch_seed = _seeds(config)
+    model = MLP(
+        dataset.num_features,
+        [config.width] * config.depth,
+        dataset.num_classes,
+        activation=config.act,
+        init=config.init,
+        output_init=config.output_init,
+        sigma_b2=config.sigma_b2,
+        residual=config.residual,
+        norm=None if config.norm == "none" else config.norm,
+        seed=int(model_seed.generate_state(1)[0]),
+        dtype=np.dtype(config.dtype),
+    )
+    optimizer = optim.get(config.optimizer, model.parameters(), **config.optimizer_options())
+    # Evaluation steps are always measured too, so every test-set number sits in a logged record.
+    probe = LayerProbe(model, optimizer, lambda step: step % config.log_every == 0 or _evaluated(config, step))
+    batches = data.batches(dataset, config.batch_size, np.random.default_rng(batch_seed))
+    model.training_step = Step(model, optimizer, config.clip, enabled=config.capture)  # replayed on unmeasured steps
+    return model, optimizer, probe, batches
+
+
+def _seeds(config: Config):
+    """The two independent streams of ``config.seed``: the model's weights and the batch order."""
+    return np.random.SeedSequence(config.seed).spawn(2)
+
+
+def measure_jacobian(config: Config, model, dataset) -> dict:
+    """summary["jacobian"]: the singular values of dz_L/dz_1 at step 0 for the first examples of the first
+    batch (a fresh copy of the batch stream, so training sees the same batches), with the theory beside them."""
+    skipped = jacobian.not_measured(config)
+    if skipped is not None:
+        return skipped
+    first, _ = next(data.batches(dataset, config.batch_size, np.random.default_rng(_seeds(config)[1])))
+    entry = jacobian.measure(model, first)
+    q0 = float(np.mean(dataset.x_train.astype(np.float64) ** 2))
+    entry["theory"] = jacobian.predict(config, model, q0, config.sigma_b2)
+    return entry
+
+
+def _evaluated(config: Config, step: int) -> bool:
+    """Steps with a test-set evaluation: every ``eval_every`` and the last."""
+    return step % config.eval_every == 0 or step == config.steps - 1
+
+
+def resolved_config(config: Config, path: Path, model, dataset, command: str | None) -> dict:
+    """config.json: the settings, and what they resolved to (activation and initializer parameters, data)."""
+    return {
+        **dataclasses.asdict(config),
+        "out": str(path),
+        "activation_params": model.activation.params,
+        "init_resolved": {"name": model.init.name, "params": model.init.params},
+        "dataset": {
+            "name": dataset.name,
+            "params": dataset.params,
+            "features": dataset.num_features,
+            "classes": dataset.num_classes,
+            "train": len(dataset.y_train),
+            "test": len(dataset.y_test),
+        },
+        "parameters": model.num_parameters(),
+        "version": __version__,
+        "numpy": np.__version__,
+        "command": command or " ".join(sys.argv),
+    }
+
+
+# Seconds between two checkpoints written at measured steps. Replacing a file costs milliseconds (the file system
+# flushes it on rename), as much as many small training steps: at most one a second keeps that near 1% of the
+# run. The end of the run and a signal always write one, so only a crash (kill -9) loses up to a second.
+CHECKPOINT_INTERVAL = 1.0
+
+
+class _Saver:
+    """Writes checkpoint.npz for the run's current state (after ``steps_done`` updates)."""
+
+    def __init__(self, path, config, model, optimizer, batches, probe):
+        self.path, self.config, self.parts = path, config, (model, optimizer, batches, probe)
+        self.step = None  # the step of the checkpoint on disk, if this process wrote one
+        self.written = -math.inf  # when (time.perf_counter)
+
+    def __call__(self, steps_done: int, now: bool = True) -> None:
+        """Write the checkpoint; with ``now=False`` only if CHECKPOINT_INTERVAL has passed since the last one."""
+        if steps_done != self.step and (now or time.perf_counter() - self.written >= CHECKPOINT_INTERVAL):
+            checkpoint.save(self.path, self.config, steps_done, *self.parts)
+            self.step, self.written = steps_done, time.perf_counter()
+
+
+def train(config, model, optimizer, probe, batches, dataset, log, outcome: Outcome, progress, started,
+          save=None) -> None:  # fmt: skip
+    """The loop: batch, forward, loss, backward, clip, step; each measured step goes to ``log``.
+
+    Stops at the first non-finite loss or gradient (``outcome`` diverged) or when the file system refuses a
+    record (``outcome`` failed, the error kept for after the summary); ``outcome.steps_done`` counts updates
+    (a resumed run starts from there). ``save(steps_done, now)`` writes a checkpoint: after measured steps (at
+    most one a CHECKPOINT_INTERVAL), at the end, and when a signal stops the run (a signal waits for the step
+    in progress, so the state is whole).
+    """
+    save = save or (lambda steps_done, now=True: None)
+    bar = _progress_bar(config.steps, progress, initial=outcome.steps_done)
+    try:
+        with np.errstate(all="ignore"):  # overflow is detected below, explicitly, as divergence
+            for step in range(outcome.steps_done, config.steps):
+                with interrupts_deferred():
+                    if not _train_step(config, model, optimizer, probe, batches, dataset, log, outcome, step,
+                                       started, bar, save):  # fmt: skip
+                        break
+        if outcome.status == "completed":
+            save(outcome.steps_done)
+    except KeyboardInterrupt:
+        if outcome.status == "completed" and getattr(batches, "served", None) == outcome.steps_done:  # between steps
+            with contextlib.suppress(RunDirError):  # the checkpoint of the last measured step stays
+                save(outcome.steps_done)
+        raise
+    except RunDirError as error:  # no space left, ...: keep what is on disk, say so in one line
+        outcome.status, outcome.message, outcome.fault = "failed", str(error), error
+    finally:
+        bar.close()
+        log.close()
+        probe.detach()
+
+
+def _train_step(config, model, optimizer, probe, batches, dataset, log, outcome, step, started, bar, save) -> bool:
+    """One step of ``train``; False when training must stop (diverged)."""
+    xb, yb = next(batches)
+    loss_value, logits = model.training_step(xb, yb)  # forward, loss, backward, clip; replayed unless measured
+    if not math.isfinite(loss_value):
+        measured = probe.collect() if probe.measuring else gradient_record(model)
+        outcome.status, outcome.message = "diverged", f"diverged at step {step}: the loss is {loss_value}"
+        log.write({"step": step, "loss": loss_value, "accuracy": accuracy(logits, yb), **measured})
+        return False
+    model.training_step.update()  # optimizer.step(), fused after a replayed step
+    outcome.steps_done = step + 1
+    if probe.record is not None:
+        record = {"step": step, "loss": loss_value, "accuracy": accuracy(logits, yb), **probe.record}
+        if _evaluated(config, step):  # loss/accuracy are the minibatch's; these are whole splits
+            record["train_loss"], record["train_accuracy"] = evaluate(model, dataset.x_train, dataset.y_train)
+            record["test_loss"], record["test_accuracy"] = evaluate(model, dataset.x_test, dataset.y_test)
+        record["time"] = time.perf_counter() - started
+        if record["nonfinite"]:
+            outcome.status, outcome.message = "diverged", f"diverged at step {step}: non-finite gradients"
+        log.write(record)
+        if outcome.status == "diverged":
+            return False
+        save(outcome.steps_done, now=False)
+        bar.set_postfix_str(_postfix(record), refresh=False)
+    bar.update(1)
+    return True
+
+
+def evaluate(model, x, y, batch_size: int = 1000) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over a whole split, without recording a graph, in eval mode."""
+    model.eval()
+    total_loss, correct = 0.0, 0
+    with no_grad():
+        for start in range(0, len(x), batch_size):
+            logits = model(Tensor(x[start : start + batch_size]))
+            yb = y[start : start + batch_size]
+            total_loss += cross_entropy(logits, yb).item() * len(yb)
+            correct += int(np.sum(np.argmax(logits.data, axis=1) == yb))
+    model.train()
+    return total_loss / len(x), correct / len(x)
+
+
+def finish(path: Path, config: Config, records, outcome: Outcome, final, prediction, drawn, started,
+           spectrum: dict | None = None) -> dict:  # fmt: skip
+    """Write summary.json, the run's last word (a signal now waits until it is written); return the summary.
+
+    A file-system fault met while training is raised after it, once the summary is on disk (if it fits).
+    """
+    with interrupts_deferred():
+        summary = summarize(config, records, outcome.status, outcome.message, outcome.steps_done, final, prediction,
+                            diverged=outcome.diverged)  # fmt: skip
+        if spectrum is not None:
+            summary["jacobian"] = spectrum
+        summary.update(drawn)
+        if outcome.signal:
+            summary["signal"] = outcome.signal  # what stopped the run: the command line exits 130 or 143
+        summary["wall_time_s"] = time.perf_counter() - started
+        summary.update(html.write_run_page(path, config, records, summary))  # report.html: figures and numbers
+        summary["files"] = rundir.listing(path)
+        try:
+            # Atomic: a sweep treats a run as complete once summary.json exists, so it is never half written.
+            files.atomic_write(path / "summary.json", files.dumps(summary, indent=2) + "\n")
+        except RunDirError:
+            if outcome.fault is None:
+                raise
+    if outcome.fault is not None:
+        raise outcome.fault
+    summary["path"] = str(path)
+    return summary
+
+
+def _draw(path: Path, records: list[dict], summary: dict) -> dict:
+    """{"figures": [...]} or, if plotting fails, {"figures_error": ...}: figures must never lose the run.
+    Without matplotlib: {"figures_skipped": the line that says so}, and no figures/ directory."""
+    skipped = plots.unavailable()
+    if skipped:
+        return {"figures_skipped": skipped}
+    try:
+        return {"figures": run_figures.figures(path, records, summary)}
+    except Exception as error:
+        return {"figures_error": f"{type(error).__name__}: {error}"}
+
+
+def summarize(config, records, status, message, steps_done, final, theory, diverged: bool | None = None) -> dict:
+    """The summary: status, final numbers, r and verdict at step 0 and at the end, theory beside them.
+
+    ``diverged`` (default: status == "diverged") says the training diverged even if the run was then
+    interrupted while drawing its figures; its final verdict is then "diverged".
+    """
+    summary = {"status": status, "message": message, "steps_done": steps_done, "steps_requested": config.steps}
+    summary["records"] = len(records)  # records written to metrics.jsonl: the summary never claims more
+    summary.update(final)
+    if records:
+        summary["final_loss"], summary["final_accuracy"] = records[-1]["loss"], records[-1]["accuracy"]
+        # A diverged run's last record may hold no delta norms (the step was not measured): use the last that does.
+        measured = [r for r in records if not math.isnan(stats.first_last_ratio(r))] or records
+        for key, record in (("init", records[0]), ("final", measured[-1])):
+            ratio = stats.first_last_ratio(record)
+            summary[f"ratio_{key}"] = ratio
+            summary[f"per_layer_factor_{key}"] = stats.per_layer_factor(ratio, config.depth)
+            summary[f"step_{key}"] = record["step"]
+            # why r is what it is: the layers' gains (stats.layer_gains says which layers and how averaged)
+            summary[f"gain_{key}"] = stats.layer_gains(record, config.residual, config.norm)
+        summary["verdict"] = stats.verdict(summary["ratio_init"], records[0]["nonfinite"])
+        # A run that diverged ended with non-finite numbers: that, not r before it, is its final verdict.
+        if diverged is None:
+            diverged = status == "diverged"
+        summary["verdict_final"] = (
+            "diverged" if diverged else stats.verdict(summary["ratio_final"], records[-1]["nonfinite"])
+        )
+    summary["theory"] = theory
+    return summary
+
+
+def predict_theory(config, model, dataset) -> dict | None:
+    """Mean-field prediction of r for this configuration (``applies`` False, with the reason, where it cannot)."""
+    if config.residual or config.norm != "none":
+        return {"applies": False, "reason": "mean-field theory here covers plain MLPs (no residual, no norm)"}
+    # Each hidden layer's own sigma_w^2 = fan_in * mean(W^2): the first layer's fan_in differs from the rest.
+    sigma_w2 = [theory.sigma_w2_of_weights(layer.weight.data) for layer in model.layers[:-1]]
+    q0 = float(np.mean(dataset.x_train.astype(np.float64) ** 2))
+    try:
+        prediction = theory.predict(model.activation, config.depth, sigma_w2, config.sigma_b2, q0=q0)
+    except Exception as error:  # the laboratory runs even if the theory cannot say anything
+        return {"applies": False, "reason": f"{type(error).__name__}: {error}"}
+    return {
+        "applies": True,
+        "sigma_w2": float(np.mean(sigma_w2[1:] or sigma_w2)),
+        "sigma_w2_per_layer": sigma_w2,
+        "sigma_b2": config.sigma_b2,
+        "input_variance": q0,
+        "ratio": prediction.ratio_first_last,
+        "per_layer_factor": prediction.per_layer_factor,
+        "depth_scale": prediction.depth_scale,
+        "verdict": stats.verdict(prediction.ratio_first_last),
+    }
+
+
+def _progress_bar(total: int, enabled: bool, initial: int = 0):
+    """tqdm's convention: shown on a terminal only (disable=None), never when ``enabled`` is False."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc="training",
+        unit="step",
+        disable=None if enabled else True,
+        mininterval=0.25,
+        dynamic_ncols=True,
+        file=sys.stderr,
+        leave=False,
+    )
+
+
+def _postfix(record: dict) -> str:
+    ratio = stats.first_last_ratio(record)
+    return f"loss={record['loss']:.4g} acc={record['accuracy']:.2f} r={ratio:.1e}"

@@ -1,0 +1,239 @@
+"""``compare``: several runs' gradient profiles on one fixed-scale axis, and a table of their numbers.
+
+The runs are drawn at initialization (step 0, where r and the verdict are measured): the delta norm
+||dL/dz_l|| per layer on the left, the weight-gradient norm ||dL/dW_l|| on the right, both on plots.NORM_RANGE
+so that a healthy profile is flat and a vanishing one is steep whatever else is in the picture. Layers are
+left-aligned: x = layer index, input side first, so layer 1 is at x = 1 for every run and each run's output
+layer sits at its own end (depth + 1; labelled "out" when all runs share one depth, else a square marker).
+Each run's mean-field prediction is dashed in its colour, anchored at its last hidden layer's measured delta.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ...common import files
+from ...common.errors import RunDirError, UsageError
+from ..stats import shown_verdict
+from . import plots
+from .format import fmt, number, pct
+
+TABLE_HEADERS = ["run", "act", "init", "depth", "r", "theory r", "verdict", "test accuracy"]
+
+
+@dataclasses.dataclass
+class Run:
+    """One finished run as compare reads it: its directory, config.json, summary.json and step-0 record."""
+
+    path: Path
+    config: dict
+    summary: dict
+    first: dict  # the step-0 record of metrics.jsonl
+
+    @property
+    def depth(self) -> int:
+        return len(self.first["layers"]) - 1
+
+    @property
+    def act(self) -> str:
+        return str(self.config.get("act", "?"))
+
+    @property
+    def init(self) -> str:
+        resolved = self.config.get("init_resolved")
+        return str(resolved.get("name")) if isinstance(resolved, dict) else str(self.config.get("init", "?"))
+
+    @property
+    def verdict(self) -> str:
+        return shown_verdict(self.summary) or "-"
+
+    @property
+    def theory(self) -> dict | None:
+        theory = self.summary.get("theory")
+        return theory if isinstance(theory, dict) and theory.get("applies") else None
+
+
+def load_run(path: Path) -> Run | None:
+    """The run in ``path``, or None if it is not one (no valid summary.json, config.json, measured metrics.jsonl)."""
+    summary, config = files.read_json(path / "summary.json"), files.read_json(path / "config.json")
+    if summary is None or config is None or not (path / "metrics.jsonl").is_file():
+        return None
+    try:
+        records = files.read_records(path)
+    except RunDirError:
+        return None
+    first = records[0] if records else None
+    layers = first.get("layers") if isinstance(first, dict) else None
+    if not isinstance(layers, list) or len(layers) < 2 or layers[0].get("delta_norm") is None:
+        return None
+    return Run(path, config, summary, first)
+
+
+def find_runs(arguments: list[str]) -> list[Run]:
+    """The runs named by ``arguments``: run directories, sweep directories (each complete run under runs/)
+    and glob patterns (expanded here, never by a shell, to the directories they match). UsageError naming the
+    first that is neither."""
+    runs, seen = [], set()
+    for argument in arguments:
+        # a pattern names the directories it matches (runs/* may also match a log file beside them)
+        paths = [p for p in sorted(glob.glob(argument)) if Path(p).is_dir()] if glob.has_magic(argument) else [argument]
+        if not paths:
+            raise UsageError(f"{argument!r} matches no directory; give run directories, sweep directories or patterns")
+        for path in map(Path, paths):
+            found = _runs_in(path)
+            for run in found:
+                if run.path.resolve() not in seen:
+                    seen.add(run.path.resolve())
+                    runs.append(run)
+    if not runs:
+        raise UsageError("no runs to compare; give run directories, sweep directories or patterns")
+    return runs
+
+
+def _runs_in(path: Path) -> list[Run]:
+    """[the run in path] or a sweep's complete runs; UsageError if path is neither."""
+    run = load_run(path) if path.is_dir() else None
+    if run is not None:
+        return [run]
+    sweep_runs = path / "runs"
+    if path.is_dir() and sweep_runs.is_dir():
+        found = [r for r in (load_run(p) for p in sorted(sweep_runs.iterdir()) if p.is_dir()) if r is not None]
+        if found:
+            return found
+        raise UsageError(f"sweep directory {str(path)!r} holds no complete run under runs/")
+    raise UsageError(
+        f"{str(path)!r} is not a run directory (summary.json, config.json and a measured metrics.jsonl) "
+        "nor a sweep directory (runs/NAME/)"
+    )
+
+
+def _names(runs: list[Run]) -> list[str]:
+    """Each run's directory name, with its parent where two runs share a name."""
+    names = [run.path.name for run in runs]
+    return [f"{run.path.parent.name}/{name}" if names.count(name) > 1 else name for run, name in zip(runs, names)]
+
+
+def _ratio_text(run: Run) -> str:
+    ratio = run.summary.get("ratio_init")
+    return fmt(ratio, 2)
+
+
+def table(runs: list[Run]) -> str:
+    """Aligned columns: run, act, init, depth, r (step 0), theory r, verdict, final test accuracy."""
+    rows = [
+        [name, run.act, run.init, str(run.depth), _ratio_text(run),
+         fmt(run.theory["ratio"], 2) if run.theory else "-", run.verdict, pct(run.summary.get("test_accuracy"))]
+        for run, name in zip(runs, _names(runs))
+    ]  # fmt: skip
+    widths = [max(len(str(cell)) for cell in column) for column in zip(TABLE_HEADERS, *rows)]
+    lines = ["| " + " | ".join(cell.ljust(w) for cell, w in zip(TABLE_HEADERS, widths)) + " |"]
+    lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    lines += ["| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths)) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _label(run: Run, name: str) -> str:
+    """The legend entry: what the run was, its verdict and r (the numbers a reader must not misread)."""
+    what = f"{run.act}/{run.init}, depth {run.depth}"
+    if name not in what:
+        what += f" ({name})"
+    if run.verdict == "diverged":
+        return f"{what}: diverged"
+    theory = f" (theory {fmt(run.theory['ratio'], 2)})" if run.theory else ""
+    return f"{what}: {run.verdict}, $r$ = {_ratio_text(run)}{theory}"
+
+
+def predicted_profile(run: Run) -> np.ndarray | None:
+    """The mean-field delta norms of the hidden layers: the last hidden layer's measured delta times the
+    per-layer factor once per layer below it (delta_l = delta_L * f^(L-l)); None where theory does not apply."""
+    theory = run.theory
+    if theory is None:
+        return None
+    factor, anchor = number(theory.get("per_layer_factor")), number(run.first["layers"][-2].get("delta_norm"))
+    if not (math.isfinite(factor) and factor > 0 and math.isfinite(anchor) and anchor > 0):
+        return None
+    with np.errstate(all="ignore"):  # a factor of 0.05 over 80 layers underflows: drawn at the edge below
+        return anchor * factor ** np.arange(run.depth - 1, -1, -1, dtype=float)
+
+
+def _draw_measured(ax, x, values, color, label=None) -> None:
+    """One measured profile: the line inside NORM_RANGE, underflow (0 too) and overflow at the edges."""
+    inside, below, above = plots.clipped(values)
+    ax.plot(x, inside, "-", marker="o", ms=3, lw=1.6, color=color, label=label)
+    if len(below):
+        ax.plot(x[below], np.full(len(below), plots.NORM_RANGE[0]), color=color, clip_on=False,
+                **{**plots.UNDERFLOW_MARKER, "markeredgecolor": color})  # fmt: skip
+    nonfinite = ~np.isfinite(np.asarray(values, dtype=float))
+    if len(above):
+        marker = {**plots.DIVERGED_MARKER, "color": color} if nonfinite[above].any() else dict(marker="^", ms=8)
+        ax.plot(x[above], np.full(len(above), plots.NORM_RANGE[1]), clip_on=False, color=color, **marker)
+
+
+def figure(runs: list[Run], out) -> None:
+    """Draw every run's step-0 delta and weight-gradient profiles side by side into the PNG ``out``."""
+    names = _names(runs)
+    # colour = activation as in every figure, unless two runs share one: then each run gets its own colour
+    acts = [run.act for run in runs]
+    keys = acts if len(set(acts)) == len(acts) else names
+    rows = math.ceil((len(runs) + 3) / 2)  # legend rows: one entry per run and up to three for the markers
+    fig, grid = plots.figure(2, 2, figsize=(12, 5 + 0.25 * rows), gridspec_kw={"height_ratios": [5, 0.25 * rows]})
+    axes = grid[0]
+    for ax in grid[1]:  # the bottom row becomes one axes-wide legend under both panels, covering no line
+        ax.remove()
+    legend_ax = fig.add_subplot(grid[0, 0].get_gridspec()[1, :])
+    depths = {run.depth for run in runs}
+    underflow = overflow = False
+    for run, name, key in zip(runs, names, keys):
+        color = plots.activation_color(key, keys)
+        x = np.arange(1, run.depth + 2)
+        for ax, field in zip(axes, ("delta_norm", "weight_grad_norm")):
+            values = np.array([number(layer.get(field)) for layer in run.first["layers"]])
+            _draw_measured(ax, x, values, color, _label(run, name) if field == "delta_norm" else None)
+            inside, below, above = plots.clipped(values)
+            underflow, overflow = underflow or len(below) > 0, overflow or len(above) > 0
+            if len(depths) > 1:  # each run's own output layer
+                ax.plot(x[-1:], inside[-1:], "s", ms=7, color=color)
+        predicted = predicted_profile(run)
+        if predicted is not None:
+            inside, below, _ = plots.clipped(predicted)
+            axes[0].plot(x[:-1], inside, color=color, **plots.THEORY_STYLE)
+    # legend-only entries explaining the line styles and markers, in grey
+    axes[0].plot([], [], color="grey", **plots.THEORY_STYLE, label="mean-field theory (dashed, run's colour)")
+    if underflow:
+        axes[0].plot([], [], color="grey", **plots.UNDERFLOW_MARKER, label="gradient 0 or below $10^{-16}$")
+    if overflow:
+        axes[0].plot([], [], "^", color="grey", ms=8, label="above $10^{4}$ or not finite")
+    _axes(axes, depths)
+    handles, labels = axes[0].get_legend_handles_labels()
+    legend_ax.axis("off")
+    legend_ax.legend(handles, labels, loc="upper center", ncol=2, fontsize=9, frameon=False)
+    fig.suptitle("Gradient flow at initialization (step 0): one fixed log scale for every run", fontsize=11)
+    plots.save(fig, out)
+
+
+def _axes(axes, depths: set[int]) -> None:
+    """Shared axes: NORM_RANGE, integer layer ticks ("out" when the runs share one depth)."""
+    for ax, label in zip(axes, (r"$\|\partial L / \partial z_l\|$ (delta norm)", r"$\|\partial L/\partial W_l\|_F$")):
+        plots.norm_axis(ax, label)
+        if len(depths) == 1:
+            plots.layer_ticks(ax, next(iter(depths)) + 1)
+            ax.set_xlabel("layer (input side first)")
+        else:
+            ax.xaxis.get_major_locator().set_params(integer=True)
+            ax.set_xlabel(r"layer (input side first; $\blacksquare$ = each run's output layer)")
+        ax.grid(alpha=0.3)
+    axes[0].set_title("back-propagated delta per layer", fontsize=10)
+    axes[1].set_title("weight gradient per layer", fontsize=10)
+
+
+def compare(arguments: list[str], out="compare.png") -> tuple[str, Path]:
+    """Find the runs, draw them into ``out``; return (the table, the path written)."""
+    runs = find_runs(arguments)
+    with np.errstate(all="ignore"):
+        figure(runs, out)
+    return table(runs), Path(out)

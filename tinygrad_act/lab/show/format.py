@@ -1,0 +1,38 @@
+"""The one way numbers are written for a reader: ``fmt`` and ``pct`` format every number a person reads (terminal,
+sweep.md, experiments/README.md, report.html); ``markdown_table`` writes every Markdown table."""
+
+from __future__ import annotations
+
+import math
+
+
+def number(value) -> float:
+    """A logged value as a float: None (not measured) is nan."""
+    return math.nan if value is None else float(value)
+
+
+def fmt(value, digits: int = 2) -> str:
+    """Numbers as a reader wants them: 0.93, 1.2e-12, 45%; '-' for missing."""
+    value = number(value) if not isinstance(value, str) else value
+    if isinstance(value, str):
+        return value
+    if math.isnan(value):
+        return "-"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if value == 0 or 1e-2 <= abs(value) < 1e4:
+        return f"{value:.{digits}g}" if abs(value) >= 1 else f"{value:.{digits}f}"
+    return f"{value:.1e}"
+
+
+def pct(value) -> str:
+    """A fraction as a percentage with one decimal ('-' when missing)."""
+    value = number(value)
+    return "-" if math.isnan(value) else f"{100 * value:.1f}%"
+
+
+def markdown_table(headers: list[str], rows: list[list]) -> str:
+    """A Markdown table: a header row, the separator, one line per row (cells as ``str``)."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)

@@ -1,0 +1,175 @@
+"""report.html: one self-contained page per run and per sweep, to open in any browser, offline.
+
+Everything is inline: the figures as base64 PNG data URIs, the style in one <style> element, no script, no
+external file, no URL (a page copied alone, or opened without a network, shows everything). Every text that
+comes from a run (names, parameters, messages) is escaped: run names and parameters are user data.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import html
+from pathlib import Path
+from urllib.parse import quote
+
+from ...common import files
+from ..stats import shown_verdict
+from .format import fmt, pct
+from .report import final_line, jacobian_line, verdict_line
+
+PAGE = "report.html"
+_STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: 0.9em; margin: 0.5em 0; display: block; overflow-x: auto; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: right; white-space: nowrap; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+.verdict { font-size: 1.1em; font-weight: 600; } .note { color: #666; font-size: 0.9em; }
+.vanishing { color: #B2182B; } .exploding, .diverged { color: #B2182B; } .healthy { color: #1A7F37; }
+figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #666; font-size: 0.85em; }
+"""
+
+
+def _e(value) -> str:
+    """Escaped text of any value (run names and parameters are user data)."""
+    return html.escape(str(value), quote=True)
+
+
+def _page(title: str, body: list[str]) -> str:
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{_e(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    """An HTML table, every cell escaped."""
+    head = "<tr>" + "".join(f"<th>{_e(h)}</th>" for h in headers) + "</tr>"
+    body = ["<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows]
+    return "<table>\n" + "\n".join([head, *body]) + "\n</table>"
+
+
+def figures(directory: Path, first: list[str] = ()) -> list[str]:
+    """Every ``directory/figures/*.png`` inline as a data URI (``first``, in that order, then the rest by name)."""
+    found = sorted(p.name for p in (directory / "figures").glob("*.png") if p.is_file())
+    ordered = [Path(f).name for f in first if Path(f).name in found]
+    parts = []
+    for name in [*ordered, *(n for n in found if n not in ordered)]:
+        data = base64.b64encode((directory / "figures" / name).read_bytes()).decode("ascii")
+        parts.append(
+            f'<figure><img src="data:image/png;base64,{data}" alt="{_e(name)}">'
+            f"<figcaption>figures/{_e(name)}</figcaption></figure>"
+        )
+    return parts
+
+
+def _layer_rows(records: list[dict]) -> list[list[str]]:
+    """Per layer: delta and weight-gradient norms at step 0 and at the end, saturation and dead units at the end."""
+    first, last = records[0]["layers"], records[-1]["layers"]
+    count = len(first)
+    return [
+        ["out" if i == count - 1 else str(i + 1), fmt(a.get("delta_norm"), 3), fmt(b.get("delta_norm"), 3),
+         fmt(a.get("weight_grad_norm"), 3), fmt(b.get("weight_grad_norm"), 3), pct(b.get("saturation")),
+         pct(b.get("dead_fraction")), fmt(a.get("weight_gain"), 3), fmt(a.get("activation_gain"), 3),
+         fmt(_product(a.get("weight_gain"), a.get("activation_gain")), 3), fmt(a.get("grad_snr"), 3),
+         fmt(b.get("grad_snr"), 3)]
+        for i, (a, b) in enumerate(zip(first, last))
+    ]  # fmt: skip
+
+
+def _product(weight_gain, activation_gain):
+    return None if weight_gain is None or activation_gain is None else weight_gain * activation_gain
+
+
+def _theory_line(theory: dict | None) -> str:
+    if not theory:
+        return "no mean-field prediction for this run"
+    if not theory.get("applies"):
+        return f"mean-field theory does not apply: {theory.get('reason', '')}"
+    return (
+        f"theory (mean field, σ<sub>w</sub><sup>2</sup> = {_e(fmt(theory.get('sigma_w2'), 3))}): "
+        f"r = {_e(fmt(theory.get('ratio'), 3))}, ×{_e(fmt(theory.get('per_layer_factor'), 3))} per layer "
+        f"→ {_e(theory.get('verdict'))}"
+    )
+
+
+def run_page(path, config, records: list[dict], summary: dict) -> str:
+    """The HTML of one run's page: what it was, the verdict, theory, the numbers, the layer table, the figures."""
+    path = Path(path)
+    settings = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    resolved = (files.read_json(path / "config.json") or {}).get("init_resolved") or {}
+    if resolved.get("name"):  # "auto" says less than the initializer it chose
+        settings["init"] = resolved["name"]
+    depth, dtype = settings.get("depth", 0), settings.get("dtype", "float64")
+    shown = shown_verdict(summary) or "-"
+    body = [f"<h1>Run {_e(path.name)}</h1>"]
+    what = ", ".join(f"{k} {settings[k]}" for k in ("act", "init", "depth", "width", "dtype", "data", "steps")
+                     if k in settings)  # fmt: skip
+    body.append(f'<p class="note">{_e(what)}</p>')
+    if "ratio_init" in summary:
+        first = verdict_line(summary.get("verdict", "-"), summary["ratio_init"], summary.get("per_layer_factor_init"),
+                             depth, dtype, summary.get("gain_init"))  # fmt: skip
+        body.append(f'<p class="verdict {_e(shown)}">{_e(first)} [step 0, at initialization]</p>')
+        body.append(f"<p>{_theory_line(summary.get('theory'))}</p>")
+        body.append(f'<p class="{_e(summary.get("verdict_final", ""))}">{_e(final_line(summary, depth, dtype))}</p>')
+    if jacobian_line(summary.get("jacobian")):
+        body.append(f"<p>{_e(jacobian_line(summary.get('jacobian')))}</p>")
+    body.append("<h2>Summary</h2>")
+    numbers = [
+        ["status", summary.get("status", "-")],
+        ["message", summary.get("message") or "-"],
+        ["steps done", f"{summary.get('steps_done', '-')} of {summary.get('steps_requested', '-')}"],
+        ["train loss / accuracy", f"{fmt(summary.get('train_loss'), 4)} / {pct(summary.get('train_accuracy'))}"],
+        ["test loss / accuracy", f"{fmt(summary.get('test_loss'), 4)} / {pct(summary.get('test_accuracy'))}"],
+        ["r at step 0 / at the end", f"{fmt(summary.get('ratio_init'), 3)} / {fmt(summary.get('ratio_final'), 3)}"],
+        ["per-layer factor at step 0", fmt(summary.get("per_layer_factor_init"), 3)],
+        ["wall time", f"{fmt(summary.get('wall_time_s'), 3)} s"],
+    ]
+    body.append(table(["", ""], numbers))
+    if records and records[0].get("layers"):
+        body.append("<h2>Layers</h2>")
+        last = records[-1]["step"]
+        headers = ["layer", "delta@0", f"delta@{last}", "|dW|@0", f"|dW|@{last}", f"sat@{last}", f"dead@{last}",
+                   "σw²@0", "E[f′(z)²]@0", "product@0", "SNR@0", f"SNR@{last}"]  # fmt: skip
+        body.append(table(headers, _layer_rows(records)))
+        body.append(
+            '<p class="note">delta = ‖dL/dz‖ of each layer\'s pre-activation over the batch, |dW| = ‖dL/dW‖; '
+            "r = delta of layer 1 / delta of the last hidden layer; SNR = ‖mean g‖² / mean ‖g<sub>i</sub> − mean g‖² "
+            "of dW over the batch's examples (below 1 the examples mostly disagree, whatever the size of delta).</p>"
+        )
+    body += ["<h2>Figures</h2>", *figures(path, summary.get("figures") or [])]
+    return _page(f"tinygrad_act run {path.name}: {shown}", body)
+
+
+def write_run_page(path, config, records: list[dict], summary: dict) -> dict:
+    """Write ``path/report.html`` for a run that drew figures: {} or {"report_html_error": ...} (never fatal)."""
+    if not summary.get("figures"):
+        return {}
+    try:
+        files.atomic_write(Path(path) / PAGE, run_page(path, config, records, summary))
+    except Exception as error:  # a page must never lose the run: say what went wrong in the summary
+        return {"report_html_error": f"{type(error).__name__}: {error}"}
+    return {}
+
+
+def sweep_page(root, headers: list[str], cells: list[list], runs: list[str]) -> str:
+    """The HTML of a sweep's page: its table (a link to each run's page) and its figures inline."""
+    root = Path(root)
+    rows = []
+    for row, run in zip(cells, runs):
+        page = root / "runs" / run / PAGE
+        link = f'<a href="{_e(quote(f"runs/{run}/{PAGE}"))}">{_e(run)}</a>' if page.is_file() else _e(run)
+        rows.append("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + f"<td>{link}</td></tr>")
+    head = "<tr>" + "".join(f"<th>{_e(h)}</th>" for h in [*headers, "run"]) + "</tr>"
+    body = [f"<h1>Sweep {_e(root.name)}</h1>", f'<p class="note">{len(cells)} runs</p>']
+    body += ["<table>", head, *rows, "</table>", "<h2>Figures</h2>", *figures(root)]
+    return _page(f"tinygrad_act sweep {root.name}", body)
+
+
+def write_sweep_page(root, headers: list[str], cells: list[list], runs: list[str]) -> None:
+    """Write ``root/report.html`` whole (files.atomic_write)."""
+    files.atomic_write(Path(root) / PAGE, sweep_page(root, headers, cells, runs))

@@ -1,0 +1,134 @@
+"""One way to make and save a figure, for runs, sweeps and findings.
+
+Figures are matplotlib ``Figure`` objects made without pyplot, so drawing never changes the caller's backend
+or figures (a notebook's inline plots keep working); a figure is written whole or not at all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...common import files
+
+DPI = 110
+
+
+def unavailable() -> str | None:
+    """None if matplotlib can be imported, else the line that says figures are skipped and how to get them."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return "figures skipped: matplotlib is not installed (pip install 'tinygrad_act[plot]' or make experiment)"
+    return None
+
+
+def figure(*grid, figsize=(10, 4), **options):
+    """A new Figure and its axes (``grid`` as for ``Figure.subplots``), without touching pyplot."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid, **options)
+
+
+def save(fig, path, dpi: int = DPI) -> None:
+    """Lay out and write ``fig`` as a PNG at ``path``, whole or not at all (never through a link)."""
+    fig.tight_layout()
+    with files.atomic_file(Path(path), "wb") as handle:
+        fig.savefig(handle, format="png", dpi=dpi)
+
+
+def legend(ax, **options) -> None:
+    """A legend only where there is something to name (an empty legend is a matplotlib warning)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**options)
+
+
+# ---- One style (run, sweep, findings and compare figures) --------------------------------------------------
+# Gradient norms are drawn on one fixed log range, the same for every run, so that a healthy profile (under a
+# decade of spread) looks flat and a vanishing one (ten decades and more) looks steep. Values outside the range
+# are drawn at its edge as markers, never dropped.
+NORM_RANGE = (1e-16, 1e4)
+# Heatmaps of log10 r or log10 ||grad||: one shared colour scale, diverging around 0 (r = 1, healthy).
+LOG_RATIO_RANGE = (-16.0, 16.0)
+HEALTHY_BAND = (1e-2, 1e2)  # stats.VANISHING_BELOW .. stats.EXPLODING_ABOVE, shaded on ratio axes
+STEP_COLORMAP = "viridis"  # steps of one run: early dark, late light
+LAYER_COLORMAP = "plasma"  # layers of one run: input side dark, output light
+DIVERGING_COLORMAP = "RdBu_r"
+UNDERFLOW_MARKER = dict(marker="v", markersize=8, markerfacecolor="white", linestyle="none")  # a gradient of 0
+DIVERGED_MARKER = dict(marker="X", markersize=9, linestyle="none", color="black")  # a run that diverged
+THEORY_STYLE = dict(linestyle="--", linewidth=1.2, alpha=0.8)  # the mean-field prediction beside a measurement
+_PALETTE = (  # colour-blind-safe (Okabe & Ito 2008, then Tol), up to 16 activations; pale yellows last (faint on white)
+    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#882255",
+    "#332288", "#117733", "#999933", "#AA4499", "#44AA99", "#88CCEE", "#DDCC77", "#F0E442",
+)  # fmt: skip
+_LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
+
+
+def activation_color(name: str, names: list[str]) -> str:
+    """The colour of an activation among ``names`` (the activations one figure shows): distinct for up to 16."""
+    return _PALETTE[sorted(set(names)).index(name) % len(_PALETTE)]
+
+
+def init_linestyle(name: str, names: list[str]):
+    """The line style of an initializer among ``names`` (colour = activation, line style = init)."""
+    return _LINESTYLES[sorted(set(names)).index(name) % len(_LINESTYLES)]
+
+
+def layer_ticks(ax, count: int, axis: str = "x", output: bool = True) -> None:
+    """Integer layer ticks 1..count-1 and "out" for the output layer (at most ~12 labels; ``output`` False: the
+    last is its number, for hidden layers only)."""
+    stride = max(1, round(count / 12))
+    ticks = [*range(1, count - stride // 2, stride), count]  # no label crowding the last one
+    labels = [str(t) for t in ticks[:-1]] + ["out" if output else str(count)]
+    (ax.set_xticks if axis == "x" else ax.set_yticks)(ticks, labels)
+
+
+def norm_axis(ax, label: str, axis: str = "y") -> None:
+    """A log axis over NORM_RANGE with a rendered-maths label, the same for every run."""
+    (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+    (ax.set_ylim if axis == "y" else ax.set_xlim)(*NORM_RANGE)
+    (ax.set_ylabel if axis == "y" else ax.set_xlabel)(label)
+
+
+def clipped(values, low: float = NORM_RANGE[0], high: float = NORM_RANGE[1]):
+    """(values inside [low, high] with the rest as nan, positions of zeros/underflows, positions above high)."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        below = np.flatnonzero(~(values >= low) & np.isfinite(values))
+        above = np.flatnonzero((values > high) | np.isposinf(values))
+        inside = np.where((values >= low) & (values <= high), values, np.nan)
+    return inside, below, above
+
+
+DEPTH_COLORMAP = "viridis"  # depths of a sweep: shallow dark, deep light (a colorbar names them)
+
+
+def log_limits(logs, base=LOG_RATIO_RANGE, step: float = 8.0) -> tuple[float, float]:
+    """``base`` widened in whole ``step``s of decades until every finite log10 value fits: shared, never clipped."""
+    import numpy as np
+
+    logs = np.asarray(logs, dtype=np.float64)
+    logs = logs[np.isfinite(logs)]
+    low, high = base
+    if logs.size:
+        low -= step * max(0, np.ceil((low - logs.min()) / step))
+        high += step * max(0, np.ceil((logs.max() - high) / step))
+    return float(low), float(high)
+
+
+def style_legends(ax, colors: dict, styles: dict, extra=(), loc="upper left", style_loc="lower left", **options):
+    """Two compact legends instead of one entry per line: colour -> name (``colors``) and line style -> name
+    (``styles``, left out when it has a single entry); ``extra`` handles (theory, diverged, ...) join the first."""
+    from matplotlib.lines import Line2D
+
+    options = {"fontsize": 7, "framealpha": 0.9, **options}
+    handles = [Line2D([], [], color=c, lw=2, label=name) for name, c in colors.items()] + list(extra)
+    first = ax.legend(handles=handles, loc=loc, **options)
+    if len(styles) > 1:
+        ax.add_artist(first)
+        lines = [
+            Line2D([], [], color="black", linestyle=s, lw=1.5, label=f"init = {name}") for name, s in styles.items()
+        ]
+        ax.legend(handles=lines, loc=style_loc, **options)
