@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from exact_svd import digits_for, log10_singular_values
 
 from tinygrad_act.lab import jacobian, spectrum
 from tinygrad_act.lab.config import Config
@@ -90,6 +91,52 @@ def test_plain_jacobian_is_the_product_of_weights_and_derivatives():
     assert not any(p.grad is not None for p in model.parameters())  # the weights entered as constants
 
 
+@pytest.mark.parametrize(
+    "act, init, depth, dtype",
+    [("relu", "he_normal", 20, np.float64), ("tanh", "xavier_normal", 60, np.float64),
+     ("sigmoid", "xavier_normal", 40, np.float32), ("tanh", "xavier_normal", 50, np.float32)],
+)  # fmt: skip
+def test_measured_spectrum_matches_mpmath_with_exact_zeros_over_tens_of_decades(act, init, depth, dtype):
+    width = 12 if act == "relu" else 8
+    model = MLP(6, [width] * depth, 3, activation=act, init=init, seed=3, dtype=dtype)
+    batch = np.random.default_rng(0).standard_normal((4, 6)).astype(dtype)
+    entry = jacobian.measure(model, batch, examples=2)
+    norms, digits = jacobian._norms(model, batch), digits_for(entry["log10_singular_values"]) + 40
+    exact = [log10_singular_values(jacobian.factors(model, row, norms), digits) for row in batch[:2]]
+    ranks = [int(np.isfinite(values).sum()) for values in exact]
+    assert entry["rank"] == ranks and entry["zeros"] == [width - r for r in ranks] and entry["unresolved"] == [0, 0]
+    pooled = np.sort(np.concatenate([values[np.isfinite(values)] for values in exact]))[::-1]
+    measured = np.array(entry["log10_singular_values"])
+    assert np.max(np.abs(np.expm1((measured - pooled) * math.log(10.0)))) <= 1e-6
+    assert entry["decades"] == pytest.approx(np.quantile(pooled, 0.95) - np.quantile(pooled, 0.05), abs=1e-9)
+    if act == "relu":
+        assert sum(entry["zeros"]) > 0 and entry["min"] == pytest.approx(10 ** pooled[-1], rel=1e-9)
+    else:
+        assert pooled[0] - pooled[-1] > 30  # beyond a dense SVD's ~16 decades
+
+
+def test_summary_counts_add_up_and_a_layer_norms_null_direction_is_a_bound():
+    """Layer norm kills the all-ones direction exactly: per example one value is unresolved, with its bound."""
+    model = _model(depth=8, width=8, norm="layer")
+    batch = np.random.default_rng(4).standard_normal((4, 6))
+    entry = jacobian.measure(model, batch)
+    assert entry["unresolved"] == [1] * 4 and len(entry["log10_bounds"]) == 4
+    assert [r + z + u for r, z, u in zip(entry["rank"], entry["zeros"], entry["unresolved"])] == [entry["width"]] * 4
+    logs = entry["log10_singular_values"]
+    assert len(logs) == sum(entry["rank"]) and logs == sorted(logs, reverse=True)
+    assert entry["singular_values"] == pytest.approx([10.0**v for v in logs], rel=1e-12)
+    assert max(entry["log10_bounds"]) < logs[-1]  # round-off below every measured value, never one of them
+    assert entry["mean_s2"] == pytest.approx(np.sum(np.square(entry["singular_values"])) / (4 * 8), rel=1e-9)
+
+
+def test_values_below_float64s_range_keep_their_digits_in_log10():
+    model = MLP(6, [6] * 300, 3, activation="sigmoid", init="xavier_normal", seed=1)
+    entry = jacobian.measure(model, np.random.default_rng(0).standard_normal((2, 6)), examples=1)
+    logs = entry["log10_singular_values"]
+    assert logs[-1] < -308 and entry["rank"] == [6] and entry["min"] is None
+    assert len(entry["singular_values"]) == sum(v >= jacobian.LOWEST_LOG10 for v in logs) < len(logs)
+
+
 def test_orthogonal_linear_stack_is_an_isometry_and_its_theory_says_so():
     model = MLP(8, [8] * 6, 2, activation="identity", init="orthogonal", seed=0)
     s = np.array(jacobian.measure(model, np.ones((2, 8)))["singular_values"])
@@ -157,7 +204,7 @@ def test_jacobian_leaves_training_unchanged_and_obeys_the_switches(tmp_path):
 def _fake_run(act, kind, depth, s, losses):
     init = "orthogonal:gain=1" if kind == "orthogonal" else "xavier_normal:gain=1"
     s = np.sort(np.asarray(s, dtype=float))[::-1]
-    entry = {"singular_values": list(s), "mean_s2": float(np.mean(s**2)), "decades": jacobian._decades(s)}
+    entry = {"singular_values": list(s), "mean_s2": float(np.mean(s**2)), "decades": jacobian._decades(np.log10(s))}
     records = [{"step": 10 * i, "loss": loss} for i, loss in enumerate(losses)]
     return {"act": act, "init": init, "kind": kind, "depth": depth, "run": f"{act}{kind}{depth}", "entry": entry,
             "records": records}  # fmt: skip
