@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 from exact_svd import digits_for, log10_singular_values
 
-from tinygrad_act.lab import jacobian, spectrum
+from tinygrad_act.lab import jacobian, product_svd, spectrum
 from tinygrad_act.lab.config import Config
 from tinygrad_act.lab.experiment import run
+from tinygrad_act.lab.jacobian_figure import jacobian_figure
+from tinygrad_act.lab.report import jacobian_line
 from tinygrad_act.makeargs import arguments
 from tinygrad_act.nn import activations
 from tinygrad_act.nn.modules import MLP
@@ -135,6 +137,42 @@ def test_values_below_float64s_range_keep_their_digits_in_log10():
     logs = entry["log10_singular_values"]
     assert logs[-1] < -308 and entry["rank"] == [6] and entry["min"] is None
     assert len(entry["singular_values"]) == sum(v >= jacobian.LOWEST_LOG10 for v in logs) < len(logs)
+
+
+def _two_examples() -> dict:
+    """A summary entry of two examples of width 6: rank 3 (one value below 1e-308, one unresolved) and 4."""
+    spectra = [product_svd.Spectrum(np.array([0.3, -2.0, -400.2]), np.array([-450.0]), 2, 1e-12),
+               product_svd.Spectrum(np.array([0.1, -5.0, -9.0, -10.0]), np.zeros(0), 2, 1e-11)]  # fmt: skip
+    return {**jacobian.summarize(spectra), "theory": {"applies": False}}
+
+
+def test_terminal_line_counts_rank_zeros_and_bounds_and_spans_only_the_nonzero_values():
+    entry = _two_examples()
+    logs = np.array([0.3, 0.1, -2.0, -5.0, -9.0, -10.0, -400.2])
+    assert entry["decades"] == pytest.approx(np.quantile(logs, 0.95) - np.quantile(logs, 0.05))
+    assert entry["rank"] == [3, 4] and entry["zeros"] == [2, 2] and entry["unresolved"] == [1, 0]
+    line = jacobian_line(entry)
+    assert "(2 examples): rank 3..4 of 6, 4 exact zeros, 1 unresolved (< 1.0e-450); nonzero s 6.3e-401 .. 2" in line
+    assert f"middle 90% over {entry['decades']:.3g} decades" in line and "1e-450" not in line.split(";")[1]
+
+
+def test_jacobian_figure_counts_zeros_and_bounds_apart_and_marks_a_dense_svds_floor():
+    fig, name = jacobian_figure(_two_examples())
+    side, main = fig.axes
+    assert name == "jacobian.png" and [bar.get_height() for bar in side.patches] == [4, 1]
+    assert "< 1.0e-450" in side.get_xticklabels()[1].get_text()
+    assert sum(patch.get_height() for patch in main.patches) == 7  # the nonzero values only, -400 among them
+    floor = 0.3 + math.log10(np.finfo(np.float64).eps)
+    assert any(line.get_xdata()[0] == pytest.approx(floor) for line in main.get_lines())
+    narrow = {**_two_examples(), "zeros": [0, 0], "unresolved": [0, 0], "log10_singular_values": [0.1, 0.0]}
+    assert len(jacobian_figure(narrow)[0].axes) == 1  # nothing beside the axis: no side panel
+
+
+def test_an_older_summary_with_plain_singular_values_still_reads():
+    old = {"applies": True, "examples": 1, "singular_values": [2.0, 1e-3, 0.0], "mean_s2": 4.0 / 3, "median": 1e-3,
+           "decades": 3.2, "theory": {"applies": False}}  # fmt: skip
+    assert jacobian_line(old).startswith("Jacobian dz_L/dz_1 at step 0 (1 examples): s 1.0e-03 .. 2 (median")
+    assert sum(patch.get_height() for patch in jacobian_figure(old)[0].axes[0].patches) == 2
 
 
 def test_orthogonal_linear_stack_is_an_isometry_and_its_theory_says_so():

@@ -26,9 +26,9 @@ descending, log10: values below float64's 2.2e-308 keep their digits); ``singula
 (those float64 represents); per example ``rank`` (nonzero values resolved), ``zeros`` (exact zeros) and
 ``unresolved`` (values known only by a bound), which add up to the width; ``log10_bounds``, the unresolved
 values' upper bounds (log10); ``relative_error``, the largest estimated relative error of a resolved value;
-``mean_s2`` and ``log10_mean_s2`` (over all values, zeros and unresolved ones as 0); over the nonzero resolved
-values ``median``, ``max``, ``min`` (null below float64's range) and ``decades`` (log10 of their 95th over their
-5th percentile); ``examples``, ``width``.
+``mean_s2``, ``log10_mean_s2`` and ``std_s2`` over all values (zeros and unresolved ones as 0; the floats are 0
+only if every s < 1e-154); over the nonzero resolved values ``median``, ``max``, ``min`` (null below float64's
+range) and ``decades`` (log10 of their 95th over their 5th percentile); ``examples``, ``width``.
 """
 
 from __future__ import annotations
@@ -150,11 +150,13 @@ def summarize(spectra: list) -> dict:
     logs = np.sort(np.concatenate([s.log10 for s in spectra]))[::-1]
     width = len(spectra[0].log10) + len(spectra[0].bounds) + spectra[0].zeros
     count = width * len(spectra)
-    with np.errstate(over="ignore", under="ignore"):
+    with np.errstate(over="ignore", under="ignore"):  # s^2 relative to the largest, zeros included
         values = np.power(10.0, logs)
-        scaled = np.sum(np.power(10.0, 2.0 * (logs - logs[0]))) if logs.size else 0.0  # 1 <= scaled <= count
-        log10_mean_s2 = float(2.0 * logs[0] + math.log10(scaled / count)) if logs.size else -math.inf
+        scaled = np.zeros(count)
+        scaled[: logs.size] = np.power(10.0, 2.0 * (logs - logs[0])) if logs.size else []
+        log10_mean_s2 = float(2.0 * logs[0] + math.log10(np.mean(scaled))) if logs.size else -math.inf
         mean_s2 = float(np.power(10.0, log10_mean_s2))
+        std_s2 = float(np.power(10.0, 2.0 * logs[0]) * np.std(scaled)) if logs.size else 0.0
     representable = logs >= LOWEST_LOG10
 
     def number(log10_value):  # a summary value as a float, or None below float64's range
@@ -173,6 +175,7 @@ def summarize(spectra: list) -> dict:
         "relative_error": float(max(s.relative_error for s in spectra)),
         "mean_s2": mean_s2,
         "log10_mean_s2": log10_mean_s2,
+        "std_s2": std_s2,
         "median": number(float(np.median(logs))) if logs.size else None,
         "max": number(float(logs[0])) if logs.size else None,
         "min": number(float(logs[-1])) if logs.size else None,
@@ -203,5 +206,5 @@ def predict(config, model, dataset_q0: float, sigma_b2: float = 0.0) -> dict:
     except Exception as error:  # the laboratory runs even if the theory cannot say anything
         return {"applies": False, "reason": f"{type(error).__name__}: {error}"}
     density = found or {"applies": False, "reason": "the free-probability equations did not converge"}
-    return {"applies": True, "weights": "orthogonal" if orthogonal else "gaussian", **moments,
+    return {"applies": True, "weights": "orthogonal" if orthogonal else "i.i.d.", **moments,
             "chi": list(prediction.chi), "density": density}  # fmt: skip
