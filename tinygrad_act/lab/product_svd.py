@@ -131,7 +131,7 @@ def _triangularize(x: np.ndarray, state: _State) -> _State:
     z = x[np.ix_(rows, columns)]
     q, r = np.linalg.qr(z)
     k = r.shape[0]
-    below = np.diagonal(np.maximum.accumulate(np.abs(z[::-1]), axis=0)[::-1])[:k]  # max |z| on and under row i
+    below = np.abs(np.tril(z)).max(axis=0)[:k]  # per column i: max |z| on and under row i
     below = np.where(below > 0, below, np.linalg.norm(z[:, :k], axis=0))
     diagonal = np.diagonal(r).copy()
     lost = diagonal == 0  # a direction cancelled exactly inside QR: its scale is round-off
@@ -151,56 +151,74 @@ def _triangularize(x: np.ndarray, state: _State) -> _State:
 
 
 def _rounds(visit: np.ndarray):
-    """The pairs (i, j > i) marked in ``visit``, as rounds of disjoint pairs: for each offset d = j - i present,
-    the pairs with i in blocks [2kd, 2kd + d) and then those in [(2k+1)d, (2k+2)d). After the QR steps the
-    marked pairs lie near the diagonal, so there are far fewer rounds than a round robin's n - 1."""
+    """The pairs (i, j > i) marked in ``visit`` as rounds of disjoint pairs, in whichever of two orders needs
+    fewer rounds: by offset d = j - i (two rounds per offset: i in blocks [2kd, 2kd + d), then the others), few
+    once the QR steps have left the marked pairs near the diagonal; or a round robin's n - 1 (a wide cluster)."""
     rows, columns = np.nonzero(np.triu(visit, 1))
     offsets = columns - rows
-    for d in np.unique(offsets):
-        at = rows[offsets == d]
-        for parity in (0, 1):
-            p = at[(at // d) % 2 == parity]
-            if p.size:
-                yield p, p + d
+    distinct = np.unique(offsets)
+    n = len(visit) + len(visit) % 2
+    if 2 * len(distinct) <= n - 1:
+        for d in distinct:
+            at = rows[offsets == d]
+            for parity in (0, 1):
+                p = at[(at // d) % 2 == parity]
+                if p.size:
+                    yield p, p + d
+        return
+    players = np.arange(n)  # the circle method: player 0 stays, the others turn one place per round
+    for _ in range(n - 1):
+        p, q = players[: n // 2], players[n // 2 :][::-1]
+        p, q = np.minimum(p, q), np.maximum(p, q)
+        chosen = q < len(visit)
+        p, q = p[chosen], q[chosen]
+        chosen = visit[p, q]
+        if chosen.any():
+            yield p[chosen], q[chosen]
+        players = np.concatenate([players[:1], players[-1:], players[1:-1]])
 
 
 def _jacobi(h: np.ndarray, exponent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """log2 of the singular values of h diag(2^exponent) (h: unit columns), per column, and their relative
-    error estimate: 4 m eps cond(h) for one-sided Jacobi (Demmel & Veselic; inf if it did not converge), or,
-    when cond(h) 2^(max - min exponent) <= PLAIN (a narrow spectrum), a plain SVD's 4 m eps times that."""
+    error estimate: 4 m eps cond(h) for one-sided Jacobi (Demmel & Veselic; inf if it did not converge) plus
+    n times the cosine it stops at, or, when cond(h) 2^(max - min exponent) <= PLAIN (a narrow spectrum), a
+    plain SVD's 4 m eps times that."""
     m, count = h.shape
     if count == 0:
         return np.zeros(0), np.zeros(0)
     with np.errstate(divide="ignore"):
         condition = np.linalg.cond(h) if count > 1 else 1.0
     spread = condition * 2.0 ** min(int(exponent.max() - exponent.min()), 1000)
-    if spread <= PLAIN:  # every value within ~1e-11 of its own size already: no need for Jacobi's sweeps
+    if spread <= PLAIN:  # every value within ~1e-8 of its own size already: no need for Jacobi's sweeps
         top = int(exponent.max())
         s = np.linalg.svd(np.ldexp(h, (exponent - top).astype(np.int32)[None, :]), compute_uv=False)
         return np.log2(s) + top, np.full(count, 4.0 * m * EPS * spread)
-    h, exponent = h.copy(), exponent.copy()
-    tolerance = m * EPS
+    # Columns as rows (contiguous to gather); stop when every cosine is below ``tolerance``: then each column's
+    # norm is its singular value to relative count * tolerance (Ostrowski on D (I + E) D, |E_ij| <= tolerance).
+    rows, exponent = np.ascontiguousarray(h.T), exponent.copy()
+    tolerance = max(m * EPS, RESOLVED / (100.0 * count))
     for _ in range(MAX_SWEEPS):
-        mantissa, shift = np.frexp(np.linalg.norm(h, axis=0))  # mantissas back near 1, exponents carry scale
-        h[:] = np.ldexp(h, -np.where(mantissa > 0, shift, 0)[None, :])
-        exponent += np.where(mantissa > 0, shift, 0)
-        gram = h.T @ h  # the cosines between columns (scale-free): which pairs this sweep must visit
+        mantissa, shift = np.frexp(np.linalg.norm(rows, axis=1))  # mantissas back near 1, exponents carry scale
+        shift = np.where(mantissa > 0, shift, 0)
+        rows = np.ldexp(rows, -shift[:, None])
+        exponent += shift
+        gram = rows @ rows.T  # the cosines between columns (scale-free): which pairs this sweep must visit
         diagonal = np.sqrt(np.diagonal(gram))
         visit = np.abs(gram) > tolerance * np.outer(diagonal, diagonal)
         np.fill_diagonal(visit, False)
         if not visit.any():
             break
         for p, q in _rounds(visit):
-            _rotate(h, exponent, p, q)
+            _rotate(rows, exponent, p, q)
     else:
         condition = math.inf
     with np.errstate(divide="ignore"):
-        log2 = np.log2(np.linalg.norm(h, axis=0)) + exponent
-    return log2, np.full(count, 4.0 * m * EPS * condition)
+        log2 = np.log2(np.linalg.norm(rows, axis=1)) + exponent
+    return log2, np.full(count, 4.0 * m * EPS * condition + count * tolerance)
 
 
-def _rotate(h: np.ndarray, exponent: np.ndarray, p: np.ndarray, q: np.ndarray) -> None:
-    """One round of Jacobi rotations on the disjoint column pairs (p, q), in place.
+def _rotate(rows: np.ndarray, exponent: np.ndarray, p: np.ndarray, q: np.ndarray) -> None:
+    """One round of Jacobi rotations on the disjoint pairs (p, q) of columns (held as ``rows``), in place.
 
     Columns x = 2^E h_p, y = 2^F h_q with E >= F and rho = 2^(F - E): Hestenes's t = tan(angle) is rho tau with
     tau = sign(z) / (|z| + sqrt(rho^2 + z^2)), z = (rho^2 |h_q|^2 - |h_p|^2) / (2 h_p.h_q), all of moderate size;
@@ -208,12 +226,13 @@ def _rotate(h: np.ndarray, exponent: np.ndarray, p: np.ndarray, q: np.ndarray) -
     """
     swap = exponent[q] > exponent[p]
     p, q = np.where(swap, q, p), np.where(swap, p, q)
-    hp, hq = h[:, p], h[:, q]
-    a, b, g = np.einsum("ij,ij->j", hp, hp), np.einsum("ij,ij->j", hq, hq), np.einsum("ij,ij->j", hp, hq)
+    hp, hq = rows[p], rows[q]
+    a, b, g = np.einsum("ij,ij->i", hp, hp), np.einsum("ij,ij->i", hq, hq), np.einsum("ij,ij->i", hp, hq)
     g = np.where(g == 0, TINY, g)  # orthogonal by now: z = +-inf and an angle of 0, never 0 / 0
     rho = np.ldexp(1.0, np.maximum(exponent[q] - exponent[p], -1100).astype(np.int32))
     with np.errstate(over="ignore", divide="ignore"):  # z = inf: tau = 0; 1 / rho is used only where z == 0
         z = (rho * rho * b - a) / (2.0 * g)
         tau = np.where(z == 0, 1.0 / rho, np.sign(z) / (np.abs(z) + np.sqrt(rho * rho + z * z)))
     c = 1.0 / np.sqrt(1.0 + (rho * tau) ** 2)
-    h[:, p], h[:, q] = c * (hp - (rho * rho * tau) * hq), c * (tau * hp + hq)  # mantissas stay within ~2
+    rows[p] = c[:, None] * (hp - (rho * rho * tau)[:, None] * hq)  # mantissas stay within ~2
+    rows[q] = c[:, None] * (tau[:, None] * hp + hq)
