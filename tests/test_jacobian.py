@@ -175,6 +175,15 @@ def test_an_older_summary_with_plain_singular_values_still_reads():
     assert sum(patch.get_height() for patch in jacobian_figure(old)[0].axes[0].patches) == 2
 
 
+def test_a_product_beyond_float64s_range_is_measured_in_log10_without_warnings():
+    """Every factor finite, their product 1e200 (an exploding net): the values keep their digits in log10."""
+    spectra = [product_svd.singular_values([np.full(4, 1e50)] * 4)] * 2
+    entry = jacobian.summarize(spectra)
+    assert entry["log10_singular_values"] == pytest.approx([200.0] * 8) and entry["decades"] == pytest.approx(0.0)
+    assert entry["std_s2"] == 0.0 and entry["log10_mean_s2"] == pytest.approx(400.0) and entry["mean_s2"] == math.inf
+    assert entry["max"] == pytest.approx(1e200) and jacobian_line({**entry, "theory": {}}).endswith("mean s^2 1.0e+400")
+
+
 def test_orthogonal_linear_stack_is_an_isometry_and_its_theory_says_so():
     model = MLP(8, [8] * 6, 2, activation="identity", init="orthogonal", seed=0)
     s = np.array(jacobian.measure(model, np.ones((2, 8)))["singular_values"])

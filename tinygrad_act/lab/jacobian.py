@@ -23,12 +23,13 @@ the cost is linear in their number (per block: a W-row forward and backward, a p
 
 summary.json's ``jacobian`` (``measure``): ``log10_singular_values``, every resolved nonzero value (pooled,
 descending, log10: values below float64's 2.2e-308 keep their digits); ``singular_values``, the same as numbers
-(those float64 represents); per example ``rank`` (nonzero values resolved), ``zeros`` (exact zeros) and
-``unresolved`` (values known only by a bound), which add up to the width; ``log10_bounds``, the unresolved
-values' upper bounds (log10); ``relative_error``, the largest estimated relative error of a resolved value;
-``mean_s2``, ``log10_mean_s2`` and ``std_s2`` over all values (zeros and unresolved ones as 0; the floats are 0
-only if every s < 1e-154); over the nonzero resolved values ``median``, ``max``, ``min`` (null below float64's
-range) and ``decades`` (log10 of their 95th over their 5th percentile); ``examples``, ``width``.
+(down to 2.2e-308; inf above 1.8e308, where an exploding net's product overflows); per example ``rank``
+(nonzero values resolved), ``zeros`` (exact zeros) and ``unresolved`` (values known only by a bound), which add
+up to the width; ``log10_bounds``, the unresolved values' upper bounds (log10); ``relative_error``, the largest
+estimated relative error of a resolved value; ``mean_s2``, ``log10_mean_s2`` and ``std_s2`` over all values
+(zeros and unresolved ones as 0; the floats are 0 only if every s < 1e-154); over the nonzero resolved values
+``median``, ``max``, ``min`` (null below float64's range) and ``decades`` (log10 of their 95th over their 5th
+percentile); ``examples``, ``width``.
 """
 
 from __future__ import annotations
@@ -156,7 +157,8 @@ def summarize(spectra: list) -> dict:
         scaled[: logs.size] = np.power(10.0, 2.0 * (logs - logs[0])) if logs.size else []
         log10_mean_s2 = float(2.0 * logs[0] + math.log10(np.mean(scaled))) if logs.size else -math.inf
         mean_s2 = float(np.power(10.0, log10_mean_s2))
-        std_s2 = float(np.power(10.0, 2.0 * logs[0]) * np.std(scaled)) if logs.size else 0.0
+        spread = float(np.std(scaled))
+        std_s2 = float(np.power(10.0, 2.0 * logs[0] + math.log10(spread))) if spread > 0 else 0.0
     representable = logs >= LOWEST_LOG10
 
     def number(log10_value):  # a summary value as a float, or None below float64's range

@@ -36,14 +36,15 @@ def fmt(value, digits: int = 2) -> str:
 
 
 def fmt_log10(log10_value, digits: int = 2) -> str:
-    """A positive number given by its log10, in ``fmt``'s style, also below float64's range: 4.2e-400."""
+    """A positive number given by its log10, in ``fmt``'s style, also beyond float64's range: 4.2e-400, 1.0e+400."""
     if log10_value is None or not math.isfinite(log10_value):
         return fmt(0.0 if log10_value == -math.inf else log10_value, digits)
-    if log10_value > -300:
+    if abs(log10_value) < 300:
         return fmt(10.0**log10_value, digits)
     exponent = math.floor(log10_value)
     mantissa = round(10.0 ** (log10_value - exponent), 1)
-    return f"{mantissa / 10:.1f}e{exponent + 1}" if mantissa >= 10 else f"{mantissa:.1f}e{exponent}"
+    mantissa, exponent = (mantissa / 10, exponent + 1) if mantissa >= 10 else (mantissa, exponent)
+    return f"{mantissa:.1f}e{exponent:+d}"
 
 
 def pct(value) -> str:
