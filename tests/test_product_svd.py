@@ -130,6 +130,15 @@ def test_random_products_match_mpmath_and_count_their_zeros(factors):
         assert np.max(_relative_errors(spectrum.log10, exact[:rank])) <= RELATIVE
 
 
+def test_factors_near_float64s_limits_neither_overflow_nor_underflow():
+    rng = np.random.default_rng(3)
+    big, small = rng.standard_normal((5, 5)) * 1e300, rng.standard_normal((5, 5)) * 1e-300
+    factors = [big, big, small, big, np.full(5, 1e-250)]
+    spectrum = product_svd.singular_values(factors)
+    exact = log10_singular_values(factors, digits_for(spectrum.log10))
+    assert spectrum.log10[0] > 340 and np.max(_relative_errors(spectrum.log10, exact)) <= RELATIVE
+
+
 def test_bad_factors_are_refused_with_the_reason():
     with pytest.raises(ValueError, match="factor 1 has 3 columns"):
         product_svd.singular_values([np.ones((4, 2)), np.ones((2, 3))])

@@ -116,7 +116,10 @@ def singular_values(factors) -> Spectrum:
 
 
 def _multiply(state: _State, a: np.ndarray) -> _State:
-    """The state of a M from that of M: a diagonal scales u's rows; a dense a's zero columns are a selection."""
+    """The state of a M from that of M: a diagonal scales u's rows; a dense a's zero columns are a selection.
+    a's largest entry is scaled to [0.5, 1) by a power of two, which the exponents take: no product overflows."""
+    _, scale = np.frexp(np.max(np.abs(a), initial=0.0))
+    a, state = np.ldexp(a, -scale), state._replace(exponent=state.exponent + scale)
     if a.ndim == 1:
         return _triangularize(a[:, None] * state.u, state)
     used = np.any(a != 0, axis=0)
