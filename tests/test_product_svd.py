@@ -139,6 +139,16 @@ def test_factors_near_float64s_limits_neither_overflow_nor_underflow():
     assert spectrum.log10[0] > 340 and np.max(_relative_errors(spectrum.log10, exact)) <= RELATIVE
 
 
+def test_scales_in_reverse_order_are_pivoted_back_and_keep_every_value():
+    """A factor whose directions come smallest first, then dense factors that mix them: without column pivoting
+    the triangular factors would carry ratios of 1e60 and the small values would be lost."""
+    rng = np.random.default_rng(8)
+    factors = [10.0 ** np.linspace(-40, 40, 6)] + [rng.standard_normal((6, 6)) for _ in range(4)]
+    spectrum = product_svd.singular_values(factors)
+    exact = log10_singular_values(factors, digits_for(spectrum.log10))
+    assert spectrum.bounds.size == 0 and np.max(_relative_errors(spectrum.log10, exact)) <= RELATIVE
+
+
 def test_bad_factors_are_refused_with_the_reason():
     with pytest.raises(ValueError, match="factor 1 has 3 columns"):
         product_svd.singular_values([np.ones((4, 2)), np.ones((2, 3))])
