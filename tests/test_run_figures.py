@@ -199,12 +199,14 @@ def test_update_ratio_colours_layers_with_a_colour_bar_ending_in_out():
 
 def test_the_layer_table_says_why_with_both_gains_and_their_product():
     _, _, records = _measured("sigmoid", steps=2)
-    table = layer_table(records)
+    table = layer_table(records, width=200, wide=True)
     assert "σw²@0" in table and "E[f′²]@0" in table
     row = table.splitlines()[3].split()  # hidden layer 2
     layer = records[0]["layers"][1]
-    assert float(row[8]) == pytest.approx(layer["activation_gain"], rel=0.01)
-    assert float(row[9]) == pytest.approx(layer["weight_gain"] * layer["activation_gain"], rel=0.01)
+    assert float(row[6]) == pytest.approx(layer["activation_gain"], rel=0.01)
+    assert float(row[7]) == pytest.approx(layer["weight_gain"] * layer["activation_gain"], rel=0.01)
+    compact = layer_table(records, width=200).splitlines()[3].split()  # the default table keeps the product
+    assert float(compact[4]) == pytest.approx(layer["weight_gain"] * layer["activation_gain"], rel=0.01)
 
 
 def test_a_run_writes_every_figure_and_its_histograms(tmp_path):
