@@ -91,7 +91,8 @@ def test_the_model_is_the_trained_network_and_evaluate_gives_the_summarys_number
     assert run.evaluate(dataset.x_test, dataset.y_test) == {"loss": summary["test_loss"],
                                                             "accuracy": summary["test_accuracy"]}  # fmt: skip
     predicted = run.predict(dataset.x_test)
-    assert predicted.shape == (len(dataset.y_test),) and np.mean(predicted == dataset.y_test) == summary["test_accuracy"]
+    assert predicted.shape == (len(dataset.y_test),)
+    assert np.mean(predicted == dataset.y_test) == summary["test_accuracy"]
     assert run.predict(dataset.x_test[0]).shape == (1,)  # one example
 
 
@@ -126,8 +127,8 @@ def test_activation_and_initializer_objects_and_plain_functions_are_accepted(tmp
         return rng.normal(0.0, 0.5 / np.sqrt(fan_in), size=(fan_in, fan_out))
 
     try:
-        leaky = tinygrad_act.run(**TINY, data="spirals:n=200", act=activations.get("leaky_relu", alpha=0.2),
-                                 init=init.get("he_normal", mode="fan_out"), figures=False, out=str(tmp_path / "a"))  # fmt: skip
+        objects = {"act": activations.get("leaky_relu", alpha=0.2), "init": init.get("he_normal", mode="fan_out")}
+        leaky = tinygrad_act.run(**TINY, **objects, data="spirals:n=200", figures=False, out=str(tmp_path / "a"))
         assert leaky.config["act"] == "leaky_relu:alpha=0.2"
         assert init.get(leaky.config["init"]).params == init.get("he_normal", mode="fan_out").params
         mine = tinygrad_act.run(**TINY, data="spirals:n=200", act=squashed, init=narrow_normal, figures=False,

@@ -110,7 +110,8 @@ def test_a_sweep_page_holds_the_sweep_table_every_sweep_figure_inline_and_escape
     assert "t" in page.title and page.tags.count("table") == 1
     assert page.tags.count("tr") == len(rows) + 1
     for row in rows:  # each run's name links to its own page, which exists
-        assert f'<a href="runs/{row["run"]}/report.html">' in text and (root / "runs" / row["run"] / "report.html").is_file()
+        assert f'<a href="runs/{row["run"]}/report.html">' in text
+        assert (root / "runs" / row["run"] / "report.html").is_file()
     shared = next(data for data in page.text if data.startswith("Every run:"))
     assert "depth 3" in shared and "steps 2" in shared and "act " not in shared  # the grid's own key is a column
     assert 'class="full"' in text  # the whole table, never cut to the page's width
