@@ -193,8 +193,9 @@ def test_ctrl_c_through_make_exits_130_with_the_run_summarized(tmp_path, to):
     env = _environment(tmp_path)
     command = ["make", "-s", "-C", str(ROOT), f"PY={sys.executable}", f"STAMP={stamp}", "experiment", *TINY,
                "STEPS=1000000", f"OUT={out}"]  # fmt: skip
+    default_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731  (a job may inherit it ignored)
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+                               start_new_session=True, preexec_fn=default_sigint)  # fmt: skip
     try:
         deadline = time.monotonic() + 60
         while not ((out / "metrics.jsonl").exists() and (out / "metrics.jsonl").read_text().count("\n") >= 3):
