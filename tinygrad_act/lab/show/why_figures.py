@@ -193,8 +193,10 @@ def histogram_figure(arrays: dict):
                     ticks = [t for t in ax.get_xticks() if zero_at + 1 < t <= high]
                     ax.set_xticks([zero_at, *ticks], ["0", *(f"{t:g}" for t in ticks)])
     axes[0, 0].set_ylabel("fraction of (example, unit) pairs")
-    no_zeros = any(z is None for z in zeros.values())
-    axes[1, 0].set_ylabel("fraction (first bin: zero or below)" if no_zeros else "fraction (hatched at 0: exactly 0)")
+    if any(z is None for z in zeros.values()):  # histograms.npz from before exact zeros were counted apart
+        axes[1, 0].set_ylabel("fraction (first bin: zero or below)")
+    else:
+        axes[1, 0].set_ylabel("fraction" + (" (hatched at 0: exactly 0)" if zero_at is not None else ""))
     axes[0, 0].legend(fontsize=7)
     return fig, "histograms.png"
 
