@@ -52,9 +52,12 @@ def why_per_layer(records: list[dict]):
     if shown:
         _fractions(axes[1], fractions, first["step"], last["step"])
     else:
-        where = "none" if largest == 0 else f"at most {pct(largest)}"
-        ax.text(0.01, -0.2, f"saturated, inactive and dead units: {where} of any layer's, at step 0 and at the end "
-                "(no panel for them)", transform=ax.transAxes, fontsize=8, va="top")  # fmt: skip
+        said = (
+            "no saturated, inactive or dead units in any layer, at step 0 or at the end"
+            if largest == 0
+            else f"saturated, inactive and dead units: at most {pct(largest)} of any layer's, at step 0 and at the end"
+        )
+        ax.text(0.01, -0.2, said + " (no panel for them)", transform=ax.transAxes, fontsize=8, va="top")
     for ax in axes:
         ax.set_xlabel(r"hidden layer $\ell$")
         ax.grid(alpha=0.3)
