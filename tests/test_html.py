@@ -113,7 +113,8 @@ def test_a_sweep_page_holds_the_sweep_table_every_sweep_figure_inline_and_escape
         assert f'<a href="runs/{row["run"]}/report.html">' in text
         assert (root / "runs" / row["run"] / "report.html").is_file()
     shared = next(data for data in page.text if data.startswith("Every run:"))
-    assert "depth 3" in shared and "steps 2" in shared and "act " not in shared  # the grid's own key is a column
+    assert "depth 3" in shared and "steps 2" in shared and "jacobian auto" in shared
+    assert "act " not in shared and "capture" not in shared  # the grid's own key is a column
     assert 'class="full"' in text  # the whole table, never cut to the page's width
     figures = sorted((root / "figures").glob("*.png"))
     assert figures and sorted(page.images) == sorted(_data_uri(f) for f in figures)

@@ -381,9 +381,11 @@ def prefetch(sweeps: list[tuple[Sweep, Path]], jobs: int = 1, progress: bool = T
 
 
 def shared_settings(sweep: Sweep) -> dict:
-    """The settings every run of ``sweep`` shares: its fixed ones over the defaults, the grid's keys left out."""
-    every = {**dataclasses.asdict(Config()), **{"figures": False}, **sweep.fixed}
-    return {key: value for key, value in every.items() if key not in sweep.grid and key != "out"}
+    """The settings every run of ``sweep`` shares: its fixed ones over the defaults, the grid's keys left out, and
+    those that change no number (where runs live, the figures the sweep draws itself, the captured step) too."""
+    every = {**dataclasses.asdict(Config()), **sweep.fixed}
+    left_out = {*sweep.grid, "out", "figures", "capture"}
+    return {key: "auto" if value is None else value for key, value in every.items() if key not in left_out}
 
 
 def collect(root: Path, sweep: Sweep) -> list[dict]:
