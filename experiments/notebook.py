@@ -11,6 +11,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 NOTEBOOK = Path(__file__).resolve().parent / "tutorial.ipynb"
 ROOT = NOTEBOOK.parent.parent
@@ -31,18 +32,10 @@ def execute(path: Path = NOTEBOOK, directory: Path | None = None):
             "OPENBLAS_NUM_THREADS": "1",
             "TINYGRAD_ACT_CACHE": os.environ.get("TINYGRAD_ACT_CACHE") or str(where / ".cache" / "data"),
         }
-        saved = {key: os.environ.get(key) for key in environment}
-        os.environ.update(environment)  # the kernel inherits them
-        try:
+        with mock.patch.dict(os.environ, environment):  # the kernel inherits them
             client = nbclient.NotebookClient(notebook, kernel_name="python3", timeout=TIMEOUT_S, record_timing=False,
                                              resources={"metadata": {"path": str(where)}})  # fmt: skip
             client.execute()
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
     return notebook
 
 

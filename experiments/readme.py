@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -54,7 +55,8 @@ def output(arguments: list[str]) -> str:
 
     cache = os.environ.get("TINYGRAD_ACT_CACHE") or str(Path.cwd() / ".cache" / "data")
     stdout = io.StringIO()
-    with tempfile.TemporaryDirectory() as directory, _environment(COLUMNS=str(COLUMNS), TINYGRAD_ACT_CACHE=cache):
+    environment = {"COLUMNS": str(COLUMNS), "TINYGRAD_ACT_CACHE": cache}
+    with tempfile.TemporaryDirectory() as directory, mock.patch.dict(os.environ, environment):
         previous = Path.cwd()
         os.chdir(directory)
         try:
@@ -65,20 +67,6 @@ def output(arguments: list[str]) -> str:
     if code != 0:
         raise SystemExit(f"python -m tinygrad_act {' '.join(arguments)} exited {code}")
     return stdout.getvalue().rstrip("\n")
-
-
-@contextlib.contextmanager
-def _environment(**values):
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def samples(text: str) -> dict[str, str]:
