@@ -113,6 +113,11 @@ def _experiment_arguments(parser: argparse.ArgumentParser, defaults: bool = True
         default=d.eval_every,
         help="test-set evaluation every N steps (default %(default)s)",
     )
+    add("--hist-every", type=_positive_int("hist-every"), default=d.hist_every,
+        help="TensorBoard histograms at measured steps, at most one every N steps (default %(default)s)")  # fmt: skip
+
+
+WIDE_HELP = "every column of the layer table, however wide (default: the columns that fit the terminal)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--out", default="", help="run directory (default: a fresh name under runs/)")
     experiment.add_argument("--force", action="store_true", help="overwrite the run directory given by --out")
     experiment.add_argument("--no-progress", action="store_true", help="no progress bar")
+    experiment.add_argument("--wide", action="store_true", help=WIDE_HELP)
     experiment.add_argument(
         "--resume", metavar="RUN_DIR", default="", help="continue an interrupted run from its checkpoint.npz"
     )
@@ -161,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("-v", "--verbose", action="store_true", help="parameters, defaults and descriptions too")
     show = commands.add_parser("show", help="print the table and verdict of an existing run directory")
     show.add_argument("run_dir")
+    show.add_argument("--wide", action="store_true", help=WIDE_HELP)
     compare = commands.add_parser("compare", help="overlay runs' gradient profiles on one fixed log scale")
     compare.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run or sweep directories, or glob patterns")
     compare.add_argument("--out", default="compare.png", help="the PNG to write (default %(default)s)")
@@ -189,7 +196,7 @@ def cmd_experiment(args) -> int:
     config = _config_from(args)
     command = "python -m tinygrad_act " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     summary = experiment.run(config, force=args.force, progress=not args.no_progress, command=command)
-    print(report.terminal_report(summary, files.read_records(summary["path"]), config))
+    print(report.terminal_report(summary, files.read_records(summary["path"]), config, wide=args.wide))
     if summary.get("figures_skipped"):
         print(summary["figures_skipped"])
     return {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_TERMINATED}.get(summary.get("signal"), 0)
@@ -208,7 +215,7 @@ def _resume(args) -> int:
             raise UsageError(f"--{key.replace('_', '-')} cannot change a resumed run (its settings are in "
                              f"{args.resume}/config.json); drop it")  # fmt: skip
     summary = experiment.resume(args.resume, progress=not args.no_progress)
-    print(report.terminal_report(summary, files.read_records(summary["path"]), config))
+    print(report.terminal_report(summary, files.read_records(summary["path"]), config, wide=args.wide))
     return {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_TERMINATED}.get(summary.get("signal"), 0)
 
 
@@ -312,7 +319,7 @@ def cmd_show(args) -> int:
         raise UsageError(f"{str(path)!r} is not a finished run directory (no valid summary.json and config.json)")
     summary["path"] = str(path)
     config = Config(**{f.name: config_values[f.name] for f in dataclasses.fields(Config) if f.name in config_values})
-    print(report.terminal_report(summary, files.read_records(path), config))
+    print(report.terminal_report(summary, files.read_records(path), config, wide=args.wide))
     return 0
 
 

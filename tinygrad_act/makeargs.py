@@ -2,11 +2,14 @@
 
 The Makefile exports its variables unexpanded and runs ``python -m tinygrad_act.makeargs COMMAND``; no value a
 user gives ever passes through shell text, so quotes, ``$``, backticks, spaces and newlines reach the program
-as data. A variable that is unset or empty is not passed, so the CLI's documented defaults apply.
+as data. A variable that is unset or empty is not passed, so the CLI's documented defaults apply. A variable
+given on make's command line that the target does not read (``make experiment ACTIVATION=relu``) is refused
+with the nearest known name (``did you mean ACT?``): the Makefile names them in ``TINYGRAD_ACT_MAKE_VARIABLES``.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 
@@ -19,26 +22,99 @@ EXPERIMENT = {
     "DEPTH": "--depth", "WIDTH": "--width", "ACT": "--act", "INIT": "--init", "OPT": "--optimizer", "LR": "--lr",
     "MOMENTUM": "--momentum", "BATCH": "--batch-size", "STEPS": "--steps", "DATA": "--data", "SEED": "--seed",
     "DTYPE": "--dtype", "NORM": "--norm", "CLIP": "--clip", "LOG_EVERY": "--log-every", "EVAL_EVERY": "--eval-every",
-    "OUTPUT_INIT": "--output-init", "SIGMA_B2": "--sigma-b2", "OUT": "--out", "RESUME": "--resume",
+    "HIST_EVERY": "--hist-every", "OUTPUT_INIT": "--output-init", "SIGMA_B2": "--sigma-b2", "OUT": "--out",
+    "RESUME": "--resume",
 }  # fmt: skip
 # Switches with an automatic default: 1 gives --NAME, 0 gives --no-NAME, unset leaves the default.
 EXPERIMENT_SWITCHES = {"JACOBIAN": "--jacobian"}
 EXPERIMENT_FLAGS = {"RESIDUAL": "--residual", "TENSORBOARD": "--tensorboard", "FORCE": "--force"}
+SWEEP_FLAGS = {"RESIDUAL": "--residual", "TENSORBOARD": "--tensorboard"}  # a sweep never forces: it resumes
+SHOW_FLAGS = {"WIDE": "--wide"}  # every column of the layer table
 SWEEP = {
     "ACTS": "--acts", "INITS": "--inits", "DEPTHS": "--depths", "SEEDS": "--seeds", "WIDTHS": "--widths",
     "LRS": "--lrs", "JOBS": "--jobs", "SCHEDULER": "--scheduler", "SHARD": "--shard",
 }  # fmt: skip
 REPORT = {"ONLY": "--only", "JOBS": "--jobs"}
-VARIABLES = (*EXPERIMENT, *EXPERIMENT_FLAGS, *EXPERIMENT_SWITCHES, *SWEEP,
-             "CONFIG", "GRID", "ONLY", "RUNS", "PLUGIN", "RUN_DIR")  # fmt: skip
+# The variables each target reads (PLUGIN: every target that runs the program). The Makefile's own variables
+# (MAKEFILE_VARIABLES) are accepted everywhere.
+TARGETS = {
+    "experiment": (*EXPERIMENT, *EXPERIMENT_FLAGS, *EXPERIMENT_SWITCHES, *SHOW_FLAGS, "PLUGIN"),
+    "sweep": (
+        "CONFIG",
+        *SWEEP,
+        "GRID",
+        *(k for k in EXPERIMENT if k != "RESUME"),
+        *SWEEP_FLAGS,
+        *EXPERIMENT_SWITCHES,
+        "PLUGIN",
+    ),  # fmt: skip
+    "report": (*REPORT, "PLUGIN"),
+    "compare": ("RUNS", "OUT", "PLUGIN"),
+    "list": ("PLUGIN",),
+    "show": ("RUN_DIR", *SHOW_FLAGS, "PLUGIN"),
+    "test": ("TESTS",),
+    "bench": ("ONLY",),
+    "check-html": ("PAGE",),
+}
+MAKEFILE_VARIABLES = ("PYTHON", "VENV", "PY", "STAMP", "TEST_STAMP", "LINT_STAMP", "BENCH_STAMP")
+VARIABLES = tuple(dict.fromkeys(name for names in TARGETS.values() for name in names))
+COMMAND_LINE = "TINYGRAD_ACT_MAKE_VARIABLES"  # the names given on make's command line, set by the Makefile
+# Words a newcomer types for a variable that has another name here (the options' own names are added below).
+SYNONYMS = {
+    "ACTIVATION": "ACT",
+    "INITIALIZER": "INIT",
+    "INITIALIZATION": "INIT",
+    "LEARNING_RATE": "LR",
+    "LAYERS": "DEPTH",
+    "EPOCHS": "STEPS",
+    "ITERATIONS": "STEPS",
+    "DATASET": "DATA",
+    "OUTPUT": "OUT",
+}
 
 
 def arguments(command: str, environ=os.environ) -> list[str]:
-    """The CLI arguments of ``make COMMAND`` given the variables in ``environ``; UsageError for a bad switch.
+    """The CLI arguments of ``make COMMAND`` given the variables in ``environ``; UsageError for a bad switch or a
+    variable given on make's command line that ``COMMAND`` does not read.
 
     PLUGIN (one or more plug-ins, separated by spaces, commas or colons) applies to every command."""
+    check_variables(command, environ)
     plugin = [item for name in environ.get("PLUGIN", "").replace(",", " ").split() for item in ("--plugin", name)]
     return [*_arguments(command, environ), *plugin]
+
+
+def check_variables(target: str, environ=os.environ) -> None:
+    """UsageError naming the first variable given on make's command line that ``target`` does not read, with
+    the known name nearest to it: ``unknown variable ACTIVATION for make experiment; did you mean ACT?``."""
+    known = (*TARGETS.get(target, ()), *MAKEFILE_VARIABLES)
+    for name in environ.get(COMMAND_LINE, "").split():
+        if name in known:
+            continue
+        message = f"unknown variable {name} for make {target}"
+        owners = [t for t, names in TARGETS.items() if name in names]
+        if owners:
+            message += f" (make {' and make '.join(owners)} {'reads' if len(owners) == 1 else 'read'} it)"
+        guess = nearest(name, TARGETS.get(target, ()))
+        message += f"; did you mean {guess}?" if guess else "; make help lists each target's variables"
+        raise UsageError(message)
+
+
+def nearest(name: str, known) -> str | None:
+    """The known variable a user most likely meant by ``name``: the same name in another case, a synonym or the
+    name of its command-line option (OPTIMIZER -> OPT, BATCH_SIZE -> BATCH), one a prefix of the other
+    (ACTIVATION -> ACT, SEEDS -> SEED), else the closest spelling (DEPHT -> DEPTH); None if none is close."""
+    upper = name.upper()
+    options = {**EXPERIMENT, **EXPERIMENT_FLAGS, **EXPERIMENT_SWITCHES, **SWEEP, **SHOW_FLAGS}
+    aliases = {option.lstrip("-").replace("-", "_").upper(): variable for variable, option in options.items()}
+    aliases.update(SYNONYMS)
+    aliases.update((variable, variable) for variable in known)
+    if aliases.get(upper) in known:
+        return aliases[upper]
+    prefixed = [v for v in known if len(v) >= 3 and len(upper) >= 3 and (upper.startswith(v) or v.startswith(upper))]
+    if prefixed:
+        return max(prefixed, key=len)
+    close = difflib.get_close_matches(upper, list(aliases), n=1, cutoff=0.7)
+    return aliases[close[0]] if close and aliases[close[0]] in known else None
 
 
 def _options(table: dict, environ) -> list[str]:
@@ -57,13 +133,14 @@ def _switches(table: dict, environ) -> list[str]:
 def _arguments(command: str, environ) -> list[str]:
     if command == "experiment":
         switches = _switches(EXPERIMENT_SWITCHES, environ)
-        return ["experiment", *_options(EXPERIMENT, environ), *_flags(EXPERIMENT_FLAGS, environ), *switches]
+        flags = _flags({**EXPERIMENT_FLAGS, **SHOW_FLAGS}, environ)
+        return ["experiment", *_options(EXPERIMENT, environ), *flags, *switches]
     if command == "sweep":
         config = [environ["CONFIG"]] if environ.get("CONFIG") else []
         # GRID holds one KEY=V1,V2 per word: GRID="norm=none,batch residual=0,1"
         grids = [item for grid in environ.get("GRID", "").split() for item in ("--grid", grid)]
         base = {k: v for k, v in EXPERIMENT.items() if k not in ("OUT", "RESUME")}  # OUT: the sweep directory
-        options = [*_options(base, environ), *_flags({"RESIDUAL": "--residual"}, environ)]
+        options = [*_options(base, environ), *_flags(SWEEP_FLAGS, environ), *_switches(EXPERIMENT_SWITCHES, environ)]
         out = ["--out", environ["OUT"]] if environ.get("OUT") else []
         return ["sweep", *config, *_options(SWEEP, environ), *grids, *options, *out]
     if command == "report":
@@ -77,14 +154,18 @@ def _arguments(command: str, environ) -> list[str]:
     if command == "list":
         return ["list"]
     if command == "show":
-        return ["show", environ.get("RUN_DIR", "")]
+        return ["show", environ.get("RUN_DIR", ""), *_flags(SHOW_FLAGS, environ)]
     raise UsageError(f"unknown make command {command!r}; choose one of: experiment, sweep, report, compare, list, show")
 
 
 def main(argv=None) -> int:
-    """``python -m tinygrad_act.makeargs COMMAND``: run the CLI with the arguments the environment gives."""
+    """``python -m tinygrad_act.makeargs COMMAND``: run the CLI with the arguments the environment gives;
+    ``makeargs check TARGET``: only check the variables given to ``make TARGET`` (test, bench, ...)."""
     argv = sys.argv[1:] if argv is None else argv
     try:
+        if argv[:1] == ["check"]:
+            check_variables(argv[1] if len(argv) > 1 else "")
+            return 0
         args = arguments(argv[0] if argv else "")
     except UsageError as error:
         print(f"make: error: {error}", file=sys.stderr)

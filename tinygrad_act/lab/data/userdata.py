@@ -22,7 +22,7 @@ import numpy as np
 
 from ...common import validate
 from ...common.errors import UsageError
-from .base import Dataset, Shape, standardize
+from .base import Dataset, Shape, standardize, statistics
 
 SUFFIXES = (".npz", ".csv")
 TEST_FRACTION = 0.2
@@ -81,6 +81,8 @@ def load(spec: str, seed: int = 0, dtype=np.float64):
         x_train, y_train, x_test, y_test = x[~test], y[~test], x[test], y[test]
         params["test_split"] = f"stratified {TEST_FRACTION:.0%} of each class, seed {seed}"
     params["labels"] = labels.tolist()
+    mean, std = statistics(x_train)  # kept, so that a trained run can predict from inputs in your units
+    params["standardization"] = {"mean": mean.tolist(), "std": std.tolist()}
     x_train, x_test = standardize(x_train, x_test)
     y_train, y_test = (np.searchsorted(labels, part).astype(np.int64) for part in (y_train, y_test))
     return Dataset(name, params, seed, x_train.astype(dtype), y_train, x_test.astype(dtype), y_test, len(labels))

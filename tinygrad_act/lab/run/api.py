@@ -1,29 +1,42 @@
-"""Your script: ``tinygrad_act.run(depth=3, act="relu", data=(x, y))`` -> a ``Run`` to read, tabulate and draw.
+"""Your script: ``tinygrad_act.run(depth=3, act="relu", data=(x, y))`` -> a ``Run`` to read, predict with and draw.
 
     run = tinygrad_act.run(depth=10, width=32, act="tanh", steps=200, data="spirals", out="runs/tanh")
     run.summary["verdict"], run.records[-1]["loss"]
+    run.figures["gradient_flow"]       # name -> the PNG's path
+    run.predict(x), run.evaluate(x, y) # with the trained model (run.model), on inputs in your data's units
+    run                                # in a notebook: the verdict, the layer table and the gradient flow
     pd.DataFrame(run.table())          # one row per (step, layer)
-    fig = run.figures()[0]             # matplotlib Figures; the caller's backend is left alone
     Run.load("runs/tanh")              # the same object for a run directory already on disk
 
 The keywords are the command line's experiment options (``--batch-size`` is ``batch_size``), plus ``force``
-and ``progress``; the run is the one ``python -m tinygrad_act experiment`` makes, files and all.
+and ``progress``; the run is the one ``python -m tinygrad_act experiment`` makes, files and all. ``act`` and
+``init`` also take an Activation or Initializer object (``activations.get("leaky_relu", alpha=0.2)``) or a plain
+function (an activation composed of engine operations, ``lambda x: x * x.sigmoid()``; an initializer
+``draw(fan_in, fan_out, rng) -> W``), registered for this process under the function's name.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
+
+import numpy as np
 
 from ...common import files
 from ...common.errors import UsageError
+from ...engine.graph import no_grad
+from ...engine.tensor import Tensor
+from ...nn import activations
+from ...nn import init as initializers
 from ..data import userdata
 from ..measure.records import layer_name
-from ..show import run_figures
-from . import experiment
+from ..show import html, run_figures
+from . import checkpoint, experiment
 from .config import Config
 
 _RUN_OPTIONS = {"force": False, "progress": True}
+_EVALUATION_BATCH = 1000  # rows per forward pass in predict and evaluate
 
 
 def options() -> list[str]:
@@ -44,9 +57,54 @@ def run(**settings) -> Run:
     data = settings.get("data")
     if data is not None and not isinstance(data, str):
         settings["data"] = str(data) if isinstance(data, Path) else userdata.register_arrays(data)
+    for key in ("act", "init", "output_init"):
+        if key in settings:
+            settings[key] = spec_of(key, settings[key])
     config = Config(**settings)
     summary = experiment.run(config, force=extra["force"], progress=extra["progress"], command=_command(settings))
     return Run(summary["path"])
+
+
+def spec_of(key: str, value):
+    """The spec string a Config holds for ``act``/``init``/``output_init`` given as a string, an Activation or
+    Initializer object, or a plain function (registered for this process under its own name, see the module
+    docstring); any other value is left for Config.validate to name."""
+    if isinstance(value, activations.Activation):
+        return value.spec
+    if isinstance(value, initializers.Initializer):
+        params = ",".join(f"{k}={v}" for k, v in value.params.items() if v is not None)
+        spec = f"{value.name}:{params}" if params else value.name
+        try:
+            if initializers.get(spec).params == value.params:
+                return spec
+        except ValueError:  # a parameter a spec cannot spell (an activation spec with its own commas)
+            pass
+        value = _drawing_of(value)
+    if not callable(value) or isinstance(value, str):
+        return value
+    name = _function_name(value)
+    if key == "act":
+        if not activations.exists(name):
+            activations.register(name, compose=value)
+    elif name not in initializers.names():
+        initializers.register(name, lambda: value, description=f"your function {name}")
+    return name
+
+
+def _drawing_of(initializer):
+    """A plain function drawing what ``initializer`` draws, registered like any user function."""
+
+    def drawn_by_initializer(fan_in, fan_out, rng):
+        return initializer(fan_in, fan_out, rng)
+
+    drawn_by_initializer.__name__ = f"{initializer.name}_{id(initializer):x}"
+    return drawn_by_initializer
+
+
+def _function_name(function) -> str:
+    """A registry name for a user's function: its own name when it is one (``my_act``), else ``user_<id>``."""
+    name = getattr(function, "__name__", "")
+    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) and name != "<lambda>" else f"user_{id(function):x}"
 
 
 def _command(settings: dict) -> str:
@@ -55,7 +113,8 @@ def _command(settings: dict) -> str:
 
 
 class Run:
-    """A run directory read back: ``dir``, ``config``, ``summary``, ``records``, ``table()``, ``figures()``."""
+    """A run directory read back: ``dir``, ``config``, ``summary``, ``records``, ``figures`` (name -> PNG path),
+    ``table()``, ``draw()``, and the trained ``model`` with ``predict(x)`` and ``evaluate(x, y)``."""
 
     def __init__(self, path):
         self.dir = Path(path)
@@ -64,6 +123,7 @@ class Run:
             raise UsageError(f"{str(self.dir)!r} is not a run directory (no readable config.json in it)")
         self.summary = files.read_json(self.dir / "summary.json") or {}
         self.records = files.read_records(self.dir / "metrics.jsonl")
+        self._model = None
 
     @classmethod
     def load(cls, path) -> Run:
@@ -72,6 +132,18 @@ class Run:
 
     def __repr__(self):
         return f"Run({str(self.dir)!r}, status={self.summary.get('status')!r}, records={len(self.records)})"
+
+    def _repr_html_(self) -> str:
+        """In a notebook: what the run was, its verdict and why, the layer table and the gradient-flow figure."""
+        return html.run_fragment(self.dir, self.config, self.records, self.summary)
+
+    @property
+    def figures(self) -> dict[str, Path]:
+        """The figures the run drew, name -> PNG path: ``run.figures["gradient_flow"]`` (empty without figures)."""
+        listed = self.summary.get("figures") or sorted(
+            f"figures/{p.name}" for p in (self.dir / "figures").glob("*.png")
+        )
+        return {Path(name).stem: self.dir / name for name in listed if (self.dir / name).is_file()}
 
     def table(self) -> list[dict]:
         """One flat row per (step, layer): the step's numbers and the layer's, ready for ``pd.DataFrame``.
@@ -86,6 +158,75 @@ class Run:
                 rows.append({**step, **layer, "layer_name": layer_name(index, len(layers))})
         return rows
 
-    def figures(self) -> list:
-        """The run's figures as matplotlib Figures (drawn without pyplot: the caller's backend is unchanged)."""
-        return [fig for fig, _ in run_figures.drawings(self.dir, self.records, self.summary)]
+    def draw(self) -> dict:
+        """The run's figures drawn afresh as matplotlib Figures, name -> Figure (no pyplot: the caller's backend
+        is unchanged)."""
+        return {Path(name).stem: fig for fig, name in run_figures.drawings(self.dir, self.records, self.summary)}
+
+    @property
+    def model(self):
+        """The trained MLP: the run's architecture with the weights of its checkpoint.npz (the end of training
+        for a completed run), in eval mode. Its inputs are standardized (see ``predict``)."""
+        if self._model is None:
+            config = checkpoint.run_config(self.dir)
+            dataset = self.config.get("dataset") or {}
+            model = experiment.make_model(config, dataset["features"], dataset["classes"])
+            model.load_state_dict(checkpoint.load(self.dir, config).parts["model"])
+            model.eval()
+            self._model = model
+        return self._model
+
+    def predict(self, x) -> np.ndarray:
+        """The predicted class of each row of ``x``, in the labels of the run's data.
+
+        ``x`` is in the units of the data the run was given: your raw arrays or file (standardized here with the
+        train split's statistics, as in training), or a built-in dataset's inputs as ``lab.data.load`` returns them.
+        """
+        logits = self._logits(self._inputs(x))
+        labels = self._dataset_params().get("labels")
+        index = np.argmax(logits, axis=1)
+        return np.asarray(labels)[index] if labels is not None else index
+
+    def evaluate(self, x, y) -> dict[str, float]:
+        """``{"loss": mean cross-entropy, "accuracy": fraction correct}`` of the trained model on ``(x, y)``,
+        ``x`` as for ``predict`` and ``y`` in the labels of the run's data."""
+        x = self._inputs(x)
+        classes = self._classes(y, len(x))
+        loss, accuracy = experiment.evaluate(self.model, x, classes, _EVALUATION_BATCH)
+        self.model.eval()  # evaluate puts a model back in training mode
+        return {"loss": loss, "accuracy": accuracy}
+
+    def _dataset_params(self) -> dict:
+        return (self.config.get("dataset") or {}).get("params") or {}
+
+    def _inputs(self, x) -> np.ndarray:
+        """``x`` as the model takes it: 2-D, the run's features, standardized if the run's data was, its dtype."""
+        x = np.asarray(x, dtype=np.float64)
+        features = (self.config.get("dataset") or {}).get("features")
+        if x.ndim == 1 and x.size == features:
+            x = x[None, :]
+        if x.ndim != 2 or x.shape[1] != features:
+            raise UsageError(f"x has shape {x.shape}; this run's model takes rows of {features} features")
+        scale = self._dataset_params().get("standardization")
+        if scale:
+            x = (x - np.asarray(scale["mean"])) / np.asarray(scale["std"])
+        return x.astype(self.config.get("dtype", "float64"))
+
+    def _classes(self, y, rows: int) -> np.ndarray:
+        """Labels ``y`` as the class indices 0..C-1 the model predicts; UsageError for a label the run never saw."""
+        y = np.asarray(y).reshape(-1)
+        if len(y) != rows:
+            raise UsageError(f"y has {len(y)} labels for {rows} rows of x")
+        labels = self._dataset_params().get("labels")
+        known = np.asarray(labels) if labels is not None else np.arange(self.config["dataset"]["classes"])
+        position = np.searchsorted(known, y)
+        found = (position < len(known)) & (known[np.minimum(position, len(known) - 1)] == y)
+        if not found.all():
+            raise UsageError(f"label {y[~found].tolist()[0]!r} is not one of this run's classes: {known.tolist()}")
+        return position.astype(np.int64)
+
+    def _logits(self, x: np.ndarray) -> np.ndarray:
+        self.model.eval()
+        with no_grad():
+            parts = [self.model(Tensor(x[i : i + _EVALUATION_BATCH])).data for i in range(0, len(x), _EVALUATION_BATCH)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.config["dataset"]["classes"]))

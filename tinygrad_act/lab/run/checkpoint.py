@@ -2,9 +2,9 @@
 
 One .npz of plain arrays, never pickled: ``model.*`` (Module.state_dict), ``optimizer.*`` (Optimizer.state_dict),
 ``stream.*`` (the batch stream: RNG state as JSON text, pending indices), ``probe.*`` (the next step, the
-histograms so far), ``step`` (updates done) and ``config`` (the settings as JSON text, so a checkpoint copied
-from another run is refused). Written whole or not at all (files.atomic_file) at measured steps and when the
-run stops; read with ``np.load(allow_pickle=False)``.
+histograms so far), ``step`` (updates done), ``resumed`` (the steps the run was resumed from, earliest first) and
+``config`` (the settings as JSON text, so a checkpoint copied from another run is refused). Written whole or not
+at all (files.atomic_file) at measured steps and when the run stops; read with ``np.load(allow_pickle=False)``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ class Checkpoint:
     step: int
     config: dict
     parts: dict  # group -> {name: array}
+    resumed: tuple = ()  # the steps the run was resumed from before this checkpoint, earliest first
 
 
 def run_config(path) -> Config:
@@ -49,12 +50,13 @@ def settings(config: Config) -> dict:
     return {k: v for k, v in dataclasses.asdict(config).items() if k not in ("out", "capture")}
 
 
-def save(path, config: Config, step: int, model, optimizer, batches, probe) -> None:
+def save(path, config: Config, step: int, model, optimizer, batches, probe, resumed=()) -> None:
     """Write ``path/checkpoint.npz`` for a run that has done ``step`` updates (whole or not at all)."""
     arrays = {
         "format": np.array(FORMAT),
         "step": np.array(step),
         "config": np.array(files.dumps(settings(config))),
+        "resumed": np.array(resumed, dtype=np.int64),
     }
     for group, state in zip(_GROUPS, (model.state_dict(), optimizer.state_dict(), batches.state(), probe.state())):
         arrays.update((f"{group}.{name}", value) for name, value in state.items())
@@ -74,6 +76,7 @@ def load(path, config: Config) -> Checkpoint:
         if int(arrays["format"]) != FORMAT:
             raise ValueError(f"format {int(arrays['format'])}, this version reads {FORMAT}")
         step, recorded = int(arrays["step"]), json.loads(str(arrays["config"]))
+        resumed = tuple(int(s) for s in np.asarray(arrays.get("resumed", []), dtype=np.int64).reshape(-1))
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
         raise UsageError(f"{file} is not a checkpoint of this laboratory: {error}") from None
     expected = settings(config)
@@ -86,12 +89,14 @@ def load(path, config: Config) -> Checkpoint:
                          f"{expected[key]!r}")  # fmt: skip
     if not 0 <= step <= config.steps:
         raise UsageError(f"{file} is at step {step}, outside the run's 0..{config.steps}")
+    if any(not 0 <= s <= step for s in resumed):
+        raise UsageError(f"{file} says the run was resumed from step {max(resumed)}, after its own step {step}")
     parts = {group: {} for group in _GROUPS}
     for name, value in arrays.items():
         group, _, rest = name.partition(".")
         if group in parts:
             parts[group][rest] = value
-    return Checkpoint(step, recorded, parts)
+    return Checkpoint(step, recorded, parts, resumed)
 
 
 def restore(checkpoint: Checkpoint, model, optimizer, batches, probe) -> None:

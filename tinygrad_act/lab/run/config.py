@@ -47,6 +47,7 @@ class Config:
     clip: float = 0.0
     log_every: int = 10
     eval_every: int = 100
+    hist_every: int = 10  # TensorBoard histograms at measured steps, at most one every hist_every steps
     figures: bool = True
     tensorboard: bool = False  # also write TensorBoard event files (optional extra: tensorboardX)
     capture: bool = True  # replay a captured step on unmeasured steps (nn/step.py): faster, the same numbers
@@ -59,7 +60,7 @@ class Config:
         Checks every dataset parameter (without generating the data), the batch size against the training
         split, and the memory the run would need (``memory_estimate``) against ``validate.memory_limit()``.
         """
-        for name in ("depth", "width", "batch_size", "steps", "log_every", "eval_every"):
+        for name in ("depth", "width", "batch_size", "steps", "log_every", "eval_every", "hist_every"):
             validate.integer(name, getattr(self, name), 1)
         validate.integer("seed", self.seed, 0)
         validate.number("lr", self.lr, 0, low_open=True)

@@ -31,12 +31,24 @@ from .. import data, stats
 from ..measure import jacobian
 from ..measure.probes import LayerProbe, gradient_record
 from ..measure.records import LAYER_FIELDS, RUN_FILES, RunLog  # noqa: F401  (LAYER_FIELDS, RUN_FILES: callers import them from here)
-from ..show import html, plots, run_figures
+from ..show import html, plots, report, run_figures
 from ..theory import mean_field as theory
 from . import checkpoint, rundir, tensorboard
 from .config import Config
 
-__all__ = ["Config", "LAYER_FIELDS", "RUN_FILES", "run", "resume", "build", "train", "finish", "summarize", "evaluate"]
+__all__ = [
+    "Config",
+    "LAYER_FIELDS",
+    "RUN_FILES",
+    "run",
+    "resume",
+    "build",
+    "make_model",
+    "train",
+    "finish",
+    "summarize",
+    "evaluate",
+]
 
 
 @dataclasses.dataclass
@@ -49,6 +61,7 @@ class Outcome:
     fault: RunDirError | None = None  # the file system's refusal, raised once the summary is written
     diverged: bool | None = None  # whether training diverged, once an interrupt has replaced that status
     signal: str | None = None  # SIGINT or SIGTERM, if one stopped the run
+    resumed: tuple = ()  # the steps the run was resumed from, earliest first (summary["resumed"])
 
     def interrupted(self, stop: KeyboardInterrupt, when: str) -> None:
         """Ctrl-C or SIGTERM: ``interrupted by the user after 12 steps``, ``terminated (SIGTERM) during ...``."""
@@ -102,16 +115,16 @@ def _run_in(path: Path, config: Config, dataset, progress: bool, command: str | 
     if resuming:
         state = checkpoint.load(path, config)
         checkpoint.restore(state, model, optimizer, batches, probe)
-        outcome.steps_done = state.step
+        outcome.steps_done, outcome.resumed = state.step, (*state.resumed, state.step)
         records = [record for record in files.read_records(path) if record["step"] < state.step]
         started -= records[-1]["time"] if records else 0.0  # time goes on from the last record kept
     else:
         resolved = resolved_config(config, path, model, dataset, command)
         files.atomic_write(path / "config.json", files.dumps(resolved, indent=2) + "\n")
-    log = tensorboard.TensorBoardLog(path, probe, records) if config.tensorboard else RunLog(path, records)
+    log = tensorboard.TensorBoardLog(path, probe, config, records) if config.tensorboard else RunLog(path, records)
     when = "after {steps_done} steps"
     try:
-        saver = _Saver(path, config, model, optimizer, batches, probe)
+        saver = _Saver(path, config, model, optimizer, batches, probe, outcome.resumed)
         train(config, model, optimizer, probe, batches, dataset, log, outcome, progress, started, saver)
         if config.figures and outcome.status != "failed":  # data for histograms.png, drawn with the figures
             probe.save_histograms(path / "histograms.npz")
@@ -135,26 +148,31 @@ def build(config: Config, dataset):
 
     The model's weights and the batch order come from two independent streams of ``config.seed``.
     """
-    model_seed, batch_seed = _seeds(config)
-    model = MLP(
-        dataset.num_features,
+    model = make_model(config, dataset.num_features, dataset.num_classes)
+    optimizer = optim.get(config.optimizer, model.parameters(), **config.optimizer_options())
+    # Evaluation steps are always measured too, so every test-set number sits in a logged record.
+    probe = LayerProbe(model, optimizer, lambda step: step % config.log_every == 0 or _evaluated(config, step))
+    batches = data.batches(dataset, config.batch_size, np.random.default_rng(_seeds(config)[1]))
+    model.training_step = Step(model, optimizer, config.clip, enabled=config.capture)  # replayed on unmeasured steps
+    return model, optimizer, probe, batches
+
+
+def make_model(config: Config, num_features: int, num_classes: int) -> MLP:
+    """The run's MLP with its initial weights (from the first stream of ``config.seed``); Run.model loads the
+    trained weights into the same architecture."""
+    return MLP(
+        num_features,
         [config.width] * config.depth,
-        dataset.num_classes,
+        num_classes,
         activation=config.act,
         init=config.init,
         output_init=config.output_init,
         sigma_b2=config.sigma_b2,
         residual=config.residual,
         norm=None if config.norm == "none" else config.norm,
-        seed=int(model_seed.generate_state(1)[0]),
+        seed=int(_seeds(config)[0].generate_state(1)[0]),
         dtype=np.dtype(config.dtype),
     )
-    optimizer = optim.get(config.optimizer, model.parameters(), **config.optimizer_options())
-    # Evaluation steps are always measured too, so every test-set number sits in a logged record.
-    probe = LayerProbe(model, optimizer, lambda step: step % config.log_every == 0 or _evaluated(config, step))
-    batches = data.batches(dataset, config.batch_size, np.random.default_rng(batch_seed))
-    model.training_step = Step(model, optimizer, config.clip, enabled=config.capture)  # replayed on unmeasured steps
-    return model, optimizer, probe, batches
 
 
 def _seeds(config: Config):
@@ -211,15 +229,15 @@ CHECKPOINT_INTERVAL = 1.0
 class _Saver:
     """Writes checkpoint.npz for the run's current state (after ``steps_done`` updates)."""
 
-    def __init__(self, path, config, model, optimizer, batches, probe):
-        self.path, self.config, self.parts = path, config, (model, optimizer, batches, probe)
+    def __init__(self, path, config, model, optimizer, batches, probe, resumed=()):
+        self.path, self.config, self.parts, self.resumed = path, config, (model, optimizer, batches, probe), resumed
         self.step = None  # the step of the checkpoint on disk, if this process wrote one
         self.written = -math.inf  # when (time.perf_counter)
 
     def __call__(self, steps_done: int, now: bool = True) -> None:
         """Write the checkpoint; with ``now=False`` only if CHECKPOINT_INTERVAL has passed since the last one."""
         if steps_done != self.step and (now or time.perf_counter() - self.written >= CHECKPOINT_INTERVAL):
-            checkpoint.save(self.path, self.config, steps_done, *self.parts)
+            checkpoint.save(self.path, self.config, steps_done, *self.parts, resumed=self.resumed)
             self.step, self.written = steps_done, time.perf_counter()
 
 
@@ -313,8 +331,13 @@ def finish(path: Path, config: Config, records, outcome: Outcome, final, predict
         summary.update(drawn)
         if outcome.signal:
             summary["signal"] = outcome.signal  # what stopped the run: the command line exits 130 or 143
+        if outcome.resumed:  # from which step, how many times (a resumed run's records equal a run never stopped)
+            summary["resumed"] = {"from_step": outcome.resumed[-1], "times": len(outcome.resumed),
+                                  "from_steps": list(outcome.resumed)}  # fmt: skip
         summary["wall_time_s"] = time.perf_counter() - started
         summary.update(html.write_run_page(path, config, records, summary))  # report.html: figures and numbers
+        if config.tensorboard:
+            summary.update(_tensorboard_finish(path, config, records, summary))
         summary["files"] = rundir.listing(path)
         try:
             # Atomic: a sweep treats a run as complete once summary.json exists, so it is never half written.
@@ -326,6 +349,17 @@ def finish(path: Path, config: Config, records, outcome: Outcome, final, predict
         raise outcome.fault
     summary["path"] = str(path)
     return summary
+
+
+def _tensorboard_finish(path: Path, config: Config, records: list[dict], summary: dict) -> dict:
+    """The verdict (the terminal's report) and the HParams entry in TensorBoard: {} or {"tensorboard_error": ...}
+    (an optional viewer never loses the run)."""
+    text = report.terminal_report({**summary, "path": str(path)}, records, config, width=report.DEFAULT_WIDTH)
+    try:
+        tensorboard.finish(path, config, summary, "```\n" + text + "\n```")
+    except (RunDirError, UsageError) as error:
+        return {"tensorboard_error": str(error)}
+    return {}
 
 
 def _draw(path: Path, records: list[dict], summary: dict) -> dict:
