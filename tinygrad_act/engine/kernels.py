@@ -22,7 +22,7 @@ def floating(x, dtype=None) -> np.ndarray:
     Complex values are refused (TypeError): every function here, and the engines, are real functions.
     """
     array = np.asarray(x)
-    if array.dtype.kind == "c":
+    if array.dtype.kind == "c" or (dtype is not None and np.dtype(dtype).kind == "c"):
         raise TypeError(f"complex values are not supported (the engine differentiates real functions): {x!r}")
     if dtype is not None:
         return array.astype(dtype, copy=False)

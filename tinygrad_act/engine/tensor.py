@@ -164,7 +164,7 @@ def _choose_backward(node, g):
 EXP = Op("exp", lambda ctx, x: np.exp(x), lambda node, g: (g * node.data,))
 LOG = Op("log", lambda ctx, x: np.log(x), _log_backward)
 SQRT = Op("sqrt", lambda ctx, x: np.sqrt(x), lambda node, g: (g * (0.5 / node.data),))  # from the saved output
-ABS = Op("abs", lambda ctx, x: np.abs(x), lambda node, g: (g * np.sign(node._parents[0].data),))
+ABS = Op("abs", lambda ctx, x: np.abs(x), lambda n, g: (g * np.nan_to_num(np.sign(n._parents[0].data)),))  # as torch
 APPLY = Op("apply", _apply_forward, _apply_backward, always, lambda node: node._ctx.in_place)
 CLIP = Op("clip", lambda bounds, x: np.clip(x, *bounds), _clip_backward)
 MAXIMUM = Op("maximum", lambda loses, a, b: np.maximum(a, b), _choose_backward)  # ctx: np.less, who loses
