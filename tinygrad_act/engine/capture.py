@@ -18,6 +18,7 @@ hooks or retain_grad cannot be captured (``Program`` raises ``NotCapturable``); 
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import numpy as np
 
@@ -56,9 +57,6 @@ def _owned(array) -> bool:
     return array.__class__ is np.ndarray and array.flags.owndata and array.flags.c_contiguous and array.flags.writeable
 
 
-_VIEW = object()  # in a node's gradient targets: "the parameter's own view (views[parent])", looked up per replay
-
-
 class Program:
     """The recorded graph of ``root`` with ``inputs`` (leaves whose data the caller overwrites before a replay)."""
 
@@ -81,43 +79,48 @@ class Program:
             for parent in node._parents:
                 consumers[parent] = consumers.get(parent, 0) + 1
         self.forward_steps = [self._forward_step(node) for node in self.nodes]
-        self.targets = {node: self._targets(node, consumers) for node in self.nodes}
+        self.plans = {node: self._plan(node, consumers) for node in self.order}
         self.seed = np.ones_like(root.data)
 
     def _forward_step(self, node):
-        op, parents, ctx = node._op, node._parents, node._ctx
-        into = op.forward_out is not None and op.forward_out(node) and _owned(node.data)
-        out = node.data if into else None  # the node's own array: nothing allocated
+        """A function that recomputes ``node.data``: its op's forward, into the node's own array where it takes out=."""
+        forward, parents, ctx = node._op.forward, node._parents, node._ctx
+        if node._op.forward_out is not None and node._op.forward_out(node) and _owned(node.data):
+            forward = functools.partial(forward, out=node.data)  # nothing allocated (forward may still decline)
+        if len(parents) == 1:
+            (a,) = parents
 
-        def step():
-            data = (
-                op.forward(ctx, *[p.data for p in parents], out=out)
-                if into
-                else op.forward(ctx, *[p.data for p in parents])
-            )
-            node.data = data if data.__class__ is np.ndarray else np.asarray(data)
+            def step():
+                data = forward(ctx, a.data)
+                node.data = data if data.__class__ is np.ndarray else np.asarray(data)
+
+        else:
+
+            def step():
+                data = forward(ctx, *[p.data for p in parents])
+                node.data = data if data.__class__ is np.ndarray else np.asarray(data)
 
         return step
 
-    def _targets(self, node, consumers):
-        """Where ``op.backward`` may write each parent's gradient: None, a buffer of its own, or _VIEW."""
-        parents = node._parents
-        op = node._op
-        if (
-            op.backward_out is None
-            or not op.backward_out(node)
-            or len({p.data.dtype for p in parents} | {node.data.dtype}) != 1
-        ):
+    def _plan(self, node, consumers):
+        """How a replay sends ``node``'s gradient on: (parents, backward, out, direct, routes); None for a leaf.
+
+        ``out``: None where the op takes no out= arrays; else a list with one entry per parent: None (no gradient),
+        a buffer of its own, or, for a parameter used only here (its gradient needs no sum), this replay's view of
+        it (views[param]), put there by the replay. ``direct``: the positions of those parameters; ``routes``: of
+        the other parents that require grad, whose gradients are summed in their ``_pending``.
+        """
+        op, parents = node._op, node._parents
+        if op is None:
             return None
-        targets = []
-        for parent in parents:
-            if not parent._requires_grad:
-                targets.append(None)
-            elif parent in self.params and consumers[parent] == 1:
-                targets.append(_VIEW)  # its only use: the gradient goes straight where the caller wants it
-            else:
-                targets.append(np.empty_like(parent.data))
-        return tuple(targets)
+        needing = [i for i, p in enumerate(parents) if p._requires_grad]
+        one_dtype = len({p.data.dtype for p in parents} | {node.data.dtype}) == 1
+        if op.backward_out is None or not op.backward_out(node) or not one_dtype:
+            return parents, op.backward, None, (), tuple(needing)
+        direct = tuple(i for i in needing if parents[i] in self.params and consumers[parents[i]] == 1)
+        routes = tuple(i for i in needing if i not in direct)
+        out = [np.empty_like(p.data) if i in routes else None for i, p in enumerate(parents)]
+        return parents, op.backward, out, direct, routes
 
     def replay_forward(self) -> None:
         """Recompute every node from its parents' current data (the inputs were overwritten by the caller)."""
@@ -132,31 +135,33 @@ class Program:
 
     def replay_backward(self, views: dict) -> None:
         """Walk the graph from the root (seed 1) as graph.backward does; ``views[param]`` receives its gradient."""
-        self.root._pending = self.seed
+        self.root._pending, plans = self.seed, self.plans
         try:
             for node in self.order:
                 grad = node._pending
                 if grad is None:
                     continue
                 node._pending = None
-                op = node._op
-                if op is None:  # a parameter (only those require grad among the leaves)
+                plan = plans[node]
+                if plan is None:  # a parameter (only those require grad among the leaves), used more than once
                     np.copyto(views[node], grad)
                     continue
-                targets = self.targets[node]
-                if targets is None:
-                    sent_all = op.backward(node, grad)
+                parents, backward, out, direct, routes = plan
+                if out is None:
+                    sends = backward(node, grad)
                 else:
-                    out = tuple(views[p] if t is _VIEW else t for p, t in zip(node._parents, targets))
-                    sent_all = op.backward(node, grad, out)
-                for i, (parent, sent) in enumerate(zip(node._parents, sent_all)):
-                    if sent is None or not parent._requires_grad:
+                    for i in direct:  # this replay's arrays for the gradients of the parameters used only here
+                        out[i] = views[parents[i]]
+                    sends = backward(node, grad, out)
+                    for i in direct:
+                        if sends[i] is not out[i]:  # computed afresh (e.g. a non-finite gradient): copied there
+                            np.copyto(out[i], unbroadcast(sends[i], parents[i].data))
+                for i in routes:
+                    sent, parent = sends[i], parents[i]
+                    if sent is None:
                         continue
-                    sent = unbroadcast(sent, parent.data)
-                    if targets is not None and targets[i] is _VIEW:
-                        if sent is not views[parent]:  # the op declined the array given (e.g. non-finite g)
-                            np.copyto(views[parent], sent)
-                        continue
+                    if out is None or sent is not out[i]:
+                        sent = unbroadcast(sent, parent.data)
                     arrived = parent._pending
                     parent._pending = sent if arrived is None else arrived + sent
         except BaseException:

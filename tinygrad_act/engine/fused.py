@@ -22,13 +22,14 @@ def _linear_backward(node, g, out=(None, None, None)):
     """x @ W + b's gradients, each written into ``out`` where given (capture.py's arrays, allocated once)."""
     x, weight = node._parents[0], node._parents[1]
     gx = np.matmul(g, weight.data.T, out=out[0]) if x._requires_grad else None
-    # Every leading axis of x is a batch axis (reshaping a 2-d array to its own shape is a free view).
+    # Every leading axis of x is a batch axis: flattened into one (a 2-d x is used as it is).
     gw = None
     if weight._requires_grad:
-        gw = np.matmul(x.data.reshape(-1, x.data.shape[-1]).T, g.reshape(-1, g.shape[-1]), out=out[1])
+        xs, gs = (x.data, g) if g.ndim == 2 else (x.data.reshape(-1, x.data.shape[-1]), g.reshape(-1, g.shape[-1]))
+        gw = np.matmul(xs.T, gs, out=out[1])
     gb = g  # the bias's: _fit_grad sums it over the axes the bias was broadcast along ...
     if out[2] is not None and out[2].ndim == 1:  # ... or, into out, summed here over every batch axis
-        gb = np.sum(g, axis=tuple(range(g.ndim - 1)), out=out[2])
+        gb = np.add.reduce(g, axis=tuple(range(g.ndim - 1)), out=out[2])
     return gx, gw, gb
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 from .graph import FREED, run_hooks, topological_order
 
 
-def inlining(add, mul):
-    """graph.backward for Value graphs, with the ops ``add`` and ``mul`` (x + y, x * y) propagated inline."""
+def inlining(add_op, mul_op):
+    """graph.backward for Value graphs, with the ops ``add_op`` and ``mul_op`` (x + y, x * y) propagated inline."""
 
     def backward(root, seed, retain_graph: bool = False) -> None:
-        mark = object()
+        add, mul, mark = add_op, mul_op, object()  # locals: faster to read than the closure's cells
         order = topological_order(root, mark)
         root._pending = seed
         try:

@@ -27,7 +27,7 @@ _ndarray = np.ndarray
 
 def _record(op: Op, parents: tuple, ctx=None) -> Tensor:
     """``op`` computed on the parents' data and recorded (graph.make); numpy's scalars for 0-d results become arrays."""
-    data = op.forward(ctx, *[p.data for p in parents])
+    data = op.forward(ctx, parents[0].data) if len(parents) == 1 else op.forward(ctx, *[p.data for p in parents])
     return make(Tensor, data if data.__class__ is _ndarray else np.asarray(data), parents, op, ctx)
 
 

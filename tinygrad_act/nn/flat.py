@@ -27,6 +27,7 @@ class FlatParameters:
             raise ValueError(f"flat parameters need one dtype, got {sorted(map(str, dtypes))}")
         sizes = [p.data.size for p in self.params]
         self.bounds = np.cumsum([0, *sizes]).tolist()
+        self._slices = list(zip(self.params, self.bounds, self.bounds[1:]))
         self.data = np.concatenate([p.data.ravel() for p in self.params]) if self.params else np.empty(0)
         self.scratch = np.empty_like(self.data)  # a fused update's temporary (lr * grad), allocated once
         self.views = self._views(self.data)
@@ -36,7 +37,8 @@ class FlatParameters:
         self._state = {}  # key -> (flat array, its views)
 
     def _views(self, flat: np.ndarray) -> list[np.ndarray]:
-        return [flat[a:b].reshape(p.data.shape) for p, a, b in zip(self.params, self.bounds, self.bounds[1:])]
+        # a 1-d parameter's view is the slice itself (a reshape would cost as much again: new_grad runs every step)
+        return [flat[a:b] if p.data.ndim == 1 else flat[a:b].reshape(p.data.shape) for p, a, b in self._slices]
 
     def new_grad(self) -> list[np.ndarray]:
         """A new gradient array ``grad`` and its ``grad_views``: those of the last step stay whoever holds them."""
