@@ -1,9 +1,10 @@
 """Grad mode: ``no_grad()`` and ``enable_grad()``, per thread as in PyTorch, and the cheap test that graph.make runs.
 
 Every operation asks whether to record a graph. The honest answer is a thread-local read (``_GradMode.enabled``),
-which costs as much as a Value's whole addition; so ``_switched`` is a plain list that holds one entry
-per grad-mode block open in any thread. While it is empty (the usual case) every thread records, and the
-thread-local is read only inside some block (graph.make: ``if not _switched or _GradMode.enabled``).
+about 530 machine instructions, 9% of a Value MLP's forward pass (callgrind, bench/scalar_mlp.py); so
+``_switched`` is a plain list that holds one entry per grad-mode block open in any thread. While it is empty (the
+usual case) every thread records, and the thread-local is read only inside some block (graph.make:
+``if not _switched or _GradMode.enabled``). A speed path, measured; no_grad's meaning is the thread-local's.
 """
 
 from __future__ import annotations

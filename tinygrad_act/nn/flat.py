@@ -10,6 +10,7 @@ as views into one flat array per key (``state``), so checkpoints and eager steps
 
 from __future__ import annotations
 
+import itertools
 import operator
 
 import numpy as np
@@ -53,14 +54,14 @@ class FlatParameters:
     def gather(self, states: list[dict], key: str):
         """The flat array of ``state[key]`` over all parameters (their entries become its views); None if no
         parameter has the key yet, False if only some have it (the caller then updates per parameter)."""
-        entries = [state.get(key) for state in states]
+        entries = list(map(dict.get, states, itertools.repeat(key)))  # every step: in C, not in a Python loop
         flat, views = self._state.get(key, (None, None))
-        if views is not None and all(entry is view for entry, view in zip(entries, views)):
+        if views is not None and all(map(operator.is_, entries, views)):
             return flat
-        present = sum(entry is not None for entry in entries)
-        if present == 0:
+        absent = sum(map(operator.is_, entries, itertools.repeat(None)))
+        if absent == len(entries):
             return None
-        if present < len(entries):
+        if absent:
             return False
         return self.bind(states, key, np.concatenate([np.ravel(entry) for entry in entries]))
 
