@@ -12,7 +12,8 @@ from tinygrad_act import Tensor, Value
 from tinygrad_act.engine import extension, fused, graph
 from tinygrad_act.engine import scalar as scalar_module
 from tinygrad_act.engine import tensor as tensor_module
-from tinygrad_act.engine.graph import Node, structure_version
+from tinygrad_act.engine.grad_mode import structure_version
+from tinygrad_act.engine.graph import Node
 
 INF, NAN = math.inf, math.nan
 

@@ -1,4 +1,5 @@
-"""Grad mode: ``no_grad()`` and ``enable_grad()``, per thread as in PyTorch, and the cheap test that graph.make runs.
+"""The engine's state outside any node: the grad mode (``no_grad()``, ``enable_grad()``, per thread as in PyTorch,
+and the cheap test that graph.make runs) and the structure version (what a recorded program relies on).
 
 Every operation asks whether to record a graph. The honest answer is a thread-local read (``_GradMode.enabled``),
 about 530 machine instructions, 9% of a Value MLP's forward pass (callgrind, bench/scalar_mlp.py); so
@@ -61,3 +62,18 @@ class enable_grad(_SetGradMode):  # noqa: N801
     """Context manager and decorator: operations inside record a graph, even within ``no_grad()``."""
 
     enabled = True
+
+
+# ---- the structure version -----------------------------------------------------------------------------------
+_structure = [0]
+
+
+def structure_version() -> int:
+    """The count of ``structure_changed()`` calls: a recorded program (nn/step.py) is valid at its own only."""
+    return _structure[0]
+
+
+def structure_changed() -> None:
+    """Say that what a forward pass records may have changed though no array shows it: a leaf's requires_grad
+    was set (graph.py), a module's attribute assigned (nn/modules.py). Every recorded program is then stale."""
+    _structure[0] += 1

@@ -19,7 +19,9 @@ from operator import attrgetter
 from typing import NamedTuple
 
 from . import kernels
-from .grad_mode import _GradMode, _switched, enable_grad, is_grad_enabled, no_grad  # noqa: F401 - public here too
+
+# no_grad, enable_grad, is_grad_enabled: importable from here too, as they always were
+from .grad_mode import _GradMode, _switched, enable_grad, is_grad_enabled, no_grad, structure_changed  # noqa: F401
 
 _next_seq = itertools.count().__next__  # creation order is a topological order: a node comes after its parents
 _new = object.__new__
@@ -44,19 +46,6 @@ def _graph_freed(node, grad):
 
 
 FREED = Op("freed", None, _graph_freed)  # the op of a node whose graph backward() released
-
-_structure = [0]  # the structure version: see structure_changed()
-
-
-def structure_version() -> int:
-    """The count of ``structure_changed()`` calls: a recorded program (nn/step.py) is valid at its own only."""
-    return _structure[0]
-
-
-def structure_changed() -> None:
-    """Say that what a forward pass records may have changed though no array shows it: a leaf's requires_grad
-    was set (here), a module's attribute assigned (nn/modules.py). Every recorded program is then stale."""
-    _structure[0] += 1
 
 
 class Node:
@@ -187,19 +176,27 @@ def topological_order(root, mark=None) -> list:
     """
     visited = object() if mark is None else mark
     order, stack = [root], [root]  # depth first: the order comes out nearly sorted, cheap for sort() to finish
-    root._pending = visited
     pop, push, keep = stack.pop, stack.append, order.append
-    while stack:
-        for parent in pop()._parents:
-            if parent._pending is not visited:
-                keep(parent)
-                parent._pending = visited
-                push(parent)
+    try:
+        root._pending = visited
+        while stack:
+            for parent in pop()._parents:
+                if parent._pending is not visited:
+                    keep(parent)  # listed before it is marked: whatever is marked is in order
+                    parent._pending = visited
+                    push(parent)
+    except BaseException:  # an interrupt: no mark stays behind (capture.py's replays read _pending)
+        _clear(order)
+        raise
     order.sort(key=attrgetter("_seq"), reverse=True)
     if mark is None:
-        for node in order:
-            node._pending = None
+        _clear(order)
     return order
+
+
+def _clear(nodes) -> None:
+    for node in nodes:
+        node._pending = None
 
 
 def backward(root, seed, retain_graph: bool = False) -> None:
@@ -207,9 +204,9 @@ def backward(root, seed, retain_graph: bool = False) -> None:
     keep ``.grad`` on leaves and retained nodes, send each parent its share, summing what arrives from several."""
     fit, mark = root._fit_grad, object()
     order = topological_order(root, mark)
-    kept = {id(seed)}  # arrays already handed to someone (a hook, a .grad): a .grad must never alias them
-    root._pending = seed
     try:
+        kept = {id(seed)}  # arrays already handed to someone (a hook, a .grad): a .grad must never alias them
+        root._pending = seed
         for node in order:
             grad, node._pending = node._pending, None
             if grad is mark:  # every path from root to this node carried no gradient
@@ -231,8 +228,7 @@ def backward(root, seed, retain_graph: bool = False) -> None:
             if not retain_graph:
                 node._parents, node._ctx, node._op = (), None, FREED
     except BaseException:  # e.g. a hook raised: no partial sum may leak into the next backward()
-        for node in order:
-            node._pending = None
+        _clear(order)
         raise
 
 

@@ -10,7 +10,7 @@ through both engines, tests/test_scalar.py checks that both walks give the same 
 
 from __future__ import annotations
 
-from .graph import FREED, run_hooks, topological_order
+from .graph import FREED, _clear, run_hooks, topological_order
 
 
 def inlining(add_op, mul_op):
@@ -19,8 +19,8 @@ def inlining(add_op, mul_op):
     def backward(root, seed, retain_graph: bool = False) -> None:
         add, mul, mark = add_op, mul_op, object()  # locals: faster to read than the closure's cells
         order = topological_order(root, mark)
-        root._pending = seed
         try:
+            root._pending = seed
             for node in order:
                 grad, node._pending = node._pending, None
                 if grad is mark:  # every path from root to this node carried no gradient
@@ -48,8 +48,7 @@ def inlining(add_op, mul_op):
                 if not retain_graph:
                     node._parents, node._ctx, node._op = (), None, FREED
         except BaseException:  # e.g. a hook raised: no partial sum may leak into the next backward()
-            for node in order:
-                node._pending = None
+            _clear(order)
             raise
 
     return backward

@@ -6,7 +6,7 @@ order, so ``named_parameters()`` gives stable names such as ``blocks.3.linear.we
 in probes.py use them, and the training loop never knows.
 
 Every attribute assignment (but a buffer's), and every change to a list of modules (``ModuleList``), tells the
-engine that the model's structure changed (graph.structure_changed): a captured step (step.py) then records
+engine that the model's structure changed (grad_mode.structure_changed): a captured step (step.py) then records
 its program again instead of replaying one of a model that no longer exists.
 """
 
@@ -18,7 +18,8 @@ import numpy as np
 
 from ..common.errors import UsageError
 from ..engine import capture
-from ..engine.graph import RemovableHandle, structure_changed
+from ..engine.grad_mode import structure_changed
+from ..engine.graph import RemovableHandle
 from ..engine.tensor import Tensor, linear
 from . import activations
 from . import init as initializers

@@ -15,7 +15,7 @@ import operator
 import numpy as np
 
 from ..engine import capture
-from ..engine.graph import is_grad_enabled, structure_version
+from ..engine.grad_mode import is_grad_enabled, structure_version
 from ..engine.tensor import Tensor
 from . import modules
 from .flat import FlatParameters
@@ -44,7 +44,7 @@ class Step:
       side effects until the loss is known finite, so the eager step starts from the same state). Any change of
       structure records anew: an attribute assigned to any module (a bias set to None, an activation swapped,
       residual switched on, a new Parameter), a list of modules changed, ``requires_grad`` set on a tensor
-      (engine/graph.py's structure version).
+      (engine/grad_mode.py's structure version).
     - What it hands out is the caller's: the loss (a float), the logits (a Tensor that records nothing), and each
       parameter's ``.grad`` are new arrays every call; no later call writes into them.
     - ``finite()`` says whether every gradient of the last call is finite, so that a run can stop on the very
