@@ -249,3 +249,43 @@ def test_nn_sets_no_attribute_on_the_engines_classes():
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("setattr", "delattr"):
                 target = ast.unparse(node.args[0])
                 assert target not in ("Node", "Value", "Tensor"), f"{path.name}: {ast.unparse(node)}"
+
+
+# ---- one definition each -------------------------------------------------------------------------------------
+def test_the_registrys_sigmoid_tanh_and_relu_are_the_engines_own_records():
+    from tinygrad_act import activations
+    from tinygrad_act.engine import kernels
+
+    for name, record in (("sigmoid", kernels.SIGMOID), ("tanh", kernels.TANH), ("relu", kernels.RELU)):
+        activation = activations.get(name)
+        assert activation.engine is record
+        x = Tensor(np.array([-1.0, 2.0]), requires_grad=True)
+        assert activation(x)._ctx is getattr(x, name)()._ctx is record
+        assert activation(Value(0.3)).data == getattr(Value(0.3), name)().data
+
+
+def _counted(optimizer_class, calls):
+    update = optimizer_class.update
+
+    def counting(self, data, *rest):
+        calls.append(data.size)
+        return update(self, data, *rest)
+
+    return counting
+
+
+@pytest.mark.parametrize("name", ["sgd:momentum=0.9", "adam"])
+def test_the_flat_update_after_a_replay_is_the_optimizers_one_update_function(monkeypatch, name):
+    from tinygrad_act.nn import MLP, Step, optim
+
+    model = MLP(4, [5, 5], 3, activation="tanh", seed=0)
+    optimizer = optim.get(name, model.parameters(), lr=0.01)
+    step, calls = Step(model, optimizer), []
+    monkeypatch.setattr(type(optimizer), "update", _counted(type(optimizer), calls))
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        step(rng.standard_normal((6, 4)), rng.integers(0, 3, 6))
+        step.update()
+    # the recorded step per parameter (6 of them), the two replayed ones once over all 73 numbers
+    assert calls == [20, 5, 25, 5, 15, 3, 73, 73]
+    assert not hasattr(type(optimizer), "update_flat")
