@@ -88,15 +88,31 @@ class Program:
         if node._op.forward_out is not None and node._op.forward_out(node) and _owned(node.data):
             forward = functools.partial(forward, out=node.data)  # nothing allocated (forward may still decline)
         a, b, c = (*parents, None, None)[:3]
-        read = {  # the parents' data, read at every replay (an op upstream may have replaced its array)
-            1: lambda: forward(ctx, a.data),
-            2: lambda: forward(ctx, a.data, b.data),
-            3: lambda: forward(ctx, a.data, b.data, c.data),
-        }.get(len(parents), lambda: forward(ctx, *[p.data for p in parents]))
+        # The parents' data is read at every replay (an op upstream may have replaced its array); one function per
+        # arity, so that a step is one call on top of the op's own forward.
+        if len(parents) == 1:
 
-        def step():
-            data = read()
-            node.data = data if data.__class__ is np.ndarray else np.asarray(data)
+            def step():
+                data = forward(ctx, a.data)
+                node.data = data if data.__class__ is np.ndarray else np.asarray(data)
+
+        elif len(parents) == 2:
+
+            def step():
+                data = forward(ctx, a.data, b.data)
+                node.data = data if data.__class__ is np.ndarray else np.asarray(data)
+
+        elif len(parents) == 3:
+
+            def step():
+                data = forward(ctx, a.data, b.data, c.data)
+                node.data = data if data.__class__ is np.ndarray else np.asarray(data)
+
+        else:
+
+            def step():
+                data = forward(ctx, *[p.data for p in parents])
+                node.data = data if data.__class__ is np.ndarray else np.asarray(data)
 
         return step
 
