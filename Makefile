@@ -25,7 +25,8 @@ help:  ## show this help
 	@echo
 	@echo "  make experiment DEPTH=20 ACT=sigmoid   train a deep MLP and show its gradient flow"
 	@echo "      variables: DEPTH WIDTH ACT INIT OUTPUT_INIT SIGMA_B2 OPT LR MOMENTUM BATCH STEPS DATA SEED DTYPE NORM CLIP"
-	@echo "                 LOG_EVERY EVAL_EVERY OUT RESUME, switches RESIDUAL FORCE TENSORBOARD JACOBIAN (1/0, true/false, yes/no)"
+	@echo "                 LOG_EVERY EVAL_EVERY OUT RESUME, switches RESIDUAL FORCE TENSORBOARD JACOBIAN FIGURES CAPTURE"
+	@echo "                 (1/0, true/false, yes/no)"
 	@echo "      PLUGIN=my_acts.py (any target): your module or .py file registering activations, initializers, data"
 	@echo "                 (python -m tinygrad_act experiment --help)"
 	@echo "  make experiment RESUME=runs/NAME   continue an interrupted run from its checkpoint.npz"

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tinygrad_act import makeargs
+from tinygrad_act.common import files
 from tinygrad_act.common.errors import UsageError
 from tinygrad_act.common.files import read_records
 from tinygrad_act.lab.run.experiment import Config, run
@@ -90,6 +91,10 @@ def test_forced_rerun_replaces_the_previous_event_files(tmp_path):
     _run(tmp_path / "run")
     (old,) = (tmp_path / "run" / "tensorboard").iterdir()
     old.rename(old.with_name("events.out.tfevents.1000000000.earlier"))  # event files are named by the second
+    owned = files.Owned.read(tmp_path / "run")  # as if the earlier run had written it under that name
+    owned.files = [f"tensorboard/{old.with_name('events.out.tfevents.1000000000.earlier').name}" if name ==
+                   f"tensorboard/{old.name}" else name for name in owned.files]  # fmt: skip
+    owned.save()
     _run(tmp_path / "run", steps=5)
     assert len(list((tmp_path / "run" / "tensorboard").iterdir())) == 1
     assert max(_scalar(_events(tmp_path / "run"), "train/loss")) == 4

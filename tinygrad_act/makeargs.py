@@ -13,24 +13,20 @@ import sys
 from . import cli
 from .common import validate
 from .common.errors import EXIT_BAD_INPUT, UsageError
+from .lab.run.config import RUN_OPTIONS, SETTINGS
 
-# Variable -> option, in the order of `make help`. Flags take a boolean (1/0, true/false, yes/no).
-EXPERIMENT = {
-    "DEPTH": "--depth", "WIDTH": "--width", "ACT": "--act", "INIT": "--init", "OPT": "--optimizer", "LR": "--lr",
-    "MOMENTUM": "--momentum", "BATCH": "--batch-size", "STEPS": "--steps", "DATA": "--data", "SEED": "--seed",
-    "DTYPE": "--dtype", "NORM": "--norm", "CLIP": "--clip", "LOG_EVERY": "--log-every", "EVAL_EVERY": "--eval-every",
-    "OUTPUT_INIT": "--output-init", "SIGMA_B2": "--sigma-b2", "OUT": "--out", "RESUME": "--resume",
-}  # fmt: skip
-# Switches with an automatic default: 1 gives --NAME, 0 gives --no-NAME, unset leaves the default.
-EXPERIMENT_SWITCHES = {"JACOBIAN": "--jacobian"}
-EXPERIMENT_FLAGS = {"RESIDUAL": "--residual", "TENSORBOARD": "--tensorboard", "FORCE": "--force"}
+# Variable -> option, made from the settings' declarations (lab/run/config.py: each setting names its make
+# variable, DEPTH, OPT, BATCH, ...), so make, the command line and run() cannot drift apart.
+EXPERIMENT = {s.make: s.option for s in SETTINGS if s.kind is not bool} | {"RESUME": "--resume"}
+# Switches take a boolean (1/0, true/false, yes/no): 1 gives --NAME, 0 gives --no-NAME, unset leaves the default.
+SETTING_SWITCHES = {s.make: s.option for s in SETTINGS if s.kind is bool}
+EXPERIMENT_SWITCHES = {**SETTING_SWITCHES, **{o.make: o.option for o in RUN_OPTIONS if o.name == "force"}}
 SWEEP = {
     "ACTS": "--acts", "INITS": "--inits", "DEPTHS": "--depths", "SEEDS": "--seeds", "WIDTHS": "--widths",
     "LRS": "--lrs", "JOBS": "--jobs", "SCHEDULER": "--scheduler", "SHARD": "--shard",
 }  # fmt: skip
 REPORT = {"ONLY": "--only", "JOBS": "--jobs"}
-VARIABLES = (*EXPERIMENT, *EXPERIMENT_FLAGS, *EXPERIMENT_SWITCHES, *SWEEP,
-             "CONFIG", "GRID", "ONLY", "RUNS", "PLUGIN", "RUN_DIR")  # fmt: skip
+VARIABLES = (*EXPERIMENT, *EXPERIMENT_SWITCHES, *SWEEP, "CONFIG", "GRID", "ONLY", "RUNS", "PLUGIN", "RUN_DIR")
 
 
 def arguments(command: str, environ=os.environ) -> list[str]:
@@ -45,10 +41,6 @@ def _options(table: dict, environ) -> list[str]:
     return [item for name, option in table.items() if environ.get(name) for item in (option, environ[name])]
 
 
-def _flags(table: dict, environ) -> list[str]:
-    return [option for name, option in table.items() if environ.get(name) and validate.boolean(name, environ[name])]
-
-
 def _switches(table: dict, environ) -> list[str]:
     return [option if validate.boolean(name, environ[name]) else option.replace("--", "--no-", 1)
             for name, option in table.items() if environ.get(name)]  # fmt: skip
@@ -56,14 +48,13 @@ def _switches(table: dict, environ) -> list[str]:
 
 def _arguments(command: str, environ) -> list[str]:
     if command == "experiment":
-        switches = _switches(EXPERIMENT_SWITCHES, environ)
-        return ["experiment", *_options(EXPERIMENT, environ), *_flags(EXPERIMENT_FLAGS, environ), *switches]
+        return ["experiment", *_options(EXPERIMENT, environ), *_switches(EXPERIMENT_SWITCHES, environ)]
     if command == "sweep":
         config = [environ["CONFIG"]] if environ.get("CONFIG") else []
         # GRID holds one KEY=V1,V2 per word: GRID="norm=none,batch residual=0,1"
         grids = [item for grid in environ.get("GRID", "").split() for item in ("--grid", grid)]
         base = {k: v for k, v in EXPERIMENT.items() if k not in ("OUT", "RESUME")}  # OUT: the sweep directory
-        options = [*_options(base, environ), *_flags({"RESIDUAL": "--residual"}, environ)]
+        options = [*_options(base, environ), *_switches(SETTING_SWITCHES, environ)]
         out = ["--out", environ["OUT"]] if environ.get("OUT") else []
         return ["sweep", *config, *_options(SWEEP, environ), *grids, *options, *out]
     if command == "report":
@@ -73,7 +64,7 @@ def _arguments(command: str, environ) -> list[str]:
         runs = environ.get("RUNS", "").split()
         if not runs:
             raise UsageError('compare needs RUNS: make compare RUNS="runs/a runs/b" [OUT=file.png]')
-        return ["compare", *runs, *_options({"OUT": "--out"}, environ)]
+        return ["compare", *runs, *_options({"OUT": "--out"}, environ), *_switches({"FORCE": "--force"}, environ)]
     if command == "list":
         return ["list"]
     if command == "show":
@@ -90,7 +81,7 @@ def main(argv=None) -> int:
         print(f"make: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     sys.argv = [sys.argv[0], *args]  # config.json records the command from sys.argv: the real arguments
-    return cli.main(args)
+    return cli.main(args, entrance="make")
 
 
 if __name__ == "__main__":

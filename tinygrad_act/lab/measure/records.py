@@ -1,8 +1,10 @@
 """A run's records: the fields of each measured step (``STEP_FIELDS``, per layer ``LAYER_FIELDS``) and ``RunLog``,
 which appends each record whole to metrics.jsonl and metrics.csv (both or neither, common/files.py's AppendLog).
 
-The probes (probes.py) fill a record; the run (run/experiment.py) logs it; show/ and findings read it back with
-``common.files.read_records``.
+The probes (probes.py) fill a record; the run (run/experiment.py) logs it. What is read back, by show/, a resumed
+run, a sweep or ``Run.load``, passes one schema (``read_metrics``, ``read_summary``; ``SUMMARY_FIELDS`` declared
+with common/validate.py's Setting): a field of the wrong type is one line naming the file and the field, never a
+traceback in whatever reads it later.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ import csv
 import io
 from pathlib import Path
 
-from ...common.errors import RunDirError, interrupts_deferred
+from ...common import files
+from ...common.errors import RunDirError, UsageError, interrupts_deferred
 from ...common.files import AppendLog, atomic_write, dumps
+from ...common.validate import Setting
 
 RUN_FILES = ("config.json", "metrics.jsonl", "metrics.csv", "summary.json")  # every run has these
 LAYER_FIELDS = [
@@ -89,3 +93,101 @@ def _csv_text(rows: list[dict]) -> str:
     buffer = io.StringIO()
     csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore").writerows(rows)
     return buffer.getvalue()
+
+
+# ---- reading a run's records and summary back: one schema --------------------------------------------------------
+STATUSES = ("completed", "diverged", "interrupted", "failed")
+VERDICTS = ("vanishing", "healthy", "exploding", "diverged")
+
+
+def _measured(name: str, kind=float, **rules) -> Setting:
+    """A field of a file read back: null allowed (not measured), a number may be nan or inf (measured so)."""
+    return Setting(name, kind, None, optional=True, finite=False, **rules)
+
+
+_NUMBERS = ("final_loss", "final_accuracy", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "ratio_init",
+            "ratio_final", "per_layer_factor_init", "per_layer_factor_final", "wall_time_s")  # fmt: skip
+SUMMARY_FIELDS = (
+    Setting("status", str, None, choices=STATUSES),
+    _measured("message", str),
+    *(_measured(name, int, low=0) for name in ("steps_done", "steps_requested", "records", "step_init", "step_final")),
+    *(_measured(name) for name in _NUMBERS),
+    _measured("verdict", str, choices=VERDICTS),
+    _measured("verdict_final", str, choices=VERDICTS),
+    *(_measured(name, dict) for name in ("theory", "jacobian", "gain_init", "gain_final", "through_time")),
+    *(_measured(name, list, items=str) for name in ("figures", "files")),
+    *(_measured(name, str) for name in ("figures_error", "figures_skipped", "report_html_error", "signal")),
+)
+INNER_FIELDS = {  # the objects inside a summary: field -> the fields its readers use
+    "theory": (
+        _measured("applies", bool),
+        _measured("reason", str),
+        *(_measured(name) for name in ("ratio", "per_layer_factor", "sigma_w2", "sigma_b2", "depth_scale")),
+        _measured("verdict", str, choices=VERDICTS),
+    ),
+    "jacobian": (
+        _measured("applies", bool),
+        _measured("examples", int, low=0),
+        *(_measured(name) for name in ("min", "max", "median", "mean_s2")),
+        _measured("singular_values", list),
+        _measured("theory", dict),
+    ),
+    "gain_init": (*(_measured(name) for name in ("weight", "activation", "product")), _measured("reason", str)),
+}
+INNER_FIELDS["gain_final"] = INNER_FIELDS["gain_init"]
+RECORD_FIELDS = (
+    Setting("step", int, None, low=0),
+    Setting("loss", float, None, finite=False),
+    Setting("accuracy", float, None, finite=False),
+    Setting("layers", list, None, items=dict),
+    *(_measured(name) for name in STEP_FIELDS if name not in ("step", "loss", "accuracy")),
+)
+_REQUIRED = {"status"}
+
+
+def _checked(fields, value: dict, where: str, required=()) -> dict:
+    """``value``, unchanged, once its fields pass their Settings and the required ones are present (a record read
+    back is written again when a run resumes: it keeps its values as they were); fields the schema does not name
+    are left alone (a newer version may add some)."""
+    for field in fields:
+        if field.name in value:
+            field.check(value[field.name], where)
+        elif field.name in required:
+            raise UsageError(f"{where}: {field.name} is missing")
+    return value
+
+
+def check_summary(summary: dict, where: str) -> dict:
+    """A summary (summary.json's object) with every field its readers use of the right type, else one line."""
+    _checked(SUMMARY_FIELDS, summary, where, _REQUIRED)
+    for key, fields in INNER_FIELDS.items():
+        if summary.get(key) is not None:
+            _checked(fields, summary[key], f"{where}: {key}")
+    return summary
+
+
+def read_summary(path) -> dict:
+    """A run's summary.json, checked (``check_summary``); UsageError in one line naming the file and the field."""
+    file = Path(path) / "summary.json"
+    return check_summary(files.load_json(file, "a run's summary.json"), str(file))
+
+
+def read_metrics(path) -> list[dict]:
+    """A run's metrics.jsonl, each record checked: step, loss, accuracy and the layers' numbers of the right type
+    (a record cut short by a crash at the end is left out, as files.read_records does); UsageError in one line
+    naming the file, the line and the field."""
+    file = Path(path) / "metrics.jsonl" if Path(path).is_dir() else Path(path)
+    try:
+        records = files.read_records(file)
+    except RunDirError as error:
+        raise UsageError(str(error)) from None
+    numbers = (int, float, type(None))
+    for number, record in enumerate(records, start=1):
+        where = f"{file} record {number}"
+        _checked(RECORD_FIELDS, record, where, {"step", "loss", "accuracy", "layers"})
+        for index, layer in enumerate(record["layers"]):
+            for key in LAYER_FIELDS:
+                value = layer.get(key)
+                if type(value) not in numbers:
+                    raise UsageError(f"{where}: layers[{index}].{key} must be a number or null, got {value!r}")
+    return records

@@ -73,7 +73,10 @@ class TensorBoardLog:
         # A resumed run rewrites the steps after its checkpoint: TensorBoard drops the events logged there before.
         purge = {"purge_step": records[-1]["step"] + 1} if records else {}
         with files.os_errors(directory, "writing TensorBoard events to"):
+            before = set(directory.iterdir())
             self._writer = writer_class(str(directory), **purge)
+            for written in set(directory.iterdir()) - before:  # tensorboardX's own file: the run's manifest lists it
+                files.record(written)
 
     @property
     def records(self) -> list[dict]:

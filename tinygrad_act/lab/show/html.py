@@ -89,7 +89,7 @@ def _theory_line(theory: dict | None) -> str:
     if not theory:
         return "no mean-field prediction for this run"
     if not theory.get("applies"):
-        return f"mean-field theory does not apply: {theory.get('reason', '')}"
+        return f"mean-field theory does not apply: {_e(theory.get('reason', ''))}"
     return (
         f"theory (mean field, σ<sub>w</sub><sup>2</sup> = {_e(fmt(theory.get('sigma_w2'), 3))}): "
         f"r = {_e(fmt(theory.get('ratio'), 3))}, ×{_e(fmt(theory.get('per_layer_factor'), 3))} per layer "
