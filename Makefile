@@ -38,7 +38,7 @@ help:  ## show this help
 	@echo "  make list       activations, initializers, datasets, optimizers"
 	@echo "  make readme-figures   the pictures in README.md, from fresh runs"
 	@echo "  make show RUN_DIR=runs/NAME   print the table and verdict of a finished run"
-	@echo "  make compare RUNS=\"runs/a runs/b\" [OUT=file.png]   runs side by side on one scale (sweeps, patterns too)"
+	@echo "X"
 	@echo "  make check-html PAGE=runs/NAME/report.html   open a report page in headless chromium (make browser)"
 	@echo "  make test       run the test suite (warnings are errors; TESTS=tests/test_x.py for some)"
 	@echo "  make lint       ruff, and import-linter for the one-way rule between the parts (ARCHITECTURE.md)"
@@ -111,7 +111,7 @@ README_RUNS := runs/readme
 readme-figures: $(STAMP)
 	$(PY) -m tinygrad_act experiment --depth 20 --act sigmoid --steps 300 --out $(README_RUNS)/sigmoid --force --no-progress
 	$(PY) -m tinygrad_act experiment --depth 20 --act relu --init he_normal --steps 300 --out $(README_RUNS)/relu-he --force --no-progress
-	$(PY) -m tinygrad_act compare $(README_RUNS)/sigmoid $(README_RUNS)/relu-he --out experiments/figures/readme_compare.png
+	$(PY) -m tinygrad_act compare $(README_RUNS)/sigmoid $(README_RUNS)/relu-he --out experiments/figures/readme_compare.png --force
 	cp $(README_RUNS)/sigmoid/figures/saturation.png experiments/figures/readme_sigmoid_why.png
 	cp $(README_RUNS)/sigmoid/figures/histograms.png experiments/figures/readme_sigmoid_histograms.png
 

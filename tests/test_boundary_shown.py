@@ -91,6 +91,21 @@ def test_a_malformed_summary_field_is_one_line_naming_the_file_and_field(tmp_pat
         refused(outcome, "summary.json", field)
 
 
+@pytest.mark.parametrize("path", [("jacobian", "examples"), ("jacobian", "singular_values"), ("theory", "ratio"),
+                                  ("jacobian", "theory", "weights")], ids=".".join)  # fmt: skip
+def test_an_inner_field_missing_where_it_applies_is_one_line_naming_it(tmp_path, finished, path):
+    copy = copy_run(finished, tmp_path / "run")
+    summary = json.loads((copy / "summary.json").read_text())
+    holder = summary
+    for key in path[:-1]:
+        holder = holder[key]
+    assert holder.get("applies") is not False
+    del holder[path[-1]]
+    (copy / "summary.json").write_text(json.dumps(summary))
+    for outcome in (command("show", copy), command("compare", copy, "--out", tmp_path / "c.png")):
+        refused(outcome, "summary.json", path[-1])
+
+
 def test_a_summary_without_a_status_is_one_line(tmp_path, finished):
     path = copy_run(finished, tmp_path / "run")
     summary = json.loads((path / "summary.json").read_text())

@@ -135,6 +135,13 @@ INNER_FIELDS = {  # the objects inside a summary: field -> the fields its reader
     "gain_init": (*(_measured(name) for name in ("weight", "activation", "product")), _measured("reason", str)),
 }
 INNER_FIELDS["gain_final"] = INNER_FIELDS["gain_init"]
+# What an inner object that ``applies`` must hold: its readers (report, compare, html) use these without a default.
+APPLIES_REQUIRED = {
+    "theory": ("ratio", "per_layer_factor"),
+    "jacobian": ("examples", "min", "max", "median", "mean_s2", "singular_values"),
+    "jacobian.theory": ("mean_s2", "var_s2", "weights"),
+}
+_JACOBIAN_THEORY = (_measured("applies", bool), _measured("mean_s2"), _measured("var_s2"), _measured("weights", str))
 RECORD_FIELDS = (
     Setting("step", int, None, low=0),
     Setting("loss", float, None, finite=False),
@@ -160,9 +167,13 @@ def _checked(fields, value: dict, where: str, required=()) -> dict:
 def check_summary(summary: dict, where: str) -> dict:
     """A summary (summary.json's object) with every field its readers use of the right type, else one line."""
     _checked(SUMMARY_FIELDS, summary, where, _REQUIRED)
-    for key, fields in INNER_FIELDS.items():
-        if summary.get(key) is not None:
-            _checked(fields, summary[key], f"{where}: {key}")
+    inner = {key: summary.get(key) for key in INNER_FIELDS}
+    if isinstance(inner["jacobian"], dict) and inner["jacobian"].get("theory") is not None:
+        inner["jacobian.theory"] = inner["jacobian"]["theory"]
+    for key, value in inner.items():
+        if value is not None:
+            required = APPLIES_REQUIRED.get(key, ()) if value.get("applies") else ()
+            _checked(INNER_FIELDS.get(key, _JACOBIAN_THEORY), value, f"{where}: {key}", required)
     return summary
 
 
