@@ -33,3 +33,18 @@ def finished(tmp_path_factory):
 def interrupted(tmp_path_factory):
     """An interrupted tiny run (``interrupted_run``), made once per module; tests copy it."""
     return hostile.interrupted_run(tmp_path_factory.mktemp("made") / "interrupted")
+
+
+# One finished tiny run for the tests that only read it (the terminal report, Run's members, report.html): made
+# once per test process. Tests must not change it; one that needs its own run makes it.
+FINISHED_RUN = dict(depth=4, width=8, act="relu", init="he_normal", steps=30, batch_size=16, data="spirals:n=200",
+                    log_every=5, eval_every=10)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory):
+    """(run directory, summary) of a completed FINISHED_RUN with its figures, report.html and checkpoint."""
+    from tinygrad_act.lab.run.experiment import Config, run
+
+    path = tmp_path_factory.mktemp("finished") / "run"
+    return path, run(Config(**FINISHED_RUN, out=str(path)), progress=False)

@@ -1,6 +1,8 @@
 """Data sanity (issue 18, item 5): labels survive their conversion, standardization that overflows or underflows is
 refused, a CSV names its label once, masked arrays are refused; every defect is one line before any run starts."""
 
+import json
+
 import numpy as np
 import pytest
 from hostile import TINY, call, refused, succeeded
@@ -71,3 +73,33 @@ def test_a_constant_feature_is_still_kept_as_a_zero_column():
     spec = userdata.register_arrays(raw)
     dataset = userdata.load(spec)
     assert np.all(dataset.x_train[:, 3] == 0) and np.all(np.isfinite(dataset.x_train))
+
+
+def _standardization(run_dir):
+    config = json.loads((run_dir / "config.json").read_text())
+    return config, config["dataset"]["params"]
+
+
+RECORD_DAMAGE = {  # config.json's record of the data, as Run.predict and Run.evaluate read it back
+    "std of zero": ("std", lambda p: p["standardization"].update(std=[0.0, *p["standardization"]["std"][1:]])),
+    "std as text": ("std", lambda p: p["standardization"].update(std="1")),
+    "a mean too short": ("mean", lambda p: p["standardization"].update(mean=p["standardization"]["mean"][:1])),
+    "a mean of text": ("mean", lambda p: p["standardization"].update(mean=["a", "b", "c"])),
+    "standardization as a list": ("standardization", lambda p: p.update(standardization=[1.0])),
+    "labels out of order": ("labels", lambda p: p.update(labels=p["labels"][::-1])),
+    "labels of text": ("labels", lambda p: p.update(labels=["a", "b"])),
+    "a label too many": ("labels", lambda p: p.update(labels=[*p["labels"], 99])),
+}
+
+
+@pytest.mark.parametrize("damage", list(RECORD_DAMAGE))
+def test_a_malformed_standardization_or_labels_in_config_json_is_one_line_for_predict(tmp_path, damage):
+    run = succeeded(call(tinygrad_act.run, **(TINY | {"data": (X, np.where(Y == 1, 7, -1))}), out=str(tmp_path / "r")))
+    assert run.predict(X[:3]).shape == (3,)
+    config, params = _standardization(run.dir)
+    field, change = RECORD_DAMAGE[damage]
+    change(params)
+    (run.dir / "config.json").write_text(json.dumps(config))
+    loaded = succeeded(call(tinygrad_act.Run.load, run.dir))  # reading the run needs no data record
+    refused(call(loaded.predict, X[:3]), "config.json", field)
+    refused(call(loaded.evaluate, X[:3], np.where(Y[:3] == 1, 7, -1)), "config.json", field)

@@ -130,6 +130,11 @@ CHECKPOINT_DAMAGE = {
     "served as text": lambda a: a.update({"stream.served": np.array("x")}),
     "probe step negative": lambda a: a.update({"probe.step": np.array(-5)}),
     "object array": lambda a: a.update({"probe.step": np.array([{}], dtype=object)}),
+    "resumed of fractions": lambda a: a.update(resumed=np.array([1.5])),
+    "resumed as a matrix": lambda a: a.update(resumed=np.array([[0]])),
+    "resumed from a negative step": lambda a: a.update(resumed=np.array([-1])),
+    "resumed after its own step": lambda a: a.update(resumed=np.array([10**6])),
+    "resumed as text": lambda a: a.update(resumed=np.array("twice")),
 }
 
 

@@ -83,7 +83,11 @@ def test_force_on_a_run_keeps_the_files_a_user_added_beside_and_inside_it(tmp_pa
     assert (path / "figures" / "holiday.png").read_bytes() == b"my photo"
     assert (path / ".config.json.abc123.tmp").read_text() == "mine too"
     assert json.loads((path / "config.json").read_text())["seed"] == 1
-    assert not (path / "report.html").exists()  # the old run's page went with it (this run draws no figures)
+    # the old run's page and figures went with it: this run draws none, and its own page says so (showing no
+    # picture of the user's as if the run had drawn it)
+    page = (path / "report.html").read_text()
+    assert "<img" not in page and "holiday" not in page and "no figures" in page
+    assert [p.name for p in (path / "figures").iterdir()] == ["holiday.png"]
 
 
 def test_force_removes_exactly_the_files_the_old_runs_manifest_lists(tmp_path, finished):

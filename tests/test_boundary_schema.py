@@ -26,7 +26,7 @@ BAD_PYTHON_VALUES = [
     ("seed", -1), ("seed", 1.5), ("dtype", "float16"), ("dtype", np.float32), ("norm", None), ("act", 5),
     ("init", None), ("output_init", 3), ("optimizer", ["sgd"]), ("data", 5), ("out", 5), ("steps", 0),
     ("log_every", "1"), ("eval_every", 0.5), ("sigma_b2", -1.0), ("force", "false"), ("progress", "no"),
-    ("batch_size", np.float64(8)),
+    ("batch_size", np.float64(8)), ("hist_every", 0), ("hist_every", "10"),
 ]  # fmt: skip
 
 pytestmark = pytest.mark.usefixtures("data_cache")
@@ -75,6 +75,18 @@ def test_the_command_line_make_and_run_offer_the_same_settings():
     assert names <= options
     variables = set(makeargs.VARIABLES)
     assert {s.make for s in run_config.SETTINGS} <= variables
+
+
+def test_make_accepts_every_setting_and_passes_on_every_variable_it_accepts():
+    settings = {s.make for s in run_config.SETTINGS}
+    assert settings <= set(makeargs.TARGETS["experiment"]) and settings <= set(makeargs.TARGETS["sweep"])
+    switches = {*makeargs.EXPERIMENT_SWITCHES, *makeargs.SHOW_SWITCHES}
+    for target in ("experiment", "sweep"):
+        for name in makeargs.TARGETS[target]:  # a variable the check lets through reaches the program
+            value = "1" if name in switches else "depth=1,2" if name == "GRID" else "x"
+            passed = makeargs.arguments(target, {name: value, makeargs.COMMAND_LINE: name})
+            assert len(passed) > 1, (target, name)
+    assert makeargs.arguments("compare", {"RUNS": "runs/a", "FORCE": "1"})[-1] == "--force"
 
 
 def test_command_line_defaults_and_help_come_from_the_schema(capsys):

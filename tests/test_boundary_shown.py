@@ -78,6 +78,8 @@ SUMMARY_DAMAGE = {
     "verdict_final": 3,
     "gain_init": "g",
     "jacobian": "j",
+    "resumed": "twice",
+    "tensorboard_error": 5,
 }
 
 
@@ -104,6 +106,44 @@ def test_an_inner_field_missing_where_it_applies_is_one_line_naming_it(tmp_path,
     (copy / "summary.json").write_text(json.dumps(summary))
     for outcome in (command("show", copy), command("compare", copy, "--out", tmp_path / "c.png")):
         refused(outcome, "summary.json", path[-1])
+
+
+SPECTRUM_DAMAGE = {  # the exact spectrum's fields (measure/jacobian.py), and a resume's record
+    "rank of text": ("rank", lambda j: j.update(rank=["a"] * len(j["rank"]))),
+    "rank for no example": ("rank", lambda j: j.update(rank=[], zeros=[], unresolved=[])),
+    "counts beyond the width": ("width", lambda j: j.update(zeros=[z + 1 for z in j["zeros"]])),
+    "no width beside the rank": ("width", lambda j: j.pop("width")),
+    "a width of null": ("width", lambda j: j.update(width=None)),
+    "a bound too many": ("log10_bounds", lambda j: j.update(log10_bounds=[*j["log10_bounds"], -400.0])),
+    "a logarithm too few": ("log10_singular_values", lambda j: j.update(
+        log10_singular_values=j["log10_singular_values"][1:])),
+    "logarithms of text": ("log10_singular_values", lambda j: j.update(
+        log10_singular_values=["x"] * len(j["log10_singular_values"]))),
+    "relative error of text": ("relative_error", lambda j: j.update(relative_error="small")),
+    "a null mean square": ("mean_s2", lambda j: j.update(mean_s2=None)),
+    "std of s^2 as a list": ("std_s2", lambda j: j.update(std_s2=[1.0])),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("damage", list(SPECTRUM_DAMAGE))
+def test_a_malformed_spectrum_is_one_line_naming_the_field(tmp_path, finished, damage):
+    path = copy_run(finished, tmp_path / "run")
+    summary = json.loads((path / "summary.json").read_text())
+    assert summary["jacobian"]["applies"] and "rank" in summary["jacobian"]
+    field, change = SPECTRUM_DAMAGE[damage]
+    change(summary["jacobian"])
+    (path / "summary.json").write_text(json.dumps(summary))
+    for outcome in (command("show", path), command("compare", path, "--out", tmp_path / "c.png"),
+                    call(Run.load, path)):  # fmt: skip
+        refused(outcome, "summary.json", field)
+
+
+@pytest.mark.parametrize("resumed", [{"times": "2"}, {"from_steps": ["a"]}, {"from_step": -1}], ids=str)
+def test_a_malformed_resume_record_is_one_line(tmp_path, finished, resumed):
+    path = copy_run(finished, tmp_path / "run")
+    summary = json.loads((path / "summary.json").read_text())
+    (path / "summary.json").write_text(json.dumps({**summary, "resumed": resumed}))
+    refused(command("show", path), "summary.json", *resumed)
 
 
 def test_a_summary_without_a_status_is_one_line(tmp_path, finished):

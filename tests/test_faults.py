@@ -441,5 +441,7 @@ def test_no_figures_lists_only_the_files_that_exist(tmp_path, capsys):
     out = tmp_path / "run"
     code, stdout, _ = _main([*TINY, "--out", str(out)], capsys)
     assert code == 0
-    files = next(line for line in stdout.splitlines() if line.startswith("files:"))
-    assert files == f"files: {out}/ (checkpoint.npz, config.json, metrics.csv, metrics.jsonl, summary.json)"
+    files = " ".join(stdout[stdout.index("files:") :].split())  # the line, unwrapped
+    assert (
+        files == f"files: {out}/ (checkpoint.npz, config.json, metrics.csv, metrics.jsonl, report.html, summary.json)"
+    )

@@ -82,6 +82,10 @@ def _experiment_arguments(parser: argparse.ArgumentParser, defaults: bool = True
             add_setting(parser, setting, defaults)
 
 
+# How a run is shown, not a setting of it (make's WIDE): the schema does not hold it, config.json does not record it.
+WIDE_HELP = "every column of the layer table, however wide (default: the columns that fit the terminal)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``tinygrad-act`` and ``python -m tinygrad_act``."""
     parser = _Parser(prog="tinygrad-act", description="See why gradients vanish, explode or flow in deep MLPs.")
@@ -90,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     _experiment_arguments(experiment)
     for setting in (*(s for s in SETTINGS if s.name == "out"), *RUN_OPTIONS):
         add_setting(experiment, setting)
+    experiment.add_argument("--wide", action=argparse.BooleanOptionalAction, default=False, help=WIDE_HELP)
     experiment.add_argument(
         "--resume", metavar="RUN_DIR", default="", help="continue an interrupted run from its checkpoint.npz"
     )
@@ -127,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("-v", "--verbose", action="store_true", help="parameters, defaults and descriptions too")
     show = commands.add_parser("show", help="print the table and verdict of an existing run directory")
     show.add_argument("run_dir")
+    show.add_argument("--wide", action=argparse.BooleanOptionalAction, default=False, help=WIDE_HELP)
     compare = commands.add_parser("compare", help="overlay runs' gradient profiles on one fixed log scale")
     compare.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run or sweep directories, or glob patterns")
     compare.add_argument("--out", default=None, help="the PNG to write (default: compare-<runs>.png beside the runs, "
@@ -161,7 +167,7 @@ def cmd_experiment(args) -> int:
     config = _config_from(args)
     command = "python -m tinygrad_act " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     summary = experiment.run(config, force=args.force, progress=args.progress, command=command)
-    print(report.terminal_report(summary, files.read_records(summary["path"]), config))
+    print(report.terminal_report(summary, files.read_records(summary["path"]), config, wide=args.wide))
     if summary.get("figures_skipped"):
         print(summary["figures_skipped"])
     return {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_TERMINATED}.get(summary.get("signal"), 0)
@@ -180,7 +186,7 @@ def _resume(args) -> int:
             raise UsageError(f"--{key.replace('_', '-')} cannot change a resumed run (its settings are in "
                              f"{args.resume}/config.json); drop it")  # fmt: skip
     summary = experiment.resume(args.resume, progress=args.progress)
-    print(report.terminal_report(summary, files.read_records(summary["path"]), config))
+    print(report.terminal_report(summary, files.read_records(summary["path"]), config, wide=args.wide))
     return {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_TERMINATED}.get(summary.get("signal"), 0)
 
 
@@ -271,7 +277,7 @@ def cmd_show(args) -> int:
         raise UsageError(f"{str(path)!r} is not a finished run directory (no summary.json)")
     summary, config, records = read_summary(path), Config.read(path), read_metrics(path)
     summary["path"] = str(path)
-    print(report.terminal_report(summary, records, config))
+    print(report.terminal_report(summary, records, config, wide=args.wide))
     return 0
 
 

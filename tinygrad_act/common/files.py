@@ -354,9 +354,10 @@ def owning(owned: Owned):
             _OWNERS[key] = previous
 
 
-def record(path) -> None:
-    """Record a file written into an owned directory by other code (a library writing its own files)."""
-    _record(Path(path))
+def record(path, directory: bool = False) -> None:
+    """Record a file (or a ``directory``) written into an owned directory by other code (a library writing its own
+    files)."""
+    _record(Path(path), directory)
 
 
 def _owner(path: Path):

@@ -45,6 +45,8 @@ class Settings:
     clip: float = setting(0.0, "global gradient-norm clip, 0 = off", low=0)
     log_every: int = setting(10, "measure every N steps", low=1)
     eval_every: int = setting(100, "test-set evaluation every N steps", low=1)
+    # TensorBoard histograms at measured steps, at most one every hist_every steps
+    hist_every: int = setting(10, "TensorBoard histograms at measured steps, at most one every N steps", low=1)
     figures: bool = setting(True, "draw the PNG figures (--no-figures is faster)")
     # also write TensorBoard event files (optional extra: tensorboardX)
     tensorboard: bool = setting(False, "also write TensorBoard event files to RUN_DIR/tensorboard/")

@@ -1,5 +1,5 @@
 """What every dataset is made of: ``Dataset`` (a standardized train/test split), ``Shape`` (what a spec will produce,
-known before generating it), ``standardize`` (the train split's statistics) and ``batches`` (the endless,
+known before generating it), ``standardize`` (the train split's ``statistics``) and ``batches`` (the endless,
 resumable minibatch stream). Built-ins (builtin.py), official MNIST-1D and your files (userdata.py) all produce these.
 """
 
@@ -66,11 +66,16 @@ def fingerprint(arrays, names=SPLITS) -> str:
     return digest.hexdigest()
 
 
-def standardize(x_train: np.ndarray, x_test: np.ndarray):
-    """(x - mean) / std per feature, with the train split's statistics; a constant feature keeps std 1."""
+def statistics(x_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The per-feature mean and std ``standardize`` uses: the train split's, a constant feature keeping std 1."""
     mean = x_train.mean(axis=0)
     std = x_train.std(axis=0)
-    std = np.where(std > 1e-12, std, 1.0)
+    return mean, np.where(std > 1e-12, std, 1.0)
+
+
+def standardize(x_train: np.ndarray, x_test: np.ndarray):
+    """(x - mean) / std per feature, with the train split's statistics (``statistics``)."""
+    mean, std = statistics(x_train)
     return (x_train - mean) / std, (x_test - mean) / std
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import math
 import os
 from pathlib import Path
 
@@ -26,7 +27,7 @@ import numpy as np
 
 from ...common import files, validate
 from ...common.errors import RunDirError, UsageError
-from .base import Dataset, Shape, standardize
+from .base import Dataset, Shape, standardize, statistics
 from .base import fingerprint as _sha256_arrays
 
 SUFFIXES = (".npz", ".csv")
@@ -104,9 +105,51 @@ def load(spec: str, seed: int = 0, dtype=np.float64):
         x_train, y_train, x_test, y_test = x[~test], y[~test], x[test], y[test]
         params["test_split"] = f"stratified {TEST_FRACTION:.0%} of each class, seed {seed}"
     params["labels"] = labels.tolist()
+    raw_train = x_train
     x_train, x_test = _standardized(x_train, x_test, np.dtype(dtype), name if name == "arrays" else params["path"])
+    mean, std = statistics(raw_train)  # finite (checked just above); kept so a trained run predicts in your units
+    params["standardization"] = {"mean": mean.tolist(), "std": std.tolist()}
     y_train, y_test = (np.searchsorted(labels, part).astype(np.int64) for part in (y_train, y_test))
     return Dataset(name, params, seed, x_train, y_train, x_test, y_test, len(labels), params["sha256"])
+
+
+# What config.json records of a run's data (``dataset``: lab/run/experiment.py), as Run's model, predict and
+# evaluate read it back: typed, and your data's labels and standardization (``load``) consistent with it.
+_RECORDED = (
+    validate.Setting("features", int, None, low=1),
+    validate.Setting("classes", int, None, low=1),
+    validate.Setting("sha256", str, None, optional=True),
+    validate.Setting("params", dict, {}, optional=True),
+)
+_RECORDED_PARAMS = (validate.Setting("labels", list, None, optional=True, items=int),
+                    validate.Setting("standardization", dict, None, optional=True))  # fmt: skip
+_SCALE = (validate.Setting("mean", list, None, items=float),
+          validate.Setting("std", list, None, items=float, low=0, low_open=True))  # fmt: skip
+
+
+def recorded(entry, where: str) -> dict:
+    """config.json's ``dataset`` entry read back (``where``: the file): ``features``, ``classes``, ``sha256``, and
+    for your data the ``labels`` (one per class, distinct, increasing) and the ``standardization`` (a finite
+    ``mean`` and a positive ``std`` per feature) that ``load`` recorded, None where absent; UsageError naming the
+    field."""
+    if not isinstance(entry, dict):
+        raise UsageError(f"{where}: dataset must be an object (the run's record of its data), got {entry!r:.200}")
+    found = {s.name: s.check(entry.get(s.name, s.default), f"{where}: dataset") for s in _RECORDED}
+    params, inner = found.pop("params") or {}, f"{where}: dataset.params"
+    found.update((s.name, s.check(params.get(s.name), inner)) for s in _RECORDED_PARAMS)
+    labels, scale = found["labels"], found["standardization"]
+    if labels is not None and (len(labels) != found["classes"] or any(a >= b for a, b in zip(labels, labels[1:]))):
+        raise UsageError(f"{inner}: labels must be {found['classes']} distinct integers in increasing order (one "
+                         f"per class), got {len(labels)} values")  # fmt: skip
+    for setting in _SCALE if scale is not None else ():
+        values = setting.check(scale.get(setting.name), f"{inner}.standardization")
+        low = -math.inf if setting.low is None else setting.low  # std divides: above 0
+        if len(values) != found["features"] or not all(low < value < math.inf for value in values):  # nan: False
+            raise UsageError(
+                f"{inner}.standardization: {setting.name} must hold {found['features']} finite numbers"
+                f"{'' if setting.low is None else ' above 0'} (one per feature), got {values!r:.200}"
+            )
+    return found
 
 
 def _labels(y: np.ndarray) -> np.ndarray:

@@ -116,7 +116,11 @@ SUMMARY_FIELDS = (
     _measured("verdict_final", str, choices=VERDICTS),
     *(_measured(name, dict) for name in ("theory", "jacobian", "gain_init", "gain_final", "through_time")),
     *(_measured(name, list, items=str) for name in ("figures", "files")),
-    *(_measured(name, str) for name in ("figures_error", "figures_skipped", "report_html_error", "signal")),
+    *(
+        _measured(name, str)
+        for name in ("figures_error", "figures_skipped", "report_html_error", "tensorboard_error", "signal")
+    ),  # fmt: skip
+    _measured("resumed", dict),
 )
 INNER_FIELDS = {  # the objects inside a summary: field -> the fields its readers use
     "theory": (
@@ -125,23 +129,41 @@ INNER_FIELDS = {  # the objects inside a summary: field -> the fields its reader
         *(_measured(name) for name in ("ratio", "per_layer_factor", "sigma_w2", "sigma_b2", "depth_scale")),
         _measured("verdict", str, choices=VERDICTS),
     ),
-    "jacobian": (
+    "jacobian": (  # measure/jacobian.py's module docstring says what each is
         _measured("applies", bool),
-        _measured("examples", int, low=0),
-        *(_measured(name) for name in ("min", "max", "median", "mean_s2")),
-        _measured("singular_values", list),
+        _measured("reason", str),
+        # min, max, median: null below float64's range; the rest never null (report and the figure compute with them)
+        *(_measured(name) for name in ("min", "max", "median", "std_s2")),
+        Setting("examples", int, None, low=1),
+        *(
+            Setting(name, float, None, finite=False)
+            for name in ("mean_s2", "log10_mean_s2", "decades", "relative_error")
+        ),  # fmt: skip
+        _measured("singular_values", list, items=float),
+        # the exact spectrum's counts and logarithms
+        Setting("width", int, None, low=1),
+        *(Setting(name, list, None, items=float) for name in ("log10_singular_values", "log10_bounds")),
+        *(Setting(name, list, None, items=int) for name in ("rank", "zeros", "unresolved")),  # per example
         _measured("theory", dict),
     ),
     "gain_init": (*(_measured(name) for name in ("weight", "activation", "product")), _measured("reason", str)),
+    "resumed": (
+        *(_measured(name, int, low=0) for name in ("from_step", "times")),
+        _measured("from_steps", list, items=int),
+    ),  # fmt: skip
 }
 INNER_FIELDS["gain_final"] = INNER_FIELDS["gain_init"]
 # What an inner object that ``applies`` must hold: its readers (report, compare, html) use these without a default.
 APPLIES_REQUIRED = {
     "theory": ("ratio", "per_layer_factor"),
-    "jacobian": ("examples", "min", "max", "median", "mean_s2", "singular_values"),
+    "jacobian": ("examples", "min", "max", "median", "mean_s2", "decades", "singular_values"),
     "jacobian.theory": ("mean_s2", "var_s2", "weights"),
 }
-_JACOBIAN_THEORY = (_measured("applies", bool), _measured("mean_s2"), _measured("var_s2"), _measured("weights", str))
+# The exact spectrum's fields come together (a summary from before it has none of them): once ``rank`` or
+# ``log10_singular_values`` is there, report.jacobian_line and jacobian_figure read these too.
+_SPECTRUM_REQUIRED = {"rank": ("width", "zeros", "unresolved", "log10_bounds"), "log10_singular_values": ("width",)}
+_JACOBIAN_THEORY = (_measured("applies", bool), *(Setting(name, float, None, finite=False) for name in ("mean_s2",
+                    "var_s2")), _measured("weights", str))  # fmt: skip
 RECORD_FIELDS = (
     Setting("step", int, None, low=0),
     Setting("loss", float, None, finite=False),
@@ -174,7 +196,35 @@ def check_summary(summary: dict, where: str) -> dict:
         if value is not None:
             required = APPLIES_REQUIRED.get(key, ()) if value.get("applies") else ()
             _checked(INNER_FIELDS.get(key, _JACOBIAN_THEORY), value, f"{where}: {key}", required)
+    if inner["jacobian"] is not None and inner["jacobian"].get("applies"):
+        _spectrum_consistent(inner["jacobian"], f"{where}: jacobian")
     return summary
+
+
+def _spectrum_consistent(entry: dict, where: str) -> None:
+    """The exact spectrum's fields, present together and adding up: per example ``rank``, ``zeros`` and
+    ``unresolved`` (one number each, summing to ``width``), a logarithm per nonzero value and a bound per
+    unresolved one."""
+    for present, required in _SPECTRUM_REQUIRED.items():
+        if present in entry:
+            missing = [name for name in required if name not in entry]
+            if missing:
+                raise UsageError(f"{where}: {missing[0]} is missing (it comes with {present})")
+    if "rank" not in entry:
+        return
+    parts = [entry[name] for name in ("rank", "zeros", "unresolved")]
+    if any(len(part) != entry["examples"] for part in parts) or not entry["examples"]:
+        raise UsageError(f"{where}: rank, zeros and unresolved must hold one number per example "
+                         f"({entry['examples']}), got {parts}")  # fmt: skip
+    if any(sum(counts) != entry["width"] for counts in zip(*parts)):
+        raise UsageError(f"{where}: an example's rank, zeros and unresolved must add up to the width "
+                         f"{entry['width']}, got {parts}")  # fmt: skip
+    if "log10_singular_values" in entry and len(entry["log10_singular_values"]) != sum(entry["rank"]):
+        raise UsageError(f"{where}: log10_singular_values must hold the {sum(entry['rank'])} nonzero values the "
+                         f"ranks count, got {len(entry['log10_singular_values'])}")  # fmt: skip
+    if len(entry["log10_bounds"]) != sum(entry["unresolved"]):
+        raise UsageError(f"{where}: log10_bounds must hold one bound per unresolved value "
+                         f"({sum(entry['unresolved'])}), got {len(entry['log10_bounds'])}")  # fmt: skip
 
 
 def read_summary(path) -> dict:

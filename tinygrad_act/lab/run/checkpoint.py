@@ -2,10 +2,11 @@
 
 One .npz of plain arrays, never pickled: ``model.*`` (Module.state_dict), ``optimizer.*`` (Optimizer.state_dict),
 ``stream.*`` (the batch stream: RNG state as JSON text, pending indices), ``probe.*`` (the next step, the
-histograms so far), ``step`` (updates done) and ``config`` (the settings as JSON text, so a checkpoint copied
-from another run is refused) and ``data_sha256`` (the data it was trained on). Written whole or not at all
-(files.atomic_file) at measured steps and when the run stops; read defensively (files.read_npz: a regular file,
-sizes from the members' headers, never unpickled), every entry's type checked.
+histograms so far), ``step`` (updates done), ``resumed`` (the steps the run was resumed from, earliest first),
+``config`` (the settings as JSON text, so a checkpoint copied from another run is refused) and ``data_sha256`` (the
+data it was trained on). Written whole or not at all (files.atomic_file) at measured steps and when the run stops;
+read defensively (files.read_npz: a regular file, sizes from the members' headers, never unpickled), every entry's
+type checked.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Checkpoint:
     step: int
     config: dict
     parts: dict  # group -> {name: array}
+    resumed: tuple = ()  # the steps the run was resumed from before this checkpoint, earliest first
 
 
 def settings(config: Config) -> dict:
@@ -44,13 +46,15 @@ def settings(config: Config) -> dict:
     return {k: v for k, v in dataclasses.asdict(config).items() if k not in ("out", "capture")}
 
 
-def save(path, config: Config, step: int, model, optimizer, batches, probe, data_sha256: str = "") -> None:
+def save(path, config: Config, step: int, model, optimizer, batches, probe, data_sha256: str = "",
+         resumed=()) -> None:  # fmt: skip
     """Write ``path/checkpoint.npz`` for a run that has done ``step`` updates (whole or not at all)."""
     arrays = {
         "format": np.array(FORMAT),
         "step": np.array(step),
         "config": np.array(files.dumps(settings(config))),
         "data_sha256": np.array(data_sha256),
+        "resumed": np.array(resumed, dtype=np.int64),
     }
     for group, state in zip(_GROUPS, (model.state_dict(), optimizer.state_dict(), batches.state(), probe.state())):
         arrays.update((f"{group}.{name}", value) for name, value in state.items())
@@ -92,16 +96,20 @@ def load(path, config: Config, data_sha256: str | None = None) -> Checkpoint:
                          f"{data_sha256[:16]}... in config.json)")  # fmt: skip
     if not 0 <= step <= config.steps:
         raise UsageError(f"{file} is at step {step}, outside the run's 0..{config.steps}")
+    resumed = tuple(int(s) for s in arrays["resumed"]) if "resumed" in arrays else ()  # older: never resumed
+    if any(not 0 <= s <= step for s in resumed):
+        raise UsageError(f"{file} says the run was resumed from step {max(resumed)}, after its own step {step}")
     parts = {group: {} for group in _GROUPS}
     for name, value in arrays.items():
         group, _, rest = name.partition(".")
         if group in parts:
             parts[group][rest] = value
-    return Checkpoint(step, recorded, parts)
+    return Checkpoint(step, recorded, parts, resumed)
 
 
 def _check_entry(file, name: str, value: np.ndarray) -> None:
-    """One entry of a checkpoint as its writer made it: a text, a non-negative count, or finite real numbers."""
+    """One entry of a checkpoint as its writer made it: a text, a non-negative count, the steps resumed from, or
+    finite real numbers."""
     if name in _TEXT:
         if value.dtype.kind != "U" or value.ndim != 0:
             raise UsageError(f"{file}: entry {name!r} must be a text, got {value.dtype} of shape {value.shape}")
@@ -109,6 +117,9 @@ def _check_entry(file, name: str, value: np.ndarray) -> None:
         raise UsageError(f"{file}: entry {name!r} holds {value.dtype} values; a checkpoint holds numbers")
     elif name in _COUNTS and (value.ndim != 0 or value.dtype.kind not in "iu" or int(value) < 0):
         raise UsageError(f"{file}: entry {name!r} must be a non-negative integer, got {value!r}")
+    elif name == "resumed" and (value.ndim != 1 or value.dtype.kind not in "iu" or np.any(value < 0)):
+        raise UsageError(f"{file}: entry 'resumed' must be the steps the run was resumed from (non-negative integers "
+                         f"in one row), got {value.dtype} of shape {value.shape}")  # fmt: skip
     elif value.dtype.kind == "f" and not np.all(np.isfinite(value)):
         raise UsageError(f"{file}: entry {name!r} holds a value that is not finite; a checkpoint is written only "
                          "while the run's numbers are finite")  # fmt: skip
@@ -129,14 +140,16 @@ def _settings(file, text: str) -> dict:
                               f"{file} entry 'config'")  # fmt: skip
 
 
-def restore(checkpoint: Checkpoint, model, optimizer, batches, probe) -> None:
-    """Put the checkpoint's state into a freshly built run (UsageError naming the first entry that does not fit)."""
+def restore(checkpoint: Checkpoint, model, optimizer=None, batches=None, probe=None) -> None:
+    """Put the checkpoint's state into a freshly built run, or only into its model (``Run.model``); UsageError
+    naming the first entry that does not fit."""
     parts = checkpoint.parts
     try:
         model.load_state_dict(parts["model"])
-        optimizer.load_state_dict(parts["optimizer"])
-        batches.load_state(parts["stream"])
-        probe.load_state(parts["probe"])
+        if optimizer is not None:  # a run to continue: all of it
+            optimizer.load_state_dict(parts["optimizer"])
+            batches.load_state(parts["stream"])
+            probe.load_state(parts["probe"])
     except UsageError as error:
         raise UsageError(f"{NAME} does not fit this run: {error}") from None
     except (KeyError, ValueError, TypeError, OverflowError, IndexError) as error:

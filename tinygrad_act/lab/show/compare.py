@@ -28,7 +28,7 @@ from ..stats import shown_verdict
 from . import plots
 from .format import fmt, number, pct
 
-TABLE_HEADERS = ["run", "act", "init", "depth", "r", "theory r", "verdict", "test accuracy"]
+TABLE_HEADERS = ["run", "act", "init", "depth", "r at init", "theory r", "verdict", "test accuracy"]
 
 
 @dataclasses.dataclass
@@ -125,7 +125,7 @@ def _ratio_text(run: Run) -> str:
 
 
 def table(runs: list[Run]) -> str:
-    """Aligned columns: run, act, init, depth, r (step 0), theory r, verdict, final test accuracy."""
+    """Aligned columns: run, act, init, depth, r at init (step 0), theory r, verdict, final test accuracy."""
     rows = [
         [name, run.act, run.init, str(run.depth), _ratio_text(run),
          fmt(run.theory["ratio"], 2) if run.theory else "-", run.verdict, pct(run.summary.get("test_accuracy"))]
@@ -164,19 +164,6 @@ def predicted_profile(run: Run) -> np.ndarray | None:
         return anchor * factor ** np.arange(run.depth - 1, -1, -1, dtype=float)
 
 
-def _draw_measured(ax, x, values, color, label=None) -> None:
-    """One measured profile: the line inside NORM_RANGE, underflow (0 too) and overflow at the edges."""
-    inside, below, above = plots.clipped(values)
-    ax.plot(x, inside, "-", marker="o", ms=3, lw=1.6, color=color, label=label)
-    if len(below):
-        ax.plot(x[below], np.full(len(below), plots.NORM_RANGE[0]), color=color, clip_on=False,
-                **{**plots.UNDERFLOW_MARKER, "markeredgecolor": color})  # fmt: skip
-    nonfinite = ~np.isfinite(np.asarray(values, dtype=float))
-    if len(above):
-        marker = {**plots.DIVERGED_MARKER, "color": color} if nonfinite[above].any() else dict(marker="^", ms=8)
-        ax.plot(x[above], np.full(len(above), plots.NORM_RANGE[1]), clip_on=False, color=color, **marker)
-
-
 def figure(runs: list[Run], out) -> None:
     """Draw every run's step-0 delta and weight-gradient profiles side by side into the PNG ``out``."""
     names = _names(runs)
@@ -190,27 +177,27 @@ def figure(runs: list[Run], out) -> None:
         ax.remove()
     legend_ax = fig.add_subplot(grid[0, 0].get_gridspec()[1, :])
     depths = {run.depth for run in runs}
-    underflow = overflow = False
+    kinds = set()  # the edge markers drawn: explained in the legend
     for run, name, key in zip(runs, names, keys):
         color = plots.activation_color(key, keys)
         x = np.arange(1, run.depth + 2)
         for ax, field in zip(axes, ("delta_norm", "weight_grad_norm")):
             values = np.array([number(layer.get(field)) for layer in run.first["layers"]])
-            _draw_measured(ax, x, values, color, _label(run, name) if field == "delta_norm" else None)
-            inside, below, above = plots.clipped(values)
-            underflow, overflow = underflow or len(below) > 0, overflow or len(above) > 0
+            kinds |= plots.draw_profile(ax, x, values, color, _label(run, name) if field == "delta_norm" else None)
             if len(depths) > 1:  # each run's own output layer
-                ax.plot(x[-1:], inside[-1:], "s", ms=7, color=color)
+                ax.plot(x[-1:], plots.clipped(values)[0][-1:], "s", ms=7, color=color)
         predicted = predicted_profile(run)
         if predicted is not None:
             inside, below, _ = plots.clipped(predicted)
             axes[0].plot(x[:-1], inside, color=color, **plots.THEORY_STYLE)
     # legend-only entries explaining the line styles and markers, in grey
     axes[0].plot([], [], color="grey", **plots.THEORY_STYLE, label="mean-field theory (dashed, run's colour)")
-    if underflow:
+    if "underflow" in kinds:
         axes[0].plot([], [], color="grey", **plots.UNDERFLOW_MARKER, label="gradient 0 or below $10^{-16}$")
-    if overflow:
-        axes[0].plot([], [], "^", color="grey", ms=8, label="above $10^{4}$ or not finite")
+    if "above" in kinds:
+        axes[0].plot([], [], "^", color="grey", ms=8, label="above $10^{4}$")
+    if "nonfinite" in kinds:
+        axes[0].plot([], [], **plots.DIVERGED_MARKER, label="not finite (diverged)")
     _axes(axes, depths)
     handles, labels = axes[0].get_legend_handles_labels()
     legend_ax.axis("off")

@@ -297,7 +297,8 @@ def run_sweep(
         write_tables(root, rows, list(sweep.grid))
         if not plots.unavailable():  # matplotlib is optional (a headless cluster); the CLI says when it is missing
             figures(root, rows, list(sweep.grid))
-        html.write_sweep_page(root, *table_cells(rows, list(sweep.grid)), [row["run"] for row in rows])
+        html.write_sweep_page(root, *table_cells(rows, list(sweep.grid)), [row["run"] for row in rows],
+                              shared_settings(sweep))  # fmt: skip
     return rows
 
 
@@ -386,6 +387,14 @@ def prefetch(sweeps: list[tuple[Sweep, Path]], jobs: int = 1, progress: bool = T
             bar.update(1)
 
 
+def shared_settings(sweep: Sweep) -> dict:
+    """The settings every run of ``sweep`` shares: its fixed ones over the defaults, the grid's keys left out, and
+    those that change no number (where runs live, the figures the sweep draws itself, the captured step) too."""
+    every = {**dataclasses.asdict(Config()), **sweep.fixed}
+    left_out = {*sweep.grid, "out", "figures", "capture"}
+    return {key: "auto" if value is None else value for key, value in every.items() if key not in left_out}
+
+
 def collect(root: Path, sweep: Sweep) -> list[dict]:
     """One row per complete run (parameters, then ROW_FIELDS); runs missing or incomplete are left out."""
     rows = []
@@ -400,5 +409,7 @@ def collect(root: Path, sweep: Sweep) -> list[dict]:
         row["verdict"] = shown_verdict(summary)  # a diverged run reads "diverged", whatever r said at step 0
         row["predicted_ratio"] = theory.get("ratio") if theory.get("applies") else None
         row["predicted_per_layer_factor"] = theory.get("per_layer_factor") if theory.get("applies") else None
+        resolved = (files.read_json(Path(config.out) / "config.json") or {}).get("init_resolved")
+        row["init_resolved"] = resolved.get("name") if isinstance(resolved, dict) else None  # what "auto" chose
         rows.append(row)
     return rows
