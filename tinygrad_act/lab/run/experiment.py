@@ -115,7 +115,7 @@ def resume(path, progress: bool = True) -> dict:
 
 def _run_in(path: Path, config: Config, resolved: Resolved, dataset, progress: bool, command: str | None,
             resuming: tuple | None = None) -> dict:  # fmt: skip
-    """build, config.json, train, final evaluation, figures, then finish: a signal at any point still ends in
+    """build, config.json, train, final numbers, figures, then finish: a signal at any point still ends in
     a summary (the records logged until then are the run). ``resuming``: (the checkpoint, the records before it);
     config.json is kept, and summary.json removed only once the checkpoint has been restored whole."""
     started = time.perf_counter()
@@ -140,11 +140,8 @@ def _run_in(path: Path, config: Config, resolved: Resolved, dataset, progress: b
         train(config, model, training_step, probe, batches, dataset, log, outcome, progress, started, saver)
         if config.figures and outcome.status != "failed":  # data for histograms.png, drawn with the figures
             probe.save_histograms(path / "histograms.npz")
-        when = "during the final evaluation"
         if outcome.status == "completed":
-            with np.errstate(all="ignore"):
-                final["train_loss"], final["train_accuracy"] = evaluate(model, dataset.x_train, dataset.y_train)
-                final["test_loss"], final["test_accuracy"] = evaluate(model, dataset.x_test, dataset.y_test)
+            final.update(final_evaluation(log.records))
         when = "while drawing the figures"
         if config.figures and outcome.status != "failed":
             summary = summarize(config, log.records, outcome.status, outcome.message, outcome.steps_done, final,
@@ -327,6 +324,17 @@ def _train_step(config, model, training_step, probe, batches, dataset, log, outc
         bar.set_postfix_str(_postfix(record), refresh=False)
     bar.update(1)
     return True
+
+
+FINAL_KEYS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
+
+
+def final_evaluation(records: list[dict]) -> dict:
+    """The summary's whole-split numbers: those of the last record. A completed run's last step is always an
+    evaluation step (``_evaluated``), evaluated after its update, so evaluating again would repeat them."""
+    last = records[-1]
+    assert all(key in last for key in FINAL_KEYS), f"step {last['step']} of a completed run was not evaluated"
+    return {key: last[key] for key in FINAL_KEYS}
 
 
 def evaluate(model, x, y, batch_size: int = 1000) -> tuple[float, float]:
