@@ -175,11 +175,11 @@ def test_sigterm_to_a_running_experiment_exits_143_with_a_summary_and_every_reco
 LATE_SIGNAL_CHILD = textwrap.dedent(
     """
     import pathlib, sys, time
-    from tinygrad_act.lab.show import run_figures
+    from tinygrad_act.lab.show import drawing
     from tinygrad_act.cli import main
 
     marker = pathlib.Path(sys.argv[1])
-    figures = run_figures.figures
+    draw = drawing.Drawer.draw  # the command line's runs render their figures in other processes
     calls = []
 
     def slow(function, index):
@@ -191,7 +191,7 @@ LATE_SIGNAL_CHILD = textwrap.dedent(
             return function(*args, **kwargs)
         return wrapper
 
-    run_figures.figures = slow(figures, 1)
+    drawing.Drawer.draw = slow(draw, 1)
     sys.exit(main(sys.argv[2:]))
     """
 )

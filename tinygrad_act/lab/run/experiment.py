@@ -31,7 +31,7 @@ from .. import data, stats
 from ..measure import jacobian
 from ..measure.probes import LayerProbe, gradient_record
 from ..measure.records import LAYER_FIELDS, RUN_FILES, RunLog, read_metrics, read_summary  # noqa: F401  (LAYER_FIELDS, RUN_FILES: callers import them from here)
-from ..show import html, plots, report, run_figures
+from ..show import drawing, html, plots, report, run_figures
 from ..theory import mean_field as theory
 from . import checkpoint, provenance, rundir, tensorboard
 from .config import Config, Resolved
@@ -72,8 +72,10 @@ class Outcome:
         self.signal = "SIGTERM" if terminated else "SIGINT"
 
 
-def run(config: Config, force: bool = False, progress: bool = True, command: str | None = None) -> dict:
-    """Train, measure and write the run directory; return the summary.
+def run(config: Config, force: bool = False, progress: bool = True, command: str | None = None,
+        draw_aside: bool = False) -> dict:  # fmt: skip
+    """Train, measure and write the run directory; return the summary. ``draw_aside``: the figures in a second
+    process, set up while the run trains (show/drawing.py; the command line's runs), the same pictures.
 
     Ctrl-C and SIGTERM end the run as "interrupted" (SIGTERM is turned into Terminated for the duration), with
     its records and summary kept. A file-system fault (no space left ...) raises RunDirError after writing a
@@ -83,10 +85,10 @@ def run(config: Config, force: bool = False, progress: bool = True, command: str
     with sigterm_as_interrupt():
         dataset = data.load(config.data, dtype=np.dtype(config.dtype))  # bad data parameters write nothing
         with rundir.prepare(config.out, config.default_name(), force=force) as path:
-            return _run_in(path, config, resolved, dataset, progress, command)
+            return _run_in(path, config, resolved, dataset, progress, command, draw_aside=draw_aside)
 
 
-def resume(path, progress: bool = True) -> dict:
+def resume(path, progress: bool = True, draw_aside: bool = False) -> dict:
     """Continue an interrupted run from its checkpoint.npz, with the settings of its config.json; the summary.
 
     The records logged after the checkpoint are computed again, so the run's metrics.jsonl ends as if it had
@@ -110,11 +112,12 @@ def resume(path, progress: bool = True) -> dict:
                 raise UsageError(f"run {str(path)!r} is {summary['status']}: there is nothing to resume")
             state = checkpoint.load(path, config, dataset.sha256)
             records = [record for record in read_metrics(path) if record["step"] < state.step]
-            return _run_in(path, config, resolved, dataset, progress, None, resuming=(state, records))
+            return _run_in(path, config, resolved, dataset, progress, None, resuming=(state, records),
+                           draw_aside=draw_aside)  # fmt: skip
 
 
 def _run_in(path: Path, config: Config, resolved: Resolved, dataset, progress: bool, command: str | None,
-            resuming: tuple | None = None) -> dict:  # fmt: skip
+            resuming: tuple | None = None, draw_aside: bool = False) -> dict:  # fmt: skip
     """build, config.json, train, final numbers, figures, then finish: a signal at any point still ends in
     a summary (the records logged until then are the run). ``resuming``: (the checkpoint, the records before it);
     config.json is kept, and summary.json removed only once the checkpoint has been restored whole."""
@@ -135,6 +138,7 @@ def _run_in(path: Path, config: Config, resolved: Resolved, dataset, progress: b
                                                              indent=2) + "\n")  # fmt: skip
     log = tensorboard.TensorBoardLog(path, probe, config, records) if config.tensorboard else RunLog(path, records)
     when = "after {steps_done} steps"
+    drawer = drawing.Drawer() if draw_aside and config.figures else None
     try:
         saver = _Saver(path, config, dataset.sha256, model, optimizer, batches, probe, outcome.resumed)
         train(config, model, training_step, probe, batches, dataset, log, outcome, progress, started, saver)
@@ -146,9 +150,12 @@ def _run_in(path: Path, config: Config, resolved: Resolved, dataset, progress: b
         if config.figures and outcome.status != "failed":
             summary = summarize(config, log.records, outcome.status, outcome.message, outcome.steps_done, final,
                                 prediction)  # fmt: skip
-            drawn = _draw(path, log.records, {**summary, "jacobian": spectrum})
+            drawn = _draw(path, log.records, {**summary, "jacobian": spectrum}, drawer)
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: stop now, the summary comes from the records logged
         outcome.interrupted(stop, when.format(steps_done=outcome.steps_done))
+    finally:
+        if drawer is not None:
+            drawer.close()
     return finish(path, config, log.records, outcome, final, prediction, drawn, started, spectrum)
 
 
@@ -396,13 +403,16 @@ def _tensorboard_finish(path: Path, config: Config, records: list[dict], summary
     return {}
 
 
-def _draw(path: Path, records: list[dict], summary: dict) -> dict:
+def _draw(path: Path, records: list[dict], summary: dict, drawer: drawing.Drawer | None = None) -> dict:
     """{"figures": [...]} or, if plotting fails, {"figures_error": ...}: figures must never lose the run.
-    Without matplotlib: {"figures_skipped": the line that says so}, and no figures/ directory."""
-    skipped = plots.unavailable()
-    if skipped:
-        return {"figures_skipped": skipped}
+    Without matplotlib: {"figures_skipped": the line that says so}, and no figures/ directory. ``drawer``: drawn
+    there (the same answers), else here."""
     try:
+        if drawer is not None:
+            return drawer.draw(path, records, summary)
+        skipped = plots.unavailable()
+        if skipped:
+            return {"figures_skipped": skipped}
         return {"figures": run_figures.figures(path, records, summary)}
     except Exception as error:
         return {"figures_error": f"{type(error).__name__}: {error}"}
