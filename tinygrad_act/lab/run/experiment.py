@@ -33,7 +33,7 @@ from ..measure.probes import LayerProbe, gradient_record
 from ..measure.records import LAYER_FIELDS, RUN_FILES, RunLog, read_metrics, read_summary  # noqa: F401  (LAYER_FIELDS, RUN_FILES: callers import them from here)
 from ..show import drawing, html, plots, report, run_figures
 from ..theory import mean_field as theory
-from . import checkpoint, provenance, rundir, tensorboard
+from . import checkpoint, provenance, rundir, tensorboard, threads
 from .config import Config, Resolved
 
 __all__ = [
@@ -82,7 +82,7 @@ def run(config: Config, force: bool = False, progress: bool = True, command: str
     summary with status "failed" if the disk still takes one; metrics.jsonl keeps only whole records.
     """
     resolved = config.resolve()
-    with sigterm_as_interrupt():
+    with sigterm_as_interrupt(), threads.blas_threads(config.width):
         dataset = data.load(config.data, dtype=np.dtype(config.dtype))  # bad data parameters write nothing
         with rundir.prepare(config.out, config.default_name(), force=force) as path:
             return _run_in(path, config, resolved, dataset, progress, command, draw_aside=draw_aside)
@@ -102,7 +102,7 @@ def resume(path, progress: bool = True, draw_aside: bool = False) -> dict:
     stored = files.load_json(path / "config.json", "a run's config.json")
     source = provenance.data_source(config, stored)
     resolved = config.resolve(data_spec=source)
-    with sigterm_as_interrupt():
+    with sigterm_as_interrupt(), threads.blas_threads(config.width):
         dataset = data.load(source, dtype=np.dtype(config.dtype))
         provenance.check(stored, dataset, path / "config.json")
         with rundir.claim(path, "run", reuse=True):
