@@ -11,6 +11,7 @@ import pytest
 
 import tinygrad_act
 from tinygrad_act import optim
+from tinygrad_act.common import files
 from tinygrad_act.common.errors import UsageError
 from tinygrad_act.common.files import read_records
 from tinygrad_act.lab.run import threads
@@ -391,3 +392,15 @@ def test_small_models_train_on_one_blas_thread_unless_the_environment_sets_a_cou
         assert blas_threads_inside(threads.SMALL + 1) == {2}
         monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
         assert blas_threads_inside(64) == {2}
+
+
+def test_figures_rendered_aside_are_the_same_files_written_and_recorded_as_drawn_here(tmp_path):
+    pictures, manifests = [], []
+    for aside in (False, True):
+        out = tmp_path / str(aside) / "run"  # one run name: it is in every figure's title
+        summary = run(_config(out, figures=True), progress=False, draw_aside=aside)
+        assert "figures_error" not in summary, summary.get("figures_error")
+        pictures.append({name: (out / name).read_bytes() for name in summary["figures"]})
+        manifests.append(files.Owned.read(out).files)
+    assert len(pictures[0]) == 8 and pictures[0] == pictures[1]
+    assert manifests[0] == manifests[1]  # every PNG recorded as the run's own, in the same order
