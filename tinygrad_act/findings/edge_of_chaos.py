@@ -234,7 +234,7 @@ def _edges(centres: np.ndarray) -> np.ndarray:
     return np.concatenate([[2 * centres[0] - mids[0]], mids, [2 * centres[-1] - mids[-1]]])
 
 
-def failures_text(cells: list[dict]) -> str:
+def failures_text(cells: list[dict], width: int) -> str:
     """One bullet per judged cell where the boundary is wrong, with its numbers (median accuracy; r =
     ||delta_1|| / ||delta_L|| at step 0 and at the end: healthy at step 0 but ~0 at the end = the gradient
     vanished during training) and reason."""
@@ -249,14 +249,19 @@ def failures_text(cells: list[dict]) -> str:
         for c in wrong
     ]
     stuck = [c for c in wrong if c["predicted"] and not c["diverged"]]
-    lost = [c for c in stuck if verdict(c.get("ratio_init", math.nan)) == "healthy"]
-    lost = [c for c in lost if verdict(c.get("ratio_final", math.nan)) == "vanishing"]
+    healthy = [c for c in stuck if verdict(c.get("ratio_init", math.nan)) == "healthy"]
+    lost = [c for c in healthy if verdict(c.get("ratio_final", math.nan)) == "vanishing"]
+    kept = [c for c in healthy if verdict(c.get("ratio_final", math.nan)) == "healthy"]
+    said = []
+    if lost:
+        said.append(f"{len(lost)} started healthy (r at step 0 within the healthy band) and ended vanishing: "
+                    "training, not the initialization the theory describes, lost their gradient")  # fmt: skip
+    if kept:
+        said.append(f"{len(kept)} kept a healthy gradient (r within the healthy band at step 0 and at the end) and "
+                    "still learned too little: their gradient flowed, yet they did not train in these steps (depth "
+                    f"{', '.join(str(d) for d in sorted({c['depth'] for c in kept}))}, width {width})")  # fmt: skip
     summary = (
-        f"\n\nOf the {len(stuck)} cells stuck although predicted trainable, {len(lost)} started healthy (r at step 0 "
-        "within the healthy band) and ended vanishing: training, not the initialization the theory describes, "
-        "lost their gradient."
-        if stuck
-        else ""
+        f"\n\nOf the {len(stuck)} cells stuck although predicted trainable, " + "; ".join(said) + "." if said else ""
     )
     return "Where it is wrong:\n\n" + "\n".join(lines) + summary
 
@@ -320,7 +325,7 @@ def analyze(ctx: Context) -> str:
         f"'depth < 6 xi_c' is right in {counts['theory']} of {counts['cells']} judged cells; the best rule on depth "
         f"alone ({best_depth_rule(cells)}) in {counts['depth']}, the best rule on sigma_w^2 alone in "
         f"{counts['sigma']}. Both baselines are fitted to this very table, the theory to nothing. "
-        + failures_text(cells),
+        + failures_text(cells, ctx.setting("width")),
         f"Per-layer factor of ||delta|| at initialization, theory sqrt(chi) along q vs measurement: {agreement(errors)}.",
         grid_figure(ctx, cells),
     )
@@ -340,7 +345,8 @@ def _source_text(ctx: Context) -> str:
         f"**The table below is committed**, not rerun by `make report`: the full grid ({len(ctx.committed['rows'])} "
         f"runs, {ctx.committed['sweep']}.toml) exceeds the report's budget; `{ctx.committed['made_by']}` reruns it "
         f"and rewrites [{FULL_TABLE}.json]({FULL_TABLE}.json). `make report` reruns {found['runs']} of its runs "
-        f"({', '.join(map(str, ctx.sweep.grid['init']))} at depth {', '.join(map(str, ctx.sweep.grid['depth']))}): "
+        f"(sigma_w^2 = {', '.join(f'{nominal_sigma_w2(i):.2f}' for i in ctx.sweep.grid['init'])} at depth "
+        f"{', '.join(map(str, ctx.sweep.grid['depth']))}, seed {', '.join(map(str, ctx.seeds))}): "
         f"{found['identical']} of {found['found']} are identical to every digit (same machine and BLAS: bitwise), "
         f"and {len(found['flipped'])} changed its trained verdict."
         + (f" The committed table's settings differ from this sweep's in: {', '.join(differs)}." if differs else "")
@@ -359,7 +365,7 @@ def check(ctx: Context) -> Check:
         parts.parts.append(
             judged(
                 "the report's reruns reproduce the committed table's trained verdicts",
-                Margin(-float(len(found["flipped"])) if found["found"] else math.nan, "runs"),
+                Margin(float(-len(found["flipped"])) if found["found"] else math.nan, "runs"),
                 f"{found['found']} of {found['runs']} reruns found in the table, {found['identical']} identical to every "
                 f"digit, {len(found['flipped'])} with another verdict",
             )
@@ -368,7 +374,8 @@ def check(ctx: Context) -> Check:
 
 
 def check_cells(cells_for, seeds, critical: float) -> Check:
-    """The claim's parts on the cells ``cells_for(seeds)`` gives (None: all seeds): 6 xi_c beats the best rule on
+    """The claim's parts on the cells ``cells_for(seeds)`` gives (None: all seeds): no net trains beyond 6 xi_c
+    (margin: minus the cells that did), 6 xi_c beats the best rule on
     depth alone and the best on sigma_w^2 alone (margins in cells), the deepest trained net sits at criticality
     (margin in depths of the grid), and the per-layer factor follows sqrt(chi) (in decades)."""
     cells = cells_for(None)
@@ -394,8 +401,19 @@ def check_cells(cells_for, seeds, critical: float) -> Check:
     near = min(sigmas, key=lambda v: abs(v - critical)) if sigmas else math.nan
     shown = [s for s in sigmas if s in (sigmas[0], near, sigmas[-1])]
     right = f"6 xi_c right in {counts['theory']} of {counts['cells']} judged cells ({noisy} where the seeds disagree)"
+    beyond = [c for c in judged_cells(cells) if c["trained"] and not c["predicted"]]
     return Check(
         [
+            judged(
+                "no net trains deeper than 6 xi_c (the bound)",
+                seed_margin(
+                    lambda s: float(-sum(c["trained"] and not c["predicted"] for c in judged_cells(cells_for(s)))),
+                    seeds,
+                    "cells",
+                ),  # fmt: skip
+                f"{len(beyond)} of {sum(not c['predicted'] for c in judged_cells(cells))} judged cells at or beyond 6 "
+                "xi_c trained" + "".join(f"; sigma_w^2 = {c['sigma_w2']:.3f} at depth {c['depth']}" for c in beyond),
+            ),
             judged(
                 "depth < 6 xi_c predicts trainability better than any rule on depth alone",
                 seed_margin(beats("depth"), seeds, "cells"),

@@ -95,7 +95,6 @@ def check(ctx: Context) -> Check:
         return worst(min(math.log10(r), band - log_error(r, p)) if r > 0 else math.nan for r, p in pairs)
 
     clipped = [r for r in ctx.rows if r["clip"] != 0]
-    unclipped = {(r["act"], r["init"], r.get("seed")): r["status"] for r in ctx.rows if r["clip"] == 0}
     finite = [r for r in clipped if r["status"] != "diverged"]
     return Check(
         [
@@ -113,12 +112,7 @@ def check(ctx: Context) -> Check:
             judged(
                 "global-norm clipping keeps training finite (no clipped run diverged)",
                 seed_margin(lambda s: _diverged_clipped(ctx, s), ctx.seeds, "runs"),
-                f"{len(finite)} of {len(clipped)} clipped runs finite; "
-                + ", ".join(
-                    f"{r['act']} {_init_name(r['init'])}{_seed(ctx, r)}: {r['status']} with clipping "
-                    f"(final loss {fmt(r['final_loss'], 3)}), {unclipped.get((r['act'], r['init'], r.get('seed')), '-')} without"
-                    for r in clipped
-                ),
+                f"{len(finite)} of {len(clipped)} clipped runs finite; " + _clipping_text(ctx),
             ),
         ]
     )
@@ -127,12 +121,33 @@ def check(ctx: Context) -> Check:
 def _diverged_clipped(ctx: Context, seeds) -> float:
     """Minus the number of clipped runs of ``seeds`` that diverged (0 holds: none did; nan: no clipped run)."""
     clipped = [r for r in ctx.among(seeds) if r["clip"] != 0]
-    return -float(sum(r["status"] == "diverged" for r in clipped)) if clipped else math.nan
+    return float(-sum(r["status"] == "diverged" for r in clipped)) if clipped else math.nan
 
 
-def _seed(ctx: Context, row: dict) -> str:
-    """`` seed 1`` when the sweep has several seeds, else nothing."""
-    return f" seed {row['seed']}" if len(ctx.seeds) > 1 else ""
+def _clipping_text(ctx: Context) -> str:
+    """Per (activation, init): how the clipped runs ended (their final losses) and how the unclipped ones did."""
+    said = []
+    for act in ctx.sweep.grid["act"]:
+        for init in ctx.sweep.grid["init"]:
+            clipped = [r for r in ctx.where(act=act, init=init) if r["clip"] != 0]
+            free = [r for r in ctx.where(act=act, init=init) if r["clip"] == 0]
+            if not clipped:
+                continue
+            losses = sorted(number(r["final_loss"]) for r in clipped if r["status"] != "diverged")
+            span = "" if not losses else f" (final loss {fmt(losses[0], 3)}" + (
+                f" to {fmt(losses[-1], 3)})" if len(losses) > 1 else ")")  # fmt: skip
+            said.append(
+                f"{act} {_init_name(init)}: {_statuses(clipped)} with clipping{span}, {_statuses(free)} without"
+            )
+    return "; ".join(said)
+
+
+def _statuses(rows: list[dict]) -> str:
+    """``3 completed`` or ``1 completed, 2 diverged``."""
+    counts = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no run"
 
 
 def measured(ctx: Context) -> str:
