@@ -42,6 +42,15 @@ def test_layer_norm_gives_each_layer_sqrt_of_e_phi_prime_squared_over_e_phi_squa
 
 def test_batch_norm_on_relu_grows_the_gradient_by_pi_over_pi_minus_1_per_layer_in_the_square():
     assert _deep_factor("relu", "batch", 2.0) ** 2 == pytest.approx(math.pi / (math.pi - 1), rel=1e-9)
+    assert blocks.deep_factor("relu", "batch") ** 2 == pytest.approx(math.pi / (math.pi - 1), rel=1e-12)
+
+
+@pytest.mark.parametrize("act", ["sigmoid", "tanh", "gelu"])
+@pytest.mark.parametrize("norm", ["layer", "batch"])
+def test_the_deep_factor_is_the_recursions_per_layer_factor(act, norm):
+    assert blocks.deep_factor(act, norm) == pytest.approx(_deep_factor(act, norm, 1.0), rel=1e-9)
+    with pytest.raises(ValueError, match="none"):
+        blocks.deep_factor(act, "none")
 
 
 @pytest.mark.parametrize("act", ["sigmoid", "tanh", "relu"])

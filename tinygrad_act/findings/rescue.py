@@ -225,8 +225,9 @@ def analyze(ctx: Context) -> str:
         "*Theory* is the mean field of each block (`lab/theory/blocks.py`): with a skip, ||dL/dx||^2 gains a factor "
         "1 + sigma_w^2 E[phi'^2] / s^2 per block, so a residual net cannot vanish and its gradient grows toward the "
         "input (Yang & Schoenholz 2017); a norm divides the backward signal by the scale s it divided the forward one "
-        "by, so layer norm gives sqrt(E[phi'(z)^2] / E[phi(z)^2]) per layer, z ~ N(0, 1), whatever sigma_w^2: 0.39 "
-        "for sigmoid, whose mean 1/2 inflates the scale, 1.08 for tanh. Batch norm without skips makes gradients "
+        "by, so layer norm gives sqrt(E[phi'(z)^2] / E[phi(z)^2]) per layer, z ~ N(0, 1), whatever sigma_w^2: "
+        + ", ".join(f"{fmt(blocks.deep_factor(act, 'layer'), 3)} for {act}" for act in ctx.sweep.grid["act"])
+        + " (sigmoid's mean 1/2 inflates the scale the norm divides by). Batch norm without skips makes gradients "
         "explode at initialization for every nonlinearity, a known result (Yang, Pennington, Rao, Sohl-Dickstein & "
         "Schoenholz 2019, *A mean field theory of batch normalization*, ICLR): its *theory* column is the "
         "large-batch, independent-example form of their rate (pi / (pi - 1) per layer in ||delta||^2 for ReLU), "

@@ -82,12 +82,14 @@ def analyze(ctx: Context) -> str:
         f"Theory vs measurement: {agreement(errors)}.",
         "",
         f"**Near 1**, the claim's band for the ReLU family: r within x{NEAR_ONE_PER_10_LAYERS:g} per 10 layers of 1 "
-        f"(|log10 r| <= {near_one_decades(11):.3f} (L - 1); at depth {max(ctx.sweep.grid['depth'])}: r in "
+        f"(|log10 r| <= {near_one_decades(2):.4f} (L - 1); at depth {max(ctx.sweep.grid['depth'])}: r in "
         f"[{fmt(10 ** -near_one_decades(max(ctx.sweep.grid['depth'])))}, "
         f'{fmt(10 ** near_one_decades(max(ctx.sweep.grid["depth"])))}]). "At any depth" is a statement per layer, '
         f"so the band is one: x{NEAR_ONE_PER_10_LAYERS:g} per 10 layers keeps the default depth-20 net within a "
         "decade of 1, and is about 15x the seed-to-seed noise of the per-layer factor at width 64 (finding 9). "
-        "A run whose training diverged counts as r = inf: it never holds, whatever r was at step 0. Each check "
+        f"Every run then trains {ctx.setting('steps')} steps (SGD, lr {ctx.setting('lr')}, momentum "
+        f"{ctx.setting('momentum')}), only to see which diverge; a run whose training diverged counts as r = inf: it "
+        "never holds, whatever r was at step 0. Each check "
         "prints its margin (the deciding number's distance from its threshold, here in decades of r) and how "
         "far that margin moves from one seed to another; a margin inside that spread reads *within noise*.",
         "",
@@ -199,7 +201,7 @@ def _near_one_part(ctx: Context, act: str) -> Part:
     deepest, _, factor = points[-1]
     return judged(
         f"{act} keeps r near 1 (within x{NEAR_ONE_PER_10_LAYERS:g} per 10 layers: |log10 r| <= "
-        f"{near_one_decades(11):.3f} (L - 1) / 10) at every depth, and training does not diverge",
+        f"{near_one_decades(2):.4f} (L - 1)) at every depth, and training does not diverge",
         seed_margin(margin, ctx.seeds, "decades"),
         f"{_listing(points)}; factor per layer {fmt(factor, 3)} at depth {deepest}{_diverged(ctx, act)}",
     )

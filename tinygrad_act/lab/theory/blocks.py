@@ -73,6 +73,19 @@ def predict_ratio(act, sigma_w2: Sequence[float], residual: bool, norm: str = "n
     return {"ratio": ratio, "per_layer_factor": ratio ** (1 / (depth - 1)) if depth > 1 else 1.0, "q": qs}
 
 
+def deep_factor(act, norm: str) -> float:
+    """The per-layer factor of ||delta|| deep in a plain net with a norm, z ~ N(0, 1) after it, whatever sigma_w2:
+    sqrt(E[phi'(z)^2] / E[phi(z)^2]) with layer norm, sqrt(E[phi'(z)^2] / Var phi(z)) with batch norm."""
+    if norm not in ("layer", "batch"):
+        raise ValueError(f"deep_factor needs a norm, layer or batch; got {norm!r}")
+    act = mean_field._activation(act)
+    kinks = mean_field.kinks(act)
+    gain = mean_field.expectation(lambda x: act.derivative(x) ** 2, 1.0, kinks)
+    second = mean_field.expectation(lambda x: act.forward(x) ** 2, 1.0, kinks)
+    mean = mean_field.expectation(act.forward, 1.0, kinks) if norm == "batch" else 0.0
+    return math.sqrt(gain / (second - mean * mean))
+
+
 def _log(x: float) -> float:
     """ln x, -inf at 0 (a dead layer), nan for nan."""
     return math.log(x) if x > 0 else (-math.inf if x == 0 else math.nan)
