@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tinygrad_act import findings
+from tinygrad_act import findings, makeargs
 from tinygrad_act.cli import main
 from tinygrad_act.common import files
 from tinygrad_act.findings import common
@@ -279,3 +279,28 @@ def test_a_findings_figure_is_saved_at_100_dpi_and_linked_under_figures(tmp_path
 def test_glorot_bengio_names_the_last_layer_of_its_own_depth(tmp_path, tiny_sweeps):
     text = section(generate(["glorot_bengio"], tmp_path), "glorot_bengio")
     assert "delta_l / delta_3 at step 0" in text and "delta_5" not in text  # tiny stand-in: depth 3
+
+
+# ---- finding 10's full grid (FULL=1) and its committed table --------------------------------------------------
+def test_isometry_full_grid_is_committed_read_back_and_compared_with_the_reports_own_runs(tmp_path, tiny_sweeps):
+    grid, fixed = tiny_sweeps["isometry"]
+    tiny_sweeps["isometry_full"] = ({**grid, "lr": [0.02, 0.05], "seed": [0, 1]}, {**fixed, "steps": 6})
+    out = tmp_path / "out"
+    readme = findings.generate(["isometry"], tmp_path / "runs", out, jobs=1, progress=False, full=True).read_text()
+    committed = files.read_json(out / "isometry_full.json")
+    assert committed["made_by"] == "make report ONLY=isometry FULL=1" and committed["sweep"] == "isometry_full"
+    assert len(committed["rows"]) == 2 * 2 * 2 * 2 * 2 and {r["lr"] for r in committed["rows"]} == {0.02, 0.05}
+    text = section(readme, "isometry")
+    assert "**Training: the table below is committed**" in text and "32 runs, isometry_full.toml" in text
+    assert "the report's own runs reproduce the committed spectra: **holds** (8 of 8 identical" in text
+    again = findings.generate(["isometry"], tmp_path / "runs", out, jobs=1, progress=False).read_text()
+    assert section(again, "isometry") == text  # without FULL the committed table is read back as it was written
+    (out / "isometry_full.json").unlink()
+    alone = section(findings.generate(["isometry"], tmp_path / "runs", out, jobs=1, progress=False).read_text(),
+                    "isometry")  # fmt: skip
+    assert "no committed table of the full grid here" in alone and "reproduce the committed" not in alone
+
+
+def test_make_report_full_passes_full_to_the_report_command():
+    assert makeargs.arguments("report", {"ONLY": "isometry", "FULL": "1"}) == ["report", "--only", "isometry", "--full"]
+    assert makeargs.arguments("report", {"FULL": "0"}) == ["report"]

@@ -29,7 +29,8 @@ SWEEP = {
     "LRS": "--lrs", "JOBS": "--jobs", "SCHEDULER": "--scheduler", "SHARD": "--shard",
 }  # fmt: skip
 REPORT = {"ONLY": "--only", "JOBS": "--jobs"}
-VARIABLES = (*EXPERIMENT, *EXPERIMENT_FLAGS, *EXPERIMENT_SWITCHES, *SWEEP,
+REPORT_FLAGS = {"FULL": "--full"}  # make report ONLY=edge_of_chaos FULL=1: the finding's full grid too
+VARIABLES = (*EXPERIMENT, *EXPERIMENT_FLAGS, *EXPERIMENT_SWITCHES, *SWEEP, *REPORT_FLAGS,
              "CONFIG", "GRID", "ONLY", "RUNS", "PLUGIN", "RUN_DIR")  # fmt: skip
 
 
@@ -67,7 +68,7 @@ def _arguments(command: str, environ) -> list[str]:
         out = ["--out", environ["OUT"]] if environ.get("OUT") else []
         return ["sweep", *config, *_options(SWEEP, environ), *grids, *options, *out]
     if command == "report":
-        return ["report", *_options(REPORT, environ)]
+        return ["report", *_options(REPORT, environ), *_flags(REPORT_FLAGS, environ)]
     if command == "compare":
         # RUNS holds one directory or glob pattern per word; compare expands the patterns itself (no shell)
         runs = environ.get("RUNS", "").split()

@@ -50,21 +50,27 @@ FINDINGS: list[Finding] = [
 ]
 
 
-def generate(names=None, runs_root="runs/report", out_dir="experiments", jobs: int = 2, progress=True) -> Path:
+def generate(
+    names=None, runs_root="runs/report", out_dir="experiments", jobs: int = 2, progress=True, full: bool = False
+) -> Path:
     """Run (or resume) the chosen findings' sweeps (all by default) and write ``out_dir/README.md``.
 
-    Sections of findings not chosen are kept from the previous README (or left as placeholders).
+    Sections of findings not chosen are kept from the previous README (or left as placeholders). With ``full``,
+    a chosen finding's full grid (Finding.full) runs too and its committed table ``out_dir/<full>.json`` is
+    rewritten from it; otherwise the report reads that table as it was committed.
     """
     unknown = sorted(set(names or ()) - {f.name for f in FINDINGS})
     if unknown:
         raise UsageError(f"unknown finding {unknown[0]!r}; choose from: {', '.join(f.name for f in FINDINGS)}")
     out = Path(out_dir)
     chosen = [f for f in FINDINGS if not names or f.name in names]
-    sweeps.prefetch([(sweeps.load_config(f.name), Path(runs_root) / f.name) for f in chosen], jobs, progress)
+    grids = [(f.name, f.name) for f in chosen] + [(f.full, f.full) for f in chosen if full and f.full]
+    sweeps.prefetch([(sweeps.load_config(config), Path(runs_root) / root) for config, root in grids], jobs, progress)
+    for finding in (f for f in chosen if full and f.full):
+        _commit_full(finding, Path(runs_root) / finding.full, out, jobs, progress)
     bodies = {}
-    for finding in FINDINGS:
-        if not names or finding.name in names:
-            bodies[finding.name] = _analyze(finding, Path(runs_root) / finding.name, out / "figures", jobs, progress)
+    for finding in chosen:
+        bodies[finding.name] = _analyze(finding, Path(runs_root) / finding.name, out, jobs, progress)
     path = out / "README.md"
     existing = _existing_sections(path)
     parts = [_HEADER]
@@ -81,14 +87,29 @@ def generate(names=None, runs_root="runs/report", out_dir="experiments", jobs: i
     return path
 
 
-def _analyze(finding: Finding, root: Path, figures: Path, jobs: int, progress: bool) -> tuple[str, str | None]:
-    """Run (or resume) one finding's sweep under ``root``; its analysis (figures go to ``figures``) and check."""
+def _analyze(finding: Finding, root: Path, out: Path, jobs: int, progress: bool) -> tuple[str, str | None]:
+    """Run (or resume) one finding's sweep under ``root``; its analysis (figures go to ``out/figures``, its full
+    grid's committed table, if any, is read from ``out``) and check."""
     sweep = sweeps.load_config(finding.name)
     rows = sweeps.run_sweep(sweep, root, jobs=jobs, progress=progress)
+    committed = files.read_json(out / f"{finding.full}.json") if finding.full else None
     with np.errstate(all="ignore"):  # diverged or vanished runs: inf and nan are the honest numbers here
-        ctx = Context(finding.name, sweep, rows, root, figures)
+        ctx = Context(finding.name, sweep, rows, root, out / "figures", committed)
         body = finding.analyze(ctx)  # first: a check may read what the analysis drew or cached
         return body, (finding.check(ctx).markdown() if finding.check else None)
+
+
+def _commit_full(finding: Finding, root: Path, out: Path, jobs: int, progress: bool) -> None:
+    """Run (or resume) a finding's full grid under ``root`` and write what it exports to ``out/<full>.json``."""
+    sweep = sweeps.load_config(finding.full)
+    rows = sweeps.run_sweep(sweep, root, jobs=jobs, progress=progress)
+    with np.errstate(all="ignore"):
+        exported = finding.export(Context(finding.full, sweep, rows, root, out / "figures"))
+    head = (f'{{"made_by": {files.dumps(f"make report ONLY={finding.name} FULL=1")}, "sweep": {files.dumps(finding.full)}, '
+            f'"fixed": {files.dumps(sweep.fixed)}')  # fmt: skip
+    rows = ",\n".join(files.dumps(row) for row in exported)  # one run per line: a rerun's diff reads cell by cell
+    files.make_dir(out)
+    files.atomic_write(out / f"{finding.full}.json", f'{head}, "rows": [\n{rows}\n]}}\n')
 
 
 def _section(number: int, finding: Finding, analysis: tuple[str, str | None]) -> str:

@@ -27,8 +27,9 @@ FIGURE_DPI = 100
 class Context:
     """What an analysis sees: the sweep, its rows, its run directories, and where figures go."""
 
-    def __init__(self, name: str, sweep, rows: list[dict], root: Path, figures: Path):
+    def __init__(self, name: str, sweep, rows: list[dict], root: Path, figures: Path, committed: dict | None = None):
         self.name, self.sweep, self.rows, self.root, self.figure_dir = name, sweep, rows, root, figures
+        self.committed = committed  # the committed table of the finding's full grid (Finding.full), if any
         self._records = {}
 
     def records(self, row) -> list[dict]:
@@ -71,11 +72,20 @@ class Context:
 
 @dataclass
 class Part:
-    """One testable part of a claim: what it says, whether the runs bear it out, and the numbers that decide."""
+    """One testable part of a claim: what it says, whether the runs bear it out, the numbers that decide, and
+    the margin by which they decide (an object with ``within_noise`` and ``text()``, e.g. isometry.Margin)."""
 
     says: str
     holds: bool
     numbers: str
+    margin: object | None = None
+
+    @property
+    def status(self) -> str:
+        """ "within noise" when the margin is inside the seeds' spread, else "holds" or "does not hold"."""
+        if self.margin is not None and self.margin.within_noise:
+            return "within noise"
+        return "holds" if self.holds else "does not hold"
 
 
 @dataclass
@@ -86,13 +96,18 @@ class Check:
 
     @property
     def status(self) -> str:
-        """ "holds" if every part holds, "does not hold" if none does, else "holds partly"."""
-        held = sum(part.holds for part in self.parts)
-        return "holds" if held == len(self.parts) else "does not hold" if held == 0 else "holds partly"
+        """Every part alike: its status ("holds", "within noise", "does not hold"); none holds: "does not hold";
+        else "holds partly"."""
+        statuses = {part.status for part in self.parts}
+        if len(statuses) == 1:
+            return statuses.pop()
+        return "holds partly" if "holds" in statuses else "does not hold"
 
     def markdown(self) -> str:
-        """``**Check: holds partly.**`` and one bullet per part: what it says, holds or not, and why."""
-        bullets = [f"- {p.says}: **{'holds' if p.holds else 'does not hold'}** ({p.numbers})" for p in self.parts]
+        """``**Check: holds partly.**`` and one bullet per part: what it says, its status, why, and its margin."""
+        bullets = [
+            f"- {p.says}: **{p.status}** ({p.numbers}{'; ' + p.margin.text() if p.margin else ''})" for p in self.parts
+        ]
         return "\n".join([f"**Check, computed from the runs: {self.status}.**", "", *bullets])
 
 
@@ -110,6 +125,11 @@ class Finding:
     source: str
     analyze: Callable[[Context], str]  # the Markdown body under the claim, source and reproduce line
     check: Callable[[Context], Check] | None = None
+    # A grid too heavy for the report's budget: its sweep's name (experiments/<full>.toml), run only by
+    # `make report ONLY=<name> FULL=1`, and ``export``, which turns its Context into the rows committed to
+    # experiments/<full>.json; the report reads them back as ``ctx.committed`` and shows them, saying so.
+    full: str | None = None
+    export: Callable[[Context], list[dict]] | None = None
 
 
 # ---- aggregations over runs -------------------------------------------------------------------------------

@@ -1,0 +1,282 @@
+"""Finding 10's training race (isometry.py runs the finding), and the margins its check prints.
+
+The nets at their critical points race, per depth and seed, each at its best learning rate, to a *level* of the
+smoothed minibatch loss that every one of them that trained reaches; orthogonal tanh is the reference. Margins:
+findings/common.py gains a shared Margin in another branch; ``Margin`` here has its interface until then.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..lab.show import plots
+from ..lab.show.format import fmt, markdown_table, number
+from .common import Context, Part
+
+SPEEDUP_ORDERS = 10.0  # "orders of magnitude faster" (the paper's abstract): at least this factor
+SMOOTHING = 5  # logged minibatch losses averaged (50 steps at log_every 10), so a lucky batch decides nothing
+# Trained: the final loss on the whole training split is at most this fraction of the chance-level loss ln(classes)
+# (ln 10 = 2.303 -> 2.07): 0.23 below chance, where the smoothed minibatch loss of an untrained net (sd ~0.05) is not.
+TRAINED_BELOW = 0.9
+
+
+@dataclass
+class Margin:
+    """How far a part's deciding number is from its threshold (``value``, >= 0 where the part holds, in ``unit``)
+    and the largest distance of one seed's margin from it (``spread``; nan with one seed). A margin no larger
+    than the spread is *within noise*: another seed could flip the part."""
+
+    value: float
+    unit: str
+    spread: float = math.nan
+
+    @property
+    def within_noise(self) -> bool:
+        return bool(self.spread > 0 and abs(self.value) <= self.spread)
+
+    def text(self) -> str:
+        spread = "one seed" if math.isnan(self.spread) else f"seeds' spread {self.spread:.2g}"
+        return f"margin {'n/a' if math.isnan(self.value) else f'{self.value:+.3g}'} {self.unit}, {spread}"
+
+
+def seed_margin(judge, seeds: list, unit: str) -> Margin:
+    """The Margin of ``judge(None)`` (all seeds), spread over ``judge([seed])`` for each seed (nan ones skipped)."""
+    value = judge(None)
+    if len(seeds) < 2:
+        return Margin(value, unit)
+    distances = [abs(judge([s]) - value) for s in seeds]
+    distances = [d for d in distances if not math.isnan(d)]
+    return Margin(value, unit, max(distances) if distances else math.nan)
+
+
+def judged(says: str, margin: Margin, numbers: str, also: bool = True) -> Part:
+    """A Part that holds where its margin is >= 0 (and ``also``); a nan margin (nothing to judge) does not."""
+    return Part(says, bool(margin.value >= 0) and also, numbers, margin)
+
+
+def smoothed_losses(records: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, minibatch loss averaged over SMOOTHING consecutive logged records, ending at each step)."""
+    steps = np.array([r["step"] for r in records])
+    losses = np.array([r["loss"] for r in records], dtype=float)
+    window = max(1, min(SMOOTHING, len(records)))  # a short run: over all its records
+    return steps[window - 1 :], np.convolve(losses, np.ones(window) / window, mode="valid")
+
+
+def steps_to(steps, losses, target: float) -> float:
+    """The first step at which the smoothed minibatch loss is at most ``target`` (inf if never)."""
+    reached = np.flatnonzero(np.asarray(losses, dtype=float) <= target)
+    return float(steps[reached[0]]) if reached.size else math.inf
+
+
+def key_of(row: dict) -> tuple:
+    return (row["act"], row["kind"], round(row["sigma_w2"], 6))
+
+
+def label(config: dict) -> str:
+    return f"{config['act']}, {config['kind']}, σ_w² {fmt(config['sigma_w2'], 4)}"
+
+
+def among(rows, seeds, **match) -> list[dict]:
+    """The rows matching ``match`` (``key`` for the config) of ``seeds`` (None: all)."""
+    return [r for r in rows if (seeds is None or r["seed"] in seeds) and all(
+        (key_of(r) if k == "key" else r[k]) == v for k, v in match.items())]  # fmt: skip
+
+
+def median_of(rows, field) -> float:
+    values = [number(r.get(field)) for r in rows]
+    values = [v for v in values if not math.isnan(v)]
+    return float(np.median(values)) if values else math.nan
+
+
+def spread_text(rows, field, digits=3) -> str:
+    """The median over seeds, with the range when there are several: ``1.1 (1.08..1.12)``."""
+    values = sorted(v for v in (number(r.get(field)) for r in rows) if not math.isnan(v))
+    if len(values) < 2:
+        return fmt(values[0] if values else math.nan, digits)
+    return f"{fmt(float(np.median(values)), digits)} ({fmt(values[0], digits)}..{fmt(values[-1], digits)})"
+
+
+def keys_of(cfgs, act, kind=None, critical=None) -> list[tuple]:
+    return [
+        c["key"] for c in cfgs if c["act"] == act and kind in (None, c["kind"]) and critical in (None, c["critical"])
+    ]
+
+
+def trained(row: dict, chance_loss: float) -> bool:
+    """Completed with a final loss on the whole training split at most TRAINED_BELOW x the chance-level loss."""
+    return row["status"] == "completed" and number(row.get("train_loss")) <= TRAINED_BELOW * chance_loss
+
+
+def best_lr(rows: list[dict], key: tuple, depth: int):
+    """The learning rate whose runs end with the lowest median training loss over the seeds (diverged: inf)."""
+    by_lr = {}
+    for r in among(rows, None, key=key, depth=depth):
+        loss = number(r.get("train_loss")) if r["status"] == "completed" else math.inf
+        by_lr.setdefault(r["lr"], []).append(math.inf if math.isnan(loss) else loss)
+    return min(by_lr, key=lambda lr: (float(np.median(by_lr[lr])), lr)) if by_lr else None
+
+
+def race(rows: list[dict], critical: list[dict], depth: int, seed, chance_loss: float) -> dict:
+    """One seed at one depth: each critical net at its best lr; the level = the highest final smoothed loss among
+    those that trained (so every one that trained reaches it); the step at which each first reaches it."""
+    runs = {}
+    for c in critical:
+        found = among(rows, [seed], key=c["key"], depth=depth, lr=best_lr(rows, c["key"], depth))
+        if found and found[0]["losses"]:
+            runs[c["key"]] = found[0]
+    finishers = [r["losses"][-1] for r in runs.values() if trained(r, chance_loss)]
+    level = max(finishers) if finishers else math.nan
+    return {
+        "level": level,
+        "runs": runs,
+        "steps": {k: steps_to(r["steps"], r["losses"], level) for k, r in runs.items()},
+    }
+
+
+def log_speedup(result: dict, reference: tuple, other: tuple) -> tuple[float, bool]:
+    """log10 of (steps the other net took + 1) / (steps the reference took + 1) to the level, and whether it is
+    a lower bound (the other never reached it: its steps counted as all it ran); nan if neither reached it."""
+    steps = result["steps"]
+    if reference not in steps or other not in steps:
+        return math.nan, False
+    mine, theirs = steps[reference], steps[other]
+    if math.isinf(mine):
+        return (-math.inf if math.isfinite(theirs) else math.nan), False
+    if math.isinf(theirs):
+        return math.log10((result["runs"][other]["steps_done"] + 1) / (mine + 1)), True
+    return math.log10((theirs + 1) / (mine + 1)), False
+
+
+class Races:
+    """Every (depth, seed) race of the critical nets, with orthogonal tanh as the reference."""
+
+    def __init__(self, rows: list[dict], cfgs: list[dict], chance_loss: float):
+        self.critical = [c for c in cfgs if c["critical"]]
+        self.reference = next((c["key"] for c in self.critical if c["act"] == "tanh" and c["kind"] == "orthogonal"),
+                              None)  # fmt: skip
+        self.depths = sorted({r["depth"] for r in rows})
+        self.seeds = sorted({r["seed"] for r in rows})
+        self.results = {(d, s): race(rows, self.critical, d, s, chance_loss) for d in self.depths for s in self.seeds}
+
+    def speedups(self, other: tuple, depth: int, seeds=None) -> list[tuple[float, bool]]:
+        found = [log_speedup(self.results[(depth, s)], self.reference, other) for s in seeds or self.seeds]
+        return [f for f in found if not math.isnan(f[0])]
+
+    def margin(self, others: list[tuple], factor: float, seeds=None) -> float:
+        """min over depths and ``others`` of log10(median speed-up over ``seeds``) - log10(factor)."""
+        medians = []
+        for other in others:
+            for depth in self.depths:
+                found = self.speedups(other, depth, seeds)
+                medians.append(float(np.median([f[0] for f in found])) if found else math.nan)
+        return min(medians) - math.log10(factor) if medians and not any(map(math.isnan, medians)) else math.nan
+
+    def text(self, others: list[tuple], cfgs: list[dict]) -> str:
+        names = {c["key"]: f"{c['act']} {c['kind']}" for c in cfgs}
+        parts = []
+        for other in others:
+            for depth in self.depths:
+                found = self.speedups(other, depth)
+                if not found:
+                    parts.append(f"{names[other]} at depth {depth}: not compared (neither reached the level)")
+                    continue
+                logs, bound = [f[0] for f in found], "≥ " if any(f[1] for f in found) else ""
+                parts.append(f"{names[other]} at depth {depth}: {bound}×{fmt(10 ** float(np.median(logs)), 3)} "
+                             f"(seeds ×{fmt(10 ** min(logs), 3)}..×{fmt(10 ** max(logs), 3)})")  # fmt: skip
+        return "speed-up over " + "; ".join(parts)
+
+
+def training_table(rows: list[dict], cfgs: list[dict], races: Races, chance_loss: float) -> str:
+    """Per (config, depth): the best lr, the final losses and accuracies over seeds, how many seeds trained, and
+    (critical nets) the steps each seed took to the level of its race."""
+    out = []
+    for c in cfgs:
+        for depth in races.depths:
+            lr = best_lr(rows, c["key"], depth)
+            found = among(rows, None, key=c["key"], depth=depth, lr=lr)
+            if not found:
+                continue
+            done = sum(trained(r, chance_loss) for r in found)
+            steps = [races.results[(depth, r["seed"])]["steps"].get(c["key"]) for r in found] if c["critical"] else []
+            out.append(
+                [
+                    label(c),
+                    depth,
+                    fmt(lr, 3),
+                    spread_text(found, "train_loss"),
+                    spread_text(found, "test_accuracy"),
+                    f"{done} of {len(found)}" + ("" if done else ": did not train"),
+                    ", ".join("never" if math.isinf(s) else str(int(s)) for s in steps if s is not None) or "-",
+                ]
+            )
+    head = ["net (σ_w²)", "depth", "best lr", "train loss (end)", "test acc (end)", "trained", "steps to the level"]
+    return markdown_table(head, out)
+
+
+def training_figure(ctx: Context, rows: list[dict], races: Races) -> str:
+    """One panel per depth: each critical net's smoothed minibatch loss at its best lr (median over seeds, the
+    seeds' range shaded) and the races' levels (dotted)."""
+    fig, axes = plots.figure(1, len(races.depths), figsize=(5.5 * len(races.depths), 3.6), squeeze=False)
+    names = [label(c) for c in races.critical]
+    for ax, depth in zip(axes[0], races.depths):
+        for c in races.critical:
+            found = among(rows, None, key=c["key"], depth=depth, lr=best_lr(rows, c["key"], depth))
+            curves = [r["losses"] for r in found if r["losses"]]
+            if not curves:
+                continue
+            size = min(map(len, curves))
+            curves, colour = np.array([v[:size] for v in curves]), plots.activation_color(label(c), names)
+            steps = found[0]["steps"][:size]
+            ax.plot(steps, np.median(curves, axis=0), color=colour, label=f"{label(c)}, lr {fmt(found[0]['lr'], 3)}")
+            ax.fill_between(steps, curves.min(axis=0), curves.max(axis=0), color=colour, alpha=0.2)
+        for seed in races.seeds:
+            ax.axhline(races.results[(depth, seed)]["level"], color="0.4", ls=":", lw=0.8)
+        ax.set_title(f"depth {depth}", fontsize=9)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        plots.legend(ax, fontsize=7, loc="lower left")
+    axes[0][0].set_ylabel(f"minibatch loss (mean of {SMOOTHING} logged)")
+    return ctx.figure(fig, "training")
+
+
+def training_text(ctx: Context, rows: list[dict], races: Races, chance_loss: float) -> str:
+    """How the committed training table was made and how the race is run."""
+    committed, lrs = ctx.committed, ", ".join(fmt(v, 3) for v in sorted({r["lr"] for r in rows}))
+    fixed = committed.get("fixed", {})
+    return (
+        f"**Training: the table below is committed**, not rerun by `make report`: the full grid ({len(rows)} runs, "
+        f"{committed['sweep']}.toml: the same nets at learning rates {lrs}, "
+        f"seeds {', '.join(map(str, races.seeds))}, {fixed.get('steps')} steps of SGD with momentum "
+        f"{fixed.get('momentum', ctx.setting('momentum'))}, batch {fixed.get('batch_size', ctx.setting('batch_size'))}) "
+        f"exceeds the report's budget; `{committed['made_by']}` reruns it and rewrites "
+        f"{committed['sweep']}.json. Each net runs at its best learning rate (the lowest median final loss on the "
+        f"whole training split over the seeds). A net *trained* if that loss ended at most {TRAINED_BELOW:g} × the "
+        f"chance-level loss ln {round(math.exp(chance_loss))} = {fmt(TRAINED_BELOW * chance_loss, 3)}. Per depth "
+        f"and seed, the critical nets race to a *level*: the highest final minibatch loss (mean of {SMOOTHING} "
+        f"logged) among those that trained, which each of them reaches; a net that never reaches it counts all its "
+        f"steps (a lower bound on the speed-up, marked ≥). Speed-up = (steps + 1) of the other net over those of "
+        f"orthogonal tanh. The paper's nets were far wider and deeper (CIFAR-10; its exact width, depth and "
+        f"schedule were not verified for this report), so only the direction and rough size compare."
+    )
+
+
+def speed_parts(races: Races, cfgs: list[dict]) -> list[Part]:
+    """Orthogonal tanh reaches the level sooner than Gaussian tanh and than ReLU, and by orders of magnitude?"""
+    gaussian, relu = keys_of(cfgs, "tanh", "Gaussian", True), keys_of(cfgs, "relu", critical=True)
+    if races.reference is None or not gaussian + relu:
+        return [Part("isometry trains faster", False, "no critical orthogonal tanh net, or nothing to race it")]
+
+    def part(says, others, factor):
+        margin = seed_margin(lambda seeds: races.margin(others, factor, seeds), races.seeds, "decades")
+        return judged(says, margin, races.text(others, cfgs))
+
+    return [
+        part("isometry trains faster: orthogonal tanh reaches the level sooner than Gaussian tanh, at every depth",
+             gaussian, 1.0),
+        part("and sooner than ReLU at its critical point (the paper: sigmoidal nets outperform ReLU nets)", relu, 1.0),
+        part(f"by orders of magnitude (at least ×{SPEEDUP_ORDERS:g}, the paper's abstract) over each of them",
+             gaussian + relu, SPEEDUP_ORDERS),
+    ]  # fmt: skip
