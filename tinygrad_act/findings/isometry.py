@@ -20,7 +20,7 @@ import numpy as np
 from ..common import files
 from ..lab import data
 from ..lab.show import plots
-from ..lab.show.format import fmt, fmt_log10, markdown_table
+from ..lab.show.format import fmt, fmt_log10, markdown_table, number
 from ..lab.theory import mean_field as theory
 from ..lab.theory import spectrum, spectrum_density
 from .common import Check, Context, Finding, Part, log_error, paragraphs
@@ -319,14 +319,11 @@ def analyze(ctx: Context) -> str:
     sigma_b2, chance_loss = _sigma_b2(ctx), -math.log(ctx.chance())
     srows, cfgs = spectra(rows), configs(rows, sigma_b2)
     lines = [theory_agreement(srows, act) for act in sorted({c["act"] for c in cfgs}, reverse=True)]
-    lines += [rank_text(srows)] if rank_text(srows) else []
+    lines += [text for text in (relu_at_its_critical_point(srows, cfgs), rank_text(srows)) if text]
     body = [setting(ctx, sigma_b2), spectra_table(srows, cfgs), "", spectrum_figure(ctx)]
     if ctx.committed:
         body += [training_text(ctx, rows, races, chance_loss), training_table(rows, cfgs, races, chance_loss),
                  training_figure(ctx, rows, races)]  # fmt: skip
-        levels = (f"depth {d}: " + ", ".join(fmt(races.results[(d, s)]["level"], 3) for s in races.seeds)
-                  for d in races.depths)  # fmt: skip
-        lines.append("the race's level per depth and seed: " + "; ".join(levels))
     else:
         body.append("Training: no committed table of the full grid here (`make report ONLY=isometry FULL=1`): the "
                     "speed-up is not judged.")  # fmt: skip
@@ -356,6 +353,21 @@ def rank_text(srows: list[dict]) -> str:
                      f"{fmt(expected_relu_rank(width, depth), 3)}")  # fmt: skip
     return ("ReLU's rank (the fewest active units over the layers: the minimum of L - 1 Binomial(width, ½) counts; "
             f"free probability's wide limit: half): {'; '.join(parts)}") if parts else ""  # fmt: skip
+
+
+def relu_at_its_critical_point(srows: list[dict], cfgs: list[dict]) -> str:
+    """What ReLU's spectra show at its own critical point, plainly: the scale, the zeros, the spread."""
+    keys = keys_of(cfgs, "relu", critical=True)
+    rows = [r for r in srows if key_of(r) in keys]
+    if not rows:
+        return ""
+    means = [10 ** r["log10_mean_s2"] for r in rows]
+    zeros = [sum(r["zeros"]) / (r["width"] * len(r["zeros"])) for r in rows]
+    decades = [number(r["decades"]) for r in rows]
+    return (f"at its own critical point ReLU's mean s² stays of order 1 ({fmt(min(means), 2)}..{fmt(max(means), 2)}, "
+            f"a heavy-tailed mean over 4 examples; free probability: 1), yet {100 * min(zeros):.0f}%..{100 * max(zeros):.0f}% of its singular values are "
+            f"exactly 0 and the rest spread over {fmt(min(decades), 3)}..{fmt(max(decades), 3)} decades: it is not "
+            f"isometric there either")  # fmt: skip
 
 
 def theory_agreement(srows: list[dict], act: str) -> str:

@@ -17,7 +17,7 @@ from ..lab.show.format import fmt, markdown_table, number
 from .common import Context, Part
 
 SPEEDUP_ORDERS = 10.0  # "orders of magnitude faster" (the paper's abstract): at least this factor
-SMOOTHING = 5  # logged minibatch losses averaged (50 steps at log_every 10), so a lucky batch decides nothing
+SMOOTHING = 5  # logged minibatch losses averaged (50 steps at log_every 10, odd: centred), so no lucky batch decides
 # Trained: the final loss on the whole training split is at most this fraction of the chance-level loss ln(classes)
 # (ln 10 = 2.303 -> 2.07): 0.23 below chance, where the smoothed minibatch loss of an untrained net (sd ~0.05) is not.
 TRAINED_BELOW = 0.9
@@ -58,11 +58,13 @@ def judged(says: str, margin: Margin, numbers: str, also: bool = True) -> Part:
 
 
 def smoothed_losses(records: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """(steps, minibatch loss averaged over SMOOTHING consecutive logged records, ending at each step)."""
+    """(steps, the minibatch loss averaged over SMOOTHING logged records centred on each step): no lag, so the
+    step at which a fast net crosses a level is not pushed back by the window."""
     steps = np.array([r["step"] for r in records])
     losses = np.array([r["loss"] for r in records], dtype=float)
-    window = max(1, min(SMOOTHING, len(records)))  # a short run: over all its records
-    return steps[window - 1 :], np.convolve(losses, np.ones(window) / window, mode="valid")
+    half = (min(SMOOTHING, len(records)) - 1) // 2  # a short run: the widest odd window it has
+    window = 2 * half + 1
+    return steps[half : len(steps) - half], np.convolve(losses, np.ones(window) / window, mode="valid")
 
 
 def steps_to(steps, losses, target: float) -> float:
@@ -119,50 +121,46 @@ def best_lr(rows: list[dict], key: tuple, depth: int):
     return min(by_lr, key=lambda lr: (float(np.median(by_lr[lr])), lr)) if by_lr else None
 
 
-def race(rows: list[dict], critical: list[dict], depth: int, seed, chance_loss: float) -> dict:
-    """One seed at one depth: each critical net at its best lr; the level = the highest final smoothed loss among
-    those that trained (so every one that trained reaches it); the step at which each first reaches it."""
-    runs = {}
-    for c in critical:
-        found = among(rows, [seed], key=c["key"], depth=depth, lr=best_lr(rows, c["key"], depth))
-        if found and found[0]["losses"]:
-            runs[c["key"]] = found[0]
-    finishers = [r["losses"][-1] for r in runs.values() if trained(r, chance_loss)]
-    level = max(finishers) if finishers else math.nan
-    return {
-        "level": level,
-        "runs": runs,
-        "steps": {k: steps_to(r["steps"], r["losses"], level) for k, r in runs.items()},
-    }
-
-
-def log_speedup(result: dict, reference: tuple, other: tuple) -> tuple[float, bool]:
-    """log10 of (steps the other net took + 1) / (steps the reference took + 1) to the level, and whether it is
-    a lower bound (the other never reached it: its steps counted as all it ran); nan if neither reached it."""
-    steps = result["steps"]
-    if reference not in steps or other not in steps:
-        return math.nan, False
-    mine, theirs = steps[reference], steps[other]
-    if math.isinf(mine):
-        return (-math.inf if math.isfinite(theirs) else math.nan), False
-    if math.isinf(theirs):
-        return math.log10((result["runs"][other]["steps_done"] + 1) / (mine + 1)), True
-    return math.log10((theirs + 1) / (mine + 1)), False
+def pair(reference: dict, other: dict, chance_loss: float) -> tuple[float, str, float]:
+    """The race of two runs: (log10 of (other's steps + 1) / (reference's steps + 1) to the level; "≥" where the
+    other never reached it and counts all its steps, or the reference was there at its first smoothed step, "≤"
+    where the reference never reached it, else ""; the level). The
+    level is the higher of the final smoothed losses of those of the two that trained, and at least the bar
+    (TRAINED_BELOW x chance) if one did not: every net that trained reaches it. nan if neither trained."""
+    finished = [r["losses"][-1] for r in (reference, other) if trained(r, chance_loss)]
+    if not finished:
+        return math.nan, "", math.nan
+    level = max(finished + ([TRAINED_BELOW * chance_loss] if len(finished) < 2 else []))
+    mine, theirs = (steps_to(r["steps"], r["losses"], level) for r in (reference, other))
+    first = mine == reference["steps"][0]  # at the first smoothed step: it may have got there sooner
+    mark = "≥" if math.isinf(theirs) or first else "≤" if math.isinf(mine) else ""
+    mine, theirs = (r["steps_done"] if math.isinf(t) else t for r, t in ((reference, mine), (other, theirs)))
+    return math.log10((theirs + 1) / (mine + 1)), mark, level
 
 
 class Races:
-    """Every (depth, seed) race of the critical nets, with orthogonal tanh as the reference."""
+    """The critical nets per (depth, seed), each at its best learning rate, raced against orthogonal tanh."""
 
     def __init__(self, rows: list[dict], cfgs: list[dict], chance_loss: float):
-        self.critical = [c for c in cfgs if c["critical"]]
+        self.critical, self.chance_loss = [c for c in cfgs if c["critical"]], chance_loss
         self.reference = next((c["key"] for c in self.critical if c["act"] == "tanh" and c["kind"] == "orthogonal"),
                               None)  # fmt: skip
         self.depths = sorted({r["depth"] for r in rows})
         self.seeds = sorted({r["seed"] for r in rows})
-        self.results = {(d, s): race(rows, self.critical, d, s, chance_loss) for d in self.depths for s in self.seeds}
+        self.runs = {}  # (key, depth, seed) -> the run at the key's best lr at that depth
+        for c in self.critical:
+            for depth in self.depths:
+                for r in among(rows, None, key=c["key"], depth=depth, lr=best_lr(rows, c["key"], depth)):
+                    if r["losses"]:
+                        self.runs[(c["key"], depth, r["seed"])] = r
 
-    def speedups(self, other: tuple, depth: int, seeds=None) -> list[tuple[float, bool]]:
-        found = [log_speedup(self.results[(depth, s)], self.reference, other) for s in seeds or self.seeds]
+    def speedups(self, other: tuple, depth: int, seeds=None) -> list[tuple[float, str, float]]:
+        """Per seed (of ``seeds``, None: all) that has both runs: ``pair``'s result; seeds neither trained in left out."""
+        found = []
+        for seed in self.seeds if seeds is None else seeds:
+            mine, theirs = self.runs.get((self.reference, depth, seed)), self.runs.get((other, depth, seed))
+            if mine and theirs:
+                found.append(pair(mine, theirs, self.chance_loss))
         return [f for f in found if not math.isnan(f[0])]
 
     def margin(self, others: list[tuple], factor: float, seeds=None) -> float:
@@ -181,18 +179,18 @@ class Races:
             for depth in self.depths:
                 found = self.speedups(other, depth)
                 if not found:
-                    parts.append(f"{names[other]} at depth {depth}: not compared (neither reached the level)")
+                    parts.append(f"{names[other]} at depth {depth}: not compared (neither trained)")
                     continue
-                logs, bound = [f[0] for f in found], "≥ " if any(f[1] for f in found) else ""
-                parts.append(f"{names[other]} at depth {depth}: {bound}×{fmt(10 ** float(np.median(logs)), 3)} "
-                             f"(seeds ×{fmt(10 ** min(logs), 3)}..×{fmt(10 ** max(logs), 3)})")  # fmt: skip
+                seeds = ", ".join(f"{mark}×{fmt(10**log, 3)} to {fmt(level, 3)}" for log, mark, level in found)
+                median = fmt(10 ** float(np.median([f[0] for f in found])), 3)
+                parts.append(f"{names[other]} at depth {depth}: median ×{median} (seeds: {seeds})")
         return "speed-up over " + "; ".join(parts)
 
 
 def training_table(rows: list[dict], cfgs: list[dict], races: Races, chance_loss: float) -> str:
-    """Per (config, depth): the best lr, the final losses and accuracies over seeds, how many seeds trained, and
-    (critical nets) the steps each seed took to the level of its race."""
-    out = []
+    """Per (config, depth): the best lr, the final losses and accuracies over seeds, how many seeds trained, and the
+    step at which each seed's smoothed loss first reached the bar."""
+    out, bar = [], TRAINED_BELOW * chance_loss
     for c in cfgs:
         for depth in races.depths:
             lr = best_lr(rows, c["key"], depth)
@@ -200,51 +198,43 @@ def training_table(rows: list[dict], cfgs: list[dict], races: Races, chance_loss
             if not found:
                 continue
             done = sum(trained(r, chance_loss) for r in found)
-            steps = [races.results[(depth, r["seed"])]["steps"].get(c["key"]) for r in found] if c["critical"] else []
-            out.append(
-                [
-                    label(c),
-                    depth,
-                    fmt(lr, 3),
-                    spread_text(found, "train_loss"),
-                    spread_text(found, "test_accuracy"),
-                    f"{done} of {len(found)}" + ("" if done else ": did not train"),
-                    ", ".join("never" if math.isinf(s) else str(int(s)) for s in steps if s is not None) or "-",
-                ]
-            )
-    head = ["net (σ_w²)", "depth", "best lr", "train loss (end)", "test acc (end)", "trained", "steps to the level"]
+            steps = [steps_to(r["steps"], r["losses"], bar) for r in found]
+            out.append([label(c), depth, f"{lr:g}", spread_text(found, "train_loss"),
+                        spread_text(found, "test_accuracy"), f"{done} of {len(found)}" + ("" if done else
+                        ": did not train"), ", ".join("never" if math.isinf(t) else str(int(t)) for t in steps)])  # fmt: skip
+    head = ["net (σ_w²)", "depth", "best lr", "train loss (end)", "test acc (end)", "trained",
+            f"steps to {fmt(bar, 3)} (per seed)"]  # fmt: skip
     return markdown_table(head, out)
 
 
 def training_figure(ctx: Context, rows: list[dict], races: Races) -> str:
     """One panel per depth: each critical net's smoothed minibatch loss at its best lr (median over seeds, the
-    seeds' range shaded) and the races' levels (dotted)."""
+    seeds' range shaded) and the bar of a trained net (dotted)."""
     fig, axes = plots.figure(1, len(races.depths), figsize=(5.5 * len(races.depths), 3.6), squeeze=False)
     names = [label(c) for c in races.critical]
     for ax, depth in zip(axes[0], races.depths):
         for c in races.critical:
-            found = among(rows, None, key=c["key"], depth=depth, lr=best_lr(rows, c["key"], depth))
-            curves = [r["losses"] for r in found if r["losses"]]
+            found = [r for (key, d, _), r in races.runs.items() if key == c["key"] and d == depth]
+            curves = [r["losses"] for r in found]
             if not curves:
                 continue
             size = min(map(len, curves))
             curves, colour = np.array([v[:size] for v in curves]), plots.activation_color(label(c), names)
             steps = found[0]["steps"][:size]
-            ax.plot(steps, np.median(curves, axis=0), color=colour, label=f"{label(c)}, lr {fmt(found[0]['lr'], 3)}")
+            ax.plot(steps, np.median(curves, axis=0), color=colour, label=f"{label(c)}, lr {found[0]['lr']:g}")
             ax.fill_between(steps, curves.min(axis=0), curves.max(axis=0), color=colour, alpha=0.2)
-        for seed in races.seeds:
-            ax.axhline(races.results[(depth, seed)]["level"], color="0.4", ls=":", lw=0.8)
+        ax.axhline(TRAINED_BELOW * races.chance_loss, color="0.4", ls=":", lw=0.8, label="the bar of trained")
         ax.set_title(f"depth {depth}", fontsize=9)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         plots.legend(ax, fontsize=7, loc="lower left")
-    axes[0][0].set_ylabel(f"minibatch loss (mean of {SMOOTHING} logged)")
+    axes[0][0].set_ylabel(f"minibatch loss (mean of {SMOOTHING} logged, centred)")
     return ctx.figure(fig, "training")
 
 
 def training_text(ctx: Context, rows: list[dict], races: Races, chance_loss: float) -> str:
     """How the committed training table was made and how the race is run."""
-    committed, lrs = ctx.committed, ", ".join(fmt(v, 3) for v in sorted({r["lr"] for r in rows}))
+    committed, lrs = ctx.committed, ", ".join(f"{v:g}" for v in sorted({r["lr"] for r in rows}))
     fixed = committed.get("fixed", {})
     return (
         f"**Training: the table below is committed**, not rerun by `make report`: the full grid ({len(rows)} runs, "
@@ -254,10 +244,12 @@ def training_text(ctx: Context, rows: list[dict], races: Races, chance_loss: flo
         f"exceeds the report's budget; `{committed['made_by']}` reruns it and rewrites "
         f"{committed['sweep']}.json. Each net runs at its best learning rate (the lowest median final loss on the "
         f"whole training split over the seeds). A net *trained* if that loss ended at most {TRAINED_BELOW:g} × the "
-        f"chance-level loss ln {round(math.exp(chance_loss))} = {fmt(TRAINED_BELOW * chance_loss, 3)}. Per depth "
-        f"and seed, the critical nets race to a *level*: the highest final minibatch loss (mean of {SMOOTHING} "
-        f"logged) among those that trained, which each of them reaches; a net that never reaches it counts all its "
-        f"steps (a lower bound on the speed-up, marked ≥). Speed-up = (steps + 1) of the other net over those of "
+        f"chance-level loss ln {round(math.exp(chance_loss))} = {fmt(TRAINED_BELOW * chance_loss, 3)} (the *bar*). "
+        f"Orthogonal tanh races each other critical net, per depth and seed, to a *level* both reach: the higher of "
+        f"their final minibatch losses (mean of {SMOOTHING} logged, centred) if both trained, else the higher of the bar and the "
+        f"final loss of the one that trained; a net that never reaches it counts all its steps (≥: a lower bound on the speed-up, "
+        f"as where orthogonal tanh is there at the first centred step, {SMOOTHING // 2} records in; ≤ where it never "
+        f"gets there). Speed-up = (steps + 1) of the other net over those of "
         f"orthogonal tanh. The paper's nets were far wider and deeper (CIFAR-10; its exact width, depth and "
         f"schedule were not verified for this report), so only the direction and rough size compare."
     )
