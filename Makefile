@@ -34,7 +34,7 @@ help:  ## show this help
 	@echo "                 GRID='norm=none,batch residual=0,1' (a KEY=V1,V2 per word), and every experiment"
 	@echo "                 variable but FORCE, applied to each run  (python -m tinygrad_act sweep --help)"
 	@echo "  make report     regenerate experiments/README.md from fresh runs (ONLY=finding to redo one; JOBS)"
-	@echo "                  FULL=1 with ONLY=edge_of_chaos: also its full grid, rewriting its committed table (slow)"
+	@echo "                  FULL=1 with ONLY=edge_of_chaos or isometry: also its full grid, rewriting its committed table (slow)"
 	@echo "  make list       activations, initializers, datasets, optimizers"
 	@echo "  make readme-figures   the pictures in README.md, from fresh runs"
 	@echo "  make show RUN_DIR=runs/NAME   print the table and verdict of a finished run"

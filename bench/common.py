@@ -132,6 +132,24 @@ def numpy_blas_threads() -> tuple[int, str]:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(), "assumed: all cores"
 
 
+def with_threads(options, body):
+    """``body(options, torch, threads, source)`` with numpy's BLAS and torch limited to ``options.threads`` threads
+    (0: numpy's default); torch is the module when ``options.torch`` and it is installed, else None."""
+    torch = optional_import("torch") if options.torch else None
+    threadpoolctl = optional_import("threadpoolctl")
+    default_threads, threads_source = numpy_blas_threads()
+    threads = options.threads or default_threads
+    if threads != default_threads and threadpoolctl is None:
+        print(f"threadpoolctl is not installed: numpy's BLAS keeps {default_threads} threads ({threads_source})")
+        threads = default_threads
+    if torch is not None:
+        torch.set_num_threads(threads)
+    if threadpoolctl is None:
+        return body(options, torch, threads, threads_source)
+    with threadpoolctl.threadpool_limits(limits=threads, user_api="blas"):
+        return body(options, torch, threads, "threadpoolctl")
+
+
 def git_revision() -> str:
     try:
         commit = subprocess.run(
@@ -226,6 +244,19 @@ def profile_table(rows: list) -> str:
         ["function", "calls", "own s", "own %", "cumulative s"],
         [[r["function"], r["calls"], r["tottime"], f"{100 * r['share']:.1f}%", r["cumtime"]] for r in rows],
     )
+
+
+def differences_from_first(engines: list) -> dict:
+    """One step (lr 0) of every engine: each one's relative loss and largest gradient difference from the first's."""
+    losses = [engine.step(0.0) for engine in engines]
+    reference = engines[0].gradients()
+    return {
+        engine.name: {
+            "loss": abs(loss - losses[0]) / abs(losses[0]),
+            "gradients": max_relative_difference(engine.gradients(), reference),
+        }
+        for engine, loss in zip(engines[1:], losses[1:])
+    }
 
 
 def max_relative_difference(a: list, b: list) -> float:

@@ -1,4 +1,4 @@
-"""Run the benchmarks: ``.venv/bin/python bench/run.py [--only scalar,tensor,memory] [--quick] [--profile]``.
+"""Run the benchmarks: ``.venv/bin/python bench/run.py [--only scalar,tensor,recurrent,memory] [--quick] [--profile]``.
 
 Each section is a function ``run(options) -> dict`` registered below; it prints its own table and returns
 every number it measured, which lands in ``bench/results.json`` (``bench/results.quick.json`` for --quick)
@@ -21,7 +21,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the `bench` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import memory, scalar_mlp, telemetry, tensor_mlp  # noqa: E402
+from bench import memory, recurrent, scalar_mlp, telemetry, tensor_mlp  # noqa: E402
 from bench.common import REPO, machine_info  # noqa: E402
 
 TORCH_REQUIREMENT = "torch==2.13.0"  # a CPU wheel; only the benchmark uses it, the library never imports torch
@@ -32,7 +32,7 @@ class Options:
     size: str = "full"  # "full", "quick" (--quick) or "tiny" (the smoke test)
     profile: bool = False  # also cProfile tinygrad_act and print where its time goes
     torch: bool = True  # include PyTorch where it is installed
-    threads: int = 1  # BLAS/torch threads in the tensor section; 0: numpy's default (all cores)
+    threads: int = 1  # BLAS/torch threads in the tensor and recurrent sections; 0: numpy's default (all cores)
 
 
 @dataclass
@@ -52,6 +52,7 @@ def register(name: str, run, description: str, uses_torch: bool = False) -> None
 
 register("scalar", scalar_mlp.run, "Value vs micrograd's Value: identical MLP forward+backward")
 register("tensor", tensor_mlp.run, "deep tanh MLP training step: tinygrad_act vs numpy by hand vs torch", True)
+register("recurrent", recurrent.run, "LSTM training step over T = 100: tinygrad_act vs numpy by hand vs torch", True)
 register("memory", memory.run, "peak memory of a training step, each engine in a fresh process", True)
 register("telemetry", telemetry.run_telemetry, "cost of the per-layer probes on the default experiment's step")
 register("experiment", telemetry.run_experiment, "wall time of the default experiment, DEPTH=20 ACT=sigmoid")
@@ -106,7 +107,7 @@ def main(argv=None) -> int:
         "--threads",
         type=int,
         default=1,
-        help="threads for numpy's BLAS and torch in the tensor section (default 1; 0: numpy's default, all cores)",
+        help="threads for numpy's BLAS and torch in the tensor and recurrent sections (default 1; 0: all cores)",
     )
     parser.add_argument("--output", type=Path, help="results file (default bench/results.json, .quick.json)")
     parser.add_argument("--list", action="store_true", help="list the sections and exit")

@@ -28,15 +28,14 @@ from tinygrad_act.nn import MLP, cross_entropy
 from tinygrad_act.nn.step import Step
 
 from .common import (
+    differences_from_first,
     interleaved_timing,
-    max_relative_difference,
-    numpy_blas_threads,
-    optional_import,
     paired_ratio,
     profile_table,
     profile_top,
     summarize,
     table,
+    with_threads,
 )
 
 CONFIGS = ((20, 64, 64), (20, 256, 128), (20, 1024, 256), (50, 128, 128))  # (depth, width, batch)
@@ -276,15 +275,7 @@ def make_engines(problem: dict, dtype, torch=None, copy: bool = True) -> list:
 def check_gradients(problem: dict, dtype, torch=None) -> dict:
     """Loss and gradients of every engine against tinygrad_act's after one step; returns the differences."""
     engines = make_engines(problem, dtype, torch)
-    losses = [engine.step(0.0) for engine in engines]
-    reference = engines[0].gradients()
-    return {
-        engine.name: {
-            "loss": abs(loss - losses[0]) / abs(losses[0]),
-            "gradients": max_relative_difference(engine.gradients(), reference),
-        }
-        for engine, loss in zip(engines[1:], losses[1:])
-    }
+    return differences_from_first(engines)
 
 
 CEILING = "matmul ceiling"
@@ -305,19 +296,7 @@ def matmul_runner(dtype, n: int):
 
 def run(options) -> dict:
     """Time every engine on every (config, dtype); returns every number measured."""
-    torch = optional_import("torch") if options.torch else None
-    threadpoolctl = optional_import("threadpoolctl")
-    default_threads, threads_source = numpy_blas_threads()
-    threads = options.threads or default_threads
-    if threads != default_threads and threadpoolctl is None:
-        print(f"threadpoolctl is not installed: numpy's BLAS keeps {default_threads} threads ({threads_source})")
-        threads = default_threads
-    if torch is not None:
-        torch.set_num_threads(threads)
-    if threadpoolctl is None:
-        return _run(options, torch, threads, threads_source)
-    with threadpoolctl.threadpool_limits(limits=threads, user_api="blas"):
-        return _run(options, torch, threads, "threadpoolctl")
+    return with_threads(options, _run)
 
 
 def _run(options, torch, threads: int, threads_source: str) -> dict:

@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import memory, run, scalar_mlp, tensor_mlp  # noqa: E402
+from bench import memory, recurrent, run, scalar_mlp, tensor_mlp  # noqa: E402
 from bench.common import max_relative_difference  # noqa: E402
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -21,7 +21,7 @@ def tiny(**overrides):
 
 
 def test_runner_registers_every_section_and_lists_them(capsys):
-    assert {"scalar", "tensor", "memory"} <= set(run.SECTIONS)
+    assert {"scalar", "tensor", "recurrent", "memory"} <= set(run.SECTIONS)
     assert run.main(["--list"]) == 0
     assert "scalar" in capsys.readouterr().out
 
@@ -81,6 +81,22 @@ def test_tensor_section_reports_every_dtype_and_ratio():
         assert entry["exact_tails_cost"] > 0 and entry["numpy exact"]["ms_per_step"] > 0
         assert ("tinygrad_act_over_torch" in entry) == HAS_TORCH
         assert entry["ceiling_gflops"] > 0 and entry["tinygrad_act"]["fraction_of_ceiling"] > 0
+
+
+def test_recurrent_numpy_floor_and_torch_gradients_equal_tinygrad_act_lstm_in_float64():
+    torch = pytest.importorskip("torch") if HAS_TORCH else None
+    differences = recurrent.check_gradients(recurrent.make_problem(7, 3, 2, 5, seed=1), torch)
+    assert set(differences) == {"numpy"} | ({"torch", "torch loop"} if HAS_TORCH else set())
+    for diff in differences.values():
+        assert diff["gradients"] < 1e-10 and diff["loss"] < 1e-12
+
+
+def test_recurrent_section_reports_every_dtype_and_ratio():
+    result = recurrent.run(tiny())
+    assert [entry["dtype"] for entry in result["dtypes"]] == ["float32", "float64"]
+    for entry in result["dtypes"]:
+        assert entry["tinygrad_act"]["ms_per_step"] > 0 and entry["tinygrad_act_over_numpy"] > 0
+        assert ("tinygrad_act_over_torch" in entry) == ("tinygrad_act_over_torch_loop" in entry) == HAS_TORCH
 
 
 def test_memory_section_measures_each_engine_in_a_subprocess():

@@ -14,6 +14,8 @@ from tinygrad_act.findings import (
     exploding,
     glorot_bengio,
     he_2015,
+    isometry,
+    isometry_training,
     orthogonal,
     rescue,
     selu,
@@ -468,3 +470,128 @@ def test_orthogonal_spread_within_noise_when_one_seed_makes_it_and_the_bar_flips
 
 def test_the_report_states_one_theory_band_for_mean_field_agreement():
     assert common.THEORY_WITHIN == exploding.THEORY_WITHIN == rescue.THEORY_WITHIN == 2.0
+
+
+# ---- finding 10 -----------------------------------------------------------------------------------------------
+# Rows as the full grid commits them (isometry.export): tanh's critical sigma_w^2 at sigma_b^2 = 1e-4 and ReLU's 2,
+# each also at the other's; width 8, 2 examples; the smoothed loss every 10 steps over 500 steps.
+TANH_CRITICAL, STEPS = 1.04213**2, list(range(20, 480, 10))  # centred means of 5 records logged every 10 steps
+CRITICAL = {("tanh", "orthogonal", TANH_CRITICAL), ("tanh", "Gaussian", TANH_CRITICAL), ("relu", "orthogonal", 2.0),
+            ("relu", "Gaussian", 2.0)}  # fmt: skip
+SPECTRA = {("tanh", "orthogonal", TANH_CRITICAL): (1.0, 0), ("tanh", "orthogonal", 2.0): (6.0, 0),
+           ("tanh", "Gaussian", TANH_CRITICAL): (20.0, 0), ("tanh", "Gaussian", 2.0): (25.0, 0),
+           ("relu", "orthogonal", 2.0): (9.0, 4), ("relu", "Gaussian", 2.0): (13.0, 4),
+           ("relu", "orthogonal", TANH_CRITICAL): (9.0, 4), ("relu", "Gaussian", TANH_CRITICAL): (13.0, 4)}  # fmt: skip
+
+
+def loss_curve(drop_step: float) -> list[float]:
+    """At chance (2.3) until ``drop_step``, then 1.4 (never: flat at chance): every net that trains ends at 1.4,
+    the race's level, and reaches it at ``drop_step``."""
+    return [2.3 if s < drop_step else 1.4 for s in STEPS]
+
+
+def iso_rows(spectra=SPECTRA, drops=None, reference_drop=30, other_drop=450) -> list[dict]:
+    """Three seeds at depths 32 and 128; critical nets other than orthogonal tanh leave chance at ``other_drop``
+    (451 / 31: 14.5 times later) unless ``drops`` ((config, seed) -> step; math.inf: never) says otherwise."""
+    rows = []
+    for (act, kind, sigma_w2), (decades, zeros) in spectra.items():
+        for depth in (32, 128):
+            for seed in (0, 1, 2):
+                reference = (act, kind) == ("tanh", "orthogonal") and sigma_w2 == TANH_CRITICAL
+                drop = reference_drop if reference else (drops or {}).get(((act, kind, sigma_w2), seed), other_drop)
+                losses = loss_curve(drop) if (act, kind, sigma_w2) in CRITICAL else [2.3] * len(STEPS)
+                init = "orthogonal" if kind == "orthogonal" else "he_normal"
+                rows.append({"act": act, "init": f"{init}:gain={sigma_w2**0.5}", "kind": kind, "sigma_w2": sigma_w2,
+                             "depth": depth, "seed": seed, "lr": 0.002, "status": "completed",
+                             "train_loss": losses[-1], "test_accuracy": 0.3, "steps_done": 500, "rank": [8 - zeros] * 2,
+                             "zeros": [zeros] * 2, "unresolved": [0, 0], "width": 8, "decades": decades, "median": 0.3,
+                             "log10_mean_s2": -0.5, "relative_var": 1.0, "theory_mean_s2": 0.3,
+                             "theory_relative_var": 1.0, "steps": STEPS, "losses": losses})  # fmt: skip
+    return rows
+
+
+def iso_parts(rows, reproduced=(16, 16)) -> Check:
+    return Check(isometry.claim_parts(rows, 1e-4, math.log(10), reproduced)[0])
+
+
+def test_isometry_holds_when_spectra_bands_rank_reproduction_and_the_race_all_agree():
+    check = iso_parts(iso_rows())
+    assert check.status == HOLDS, check.markdown()
+    assert len(check.parts) == 8 and all(p.margin is not None for p in check.parts if "reproduce" not in p.says)
+    text = check.markdown()  # the level 1.4: orthogonal tanh at step 30, the others at 450: x451/31
+    assert "tanh Gaussian at depth 32: median ×14.5 (seeds: ×14.5 to 1.4, ×14.5 to 1.4, ×14.5 to 1.4)" in text
+    assert "exact zeros 50%..50%" in text
+
+
+def test_isometry_does_not_hold_when_every_band_rank_and_race_is_the_other_way():
+    flipped = {("tanh", "orthogonal", TANH_CRITICAL): (3.0, 1), ("tanh", "orthogonal", 2.0): (1.0, 0),
+               ("tanh", "Gaussian", TANH_CRITICAL): (3.0, 0), ("tanh", "Gaussian", 2.0): (3.0, 0),
+               ("relu", "orthogonal", 2.0): (1.0, 0), ("relu", "Gaussian", 2.0): (1.5, 0),
+               ("relu", "orthogonal", TANH_CRITICAL): (1.0, 0),
+               ("relu", "Gaussian", TANH_CRITICAL): (1.0, 0)}  # fmt: skip
+    check = iso_parts(iso_rows(flipped, reference_drop=450, other_drop=40), reproduced=(3, 16))
+    assert check.status == NOT, check.markdown()
+    assert [p.status for p in check.parts] == [NOT] * 8
+
+
+def test_isometry_holds_partly_when_isometry_is_faster_but_not_by_orders_of_magnitude():
+    check = iso_parts(iso_rows(other_drop=100))  # 101 / 31: x3.3
+    assert check.status == PARTLY, check.markdown()
+    assert [p.status for p in check.parts][-3:] == [HOLDS, HOLDS, NOT]
+
+
+def test_isometry_says_within_noise_when_the_seeds_disagree_about_the_speed_up():
+    gaussian = ("tanh", "Gaussian", TANH_CRITICAL)
+    drops = {(gaussian, 0): 40, (gaussian, 1): 120, (gaussian, 2): 200}  # x41/61, x121/61, x201/61: median x2
+    part = iso_parts(iso_rows(drops=drops, reference_drop=60)).parts[5]
+    assert part.says.startswith("isometry trains faster") and part.status == "within noise", part
+    assert part.holds and part.margin.value > 0 and part.margin.spread >= part.margin.value
+
+
+def test_isometry_counts_a_net_that_never_trains_as_a_lower_bound_and_says_so():
+    relu = ("relu", "Gaussian", 2.0)
+    rows = iso_rows(drops={(relu, seed): math.inf for seed in (0, 1, 2)})
+    parts, races = isometry.claim_parts(rows, 1e-4, math.log(10), (16, 16))
+    # it never reaches the bar 0.9 ln 10 = 2.07: a lower bound, all its 500 steps against orthogonal tanh's 30
+    found = races.speedups(("relu", "Gaussian", 2.0), 128)[0]
+    assert found == (pytest.approx(math.log10(501 / 31)), "≥", pytest.approx(0.9 * math.log(10)))
+    assert "relu Gaussian at depth 128: median ×16.2 (seeds: ≥×16.2 to 2.07" in parts[6].numbers
+    assert parts[6].status == HOLDS
+    table = isometry_training.training_table(rows, isometry.configs(rows, 1e-4), races, math.log(10))
+    assert "0 of 3: did not train | never, never, never |" in table and "| 3 of 3 | 30, 30, 30 |" in table
+    # orthogonal tanh already below the level at the first centred step: it may have got there sooner, so >=
+    early = isometry.claim_parts(iso_rows(reference_drop=20), 1e-4, math.log(10), (16, 16))[1]
+    assert early.speedups(("tanh", "Gaussian", round(TANH_CRITICAL, 6)), 32)[0][1] == "≥"
+
+
+def test_isometry_picks_each_nets_learning_rate_by_its_median_final_loss_over_seeds():
+    rows = iso_rows()
+    worse = [{**r, "lr": 0.02, "train_loss": r["train_loss"] + 0.1} for r in rows]
+    assert isometry_training.best_lr(rows + worse, ("tanh", "orthogonal", round(TANH_CRITICAL, 6)), 32) == 0.002
+    diverged = [{**r, "lr": 0.0005, "status": "diverged", "train_loss": None} for r in rows]
+    assert isometry_training.best_lr(rows + diverged, ("relu", "Gaussian", 2.0), 128) == 0.002
+
+
+def test_isometry_variance_of_s2_counts_exact_zeros_as_zeros():
+    # two examples of width 2, each with one s = 1 and one exact zero: s^2 = 1, 1, 0, 0 -> Var / mean^2 = 1, ReLU's
+    entry = {"log10_singular_values": [0.0, 0.0], "width": 2, "examples": 2}
+    assert isometry.relative_variance(entry) == pytest.approx(1.0)
+    assert isometry.relative_variance({**entry, "log10_singular_values": [-400.0, -400.0]}) == pytest.approx(1.0)
+    assert math.isnan(isometry.relative_variance({**entry, "log10_singular_values": []}))
+
+
+def test_isometry_expects_relus_rank_at_the_fewest_active_units_over_its_layers():
+    assert isometry.expected_relu_rank(8, 2) == pytest.approx(4.0)  # one layer of D: E[Binomial(8, 1/2)]
+    # two layers, width 2: min(B1, B2) is 2 with probability 1/16, 1 with 9/16 - 1/16: mean 10/16
+    assert isometry.expected_relu_rank(2, 3) == pytest.approx(10 / 16)
+    assert 52 < isometry.expected_relu_rank(128, 32) < 53 and 49 < isometry.expected_relu_rank(128, 128) < 50
+
+
+def test_isometry_smooths_the_minibatch_loss_centred_so_a_fast_drop_is_not_delayed():
+    records = [{"step": 10 * i, "loss": 2.3 if i < 5 else 1.3} for i in range(10)]  # drops at step 50
+    steps, losses = isometry_training.smoothed_losses(records)
+    assert list(steps) == [20, 30, 40, 50, 60, 70] and losses[3] == pytest.approx((2 * 2.3 + 3 * 1.3) / 5)
+    assert isometry_training.steps_to(steps, losses, 1.8) == 50.0  # the centred mean crosses the midpoint there
+    assert isometry_training.steps_to(steps, losses, 1.0) == math.inf
+    short_steps, short = isometry_training.smoothed_losses(records[:4])  # 4 records: a centred window of 3
+    assert list(short_steps) == [10, 20] and short[0] == pytest.approx(2.3)

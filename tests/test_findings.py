@@ -319,6 +319,25 @@ def generate_full(names, tmp_path, full: bool) -> str:
     ).read_text()
 
 
+# ---- finding 10's full grid (FULL=1) and its committed table --------------------------------------------------
+def test_isometry_full_grid_is_committed_read_back_and_compared_with_the_reports_own_runs(tmp_path, tiny_sweeps):
+    grid, fixed = tiny_sweeps["isometry"]
+    tiny_sweeps["isometry_full"] = ({**grid, "lr": [0.02, 0.05], "seed": [0, 1]}, {**fixed, "steps": 6})
+    out = tmp_path / "out"
+    readme = generate_full(["isometry"], tmp_path, full=True)
+    committed = files.read_json(out / "isometry_full.json")
+    assert committed["made_by"] == "make report ONLY=isometry FULL=1" and committed["sweep"] == "isometry_full"
+    assert len(committed["rows"]) == 2 * 2 * 2 * 2 * 2 and {r["lr"] for r in committed["rows"]} == {0.02, 0.05}
+    text = section(readme, "isometry")
+    assert "**Training: the table below is committed**" in text and "32 runs, isometry_full.toml" in text
+    assert "the report's own runs reproduce the committed spectra: **holds** (8 of 8 identical" in text
+    again = generate_full(["isometry"], tmp_path, full=False)
+    assert section(again, "isometry") == text  # without FULL the committed table is read back as it was written
+    (out / "isometry_full.json").unlink()
+    alone = section(generate_full(["isometry"], tmp_path, full=False), "isometry")
+    assert "no committed table of the full grid here" in alone and "reproduce the committed" not in alone
+
+
 def test_make_report_full_passes_full_to_the_report_command():
     assert makeargs.arguments("report", {"ONLY": "edge_of_chaos", "FULL": "1"}) == [
         "report",

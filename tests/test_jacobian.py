@@ -7,10 +7,13 @@ import math
 
 import numpy as np
 import pytest
+from exact_svd import digits_for, log10_singular_values
 
-from tinygrad_act.lab.measure import jacobian
+from tinygrad_act.lab.measure import jacobian, product_svd
 from tinygrad_act.lab.run.config import Config
 from tinygrad_act.lab.run.experiment import run
+from tinygrad_act.lab.show.jacobian_figure import jacobian_figure
+from tinygrad_act.lab.show.report import jacobian_line
 from tinygrad_act.lab.theory import spectrum
 from tinygrad_act.makeargs import arguments
 from tinygrad_act.nn import activations
@@ -91,6 +94,97 @@ def test_plain_jacobian_is_the_product_of_weights_and_derivatives():
     assert not any(p.grad is not None for p in model.parameters())  # the weights entered as constants
 
 
+@pytest.mark.parametrize(
+    "act, init, depth, dtype",
+    [("relu", "he_normal", 20, np.float64), ("tanh", "xavier_normal", 60, np.float64),
+     ("sigmoid", "xavier_normal", 40, np.float32), ("tanh", "xavier_normal", 50, np.float32)],
+)  # fmt: skip
+def test_measured_spectrum_matches_mpmath_with_exact_zeros_over_tens_of_decades(act, init, depth, dtype):
+    width = 12 if act == "relu" else 8
+    model = MLP(6, [width] * depth, 3, activation=act, init=init, seed=3, dtype=dtype)
+    batch = np.random.default_rng(0).standard_normal((4, 6)).astype(dtype)
+    entry = jacobian.measure(model, batch, examples=2)
+    norms, digits = jacobian._norms(model, batch), digits_for(entry["log10_singular_values"]) + 40
+    exact = [log10_singular_values(jacobian.factors(model, row, norms), digits) for row in batch[:2]]
+    ranks = [int(np.isfinite(values).sum()) for values in exact]
+    assert entry["rank"] == ranks and entry["zeros"] == [width - r for r in ranks] and entry["unresolved"] == [0, 0]
+    pooled = np.sort(np.concatenate([values[np.isfinite(values)] for values in exact]))[::-1]
+    measured = np.array(entry["log10_singular_values"])
+    assert np.max(np.abs(np.expm1((measured - pooled) * math.log(10.0)))) <= 1e-6
+    assert entry["decades"] == pytest.approx(np.quantile(pooled, 0.95) - np.quantile(pooled, 0.05), abs=1e-9)
+    if act == "relu":
+        assert sum(entry["zeros"]) > 0 and entry["min"] == pytest.approx(10 ** pooled[-1], rel=1e-9)
+    else:
+        assert pooled[0] - pooled[-1] > 30  # beyond a dense SVD's ~16 decades
+
+
+def test_summary_counts_add_up_and_a_layer_norms_null_direction_is_a_bound():
+    """Layer norm kills the all-ones direction exactly: per example one value is unresolved, with its bound."""
+    model = _model(depth=8, width=8, norm="layer")
+    batch = np.random.default_rng(4).standard_normal((4, 6))
+    entry = jacobian.measure(model, batch)
+    assert entry["unresolved"] == [1] * 4 and len(entry["log10_bounds"]) == 4
+    assert [r + z + u for r, z, u in zip(entry["rank"], entry["zeros"], entry["unresolved"])] == [entry["width"]] * 4
+    logs = entry["log10_singular_values"]
+    assert len(logs) == sum(entry["rank"]) and logs == sorted(logs, reverse=True)
+    assert entry["singular_values"] == pytest.approx([10.0**v for v in logs], rel=1e-12)
+    assert max(entry["log10_bounds"]) < logs[-1]  # round-off below every measured value, never one of them
+    assert entry["mean_s2"] == pytest.approx(np.sum(np.square(entry["singular_values"])) / (4 * 8), rel=1e-9)
+
+
+def test_values_below_float64s_range_keep_their_digits_in_log10():
+    model = MLP(6, [6] * 300, 3, activation="sigmoid", init="xavier_normal", seed=1)
+    entry = jacobian.measure(model, np.random.default_rng(0).standard_normal((2, 6)), examples=1)
+    logs = entry["log10_singular_values"]
+    assert logs[-1] < -308 and entry["rank"] == [6] and entry["min"] is None
+    assert len(entry["singular_values"]) == sum(v >= jacobian.LOWEST_LOG10 for v in logs) < len(logs)
+
+
+def _two_examples() -> dict:
+    """A summary entry of two examples of width 6: rank 3 (one value below 1e-308, one unresolved) and 4."""
+    spectra = [product_svd.Spectrum(np.array([0.3, -2.0, -400.2]), np.array([-450.0]), 2, 1e-12),
+               product_svd.Spectrum(np.array([0.1, -5.0, -9.0, -10.0]), np.zeros(0), 2, 1e-11)]  # fmt: skip
+    return {**jacobian.summarize(spectra), "theory": {"applies": False}}
+
+
+def test_terminal_line_counts_rank_zeros_and_bounds_and_spans_only_the_nonzero_values():
+    entry = _two_examples()
+    logs = np.array([0.3, 0.1, -2.0, -5.0, -9.0, -10.0, -400.2])
+    assert entry["decades"] == pytest.approx(np.quantile(logs, 0.95) - np.quantile(logs, 0.05))
+    assert entry["rank"] == [3, 4] and entry["zeros"] == [2, 2] and entry["unresolved"] == [1, 0]
+    line = jacobian_line(entry)
+    assert "(2 examples): rank 3..4 of 6, 4 exact zeros, 1 unresolved (< 1.0e-450); nonzero s 6.3e-401 .. 2" in line
+    assert f"middle 90% over {entry['decades']:.3g} decades" in line and "1e-450" not in line.split(";")[1]
+
+
+def test_jacobian_figure_counts_zeros_and_bounds_apart_and_marks_a_dense_svds_floor():
+    fig, name = jacobian_figure(_two_examples())
+    side, main = fig.axes
+    assert name == "jacobian.png" and [bar.get_height() for bar in side.patches] == [4, 1]
+    assert "< 1.0e-450" in side.get_xticklabels()[1].get_text()
+    assert sum(patch.get_height() for patch in main.patches) == 7  # the nonzero values only, -400 among them
+    floor = 0.3 + math.log10(np.finfo(np.float64).eps)
+    assert any(line.get_xdata()[0] == pytest.approx(floor) for line in main.get_lines())
+    narrow = {**_two_examples(), "zeros": [0, 0], "unresolved": [0, 0], "log10_singular_values": [0.1, 0.0]}
+    assert len(jacobian_figure(narrow)[0].axes) == 1  # nothing beside the axis: no side panel
+
+
+def test_an_older_summary_with_plain_singular_values_still_reads():
+    old = {"applies": True, "examples": 1, "singular_values": [2.0, 1e-3, 0.0], "mean_s2": 4.0 / 3, "median": 1e-3,
+           "decades": 3.2, "theory": {"applies": False}}  # fmt: skip
+    assert jacobian_line(old).startswith("Jacobian dz_L/dz_1 at step 0 (1 examples): s 1.0e-03 .. 2 (median")
+    assert sum(patch.get_height() for patch in jacobian_figure(old)[0].axes[0].patches) == 2
+
+
+def test_a_product_beyond_float64s_range_is_measured_in_log10_without_warnings():
+    """Every factor finite, their product 1e200 (an exploding net): the values keep their digits in log10."""
+    spectra = [product_svd.singular_values([np.full(4, 1e50)] * 4)] * 2
+    entry = jacobian.summarize(spectra)
+    assert entry["log10_singular_values"] == pytest.approx([200.0] * 8) and entry["decades"] == pytest.approx(0.0)
+    assert entry["std_s2"] == 0.0 and entry["log10_mean_s2"] == pytest.approx(400.0) and entry["mean_s2"] == math.inf
+    assert entry["max"] == pytest.approx(1e200) and jacobian_line({**entry, "theory": {}}).endswith("mean s^2 1.0e+400")
+
+
 def test_orthogonal_linear_stack_is_an_isometry_and_its_theory_says_so():
     model = MLP(8, [8] * 6, 2, activation="identity", init="orthogonal", seed=0)
     s = np.array(jacobian.measure(model, np.ones((2, 8)))["singular_values"])
@@ -153,40 +247,3 @@ def test_jacobian_leaves_training_unchanged_and_obeys_the_switches(tmp_path):
     assert not jacobian.wanted(Config(width=513)) and jacobian.wanted(Config(width=513, jacobian=True))
     assert arguments("experiment", {"JACOBIAN": "0"})[-1] == "--no-jacobian"
     assert arguments("experiment", {"JACOBIAN": "yes"})[-1] == "--jacobian"
-
-
-def _fake_run(act, kind, depth, s, losses):
-    init = "orthogonal:gain=1" if kind == "orthogonal" else "xavier_normal:gain=1"
-    s = np.sort(np.asarray(s, dtype=float))[::-1]
-    entry = {"singular_values": list(s), "mean_s2": float(np.mean(s**2)), "decades": jacobian._decades(s)}
-    records = [{"step": 10 * i, "loss": loss} for i, loss in enumerate(losses)]
-    return {"act": act, "init": init, "kind": kind, "depth": depth, "run": f"{act}{kind}{depth}", "entry": entry,
-            "records": records}  # fmt: skip
-
-
-class _Ctx:
-    def __init__(self, runs):
-        self.runs = runs
-
-    def records(self, row):
-        return row["records"]
-
-    def setting(self, key):
-        return {"log_every": 10, "steps": 60}[key]
-
-
-def test_isometry_check_reads_bands_and_speed_from_the_runs(monkeypatch):
-    from tinygrad_act.findings import isometry
-
-    narrow, wide = np.geomspace(0.3, 3, 64), np.geomspace(1e-9, 1, 64)
-    slow, fast = [2.3, 2.3, 2.2, 2.1, 2.0, 1.9, 1.8], [2.3, 2.0, 1.7, 1.5, 1.4, 1.3, 1.2]
-    runs = [_fake_run("tanh", "orthogonal", 32, narrow, fast), _fake_run("tanh", "Gaussian", 32, wide, slow),
-            _fake_run("relu", "orthogonal", 32, wide, slow), _fake_run("relu", "Gaussian", 32, wide, slow)]  # fmt: skip
-    monkeypatch.setattr(isometry, "_runs", lambda ctx: ctx.runs)
-    check = isometry.check(_Ctx(runs))
-    held = [part.holds for part in check.parts]
-    # bands: narrow 1 decade, wide 9; Gaussian reaches its final smoothed loss 1.9 at step 60, orthogonal at 30
-    assert held == [True, True, True, True, False] and check.status == "holds partly"
-    assert isometry.steps_to(runs[0]["records"], 1.9) == 30.0 and isometry.steps_to(runs[1]["records"], 1.0) == math.inf
-    runs[0] = _fake_run("tanh", "orthogonal", 32, wide, slow)  # no isometry, no speed-up: those parts fail
-    assert [p.holds for p in isometry.check(_Ctx(runs)).parts] == [False, True, True, False, False]

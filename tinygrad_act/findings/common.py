@@ -166,9 +166,10 @@ class Part:
         return "holds" if self.holds else "does not hold"
 
 
-def judged(says: str, margin: Margin, numbers: str) -> Part:
-    """A Part that holds where its margin is >= 0 (a nan margin, nothing to judge, does not hold)."""
-    return Part(says, bool(margin.value >= 0), numbers, margin)
+def judged(says: str, margin: Margin, numbers: str, also: bool = True) -> Part:
+    """A Part that holds where its margin is >= 0 and ``also`` (a condition the margin does not measure, e.g.
+    finding 10's exact zeros); a nan margin, nothing to judge, does not hold."""
+    return Part(says, bool(margin.value >= 0) and also, numbers, margin)
 
 
 @dataclass

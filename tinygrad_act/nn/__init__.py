@@ -1,16 +1,22 @@
-"""Neural-network pieces on the engine: activations, initializers, modules (Linear, norms, MLP, losses), optimizers."""
+"""Neural-network pieces on the engine: activations, initializers, modules (Linear, norms, MLP, losses), recurrent
+nets (RNN, LSTM, GRU), optimizers."""
 
 from . import activations, init, optim
 from .modules import MLP, Activate, BatchNorm1d, Block, LayerNorm, Linear, Module, accuracy, cross_entropy, mse
+from .recurrent import GRU, LSTM, RNN, Trace
 
 __all__ = [
+    "GRU",
+    "LSTM",
     "MLP",
+    "RNN",
     "Activate",
     "BatchNorm1d",
     "Block",
     "LayerNorm",
     "Linear",
     "Module",
+    "Trace",
     "accuracy",
     "activations",
     "cross_entropy",

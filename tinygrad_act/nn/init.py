@@ -15,6 +15,7 @@ Built in (aliases in parentheses):
 - ``standard``: U[-1/sqrt(fan_in), 1/sqrt(fan_in)]; the baseline of Glorot & Bengio 2010, eq. (1)
 - ``normal``: N(0, std^2), std = 0.05; ``uniform``: U[-a, a], a = 0.05 (small random weights, Keras' defaults)
 - ``zeros``: all zeros (for biases)
+- ``identity``: gain I (the identity; ones on the main diagonal when not square); Le, Jaitly & Hinton 2015 (IRNN)
 - ``auto``: the initializer ``recommended`` for the ``activation`` parameter (He / LeCun / Xavier)
 
 Every variance has the form Var(W) = gain^2 / fan, fan being fan_in, fan_out or their mean (Xavier);
@@ -258,6 +259,17 @@ def _zeros():
     return _drawing(lambda fan_in, fan_out, rng: np.zeros((fan_in, fan_out)), lambda *fans: 0.0)
 
 
+def _identity(gain=1.0):
+    """Identity gain I (ones on the main diagonal when not square): IRNN's W_hh (Le, Jaitly & Hinton 2015)."""
+    g = validate.number("gain", gain)
+
+    def draw(fan_in, fan_out, rng):
+        return g * np.eye(fan_in, fan_out)
+
+    # min(fan_in, fan_out) entries equal to gain: their second moment over the whole matrix
+    return _drawing(draw, lambda fan_in, fan_out: g * g * min(fan_in, fan_out) / (fan_in * fan_out))
+
+
 register("xavier_uniform", _xavier_uniform, aliases=("glorot_uniform",))
 register("xavier_normal", _xavier_normal, aliases=("glorot_normal",))
 register("he_uniform", _he_uniform, aliases=("kaiming_uniform",))
@@ -269,6 +281,7 @@ register("standard", _standard)
 register("normal", _normal)
 register("uniform", _uniform)
 register("zeros", _zeros)
+register("identity", _identity)
 # get() resolves "auto" to the recommended initializer before any factory is called: it only needs its parameter.
 _AUTO = "The initializer recommended for the activation: He (ReLU family), LeCun (SELU), else Xavier."
 _REGISTRY.register("auto", None, defaults={"activation": None}, description=_AUTO)

@@ -25,6 +25,18 @@ def fmt(value, digits: int = 2) -> str:
     return f"{value:.1e}"
 
 
+def fmt_log10(log10_value, digits: int = 2) -> str:
+    """A positive number given by its log10, in ``fmt``'s style, also beyond float64's range: 4.2e-400, 1.0e+400."""
+    if log10_value is None or not math.isfinite(log10_value):
+        return fmt(0.0 if log10_value == -math.inf else log10_value, digits)
+    if abs(log10_value) < 300:
+        return fmt(10.0**log10_value, digits)
+    exponent = math.floor(log10_value)
+    mantissa = round(10.0 ** (log10_value - exponent), 1)
+    mantissa, exponent = (mantissa / 10, exponent + 1) if mantissa >= 10 else (mantissa, exponent)
+    return f"{mantissa:.1f}e{exponent:+d}"
+
+
 def pct(value) -> str:
     """A fraction as a percentage with one decimal ('-' when missing)."""
     value = number(value)

@@ -4,7 +4,8 @@ Every figure's title says what the run was (activation, init, depth, dtype) and 
 (other code refers to them by name): gradient_flow.png, gradient_heatmap.png, update_ratio.png, saturation.png
 (why, per layer: the weights' gain times the activation's gain), snr.png (the gradient's signal-to-noise ratio
 across the batch's examples, per layer), training.png, histograms.png and jacobian.png
-(the singular values of dz_L/dz_1 at step 0, with the theory of their mean square and spread).
+(the singular values of dz_L/dz_1 at step 0: the nonzero ones over log10 s, exact zeros and unresolved values
+counted beside them, a dense SVD's floor, and the theory of their mean square, spread and density).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import numpy as np
 from ...common import files
 from ..measure.gradient_noise import noise_floor
 from ..stats import layer_gains, shown_verdict
-from ..theory import spectrum_density
 from . import plots
 from .format import fmt, number
+from .jacobian_figure import jacobian_figure
 
 GAIN_RANGE = (1e-3, 1e3)  # the per-layer gains of saturation.png: the same axis for every run
 
@@ -391,41 +392,3 @@ def _trim(axes, arrays: dict, bins: int) -> None:
         low, high = edges[max(occupied[0] - 1, 0)], edges[min(occupied[-1] + 2, bins)]
         for ax in axes:
             ax.set_xlim(low, high)
-
-
-def jacobian_figure(entry: dict):
-    """The singular values of J = dz_L/dz_1 at step 0 (all examples pooled) on a log axis, with the theory:
-    sqrt of the predicted mean s^2 (mean field) and of mean +- one std of s^2 (free probability), where it applies."""
-    s = np.asarray(entry["singular_values"], dtype=float)
-    positive = s[(s > 0) & np.isfinite(s)]
-    fig, ax = plots.figure(figsize=(8, 4))
-    if positive.size:
-        low, high = np.log10(positive.min()), np.log10(positive.max())
-        edges = np.logspace(low - 0.05, high + 0.05 + 1e-9, 41)
-        ax.hist(positive, bins=edges, color="#0072B2", alpha=0.75, label=f"measured ({entry['examples']} examples)")
-        ax.set_xscale("log")
-        _density_counts(ax, entry, edges, len(s))
-    ax.axvline(math.sqrt(entry["mean_s2"]), color="#0072B2", lw=1.5, label=r"measured $\sqrt{\overline{s^2}}$")
-    predicted = entry.get("theory") or {}
-    if predicted.get("applies") and predicted["mean_s2"] > 0:
-        mean, std = predicted["mean_s2"], math.sqrt(max(predicted["var_s2"], 0.0))
-        ax.axvline(math.sqrt(mean), color="black", **plots.THEORY_STYLE,
-                   label=rf"theory $\sqrt{{E[s^2]}}$ = {fmt(math.sqrt(mean), 3)} (mean field)")  # fmt: skip
-        if mean - std > 0:
-            ax.axvspan(math.sqrt(mean - std), math.sqrt(mean + std), color="grey", alpha=0.2,
-                       label=rf"theory $s^2$ within one std ({predicted['weights']} W, free probability)")  # fmt: skip
-    ax.set_xlabel(r"singular value $s$ of $\partial z_L / \partial z_1$ (log scale)")
-    ax.set_ylabel("count")
-    ax.set_title(f"{len(s)} singular values, middle 90% span {fmt(entry['decades'], 3)} decades", fontsize=9)
-    ax.grid(alpha=0.3)
-    plots.legend(ax, fontsize=7, loc="best")
-    return fig, "jacobian.png"
-
-
-def _density_counts(ax, entry: dict, edges: np.ndarray, count: int) -> None:
-    """The free-probability density of s^2 as expected counts per bin of s (count * its mass in the bin)."""
-    density = (entry.get("theory") or {}).get("density") or {}
-    if density.get("applies"):
-        expected = count * np.diff(spectrum_density.cdf(density, edges**2))
-        ax.stairs(expected, edges, color="black", lw=1.2, ls="--",
-                  label=f"theory density ({entry['theory']['weights']} W, free probability)")  # fmt: skip
