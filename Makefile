@@ -2,56 +2,80 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-# One stamp per set of extras, so each target installs only what it needs: the runs need numpy, tqdm and
-# matplotlib; test, lint and bench add their own tools (.venv/.installed-test-plot, ...).
-STAMP       := $(VENV)/.installed-plot
-TEST_STAMP  := $(VENV)/.installed-test-plot
-LINT_STAMP  := $(VENV)/.installed-dev
-BENCH_STAMP := $(VENV)/.installed-bench-plot
-comma := ,
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test lint format bench experiment sweep report list show compare browser check-html readme-figures clean distclean
+.PHONY: help setup test lint format bench experiment sweep report list show compare browser check-html readme-figures readme notebook clean distclean
 
 # Variables given on the command line reach the program as data, never as shell text: each is kept exactly as
 # typed ($(value): make does not expand a $ in it either) and exported to the recipe's environment, where
 # tinygrad_act/makeargs.py maps DEPTH, ACT, OUT, ... to command-line options (and checks RESIDUAL/FORCE).
-$(foreach v,$(filter-out MAKEFLAGS,$(.VARIABLES)),$(if $(filter command line,$(origin $(v))),\
-	$(eval override $(v) := $$(value $(v)))$(eval export $(v))))
-RUN = $(PY) -m tinygrad_act.makeargs
+# Their names go along, so that makeargs refuses one the target does not read (ACTIVATION=relu: "did you mean
+# ACT?"); taken first, as `override` changes a variable's origin. Under a recursive make (MAKELEVEL > 0) the parent's
+# variables arrive as command-line ones too: none is refused there.
+export TINYGRAD_ACT_MAKE_VARIABLES := $(if $(filter 0,$(MAKELEVEL)),$(foreach v,$(filter-out MAKEFLAGS,$(.VARIABLES)),\
+	$(if $(filter command line,$(origin $(v))),$(v))))
+$(foreach v,$(TINYGRAD_ACT_MAKE_VARIABLES),$(eval override $(v) := $$(value $(v)))$(eval export $(v)))
+
+# The Makefile's own machinery: `override`, so that a variable of that name on the command line changes nothing
+# here (makeargs refuses it: make compare RUN=x asks "did you mean RUNS?").
+override comma := ,
+
+# One stamp per set of extras, so each target installs only what it needs: the runs need numpy, tqdm and
+# matplotlib; test, lint and bench add their own tools (.venv/.installed-test-plot, ...). A switch that needs an
+# extra installs it on demand: TENSORBOARD=1 adds tensorboardX, DATA=mnist1d_official the mnist1d package.
+# (A switch is on for 1, true or yes in any case, as makeargs reads it; the value is only compared, never run.)
+override lowercase = $(subst E,e,$(subst R,r,$(subst S,s,$(subst T,t,$(subst U,u,$(subst Y,y,$(1)))))))
+override switched_on = $(filter 1 true yes,$(call lowercase,$(strip $(1))))
+override EXTRAS := plot$(if $(call switched_on,$(TENSORBOARD)),-tensorboard)$(if $(filter mnist1d_official%,$(DATA)),-mnist1d)
+STAMP       := $(VENV)/.installed-$(EXTRAS)
+TEST_STAMP  := $(VENV)/.installed-test-plot
+LINT_STAMP  := $(VENV)/.installed-dev
+BENCH_STAMP := $(VENV)/.installed-bench-plot
+NOTEBOOK_STAMP := $(VENV)/.installed-notebook
+override RUN = $(PY) -m tinygrad_act.makeargs
+# Ctrl-C and SIGTERM reach make's caller as they reached the program: a run that exits 130 (143) makes make die
+# of SIGINT (SIGTERM) too, so the shell sees 130 (143) rather than make's own error 2. make waits for this shell
+# while it handles the signal; the pause lets the signal arrive before the shell exits.
+define run
+@$(1); status=$$?; case $$status in 130) kill -INT $$PPID; sleep 1;; 143) kill -TERM $$PPID; sleep 1;; esac; exit $$status
+endef
 
 help:  ## show this help
 	@echo "tinygrad_act — see why gradients vanish, explode or flow"
 	@echo
 	@echo "  make experiment DEPTH=20 ACT=sigmoid   train a deep MLP and show its gradient flow"
 	@echo "      variables: DEPTH WIDTH ACT INIT OUTPUT_INIT SIGMA_B2 OPT LR MOMENTUM BATCH STEPS DATA SEED DTYPE NORM CLIP"
-	@echo "                 LOG_EVERY EVAL_EVERY OUT RESUME, switches RESIDUAL FORCE TENSORBOARD JACOBIAN (1/0, true/false, yes/no)"
+	@echo "                 LOG_EVERY EVAL_EVERY HIST_EVERY OUT RESUME, switches RESIDUAL FORCE TENSORBOARD JACOBIAN FIGURES"
+	@echo "                 CAPTURE WIDE (1/0, true/false, yes/no); WIDE=1 prints every column of the layer table"
 	@echo "      PLUGIN=my_acts.py (any target): your module or .py file registering activations, initializers, data"
 	@echo "                 (python -m tinygrad_act experiment --help)"
 	@echo "  make experiment RESUME=runs/NAME   continue an interrupted run from its checkpoint.npz"
 	@echo "  make sweep ACTS=sigmoid,tanh,relu DEPTHS=5,10,20 SEEDS=0,1 JOBS=2   a grid of runs (or CONFIG=name)"
 	@echo "      variables: CONFIG ACTS INITS DEPTHS SEEDS WIDTHS LRS JOBS SCHEDULER SHARD OUT,"
 	@echo "                 GRID='norm=none,batch residual=0,1' (a KEY=V1,V2 per word), and every experiment"
-	@echo "                 variable but FORCE, applied to each run  (python -m tinygrad_act sweep --help)"
+	@echo "                 variable but FORCE, RESUME and WIDE, applied to each run  (python -m tinygrad_act sweep --help)"
 	@echo "  make report     regenerate experiments/README.md from fresh runs (ONLY=finding to redo one; JOBS)"
 	@echo "                  FULL=1 with ONLY=edge_of_chaos or isometry: also its full grid, rewriting its committed table (slow)"
 	@echo "  make list       activations, initializers, datasets, optimizers"
-	@echo "  make readme-figures   the pictures in README.md, from fresh runs"
-	@echo "  make show RUN_DIR=runs/NAME   print the table and verdict of a finished run"
-	@echo "  make compare RUNS=\"runs/a runs/b\" [OUT=file.png]   runs side by side on one scale (sweeps, patterns too)"
+	@echo "  make readme     the sample outputs in README.md, from fresh runs (make readme-figures: its pictures)"
+	@echo "  make notebook   run experiments/tutorial.ipynb and store it with its outputs"
+	@echo "  make show RUN_DIR=runs/NAME [WIDE=1]   print the table and verdict of a finished run"
+	@echo "  make compare RUNS=\"runs/a runs/b\" [OUT=file.png FORCE=1]   runs side by side on one scale (sweeps, patterns"
+	@echo "                 too; default: compare-<runs>.png beside the runs, never over a file compare did not write)"
 	@echo "  make check-html PAGE=runs/NAME/report.html   open a report page in headless chromium (make browser)"
 	@echo "  make test       run the test suite (warnings are errors; TESTS=tests/test_x.py for some)"
 	@echo "  make lint       ruff, and import-linter for the one-way rule between the parts (ARCHITECTURE.md)"
 	@echo "  make bench      benchmarks (prints a table, writes bench/results.json; ONLY=name for one)"
 	@echo "  make setup      create .venv and install the runtime (every target installs what it needs on demand)"
 	@echo "  make clean      remove caches (never runs/);  make distclean  also removes .venv"
-	@echo "  Values are passed as typed (quotes, spaces and \$$ included); a bad value ends with one line, exit 2."
+	@echo "  Values are passed as typed (quotes, spaces and \$$ included); a bad value or a variable the target does"
+	@echo "  not read ends with one line, exit 2. Ctrl-C exits 130."
 
 # A stamp depends on pyproject.toml: editing dependencies reinstalls on the next make. .installed-a-b installs
 # the package (editable) with the extras a and b. For a quick first run: the venv gets no pip of its own when
 # $(PYTHON)'s pip can install into it (pip >= 22.3, --python), and no bytecode is precompiled (Python writes it
 # for the modules actually imported).
-PIP_INSTALL = install --quiet --disable-pip-version-check --no-compile
+override PIP_INSTALL = install --quiet --disable-pip-version-check --no-compile
 $(VENV)/.installed-%: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv --without-pip $(VENV)
 	$(PYTHON) -m pip --python $(PY) $(PIP_INSTALL) -e '.[$(subst -,$(comma),$*)]' 2>/dev/null \
@@ -61,6 +85,7 @@ $(VENV)/.installed-%: pyproject.toml
 setup: $(STAMP)
 
 test: $(TEST_STAMP)
+	@$(RUN) check test
 	# Two pytest workers on two cores: one BLAS thread each, or they fight over the cores.
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -W error -q -n 2 $(TESTS)
 
@@ -75,28 +100,29 @@ format: $(LINT_STAMP)
 	$(PY) -m ruff check --fix tinygrad_act tests bench experiments
 
 bench: $(BENCH_STAMP)
+	@$(RUN) check bench
 	$(PY) bench/run.py $(if $(ONLY),--only "$$ONLY")
 
 # Each variable is passed only when set, so the CLI's documented defaults apply otherwise (see makeargs.py).
 experiment: $(STAMP)
-	$(RUN) experiment
+	$(call run,$(RUN) experiment)
 
 # A sweep: a named config (CONFIG=vanishing_depth) and/or grids; every experiment variable applies to each run.
 sweep: $(STAMP)
-	$(RUN) sweep
+	$(call run,$(RUN) sweep)
 
 # The findings report: every finding's sweep (resumable), then experiments/README.md. ONLY=name,name for a few.
 report: $(STAMP)
-	$(RUN) report
+	$(call run,$(RUN) report)
 
 list: $(STAMP)
-	$(RUN) list
+	$(call run,$(RUN) list)
 
 show: $(STAMP)
-	$(RUN) show
+	$(call run,$(RUN) show)
 
 compare: $(STAMP)
-	$(RUN) compare
+	$(call run,$(RUN) compare)
 
 # Debian's chromium, for check-html (needs root or sudo the first time)
 browser:
@@ -104,16 +130,27 @@ browser:
 
 # A report page in a real headless browser: a screenshot beside the page and a check that every image loaded.
 check-html: $(STAMP) browser
+	@$(RUN) check check-html
 	$(PY) bench/check_html.py "$$PAGE"
 
 # The pictures in README.md, from fresh runs (fixed settings: nothing here comes from the command line).
-README_RUNS := runs/readme
+override README_RUNS := runs/readme
 readme-figures: $(STAMP)
 	$(PY) -m tinygrad_act experiment --depth 20 --act sigmoid --steps 300 --out $(README_RUNS)/sigmoid --force --no-progress
 	$(PY) -m tinygrad_act experiment --depth 20 --act relu --init he_normal --steps 300 --out $(README_RUNS)/relu-he --force --no-progress
-	$(PY) -m tinygrad_act compare $(README_RUNS)/sigmoid $(README_RUNS)/relu-he --out experiments/figures/readme_compare.png
+	$(PY) -m tinygrad_act compare $(README_RUNS)/sigmoid $(README_RUNS)/relu-he --out experiments/figures/readme_compare.png --force
 	cp $(README_RUNS)/sigmoid/figures/saturation.png experiments/figures/readme_sigmoid_why.png
 	cp $(README_RUNS)/sigmoid/figures/histograms.png experiments/figures/readme_sigmoid_histograms.png
+
+# README's sample outputs, from fresh runs: what `make experiment` prints, written between its sample markers
+# (tests/test_readme.py fails when README differs from what the commands print, the run's time aside); pytest
+# counts the tests, hence the test extra.
+readme: $(TEST_STAMP)
+	$(call run,$(PY) experiments/readme.py)
+
+# The tutorial notebook executed top to bottom and stored with its outputs (so it reads on GitHub).
+notebook: $(NOTEBOOK_STAMP)
+	$(call run,$(PY) experiments/notebook.py)
 
 clean:
 	rm -rf .pytest_cache .ruff_cache .hypothesis .cache build *.egg-info

@@ -1,5 +1,8 @@
-"""Your script: tinygrad_act.run(**options) -> Run (dir, config, summary, records, table(), figures()), Run.load."""
+"""Your script: tinygrad_act.run(**options) -> Run (dir, config, summary, records, table(), figures, draw(), model,
+predict, evaluate, _repr_html_), Run.load; Activation/Initializer objects and plain functions as act/init."""
 
+import base64
+import contextlib
 import os
 import subprocess
 import sys
@@ -8,6 +11,7 @@ import numpy as np
 import pytest
 
 import tinygrad_act
+from tinygrad_act import activations, init
 from tinygrad_act.common.errors import UsageError
 from tinygrad_act.lab.run.api import Run
 
@@ -62,16 +66,80 @@ def test_the_table_has_one_flat_row_per_step_and_layer(tmp_path):
     assert Run.load(run.dir).table() == rows
 
 
-def test_figures_are_matplotlib_figures_and_leave_the_backend_unchanged(tmp_path):
+def test_figures_map_each_name_to_its_png_and_draw_gives_figures_leaving_the_backend_unchanged(finished_run):
     matplotlib = pytest.importorskip("matplotlib")
     from matplotlib.figure import Figure
 
-    run = tinygrad_act.run(**TINY, data="spirals:n=200", out=str(tmp_path / "r"))
+    run = Run.load(finished_run[0])
+    assert set(run.figures) >= {"gradient_flow", "saturation", "snr", "histograms", "training"}
+    assert run.figures["gradient_flow"] == run.dir / "figures" / "gradient_flow.png"
+    assert all(path.read_bytes()[:4] == b"\x89PNG" for path in run.figures.values())
     before = matplotlib.get_backend()
-    figures = run.figures()
-    assert len(figures) >= 5 and all(isinstance(fig, Figure) for fig in figures)
+    drawn = run.draw()
+    assert set(drawn) == set(run.figures) and all(isinstance(fig, Figure) for fig in drawn.values())
     assert matplotlib.get_backend() == before
     assert "matplotlib.pyplot" not in sys.modules or sys.modules["matplotlib.pyplot"].get_fignums() == []
+
+
+def test_the_model_is_the_trained_network_and_evaluate_gives_the_summarys_numbers(finished_run):
+    from tinygrad_act.lab import data
+
+    path, summary = finished_run
+    run = Run.load(path)
+    assert len(run.model.layers) == 5 and run.model.layers[1].weight.data.shape == (8, 8)
+    dataset = data.load("spirals:n=200")  # a built-in's inputs as the lab loads them
+    assert run.evaluate(dataset.x_test, dataset.y_test) == {"loss": summary["test_loss"],
+                                                            "accuracy": summary["test_accuracy"]}  # fmt: skip
+    predicted = run.predict(dataset.x_test)
+    assert predicted.shape == (len(dataset.y_test),)
+    assert np.mean(predicted == dataset.y_test) == summary["test_accuracy"]
+    assert run.predict(dataset.x_test[0]).shape == (1,)  # one example
+
+
+def test_predict_and_evaluate_take_your_arrays_in_your_units_and_labels(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.normal(5.0, 10.0, size=(120, 4))  # far from standardized: the run's statistics must be applied
+    y = np.where(x[:, 0] + x[:, 1] > 10.0, 7, -1)  # labels that are not 0..C-1
+    run = tinygrad_act.run(**TINY, data=(x[:90], y[:90], x[90:], y[90:]), figures=False, out=str(tmp_path / "r"))
+    assert run.evaluate(x[90:], y[90:]) == {"loss": run.summary["test_loss"], "accuracy": run.summary["test_accuracy"]}
+    assert set(run.predict(x[90:])) <= {7, -1}
+    assert np.mean(run.predict(x[90:]) == y[90:]) == run.summary["test_accuracy"]
+    with pytest.raises(UsageError, match="label 3 is not one of this run's classes: \\[-1, 7\\]"):
+        run.evaluate(x[:2], [7, 3])
+    with pytest.raises(UsageError, match="rows of 4 features"):
+        run.predict(x[:, :3])
+
+
+def test_a_run_shows_itself_in_a_notebook_with_its_verdict_table_and_gradient_flow(finished_run):
+    path, summary = finished_run
+    shown = Run.load(path)._repr_html_()
+    assert f"{summary['verdict']}: layer 1 receives" in shown and "<table>" in shown
+    gradient_flow = base64.b64encode((path / "figures" / "gradient_flow.png").read_bytes()).decode()
+    assert shown.count("data:image/png;base64,") == 1 and gradient_flow in shown
+    assert "wall time" not in shown and " s)" not in shown  # the same run shows the same, whenever shown
+
+
+def test_activation_and_initializer_objects_and_plain_functions_are_accepted(tmp_path):
+    def squashed(x):
+        return x.tanh() * 0.5
+
+    def narrow_normal(fan_in, fan_out, rng):
+        return rng.normal(0.0, 0.5 / np.sqrt(fan_in), size=(fan_in, fan_out))
+
+    try:
+        objects = {"act": activations.get("leaky_relu", alpha=0.2), "init": init.get("he_normal", mode="fan_out")}
+        leaky = tinygrad_act.run(**TINY, **objects, data="spirals:n=200", figures=False, out=str(tmp_path / "a"))
+        assert leaky.config["act"] == "leaky_relu:alpha=0.2"
+        assert init.get(leaky.config["init"]).params == init.get("he_normal", mode="fan_out").params
+        mine = tinygrad_act.run(**TINY, data="spirals:n=200", act=squashed, init=narrow_normal, figures=False,
+                                out=str(tmp_path / "b"))  # fmt: skip
+        assert (mine.config["act"], mine.config["init"]) == ("squashed", "narrow_normal")
+        assert mine.summary["status"] == "completed" and mine.records[0]["layers"][1]["weight_gain"] < 0.5
+    finally:  # registered for this process: leave the registries as they were
+        with contextlib.suppress(UsageError):
+            activations.unregister("squashed")
+        with contextlib.suppress(UsageError):
+            init._REGISTRY.unregister("narrow_normal")
 
 
 def test_an_unknown_keyword_is_named_with_the_valid_ones(tmp_path):

@@ -98,7 +98,7 @@ def test_the_legend_says_diverged_for_a_run_that_diverged_and_else_its_verdict_a
 
 def test_a_gradient_that_underflowed_to_zero_is_drawn_as_a_marker_at_the_bottom_edge_not_dropped():
     fig, ax = plots.figure()
-    compare._draw_measured(ax, np.arange(1, 5), np.array([0.0, 1e-30, 1e-3, 1.0]), "#000000")
+    plots.draw_profile(ax, np.arange(1, 5), np.array([0.0, 1e-30, 1e-3, 1.0]), "#000000")  # compare draws with it
     markers = [line for line in ax.get_lines() if line.get_marker() == plots.UNDERFLOW_MARKER["marker"]]
     assert len(markers) == 1 and list(markers[0].get_xdata()) == [1, 2]
     assert set(markers[0].get_ydata()) == {plots.NORM_RANGE[0]}

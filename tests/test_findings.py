@@ -345,4 +345,4 @@ def test_make_report_full_passes_full_to_the_report_command():
         "edge_of_chaos",
         "--full",
     ]
-    assert makeargs.arguments("report", {"FULL": "0"}) == ["report"]
+    assert makeargs.arguments("report", {"FULL": "0"}) == ["report", "--no-full"]

@@ -84,12 +84,13 @@ def test_the_run_page_shows_the_verdict_the_theory_and_the_layers_and_is_listed_
     assert "report.html" in json.loads((path / "summary.json").read_text())["files"]
 
 
-def test_a_run_without_figures_has_no_page_and_a_forced_rerun_removes_the_old_one(tmp_path):
+def test_a_run_without_figures_has_a_page_without_images_that_says_why(tmp_path):
     path = tmp_path / "run"
-    run(Config(**TINY, out=str(path)), progress=False)
-    assert (path / "report.html").is_file()
-    summary = run(Config(**TINY, out=str(path), figures=False), force=True, progress=False)
-    assert not (path / "report.html").exists() and "report.html" not in summary["files"]
+    summary = run(Config(**TINY, out=str(path), figures=False), progress=False)
+    page = _Page((path / "report.html").read_text(encoding="utf-8"))
+    assert not page.images and "report.html" in summary["files"]
+    assert "no figures: the run was made with --no-figures" in " ".join(page.text)
+    assert summary["verdict"] + ": layer 1 receives" in " ".join(page.text)
 
 
 def test_a_page_that_cannot_be_written_is_reported_in_the_summary_and_never_loses_the_run(tmp_path, monkeypatch):
@@ -104,9 +105,17 @@ def test_a_page_that_cannot_be_written_is_reported_in_the_summary_and_never_lose
 def test_a_sweep_page_holds_the_sweep_table_every_sweep_figure_inline_and_escapes_its_cells(tmp_path):
     root = tmp_path / "sweep"
     rows = run_sweep(Sweep({"act": ["sigmoid", "relu"]}, {**TINY, "steps": 2}, "t"), root, progress=False)
-    page = _Page((root / "report.html").read_text(encoding="utf-8"))
+    text = (root / "report.html").read_text(encoding="utf-8")
+    page = _Page(text)
     assert "t" in page.title and page.tags.count("table") == 1
     assert page.tags.count("tr") == len(rows) + 1
+    for row in rows:  # each run's name links to its own page, which exists
+        assert f'<a href="runs/{row["run"]}/report.html">' in text
+        assert (root / "runs" / row["run"] / "report.html").is_file()
+    shared = next(data for data in page.text if data.startswith("Every run:"))
+    assert "depth 3" in shared and "steps 2" in shared and "jacobian auto" in shared
+    assert "act " not in shared and "capture" not in shared  # the grid's own key is a column
+    assert 'class="full"' in text  # the whole table, never cut to the page's width
     figures = sorted((root / "figures").glob("*.png"))
     assert figures and sorted(page.images) == sorted(_data_uri(f) for f in figures)
     hostile = html.sweep_page(root, ["act"], [[HOSTILE]], [HOSTILE])

@@ -1,13 +1,16 @@
 """The Makefile passes its variables to the program as data: no shell injection, any character in a value,
-strict switches, and `make help` naming every variable. Runs make with PY (this Python) and STAMP (a fresh
+strict switches, `make help` naming every variable, a variable the target does not read refused with the nearest
+name, extras installed on demand, Ctrl-C exiting 130 through make. Runs make with PY (this Python) and STAMP (a fresh
 file) overridden, so no virtual environment is installed."""
 
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -20,10 +23,17 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="GNU make i
 TINY = ["DEPTH=2", "WIDTH=4", "STEPS=2", "BATCH=16", "DATA=spirals:n=200", "LOG_EVERY=1"]
 
 
+def _environment(tmp_path) -> dict:
+    """This process's environment for a fresh make: without the variables of a make running these tests
+    (`make test TESTS=...` passes TESTS down through MAKEFLAGS)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
+    return {**env, "TINYGRAD_ACT_CACHE": str(tmp_path / "cache"), "OPENBLAS_NUM_THREADS": "1"}
+
+
 def _make(tmp_path, *args, python=sys.executable):
     stamp = tmp_path / "stamp"
     stamp.touch()  # newer than pyproject.toml: the install recipe does not run
-    env = {**os.environ, "TINYGRAD_ACT_CACHE": str(tmp_path / "cache"), "OPENBLAS_NUM_THREADS": "1"}
+    env = _environment(tmp_path)
     command = ["make", "-s", "-C", str(ROOT), f"PY={python}", f"STAMP={stamp}", *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
 
@@ -111,3 +121,95 @@ def test_make_help_lists_every_variable_and_the_show_command(tmp_path):
     missing = [name for name in makeargs.VARIABLES if name not in words]
     assert not missing, missing
     assert "make show" in result.stdout
+
+
+# ---- variables a target does not read, extras on demand, Ctrl-C -------------------------------------------------
+@pytest.mark.parametrize(
+    "target, given, suggestion",
+    [("experiment", "ACTIVATION=relu", "did you mean ACT?"), ("experiment", "OPTIMIZER=adam", "did you mean OPT?"),
+     ("experiment", "DEPHT=3", "did you mean DEPTH?"), ("experiment", "SEEDS=0,1", "(make sweep reads it); did you "
+     "mean SEED?"), ("sweep", "FORCE=1", "(make experiment and make compare read it)"),
+     ("compare", "RUN=runs/a", "did you mean RUNS?"), ("show", "run_dir=runs/a", "did you mean RUN_DIR?"),
+     ("test", "TEST=tests/test_x.py", "did you mean TESTS?")],
+)  # fmt: skip
+def test_a_variable_the_target_does_not_read_is_refused_with_the_nearest_name(tmp_path, target, given, suggestion):
+    result = _make(tmp_path, target, given, f"OUT={tmp_path / 'run'}" if target == "experiment" else "VENV=.venv")
+    name = given.split("=")[0]
+    lines = [line for line in result.stderr.splitlines() if not re.match(r"make(\[\d+\])?: \*\*\*", line)]
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert f"unknown variable {name} for make {target}" in lines[0] and suggestion in lines[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_every_variable_a_target_reads_is_accepted_and_the_makefiles_own_are_defined_there():
+    for target, names in makeargs.TARGETS.items():
+        makeargs.check_variables(target, {makeargs.COMMAND_LINE: " ".join([*names, *makeargs.MAKEFILE_VARIABLES])})
+    assigned = set(re.findall(r"^([A-Z_]+)\s*(?::=|\?=|=)", (ROOT / "Makefile").read_text(), re.M))
+    assert set(makeargs.MAKEFILE_VARIABLES) <= assigned
+
+
+def test_wide_and_hist_every_reach_the_program():
+    assert makeargs.arguments("experiment", {"WIDE": "1", "HIST_EVERY": "50"})[1:] == [
+        "--hist-every", "50", "--wide"]  # fmt: skip
+    assert makeargs.arguments("show", {"RUN_DIR": "runs/a", "WIDE": "yes"}) == ["show", "runs/a", "--wide"]
+
+
+@pytest.mark.parametrize(
+    "target, given, extras",
+    [("experiment", ["TENSORBOARD=1"], "plot,tensorboard"), ("experiment", ["TENSORBOARD=Yes"], "plot,tensorboard"),
+     ("experiment", ["TENSORBOARD=0"], "plot"), ("sweep", ["DATA=mnist1d_official:seed=1"], "plot,mnist1d"),
+     ("experiment", ["TENSORBOARD=true", "DATA=mnist1d_official"], "plot,tensorboard,mnist1d"),
+     ("notebook", [], "notebook")],
+)  # fmt: skip
+def test_a_switch_that_needs_an_extra_installs_it_on_demand(tmp_path, target, given, extras):
+    command = ["make", "-n", "-C", str(ROOT), target, *given, f"VENV={tmp_path / 'venv'}"]  # a venv not yet made
+    result = subprocess.run(command, env=_environment(tmp_path), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert f"-e '.[{extras}]'" in result.stdout
+
+
+def _python_of(make_pid: int) -> int:
+    """The pid of the Python process a make recipe started (make -> sh -> python)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().split(b"\0")
+                session = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[3])
+            except (OSError, IndexError, ValueError):
+                continue
+            if (
+                session == make_pid
+                and b"tinygrad_act.makeargs" in command
+                and Path(command[0].decode()).name.startswith("py")
+            ):
+                return int(entry.name)
+    raise AssertionError("no Python process under make")
+
+
+@pytest.mark.parametrize("to", ["the process group (Ctrl-C)", "the program alone"])
+def test_ctrl_c_through_make_exits_130_with_the_run_summarized(tmp_path, to):
+    stamp = tmp_path / "stamp"
+    stamp.touch()
+    out = tmp_path / "run"
+    env = _environment(tmp_path)
+    command = ["make", "-s", "-C", str(ROOT), f"PY={sys.executable}", f"STAMP={stamp}", "experiment", *TINY,
+               "STEPS=1000000", f"OUT={out}"]  # fmt: skip
+    default_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731  (a job may inherit it ignored)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True, preexec_fn=default_sigint)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not ((out / "metrics.jsonl").exists() and (out / "metrics.jsonl").read_text().count("\n") >= 3):
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.05)
+        if to == "the program alone":
+            os.kill(_python_of(process.pid), signal.SIGINT)
+        else:
+            os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert process.returncode == -signal.SIGINT, stderr  # make dies of SIGINT: a shell reports 130
+    assert "Traceback" not in stderr and json.loads((out / "summary.json").read_text())["status"] == "interrupted"

@@ -1,9 +1,13 @@
-"""The README's examples are part of the contract: every Python block in it runs as written."""
+"""The README's examples are part of the contract: every Python block in it runs as written, and every sample
+output is what its command prints (experiments/readme.py, `make readme`, writes them)."""
 
+import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -47,3 +51,26 @@ def test_the_readme_quick_start_is_exactly_the_two_commands():
 def test_ci_runs_the_readme_test_command():
     ci = (README.parent / ".ci" / "run").read_text()
     assert re.search(r"^make test$", ci, re.M)
+
+
+def _samples_module():
+    spec = importlib.util.spec_from_file_location("readme_samples", README.parent / "experiments" / "readme.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("command", list(_samples_module().SAMPLES))
+def test_each_readme_sample_is_what_its_command_prints(command):
+    samples = _samples_module()
+    shown = samples.samples(README.read_text(encoding="utf-8"))
+    assert command in shown, f"README.md has no sample block for {command!r}"
+    printed = samples.output(samples.SAMPLES[command])
+    assert samples.masked(shown[command]) == samples.masked(printed), "README.md is stale: run make readme"
+
+
+def test_the_readme_sample_masks_only_the_runs_wall_time():
+    samples = _samples_module()
+    line = "test loss 2.307, accuracy 10.0% after 1000 steps (8.61 s)"
+    assert samples.masked(line) == "test loss 2.307, accuracy 10.0% after 1000 steps (… s)"
+    assert samples.masked("r = 1.0e-12 (x0.234 per layer)") == "r = 1.0e-12 (x0.234 per layer)"

@@ -212,11 +212,11 @@ def test_resuming_a_completed_run_says_there_is_nothing_to_resume(tmp_path, caps
 @pytest.mark.parametrize(
     "damage, message",
     [
-        (lambda f: f.write_bytes(b"not a zip file"), "is not a checkpoint of this laboratory"),
+        (lambda f: f.write_bytes(b"not a zip file"), "checkpoint.npz is not a readable .npz archive"),
         (lambda f: f.unlink(), "has no checkpoint.npz: nothing to resume from"),
         (
             lambda f: np.savez(f, format=np.array(1), step=np.array(3), config=np.array([object()], dtype=object)),
-            "is not a checkpoint of this laboratory: Object arrays cannot be loaded",
+            "checkpoint.npz holds pickled Python objects (config.npy), which are never loaded",
         ),  # fmt: skip
     ],
     ids=["corrupt", "missing", "pickled"],
@@ -282,3 +282,23 @@ def test_a_checkpoint_written_before_a_setting_existed_resumes_with_that_setting
     (run / "config.json").write_text(json.dumps({k: v for k, v in stored.items() if k not in ("sigma_b2", "jacobian")}))
     summary = experiment.resume(run, progress=False)
     assert summary["status"] == "completed"
+
+
+def test_a_run_resumed_twice_records_and_prints_from_which_steps(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "b"
+    with monkeypatch.context() as patch:
+        patch.setattr(experiment, "CHECKPOINT_INTERVAL", 0.0)
+        _interrupt_at(patch, 12, "between")
+        assert "resumed" not in experiment.run(_config(path), progress=False)
+    with monkeypatch.context() as patch:
+        patch.setattr(experiment, "CHECKPOINT_INTERVAL", 0.0)
+        _interrupt_at(patch, 27, "between")
+        first = experiment.resume(path, progress=False)
+    assert first["status"] == "interrupted" and first["resumed"] == {"from_step": 12, "times": 1, "from_steps": [12]}
+    assert cli.main(["experiment", "--resume", str(path), "--no-progress"]) == 0
+    summary = files.read_json(path / "summary.json")
+    assert summary["status"] == "completed"
+    assert summary["resumed"] == {"from_step": 27, "times": 2, "from_steps": [12, 27]}
+    assert "resumed 2 times, from steps 12, 27" in " ".join(capsys.readouterr().out.split())
+    experiment.run(_config(tmp_path / "a"), progress=False)
+    assert _records(path) == _records(tmp_path / "a")  # resumed twice, logged as if never stopped

@@ -199,12 +199,14 @@ def test_update_ratio_colours_layers_with_a_colour_bar_ending_in_out():
 
 def test_the_layer_table_says_why_with_both_gains_and_their_product():
     _, _, records = _measured("sigmoid", steps=2)
-    table = layer_table(records)
+    table = layer_table(records, width=200, wide=True)
     assert "σw²@0" in table and "E[f′²]@0" in table
     row = table.splitlines()[3].split()  # hidden layer 2
     layer = records[0]["layers"][1]
-    assert float(row[8]) == pytest.approx(layer["activation_gain"], rel=0.01)
-    assert float(row[9]) == pytest.approx(layer["weight_gain"] * layer["activation_gain"], rel=0.01)
+    assert float(row[6]) == pytest.approx(layer["activation_gain"], rel=0.01)
+    assert float(row[7]) == pytest.approx(layer["weight_gain"] * layer["activation_gain"], rel=0.01)
+    compact = layer_table(records, width=200).splitlines()[3].split()  # the default table keeps the product
+    assert float(compact[4]) == pytest.approx(layer["weight_gain"] * layer["activation_gain"], rel=0.01)
 
 
 def test_a_run_writes_every_figure_and_its_histograms(tmp_path):
@@ -217,3 +219,50 @@ def test_a_run_writes_every_figure_and_its_histograms(tmp_path):
     assert {p.stem for p in (out / "figures").glob("*.png")} == names
     with np.load(out / "histograms.npz") as arrays:
         assert arrays["init_activations"].shape == (3, HISTOGRAM_BINS)
+
+
+# ---- saturation.png, histograms.png and snr.png say what they show, and nothing empty ---------------------------
+def test_saturation_draws_no_empty_panel_and_says_how_small_the_fractions_are():
+    _, _, records = _measured("sigmoid", steps=2)  # a sigmoid net at unit gain: nothing saturated
+    fig, name = run_figures.why_per_layer(records)
+    assert name == "saturation.png" and len([ax for ax in fig.axes if ax.get_visible()]) == 1
+    note = " ".join(t.get_text() for t in fig.axes[0].texts)
+    assert note.startswith(("no saturated, inactive or dead units", "saturated, inactive and dead units: at most"))
+
+
+def test_saturation_draws_relus_inactive_and_dead_fractions_with_a_legend_by_kind_and_step():
+    _, _, records = _measured("relu", steps=2, init="he_normal")
+    fig, _ = run_figures.why_per_layer(records)
+    fractions = fig.axes[1]
+    assert fractions.get_ylabel() == "fraction" and fractions.get_ylim() == (0, 1)
+    labels = [t.get_text() for t in fractions.get_legend().get_texts()]
+    assert any(label.startswith("inactive") for label in labels) and labels[-2:] == ["step 0", "step 1"]
+    inactive = [line for line in fractions.get_lines() if line.get_color() == "#009E73"]
+    assert list(inactive[0].get_ydata()) == [layer["inactive_fraction"] for layer in records[0]["layers"][:-1]]
+
+
+def test_exact_zero_deltas_are_a_bar_of_their_own_not_the_lowest_bin_of_the_log_histogram():
+    _, probe, _ = _measured("relu", steps=2, init="he_normal")
+    arrays = probe.histogram_arrays()
+    zeros = arrays["init_delta_zeros"]
+    assert zeros[0] > 0 and zeros[-1] == 0  # inactive ReLU units give exactly 0; the logits' deltas never
+    assert (zeros <= arrays["init_deltas"][:, 0]).all()  # they are counted in the first bin
+    fig, _ = run_figures.histogram_figure(arrays)
+    layer_1 = fig.axes[3]  # the log10|δ| row, first column
+    bars = [p for p in layer_1.patches if p.get_hatch() == "//"]
+    total = arrays["init_deltas"][0].sum()
+    assert bars and bars[0].get_height() == pytest.approx(zeros[0] / total)
+    assert [t.get_text() for t in layer_1.get_xticklabels()][0] == "0"
+    assert layer_1.get_xlim()[1] < 6 and bars[0].get_x() < layer_1.get_xlim()[0] + 2  # left of the log axis
+
+
+def test_snr_draws_signal_and_noise_per_layer_on_the_fixed_norm_scale():
+    _, _, records = _measured("tanh", steps=2)
+    fig, _ = run_figures.gradient_snr(records, batch=len(X))
+    left = fig.axes[0]
+    assert left.get_ylim() == pytest.approx(plots.NORM_RANGE) and left.get_yscale() == "log"
+    lines = {tuple(np.round(line.get_ydata(), 12)) for line in left.get_lines() if len(line.get_xdata()) == 4}
+    first = records[0]["layers"]
+    signal = tuple(np.round([layer["weight_grad_norm"] for layer in first], 12))
+    noise = tuple(np.round([layer["weight_grad_norm"] / np.sqrt(layer["grad_snr"]) for layer in first], 12))
+    assert signal in lines and noise in lines  # SNR = (signal / noise)^2: the gap between the two lines

@@ -14,9 +14,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tinygrad_act.cli import main
+from tinygrad_act.common.errors import UsageError
 from tinygrad_act.lab.run import experiment
 from tinygrad_act.lab.run.experiment import Config
 from tinygrad_act.lab.sweep import grid as sweeps
@@ -85,10 +87,10 @@ def test_points_are_every_combination_in_grid_key_order_with_the_last_key_fastes
     assert len({tuple(p.values()) for p in points}) == 12
 
 
-def test_grid_and_fixed_values_are_coerced_to_the_config_field_types():
-    sweep = sweeps.Sweep(
-        {"depth": ["5", "7"], "lr": ["0.1", 1], "residual": ["true", "False"], "seed": [2.0]},
-        {"width": "16", "clip": "1", "figures": "yes", "act": "relu"},
+def test_grid_text_is_parsed_by_the_schema_and_typed_values_are_taken_exactly():
+    sweep = sweeps.Sweep.from_text(
+        {"depth": "5,7", "lr": ["0.1", "1"], "residual": "true,False", "seed": "2"},
+        {"width": 16, "clip": 1, "figures": True, "act": "relu"},
     )
     assert sweep.grid == {"depth": [5, 7], "lr": [0.1, 1.0], "residual": [True, False], "seed": [2]}
     assert [type(v) for v in sweep.grid["depth"] + sweep.grid["lr"] + sweep.grid["seed"]] == [
@@ -99,7 +101,10 @@ def test_grid_and_fixed_values_are_coerced_to_the_config_field_types():
         int,
     ]
     assert sweep.fixed == {"width": 16, "clip": 1.0, "figures": True, "act": "relu"}
-    assert type(sweep.fixed["clip"]) is float
+    assert type(sweep.fixed["clip"]) is float  # an int is a number where a float is declared
+    for grid in ({"depth": ["5"]}, {"residual": ["true"]}, {"seed": [2.0]}, {"depth": [True]}):
+        with pytest.raises(UsageError, match=next(iter(grid))):
+            sweeps.Sweep(grid)
 
 
 @pytest.mark.parametrize("value", ["maybe", "ture", "2"])
@@ -129,7 +134,7 @@ def test_bad_sweep_parameters_raise_value_error_naming_the_parameter(grid, fixed
 
 
 def test_a_duplicate_grid_value_is_rejected_before_two_runs_share_a_directory(tmp_path):
-    sweep = tiny({"depth": [2, "2"]})  # "2" and 2 are the same run after coercion
+    sweep = tiny({"depth": [2, np.int64(2)]})  # the same run once the schema made both a plain int
     with pytest.raises(ValueError, match="depth-2"):
         sweeps.run_sweep(sweep, tmp_path / "sweep", progress=False)
     assert not (tmp_path / "sweep").exists()
@@ -393,7 +398,7 @@ def test_sweep_csv_and_md_have_one_row_per_run_with_parameters_and_results(tmp_p
     sweep = tiny({"act": ["sigmoid", "leaky_relu:alpha=0.2"], "depth": [2, 3]})
     rows = sweeps.run_sweep(sweep, tmp_path, progress=False)
     table = read_csv(tmp_path / "sweep.csv")
-    columns = ["act", "depth", *sweeps.ROW_FIELDS, "run"]
+    columns = ["act", "depth", *sweeps.ROW_FIELDS, "init_resolved", "run"]
     assert list(table[0]) == columns
     assert [(row["act"], row["depth"]) for row in table] == [(p["act"], str(p["depth"])) for p in sweep.points()]
     for row, summary_row in zip(table, rows):
@@ -407,13 +412,17 @@ def test_sweep_csv_and_md_have_one_row_per_run_with_parameters_and_results(tmp_p
         assert float(row["per_layer_factor_final"]) > 0 and float(row["train_accuracy"]) >= 0
         assert summary_row["ratio_init"] == summary["ratio_init"]
     markdown = (tmp_path / "sweep.md").read_text().splitlines()
-    assert markdown[0].startswith("| act | depth | verdict | ratio_init |")
+    # init=auto chose per activation: a column, though init is not in the grid; readable headers
+    assert markdown[0] == ("| act | depth | init | verdict | r at init | r at end | factor per layer | theory: factor "
+                           "per layer | test loss | test accuracy | status |")  # fmt: skip
     assert set(markdown[1]) <= set("|-")
     assert len(markdown) == 2 + len(table)
     for line, row in zip(markdown[2:], table):
         cells = [c.strip() for c in line.strip("|").split("|")]
-        assert cells[:2] == [row["act"], row["depth"]] and cells[-1] == "completed"
-        assert float(cells[3]) == pytest.approx(float(row["ratio_init"]), rel=5e-3)
+        assert cells[:3] == [row["act"], row["depth"], row["init_resolved"]] and cells[-1] == "completed"
+        assert cells[2] == ("xavier_normal" if row["act"] == "sigmoid" else "he_normal")
+        assert float(cells[4]) == pytest.approx(float(row["ratio_init"]), rel=5e-3)
+        assert cells[-2] == f"{100 * float(row['test_accuracy']):.1f}%"  # accuracy in percent, as everywhere
 
 
 def test_sweep_md_shows_measured_numbers_as_report_fmt_and_grid_values_as_given(tmp_path):
@@ -424,6 +433,18 @@ def test_sweep_md_shows_measured_numbers_as_report_fmt_and_grid_values_as_given(
     cells = [c.strip() for c in (tmp_path / "sweep.md").read_text().splitlines()[2].strip("|").split("|")]
     assert cells[:5] == ["relu", "100", "vanishing", fmt(3.125e-3, 3), fmt(0.0607, 3)]
     assert cells[-3:] == ["-", "-", "completed"]  # test_loss not measured, test_accuracy absent
+
+
+def test_every_varied_setting_is_a_column_and_an_init_given_as_auto_names_what_it_chose(tmp_path):
+    rows = [{"act": "tanh", "init": "auto", "init_resolved": "xavier_normal", "test_accuracy": 0.5},
+            {"act": "tanh", "init": "he_normal", "init_resolved": "he_normal", "test_accuracy": 0.25}]  # fmt: skip
+    headers, cells = sweeps.table_cells(rows, ["act", "init"])
+    assert headers[:3] == ["act", "init", "verdict"] and headers[-2] == "test accuracy"
+    assert [row[1] for row in cells] == ["auto (xavier_normal)", "he_normal"]
+    assert [row[-2] for row in cells] == ["50.0%", "25.0%"]
+    same = [{**row, "init_resolved": "he_normal"} for row in rows]
+    assert sweeps.table_cells(same, ["act"])[0][:2] == ["act", "verdict"]  # one init for all: not a column
+    assert sweeps.table_cells(rows, ["batch_size"])[0][0] == "batch size"  # readable, not snake_case
 
 
 def test_a_sweep_draws_its_figures_as_png_files(tmp_path):
@@ -476,7 +497,7 @@ def test_sweep_command_runs_the_grid_and_prints_the_table(tmp_path, capsys):
         ["sweep", "--acts", "sigmoid,relu", "--depths", "2,3", *CLI_TINY, "--no-progress", "--out", str(out)], capsys
     )
     assert code == 0, err
-    assert "| act | depth | verdict |" in stdout and "4 runs in" in stdout
+    assert "| act | depth | init | verdict |" in stdout and "4 runs in" in stdout
     assert stdout.count("| completed |") == 4
     assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(
         ["act-sigmoid_depth-2", "act-sigmoid_depth-3", "act-relu_depth-2", "act-relu_depth-3"]

@@ -132,3 +132,16 @@ def test_labels_name_each_grid_value_as_key_equals_value(keys):
     r = {"norm": "none", "bias": False, "depth": 5, "lr": 0.1, "seed": 0}
     text = sweep_figures.label(r, keys)
     assert all(f"{k}={r[k]}" in text for k in keys if k not in ("depth", "seed"))
+
+
+def test_delta_profiles_draw_no_legend_when_the_colorbar_says_everything():
+    rows = [row(a, "he_normal", d) for a in ("sigmoid", "relu") for d in DEPTHS]  # no init styles, no markers
+    fig = sweep_figures.delta_profiles(rows, ["act", "depth"], {r["run"]: record(r["depth"]) for r in rows})
+    assert legends(fig) == []  # an empty legend box says nothing
+
+
+def test_a_heatmap_cell_just_below_zero_reads_0_0_never_minus_0_0():
+    rows = [row("tanh", "he_normal", 5, ratio=10**-0.04), row("relu", "he_normal", 5, ratio=10**0.04)]
+    fig = sweep_figures.ratio_heatmap(rows, ["act", "depth"])
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts == ["0.0", "0.0"]

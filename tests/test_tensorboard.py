@@ -1,5 +1,7 @@
 """--tensorboard / TENSORBOARD=1: event files in RUN_DIR/tensorboard/, read back by TensorBoard itself
-(its EventAccumulator), equal to metrics.jsonl; without tensorboardX, one line saying how to install it."""
+(its EventAccumulator), equal to metrics.jsonl: the why quantities per layer, histograms at measured steps bounded
+by --hist-every, the settings and the verdict as text, the HParams entry; without tensorboardX, one line saying how
+to install it."""
 
 import os
 import subprocess
@@ -9,6 +11,7 @@ import numpy as np
 import pytest
 
 from tinygrad_act import makeargs
+from tinygrad_act.common import files
 from tinygrad_act.common.errors import UsageError
 from tinygrad_act.common.files import read_records
 from tinygrad_act.lab.run.experiment import Config, run
@@ -49,32 +52,76 @@ def test_tensorboard_scalars_equal_the_metrics_jsonl_values(tmp_path):
     records = read_records(tmp_path / "run" / "metrics.jsonl")
     events = _events(tmp_path / "run")
     layers = ["1", "2", "3", "out"]
-    expected = {"train/loss": "loss", "train/accuracy": "accuracy", "gradients/grad_norm": "grad_norm"}
+    expected = {"minibatch/loss": "loss", "minibatch/accuracy": "accuracy", "gradients/grad_norm": "grad_norm"}
     for tag, key in expected.items():  # every measured step, as float32 (TensorBoard's scalar type)
         assert _scalar(events, tag) == {r["step"]: np.float32(r[key]) for r in records}, tag
     evaluated = [r for r in records if "test_accuracy" in r]
     assert [r["step"] for r in evaluated] == [0, 4, 8]
-    for tag, key in {"test/loss": "test_loss", "test/accuracy": "test_accuracy"}.items():
+    whole = {"test/loss": "test_loss", "test/accuracy": "test_accuracy", "train/loss": "train_loss",
+             "train/accuracy": "train_accuracy"}  # fmt: skip
+    for tag, key in whole.items():  # the whole split, on evaluation steps: not the minibatch's numbers
         assert _scalar(events, tag) == {r["step"]: np.float32(r[key]) for r in evaluated}, tag
+    assert _scalar(events, "train/loss") != {r["step"]: np.float32(r["loss"]) for r in evaluated}
     assert _scalar(events, "gradients/r") == {r["step"]: np.float32(first_last_ratio(r)) for r in records}
-    for key in ("delta_norm", "weight_grad_norm", "update_ratio", "grad_snr"):
+    for key in ("delta_norm", "weight_grad_norm", "update_ratio", "grad_snr", "weight_gain"):
         for index, name in enumerate(layers):
             want = {r["step"]: np.float32(r["layers"][index][key]) for r in records}
             assert _scalar(events, f"{key}/{name}") == want, f"{key}/{name}"
 
 
-def test_tensorboard_histograms_per_layer_at_the_first_and_last_measured_step(tmp_path):
-    _run(tmp_path / "run")
+def test_the_why_quantities_are_scalars_per_hidden_layer(tmp_path):
+    _run(tmp_path / "run", act="relu")
+    records = read_records(tmp_path / "run" / "metrics.jsonl")
     events = _events(tmp_path / "run")
-    assert sorted(events.Tags()["histograms"]) == [
-        *(f"activations/{n}" for n in ("1", "2", "3")),
-        *(f"delta_log10/{n}" for n in ("1", "2", "3", "out")),
-    ]
+    for index, name in enumerate(["1", "2", "3"]):
+        layers = {r["step"]: r["layers"][index] for r in records}
+        for key in ("activation_gain", "saturation", "inactive_fraction", "dead_fraction"):
+            assert _scalar(events, f"{key}/{name}") == {s: np.float32(layer[key]) for s, layer in layers.items()}
+        product = {s: np.float32(layer["weight_gain"] * layer["activation_gain"]) for s, layer in layers.items()}
+        assert _scalar(events, f"gain_product/{name}") == product
+    assert "gain_product/out" not in events.Tags()["scalars"]  # no activation after the output layer
+
+
+def test_histograms_of_weights_gradients_activations_and_deltas_at_measured_steps_bounded_by_hist_every(tmp_path):
+    _run(tmp_path / "run", steps=25, hist_every=5)  # measured: 0, 2, 4, ...; evaluated 0, 4, 8, ...; last 24
+    events = _events(tmp_path / "run")
+    assert sorted(events.Tags()["histograms"]) == sorted(
+        [*(f"{kind}/{n}" for kind in ("weights", "weight_grads", "delta_log10") for n in ("1", "2", "3", "out")),
+         *(f"activations/{n}" for n in ("1", "2", "3"))]
+    )  # fmt: skip
+    for tag in events.Tags()["histograms"]:  # the first measured step of every 5, and the last step
+        assert [h.step for h in events.Histograms(tag)] == [0, 6, 10, 16, 20, 24], tag
     hidden = events.Histograms("activations/2")
-    assert [h.step for h in hidden] == [0, 8]
     assert all(h.histogram_value.num == BATCH * WIDTH for h in hidden)  # every unit of the batch, counted once
     output = events.Histograms("delta_log10/out")
     assert all(h.histogram_value.num == BATCH * 3 for h in output)  # spirals: 3 classes
+    weights = events.Histograms("weights/2")
+    assert all(h.histogram_value.num == WIDTH * WIDTH for h in weights)
+    _run(tmp_path / "every", steps=9, hist_every=1)  # hist_every 1: every measured step
+    every = _events(tmp_path / "every")
+    assert [h.step for h in every.Histograms("weights/1")] == [0, 2, 4, 6, 8]
+
+
+def test_the_settings_and_the_verdict_are_text_and_the_run_is_an_hparams_session(tmp_path):
+    summary = _run(tmp_path / "run")
+    events = _events(tmp_path / "run")
+    texts = {tag.split("/")[0]: events.Tensors(tag) for tag in events.Tags()["tensors"]}
+    config = texts["config"][0].tensor_proto.string_val[0].decode()
+    assert "| act | tanh |" in config and "| depth | 3 |" in config
+    verdict = texts["verdict"][0].tensor_proto.string_val[0].decode()
+    assert f"{summary['verdict']}: layer 1 receives" in verdict and texts["verdict"][0].step == 8
+    hparams = event_accumulator.EventAccumulator(str(tmp_path / "run" / "tensorboard" / "hparams"))
+    hparams.Reload()
+    assert set(hparams.PluginTagToContent("hparams")) == {
+        "_hparams_/experiment", "_hparams_/session_start_info", "_hparams_/session_end_info"
+    }  # fmt: skip
+    metrics = {tag: hparams.Scalars(tag)[0].value for tag in hparams.Tags()["scalars"]}
+    assert metrics["hparams/test_accuracy"] == np.float32(summary["test_accuracy"])
+    assert metrics["hparams/log10_r_init"] == np.float32(np.log10(summary["ratio_init"]))
+
+
+def test_make_sweep_passes_tensorboard_to_every_run():
+    assert "--tensorboard" in makeargs.arguments("sweep", {"ACTS": "relu", "TENSORBOARD": "yes"})
 
 
 def test_tensorboard_leaves_metrics_jsonl_unchanged(tmp_path):
@@ -88,11 +135,18 @@ def test_tensorboard_leaves_metrics_jsonl_unchanged(tmp_path):
 
 def test_forced_rerun_replaces_the_previous_event_files(tmp_path):
     _run(tmp_path / "run")
-    (old,) = (tmp_path / "run" / "tensorboard").iterdir()
-    old.rename(old.with_name("events.out.tfevents.1000000000.earlier"))  # event files are named by the second
+    owned = files.Owned.read(tmp_path / "run")  # as if the earlier run had written them under those names
+    for old in list((tmp_path / "run" / "tensorboard").rglob("events.*")):  # event files are named by the second
+        earlier = old.with_name(old.name.replace("events.out.tfevents.", "events.out.tfevents.1000000000."))
+        old.rename(earlier)
+        renamed = {old.relative_to(tmp_path / "run").as_posix(): earlier.relative_to(tmp_path / "run").as_posix()}
+        owned.files = [renamed.get(name, name) for name in owned.files]
+    owned.save()
     _run(tmp_path / "run", steps=5)
-    assert len(list((tmp_path / "run" / "tensorboard").iterdir())) == 1
-    assert max(_scalar(_events(tmp_path / "run"), "train/loss")) == 4
+    # the HParams session's file in tensorboard/hparams/ too: one session per run, never the earlier run's
+    assert not list((tmp_path / "run" / "tensorboard").rglob("events.out.tfevents.1000000000.*"))
+    assert len(list((tmp_path / "run" / "tensorboard" / "hparams").glob("events.*"))) == 1
+    assert max(_scalar(_events(tmp_path / "run"), "minibatch/loss")) == 4
 
 
 def test_tensorboard_make_switch_becomes_the_option():

@@ -1,9 +1,10 @@
 """Neural-network pieces on the engine: activations, initializers, modules (Linear, norms, MLP, losses), recurrent
-nets (RNN, LSTM, GRU), optimizers."""
+nets (RNN, LSTM, GRU), optimizers, and the captured training step (Step)."""
 
 from . import activations, init, optim
 from .modules import MLP, Activate, BatchNorm1d, Block, LayerNorm, Linear, Module, accuracy, cross_entropy, mse
 from .recurrent import GRU, LSTM, RNN, Trace
+from .step import Step
 
 __all__ = [
     "GRU",
@@ -16,6 +17,7 @@ __all__ = [
     "LayerNorm",
     "Linear",
     "Module",
+    "Step",
     "Trace",
     "accuracy",
     "activations",

@@ -45,6 +45,7 @@ import numpy as np
 
 from ..common.errors import UsageError
 from ..common.registry import Registry, keyword_defaults
+from ..engine import extension
 from ..engine.graph import Node, enable_grad
 from ..engine.kernels import erf, erfc, floating  # noqa: F401 - erf and erfc are part of this module's public surface
 from ..engine.tensor import Tensor
@@ -59,11 +60,19 @@ _Z_GRID = np.linspace(-12.0, 12.0, 4801)
 _Z_WEIGHTS = np.exp(-0.5 * _Z_GRID**2) / math.sqrt(2 * math.pi) * (_Z_GRID[1] - _Z_GRID[0])
 
 
-def _conform(out, x: np.ndarray) -> np.ndarray:
-    """Give a user function's result the input's dtype and shape (dtype in = dtype out)."""
-    out = np.asarray(out)
+def _conform(name: str, what: str, out, x: np.ndarray) -> np.ndarray:
+    """A user function's result in the input's dtype (dtype in = dtype out); one line naming the activation if it
+    is not one real number per input (a result of another shape is never broadcast: that would train silently)."""
+    try:
+        out = np.asarray(out)
+    except Exception as error:  # a ragged list ...
+        reason = f"{type(error).__name__}: {error}"
+        raise UsageError(f"activation {name!r}: its {what} returned no array ({reason})") from None
+    if out.dtype.kind not in "biuf":
+        raise UsageError(f"activation {name!r}: its {what} returned {out.dtype} values; it must return real numbers")
     if out.shape != x.shape:
-        return np.broadcast_to(out, x.shape).astype(x.dtype)
+        raise UsageError(f"activation {name!r}: its {what} returned shape {out.shape} for input shape {x.shape}; it "
+                         "must return one value per input, of the input's shape")  # fmt: skip
     return out if out.dtype == x.dtype else out.astype(x.dtype)
 
 
@@ -72,7 +81,16 @@ def _evaluate(value, params):
 
 
 class Activation:
-    """A registered activation with bound parameters; callable on Value, Tensor or numpy arrays."""
+    """A registered activation with bound parameters; callable on Value, Tensor or numpy arrays.
+
+    On Value and Tensor it is one node (``x.apply``), whose backward multiplies by the analytic derivative. The
+    engine's own activations (sigmoid, tanh, relu) are applied as the engine's records (``engine``), so
+    ``activations.get("relu")(x)`` and ``x.relu()`` are one function; every other activation is its own record:
+    ``kernel``, ``derivative``, ``scalar_forward``, ``scalar_derivative``, ``can_die``, ``trusted``, ``in_place``
+    (kernels.Elementwise's fields, which the engines read).
+    """
+
+    in_place = False  # derivative(x) takes no out= array (the engine's records may)
 
     def __init__(self, name: str, definition: dict, params: dict):
         self.name = name
@@ -81,6 +99,7 @@ class Activation:
         self._forward = definition["forward"]
         self._derivative = definition["derivative"]
         self._compose = definition["compose"]
+        self.engine = definition["engine"]  # a kernels.Elementwise of the engine's, or None
         # The engines' fast path: a built-in (not redefined) keeps shape and dtype and returns fresh arrays, so
         # Tensor.apply may call its forward directly and multiply gradients into its derivative in place.
         self.trusted = _BUILTINS.get(name) is definition and self._compose is None
@@ -111,29 +130,62 @@ class Activation:
         x = floating(x)
         if self._compose is not None:
             return self._through_tensor(x)[0]
-        return _conform(self._forward(x, **self.params), x)
+        out = self._forward(x, **self.params) if self.trusted else self._user_code("forward", self._forward, x)
+        return _conform(self.name, "forward", out, x)
 
     def derivative(self, x: np.ndarray) -> np.ndarray:
         """f'(x) elementwise (analytic, or by autograd for compositions), dtype preserved."""
         x = floating(x)
         if self._compose is not None:
             return self._through_tensor(x)[1]
-        return _conform(self._derivative(x, **self.params), x)
+        out = self._derivative(x, **self.params) if self.trusted else self._user_code("derivative", self._derivative, x)
+        return _conform(self.name, "derivative", out, x)
+
+    def _user_code(self, what: str, function, x):
+        """A plug-in's function on ``x``: its failure is one line naming the activation."""
+        try:
+            return function(x, **self.params)
+        except UsageError:
+            raise
+        except Exception as error:
+            raise UsageError(f"activation {self.name!r}: its {what} failed: {type(error).__name__}: {error}") from None
+
+    def _composed(self, x):
+        """The composition on an engine node ``x``: a node of the same kind and shape, else one line."""
+        y = self._user_code("compose", self._compose, x)
+        if not isinstance(y, type(x)) or getattr(y, "shape", None) != getattr(x, "shape", None):
+            got = f"shape {y.shape}" if isinstance(y, type(x)) else f"a {type(y).__name__}"
+            shape = getattr(x, "shape", ())
+            raise UsageError(f"activation {self.name!r}: compose returned {got} for a {type(x).__name__} of shape "
+                             f"{shape}; it must return engine operations on x, of x's shape")  # fmt: skip
+        return y
+
+    def check_results(self) -> None:
+        """Try the activation once on a small batch of each dtype before a run uses it: a result of another shape
+        or type, or a failure, is one line (UsageError) naming the activation, before anything is written."""
+        probe = np.linspace(-3.0, 3.0, 12).reshape(3, 4)
+        for dtype in (np.float64, np.float32):
+            self.forward(probe.astype(dtype))
+            self.derivative(probe.astype(dtype))
 
     def scalar_forward(self, x: float) -> float:
         """f(x) for a Python float (used by Value.apply)."""
+        if self.engine is not None:
+            return self.engine.scalar_forward(x)
         return float(self.forward(np.float64(x)))
 
     def scalar_derivative(self, x: float) -> float:
         """f'(x) for a Python float (used by Value's backward)."""
+        if self.engine is not None:
+            return self.engine.scalar_derivative(x)
         return float(self.derivative(np.float64(x)))
 
     def _through_tensor(self, x):
         with enable_grad():  # the derivative is needed even under no_grad()
             t = Tensor(x, requires_grad=True)
-            y = self._compose(t, **self.params)
+            y = self._composed(t)
             y.backward(np.ones_like(y.data))
-        return _conform(y.data, x), _conform(t.grad, x)
+        return _conform(self.name, "compose", y.data, x), _conform(self.name, "compose", t.grad, x)
 
     # ---- the laboratory's view (computed once per name and parameters) -----------------------------------
     def _cached(self, key, compute):
@@ -196,7 +248,9 @@ class Activation:
     # ---- engines -----------------------------------------------------------------------------------------
     def __call__(self, x):
         if isinstance(x, Node):  # Value or Tensor: differentiable
-            return x.apply(self) if self._compose is None else self._compose(x, **self.params)
+            if self._compose is not None:
+                return self._composed(x)  # its result's type and shape checked (one line, never broadcast)
+            return x.apply(self if self.engine is None else self.engine)
         return self.forward(x if isinstance(x, np.ndarray) else np.asarray(x))
 
 
@@ -210,6 +264,7 @@ def register(
     derivative=None,
     *,
     compose=None,
+    engine=None,
     gain=None,
     can_die=False,
     kinks=(),
@@ -218,13 +273,16 @@ def register(
     aliases: tuple = (),
     replace: bool = False,
 ) -> str:
-    """Add an activation: give ``forward`` and ``derivative`` (numpy), or ``compose`` (engine operations).
+    """Add an activation: give ``forward`` and ``derivative`` (numpy), or ``compose`` (engine operations), or
+    ``engine`` (a kernels.Elementwise without parameters: the engine's own function, applied as it is).
 
     Keyword parameters of the functions beyond ``x`` (with defaults) become the activation's parameters,
     settable with ``get(name, param=value)`` and on the command line as ``name:param=value``.
     ``gain``, ``can_die`` and ``kinks`` are values or functions of the parameters; ``gain=None`` means
     1 / sqrt(E[f(z)^2]). ``check(**params)`` may raise ValueError for parameter values that make no sense.
     """
+    if engine is not None:
+        forward, derivative, can_die = engine.kernel, engine.derivative, engine.can_die
     if (compose is None) == (forward is None or derivative is None):
         raise ValueError("register() takes either forward= and derivative=, or compose=")
     defining = compose if compose is not None else forward
@@ -232,6 +290,7 @@ def register(
         "forward": forward,
         "derivative": derivative,
         "compose": compose,
+        "engine": engine,
         "gain": gain,
         "can_die": can_die,
         "kinks": kinks,
@@ -248,7 +307,7 @@ def register(
         replace=replace,
     )
     for method_name in (name, *aliases):
-        _add_method(method_name)
+        extension.add_method(method_name, _method(method_name))
     return name
 
 
@@ -262,9 +321,7 @@ def unregister(name: str) -> None:
     entry = _REGISTRY.entry(name)
     _REGISTRY.unregister(name)
     for method_name in (entry.name, *entry.aliases):
-        if method_name in _METHODS:
-            delattr(Node, method_name)
-            _METHODS.discard(method_name)
+        extension.remove_method(method_name)
 
 
 def names() -> list[str]:
@@ -293,23 +350,15 @@ def get(name, **params) -> Activation:
     return Activation(entry.name, entry.obj, bound)
 
 
-_METHODS: set[str] = set()  # the names _add_method installed on Node
-
-
-def _add_method(name: str) -> None:
-    # Every registered activation is a method of Value and Tensor: Value(0.3).gelu(), Tensor(x).leaky_relu(alpha=0.2).
-    # Installed from here, the registry's side, so that the engine never imports the registry; as methods, not as
-    # a __getattr__, which slows every attribute access of every node (Value's MLP step by a quarter, Python 3.11).
-    if name.startswith("_") or (hasattr(Node, name) and name not in _METHODS):  # never shadow the engine's own
-        return
+def _method(name: str):
+    """``node.name(**params)`` = ``get(name, **params)(node)``: every activation is a method of Value and Tensor,
+    installed through the engine's extension point (engine/extension.py), which never imports this registry."""
 
     def method(self, **params):
         return get(name, **params)(self)
 
-    method.__name__ = method.__qualname__ = name
     method.__doc__ = f"activations.get({name!r}, **params)(self)"
-    setattr(Node, name, method)
-    _METHODS.add(name)
+    return method
 
 
 for _args, _keywords in REGISTRATIONS:

@@ -1,10 +1,11 @@
 """What every dataset is made of: ``Dataset`` (a standardized train/test split), ``Shape`` (what a spec will produce,
-known before generating it), ``standardize`` (the train split's statistics) and ``batches`` (the endless,
+known before generating it), ``standardize`` (the train split's ``statistics``) and ``batches`` (the endless,
 resumable minibatch stream). Built-ins (builtin.py), official MNIST-1D and your files (userdata.py) all produce these.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     num_classes: int
+    sha256: str = ""  # of what it was made from: a file's bytes, the arrays given, the generated arrays (fingerprint)
 
     @property
     def num_features(self) -> int:
@@ -52,11 +54,28 @@ class Shape:
     peak_values: int
 
 
-def standardize(x_train: np.ndarray, x_test: np.ndarray):
-    """(x - mean) / std per feature, with the train split's statistics; a constant feature keeps std 1."""
+SPLITS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def fingerprint(arrays, names=SPLITS) -> str:
+    """sha256 over each array's name, dtype, shape and bytes: equal arrays, equal digest (about 1 ms per MB)."""
+    digest = hashlib.sha256()
+    for name, array in zip(names, arrays):
+        digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
+        digest.update(np.ascontiguousarray(array).data)
+    return digest.hexdigest()
+
+
+def statistics(x_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The per-feature mean and std ``standardize`` uses: the train split's, a constant feature keeping std 1."""
     mean = x_train.mean(axis=0)
     std = x_train.std(axis=0)
-    std = np.where(std > 1e-12, std, 1.0)
+    return mean, np.where(std > 1e-12, std, 1.0)
+
+
+def standardize(x_train: np.ndarray, x_test: np.ndarray):
+    """(x - mean) / std per feature, with the train split's statistics (``statistics``)."""
+    mean, std = statistics(x_train)
     return (x_train - mean) / std, (x_test - mean) / std
 
 
@@ -107,8 +126,8 @@ class BatchStream:
             self.rng.bit_generator.state = rng_state
             order = np.asarray(state["order"])
             served = int(state["served"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise UsageError(f"the batch stream's state is not valid: {error}") from None
+        except (KeyError, TypeError, ValueError, OverflowError, RecursionError) as error:
+            raise UsageError(f"the batch stream's state is not valid: {type(error).__name__}: {error}") from None
         if (
             order.dtype.kind not in "iu"
             or order.ndim != 1

@@ -15,17 +15,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from ...common import validate
+from ...common import files, validate
 from ...common.errors import RunDirError, UsageError
 from ...common.files import atomic_file, make_dir
 from ...common.registry import Registry, keyword_defaults
 from . import builtin, userdata
-from .base import Dataset, Shape, standardize
+from .base import Dataset, Shape, fingerprint, standardize
 from .mnist1d_official import mnist1d_official, mnist1d_official_shape
 
 DATA_VERSION = 1
@@ -88,15 +87,17 @@ def cache_path(spec: str = "mnist1d", seed: int = 0, **params) -> Path:
 
 
 def _read_cache(path: Path, key: str):
-    """The cached arrays, or None when the file is missing, unreadable or holds another key."""
-    try:
-        # Our own handle: np.load leaks the one it opens when the zip archive inside is corrupt.
-        with open(path, "rb") as file, np.load(file, allow_pickle=False) as archive:
-            if str(archive["key"]) != key:
-                return None
-            return tuple(archive[split] for split in _SPLITS)
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+    """The cached arrays, or None when the file is missing, unreadable (not a regular file, corrupt, too large ...)
+    or holds another key."""
+    if not path.exists():
         return None
+    try:
+        archive = files.read_npz(path, "data cache")
+    except (UsageError, RunDirError):
+        return None
+    if any(name not in archive for name in ("key", *_SPLITS)) or archive["key"].dtype.kind != "U":
+        return None
+    return tuple(archive[split] for split in _SPLITS) if str(archive["key"]) == key else None
 
 
 def _write_cache(path: Path, key: str, arrays) -> None:
@@ -107,9 +108,41 @@ def _write_cache(path: Path, key: str, arrays) -> None:
 
 
 def _generate(entry, params: dict, seed: int):
-    x_train, y_train, x_test, y_test = entry.obj[0](np.random.default_rng(seed), **params)
-    x_train, x_test = standardize(np.asarray(x_train, np.float64), np.asarray(x_test, np.float64))
-    return x_train, np.asarray(y_train, np.int64), x_test, np.asarray(y_test, np.int64)
+    try:
+        result = entry.obj[0](np.random.default_rng(seed), **params)
+    except UsageError:
+        raise
+    except Exception as error:  # a plug-in's generator: its failure is the user's to fix, in one line
+        raise UsageError(f"dataset {entry.name!r}: its generator failed: {type(error).__name__}: {error}") from None
+    x_train, y_train, x_test, y_test = _generated(entry.name, result)
+    x_train, x_test = standardize(x_train, x_test)
+    return x_train, y_train, x_test, y_test
+
+
+def _generated(name: str, result) -> tuple:
+    """A generator's (x_train, y_train, x_test, y_test) as float64 inputs and int64 labels, or one line naming the
+    dataset: four arrays, inputs (n, features) of finite numbers, one integer label >= 0 per row."""
+    where = f"dataset {name!r}: its generator"
+    if not isinstance(result, (tuple, list)) or len(result) != 4:
+        raise UsageError(f"{where} must return (x_train, y_train, x_test, y_test), got {type(result).__name__}")
+    try:
+        x_train, y_train, x_test, y_test = (np.asarray(a) for a in result)
+    except (ValueError, TypeError) as error:
+        raise UsageError(f"{where} returned something that is not an array ({error})") from None
+    for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        if x.dtype.kind not in "biuf" or x.ndim != 2 or not np.all(np.isfinite(x)):
+            raise UsageError(f"{where}'s x_{split} must be finite numbers of shape (examples, features), got "
+                             f"{x.dtype} of shape {x.shape}")  # fmt: skip
+        if y.shape != (len(x),) or y.dtype.kind not in "biuf" or not np.all(np.isfinite(y)):
+            raise UsageError(f"{where}'s y_{split} must be one label per row of x_{split}, got {y.dtype} of shape "
+                             f"{y.shape}")  # fmt: skip
+        if not np.all((y == np.round(y)) & (y >= 0)):
+            raise UsageError(f"{where}'s y_{split} holds {y[(y != np.round(y)) | (y < 0)][0]!r}; labels are "
+                             "integers 0..classes-1")  # fmt: skip
+    if x_train.shape[1] != x_test.shape[1]:
+        raise UsageError(f"{where}'s x_train has {x_train.shape[1]} features but x_test {x_test.shape[1]}")
+    return (x_train.astype(np.float64, copy=False), y_train.astype(np.int64), x_test.astype(np.float64, copy=False),
+            y_test.astype(np.int64))  # fmt: skip
 
 
 def load(spec: str = "mnist1d", seed: int = 0, dtype=np.float64, *, cache: bool = True, **params) -> Dataset:
@@ -138,10 +171,12 @@ def load(spec: str = "mnist1d", seed: int = 0, dtype=np.float64, *, cache: bool 
                 pass
     x_train, y_train, x_test, y_test = arrays
     num_classes = int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1
+    declared = bound.get("classes")
+    if isinstance(declared, int) and num_classes > declared:
+        raise UsageError(f"dataset {entry.name!r}: its labels go up to {num_classes - 1}, beyond classes={declared}")
     num_classes = int(bound.get("classes", num_classes))
-    return Dataset(
-        entry.name, dict(bound), seed, x_train.astype(dtype), y_train, x_test.astype(dtype), y_test, num_classes
-    )
+    return Dataset(entry.name, dict(bound), seed, x_train.astype(dtype), y_train, x_test.astype(dtype), y_test,
+                   num_classes, fingerprint(arrays))  # fmt: skip
 
 
 register("mnist1d", builtin.mnist1d, shape=builtin.mnist1d_shape)

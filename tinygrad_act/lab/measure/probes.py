@@ -37,7 +37,8 @@ threshold), ``nonfinite`` (non-finite gradient entries).
 Histograms (Glorot & Bengio 2010, figures 6-7): ``probe.histograms`` keeps, for the first and the latest
 measured step, per-layer counts of the activations' outputs (hidden layers, HISTOGRAM_BINS bins over a range
 fixed at the first measured step) and of log10|δ| (every layer, over DELTA_LOG_RANGE; zeros and underflows
-count in the first bin, so each layer's counts sum to batch x width).
+count in the first bin, so each layer's counts sum to batch x width; ``delta_zeros`` says how many of them are
+exactly 0, as ReLU's inactive units give).
 """
 
 from __future__ import annotations
@@ -267,6 +268,7 @@ class LayerProbe:
                 "step": step,
                 "activations": np.stack([_counts(o, low, high) for o in outputs]),
                 "deltas": np.stack([_counts(np.log10(np.abs(d)), *DELTA_LOG_RANGE) for d in deltas]),
+                "delta_zeros": np.array([d.size - np.count_nonzero(d) for d in deltas]),  # of the first bin
             }
 
     @property
@@ -286,8 +288,8 @@ class LayerProbe:
             "delta_log_edges": np.linspace(*DELTA_LOG_RANGE, HISTOGRAM_BINS + 1),
         }
         for key, entry in self.histograms.items():
-            arrays[f"{key}_step"] = np.array(entry["step"])
-            arrays[f"{key}_activations"], arrays[f"{key}_deltas"] = entry["activations"], entry["deltas"]
+            for name, value in entry.items():
+                arrays[f"{key}_{name}"] = np.asarray(value)
         return arrays
 
     def save_histograms(self, path) -> bool:
@@ -313,8 +315,9 @@ class LayerProbe:
         if "activation_range" in state:
             self.activation_range = tuple(float(v) for v in state["activation_range"])
         self._latest = None
+        names = ("activations", "deltas", "delta_zeros")  # delta_zeros: not in checkpoints written before it
         self._histograms = {
-            key: {"step": int(state[f"{key}_step"]), **{n: state[f"{key}_{n}"] for n in ("activations", "deltas")}}
+            key: {"step": int(state[f"{key}_step"]), **{n: state[f"{key}_{n}"] for n in names if f"{key}_{n}" in state}}
             for key in ("init", "end")
             if f"{key}_step" in state
         }

@@ -14,29 +14,41 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from ...common import __version__, files
+from ...common import __version__, files, plugins
 from ...common.errors import RunDirError, Terminated, UsageError, interrupts_deferred, sigterm_as_interrupt
 from ...engine.graph import no_grad
 from ...engine.tensor import Tensor
-from ...nn import optim
 from ...nn.modules import MLP, accuracy, cross_entropy
 from ...nn.step import Step
 from .. import data, stats
 from ..measure import jacobian
 from ..measure.probes import LayerProbe, gradient_record
-from ..measure.records import LAYER_FIELDS, RUN_FILES, RunLog  # noqa: F401  (LAYER_FIELDS, RUN_FILES: callers import them from here)
-from ..show import html, plots, run_figures
+from ..measure.records import LAYER_FIELDS, RUN_FILES, RunLog, read_metrics, read_summary  # noqa: F401  (LAYER_FIELDS, RUN_FILES: callers import them from here)
+from ..show import html, plots, report, run_figures
 from ..theory import mean_field as theory
-from . import checkpoint, rundir, tensorboard
-from .config import Config
+from . import checkpoint, provenance, rundir, tensorboard
+from .config import Config, Resolved
 
-__all__ = ["Config", "LAYER_FIELDS", "RUN_FILES", "run", "resume", "build", "train", "finish", "summarize", "evaluate"]
+__all__ = [
+    "Config",
+    "LAYER_FIELDS",
+    "RUN_FILES",
+    "run",
+    "resume",
+    "build",
+    "make_model",
+    "train",
+    "finish",
+    "summarize",
+    "evaluate",
+]
 
 
 @dataclasses.dataclass
@@ -49,6 +61,7 @@ class Outcome:
     fault: RunDirError | None = None  # the file system's refusal, raised once the summary is written
     diverged: bool | None = None  # whether training diverged, once an interrupt has replaced that status
     signal: str | None = None  # SIGINT or SIGTERM, if one stopped the run
+    resumed: tuple = ()  # the steps the run was resumed from, earliest first (summary["resumed"])
 
     def interrupted(self, stop: KeyboardInterrupt, when: str) -> None:
         """Ctrl-C or SIGTERM: ``interrupted by the user after 12 steps``, ``terminated (SIGTERM) during ...``."""
@@ -66,53 +79,65 @@ def run(config: Config, force: bool = False, progress: bool = True, command: str
     its records and summary kept. A file-system fault (no space left ...) raises RunDirError after writing a
     summary with status "failed" if the disk still takes one; metrics.jsonl keeps only whole records.
     """
-    config.validate()
+    resolved = config.resolve()
     with sigterm_as_interrupt():
         dataset = data.load(config.data, dtype=np.dtype(config.dtype))  # bad data parameters write nothing
         with rundir.prepare(config.out, config.default_name(), force=force) as path:
-            return _run_in(path, config, dataset, progress, command)
+            return _run_in(path, config, resolved, dataset, progress, command)
 
 
 def resume(path, progress: bool = True) -> dict:
     """Continue an interrupted run from its checkpoint.npz, with the settings of its config.json; the summary.
 
     The records logged after the checkpoint are computed again, so the run's metrics.jsonl ends as if it had
-    never stopped. A completed or diverged run has nothing to resume (UsageError).
+    never stopped. Everything is checked before anything changes (a refused resume leaves the run as it was): the
+    run is this laboratory's, its status, its data and plug-ins are those it was made with (provenance.check), its
+    checkpoint and records fit it. A completed or diverged run has nothing to resume (UsageError).
     """
-    config = checkpoint.run_config(path).validate()
     path = Path(path)
+    rundir.owned_run(path)
+    config = Config.read(path)
+    stored = files.load_json(path / "config.json", "a run's config.json")
+    source = provenance.data_source(config, stored)
+    resolved = config.resolve(data_spec=source)
     with sigterm_as_interrupt():
-        dataset = data.load(config.data, dtype=np.dtype(config.dtype))
-        with files.locked(path):
-            status = (files.read_json(path / "summary.json") or {}).get("status")
-            if status in ("completed", "diverged"):
-                raise UsageError(f"run {str(path)!r} is {status}: there is nothing to resume")
-            files.remove(path / "summary.json")  # until the resumed run writes its own, the run is unfinished
-            return _run_in(path, config, dataset, progress, None, resuming=True)
+        dataset = data.load(source, dtype=np.dtype(config.dtype))
+        provenance.check(stored, dataset, path / "config.json")
+        with rundir.claim(path, "run", reuse=True):
+            # a run killed before its summary has none; one that has a summary must have a readable one
+            summary = read_summary(path) if os.path.lexists(path / "summary.json") else {}
+            if summary.get("status") in ("completed", "diverged"):
+                raise UsageError(f"run {str(path)!r} is {summary['status']}: there is nothing to resume")
+            state = checkpoint.load(path, config, dataset.sha256)
+            records = [record for record in read_metrics(path) if record["step"] < state.step]
+            return _run_in(path, config, resolved, dataset, progress, None, resuming=(state, records))
 
 
-def _run_in(path: Path, config: Config, dataset, progress: bool, command: str | None, resuming=False) -> dict:
+def _run_in(path: Path, config: Config, resolved: Resolved, dataset, progress: bool, command: str | None,
+            resuming: tuple | None = None) -> dict:  # fmt: skip
     """build, config.json, train, final evaluation, figures, then finish: a signal at any point still ends in
-    a summary (the records logged until then are the run). ``resuming``: from checkpoint.npz, config.json kept."""
+    a summary (the records logged until then are the run). ``resuming``: (the checkpoint, the records before it);
+    config.json is kept, and summary.json removed only once the checkpoint has been restored whole."""
     started = time.perf_counter()
-    model, optimizer, probe, batches = build(config, dataset)
+    model, training_step, probe, batches = build(config, dataset, resolved)
+    optimizer = training_step.optimizer
     prediction = predict_theory(config, model, dataset)  # of the initial weights, resumed or not
     spectrum = measure_jacobian(config, model, dataset)  # of the initial weights too
     outcome, final, drawn, records = Outcome(), {}, {}, None
     if resuming:
-        state = checkpoint.load(path, config)
+        state, records = resuming
         checkpoint.restore(state, model, optimizer, batches, probe)
-        outcome.steps_done = state.step
-        records = [record for record in files.read_records(path) if record["step"] < state.step]
+        files.remove(path / "summary.json")  # every check passed: until it writes its own, the run is unfinished
+        outcome.steps_done, outcome.resumed = state.step, (*state.resumed, state.step)
         started -= records[-1]["time"] if records else 0.0  # time goes on from the last record kept
     else:
-        resolved = resolved_config(config, path, model, dataset, command)
-        files.atomic_write(path / "config.json", files.dumps(resolved, indent=2) + "\n")
-    log = tensorboard.TensorBoardLog(path, probe, records) if config.tensorboard else RunLog(path, records)
+        files.atomic_write(path / "config.json", files.dumps(resolved_config(config, path, model, dataset, command),
+                                                             indent=2) + "\n")  # fmt: skip
+    log = tensorboard.TensorBoardLog(path, probe, config, records) if config.tensorboard else RunLog(path, records)
     when = "after {steps_done} steps"
     try:
-        saver = _Saver(path, config, model, optimizer, batches, probe)
-        train(config, model, optimizer, probe, batches, dataset, log, outcome, progress, started, saver)
+        saver = _Saver(path, config, dataset.sha256, model, optimizer, batches, probe, outcome.resumed)
+        train(config, model, training_step, probe, batches, dataset, log, outcome, progress, started, saver)
         if config.figures and outcome.status != "failed":  # data for histograms.png, drawn with the figures
             probe.save_histograms(path / "histograms.npz")
         when = "during the final evaluation"
@@ -130,31 +155,44 @@ def _run_in(path: Path, config: Config, dataset, progress: bool, command: str | 
     return finish(path, config, log.records, outcome, final, prediction, drawn, started, spectrum)
 
 
-def build(config: Config, dataset):
-    """The model, its optimizer, the probe that measures the chosen steps, and the endless batches.
+def build(config: Config, dataset, resolved: Resolved | None = None):
+    """The model, its training step (nn.Step; the optimizer is ``step.optimizer``), the probe that measures the
+    chosen steps, and the endless batches.
 
-    The model's weights and the batch order come from two independent streams of ``config.seed``.
+    The model's weights and the batch order come from two independent streams of ``config.seed``; the activation,
+    initializers and optimizer are ``resolved``'s (``config.resolve()`` if not given): no name is resolved here.
     """
-    model_seed, batch_seed = _seeds(config)
-    model = MLP(
-        dataset.num_features,
+    resolved = config.resolve() if resolved is None else resolved
+    model = make_model(config, dataset.num_features, dataset.num_classes, resolved)
+    optimizer = resolved.optimizer(model.parameters())
+    # Evaluation steps are always measured too, so every test-set number sits in a logged record.
+    probe = LayerProbe(model, optimizer, lambda step: step % config.log_every == 0 or _evaluated(config, step))
+    batches = data.batches(dataset, config.batch_size, np.random.default_rng(_seeds(config)[1]))
+    step = Step(model, optimizer, config.clip, enabled=config.capture)  # replayed on unmeasured steps
+    return model, step, probe, batches
+
+
+def make_model(config: Config, num_features: int, num_classes: int, resolved: Resolved | None = None) -> MLP:
+    """The run's MLP with its initial weights (from the first stream of ``config.seed``); Run.model loads the
+    trained weights into the same architecture. The activation and initializers are ``resolved``'s (build: named
+    once, in Config.resolve); without it, config's names (Run.model, which needs no data)."""
+    if resolved is None:
+        activation, init, output_init = config.act, config.init, config.output_init
+    else:
+        activation, init, output_init = resolved.activation, resolved.init, resolved.output_init
+    return MLP(
+        num_features,
         [config.width] * config.depth,
-        dataset.num_classes,
-        activation=config.act,
-        init=config.init,
-        output_init=config.output_init,
+        num_classes,
+        activation=activation,
+        init=init,
+        output_init=output_init,
         sigma_b2=config.sigma_b2,
         residual=config.residual,
         norm=None if config.norm == "none" else config.norm,
-        seed=int(model_seed.generate_state(1)[0]),
+        seed=int(_seeds(config)[0].generate_state(1)[0]),
         dtype=np.dtype(config.dtype),
     )
-    optimizer = optim.get(config.optimizer, model.parameters(), **config.optimizer_options())
-    # Evaluation steps are always measured too, so every test-set number sits in a logged record.
-    probe = LayerProbe(model, optimizer, lambda step: step % config.log_every == 0 or _evaluated(config, step))
-    batches = data.batches(dataset, config.batch_size, np.random.default_rng(batch_seed))
-    model.training_step = Step(model, optimizer, config.clip, enabled=config.capture)  # replayed on unmeasured steps
-    return model, optimizer, probe, batches
 
 
 def _seeds(config: Config):
@@ -194,7 +232,9 @@ def resolved_config(config: Config, path: Path, model, dataset, command: str | N
             "classes": dataset.num_classes,
             "train": len(dataset.y_train),
             "test": len(dataset.y_test),
+            "sha256": dataset.sha256,  # what a resumed run or a sweep's rerun checks (provenance.py)
         },
+        "plugins": plugins.fingerprints(),
         "parameters": model.num_parameters(),
         "version": __version__,
         "numpy": np.__version__,
@@ -211,19 +251,21 @@ CHECKPOINT_INTERVAL = 1.0
 class _Saver:
     """Writes checkpoint.npz for the run's current state (after ``steps_done`` updates)."""
 
-    def __init__(self, path, config, model, optimizer, batches, probe):
-        self.path, self.config, self.parts = path, config, (model, optimizer, batches, probe)
+    def __init__(self, path, config, data_sha256, model, optimizer, batches, probe, resumed=()):
+        self.path, self.config, self.data_sha256, self.resumed = path, config, data_sha256, resumed
+        self.parts = (model, optimizer, batches, probe)
         self.step = None  # the step of the checkpoint on disk, if this process wrote one
         self.written = -math.inf  # when (time.perf_counter)
 
     def __call__(self, steps_done: int, now: bool = True) -> None:
         """Write the checkpoint; with ``now=False`` only if CHECKPOINT_INTERVAL has passed since the last one."""
         if steps_done != self.step and (now or time.perf_counter() - self.written >= CHECKPOINT_INTERVAL):
-            checkpoint.save(self.path, self.config, steps_done, *self.parts)
+            checkpoint.save(self.path, self.config, steps_done, *self.parts, data_sha256=self.data_sha256,
+                            resumed=self.resumed)  # fmt: skip
             self.step, self.written = steps_done, time.perf_counter()
 
 
-def train(config, model, optimizer, probe, batches, dataset, log, outcome: Outcome, progress, started,
+def train(config, model, training_step, probe, batches, dataset, log, outcome: Outcome, progress, started,
           save=None) -> None:  # fmt: skip
     """The loop: batch, forward, loss, backward, clip, step; each measured step goes to ``log``.
 
@@ -239,7 +281,7 @@ def train(config, model, optimizer, probe, batches, dataset, log, outcome: Outco
         with np.errstate(all="ignore"):  # overflow is detected below, explicitly, as divergence
             for step in range(outcome.steps_done, config.steps):
                 with interrupts_deferred():
-                    if not _train_step(config, model, optimizer, probe, batches, dataset, log, outcome, step,
+                    if not _train_step(config, model, training_step, probe, batches, dataset, log, outcome, step,
                                        started, bar, save):  # fmt: skip
                         break
         if outcome.status == "completed":
@@ -257,16 +299,18 @@ def train(config, model, optimizer, probe, batches, dataset, log, outcome: Outco
         probe.detach()
 
 
-def _train_step(config, model, optimizer, probe, batches, dataset, log, outcome, step, started, bar, save) -> bool:
+def _train_step(config, model, training_step, probe, batches, dataset, log, outcome, step, started, bar, save) -> bool:
     """One step of ``train``; False when training must stop (diverged)."""
     xb, yb = next(batches)
-    loss_value, logits = model.training_step(xb, yb)  # forward, loss, backward, clip; replayed unless measured
-    if not math.isfinite(loss_value):
+    loss_value, logits = training_step(xb, yb)  # forward, loss, backward, clip; replayed unless measured
+    # a non-finite gradient stops the run here too (a measured step's record counts them, after its update)
+    if not math.isfinite(loss_value) or not (probe.measuring or training_step.finite()):
         measured = probe.collect() if probe.measuring else gradient_record(model)
-        outcome.status, outcome.message = "diverged", f"diverged at step {step}: the loss is {loss_value}"
+        reason = f"the loss is {loss_value}" if not math.isfinite(loss_value) else "non-finite gradients"
+        outcome.status, outcome.message = "diverged", f"diverged at step {step}: {reason}"
         log.write({"step": step, "loss": loss_value, "accuracy": accuracy(logits, yb), **measured})
         return False
-    model.training_step.update()  # optimizer.step(), fused after a replayed step
+    training_step.update()  # optimizer.step(), fused after a replayed step
     outcome.steps_done = step + 1
     if probe.record is not None:
         record = {"step": step, "loss": loss_value, "accuracy": accuracy(logits, yb), **probe.record}
@@ -313,8 +357,13 @@ def finish(path: Path, config: Config, records, outcome: Outcome, final, predict
         summary.update(drawn)
         if outcome.signal:
             summary["signal"] = outcome.signal  # what stopped the run: the command line exits 130 or 143
+        if outcome.resumed:  # from which step, how many times (a resumed run's records equal a run never stopped)
+            summary["resumed"] = {"from_step": outcome.resumed[-1], "times": len(outcome.resumed),
+                                  "from_steps": list(outcome.resumed)}  # fmt: skip
         summary["wall_time_s"] = time.perf_counter() - started
         summary.update(html.write_run_page(path, config, records, summary))  # report.html: figures and numbers
+        if config.tensorboard:
+            summary.update(_tensorboard_finish(path, config, records, summary))
         summary["files"] = rundir.listing(path)
         try:
             # Atomic: a sweep treats a run as complete once summary.json exists, so it is never half written.
@@ -326,6 +375,17 @@ def finish(path: Path, config: Config, records, outcome: Outcome, final, predict
         raise outcome.fault
     summary["path"] = str(path)
     return summary
+
+
+def _tensorboard_finish(path: Path, config: Config, records: list[dict], summary: dict) -> dict:
+    """The verdict (the terminal's report) and the HParams entry in TensorBoard: {} or {"tensorboard_error": ...}
+    (an optional viewer never loses the run)."""
+    text = report.terminal_report({**summary, "path": str(path)}, records, config, width=report.DEFAULT_WIDTH)
+    try:
+        tensorboard.finish(path, config, summary, "```\n" + text + "\n```")
+    except (RunDirError, UsageError) as error:
+        return {"tensorboard_error": str(error)}
+    return {}
 
 
 def _draw(path: Path, records: list[dict], summary: dict) -> dict:

@@ -12,18 +12,23 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import hashlib
 import math
+import os
+import re
 from pathlib import Path
 
 import numpy as np
 
-from ...common import files
-from ...common.errors import RunDirError, UsageError
+from ...common.errors import UsageError
+from ...common.validate import spell
+from ..measure.records import read_metrics, read_summary
+from ..settings import read_config
 from ..stats import shown_verdict
 from . import plots
 from .format import fmt, number, pct
 
-TABLE_HEADERS = ["run", "act", "init", "depth", "r", "theory r", "verdict", "test accuracy"]
+TABLE_HEADERS = ["run", "act", "init", "depth", "r at init", "theory r", "verdict", "test accuracy"]
 
 
 @dataclasses.dataclass
@@ -59,17 +64,13 @@ class Run:
 
 
 def load_run(path: Path) -> Run | None:
-    """The run in ``path``, or None if it is not one (no valid summary.json, config.json, measured metrics.jsonl)."""
-    summary, config = files.read_json(path / "summary.json"), files.read_json(path / "config.json")
-    if summary is None or config is None or not (path / "metrics.jsonl").is_file():
+    """The run in ``path``, or None if it is not one (no summary.json, config.json or measured metrics.jsonl);
+    UsageError in one line naming the file and the field if one of them is malformed (records.py's schema)."""
+    if not all(os.path.lexists(path / name) for name in ("summary.json", "config.json", "metrics.jsonl")):
         return None
-    try:
-        records = files.read_records(path)
-    except RunDirError:
-        return None
+    summary, config, records = read_summary(path), read_config(path), read_metrics(path)
     first = records[0] if records else None
-    layers = first.get("layers") if isinstance(first, dict) else None
-    if not isinstance(layers, list) or len(layers) < 2 or layers[0].get("delta_norm") is None:
+    if first is None or len(first["layers"]) < 2 or first["layers"][0].get("delta_norm") is None:
         return None
     return Run(path, config, summary, first)
 
@@ -124,7 +125,7 @@ def _ratio_text(run: Run) -> str:
 
 
 def table(runs: list[Run]) -> str:
-    """Aligned columns: run, act, init, depth, r (step 0), theory r, verdict, final test accuracy."""
+    """Aligned columns: run, act, init, depth, r at init (step 0), theory r, verdict, final test accuracy."""
     rows = [
         [name, run.act, run.init, str(run.depth), _ratio_text(run),
          fmt(run.theory["ratio"], 2) if run.theory else "-", run.verdict, pct(run.summary.get("test_accuracy"))]
@@ -138,10 +139,12 @@ def table(runs: list[Run]) -> str:
 
 
 def _label(run: Run, name: str) -> str:
-    """The legend entry: what the run was, its verdict and r (the numbers a reader must not misread)."""
+    """The legend entry: what the run was, its verdict and r (the numbers a reader must not misread). The run's
+    own names are user text, shown literally (plots.literal: a ``$`` in them is no maths)."""
     what = f"{run.act}/{run.init}, depth {run.depth}"
     if name not in what:
         what += f" ({name})"
+    what = plots.literal(what)
     if run.verdict == "diverged":
         return f"{what}: diverged"
     theory = f" (theory {fmt(run.theory['ratio'], 2)})" if run.theory else ""
@@ -161,19 +164,6 @@ def predicted_profile(run: Run) -> np.ndarray | None:
         return anchor * factor ** np.arange(run.depth - 1, -1, -1, dtype=float)
 
 
-def _draw_measured(ax, x, values, color, label=None) -> None:
-    """One measured profile: the line inside NORM_RANGE, underflow (0 too) and overflow at the edges."""
-    inside, below, above = plots.clipped(values)
-    ax.plot(x, inside, "-", marker="o", ms=3, lw=1.6, color=color, label=label)
-    if len(below):
-        ax.plot(x[below], np.full(len(below), plots.NORM_RANGE[0]), color=color, clip_on=False,
-                **{**plots.UNDERFLOW_MARKER, "markeredgecolor": color})  # fmt: skip
-    nonfinite = ~np.isfinite(np.asarray(values, dtype=float))
-    if len(above):
-        marker = {**plots.DIVERGED_MARKER, "color": color} if nonfinite[above].any() else dict(marker="^", ms=8)
-        ax.plot(x[above], np.full(len(above), plots.NORM_RANGE[1]), clip_on=False, color=color, **marker)
-
-
 def figure(runs: list[Run], out) -> None:
     """Draw every run's step-0 delta and weight-gradient profiles side by side into the PNG ``out``."""
     names = _names(runs)
@@ -187,33 +177,33 @@ def figure(runs: list[Run], out) -> None:
         ax.remove()
     legend_ax = fig.add_subplot(grid[0, 0].get_gridspec()[1, :])
     depths = {run.depth for run in runs}
-    underflow = overflow = False
+    kinds = set()  # the edge markers drawn: explained in the legend
     for run, name, key in zip(runs, names, keys):
         color = plots.activation_color(key, keys)
         x = np.arange(1, run.depth + 2)
         for ax, field in zip(axes, ("delta_norm", "weight_grad_norm")):
             values = np.array([number(layer.get(field)) for layer in run.first["layers"]])
-            _draw_measured(ax, x, values, color, _label(run, name) if field == "delta_norm" else None)
-            inside, below, above = plots.clipped(values)
-            underflow, overflow = underflow or len(below) > 0, overflow or len(above) > 0
+            kinds |= plots.draw_profile(ax, x, values, color, _label(run, name) if field == "delta_norm" else None)
             if len(depths) > 1:  # each run's own output layer
-                ax.plot(x[-1:], inside[-1:], "s", ms=7, color=color)
+                ax.plot(x[-1:], plots.clipped(values)[0][-1:], "s", ms=7, color=color)
         predicted = predicted_profile(run)
         if predicted is not None:
             inside, below, _ = plots.clipped(predicted)
             axes[0].plot(x[:-1], inside, color=color, **plots.THEORY_STYLE)
     # legend-only entries explaining the line styles and markers, in grey
     axes[0].plot([], [], color="grey", **plots.THEORY_STYLE, label="mean-field theory (dashed, run's colour)")
-    if underflow:
+    if "underflow" in kinds:
         axes[0].plot([], [], color="grey", **plots.UNDERFLOW_MARKER, label="gradient 0 or below $10^{-16}$")
-    if overflow:
-        axes[0].plot([], [], "^", color="grey", ms=8, label="above $10^{4}$ or not finite")
+    if "above" in kinds:
+        axes[0].plot([], [], "^", color="grey", ms=8, label="above $10^{4}$")
+    if "nonfinite" in kinds:
+        axes[0].plot([], [], **plots.DIVERGED_MARKER, label="not finite (diverged)")
     _axes(axes, depths)
     handles, labels = axes[0].get_legend_handles_labels()
     legend_ax.axis("off")
     legend_ax.legend(handles, labels, loc="upper center", ncol=2, fontsize=9, frameon=False)
     fig.suptitle("Gradient flow at initialization (step 0): one fixed log scale for every run", fontsize=11)
-    plots.save(fig, out)
+    plots.save(fig, out, signed=SIGNED)
 
 
 def _axes(axes, depths: set[int]) -> None:
@@ -231,9 +221,37 @@ def _axes(axes, depths: set[int]) -> None:
     axes[1].set_title("weight gradient per layer", fontsize=10)
 
 
-def compare(arguments: list[str], out="compare.png") -> tuple[str, Path]:
-    """Find the runs, draw them into ``out``; return (the table, the path written)."""
+SIGNED = "compare"  # the Software text of the pictures compare writes (plots.signed): its own, to replace
+
+
+def compare(arguments: list[str], out=None, force: bool = False) -> tuple[str, Path]:
+    """Find the runs, draw them into ``out``; return (the table, the path written).
+
+    Without ``out`` the picture goes next to the first run (``runs/compare-a-b.png``), under a fresh name: never
+    over an earlier one. An ``out`` that exists is replaced only if compare wrote it, or with ``force``.
+    """
     runs = find_runs(arguments)
+    path = _default_out(runs) if out is None else Path(out)
+    if out is not None:
+        if path.is_dir():
+            raise UsageError(f"{str(path)!r} is a directory; give the picture a file name (compare.png)")
+        if os.path.lexists(path) and not force and not plots.signed(path, SIGNED):
+            raise UsageError(f"{str(path)!r} exists and compare did not write it; choose another {spell('out')} or "
+                             f"pass {spell('force', True)} to replace it")  # fmt: skip
     with np.errstate(all="ignore"):
-        figure(runs, out)
-    return table(runs), Path(out)
+        figure(runs, path)
+    return table(runs), path
+
+
+def _default_out(runs: list[Run]) -> Path:
+    """``compare-<run names>.png`` beside the first run (``-2``, ``-3`` ... before the suffix if that name is taken)."""
+    names = re.sub(r"[^A-Za-z0-9_.=-]+", "-", "-".join(run.path.name for run in runs)).strip("-.") or "runs"
+    if len(names) > 80:  # a name the file system takes, still telling which runs it shows
+        names = f"{names[:60]}-{hashlib.sha256(names.encode()).hexdigest()[:8]}"
+    base = runs[0].path.resolve().parent / f"compare-{names}.png"
+    counter = 1
+    while True:
+        path = base if counter == 1 else base.with_name(f"{base.stem}-{counter}.png")
+        if not os.path.lexists(path):
+            return path
+        counter += 1

@@ -1,5 +1,5 @@
-"""The one way numbers are written for a reader: ``fmt`` and ``pct`` format every number a person reads (terminal,
-sweep.md, experiments/README.md, report.html); ``markdown_table`` writes every Markdown table."""
+"""The one way numbers are written for a reader: ``fmt``, ``pct`` and ``decimal`` format every number a person reads
+(terminal, sweep.md, experiments/README.md, report.html); ``markdown_table`` writes every Markdown table."""
 
 from __future__ import annotations
 
@@ -35,6 +35,12 @@ def fmt_log10(log10_value, digits: int = 2) -> str:
     mantissa = round(10.0 ** (log10_value - exponent), 1)
     mantissa, exponent = (mantissa / 10, exponent + 1) if mantissa >= 10 else (mantissa, exponent)
     return f"{mantissa:.1f}e{exponent:+d}"
+
+
+def decimal(value, digits: int = 1) -> str:
+    """A fixed-point number with ``digits`` decimals, never a negative zero (-0.04 is "0.0", not "-0.0")."""
+    text = f"{number(value):.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
 def pct(value) -> str:

@@ -6,11 +6,18 @@ or figures (a notebook's inline plots keep working); a figure is written whole o
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
+import numpy as np
+
 from ...common import files
+from ...common.errors import RunDirError, UsageError
+from ...common.reads import read_start
+from .format import number
 
 DPI = 110
+SIGNATURE = "tinygrad_act"  # a PNG's Software text: the mark of a picture this package wrote (``signed``)
 
 
 def unavailable() -> str | None:
@@ -30,11 +37,37 @@ def figure(*grid, figsize=(10, 4), **options):
     return fig, fig.subplots(*grid, **options)
 
 
-def save(fig, path, dpi: int = DPI) -> None:
-    """Lay out and write ``fig`` as a PNG at ``path``, whole or not at all (never through a link)."""
+def save(fig, path, dpi: int = DPI, signed: str = "") -> None:
+    """Lay out and write ``fig`` as a PNG at ``path``, whole or not at all (never through a link); ``signed`` names
+    what wrote it in the PNG's Software text (``signed`` below), so that a later write knows the file is its own."""
     fig.tight_layout()
+    metadata = {"Software": f"{SIGNATURE} {signed}"} if signed else None
     with files.atomic_file(Path(path), "wb") as handle:
-        fig.savefig(handle, format="png", dpi=dpi)
+        fig.savefig(handle, format="png", dpi=dpi, metadata=metadata)
+
+
+def signed(path, what: str) -> bool:
+    """Whether ``path`` is a PNG that ``save(..., signed=what)`` wrote (its text chunks, read before the image data)."""
+    try:
+        head = read_start(path, "picture")
+    except (UsageError, RunDirError):
+        return False
+    if not head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return False
+    offset = 8
+    while offset + 8 <= len(head):
+        length, kind = struct.unpack(">I4s", head[offset : offset + 8])
+        if kind == b"IDAT":
+            return False
+        if kind == b"tEXt" and head[offset + 8 : offset + 8 + length] == f"Software\0{SIGNATURE} {what}".encode():
+            return True
+        offset += 12 + length
+    return False
+
+
+def literal(text) -> str:
+    """``text`` as matplotlib shows it, never read as maths: a user's ``$`` (a run named ``cost$5$``) stays a dollar."""
+    return str(text).replace("$", r"\$")
 
 
 def legend(ax, **options) -> None:
@@ -92,8 +125,6 @@ def norm_axis(ax, label: str, axis: str = "y") -> None:
 
 def clipped(values, low: float = NORM_RANGE[0], high: float = NORM_RANGE[1]):
     """(values inside [low, high] with the rest as nan, positions of zeros/underflows, positions above high)."""
-    import numpy as np
-
     values = np.asarray(values, dtype=np.float64)
     with np.errstate(invalid="ignore"):
         below = np.flatnonzero(~(values >= low) & np.isfinite(values))
@@ -107,8 +138,6 @@ DEPTH_COLORMAP = "viridis"  # depths of a sweep: shallow dark, deep light (a col
 
 def log_limits(logs, base=LOG_RATIO_RANGE, step: float = 8.0) -> tuple[float, float]:
     """``base`` widened in whole ``step``s of decades until every finite log10 value fits: shared, never clipped."""
-    import numpy as np
-
     logs = np.asarray(logs, dtype=np.float64)
     logs = logs[np.isfinite(logs)]
     low, high = base
@@ -124,11 +153,62 @@ def style_legends(ax, colors: dict, styles: dict, extra=(), loc="upper left", st
     from matplotlib.lines import Line2D
 
     options = {"fontsize": 7, "framealpha": 0.9, **options}
-    handles = [Line2D([], [], color=c, lw=2, label=name) for name, c in colors.items()] + list(extra)
+    handles = [Line2D([], [], color=c, lw=2, label=literal(name)) for name, c in colors.items()] + list(extra)
     first = ax.legend(handles=handles, loc=loc, **options)
     if len(styles) > 1:
         ax.add_artist(first)
         lines = [
-            Line2D([], [], color="black", linestyle=s, lw=1.5, label=f"init = {name}") for name, s in styles.items()
+            Line2D([], [], color="black", linestyle=s, lw=1.5, label=f"init = {literal(name)}")
+            for name, s in styles.items()
         ]
         ax.legend(handles=lines, loc=style_loc, **options)
+
+
+# ---- Pieces every figure of a run draws with ----------------------------------------------------------------
+def colormap(name: str):
+    """A matplotlib colormap by name (matplotlib imported only when figures are drawn)."""
+    from matplotlib import colormaps
+
+    return colormaps[name]
+
+
+def series(records: list[dict], field: str) -> np.ndarray:
+    """records x layers array of a per-layer field (nan where missing or not measured)."""
+    return np.array([[number(layer.get(field)) for layer in r["layers"]] for r in records], dtype=float)
+
+
+def pick_steps(records: list[dict], count: int = 5) -> list[dict]:
+    """At most ``count`` records spread evenly over the run, the first and the last included."""
+    if len(records) <= count:
+        return records
+    picks = np.unique(np.linspace(0, len(records) - 1, count).round().astype(int))
+    return [records[i] for i in picks]
+
+
+def colorbar(fig, ax, cmap: str, low: float, high: float, label: str):
+    """A colour bar for lines coloured by ``cmap`` over [low, high] (not an image)."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    mappable = ScalarMappable(Normalize(low, high), cmap)
+    return fig.colorbar(mappable, ax=ax, label=label)
+
+
+def draw_profile(ax, layers, values, color, label=None, linestyle="-") -> set[str]:
+    """One measured profile on a NORM_RANGE axis: zeros and underflows as markers at the bottom edge, values
+    above the range at the top edge, non-finite values (divergence) as DIVERGED_MARKER at the top: never dropped.
+    Returns the kinds of marker drawn ("underflow", "above", "nonfinite")."""
+    values = np.asarray(values, dtype=float)
+    inside, below, above = clipped(values)
+    ax.plot(layers, inside, marker="o", ms=3, color=color, label=label, linestyle=linestyle)
+    low, high = NORM_RANGE
+    edge = dict(clip_on=False, zorder=5)
+    if below.size:
+        ax.plot(layers[below], np.full(below.size, low), markeredgecolor=color, **UNDERFLOW_MARKER, **edge)
+    nonfinite = np.flatnonzero(~np.isfinite(values) & ~np.isneginf(values))
+    large = np.setdiff1d(above, nonfinite)
+    if large.size:
+        ax.plot(layers[large], np.full(large.size, high), marker="^", linestyle="none", color=color, **edge)
+    if nonfinite.size:
+        ax.plot(layers[nonfinite], np.full(nonfinite.size, high), **DIVERGED_MARKER, **edge)
+    return {kind for kind, where in (("underflow", below), ("above", large), ("nonfinite", nonfinite)) if where.size}

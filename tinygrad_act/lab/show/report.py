@@ -1,11 +1,19 @@
 """The terminal report of a run: the layer table, the verdict with its why, the theory, the final line and the files.
 
-Numbers are written by format.py (``fmt``, ``pct``), the one way a reader sees them.
+Everything fits the terminal (``terminal_width``: ``COLUMNS``, else the terminal's own width, else 100): the
+default table shows the columns that tell the story (delta at step 0 and at the end, the weight gradient, the
+gains' product, saturated and dead units) and ``wide`` all of them (both gains and the gradient's
+signal-to-noise ratio); the log bar gets the columns that are left; every other line is wrapped at word
+boundaries. Numbers are written by format.py (``fmt``, ``pct``), the one way a reader sees them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import shutil
+import textwrap
+from collections.abc import Callable
 
 import numpy as np
 
@@ -13,49 +21,103 @@ from ..measure.records import RUN_FILES, layer_name
 from ..stats import shown_verdict
 from .format import fmt, fmt_log10, number, pct
 
-BAR_WIDTH = 28
+DEFAULT_WIDTH = 100  # when the width is unknown (output piped into a file, no terminal)
+BAR_WIDTH = (12, 60)  # the log bar's least and largest width in characters
+TEXT_WIDTH = 100  # prose (legend, verdict) is wrapped at most this wide, even in a wider terminal: lines stay readable
+MAX_PER_DECADE = 4.0  # a flat profile draws flat bars, not magnified noise
+GAP = "  "  # between two columns
 
 
-def layer_table(records: list[dict]) -> str:
-    """Per layer: delta and weight-gradient norms at step 0 and at the end, saturation, dead units, a log bar."""
+def terminal_width() -> int:
+    """``COLUMNS``, else the terminal's width, else DEFAULT_WIDTH (shutil's rule: output piped or redirected)."""
+    return shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
+
+
+def wrap(text: str, width: int, indent: str = "    ") -> str:
+    """``text`` wrapped at word boundaries to ``width`` (words are never broken, so a path stays whole); each
+    line of ``text`` keeps its own leading spaces, and continuation lines get ``indent`` more."""
+    lines = []
+    for line in text.split("\n"):
+        lead = line[: len(line) - len(line.lstrip(" "))]
+        lines += textwrap.wrap(line, width=max(width, 20), subsequent_indent=lead + indent, break_long_words=False,
+                               break_on_hyphens=False) or [""]  # fmt: skip
+    return "\n".join(lines)
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """One column of the layer table: its header, its width, the cell of a layer (at step 0, at the end)."""
+
+    header: str
+    width: int
+    cell: Callable[[dict, dict], str]
+    wide: bool = False  # shown only in the wide table
+    legend: str = ""  # what it means, for the legend under the table
+
+
+def _product(layer: dict) -> float:
+    return number(layer.get("weight_gain")) * number(layer.get("activation_gain"))
+
+
+def columns(last_step: int) -> list[Column]:
+    """Every column of the layer table, in order; ``wide`` marks those the default table leaves out."""
+    end = f"@{last_step}"
+    return [
+        Column("layer", 5, lambda a, b: ""),  # filled by layer_table: the layer's name
+        Column("delta@0", 8, lambda a, b: fmt(a.get("delta_norm"), 3),
+               legend="delta = ||dL/dz|| of each layer's pre-activation over the batch"),
+        Column("delta" + end, max(8, len("delta" + end)), lambda a, b: fmt(b.get("delta_norm"), 3)),
+        Column("|dW|@0", 8, lambda a, b: fmt(a.get("weight_grad_norm"), 3), legend="|dW| = ||dL/dW||"),
+        Column("|dW|" + end, max(8, len("|dW|" + end)), lambda a, b: fmt(b.get("weight_grad_norm"), 3), wide=True),
+        Column("σw²@0", 6, lambda a, b: fmt(number(a.get("weight_gain")), 3), wide=True,
+               legend="σw² = fan_in·mean(W²), the weights' gain"),
+        Column("E[f′²]@0", 8, lambda a, b: fmt(number(a.get("activation_gain")), 3), wide=True,
+               legend="E[f′²] = mean f′(z)² over the batch, the activation's gain"),
+        Column("σw²·E[f′²]", 10, lambda a, b: fmt(_product(a), 3),
+               legend="σw²·E[f′²] = the weights' gain times the activation's gain at step 0, mean-field theory's "
+               "factor on delta² per layer (< 1 vanishing, > 1 exploding)"),
+        Column("sat", 6, lambda a, b: pct(b.get("saturation")),
+               legend="sat = fraction of units in the activation's flat region (at the end)"),
+        Column("dead", 6, lambda a, b: pct(b.get("dead_fraction")),
+               legend="dead = units with zero gradient for the whole batch (at the end)"),
+        Column("snr@0", 7, lambda a, b: fmt(a.get("grad_snr"), 3), wide=True),
+        Column("snr" + end, max(7, len("snr" + end)), lambda a, b: fmt(b.get("grad_snr"), 3), wide=True,
+               legend="snr = ||mean g||² / mean ||g_i - mean g||² of dW over the batch's examples: < 1 the examples "
+               "mostly disagree, whatever the size of delta; pure noise gives about 1/(batch-1); '-' = none (zero "
+               "gradient or batch of 1)"),
+    ]  # fmt: skip
+
+
+def layer_table(records: list[dict], width: int | None = None, wide: bool = False) -> str:
+    """Per layer: the columns that tell the story (``wide``: all of them) and a log bar of delta at step 0
+    in the columns left of ``width`` (default ``terminal_width()``), then the legend, wrapped to ``width``."""
+    width = terminal_width() if width is None else width
     first, last = records[0], records[-1]
     count = len(first["layers"])
+    shown = [column for column in columns(last["step"]) if wide or not column.wide]
+    used = sum(column.width for column in shown) + len(GAP) * len(shown)
+    bar_width = min(max(width - used, BAR_WIDTH[0]), BAR_WIDTH[1])
     deltas = [layer["delta_norm"] for layer in first["layers"]]
     logs = [math.log10(d) for d in deltas if d is not None and d > 0 and math.isfinite(d)]
     low, high = (min(logs), max(logs)) if logs else (0.0, 0.0)
-    # A fixed scale of at most 4 characters per decade: a flat profile draws flat bars, not magnified noise.
-    per_decade = min(4.0, (BAR_WIDTH - 1) / max(high - low, 1e-12))
-    header = (
-        f"{'layer':>5}  {'delta@0':>8}  {'delta@' + str(last['step']):>10}  {'|dW|@0':>8}  "
-        f"{'|dW|@' + str(last['step']):>10}  {'sat':>6}  {'dead':>6}  {'σw²@0':>6}  {'E[f′²]@0':>8}  {'product':>7}  "
-        f"{'snr@0':>7}  {'snr@' + str(last['step']):>8}  delta@0, log scale ({per_decade:.3g} chars per decade)"
-    )
-    lines = [header, "-" * len(header)]
+    per_decade = min(MAX_PER_DECADE, (bar_width - 1) / max(high - low, 1e-12))
+    header = GAP.join(f"{column.header:>{column.width}}" for column in shown) + GAP + "delta@0, log"[:bar_width]
+    rows = []
     for index in range(count):
         a, b = first["layers"][index], last["layers"][index]
+        cells = [layer_name(index, count), *(column.cell(a, b) for column in shown[1:])]
         d = a["delta_norm"]
         if d is not None and d > 0 and math.isfinite(d):
-            bar = "#" * max(1, round(BAR_WIDTH + per_decade * (math.log10(d) - high)))
+            bar = "#" * max(1, round(bar_width + per_decade * (math.log10(d) - high)))
         else:
             bar = "(zero)" if d == 0 else "(n/a)"
-        sat, dead = b.get("saturation"), b.get("dead_fraction")
-        weight_gain, act_gain = number(a.get("weight_gain")), number(a.get("activation_gain"))
-        lines.append(
-            f"{layer_name(index, count):>5}  {fmt(d, 3):>8}  {fmt(b.get('delta_norm'), 3):>10}  "
-            f"{fmt(a['weight_grad_norm'], 3):>8}  {fmt(b['weight_grad_norm'], 3):>10}  {pct(sat):>6}  {pct(dead):>6}  "
-            f"{fmt(weight_gain, 3):>6}  {fmt(act_gain, 3):>8}  {fmt(weight_gain * act_gain, 3):>7}  "
-            f"{fmt(a.get('grad_snr'), 3):>7}  {fmt(b.get('grad_snr'), 3):>8}  {bar}"
-        )
-    lines.append(
-        "delta = ||dL/dz|| of each layer's pre-activation over the batch, |dW| = ||dL/dW||; sat = fraction of units "
-        "in the activation's flat region, dead = units with zero gradient for the whole batch (both at the end);\n"
-        "σw² = fan_in·mean(W²) (the weights' gain) x E[f′²] = mean f'(z)² over the batch (the activation's gain) = "
-        "product: mean-field theory's factor on delta² per layer (< 1 vanishing, > 1 exploding; delta x √product);\n"
-        "snr = ||mean g||² / mean ||g_i - mean g||² of dW over the batch's examples: < 1 the examples mostly "
-        "disagree, whatever the size of delta; pure noise gives about 1/(batch-1); '-' = none (zero gradient or "
-        "batch of 1)"
-    )
-    return "\n".join(lines)
+        rows.append(GAP.join(f"{cell:>{column.width}}" for cell, column in zip(cells, shown)) + GAP + bar)
+    legend = "; ".join(column.legend for column in shown if column.legend)
+    legend += f"; bar: delta@0 on a log scale, {per_decade:.3g} characters per decade"
+    if not wide:
+        legend += "; --wide (WIDE=1) adds both gains, |dW| at the end and the gradient's signal-to-noise ratio"
+    rule = "-" * min(max(len(header), *(len(row) for row in rows)), max(width, len(header)))
+    return "\n".join([header, rule, *rows, wrap(legend, min(width, TEXT_WIDTH), indent="")])
 
 
 def verdict_line(
@@ -107,10 +169,10 @@ def final_line(summary: dict, depth: int, dtype: str = "float64") -> str:
     if shown_verdict(summary) == "diverged":
         return summary.get("message") or "diverged"
     line = verdict_line(
-        summary["verdict_final"], summary["ratio_final"], summary["per_layer_factor_final"], depth, dtype,
-        summary.get("gain_final"),
+        summary.get("verdict_final") or "-", summary.get("ratio_final"), summary.get("per_layer_factor_final"), depth,
+        dtype, summary.get("gain_final"),
     )  # fmt: skip
-    return f"{line}  [step {summary['step_final']}, end]"
+    return f"{line}  [step {summary.get('step_final', '-')}, end]"
 
 
 def jacobian_line(entry: dict | None) -> str | None:
@@ -149,18 +211,41 @@ def jacobian_line(entry: dict | None) -> str | None:
     return text
 
 
-def terminal_report(summary: dict, records: list[dict], config) -> str:
-    """The table, the verdict with the numbers behind it, theory beside measurement, and where the files are."""
+def _loss(value) -> str:
+    """A loss in full (``1.134e+300``), or '-' where none was measured."""
+    return "-" if value is None else f"{value:.4g}"
+
+
+def resumed_line(summary: dict) -> str | None:
+    """``resumed from step 600 (resumed 2 times, from steps 300, 600)``; None for a run never resumed."""
+    resumed = summary.get("resumed")
+    if not isinstance(resumed, dict) or not resumed.get("times"):
+        return None
+    steps = resumed.get("from_steps") or [resumed.get("from_step")]
+    times = resumed["times"]
+    if times == 1:
+        return f"resumed once, from step {steps[-1]} (its records equal those of a run never stopped)"
+    return (
+        f"resumed {times} times, from steps {', '.join(str(s) for s in steps)} (its records equal those of a "
+        "run never stopped)"
+    )
+
+
+def terminal_report(summary: dict, records: list[dict], config, width: int | None = None, wide: bool = False) -> str:
+    """The table, the verdict with the numbers behind it, theory beside measurement, and where the files are,
+    every line within ``width`` (default ``terminal_width()``) but the rows of a ``wide`` table."""
+    width = terminal_width() if width is None else width
     lines = []
     if records and records[0]["layers"] and records[0]["layers"][0].get("delta_norm") is not None:
-        lines += [layer_table(records), ""]
+        lines += [layer_table(records, width, wide), ""]
+    text = []  # lines wrapped at word boundaries
     depth = config.depth
     if "ratio_init" in summary:
-        lines.append(
+        text.append(
             verdict_line(
-                summary["verdict"],
+                summary.get("verdict") or "-",
                 summary["ratio_init"],
-                summary["per_layer_factor_init"],
+                summary.get("per_layer_factor_init"),
                 depth,
                 config.dtype,
                 summary.get("gain_init"),
@@ -169,31 +254,33 @@ def terminal_report(summary: dict, records: list[dict], config) -> str:
         )
         theory = summary.get("theory")
         if theory and theory.get("applies"):
-            lines.append(
-                f"  theory (mean field, sigma_w^2={fmt(theory['sigma_w2'], 3)}"
+            text.append(
+                f"  theory (mean field, sigma_w^2={fmt(theory.get('sigma_w2'), 3)}"
                 + (f", sigma_b^2={fmt(theory['sigma_b2'], 3)}" if theory.get("sigma_b2") else "")
-                + f"): r = {fmt(theory['ratio'], 3)}, "
-                f"x{fmt(theory['per_layer_factor'], 3)} per layer -> {theory['verdict']}"
+                + f"): r = {fmt(theory.get('ratio'), 3)}, "
+                f"x{fmt(theory.get('per_layer_factor'), 3)} per layer -> {theory.get('verdict')}"
             )
         if config.act.split(":")[0] == "sigmoid" and depth > 1:
-            lines.append(
+            text.append(
                 f"  bound: sigmoid' <= 0.25, so {depth - 1} layers shrink the gradient by up to "
                 f"0.25^{depth - 1} = {0.25 ** (depth - 1):.1e} (times the weights' own gain)"
             )
-        lines.append(final_line(summary, depth, config.dtype))
+        text.append(final_line(summary, depth, config.dtype))
     if jacobian_line(summary.get("jacobian")):
-        lines.append(jacobian_line(summary.get("jacobian")))
+        text.append(jacobian_line(summary.get("jacobian")))
     status = summary["status"]
-    lines.append("")
+    text.append("")
+    if resumed_line(summary):
+        text.append(resumed_line(summary))
     if "test_accuracy" in summary:
-        lines.append(
+        text.append(
             # losses in full (a diverging loss of 1.134e+300 keeps its digits)
-            f"train loss {summary['train_loss']:.4g}, accuracy {pct(summary['train_accuracy'])}; "
-            f"test loss {summary['test_loss']:.4g}, accuracy {pct(summary['test_accuracy'])} "
-            f"after {summary['steps_done']} steps ({fmt(summary.get('wall_time_s'), 3)} s)"
+            f"train loss {_loss(summary.get('train_loss'))}, accuracy {pct(summary.get('train_accuracy'))}; "
+            f"test loss {_loss(summary.get('test_loss'))}, accuracy {pct(summary.get('test_accuracy'))} "
+            f"after {summary.get('steps_done', '-')} steps ({fmt(summary.get('wall_time_s'), 3)} s)"
         )
     if status not in ("completed", "diverged"):  # a diverged run's message is its final verdict line above
-        lines.append(f"status: {status} — {summary['message']}")
+        text.append(f"status: {status} — {summary.get('message') or '-'}")
     listed = summary.get("files") or list(RUN_FILES)
-    lines.append(f"files: {summary['path']}/ ({', '.join(listed)})")
-    return "\n".join(lines)
+    text.append(f"files: {summary['path']}/ ({', '.join(listed)})")
+    return "\n".join(lines + [wrap(line, min(width, TEXT_WIDTH)) for line in text])

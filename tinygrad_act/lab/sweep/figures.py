@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from ..show import plots
-from ..show.format import number
+from ..show.format import decimal, number
 
 SIGMOID_BOUND = 0.25  # sigmoid' <= 1/4: through the activation alone L-1 layers shrink r by up to 0.25^(L-1)
 ZOOM = (1e-3, 1e3)  # the right panel of r against depth: around the healthy band, where most lines sit
@@ -183,7 +183,7 @@ def _cell_text(ax, image, i, j, value, lost) -> bool:
     if math.isnan(value):
         text, shade = "-", (1, 1, 1, 1)
     else:
-        text = "$-\\infty$" if value == -math.inf else f"{value:.1f}"
+        text = "$-\\infty$" if value == -math.inf else decimal(value, 1)
         shade = image.cmap(image.norm(min(max(value, low), high)))
     beyond = not math.isnan(value) and not low <= value <= high
     if beyond:
@@ -306,4 +306,5 @@ def _profile_legends(fig, axes, bar_axes, rows, profiles, colours, styles, depth
         handles.append(
             Line2D([], [], **{**plots.UNDERFLOW_MARKER, "color": "black"}, label=r"$\delta_l = 0$ (vanished)")
         )
-    axes.flat[0].legend(handles=handles, fontsize=7, loc="lower right")
+    if handles:  # a legend box with nothing in it says nothing
+        axes.flat[0].legend(handles=handles, fontsize=7, loc="lower right")

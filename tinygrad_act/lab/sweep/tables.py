@@ -13,7 +13,7 @@ from pathlib import Path
 from ...common import files
 from ...common.errors import RunDirError
 from ..show import plots
-from ..show.format import fmt, markdown_table
+from ..show.format import fmt, markdown_table, pct
 from . import figures as sweep_figures
 
 # A sweep's row: the grid values, these fields of the run's summary (sweep.collect), and the run's name.
@@ -34,36 +34,59 @@ ROW_FIELDS = [
     "steps_done",
     "wall_time_s",
 ]
-# The columns of sweep.md after the grid's own (sweep.csv has them all).
-SHOWN = [
-    "verdict",
-    "ratio_init",
-    "ratio_final",
-    "per_layer_factor_init",
-    "predicted_per_layer_factor",
-    "test_loss",
-    "test_accuracy",
-    "status",
-]
+# The columns of sweep.md and the sweep's report.html after the grid's own (sweep.csv has them all), with the
+# header a reader sees and how the number is written (format.py: fmt, or pct for a fraction shown in percent).
+SHOWN = {
+    "verdict": ("verdict", str),
+    "ratio_init": ("r at init", lambda v: fmt(v, 3)),
+    "ratio_final": ("r at end", lambda v: fmt(v, 3)),
+    "per_layer_factor_init": ("factor per layer", lambda v: fmt(v, 3)),
+    "predicted_per_layer_factor": ("theory: factor per layer", lambda v: fmt(v, 3)),
+    "test_loss": ("test loss", lambda v: fmt(v, 3)),
+    "test_accuracy": ("test accuracy", pct),
+    "status": ("status", str),
+}
 
 
 def write_tables(root: Path, rows: list[dict], keys: list[str]) -> None:
-    """sweep.csv (the grid ``keys``, ROW_FIELDS, run) and sweep.md (a Markdown table, numbers by report.fmt)."""
+    """sweep.csv (the grid ``keys``, ROW_FIELDS, the initializer "auto" chose, run) and sweep.md (the table a
+    reader sees, ``table_cells``)."""
     text = io.StringIO(newline="")
-    writer = csv.DictWriter(text, fieldnames=[*keys, *ROW_FIELDS, "run"], extrasaction="ignore")
+    writer = csv.DictWriter(text, fieldnames=[*keys, *ROW_FIELDS, "init_resolved", "run"], extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     files.atomic_write(root / "sweep.csv", text.getvalue())
     files.atomic_write(root / "sweep.md", markdown_table(*table_cells(rows, keys)) + "\n")
 
 
+def varied(rows: list[dict], keys: list[str]) -> list[str]:
+    """The columns that tell the runs apart: the grid ``keys``, and init when the initializer differs between runs
+    without being in the grid (``init=auto`` chooses one per activation)."""
+    inits = {row.get("init_resolved") for row in rows} - {None}
+    return [*keys, "init"] if "init" not in keys and len(inits) > 1 else list(keys)
+
+
+def _grid_cell(row: dict, key: str) -> str:
+    """A grid value as given (depth 100, not 1e+02); an initializer with the one it resolved to, when it differs."""
+    resolved = row.get("init_resolved")
+    if key == "init":
+        given = row.get("init", resolved)
+        return str(given) if resolved in (None, given) else f"{given} ({resolved})" if given else str(resolved)
+    return str(row.get(key, "-"))
+
+
 def table_cells(rows: list[dict], keys: list[str]) -> tuple[list[str], list[list]]:
-    """The headers and cells of sweep.md (and of the sweep's report.html): the grid keys, then SHOWN."""
-    shown = [*keys, *SHOWN]
-    # Grid values are shown as given (depth 100, not 1e+02); measured numbers as everywhere else (report.fmt).
-    cells = [[fmt(row.get(c), 3) if row.get(c) is None or isinstance(row.get(c), float) else row[c] for c in shown]
-             for row in rows]  # fmt: skip
-    return shown, cells
+    """The headers and cells of sweep.md and of the sweep's report.html: every varied setting (``varied``), then
+    SHOWN, with readable headers and every number written one way (format.py; accuracy in percent)."""
+    columns = varied(rows, keys)
+    headers = [key.replace("_", " ") for key in columns] + [header for header, _ in SHOWN.values()]
+    cells = [[_grid_cell(row, key) for key in columns] + [_shown(row.get(field), write) for field, (_, write) in
+              SHOWN.items()] for row in rows]  # fmt: skip
+    return headers, cells
+
+
+def _shown(value, write) -> str:
+    return "-" if value is None else write(value)
 
 
 def figures(root: Path, rows: list[dict], keys: list[str]) -> list[str]:
