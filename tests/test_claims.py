@@ -534,6 +534,15 @@ def test_isometry_does_not_hold_when_every_band_rank_and_race_is_the_other_way()
     assert [p.status for p in check.parts] == [NOT] * 8
 
 
+def test_isometry_without_the_committed_race_says_the_speed_up_is_not_judged_and_its_status_says_so():
+    check = Check(isometry.claim_parts(iso_rows(), 1e-4, math.log(10))[0])  # no committed table: no reproduced
+    assert [p.status for p in check.parts] == [HOLDS] * 4 + ["not judged"], check.markdown()
+    assert check.status == "holds, 1 part not judged" and "orders of magnitude" in check.parts[-1].says
+    assert Check([check.parts[-1]]).status == "not judged"
+    failing = Part("x", False, "n")
+    assert Check([failing, check.parts[-1], check.parts[-1]]).status == "does not hold, 2 parts not judged"
+
+
 def test_isometry_holds_partly_when_isometry_is_faster_but_not_by_orders_of_magnitude():
     check = iso_parts(iso_rows(other_drop=100))  # 101 / 31: x3.3
     assert check.status == PARTLY, check.markdown()

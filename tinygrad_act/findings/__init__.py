@@ -165,6 +165,7 @@ Each claim is checked on the runs, part by part. A part prints the numbers that 
 the deciding number is from its threshold (in decades for ratios, points for accuracies, cells for finding 8's
 table), judged on the median over seeds, beside the *seeds' spread*: the largest distance of one seed's margin
 from it (for a statistic over seeds, of the margin without one seed). A margin inside the spread reads *within
-noise*: another seed, or another machine's rounding, could flip it. A run that diverged never counts as holding.
+noise*: another seed, or another machine's rounding, could flip it. A run that diverged never counts as holding. A
+part whose runs are not in this report reads *not judged*, and its finding's status says how many are.
 Numbers are bitwise reproducible on one machine (same numpy and BLAS); verdicts whose margin exceeds the spread
 are what carries over to another."""

@@ -154,16 +154,22 @@ class Part:
     the margin by which they decide (``judged`` builds a Part whose ``holds`` is its margin's sign)."""
 
     says: str
-    holds: bool
+    holds: bool | None  # None: not judged here (the runs that would decide are not in this report)
     numbers: str
     margin: Margin | None = None
 
     @property
     def status(self) -> str:
-        """ "within noise" when the margin is inside the seeds' spread, else "holds" or "does not hold"."""
+        """ "not judged" without a verdict, "within noise" when the margin is inside the seeds' spread, else
+        "holds" or "does not hold"."""
+        if self.holds is None:
+            return NOT_JUDGED
         if self.margin is not None and self.margin.within_noise:
             return "within noise"
         return "holds" if self.holds else "does not hold"
+
+
+NOT_JUDGED = "not judged"
 
 
 def judged(says: str, margin: Margin, numbers: str, also: bool = True) -> Part:
@@ -180,12 +186,15 @@ class Check:
 
     @property
     def status(self) -> str:
-        """Every part alike: its status ("holds", "within noise", "does not hold"); none holds: "does not hold";
-        else "holds partly"."""
-        statuses = {part.status for part in self.parts}
-        if len(statuses) == 1:
-            return statuses.pop()
-        return "holds partly" if "holds" in statuses else "does not hold"
+        """Over the parts judged: every one alike, its status ("holds", "within noise", "does not hold"); none
+        holds: "does not hold"; else "holds partly". A part not judged adds ", N not judged" (none judged: "not
+        judged"): the status never speaks for what was not tested."""
+        statuses = {part.status for part in self.parts} - {NOT_JUDGED}
+        unjudged = sum(part.status == NOT_JUDGED for part in self.parts)
+        if not statuses:
+            return NOT_JUDGED
+        status = statuses.pop() if len(statuses) == 1 else "holds partly" if "holds" in statuses else "does not hold"
+        return f"{status}, {unjudged} part{'s' if unjudged > 1 else ''} not judged" if unjudged else status
 
     def markdown(self) -> str:
         """``**Check: holds partly.**`` and one bullet per part: what it says, its status, why, and its margin."""
