@@ -230,7 +230,8 @@ def setting(ctx: Context, sigma_b2: float) -> str:
         f"mean-field product of χ; Var(s²)/mean² = Σ_l (E[φ'⁴]/E[φ'²]² - 1) + (1 per Gaussian layer), zeros "
         f"included (free probability); ReLU's φ'² is 0 or 1, so its per-layer term is "
         f"{', '.join(fmt(m2 / m1**2 - 1, 3) for m1, m2 in relu_v)} at q = 0.1, 1, 10 whatever σ_w², q or the "
-        f"weights, and half of its eigenvalues are exactly 0 in the wide limit."
+        f"weights, and half of its eigenvalues are exactly 0 in the wide limit. Seeds {', '.join(map(str, ctx.seeds))}: "
+        f"the table gives the median over them and, in brackets, their range."
     )
 
 
