@@ -55,6 +55,7 @@ help:  ## show this help
 	@echo "                 GRID='norm=none,batch residual=0,1' (a KEY=V1,V2 per word), and every experiment"
 	@echo "                 variable but FORCE, RESUME and WIDE, applied to each run  (python -m tinygrad_act sweep --help)"
 	@echo "  make report     regenerate experiments/README.md from fresh runs (ONLY=finding to redo one; JOBS)"
+	@echo "                  FULL=1 with ONLY=edge_of_chaos or isometry: also its full grid, rewriting its committed table (slow)"
 	@echo "  make list       activations, initializers, datasets, optimizers"
 	@echo "  make readme     the sample outputs in README.md, from fresh runs (make readme-figures: its pictures)"
 	@echo "  make notebook   run experiments/tutorial.ipynb and store it with its outputs"

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tinygrad_act import findings
+from tinygrad_act import findings, makeargs
 from tinygrad_act.cli import main
 from tinygrad_act.common import files
 from tinygrad_act.findings import common
@@ -29,13 +29,17 @@ HEALTHY = {
     "he_2015": ({"init": ["xavier_normal", "he_normal"], "seed": [0, 1]}, {"act": "relu", "depth": 3}),
     "dying_relu": ({"act": ["relu", "leaky_relu"], "lr": [0.02, 0.5], "seed": [0]}, {"init": "auto", "depth": 3}),
     "exploding": (
-        {"act": ["tanh", "relu"], "init": ["xavier_normal", "xavier_normal:gain=4"], "clip": [0.0, 1.0]},
+        {"act": ["tanh", "relu"], "init": ["xavier_normal", "xavier_normal:gain=4"], "clip": [0.0, 1.0], "seed": [0]},
         {"depth": 3},
     ),
-    "rescue": ({"act": ["sigmoid"], "residual": [False, True], "norm": ["none", "layer"]}, {"depth": 3}),
-    "selu": ({"act": ["selu", "relu"], "init": ["lecun_normal", "he_normal"]}, {"depth": 4}),
+    "rescue": ({"act": ["sigmoid"], "residual": [False, True], "norm": ["none", "layer"], "seed": [0]}, {"depth": 3}),
+    "selu": ({"act": ["selu", "relu"], "init": ["lecun_normal", "he_normal"], "seed": [0]}, {"depth": 4}),
     "edge_of_chaos": (
-        {"init": ["xavier_normal:gain=0.5", "xavier_normal:gain=2.0"], "depth": [2, 3]},
+        {"init": ["xavier_normal:gain=0.5", "xavier_normal:gain=2.0"], "depth": [2, 3], "seed": [0]},
+        {"act": "tanh"},
+    ),
+    "edge_of_chaos_full": (  # the full grid: the light one's runs and more (FULL=1)
+        {"init": ["xavier_normal:gain=0.5", "xavier_normal:gain=2.0"], "depth": [2, 3, 4], "seed": [0, 1]},
         {"act": "tanh"},
     ),
     "orthogonal": (
@@ -43,7 +47,12 @@ HEALTHY = {
         {"depth": 3, "steps": 1},
     ),
     "isometry": (
-        {"act": ["tanh", "relu"], "init": ["orthogonal:gain=1.04", "xavier_normal:gain=1.04"], "depth": [3, 4]},
+        {
+            "act": ["tanh", "relu"],
+            "init": ["orthogonal:gain=1.04", "xavier_normal:gain=1.04"],
+            "depth": [3, 4],
+            "seed": [0],
+        },
         {"sigma_b2": 1e-4, "steps": 4},
     ),
 }
@@ -61,21 +70,21 @@ DIVERGED = {
     ),
     "he_2015": ({"init": ["xavier_normal", "he_normal"], "seed": [0]}, {"act": "identity", "depth": 3, "lr": 1e30}),
     "dying_relu": ({"act": ["relu", "tanh"], "lr": [0.02, 1e30], "seed": [0]}, {"init": G20, "depth": 3}),
-    "exploding": ({"act": ["selu", "relu"], "init": [G20, G100], "clip": [0.0, 1.0]}, {"depth": 3}),
+    "exploding": ({"act": ["selu", "relu"], "init": [G20, G100], "clip": [0.0, 1.0], "seed": [0]}, {"depth": 3}),
     "rescue": (
-        {"act": ["relu", "selu"], "residual": [False, True], "norm": ["none", "layer"]},
+        {"act": ["relu", "selu"], "residual": [False, True], "norm": ["none", "layer"], "seed": [0]},
         {"depth": 3, "init": G20},
     ),
-    "selu": ({"act": ["selu", "relu"], "init": [G20, G100]}, {"depth": 4}),
+    "selu": ({"act": ["selu", "relu"], "init": [G20, G100], "seed": [0]}, {"depth": 4}),
     "edge_of_chaos": (
-        {"init": ["xavier_normal:gain=0.5", "xavier_normal:gain=3.0"], "depth": [2, 3]},
+        {"init": ["xavier_normal:gain=0.5", "xavier_normal:gain=3.0"], "depth": [2, 3], "seed": [0]},
         {"act": "tanh", "lr": 1e308},
     ),
     "orthogonal": (
         {"act": ["identity", "relu"], "init": ["orthogonal:gain=1e100", G20], "seed": [0, 1]},
         {"depth": 3},
     ),
-    "isometry": ({"act": ["tanh", "relu"], "init": ["orthogonal:gain=1e100", G20], "depth": [2, 3]}, {}),
+    "isometry": ({"act": ["tanh", "relu"], "init": ["orthogonal:gain=1e100", G20], "depth": [2, 3], "seed": [0]}, {}),
 }
 
 # Saturated sigmoid/tanh units (gain 1e20, or a huge step for tanh): phi'(z) is exactly 0, so is every delta, r = 0.
@@ -87,18 +96,24 @@ VANISHED = {
     ),
     "he_2015": ({"init": ["xavier_normal", "he_normal"], "seed": [0]}, {"act": "tanh", "depth": 3, "lr": 1e30}),
     "dying_relu": ({"act": ["relu", "tanh"], "lr": [0.02], "seed": [0]}, {"init": G20, "depth": 3}),
-    "exploding": ({"act": ["tanh", "sigmoid"], "init": ["xavier_normal", G20], "clip": [0.0, 1.0]}, {"depth": 3}),
+    "exploding": (
+        {"act": ["tanh", "sigmoid"], "init": ["xavier_normal", G20], "clip": [0.0, 1.0], "seed": [0]},
+        {"depth": 3},
+    ),
     "rescue": (
-        {"act": ["sigmoid", "tanh"], "residual": [False, True], "norm": ["none", "layer"]},
+        {"act": ["sigmoid", "tanh"], "residual": [False, True], "norm": ["none", "layer"], "seed": [0]},
         {"depth": 3, "init": G20},
     ),
-    "selu": ({"act": ["tanh", "sigmoid"], "init": ["lecun_normal", G20]}, {"depth": 4}),
-    "edge_of_chaos": ({"init": ["xavier_normal:gain=0.5", "xavier_normal:gain=1e5"], "depth": [2, 3]}, {"act": "tanh"}),
+    "selu": ({"act": ["tanh", "sigmoid"], "init": ["lecun_normal", G20], "seed": [0]}, {"depth": 4}),
+    "edge_of_chaos": (
+        {"init": ["xavier_normal:gain=0.5", "xavier_normal:gain=1e5"], "depth": [2, 3], "seed": [0]},
+        {"act": "tanh"},
+    ),
     "orthogonal": (
         {"act": ["tanh", "sigmoid"], "init": ["orthogonal:gain=1e20", G20], "seed": [0, 1]},
         {"depth": 3},
     ),
-    "isometry": ({"act": ["tanh", "sigmoid"], "init": ["orthogonal:gain=1e20", G20], "depth": [2, 3]}, {}),
+    "isometry": ({"act": ["tanh", "sigmoid"], "init": ["orthogonal:gain=1e20", G20], "depth": [2, 3], "seed": [0]}, {}),
 }
 
 
@@ -174,7 +189,7 @@ def test_a_findings_section_has_its_claim_source_reproduce_line_table_of_numbers
     assert f"**Claim.** {finding.claim}" in text
     if finding.check:  # the check, computed from the runs, right under the claim
         assert f"**Claim.** {finding.claim}\n\n**Check, computed from the runs: " in text
-        assert re.search(r"^- .+: \*\*(holds|does not hold)\*\* \(.+\)$", text, re.M), text
+        assert re.search(r"^- .+: \*\*(holds|does not hold|within noise)\*\* \(.+; margin .+\)$", text, re.M), text
     assert f"**Source.** {finding.source}" in text
     assert f"**Reproduce.** `make report ONLY={name}`" in text and f"({name}.toml)" in text
     data_rows = [row for table in tables(text) for row in table[2:]]
@@ -279,3 +294,59 @@ def test_a_findings_figure_is_saved_at_100_dpi_and_linked_under_figures(tmp_path
 def test_glorot_bengio_names_the_last_layer_of_its_own_depth(tmp_path, tiny_sweeps):
     text = section(generate(["glorot_bengio"], tmp_path), "glorot_bengio")
     assert "delta_l / delta_3 at step 0" in text and "delta_5" not in text  # tiny stand-in: depth 3
+
+
+# ---- a finding's full grid (FULL=1) and its committed table --------------------------------------------------
+def test_full_runs_the_heavy_grid_commits_its_rows_and_the_report_reruns_and_compares_a_few(tmp_path, tiny_sweeps):
+    readme = generate_full(["edge_of_chaos"], tmp_path, full=True)
+    committed = files.read_json(tmp_path / "out" / "edge_of_chaos_full.json")
+    assert (
+        committed["made_by"] == "make report ONLY=edge_of_chaos FULL=1" and committed["sweep"] == "edge_of_chaos_full"
+    )
+    assert len(committed["rows"]) == 2 * 3 * 2 and committed["fixed"]["act"] == "tanh"
+    text = section(readme, "edge_of_chaos")
+    assert "**The table below is committed**" in text and "12 runs, edge_of_chaos_full.toml" in text
+    assert "4 of 4 are identical to every digit" in text and "0 changed its trained verdict" in text
+    assert "reproduce the committed table's trained verdicts: **holds**" in text
+    assert "depth 4" in text  # the table is the full grid's, not the report's four runs
+    again = section(generate_full(["edge_of_chaos"], tmp_path, full=False), "edge_of_chaos")
+    assert again == text  # without FULL the committed table is read back as it was written
+    (tmp_path / "out" / "edge_of_chaos_full.json").unlink()
+    alone = section(generate_full(["edge_of_chaos"], tmp_path, full=False), "edge_of_chaos")
+    assert "has no committed table here" in alone and "depth 4" not in alone
+
+
+def generate_full(names, tmp_path, full: bool) -> str:
+    out = tmp_path / "out"
+    return findings.generate(
+        names, runs_root=tmp_path / "runs", out_dir=out, jobs=1, progress=False, full=full
+    ).read_text()
+
+
+# ---- finding 10's full grid (FULL=1) and its committed table --------------------------------------------------
+def test_isometry_full_grid_is_committed_read_back_and_compared_with_the_reports_own_runs(tmp_path, tiny_sweeps):
+    grid, fixed = tiny_sweeps["isometry"]
+    tiny_sweeps["isometry_full"] = ({**grid, "lr": [0.02, 0.05], "seed": [0, 1]}, {**fixed, "steps": 6})
+    out = tmp_path / "out"
+    readme = generate_full(["isometry"], tmp_path, full=True)
+    committed = files.read_json(out / "isometry_full.json")
+    assert committed["made_by"] == "make report ONLY=isometry FULL=1" and committed["sweep"] == "isometry_full"
+    assert len(committed["rows"]) == 2 * 2 * 2 * 2 * 2 and {r["lr"] for r in committed["rows"]} == {0.02, 0.05}
+    text = section(readme, "isometry")
+    assert "**Training: the table below is committed**" in text and "32 runs, isometry_full.toml" in text
+    assert "the report's own runs reproduce the committed spectra: **holds** (8 of 8 identical" in text
+    again = generate_full(["isometry"], tmp_path, full=False)
+    assert section(again, "isometry") == text  # without FULL the committed table is read back as it was written
+    (out / "isometry_full.json").unlink()
+    alone = section(generate_full(["isometry"], tmp_path, full=False), "isometry")
+    assert "no committed table of the full grid here" in alone and "reproduce the committed" not in alone
+
+
+def test_make_report_full_passes_full_to_the_report_command():
+    assert makeargs.arguments("report", {"ONLY": "edge_of_chaos", "FULL": "1"}) == [
+        "report",
+        "--only",
+        "edge_of_chaos",
+        "--full",
+    ]
+    assert makeargs.arguments("report", {"FULL": "0"}) == ["report", "--no-full"]

@@ -68,15 +68,15 @@ def test_density_matches_large_random_matrices(act, sigma_w2, orthogonal):
         assert found["mass"] == pytest.approx(0.5, abs=0.02)  # ReLU: half the eigenvalues are 0 (free projections)
 
 
-def test_isometry_figure_bins_the_density_in_log10_s():
+def test_isometry_figure_draws_the_theory_as_a_distribution_in_log10_s():
     from tinygrad_act.findings import isometry
 
     moments, found = _density("identity", 1, 1.0, 1.0, orthogonal=False)
-    edges = np.linspace(-20, 2, 89)
-    fractions = isometry.theory_fractions({"mean_s2": moments["mean_s2"], "density": found}, edges)
-    assert fractions.sum() == pytest.approx(1.0, abs=1e-9) and np.all(fractions >= 0)
-    inside = (edges[:-1] >= -0.5) & (edges[1:] <= 0.0)  # s in [10^-0.5, 1]: lambda in [0.1, 1] of Marchenko-Pastur
+    predicted = {"mean_s2": moments["mean_s2"], "density": found}
+    below, above = isometry.theory_cdf(predicted, np.array([-20.0, 2.0]))
+    assert below == pytest.approx(1.0 - found["mass"], abs=1e-9) and above == pytest.approx(1.0, abs=1e-9)
+    low, high = isometry.theory_cdf(predicted, np.array([-0.5, 0.0]))  # lambda in [0.1, 1] of Marchenko-Pastur
     x = np.linspace(0.1, 1.0, 20001)
     exact = np.sum(np.sqrt(4 * x - x * x) / (2 * np.pi * x)) * (x[1] - x[0])
-    assert fractions[inside].sum() == pytest.approx(exact, rel=0.02)
-    assert isometry.theory_fractions({}, edges) is None
+    assert high - low == pytest.approx(exact, rel=0.02)
+    assert isometry.theory_cdf({}, np.array([0.0])) is None

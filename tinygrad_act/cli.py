@@ -128,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--runs", default="runs/report", help="where the runs live (default %(default)s)")
     report.add_argument("--out", default="experiments", help="where README.md and figures/ go (default %(default)s)")
     report.add_argument("--no-progress", action="store_true", help="no progress bars")
+    full = "also run the chosen findings' full grids and rewrite their committed tables (slow)"
+    report.add_argument("--full", action=argparse.BooleanOptionalAction, default=False, help=full)
     listing = commands.add_parser("list", help="registered activations, initializers, datasets and optimizers")
     listing.add_argument("-v", "--verbose", action="store_true", help="parameters, defaults and descriptions too")
     show = commands.add_parser("show", help="print the table and verdict of an existing run directory")
@@ -247,7 +249,7 @@ def cmd_report(args) -> int:
     """Run the findings' sweeps and write experiments/README.md."""
     names = [n.strip() for n in args.only.split(",") if n.strip()] or None
     path = findings.generate(
-        names, runs_root=args.runs, out_dir=args.out, jobs=args.jobs, progress=not args.no_progress
+        names, runs_root=args.runs, out_dir=args.out, jobs=args.jobs, progress=not args.no_progress, full=args.full
     )
     print(f"wrote {path}")
     return 0

@@ -31,6 +31,7 @@ SWEEP = {
     "LRS": "--lrs", "JOBS": "--jobs", "SCHEDULER": "--scheduler", "SHARD": "--shard",
 }  # fmt: skip
 REPORT = {"ONLY": "--only", "JOBS": "--jobs"}
+REPORT_SWITCHES = {"FULL": "--full"}  # make report ONLY=edge_of_chaos FULL=1: the finding's full grid too
 COMPARE = {"OUT": "--out"}
 # The variables each target reads (PLUGIN: every target that runs the program), made from the tables above, so the
 # check cannot disagree with what a target passes on. The Makefile's own variables (MAKEFILE_VARIABLES) are
@@ -38,7 +39,7 @@ COMPARE = {"OUT": "--out"}
 TARGETS = {
     "experiment": (*EXPERIMENT, *EXPERIMENT_SWITCHES, *SHOW_SWITCHES, "PLUGIN"),
     "sweep": ("CONFIG", *SWEEP, "GRID", *(k for k in EXPERIMENT if k != "RESUME"), *SETTING_SWITCHES, "PLUGIN"),
-    "report": (*REPORT, "PLUGIN"),
+    "report": (*REPORT, *REPORT_SWITCHES, "PLUGIN"),
     "compare": ("RUNS", *COMPARE, *FORCE, "PLUGIN"),
     "list": ("PLUGIN",),
     "show": ("RUN_DIR", *SHOW_SWITCHES, "PLUGIN"),
@@ -129,7 +130,7 @@ def _arguments(command: str, environ) -> list[str]:
         out = ["--out", environ["OUT"]] if environ.get("OUT") else []
         return ["sweep", *config, *_options(SWEEP, environ), *grids, *options, *out]
     if command == "report":
-        return ["report", *_options(REPORT, environ)]
+        return ["report", *_options(REPORT, environ), *_switches(REPORT_SWITCHES, environ)]
     if command == "compare":
         # RUNS holds one directory or glob pattern per word; compare expands the patterns itself (no shell)
         runs = environ.get("RUNS", "").split()

@@ -50,21 +50,27 @@ FINDINGS: list[Finding] = [
 ]
 
 
-def generate(names=None, runs_root="runs/report", out_dir="experiments", jobs: int = 2, progress=True) -> Path:
+def generate(
+    names=None, runs_root="runs/report", out_dir="experiments", jobs: int = 2, progress=True, full: bool = False
+) -> Path:
     """Run (or resume) the chosen findings' sweeps (all by default) and write ``out_dir/README.md``.
 
-    Sections of findings not chosen are kept from the previous README (or left as placeholders).
+    Sections of findings not chosen are kept from the previous README (or left as placeholders). With ``full``,
+    a chosen finding's full grid (Finding.full) runs too and its committed table ``out_dir/<full>.json`` is
+    rewritten from it; otherwise the report reads that table as it was committed.
     """
     unknown = sorted(set(names or ()) - {f.name for f in FINDINGS})
     if unknown:
         raise UsageError(f"unknown finding {unknown[0]!r}; choose from: {', '.join(f.name for f in FINDINGS)}")
     out = Path(out_dir)
     chosen = [f for f in FINDINGS if not names or f.name in names]
-    sweeps.prefetch([(sweeps.load_config(f.name), Path(runs_root) / f.name) for f in chosen], jobs, progress)
+    grids = [(f.name, f.name) for f in chosen] + [(f.full, f.full) for f in chosen if full and f.full]
+    sweeps.prefetch([(sweeps.load_config(config), Path(runs_root) / root) for config, root in grids], jobs, progress)
+    for finding in (f for f in chosen if full and f.full):
+        _commit_full(finding, Path(runs_root) / finding.full, out, jobs, progress)
     bodies = {}
-    for finding in FINDINGS:
-        if not names or finding.name in names:
-            bodies[finding.name] = _analyze(finding, Path(runs_root) / finding.name, out / "figures", jobs, progress)
+    for finding in chosen:
+        bodies[finding.name] = _analyze(finding, Path(runs_root) / finding.name, out, jobs, progress)
     path = out / "README.md"
     existing = _existing_sections(path)
     parts = [_HEADER]
@@ -81,14 +87,29 @@ def generate(names=None, runs_root="runs/report", out_dir="experiments", jobs: i
     return path
 
 
-def _analyze(finding: Finding, root: Path, figures: Path, jobs: int, progress: bool) -> tuple[str, str | None]:
-    """Run (or resume) one finding's sweep under ``root``; its analysis (figures go to ``figures``) and check."""
+def _analyze(finding: Finding, root: Path, out: Path, jobs: int, progress: bool) -> tuple[str, str | None]:
+    """Run (or resume) one finding's sweep under ``root``; its analysis (figures go to ``out/figures``, its full
+    grid's committed table, if any, is read from ``out``) and check."""
     sweep = sweeps.load_config(finding.name)
     rows = sweeps.run_sweep(sweep, root, jobs=jobs, progress=progress)
+    committed = files.read_json(out / f"{finding.full}.json") if finding.full else None
     with np.errstate(all="ignore"):  # diverged or vanished runs: inf and nan are the honest numbers here
-        ctx = Context(finding.name, sweep, rows, root, figures)
+        ctx = Context(finding.name, sweep, rows, root, out / "figures", committed)
         body = finding.analyze(ctx)  # first: a check may read what the analysis drew or cached
         return body, (finding.check(ctx).markdown() if finding.check else None)
+
+
+def _commit_full(finding: Finding, root: Path, out: Path, jobs: int, progress: bool) -> None:
+    """Run (or resume) a finding's full grid under ``root`` and write what it exports to ``out/<full>.json``."""
+    sweep = sweeps.load_config(finding.full)
+    rows = sweeps.run_sweep(sweep, root, jobs=jobs, progress=progress)
+    with np.errstate(all="ignore"):
+        exported = finding.export(Context(finding.full, sweep, rows, root, out / "figures"))
+    head = (f'{{"made_by": {files.dumps(f"make report ONLY={finding.name} FULL=1")}, "sweep": {files.dumps(finding.full)}, '
+            f'"fixed": {files.dumps(sweep.fixed)}')  # fmt: skip
+    rows = ",\n".join(files.dumps(row) for row in exported)  # one run per line: a rerun's diff reads cell by cell
+    files.make_dir(out)
+    files.atomic_write(out / f"{finding.full}.json", f'{head}, "rows": [\n{rows}\n]}}\n')
 
 
 def _section(number: int, finding: Finding, analysis: tuple[str, str | None]) -> str:
@@ -138,4 +159,13 @@ batch 64, SGD with momentum 0.9, lr 0.02, float64, biases zero, seed 0. **r** is
 back-propagated gradient norm ||dL/dz|| at the first hidden layer to that at the last hidden layer, at
 step 0 (initialization) unless marked *end*; verdict: vanishing if r < {_power_of_ten(VANISHING_BELOW)}, exploding if r > {_power_of_ten(EXPLODING_ABOVE)} or
 non-finite, else healthy. *Theory* is the mean-field prediction of `tinygrad_act/lab/theory/mean_field.py` (Poole et al.
-2016; Schoenholz et al. 2017) from each run's own weight variances and sigma_b^2 (0: zero biases, unless a finding says otherwise)."""
+2016; Schoenholz et al. 2017) from each run's own weight variances and sigma_b^2 (0: zero biases, unless a finding says otherwise).
+
+Each claim is checked on the runs, part by part. A part prints the numbers that decide it and its *margin*: how far
+the deciding number is from its threshold (in decades for ratios, points for accuracies, cells for finding 8's
+table), judged on the median over seeds, beside the *seeds' spread*: the largest distance of one seed's margin
+from it (for a statistic over seeds, of the margin without one seed). A margin inside the spread reads *within
+noise*: another seed, or another machine's rounding, could flip it. A run that diverged never counts as holding. A
+part whose runs are not in this report reads *not judged*, and its finding's status says how many are.
+Numbers are bitwise reproducible on one machine (same numpy and BLAS); verdicts whose margin exceeds the spread
+are what carries over to another."""

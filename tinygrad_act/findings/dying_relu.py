@@ -10,7 +10,20 @@ from ..lab import stats
 from ..lab.run.config import Config
 from ..lab.show import plots
 from ..lab.show.format import fmt, markdown_table, pct
-from .common import Check, Context, Finding, Part, last_measured, layer_field, mean, median, paragraphs
+from .common import (
+    Check,
+    Context,
+    Finding,
+    Part,
+    judged,
+    last_measured,
+    layer_field,
+    mean,
+    median,
+    paragraphs,
+    seed_margin,
+    worst,
+)
 
 # "Stays alive": fewer than 1% of the units dead at the end. With a non-zero slope a unit is dead (its
 # gradient exactly 0 for the whole batch) only where the slope underflows, e.g. ELU's exp(z) for z < -745.
@@ -34,9 +47,11 @@ def diverged(row: dict) -> bool:
     return stats.shown_verdict(row) == "diverged"
 
 
-def dead_at_end(ctx: Context, act: str, lr) -> float:
-    """The median dead fraction at the end over the runs that did not diverge (nan if all did)."""
-    return median(dead_fraction(last_measured(ctx.records(r))) for r in ctx.where(act=act, lr=lr) if not diverged(r))
+def dead_at_end(ctx: Context, act: str, lr, seeds=None) -> float:
+    """The median dead fraction at the end over the runs of ``seeds`` (None: all) that did not diverge (nan if
+    all did)."""
+    rows = ctx.among(seeds, act=act, lr=lr)
+    return median(dead_fraction(last_measured(ctx.records(r))) for r in rows if not diverged(r))
 
 
 def dead_table(ctx: Context) -> str:
@@ -92,49 +107,71 @@ def _points(fraction: float) -> str:
     return f"{100 * fraction:.1f} points"
 
 
+def _largest(values) -> float:
+    """The largest of the values that are numbers (nan if none: every run of them diverged)."""
+    values = [v for v in values if not math.isnan(v)]
+    return max(values) if values else math.nan
+
+
 def _relu_parts(ctx: Context) -> list[Part]:
-    """A large lr kills ReLU units (dead at end grows with lr); they never recover (end within a tolerance of peak)."""
-    lrs = ctx.sweep.grid["lr"]
+    """A large lr kills ReLU units (dead at the end never falls as the lr grows); they never recover (at every
+    lr above the default, the median of peak minus end within RECOVERY_TOLERANCE)."""
+    lrs, seeds = ctx.sweep.grid["lr"], ctx.seeds
     ends = [(lr, dead_at_end(ctx, "relu", lr)) for lr in lrs]
-    measured = [(lr, d) for lr, d in ends if not math.isnan(d)]
-    grows = len(measured) > 1 and all(b >= a for (_, a), (_, b) in zip(measured, measured[1:]))
-    grows = grows and measured[-1][1] > measured[0][1]
-    large = [r for r in ctx.where(act="relu") if r["lr"] > DEFAULT_LR and not diverged(r)]
+    large = [lr for lr in lrs if lr > DEFAULT_LR]
+
+    def grows(s) -> float:  # the smallest rise of dead-at-end from one lr to the next, in points
+        measured = [d for d in (dead_at_end(ctx, "relu", lr, s) for lr in lrs) if not math.isnan(d)]
+        return worst(100 * (b - a) for a, b in zip(measured, measured[1:])) if len(measured) > 1 else math.nan
+
+    def recovery(lr, s) -> float:
+        return median(_recovery(ctx, r) for r in ctx.among(s, act="relu", lr=lr) if not diverged(r))
+
+    def never_recover(s) -> float:  # the tolerance minus the largest recovery, in points
+        return 100 * (RECOVERY_TOLERANCE - _largest(recovery(lr, s) for lr in large)) if large else math.nan
+
+    runs = [r for r in ctx.where(act="relu") if r["lr"] > DEFAULT_LR and not diverged(r)]
     small = [r for r in ctx.where(act="relu") if r["lr"] <= DEFAULT_LR and not diverged(r)]
-    recovered = {f"lr {r['lr']} seed {r['seed']}": _recovery(ctx, r) for r in large}
     return [
-        Part(
+        judged(
             "a large learning rate kills ReLU units (dead at the end grows with the learning rate)",
-            grows,
+            seed_margin(grows, seeds, "points"),
             ", ".join(f"{pct(d)} at lr {lr}" for lr, d in ends),
         ),
-        Part(
+        judged(
             f"killed ReLU units never recover (at lr > {DEFAULT_LR:g}, dead at the end within "
             f"{100 * RECOVERY_TOLERANCE:g} points of its peak)",
-            bool(recovered) and all(v <= RECOVERY_TOLERANCE for v in recovered.values()),
+            seed_margin(never_recover, seeds, "points"),
             "peak minus end: "
-            + ", ".join(f"{_points(v)} ({k})" for k, v in recovered.items())
+            + ", ".join(f"{_points(_recovery(ctx, r))} (lr {r['lr']} seed {r['seed']})" for r in runs)
             + (f"; at lr {DEFAULT_LR:g} up to {_points(max(_recovery(ctx, r) for r in small))}" if small else ""),
         ),
     ]
 
 
 def _alive_part(ctx: Context, act: str) -> Part:
-    """Every run of ``act`` that did not diverge ends with fewer than ALIVE_BELOW dead; why not, from its loss."""
+    """At every lr, the median dead fraction at the end of the runs of ``act`` that did not diverge is below
+    ALIVE_BELOW; where not, why, from the worst run's loss."""
     ended = [r for r in ctx.where(act=act) if not diverged(r)]
     dead = {(r["lr"], r["seed"]): dead_fraction(last_measured(ctx.records(r))) for r in ended}
-    worst = max(dead, key=lambda k: dead[k], default=None)
-    numbers = f"at most {pct(dead[worst])} dead (lr {worst[0]} seed {worst[1]})" if worst else "no run ended"
-    if worst and not dead[worst] < ALIVE_BELOW:
-        run = next(r for r in ended if (r["lr"], r["seed"]) == worst)
+    worst_run = max(dead, key=lambda k: dead[k], default=None)
+    numbers = (
+        f"at most {pct(dead[worst_run])} dead (lr {worst_run[0]} seed {worst_run[1]})" if worst_run else "no run ended"
+    )
+    if worst_run and not dead[worst_run] < ALIVE_BELOW:
+        run = next(r for r in ended if (r["lr"], r["seed"]) == worst_run)
         numbers += (
             f" in a run whose loss blew up to {fmt(run['final_loss'])} without going non-finite (test accuracy "
             f"{pct(run['test_accuracy'])})"
         )
     gone = [f"lr {r['lr']} seed {r['seed']}" for r in ctx.where(act=act) if diverged(r)]
     numbers += f"; diverged, not counted: {', '.join(gone)}" if gone else ""
-    alive = bool(ended) and all(v < ALIVE_BELOW for v in dead.values())
-    return Part(f"{act} stays alive (under {pct(ALIVE_BELOW)} dead at the end)", alive, numbers)
+
+    def alive(s) -> float:  # the bar minus the largest median dead fraction at the end, in points
+        return 100 * (ALIVE_BELOW - _largest(dead_at_end(ctx, act, lr, s) for lr in ctx.sweep.grid["lr"]))
+
+    return judged(f"{act} stays alive (under {pct(ALIVE_BELOW)} dead at the end)", seed_margin(alive, ctx.seeds, "points"),
+                  numbers)  # fmt: skip
 
 
 def check(ctx: Context) -> Check:

@@ -6,11 +6,21 @@ import math
 
 from ..lab.show import plots
 from ..lab.show.format import fmt, markdown_table, number, pct
-from .common import Check, Context, Finding, Part, agreement, log_error, paragraphs
-
-# "Grow exponentially as theory says": measured r within a factor of 2 of the mean-field prediction
-# factor^(L-1) (|log10(measured / predicted)| < 0.3), where theory's per-layer factor sqrt(chi) exceeds 1.
-THEORY_WITHIN = 2.0
+from .common import (
+    THEORY_WITHIN,
+    Check,
+    Context,
+    Finding,
+    Margin,
+    agreement,
+    geometric_median,
+    judged,
+    log_error,
+    median,
+    paragraphs,
+    seed_margin,
+    worst,
+)
 
 
 def _init_name(init: str) -> str:
@@ -71,35 +81,73 @@ def loss_figure(ctx: Context) -> str:
 
 def check(ctx: Context) -> Check:
     """Where theory's per-layer factor exceeds 1 (chi > 1), r at init exceeds 1 and is within THEORY_WITHIN of
-    theory; every clipped run keeps a finite loss (it did not diverge)."""
-    large = [r for r in ctx.rows if r["clip"] == 0 and number(r["predicted_per_layer_factor"]) > 1]
-    within = [log_error(r["ratio_init"], r["predicted_ratio"]) <= math.log10(THEORY_WITHIN) for r in large]
+    theory (the geometric medians over seeds); every clipped run keeps a finite loss (it did not diverge)."""
+    large = [(a, i) for a in ctx.sweep.grid["act"] for i in ctx.sweep.grid["init"]
+             if median(number(r["predicted_per_layer_factor"]) for r in ctx.where(act=a, init=i, clip=0.0)) > 1]  # fmt: skip
+
+    def ratios(act: str, init: str, seeds) -> tuple[float, float]:
+        group = ctx.among(seeds, act=act, init=init, clip=0.0)
+        return geometric_median(r["ratio_init"] for r in group), geometric_median(r["predicted_ratio"] for r in group)
+
+    def grows(seeds) -> float:  # in decades: r above 1, and within THEORY_WITHIN of theory
+        band = math.log10(THEORY_WITHIN)
+        pairs = [ratios(a, i, seeds) for a, i in large]
+        return worst(min(math.log10(r), band - log_error(r, p)) if r > 0 else math.nan for r, p in pairs)
+
     clipped = [r for r in ctx.rows if r["clip"] != 0]
-    unclipped = {(r["act"], r["init"]): r["status"] for r in ctx.rows if r["clip"] == 0}
+    finite = [r for r in clipped if r["status"] != "diverged"]
     return Check(
         [
-            Part(
+            judged(
                 f"weights with chi > 1 make gradients grow exponentially toward the input (r > 1, within a factor "
                 f"{THEORY_WITHIN:g} of theory's factor^(L-1))",
-                bool(large) and all(within) and all(number(r["ratio_init"]) > 1 for r in large),
+                seed_margin(grows, ctx.seeds, "decades") if large else Margin(math.nan, "decades"),
                 ", ".join(
-                    f"{r['act']} {_init_name(r['init'])}: factor {fmt(r['predicted_per_layer_factor'], 3)}, "
-                    f"r = {fmt(r['ratio_init'])} (theory {fmt(r['predicted_ratio'])})"
-                    for r in large
+                    f"{a} {_init_name(i)}: factor {fmt(median(r['predicted_per_layer_factor'] for r in ctx.where(act=a, init=i, clip=0.0)), 3)}, "
+                    f"r = {fmt(ratios(a, i, None)[0])} (theory {fmt(ratios(a, i, None)[1])})"
+                    for a, i in large
                 )
                 or "no run has chi > 1",
             ),
-            Part(
+            judged(
                 "global-norm clipping keeps training finite (no clipped run diverged)",
-                bool(clipped) and all(r["status"] != "diverged" for r in clipped),
-                ", ".join(
-                    f"{r['act']} {_init_name(r['init'])}: {r['status']} with clipping "
-                    f"(final loss {fmt(r['final_loss'], 3)}), {unclipped.get((r['act'], r['init']), '-')} without"
-                    for r in clipped
-                ),
+                seed_margin(lambda s: _diverged_clipped(ctx, s), ctx.seeds, "runs"),
+                f"{len(finite)} of {len(clipped)} clipped runs finite; " + _clipping_text(ctx),
             ),
         ]
     )
+
+
+def _diverged_clipped(ctx: Context, seeds) -> float:
+    """Minus the number of clipped runs of ``seeds`` that diverged (0 holds: none did; nan: no clipped run)."""
+    clipped = [r for r in ctx.among(seeds) if r["clip"] != 0]
+    return float(-sum(r["status"] == "diverged" for r in clipped)) if clipped else math.nan
+
+
+def _clipping_text(ctx: Context) -> str:
+    """Per (activation, init): how the clipped runs ended (their final losses) and how the unclipped ones did."""
+    said = []
+    for act in ctx.sweep.grid["act"]:
+        for init in ctx.sweep.grid["init"]:
+            clipped = [r for r in ctx.where(act=act, init=init) if r["clip"] != 0]
+            free = [r for r in ctx.where(act=act, init=init) if r["clip"] == 0]
+            if not clipped:
+                continue
+            losses = sorted(number(r["final_loss"]) for r in clipped if r["status"] != "diverged")
+            span = "" if not losses else f" (final loss {fmt(losses[0], 3)}" + (
+                f" to {fmt(losses[-1], 3)})" if len(losses) > 1 else ")")  # fmt: skip
+            said.append(
+                f"{act} {_init_name(init)}: {_statuses(clipped)} with clipping{span}, {_statuses(free)} without"
+            )
+    return "; ".join(said)
+
+
+def _statuses(rows: list[dict]) -> str:
+    """``3 completed`` or ``1 completed, 2 diverged``."""
+    counts = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no run"
 
 
 def measured(ctx: Context) -> str:
@@ -114,7 +162,10 @@ def analyze(ctx: Context) -> str:
     return paragraphs(
         f"Depth {ctx.setting('depth')}, width {ctx.setting('width')}: Xavier-normal weights scaled by a gain g (sigma_w^2 = g^2 on "
         "the square hidden layers). For ReLU, chi = g^2/2, so g = 2 gives x1.41 per layer; tanh with g >= 2 is in "
-        "the chaotic phase. Clip = global gradient-norm clipping at 1.0.",
+        f"the chaotic phase. Clip = global gradient-norm clipping at 1.0. {ctx.setting('steps')} steps; the table and "
+        f"the figure show seed {ctx.seeds[0]}, the check takes the geometric medians of r over {len(ctx.seeds)} seeds. "
+        f"Theory's band, x{THEORY_WITHIN:g}: what the plain-net mean field achieves at this width over finding 1's "
+        "96 runs (worst x1.8), so a larger miss would be the theory's, not finite width's.",
         run_table(ctx),
         measured(ctx),
         link,

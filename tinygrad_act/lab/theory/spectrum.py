@@ -6,7 +6,7 @@ MLP, J = dz_L/dz_1 = D_1 W_2 D_2 W_3 ... D_(L-1) W_L (row-vector convention, up 
 D_l = diag(phi'(z_l)) and z_l ~ N(0, q_l) (the mean-field variances of theory.predict). In the wide limit the
 factors are asymptotically free, so the S-transform of JJ^T is the product of the factors':
 
-    S_JJT(z) = prod_l S_(D_l^2)(z) S_(W W^T)(z),   S_WWT = 1/sigma_w2 (orthogonal), 1/(sigma_w2 (1 + z)) (Gaussian)
+    S_JJT(z) = prod_l S_(D_l^2)(z) S_(W W^T)(z),   S_WWT = 1/sigma_w2 (orthogonal), 1/(sigma_w2 (1 + z)) (i.i.d.)
 
 The first two moments follow from two facts about any S-transform, S(0) = 1/m1 and
 S'(0)/S(0) = 1 - m2/m1^2 (expand chi = psi^-1 of the moment series psi(x) = m1 x + m2 x^2 + ...). With
@@ -14,11 +14,14 @@ v = m2/m1^2 - 1 (the variance of the eigenvalues over their squared mean), a pro
 the means and adds the v's:
 
     mean(lambda) = prod_l sigma_w2_l E[phi'(z_l)^2]                      (the mean-field product of chi)
-    v_JJT        = sum_l (E[phi'^4]/E[phi'^2]^2 - 1) + (number of Gaussian W) * 1     (orthogonal W adds 0)
+    v_JJT        = sum_l (E[phi'^4]/E[phi'^2]^2 - 1) + (number of i.i.d. W) * 1     (orthogonal W adds 0)
 
-which is Pennington et al.'s sigma^2_JJT = L (mu2/mu1^2 - 1 - s1) with s1 = 0 (orthogonal) or -1 (Gaussian),
-per layer. Checks: a deep linear orthogonal net has every eigenvalue 1 (v = 0); a product of L Gaussian
-(Ginibre) matrices has Fuss-Catalan moments, m2/m1^2 = L + 1 (v = L).
+which is Pennington et al.'s sigma^2_JJT = L (mu2/mu1^2 - 1 - s1) with s1 = 0 (orthogonal) or -1 (i.i.d.),
+per layer. "i.i.d." is any initializer that draws the entries independently, Gaussian or uniform (xavier_uniform,
+he_uniform, standard): in the wide limit W W^T follows Marchenko-Pastur whatever the entries' law, given their
+variance, so the theory is the same and the label says what it assumes. Checks: a deep linear orthogonal net has
+every eigenvalue 1 (v = 0); a product of L Gaussian (Ginibre) matrices has Fuss-Catalan moments, m2/m1^2 = L + 1
+(v = L).
 """
 
 from __future__ import annotations
@@ -31,6 +34,11 @@ from . import mean_field as theory
 
 # Initializers whose square weight matrices are (scaled) orthogonal; every other one draws i.i.d. entries.
 ORTHOGONAL_INITS = ("orthogonal",)
+
+
+def weights_label(orthogonal: bool) -> str:
+    """The free-probability model's name for the weights: "orthogonal", else "i.i.d." (Gaussian or uniform alike)."""
+    return "orthogonal" if orthogonal else "i.i.d."
 
 
 def derivative_moments(act, q: float) -> tuple[float, float]:
@@ -47,7 +55,7 @@ def jacobian_moments(act, q, sigma_w2, orthogonal: bool) -> dict:
     """Free-probability mean and variance of the eigenvalues lambda = s^2 of JJ^T, J = dz_L/dz_1.
 
     ``q``: the variances of z_1 .. z_(L-1) (the layers whose phi' enters J); ``sigma_w2``: those of
-    W_2 .. W_L (same length); ``orthogonal``: whether the W are scaled orthogonal (else Gaussian).
+    W_2 .. W_L (same length); ``orthogonal``: whether the W are scaled orthogonal (else i.i.d. entries).
     Returns mean_s2, var_s2, relative_var (v = var / mean^2) and the per-layer v of D^2.
     """
     q, sigma_w2 = list(q), list(sigma_w2)

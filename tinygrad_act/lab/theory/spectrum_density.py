@@ -6,7 +6,7 @@ S-transform S_mu(z) = chi_mu(z) (1 + z) / z, freeness gives S_JJT = prod_l S_(D_
 
     chi_JJT(psi) = psi / (1 + psi) * prod_l [y_l (1 + psi) / psi] * prod_l S_W(psi),   psi_(D_l^2)(y_l) = psi
 
-with S_W = 1/sigma_w2 (orthogonal) or 1 / (sigma_w2 (1 + psi)) (Gaussian, square). For a point x + i eps just
+with S_W = 1/sigma_w2 (orthogonal) or 1 / (sigma_w2 (1 + psi)) (i.i.d. entries, square). For a point x + i eps just
 above the real axis, psi = psi_JJT(1 / (x + i eps)) solves chi_JJT(psi) = 1 / (x + i eps); the Stieltjes
 transform is G = (1 + psi) / (x + i eps) and the density rho(x) = -Im G / pi. The unknowns (psi, y_1 .. y_L)
 are found by Newton's method (the Jacobian is an arrow: each y_l couples to psi only, so a step costs O(L)),
@@ -18,7 +18,7 @@ scale chi, so they enter as one sum of logs. eps / x is a fraction of the grid's
 eps and 2 eps are combined (Richardson) so that the leak of the Lorentzian smoothing cancels to first order;
 the remaining error falls like the step squared (a point mass -- a deep linear orthogonal net -- still shows
 as a peak narrower than the grid, its mass not resolved). The integral over the grid ("mass") is below 1 where
-eigenvalues are 0 (ReLU: half of them) or below LOWEST times the mean (Gaussian weights at depth).
+eigenvalues are 0 (ReLU: half of them) or below LOWEST times the mean (i.i.d. weights at depth).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def _layers(act, q, sigma_w2):
     return atoms, count, float(np.sum(np.log(sigma_w2)))
 
 
-def _solve(x, psi, y, atoms, log_sigma, count, gaussian: bool):
+def _solve(x, psi, y, atoms, log_sigma, count, iid: bool):
     """Newton for (psi, y) at the complex points x (shape (k,)) from the guesses psi (k,) and y (k, rows);
     returns them, or None if it does not converge."""
     log_target, total = -np.log(x), np.sum(count)
@@ -75,7 +75,7 @@ def _solve(x, psi, y, atoms, log_sigma, count, gaussian: bool):
         log_psi, log1p_psi = np.log(psi), np.log1p(psi)
         log_chi = (1.0 - total) * (log_psi - log1p_psi) + np.log(y) @ count - log_sigma
         a = (1.0 - total) * (1.0 / psi - 1.0 / (1.0 + psi))
-        if gaussian:
+        if iid:
             log_chi, a = log_chi - total * log1p_psi, a - total / (1.0 + psi)
         r0 = log_chi - log_target
         r0 = r0.real + 1j * ((r0.imag + math.pi) % (2 * math.pi) - math.pi)  # the logs' branches
@@ -102,7 +102,7 @@ def _continue(start, end, state, model, depth: int):
     return None if halfway is None else _continue(middle, end, halfway, model, depth - 1)
 
 
-def _smoothed(grid, eps: np.ndarray, mean: float, atoms, log_sigma, count, gaussian: bool):
+def _smoothed(grid, eps: np.ndarray, mean: float, atoms, log_sigma, count, iid: bool):
     """-Im G(x (1 + i eps)) / pi along ``grid`` (descending) for each eps (rows), continued from beyond the
     grid's top; None if Newton fails."""
     lead = grid[0] * 2.0 ** np.arange(WARMUP, 0, -1)  # from far above the spectrum down to the grid's top
@@ -113,7 +113,7 @@ def _smoothed(grid, eps: np.ndarray, mean: float, atoms, log_sigma, count, gauss
         point = x * (1.0 + 1j * eps)
         if np.all(np.abs(1.0 + psi) < BELOW):  # below the spectrum: psi = -1 + x E[1/lambda] + ..., and 1 + psi
             break  # underflows in the logs: nothing more to find
-        found = _continue(previous, point, (psi, y), (atoms, log_sigma, count, gaussian), BISECTIONS)
+        found = _continue(previous, point, (psi, y), (atoms, log_sigma, count, iid), BISECTIONS)
         if found is None:
             return None
         (psi, y), previous = found, point
