@@ -15,6 +15,8 @@ data (cached), 1000 steps, figures; and the training loop alone as the run's sum
 from __future__ import annotations
 
 import json
+import math
+import resource
 import subprocess
 import sys
 import tempfile
@@ -78,35 +80,76 @@ def run_telemetry(options) -> dict:
     return {"modes": results, "target_met": target}
 
 
+def numpy_loop(dataset, steps: int, depth: int = 20, width: int = 64, batch: int = 64) -> float:
+    """The default experiment's 1000 steps written by hand in numpy (sigmoid MLP, float64, cross-entropy, SGD with
+    momentum 0.9, lr 0.02, the run's batch stream), sigmoid' = y (1 - y) from the output: no probes, no files; the
+    last loss."""
+    rng = np.random.default_rng(0)
+    sizes = [dataset.num_features] + [width] * depth + [dataset.num_classes]
+    weights = [rng.standard_normal((i, o)) / np.sqrt(i) for i, o in zip(sizes[:-1], sizes[1:])]
+    biases = [np.zeros(o) for o in sizes[1:]]
+    params = weights + biases
+    velocity = [np.zeros_like(p) for p in params]
+    batches = data.batches(dataset, batch, np.random.default_rng(1))
+    rows, loss = np.arange(batch), math.nan
+    for _ in range(steps):
+        x, y = next(batches)
+        outputs = [x]
+        for w, b in zip(weights[:-1], biases[:-1]):
+            z = outputs[-1] @ w + b
+            e = np.exp(-np.abs(z))  # the stable sigmoid: e^-|z| never overflows
+            outputs.append(np.where(z >= 0, 1, e) / (1 + e))
+        logits = outputs[-1] @ weights[-1] + biases[-1]
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        total = exp.sum(axis=1, keepdims=True)
+        loss = float(np.mean(np.log(total[:, 0]) - logits[rows, y]))
+        delta = exp / total
+        delta[rows, y] -= 1.0
+        delta /= batch
+        grads_w, grads_b = [None] * len(weights), [None] * len(biases)
+        for i in range(len(weights) - 1, -1, -1):
+            grads_w[i], grads_b[i] = outputs[i].T @ delta, delta.sum(axis=0)
+            if i:
+                delta = (delta @ weights[i].T) * outputs[i] * (1 - outputs[i])
+        for p, v, g in zip(params, velocity, grads_w + grads_b):
+            v *= 0.9
+            v += g
+            p -= 0.02 * v
+    return loss
+
+
 def run_experiment(options) -> dict:
+    """The command against the hand-written loop, alternated (command, loop, command, ...): wall and CPU ratios."""
     steps = {"full": 1000, "quick": 1000, "tiny": 20}[options.size]
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "run"
-        command = [
-            sys.executable,
-            "-m",
-            "tinygrad_act",
-            "experiment",
-            "--depth",
-            "20",
-            "--act",
-            "sigmoid",
-            "--steps",
-            str(steps),
-            "--out",
-            str(out),
-            "--no-progress",
-        ]
-        data.load("mnist1d")  # the cache is warm, as for every run after a user's first
-        start = time.perf_counter()
-        subprocess.run(command, check=True, cwd=REPO, capture_output=True)
-        wall = time.perf_counter() - start
-        summary = json.loads((out / "summary.json").read_text())
-        training = summary["wall_time_s"]
-    print(f"experiment: python -m tinygrad_act experiment --depth 20 --act sigmoid ({steps} steps), fresh process")
-    print(
-        table(
-            ["end to end s", "run s (summary.wall_time_s)", "steps/s in the run"], [[wall, training, steps / training]]
-        )
-    )
-    return {"wall_seconds": wall, "run_seconds": training, "steps": steps}
+    rounds = {"full": 3, "quick": 2, "tiny": 1}[options.size]
+    dataset = data.load("mnist1d")  # the cache is warm, as for every run after a user's first
+    command = [sys.executable, "-m", "tinygrad_act", "experiment", "--depth", "20", "--act", "sigmoid"]
+    command += ["--steps", str(steps), "--no-progress"]
+    walls, cpus, loop_walls, loop_cpus, training = [], [], [], [], []
+    for _ in range(rounds):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "run"
+            before, start = _children_cpu(), time.perf_counter()
+            subprocess.run([*command, "--out", str(out)], check=True, cwd=REPO, capture_output=True)
+            walls.append(time.perf_counter() - start)
+            cpus.append(_children_cpu() - before)  # the run and its drawing processes
+            training.append(json.loads((out / "summary.json").read_text())["wall_time_s"])
+        start, cpu = time.perf_counter(), time.process_time()
+        numpy_loop(dataset, steps)
+        loop_walls.append(time.perf_counter() - start)
+        loop_cpus.append(time.process_time() - cpu)
+    wall, loop = float(np.median(walls)), float(np.median(loop_walls))
+    ratio, cpu_ratio = paired_ratio(walls, loop_walls), paired_ratio(cpus, loop_cpus)
+    print(f"experiment: python -m tinygrad_act experiment --depth 20 --act sigmoid ({steps} steps), fresh process,")
+    print("against the same steps by hand in numpy (bench/telemetry.py numpy_loop), alternated")
+    headers = ["end to end s", "run s (summary)", "CPU s (run + drawing)", "numpy loop s", "wall ratio", "CPU ratio"]
+    row = [wall, float(np.median(training)), float(np.median(cpus)), loop, ratio, cpu_ratio]
+    print(table(headers, [row]))
+    return {"wall_seconds": wall, "run_seconds": row[1], "cpu_seconds": row[2], "numpy_loop_seconds": loop,
+            "ratio": ratio, "cpu_ratio": cpu_ratio, "steps": steps}  # fmt: skip
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

@@ -1,6 +1,7 @@
 """The benchmark suite runs end to end at a tiny size and returns well-formed results (timing is never asserted)."""
 
 import importlib.util
+import math
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import memory, recurrent, run, scalar_mlp, tensor_mlp  # noqa: E402
 from bench.common import max_relative_difference  # noqa: E402
+from tinygrad_act.lab import data  # noqa: E402
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 HAS_MICROGRAD = importlib.util.find_spec("micrograd") is not None
@@ -140,3 +142,14 @@ def test_experiment_section_times_a_real_run(tmp_path, monkeypatch):
     monkeypatch.setenv("TINYGRAD_ACT_CACHE", str(tmp_path / "cache"))
     result = telemetry.run_experiment(tiny())
     assert result["steps"] == 20 and 0 < result["run_seconds"] <= result["wall_seconds"]
+    assert result["numpy_loop_seconds"] > 0 and result["ratio"] == pytest.approx(
+        result["wall_seconds"] / result["numpy_loop_seconds"]
+    )  # one round (tiny): the ratio of its two timings
+
+
+def test_the_hand_written_numpy_loop_of_the_experiment_section_learns():
+    from bench import telemetry
+
+    dataset = data.load("spirals:n=200")
+    first, later = (telemetry.numpy_loop(dataset, steps, depth=2, width=16, batch=32) for steps in (1, 300))
+    assert math.isfinite(first) and later < first - 0.1

@@ -11,8 +11,10 @@ import pytest
 
 import tinygrad_act
 from tinygrad_act import optim
+from tinygrad_act.common import files
 from tinygrad_act.common.errors import UsageError
 from tinygrad_act.common.files import read_records
+from tinygrad_act.lab.run import threads
 from tinygrad_act.lab.run.experiment import (
     LAYER_FIELDS,
     Config,
@@ -360,3 +362,45 @@ def test_parameters_given_in_the_optimizer_spec_are_not_silently_overridden(tmp_
         for name in ("inline", "explicit")
     )
     assert inline == explicit
+
+
+def _without_time(out) -> list[dict]:
+    return [{k: v for k, v in record.items() if k != "time"} for record in read_records(out)]
+
+
+def test_one_blas_thread_or_two_log_the_same_numbers(tmp_path):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    logged = []
+    for limit in (1, 2):
+        with threadpoolctl.threadpool_limits(limits=limit, user_api="blas"):
+            run(_config(tmp_path / f"run{limit}", width=64, batch_size=64, eval_every=2), progress=False)
+        logged.append(_without_time(tmp_path / f"run{limit}"))
+    assert logged[0] == logged[1]
+
+
+def test_small_models_train_on_one_blas_thread_unless_the_environment_sets_a_count(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+
+    def blas_threads_inside(width):
+        with threads.blas_threads(width):
+            return {pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"}
+
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        assert blas_threads_inside(threads.SMALL) == {1}
+        assert blas_threads_inside(threads.SMALL + 1) == {2}
+        monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+        assert blas_threads_inside(64) == {2}
+
+
+def test_figures_rendered_aside_are_the_same_files_written_and_recorded_as_drawn_here(tmp_path):
+    pictures, manifests = [], []
+    for aside in (False, True):
+        out = tmp_path / str(aside) / "run"  # one run name: it is in every figure's title
+        summary = run(_config(out, figures=True), progress=False, draw_aside=aside)
+        assert "figures_error" not in summary, summary.get("figures_error")
+        pictures.append({name: (out / name).read_bytes() for name in summary["figures"]})
+        manifests.append(files.Owned.read(out).files)
+    assert len(pictures[0]) == 8 and pictures[0] == pictures[1]
+    assert manifests[0] == manifests[1]  # every PNG recorded as the run's own, in the same order

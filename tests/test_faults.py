@@ -171,16 +171,15 @@ def test_sigterm_to_a_running_experiment_exits_143_with_a_summary_and_every_reco
     assert steps == list(range(len(steps))) and summary["records"] == len(steps)
 
 
-# The child runs the CLI with one phase after training slowed down and announcing itself with a marker file.
+# The child runs the CLI with the figures slowed down, announcing them with a marker file.
 LATE_SIGNAL_CHILD = textwrap.dedent(
     """
     import pathlib, sys, time
-    from tinygrad_act.lab.run import experiment
-    from tinygrad_act.lab.show import run_figures
+    from tinygrad_act.lab.show import drawing
     from tinygrad_act.cli import main
 
-    phase, marker = sys.argv[1], pathlib.Path(sys.argv[2])
-    evaluate, figures = experiment.evaluate, run_figures.figures
+    marker = pathlib.Path(sys.argv[1])
+    draw = drawing.Drawer.draw  # the command line's runs render their figures in other processes
     calls = []
 
     def slow(function, index):
@@ -192,29 +191,24 @@ LATE_SIGNAL_CHILD = textwrap.dedent(
             return function(*args, **kwargs)
         return wrapper
 
-    # The loop evaluates the training and the test split at step 0 and at its last step (four calls); the final
-    # evaluation is the fifth.
-    if phase == "evaluation":
-        experiment.evaluate = slow(evaluate, 5)
-    else:
-        run_figures.figures = slow(figures, 1)
-    sys.exit(main(sys.argv[3:]))
+    drawing.Drawer.draw = slow(draw, 1)
+    sys.exit(main(sys.argv[2:]))
     """
 )
 
 
-@pytest.mark.parametrize("phase", ["evaluation", "figures"])
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
-def test_a_signal_during_the_final_evaluation_or_the_figures_still_leaves_the_summary(tmp_path, phase, signum, code):
+def test_a_signal_while_the_figures_are_drawn_still_leaves_the_summary(tmp_path, signum, code):
+    # (the summary's whole-split numbers are the last step's evaluation: no final evaluation of its own to stop)
     out, marker = tmp_path / "run", tmp_path / "marker"
-    args = [phase, str(marker), *TINY[:-1], "--steps", "3", "--out", str(out)]  # figures on
+    args = [str(marker), *TINY[:-1], "--steps", "3", "--out", str(out)]  # figures on
     process = _start(args, tmp_path, script=LATE_SIGNAL_CHILD)
     _, stderr = _signal_when(process, marker.exists, signum)
     assert process.returncode == code, stderr
     assert "Traceback" not in stderr
     summary = files.read_json(out / "summary.json")
     assert summary["status"] == "interrupted"
-    assert ("final evaluation" if phase == "evaluation" else "figures") in summary["message"]
+    assert "figures" in summary["message"]
     assert summary["records"] == len(_lines(out / "metrics.jsonl")) == 3
     assert not [p.name for p in out.rglob("*") if p.name.endswith((".tmp", ".partial"))]
 

@@ -168,7 +168,7 @@ def cmd_experiment(args) -> int:
         return _resume(args)
     config = _config_from(args)
     command = "python -m tinygrad_act " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    summary = experiment.run(config, force=args.force, progress=args.progress, command=command)
+    summary = experiment.run(config, force=args.force, progress=args.progress, command=command, draw_aside=True)
     print(report.terminal_report(summary, files.read_records(summary["path"]), config, wide=args.wide))
     if summary.get("figures_skipped"):
         print(summary["figures_skipped"])
@@ -187,7 +187,7 @@ def _resume(args) -> int:
         if key == "force" or (key == "out" and value != args.resume) or getattr(config, key, value) != value:
             raise UsageError(f"--{key.replace('_', '-')} cannot change a resumed run (its settings are in "
                              f"{args.resume}/config.json); drop it")  # fmt: skip
-    summary = experiment.resume(args.resume, progress=args.progress)
+    summary = experiment.resume(args.resume, progress=args.progress, draw_aside=True)
     print(report.terminal_report(summary, files.read_records(summary["path"]), config, wide=args.wide))
     return {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_TERMINATED}.get(summary.get("signal"), 0)
 

@@ -122,9 +122,8 @@ def _log_backward(node, g):
         return (g / node._parents[0].data,)
 
 
-def _apply_forward(activation, x, out=None):  # a ufunc kernel (np.tanh) writes into out=, others decline it
-    kernel = activation.kernel
-    return kernel(x) if out is None or not isinstance(kernel, np.ufunc) else kernel(x, out=out)
+def _apply_forward(activation, x, out=None):  # an in_place kernel (tanh, sigmoid) writes into out=
+    return activation.kernel(x) if out is None or not activation.in_place else activation.kernel(x, out=out)
 
 
 def _apply_backward(node, g, out=(None,)):

@@ -301,7 +301,7 @@ def register(
     _REGISTRY.register(
         name,
         definition,
-        defaults=keyword_defaults(defining),
+        defaults={} if engine is not None else keyword_defaults(defining),  # an engine kernel's out= is no parameter
         aliases=aliases,
         description=definition["description"],
         replace=replace,

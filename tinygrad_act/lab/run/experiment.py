@@ -31,9 +31,9 @@ from .. import data, stats
 from ..measure import jacobian
 from ..measure.probes import LayerProbe, gradient_record
 from ..measure.records import LAYER_FIELDS, RUN_FILES, RunLog, read_metrics, read_summary  # noqa: F401  (LAYER_FIELDS, RUN_FILES: callers import them from here)
-from ..show import html, plots, report, run_figures
+from ..show import drawing, html, plots, report, run_figures
 from ..theory import mean_field as theory
-from . import checkpoint, provenance, rundir, tensorboard
+from . import checkpoint, provenance, rundir, tensorboard, threads
 from .config import Config, Resolved
 
 __all__ = [
@@ -72,21 +72,23 @@ class Outcome:
         self.signal = "SIGTERM" if terminated else "SIGINT"
 
 
-def run(config: Config, force: bool = False, progress: bool = True, command: str | None = None) -> dict:
-    """Train, measure and write the run directory; return the summary.
+def run(config: Config, force: bool = False, progress: bool = True, command: str | None = None,
+        draw_aside: bool = False) -> dict:  # fmt: skip
+    """Train, measure and write the run directory; return the summary. ``draw_aside``: the figures in a second
+    process, set up while the run trains (show/drawing.py; the command line's runs), the same pictures.
 
     Ctrl-C and SIGTERM end the run as "interrupted" (SIGTERM is turned into Terminated for the duration), with
     its records and summary kept. A file-system fault (no space left ...) raises RunDirError after writing a
     summary with status "failed" if the disk still takes one; metrics.jsonl keeps only whole records.
     """
     resolved = config.resolve()
-    with sigterm_as_interrupt():
+    with sigterm_as_interrupt(), threads.blas_threads(config.width):
         dataset = data.load(config.data, dtype=np.dtype(config.dtype))  # bad data parameters write nothing
         with rundir.prepare(config.out, config.default_name(), force=force) as path:
-            return _run_in(path, config, resolved, dataset, progress, command)
+            return _run_in(path, config, resolved, dataset, progress, command, draw_aside=draw_aside)
 
 
-def resume(path, progress: bool = True) -> dict:
+def resume(path, progress: bool = True, draw_aside: bool = False) -> dict:
     """Continue an interrupted run from its checkpoint.npz, with the settings of its config.json; the summary.
 
     The records logged after the checkpoint are computed again, so the run's metrics.jsonl ends as if it had
@@ -100,7 +102,7 @@ def resume(path, progress: bool = True) -> dict:
     stored = files.load_json(path / "config.json", "a run's config.json")
     source = provenance.data_source(config, stored)
     resolved = config.resolve(data_spec=source)
-    with sigterm_as_interrupt():
+    with sigterm_as_interrupt(), threads.blas_threads(config.width):
         dataset = data.load(source, dtype=np.dtype(config.dtype))
         provenance.check(stored, dataset, path / "config.json")
         with rundir.claim(path, "run", reuse=True):
@@ -110,12 +112,13 @@ def resume(path, progress: bool = True) -> dict:
                 raise UsageError(f"run {str(path)!r} is {summary['status']}: there is nothing to resume")
             state = checkpoint.load(path, config, dataset.sha256)
             records = [record for record in read_metrics(path) if record["step"] < state.step]
-            return _run_in(path, config, resolved, dataset, progress, None, resuming=(state, records))
+            return _run_in(path, config, resolved, dataset, progress, None, resuming=(state, records),
+                           draw_aside=draw_aside)  # fmt: skip
 
 
 def _run_in(path: Path, config: Config, resolved: Resolved, dataset, progress: bool, command: str | None,
-            resuming: tuple | None = None) -> dict:  # fmt: skip
-    """build, config.json, train, final evaluation, figures, then finish: a signal at any point still ends in
+            resuming: tuple | None = None, draw_aside: bool = False) -> dict:  # fmt: skip
+    """build, config.json, train, final numbers, figures, then finish: a signal at any point still ends in
     a summary (the records logged until then are the run). ``resuming``: (the checkpoint, the records before it);
     config.json is kept, and summary.json removed only once the checkpoint has been restored whole."""
     started = time.perf_counter()
@@ -135,23 +138,24 @@ def _run_in(path: Path, config: Config, resolved: Resolved, dataset, progress: b
                                                              indent=2) + "\n")  # fmt: skip
     log = tensorboard.TensorBoardLog(path, probe, config, records) if config.tensorboard else RunLog(path, records)
     when = "after {steps_done} steps"
+    drawer = drawing.Drawer() if draw_aside and config.figures else None
     try:
         saver = _Saver(path, config, dataset.sha256, model, optimizer, batches, probe, outcome.resumed)
         train(config, model, training_step, probe, batches, dataset, log, outcome, progress, started, saver)
         if config.figures and outcome.status != "failed":  # data for histograms.png, drawn with the figures
             probe.save_histograms(path / "histograms.npz")
-        when = "during the final evaluation"
         if outcome.status == "completed":
-            with np.errstate(all="ignore"):
-                final["train_loss"], final["train_accuracy"] = evaluate(model, dataset.x_train, dataset.y_train)
-                final["test_loss"], final["test_accuracy"] = evaluate(model, dataset.x_test, dataset.y_test)
+            final.update(final_evaluation(log.records))
         when = "while drawing the figures"
         if config.figures and outcome.status != "failed":
             summary = summarize(config, log.records, outcome.status, outcome.message, outcome.steps_done, final,
                                 prediction)  # fmt: skip
-            drawn = _draw(path, log.records, {**summary, "jacobian": spectrum})
+            drawn = _draw(path, log.records, {**summary, "jacobian": spectrum}, drawer)
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: stop now, the summary comes from the records logged
         outcome.interrupted(stop, when.format(steps_done=outcome.steps_done))
+    finally:
+        if drawer is not None:
+            drawer.close()
     return finish(path, config, log.records, outcome, final, prediction, drawn, started, spectrum)
 
 
@@ -329,6 +333,17 @@ def _train_step(config, model, training_step, probe, batches, dataset, log, outc
     return True
 
 
+FINAL_KEYS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
+
+
+def final_evaluation(records: list[dict]) -> dict:
+    """The summary's whole-split numbers: those of the last record. A completed run's last step is always an
+    evaluation step (``_evaluated``), evaluated after its update, so evaluating again would repeat them."""
+    last = records[-1]
+    assert all(key in last for key in FINAL_KEYS), f"step {last['step']} of a completed run was not evaluated"
+    return {key: last[key] for key in FINAL_KEYS}
+
+
 def evaluate(model, x, y, batch_size: int = 1000) -> tuple[float, float]:
     """Mean cross-entropy and accuracy over a whole split, without recording a graph, in eval mode."""
     model.eval()
@@ -388,13 +403,16 @@ def _tensorboard_finish(path: Path, config: Config, records: list[dict], summary
     return {}
 
 
-def _draw(path: Path, records: list[dict], summary: dict) -> dict:
+def _draw(path: Path, records: list[dict], summary: dict, drawer: drawing.Drawer | None = None) -> dict:
     """{"figures": [...]} or, if plotting fails, {"figures_error": ...}: figures must never lose the run.
-    Without matplotlib: {"figures_skipped": the line that says so}, and no figures/ directory."""
-    skipped = plots.unavailable()
-    if skipped:
-        return {"figures_skipped": skipped}
+    Without matplotlib: {"figures_skipped": the line that says so}, and no figures/ directory. ``drawer``: drawn
+    there (the same answers), else here."""
     try:
+        if drawer is not None:
+            return drawer.draw(path, records, summary)
+        skipped = plots.unavailable()
+        if skipped:
+            return {"figures_skipped": skipped}
         return {"figures": run_figures.figures(path, records, summary)}
     except Exception as error:
         return {"figures_error": f"{type(error).__name__}: {error}"}

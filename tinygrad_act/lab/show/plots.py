@@ -6,6 +6,7 @@ or figures (a notebook's inline plots keep working); a figure is written whole o
 
 from __future__ import annotations
 
+import io
 import struct
 from pathlib import Path
 
@@ -40,10 +41,16 @@ def figure(*grid, figsize=(10, 4), **options):
 def save(fig, path, dpi: int = DPI, signed: str = "") -> None:
     """Lay out and write ``fig`` as a PNG at ``path``, whole or not at all (never through a link); ``signed`` names
     what wrote it in the PNG's Software text (``signed`` below), so that a later write knows the file is its own."""
+    files.atomic_write(Path(path), png(fig, dpi, signed))
+
+
+def png(fig, dpi: int = DPI, signed: str = "") -> bytes:
+    """``fig`` laid out and encoded as the PNG file ``save`` writes (drawing.py renders in another process)."""
     fig.tight_layout()
     metadata = {"Software": f"{SIGNATURE} {signed}"} if signed else None
-    with files.atomic_file(Path(path), "wb") as handle:
-        fig.savefig(handle, format="png", dpi=dpi, metadata=metadata)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, metadata=metadata)
+    return buffer.getvalue()
 
 
 def signed(path, what: str) -> bool:

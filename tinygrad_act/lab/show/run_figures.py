@@ -22,24 +22,35 @@ from .format import fmt, number
 from .jacobian_figure import jacobian_figure
 from .why_figures import gradient_snr, histogram_figure, why_per_layer
 
-__all__ = ["figures", "drawings", "run_title", "gradient_flow", "gradient_heatmap", "update_ratio", "why_per_layer",
-           "gradient_snr", "training", "histogram_figure", "jacobian_figure"]  # fmt: skip
+__all__ = ["figures", "rendered", "write", "drawings", "run_title", "gradient_flow", "gradient_heatmap", "update_ratio",
+           "why_per_layer", "gradient_snr", "training", "histogram_figure", "jacobian_figure"]  # fmt: skip
 
 
 def figures(path, records: list[dict], summary: dict) -> list[str]:
     """Draw the run's PNG figures into ``path/figures``; return their relative paths."""
+    return write(path, rendered(path, records, summary))
+
+
+def rendered(path, records: list[dict], summary: dict, share: tuple[int, int] = (0, 1)) -> list[tuple[str, bytes]]:
+    """The run's figures as (file name, PNG file content), not written; ``share`` = (index, count): only every
+    count-th of them from index (drawing.py splits them between processes)."""
+    return [(name, plots.png(fig)) for fig, name in drawings(path, records, summary, share)]
+
+
+def write(path, pictures: list[tuple[str, bytes]]) -> list[str]:
+    """Write ``rendered``'s pictures into ``path/figures`` (none: no directory); their relative paths."""
     written = []
-    drawn = drawings(path, records, summary)
-    if drawn:
+    if pictures:
         out = files.subdir(path, "figures")
-        for fig, name in drawn:
-            plots.save(fig, out / name)
+        for name, content in pictures:
+            files.atomic_write(out / name, content)
             written.append(f"figures/{name}")
     return written
 
 
-def drawings(path, records: list[dict], summary: dict) -> list[tuple]:
-    """The run's figures as (matplotlib Figure, file name), titled, not saved; no pyplot, no backend touched."""
+def drawings(path, records: list[dict], summary: dict, share: tuple[int, int] = (0, 1)) -> list[tuple]:
+    """The run's figures as (matplotlib Figure, file name), titled, not saved; no pyplot, no backend touched.
+    ``share``: as for ``rendered``."""
     measured = [r for r in records if r["layers"] and r["layers"][0].get("delta_norm") is not None]
     if not measured:
         return []
@@ -64,7 +75,7 @@ def drawings(path, records: list[dict], summary: dict) -> list[tuple]:
         draws.append(lambda: jacobian_figure(summary["jacobian"]))
     drawn = []
     with np.errstate(all="ignore"):
-        for draw in draws:
+        for draw in draws[share[0] :: share[1]]:
             fig, name = draw()
             fig.suptitle(title, fontsize=9)
             drawn.append((fig, name))
