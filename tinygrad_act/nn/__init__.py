@@ -1,15 +1,17 @@
 """Neural-network pieces on the engine: activations, initializers, modules (Linear, norms, MLP, losses), recurrent
-nets (RNN, LSTM, GRU), optimizers."""
+nets (RNN, LSTM, GRU; RecurrentNet, the laboratory's model for sequences), optimizers."""
 
 from . import activations, init, optim
 from .modules import MLP, Activate, BatchNorm1d, Block, LayerNorm, Linear, Module, accuracy, cross_entropy, mse
 from .recurrent import GRU, LSTM, RNN, Trace
+from .recurrent_net import RecurrentNet
 
 __all__ = [
     "GRU",
     "LSTM",
     "MLP",
     "RNN",
+    "RecurrentNet",
     "Activate",
     "BatchNorm1d",
     "Block",

@@ -4,10 +4,12 @@ data: ``path.npz``, ``path.csv``, arrays; userdata.py), ``register`` your own ge
     ds = load("spirals:classes=5,noise=0.1", seed=0, dtype=np.float32)
     ds.x_train, ds.y_train, ds.x_test, ds.y_test, ds.num_features, ds.num_classes
 
-Every dataset has a train and a test split, integer labels (int64) and inputs standardized per feature with
-the *train* mean and std. The same name, parameters and seed give bit-identical arrays; the float64 arrays
-are cached in ``.cache/data/`` under the working directory (or ``$TINYGRAD_ACT_CACHE/data/``), written
-atomically so that parallel workers never read half a file; an unreadable cache file is regenerated.
+Every dataset has a train and a test split, targets (int64 labels; float64 values for a regression, base.py's
+``Dataset.task``) and inputs standardized per feature with the *train* mean and std (sequence tasks registered
+with ``standardize=False`` keep their published scale: sequences.py). The same name, parameters and seed give
+bit-identical arrays; the float64 arrays are cached in ``.cache/data/`` under the working directory (or
+``$TINYGRAD_ACT_CACHE/data/``), written atomically so that parallel workers never read half a file; an unreadable
+cache file is regenerated.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from ...common import validate
 from ...common.errors import RunDirError, UsageError
 from ...common.files import atomic_file, make_dir
 from ...common.registry import Registry, keyword_defaults
-from . import builtin, userdata
-from .base import Dataset, Shape, standardize
+from . import builtin, sequences, userdata
+from .base import TASKS, Dataset, Shape, standardize
 from .mnist1d_official import mnist1d_official, mnist1d_official_shape
 
 DATA_VERSION = 1
@@ -35,18 +37,21 @@ _SPLITS = ("x_train", "y_train", "x_test", "y_test")
 _REGISTRY = Registry("dataset")
 
 
-def register(name: str, generator, *, shape=None, description: str = "", replace: bool = False) -> str:
+def register(name: str, generator, *, shape=None, description: str = "", replace: bool = False,
+             standardize: bool = True) -> str:  # fmt: skip
     """Add a dataset: ``generator(rng, **params) -> (x_train, y_train, x_test, y_test)``, raw (unstandardized).
 
     Keyword parameters of ``generator`` after ``rng`` become the dataset's parameters (``name:param=value``);
-    labels must be integers 0..classes-1. Standardization, dtype and caching are done by ``load``; the cache
-    key is the name, parameters and seed, so pass ``cache=False`` to ``load`` while editing a generator.
-    ``shape(**params) -> Shape`` (optional) checks the parameters without generating anything, raising
-    UsageError (see common/validate.py) for values that make no sense; ``check`` and ``load`` call it.
+    labels must be integers 0..classes-1. Standardization (unless ``standardize=False``), dtype and caching are
+    done by ``load``; the cache key is the name, parameters and seed, so pass ``cache=False`` to ``load`` while
+    editing a generator. ``shape(**params) -> Shape`` (optional) checks the parameters without generating
+    anything, raising UsageError (see common/validate.py) for values that make no sense; ``check`` and ``load``
+    call it. A Shape also declares a sequence task's T and what its targets are (base.py: regression values,
+    per-step labels); without one, the targets are class labels.
     """
     description = description or (generator.__doc__ or "").strip().split("\n")[0]
-    _REGISTRY.register(name, (generator, shape), defaults=keyword_defaults(generator), description=description,
-                       replace=replace)  # fmt: skip
+    _REGISTRY.register(name, (generator, shape, standardize), defaults=keyword_defaults(generator),
+                       description=description, replace=replace)  # fmt: skip
     return name
 
 
@@ -106,10 +111,14 @@ def _write_cache(path: Path, key: str, arrays) -> None:
         np.savez(file, key=np.array(key), **dict(zip(_SPLITS, arrays)))
 
 
-def _generate(entry, params: dict, seed: int):
-    x_train, y_train, x_test, y_test = entry.obj[0](np.random.default_rng(seed), **params)
-    x_train, x_test = standardize(np.asarray(x_train, np.float64), np.asarray(x_test, np.float64))
-    return x_train, np.asarray(y_train, np.int64), x_test, np.asarray(y_test, np.int64)
+def _generate(entry, params: dict, seed: int, task: str):
+    generator, _, standardized = entry.obj
+    x_train, y_train, x_test, y_test = generator(np.random.default_rng(seed), **params)
+    x_train, x_test = np.asarray(x_train, np.float64), np.asarray(x_test, np.float64)
+    if standardized:
+        x_train, x_test = standardize(x_train, x_test)
+    targets = np.float64 if task == "regression" else np.int64
+    return x_train, np.asarray(y_train, targets), x_test, np.asarray(y_test, targets)
 
 
 def load(spec: str = "mnist1d", seed: int = 0, dtype=np.float64, *, cache: bool = True, **params) -> Dataset:
@@ -123,29 +132,37 @@ def load(spec: str = "mnist1d", seed: int = 0, dtype=np.float64, *, cache: bool 
         raise UsageError(f"dtype must be a floating type such as float32 or float64, got {dtype!r}")
     if userdata.is_user_spec(spec, names()):
         return userdata.load(spec, seed, dtype)
-    check(spec, **params)
+    shape = check(spec, **params)
+    task = shape.task if shape is not None else "classification"
+    assert task in TASKS, f"dataset {spec!r} declares an unknown task {task!r}"
     entry, bound = _REGISTRY.resolve(spec, **params)
     arrays = None
     if cache:
         path, key = cache_path(entry.name, seed, **bound), _cache_key(entry.name, bound, seed)
         arrays = _read_cache(path, key)
     if arrays is None:
-        arrays = _generate(entry, bound, seed)
+        arrays = _generate(entry, bound, seed, task)
         if cache:
             try:
                 _write_cache(path, key, arrays)
             except RunDirError:  # the cache only saves time: a read-only or full disk must not stop a run
                 pass
     x_train, y_train, x_test, y_test = arrays
-    num_classes = int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1
-    num_classes = int(bound.get("classes", num_classes))
-    return Dataset(
-        entry.name, dict(bound), seed, x_train.astype(dtype), y_train, x_test.astype(dtype), y_test, num_classes
-    )
+    if task == "regression":
+        num_classes = 0
+    else:
+        num_classes = int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1
+        num_classes = shape.classes if shape is not None else int(bound.get("classes", num_classes))
+    return Dataset(entry.name, dict(bound), seed, x_train.astype(dtype), y_train, x_test.astype(dtype), y_test,
+                   num_classes, task)  # fmt: skip
 
 
 register("mnist1d", builtin.mnist1d, shape=builtin.mnist1d_shape)
 register("spirals", builtin.spirals, shape=builtin.spirals_shape)
 register("teacher", builtin.teacher, shape=builtin.teacher_shape)
+# Sequence tasks (inputs (n, T, F); --seq-len sets T): the adding and copy tasks keep the papers' scale.
+register("adding", sequences.adding, shape=sequences.adding_shape, standardize=False)
+register("copy", sequences.copy, shape=sequences.copy_shape, standardize=False)
+register("mnist1d_seq", sequences.mnist1d_seq, shape=sequences.mnist1d_seq_shape)
 # Optional: the reference package's MNIST-1D (pip install mnist1d); registered always, so the name is listed.
 register("mnist1d_official", mnist1d_official, shape=mnist1d_official_shape)
