@@ -47,6 +47,8 @@ help:  ## show this help
 	@echo "      variables: DEPTH WIDTH ACT INIT OUTPUT_INIT SIGMA_B2 OPT LR MOMENTUM BATCH STEPS DATA SEED DTYPE NORM CLIP"
 	@echo "                 LOG_EVERY EVAL_EVERY HIST_EVERY OUT RESUME, switches RESIDUAL FORCE TENSORBOARD JACOBIAN WIDE"
 	@echo "                 (1/0, true/false, yes/no); WIDE=1 prints every column of the layer table"
+	@echo "  make experiment MODEL=rnn CELL=lstm SEQ_LEN=100 DATA=adding   gradient flow through time (CELL: tanh relu"
+	@echo "                 lstm gru; DATA: adding copy mnist1d_seq; SEQ_LEN sets T)"
 	@echo "      PLUGIN=my_acts.py (any target): your module or .py file registering activations, initializers, data"
 	@echo "                 (python -m tinygrad_act experiment --help)"
 	@echo "  make experiment RESUME=runs/NAME   continue an interrupted run from its checkpoint.npz"

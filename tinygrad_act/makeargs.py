@@ -22,8 +22,8 @@ EXPERIMENT = {
     "DEPTH": "--depth", "WIDTH": "--width", "ACT": "--act", "INIT": "--init", "OPT": "--optimizer", "LR": "--lr",
     "MOMENTUM": "--momentum", "BATCH": "--batch-size", "STEPS": "--steps", "DATA": "--data", "SEED": "--seed",
     "DTYPE": "--dtype", "NORM": "--norm", "CLIP": "--clip", "LOG_EVERY": "--log-every", "EVAL_EVERY": "--eval-every",
-    "HIST_EVERY": "--hist-every", "OUTPUT_INIT": "--output-init", "SIGMA_B2": "--sigma-b2", "OUT": "--out",
-    "RESUME": "--resume",
+    "HIST_EVERY": "--hist-every", "OUTPUT_INIT": "--output-init", "SIGMA_B2": "--sigma-b2", "MODEL": "--model",
+    "CELL": "--cell", "SEQ_LEN": "--seq-len", "OUT": "--out", "RESUME": "--resume",
 }  # fmt: skip
 # Switches with an automatic default: 1 gives --NAME, 0 gives --no-NAME, unset leaves the default.
 EXPERIMENT_SWITCHES = {"JACOBIAN": "--jacobian"}
@@ -70,6 +70,8 @@ SYNONYMS = {
     "ITERATIONS": "STEPS",
     "DATASET": "DATA",
     "OUTPUT": "OUT",
+    "T": "SEQ_LEN",
+    "STEPS_IN_TIME": "SEQ_LEN",
 }
 
 

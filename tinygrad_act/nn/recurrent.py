@@ -27,7 +27,8 @@ reaches back at most k steps (itself included); the initial state gets gradient 
 ``truncate=None`` (the default) or k >= T builds the same graph as full BPTT: bit-identical gradients.
 
 Probes (measurement from outside, the training loop unchanged): set ``module.recording = True`` and every forward
-leaves a ``Trace`` in ``module.trace`` (else None, and nothing is kept): ``trace.hidden[layer][t]`` is the Tensor
+that records a graph (not under ``no_grad``: an evaluation keeps nothing) leaves a ``Trace`` in ``module.trace``
+(else None, and nothing is kept): ``trace.hidden[layer][t]`` is the Tensor
 h_{t+1} of that layer, the very node that the next step and the outputs use, so ``retain_grad()`` on it (e.g. in
 a forward hook, before ``backward``) gives the whole dL/dh through the outputs and later steps, and a backward
 from h_T with ``retain_graph=True`` gives ∂h_T/∂h_1 row by row. ``trace["forget"][layer][t]`` and the like are
@@ -54,6 +55,7 @@ import numpy as np
 
 from ..common import validate
 from ..common.errors import UsageError
+from ..engine.graph import is_grad_enabled
 from ..engine.tensor import Tensor, linear, stack
 from . import init as initializers
 from .modules import Module
@@ -159,7 +161,7 @@ class _Recurrent(Module):
         x = self._checked_input(x)
         batch, steps = x.shape[0], x.shape[1]
         carries = self._initial_carries(state, batch)
-        trace = Trace(self.CARRIED + self.GATES) if self.recording else None
+        trace = Trace(self.CARRIED + self.GATES) if self.recording and is_grad_enabled() else None
         inputs = [x[:, t] for t in range(steps)]
         finals = []
         for layer in range(self.num_layers):

@@ -8,7 +8,7 @@ loaded the same way (datasets.py) into a ``Dataset`` (base.py), scored as its ``
 
 from . import tasks
 from .base import TASKS, BatchStream, Dataset, Shape, batches, standardize
-from .datasets import CACHE_ENV, DATA_VERSION, cache_path, check, describe, load, names, register
+from .datasets import CACHE_ENV, DATA_VERSION, cache_path, check, describe, load, names, register, sequence_names
 
 __all__ = [
     "BatchStream",
@@ -24,6 +24,7 @@ __all__ = [
     "load",
     "names",
     "register",
+    "sequence_names",
     "standardize",
     "tasks",
 ]

@@ -73,6 +73,11 @@ def names() -> list[str]:
     return _REGISTRY.names()
 
 
+def sequence_names() -> list[str]:
+    """The sequence datasets: those whose generator takes ``seq_len`` (T, what a run's seq_len sets), sorted."""
+    return [name for name in names() if "seq_len" in _REGISTRY.entry(name).defaults]
+
+
 def describe(name: str) -> str:
     """One line: the dataset's description and its default parameters."""
     entry = _REGISTRY.entry(name)

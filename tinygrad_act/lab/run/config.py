@@ -19,9 +19,12 @@ from ...engine.tensor import Tensor
 from ...nn import activations, optim
 from ...nn import init as initializers
 from ...nn.modules import output_initializer
+from ...nn.recurrent_net import CELLS
 from .. import data
 from ..data import userdata
-from . import tensorboard
+from . import recurrent, tensorboard
+
+MODELS = ("mlp", "rnn")
 
 
 @dataclasses.dataclass
@@ -52,6 +55,9 @@ class Config:
     tensorboard: bool = False  # also write TensorBoard event files (optional extra: tensorboardX)
     capture: bool = True  # replay a captured step on unmeasured steps (nn/step.py): faster, the same numbers
     jacobian: bool | None = None  # singular values of dz_L/dz_1 at step 0; None = auto (lab/jacobian.py)
+    model: str = "mlp"  # or "rnn": a recurrent layer of ``cell`` reading a sequence task (run/recurrent.py)
+    cell: str = "tanh"  # a recurrent run's cell: tanh, relu (Elman RNNs), lstm, gru
+    seq_len: int | None = None  # T of a sequence dataset (None: the dataset's own)
     out: str = ""
 
     def validate(self) -> Config:
@@ -75,6 +81,10 @@ class Config:
         validate.boolean("capture", self.capture)
         if self.jacobian is not None:
             validate.boolean("jacobian", self.jacobian)
+        validate.choice("model", self.model, MODELS)
+        validate.choice("cell", self.cell, CELLS)
+        if self.seq_len is not None:
+            validate.integer("seq_len", self.seq_len, 1)
         if self.tensorboard:
             tensorboard.require()  # before anything is written: one line saying how to install it
         activation = _resolved("activation", self.act, lambda: activations.get(self.act))
@@ -93,7 +103,8 @@ class Config:
         _resolved("output initializer", self.output_init, lambda: output(4, 4, np.random.default_rng(0)))
         probe = [Tensor(np.zeros(1), requires_grad=True)]
         _resolved("optimizer", self.optimizer, lambda: optim.get(self.optimizer, probe, **self.optimizer_options()))
-        shape = _resolved("dataset", self.data, lambda: data.check(self.data))
+        shape = _resolved("dataset", self.data, lambda: data.check(self.data, **recurrent.data_params(self)))
+        recurrent.check(self, Config(), shape)
         if shape is not None and self.batch_size > shape.n_train:
             raise UsageError(
                 f"batch_size {self.batch_size} is larger than the training split of {self.data!r} "
@@ -113,13 +124,19 @@ class Config:
         """
         itemsize = np.dtype(self.dtype).itemsize
         features, classes, n = (shape.features, shape.classes, shape.n_train + shape.n_test) if shape else (1, 1, 0)
+        steps = max(shape.seq_len, 1) if shape else 1
         depth, width = self.depth, self.width
         weights = (features + 1) * width + (depth - 1) * (width + 1) * width + (width + 1) * classes
         rows = max(self.batch_size, min(1000, n))
+        layers = depth
+        if self.model == "rnn":  # one recurrent layer of G gate blocks, its values kept for every step
+            gates = {"lstm": 4, "gru": 3}.get(self.cell, 1)
+            weights = gates * width * (features + width + 2) + (width + 1) * max(classes, 1)
+            layers = steps * (gates + 2)
         parts = {
             "parameters": 5 * weights * itemsize,
-            "activations": 6 * rows * depth * width * itemsize,
-            "data": max(8 * shape.peak_values, n * features * (8 + itemsize)) if shape else 0,
+            "activations": 6 * rows * layers * width * itemsize,
+            "data": max(8 * shape.peak_values, n * steps * features * (8 + itemsize)) if shape else 0,
         }
         return sum(parts.values()), parts
 
@@ -152,7 +169,10 @@ class Config:
             "residual": "res",
             "norm": f"{self.norm}norm",
         }
-        parts = [spec(self.act), spec(self.init), f"d{self.depth}"]
+        if self.model == "rnn":
+            parts = [spec(part) for part in recurrent.default_name(self)]
+        else:
+            parts = [spec(self.act), spec(self.init), f"d{self.depth}"]
         parts += [tag for key, tag in tags.items() if getattr(self, key) != getattr(default, key)]
         return "-".join([*parts, f"s{self.seed}"])
 

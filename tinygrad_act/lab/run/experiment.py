@@ -25,15 +25,16 @@ from ...common.errors import RunDirError, Terminated, UsageError, interrupts_def
 from ...engine.graph import no_grad
 from ...engine.tensor import Tensor
 from ...nn import optim
-from ...nn.modules import MLP, accuracy, cross_entropy
+from ...nn.modules import MLP
 from ...nn.step import Step
 from .. import data, stats
-from ..measure import jacobian
+from ..data import tasks
+from ..measure import jacobian, through_time
 from ..measure.probes import LayerProbe, gradient_record
 from ..measure.records import LAYER_FIELDS, RUN_FILES, RunLog  # noqa: F401  (LAYER_FIELDS, RUN_FILES: callers import them from here)
 from ..show import html, plots, report, run_figures
 from ..theory import mean_field as theory
-from . import checkpoint, rundir, tensorboard
+from . import checkpoint, recurrent, rundir, tensorboard
 from .config import Config
 
 __all__ = [
@@ -81,7 +82,7 @@ def run(config: Config, force: bool = False, progress: bool = True, command: str
     """
     config.validate()
     with sigterm_as_interrupt():
-        dataset = data.load(config.data, dtype=np.dtype(config.dtype))  # bad data parameters write nothing
+        dataset = load_data(config)  # bad data parameters write nothing
         with rundir.prepare(config.out, config.default_name(), force=force) as path:
             return _run_in(path, config, dataset, progress, command)
 
@@ -95,7 +96,7 @@ def resume(path, progress: bool = True) -> dict:
     config = checkpoint.run_config(path).validate()
     path = Path(path)
     with sigterm_as_interrupt():
-        dataset = data.load(config.data, dtype=np.dtype(config.dtype))
+        dataset = load_data(config)
         with files.locked(path):
             status = (files.read_json(path / "summary.json") or {}).get("status")
             if status in ("completed", "diverged"):
@@ -131,16 +132,16 @@ def _run_in(path: Path, config: Config, dataset, progress: bool, command: str | 
         when = "during the final evaluation"
         if outcome.status == "completed":
             with np.errstate(all="ignore"):
-                final["train_loss"], final["train_accuracy"] = evaluate(model, dataset.x_train, dataset.y_train)
-                final["test_loss"], final["test_accuracy"] = evaluate(model, dataset.x_test, dataset.y_test)
+                final["train_loss"], final["train_accuracy"] = _evaluate(model, dataset, "train")
+                final["test_loss"], final["test_accuracy"] = _evaluate(model, dataset, "test")
         when = "while drawing the figures"
         if config.figures and outcome.status != "failed":
             summary = summarize(config, log.records, outcome.status, outcome.message, outcome.steps_done, final,
-                                prediction)  # fmt: skip
+                                prediction, dataset=dataset)  # fmt: skip
             drawn = _draw(path, log.records, {**summary, "jacobian": spectrum})
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: stop now, the summary comes from the records logged
         outcome.interrupted(stop, when.format(steps_done=outcome.steps_done))
-    return finish(path, config, log.records, outcome, final, prediction, drawn, started, spectrum)
+    return finish(path, config, log.records, outcome, final, prediction, drawn, started, spectrum, dataset)
 
 
 def build(config: Config, dataset):
@@ -148,18 +149,29 @@ def build(config: Config, dataset):
 
     The model's weights and the batch order come from two independent streams of ``config.seed``.
     """
+    if config.model == "rnn":
+        return recurrent.build(config, dataset, _seeds(config), lambda step: _measured(config, step))
     model = make_model(config, dataset.num_features, dataset.num_classes)
     optimizer = optim.get(config.optimizer, model.parameters(), **config.optimizer_options())
     # Evaluation steps are always measured too, so every test-set number sits in a logged record.
-    probe = LayerProbe(model, optimizer, lambda step: step % config.log_every == 0 or _evaluated(config, step))
+    probe = LayerProbe(model, optimizer, lambda step: _measured(config, step))
     batches = data.batches(dataset, config.batch_size, np.random.default_rng(_seeds(config)[1]))
     model.training_step = Step(model, optimizer, config.clip, enabled=config.capture)  # replayed on unmeasured steps
     return model, optimizer, probe, batches
 
 
-def make_model(config: Config, num_features: int, num_classes: int) -> MLP:
-    """The run's MLP with its initial weights (from the first stream of ``config.seed``); Run.model loads the
-    trained weights into the same architecture."""
+def load_data(config: Config):
+    """The run's dataset: ``config.data`` with the parameters its settings add (seq_len), in its dtype."""
+    return data.load(config.data, dtype=np.dtype(config.dtype), **recurrent.data_params(config))
+
+
+def make_model(config: Config, num_features: int, num_classes: int, readout_steps: int = 1):
+    """The run's model with its initial weights (from the first stream of ``config.seed``): the MLP, or for
+    ``model = "rnn"`` the RecurrentNet (``num_classes``: its outputs); Run.model loads the trained weights into
+    the same architecture."""
+    if config.model == "rnn":
+        seed = int(_seeds(config)[0].generate_state(1)[0])
+        return recurrent.make_model(config, num_features, num_classes, readout_steps, seed)
     return MLP(
         num_features,
         [config.width] * config.depth,
@@ -183,14 +195,22 @@ def _seeds(config: Config):
 def measure_jacobian(config: Config, model, dataset) -> dict:
     """summary["jacobian"]: the singular values of dz_L/dz_1 at step 0 for the first examples of the first
     batch (a fresh copy of the batch stream, so training sees the same batches), with the theory beside them."""
+    first, _ = next(data.batches(dataset, config.batch_size, np.random.default_rng(_seeds(config)[1])))
+    if config.model == "rnn":
+        return recurrent.measure_jacobian(config, model, first)
     skipped = jacobian.not_measured(config)
     if skipped is not None:
         return skipped
-    first, _ = next(data.batches(dataset, config.batch_size, np.random.default_rng(_seeds(config)[1])))
     entry = jacobian.measure(model, first)
     q0 = float(np.mean(dataset.x_train.astype(np.float64) ** 2))
     entry["theory"] = jacobian.predict(config, model, q0, config.sigma_b2)
     return entry
+
+
+def _measured(config: Config, step: int) -> bool:
+    """Steps the probe measures: every ``log_every``, and every evaluated step, so that every test-set number
+    sits in a logged record."""
+    return step % config.log_every == 0 or _evaluated(config, step)
 
 
 def _evaluated(config: Config, step: int) -> bool:
@@ -200,11 +220,15 @@ def _evaluated(config: Config, step: int) -> bool:
 
 def resolved_config(config: Config, path: Path, model, dataset, command: str | None) -> dict:
     """config.json: the settings, and what they resolved to (activation and initializer parameters, data)."""
+    if config.model == "rnn":
+        activation, init = {"name": config.cell}, {"name": "pytorch_default" if config.init == "auto" else config.init}
+    else:
+        activation, init = model.activation.params, {"name": model.init.name, "params": model.init.params}
     return {
         **dataclasses.asdict(config),
         "out": str(path),
-        "activation_params": model.activation.params,
-        "init_resolved": {"name": model.init.name, "params": model.init.params},
+        "activation_params": activation,
+        "init_resolved": init,
         "dataset": {
             "name": dataset.name,
             "params": dataset.params,
@@ -212,6 +236,7 @@ def resolved_config(config: Config, path: Path, model, dataset, command: str | N
             "classes": dataset.num_classes,
             "train": len(dataset.y_train),
             "test": len(dataset.y_test),
+            **(recurrent.dataset_entry(dataset) if config.model == "rnn" else {}),
         },
         "parameters": model.num_parameters(),
         "version": __version__,
@@ -280,17 +305,20 @@ def _train_step(config, model, optimizer, probe, batches, dataset, log, outcome,
     xb, yb = next(batches)
     loss_value, logits = model.training_step(xb, yb)  # forward, loss, backward, clip; replayed unless measured
     if not math.isfinite(loss_value):
-        measured = probe.collect() if probe.measuring else gradient_record(model)
+        unmeasured = through_time.gradient_record if config.model == "rnn" else gradient_record
+        measured = probe.collect() if probe.measuring else unmeasured(model)
         outcome.status, outcome.message = "diverged", f"diverged at step {step}: the loss is {loss_value}"
-        log.write({"step": step, "loss": loss_value, "accuracy": accuracy(logits, yb), **measured})
+        log.write({"step": step, "loss": loss_value, "accuracy": tasks.accuracy(dataset.task, logits, yb),
+                   **measured})  # fmt: skip
         return False
     model.training_step.update()  # optimizer.step(), fused after a replayed step
     outcome.steps_done = step + 1
     if probe.record is not None:
-        record = {"step": step, "loss": loss_value, "accuracy": accuracy(logits, yb), **probe.record}
+        record = {"step": step, "loss": loss_value, "accuracy": tasks.accuracy(dataset.task, logits, yb),
+                  **probe.record}  # fmt: skip
         if _evaluated(config, step):  # loss/accuracy are the minibatch's; these are whole splits
-            record["train_loss"], record["train_accuracy"] = evaluate(model, dataset.x_train, dataset.y_train)
-            record["test_loss"], record["test_accuracy"] = evaluate(model, dataset.x_test, dataset.y_test)
+            record["train_loss"], record["train_accuracy"] = _evaluate(model, dataset, "train")
+            record["test_loss"], record["test_accuracy"] = _evaluate(model, dataset, "test")
         record["time"] = time.perf_counter() - started
         if record["nonfinite"]:
             outcome.status, outcome.message = "diverged", f"diverged at step {step}: non-finite gradients"
@@ -303,29 +331,35 @@ def _train_step(config, model, optimizer, probe, batches, dataset, log, outcome,
     return True
 
 
-def evaluate(model, x, y, batch_size: int = 1000) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy over a whole split, without recording a graph, in eval mode."""
+def evaluate(model, x, y, batch_size: int = 1000, task: str = "classification") -> tuple[float, float]:
+    """The task's mean loss and accuracy over a whole split (lab/data/tasks.py: cross-entropy and the fraction
+    of labels predicted, or a regression's MSE and fraction within tolerance), without recording a graph, in
+    eval mode."""
     model.eval()
     total_loss, correct = 0.0, 0
     with no_grad():
         for start in range(0, len(x), batch_size):
-            logits = model(Tensor(x[start : start + batch_size]))
+            outputs = model(Tensor(x[start : start + batch_size]))
             yb = y[start : start + batch_size]
-            total_loss += cross_entropy(logits, yb).item() * len(yb)
-            correct += int(np.sum(np.argmax(logits.data, axis=1) == yb))
+            total_loss += tasks.loss(task, outputs, yb).item() * len(yb)
+            correct += int(np.count_nonzero(tasks.correct(task, outputs, yb)))
     model.train()
-    return total_loss / len(x), correct / len(x)
+    return total_loss / len(x), correct / np.size(y)
+
+
+def _evaluate(model, dataset, split: str) -> tuple[float, float]:
+    return evaluate(model, getattr(dataset, f"x_{split}"), getattr(dataset, f"y_{split}"), task=dataset.task)
 
 
 def finish(path: Path, config: Config, records, outcome: Outcome, final, prediction, drawn, started,
-           spectrum: dict | None = None) -> dict:  # fmt: skip
+           spectrum: dict | None = None, dataset=None) -> dict:  # fmt: skip
     """Write summary.json, the run's last word (a signal now waits until it is written); return the summary.
 
     A file-system fault met while training is raised after it, once the summary is on disk (if it fits).
     """
     with interrupts_deferred():
         summary = summarize(config, records, outcome.status, outcome.message, outcome.steps_done, final, prediction,
-                            diverged=outcome.diverged)  # fmt: skip
+                            diverged=outcome.diverged, dataset=dataset)  # fmt: skip
         if spectrum is not None:
             summary["jacobian"] = spectrum
         summary.update(drawn)
@@ -374,11 +408,13 @@ def _draw(path: Path, records: list[dict], summary: dict) -> dict:
         return {"figures_error": f"{type(error).__name__}: {error}"}
 
 
-def summarize(config, records, status, message, steps_done, final, theory, diverged: bool | None = None) -> dict:
+def summarize(config, records, status, message, steps_done, final, theory, diverged: bool | None = None,
+              dataset=None) -> dict:  # fmt: skip
     """The summary: status, final numbers, r and verdict at step 0 and at the end, theory beside them.
 
     ``diverged`` (default: status == "diverged") says the training diverged even if the run was then
-    interrupted while drawing its figures; its final verdict is then "diverged".
+    interrupted while drawing its figures; its final verdict is then "diverged". A recurrent run's (``dataset``
+    given) r is r_time, with ``through_time`` beside it (run/recurrent.py's summarize).
     """
     summary = {"status": status, "message": message, "steps_done": steps_done, "steps_requested": config.steps}
     summary["records"] = len(records)  # records written to metrics.jsonl: the summary never claims more
@@ -402,11 +438,16 @@ def summarize(config, records, status, message, steps_done, final, theory, diver
             "diverged" if diverged else stats.verdict(summary["ratio_final"], records[-1]["nonfinite"])
         )
     summary["theory"] = theory
+    if config.model == "rnn" and dataset is not None:
+        recurrent.summarize(summary, records, config, dataset, status == "diverged" if diverged is None else diverged)
     return summary
 
 
 def predict_theory(config, model, dataset) -> dict | None:
-    """Mean-field prediction of r for this configuration (``applies`` False, with the reason, where it cannot)."""
+    """Mean-field prediction of r for this configuration (``applies`` False, with the reason, where it cannot).
+    A recurrent run's theory comes from its step-0 record (run/recurrent.py): None here."""
+    if config.model == "rnn":
+        return None
     if config.residual or config.norm != "none":
         return {"applies": False, "reason": "mean-field theory here covers plain MLPs (no residual, no norm)"}
     # Each hidden layer's own sigma_w^2 = fan_in * mean(W^2): the first layer's fan_in differs from the rest.

@@ -24,6 +24,8 @@ from . import plots
 from .format import fmt, number, pct
 
 TABLE_HEADERS = ["run", "act", "init", "depth", "r at init", "theory r", "verdict", "test accuracy"]
+TIME_HEADERS = ["run", "cell", "init", "T", "r at init", "theory r", "verdict", "test accuracy"]  # recurrent runs
+CELL_NAMES = {"tanh": "tanh RNN", "relu": "ReLU RNN", "lstm": "LSTM", "gru": "GRU"}
 
 
 @dataclasses.dataclass
@@ -36,11 +38,20 @@ class Run:
     first: dict  # the step-0 record of metrics.jsonl
 
     @property
+    def through_time(self) -> list | None:
+        """A recurrent run's per-step entries at step 0 (None for an MLP run)."""
+        return self.first.get("through_time") or None
+
+    @property
     def depth(self) -> int:
-        return len(self.first["layers"]) - 1
+        """The hidden layers, or a recurrent run's time steps T."""
+        return len(self.through_time) if self.through_time else len(self.first["layers"]) - 1
 
     @property
     def act(self) -> str:
+        """The activation, or a recurrent run's cell."""
+        if self.through_time:
+            return CELL_NAMES.get(self.config.get("cell"), str(self.config.get("cell", "?")))
         return str(self.config.get("act", "?"))
 
     @property
@@ -124,14 +135,16 @@ def _ratio_text(run: Run) -> str:
 
 
 def table(runs: list[Run]) -> str:
-    """Aligned columns: run, act, init, depth, r at init (step 0), theory r, verdict, final test accuracy."""
+    """Aligned columns: run, act, init, depth, r at init (step 0), theory r, verdict, final test accuracy (for
+    recurrent runs: cell and T for act and depth, r_time for r)."""
+    headers = TIME_HEADERS if runs and runs[0].through_time else TABLE_HEADERS
     rows = [
         [name, run.act, run.init, str(run.depth), _ratio_text(run),
          fmt(run.theory["ratio"], 2) if run.theory else "-", run.verdict, pct(run.summary.get("test_accuracy"))]
         for run, name in zip(runs, _names(runs))
     ]  # fmt: skip
-    widths = [max(len(str(cell)) for cell in column) for column in zip(TABLE_HEADERS, *rows)]
-    lines = ["| " + " | ".join(cell.ljust(w) for cell, w in zip(TABLE_HEADERS, widths)) + " |"]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    lines = ["| " + " | ".join(cell.ljust(w) for cell, w in zip(headers, widths)) + " |"]
     lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     lines += ["| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths)) + " |" for row in rows]
     return "\n".join(lines)
@@ -139,7 +152,7 @@ def table(runs: list[Run]) -> str:
 
 def _label(run: Run, name: str) -> str:
     """The legend entry: what the run was, its verdict and r (the numbers a reader must not misread)."""
-    what = f"{run.act}/{run.init}, depth {run.depth}"
+    what = f"{run.act}/{run.init}, " + (f"T = {run.depth}" if run.through_time else f"depth {run.depth}")
     if name not in what:
         what += f" ({name})"
     if run.verdict == "diverged":
@@ -218,9 +231,39 @@ def _axes(axes, depths: set[int]) -> None:
     axes[1].set_title("weight gradient per layer", fontsize=10)
 
 
+def time_figure(runs: list[Run], out) -> None:
+    """Recurrent runs: ||dL/dh_t|| at step 0 against the steps back from the readout (T - t), each run's theory
+    dashed in its colour (anchored at its measured step T), into the PNG ``out``."""
+    names = _names(runs)
+    keys = [run.act for run in runs] if len({run.act for run in runs}) == len(runs) else names
+    fig, ax = plots.figure(figsize=(10, 5.5))
+    for run, name, key in zip(runs, names, keys):
+        color = plots.activation_color(key, keys)
+        values = np.array([number(step.get("delta_norm")) for step in run.through_time])
+        back = np.arange(len(values) - 1, -1, -1)
+        plots.draw_profile(ax, back, values, color, _label(run, name))
+        profile = (run.theory or {}).get("profile")
+        anchor = values[-1]
+        if profile is not None and run.theory.get("compares_with") == "hidden" and 0 < anchor < math.inf:
+            ax.plot(back, plots.clipped(anchor * np.asarray(profile))[0], color=color, **plots.THEORY_STYLE)
+    ax.plot([], [], color="grey", **plots.THEORY_STYLE, label="theory of ||dL/dh_t|| (dashed, run's colour)")
+    plots.norm_axis(ax, r"$\|\partial L / \partial h_t\|$")
+    ax.set_xlabel(r"steps back from the readout, $T - t$")
+    ax.grid(alpha=0.3)
+    plots.legend(ax, fontsize=8, loc="best")
+    ax.set_title("Gradient through time at initialization (step 0): one fixed log scale for every run", fontsize=11)
+    plots.save(fig, out)
+
+
 def compare(arguments: list[str], out="compare.png") -> tuple[str, Path]:
-    """Find the runs, draw them into ``out``; return (the table, the path written)."""
+    """Find the runs, draw them into ``out``; return (the table, the path written). Recurrent runs are compared
+    through time, and only with each other."""
     runs = find_runs(arguments)
+    recurrent = [run for run in runs if run.through_time]
+    if recurrent and len(recurrent) < len(runs):
+        mlps = len(runs) - len(recurrent)
+        raise UsageError(f"compare draws runs of one kind: {len(recurrent)} recurrent runs and {mlps} MLP runs "
+                         "given; compare recurrent runs and MLP runs apart")  # fmt: skip
     with np.errstate(all="ignore"):
-        figure(runs, out)
+        (time_figure if recurrent else figure)(runs, out)
     return table(runs), Path(out)

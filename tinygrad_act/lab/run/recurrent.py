@@ -1,0 +1,156 @@
+"""A recurrent run (``model = "rnn"``): what experiment.py does differently when the model reads sequences.
+
+The model is ``nn.RecurrentNet`` (a recurrent layer of ``cell``, width = hidden size, and a linear readout of the
+last hidden state, or of the last K for a per-step task), trained on the dataset's task (lab/data/tasks.py:
+mean squared error for the adding problem, cross-entropy otherwise) and measured through time by
+measure/through_time.py's TimeProbe. ``init = "auto"`` is PyTorch's default for every parameter (U(-1/√H, 1/√H));
+any other initializer draws each gate's block of W_hh, and the recurrent layer's biases start at 0, as an MLP's
+(``init = "identity"`` with ``cell = "relu"`` is Le et al. 2015's IRNN). The summary gains ``through_time``
+(measure/through_time.py's summarize) and mirrors its r_time, per-step factor, verdicts and theory in the
+top-level fields every reader of a run knows (``ratio_init``, ``per_layer_factor_init``, ``verdict``, ``theory``
+...), so sweeps, compare, findings and report.html read a recurrent run as they read an MLP; ``task`` and
+``chance`` (tasks.chance) say how its loss and accuracy read.
+
+The step is eager (``TaskStep``): the captured step (nn/step.py) replays cross-entropy MLPs only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...common.errors import UsageError
+from ...common.registry import parse_spec
+from ...engine.tensor import Tensor
+from ...nn import RecurrentNet, optim
+from ...nn.optim import clip_grad_norm
+from .. import data
+from ..data import tasks
+from ..measure import through_time, time_jacobian
+
+# Settings that describe an MLP's stack: a recurrent run refuses a value other than their default.
+MLP_ONLY = ("depth", "act", "residual", "norm", "sigma_b2")
+
+
+def check(config, default, shape) -> None:
+    """UsageError if the model and the data do not go together, or an MLP-only setting is set for a recurrent run
+    (``default``: the Config of every default; ``shape``: the dataset's data.Shape or None)."""
+    sequence = shape is not None and shape.seq_len > 0
+    if config.model == "mlp":
+        if sequence:
+            raise UsageError(f"data {config.data!r} is a sequence task (T = {shape.seq_len} steps): an MLP reads flat "
+                             "inputs; use model rnn (--model rnn, MODEL=rnn)")  # fmt: skip
+        return
+    for name in MLP_ONLY:
+        if getattr(config, name) != getattr(default, name):
+            value = getattr(config, name)
+            raise UsageError(f"{name} {value!r} describes an MLP's layers; a recurrent run (model rnn) has one "
+                             f"recurrent layer of cell {config.cell!r}: leave {name} at its default")  # fmt: skip
+    if not sequence:
+        raise UsageError(f"model rnn reads sequences; data {config.data!r} is not a sequence task: choose one of: "
+                         f"{', '.join(data.sequence_names())}")  # fmt: skip
+
+
+def make_model(config, features: int, outputs: int, readout_steps: int = 1, seed: int = 0) -> RecurrentNet:
+    """The run's RecurrentNet with its initial weights (``seed``: the model's stream of the run's seed)."""
+    auto = config.init == "auto"
+    return RecurrentNet(
+        features,
+        config.width,
+        outputs,
+        cell=config.cell,
+        readout_steps=readout_steps,
+        recurrent_init=None if auto else config.init,
+        bias_init=None if auto else 0.0,
+        output_init=config.output_init,
+        seed=seed,
+        dtype=np.dtype(config.dtype),
+    )
+
+
+class TaskStep:
+    """One eager training step on the dataset's task: forward, loss (tasks.loss), zero_grad, backward, clip."""
+
+    replayed = False  # never a captured replay: update() is the optimizer's own step
+
+    def __init__(self, model, optimizer, clip: float, task: str):
+        self.model, self.optimizer, self.clip, self.task = model, optimizer, clip, task
+
+    def __call__(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, Tensor]:
+        outputs = self.model(Tensor(xb))
+        loss = tasks.loss(self.task, outputs, yb)
+        self.optimizer.zero_grad()
+        loss.backward()
+        if self.clip:
+            clip_grad_norm(self.model.parameters(), self.clip)
+        return loss.item(), outputs
+
+    def update(self) -> None:
+        self.optimizer.step()
+
+
+def build(config, dataset, seeds, should_log):
+    """The model, its optimizer, the TimeProbe on the chosen steps and the endless batches (as experiment.build)."""
+    readout = dataset.y_train.shape[1] if dataset.task == "per_step" else 1
+    model = make_model(config, dataset.num_features, dataset.num_outputs, readout, int(seeds[0].generate_state(1)[0]))
+    optimizer = optim.get(config.optimizer, model.parameters(), **config.optimizer_options())
+    probe = through_time.TimeProbe(model, optimizer, should_log)
+    batches = data.batches(dataset, config.batch_size, np.random.default_rng(seeds[1]))
+    model.training_step = TaskStep(model, optimizer, config.clip, dataset.task)
+    return model, optimizer, probe, batches
+
+
+def measure_jacobian(config, model, first_batch: np.ndarray) -> dict:
+    """summary["jacobian"]: the singular values of ∂s_T/∂s_1 at step 0 (measure/time_jacobian.py), or why not."""
+    steps, size = first_batch.shape[1], time_jacobian.state_size(model.recurrent)
+    if not time_jacobian.wanted(config.jacobian, steps, size):
+        work = f"T S^3 = {steps} x {size}^3 > {time_jacobian.MAX_WORK} (--jacobian)"
+        reason = "--no-jacobian" if config.jacobian is False else "one time step" if steps < 2 else work
+        return {"applies": False, "reason": reason}
+    return time_jacobian.measure(model, first_batch)
+
+
+def summarize(summary: dict, records: list[dict], config, dataset, diverged: bool) -> None:
+    """Add ``through_time``, ``task`` and ``chance`` to ``summary`` and mirror r_time and its theory in the
+    top-level fields (the module docstring)."""
+    entry = through_time.summarize(records, config.cell, diverged)
+    summary["through_time"] = entry
+    summary["task"] = dataset.task
+    summary["chance"] = tasks.chance(dataset.task, dataset.num_classes, dataset.y_train, dataset.y_test)
+    if not entry.get("applies"):
+        summary["theory"] = {"applies": False, "reason": entry.get("reason")}
+        return
+    for key in ("init", "final"):
+        summary[f"ratio_{key}"] = entry[f"ratio_{key}"]
+        summary[f"per_layer_factor_{key}"] = entry[f"factor_{key}"]
+        summary[f"step_{key}"] = entry[f"step_{key}"]
+        summary[f"gain_{key}"] = None
+    summary["verdict"], summary["verdict_final"] = entry["verdict"], entry["verdict_final"]
+    theory = entry["theory"]
+    summary["theory"] = {**theory, "per_layer_factor": theory.get("factor")} if theory.get("applies") else theory
+
+
+def dataset_entry(dataset) -> dict:
+    """What config.json's ``dataset`` adds for a sequence task: T, the task and the labelled steps."""
+    readout = dataset.y_train.shape[1] if dataset.task == "per_step" else 1
+    return {"seq_len": dataset.seq_len, "task": dataset.task, "readout_steps": readout, "outputs": dataset.num_outputs}
+
+
+def default_name(config) -> list[str]:
+    """The first parts of a recurrent run's directory name: ``rnn-lstm-T100`` (T = the data's default if unset),
+    then the initializer unless auto."""
+    steps = f"T{config.seq_len}" if config.seq_len else "Tdata"
+    return ["rnn", config.cell, *([] if config.init == "auto" else [config.init]), steps]
+
+
+def data_params(config) -> dict:
+    """The dataset parameters a run's ``seq_len`` adds to its ``data`` spec ({} when unset); UsageError if the
+    dataset takes no seq_len or its spec sets another."""
+    if config.seq_len is None:
+        return {}
+    name, inline = parse_spec(config.data)
+    if name not in data.sequence_names():
+        raise UsageError(f"seq_len sets T of a sequence dataset; {config.data!r} is not one: choose one of: "
+                         f"{', '.join(data.sequence_names())}")  # fmt: skip
+    if "seq_len" in inline and inline["seq_len"] != config.seq_len:
+        raise UsageError(f"seq_len {config.seq_len} disagrees with the data spec {config.data!r}: set T once")
+    return {"seq_len": config.seq_len}
