@@ -49,9 +49,12 @@ def _norm(array) -> float:
 
 
 def _moments(arrays: list) -> tuple[float, float]:
-    """Mean and standard deviation over every entry of the arrays, in float64."""
-    values = np.concatenate([np.ravel(a) for a in arrays]).astype(np.float64)
-    return float(values.mean()), float(values.std())
+    """Mean and standard deviation over every entry of the arrays, in float64, without joining them (two passes:
+    the mean, then the squares about it, so no digits cancel)."""
+    count = sum(a.size for a in arrays)
+    mean = sum(float(np.sum(a, dtype=np.float64)) for a in arrays) / count
+    square = sum(float(np.sum(np.square(a - mean, dtype=np.float64))) for a in arrays)
+    return mean, math.sqrt(square / count)
 
 
 class TimeProbe:
@@ -59,6 +62,7 @@ class TimeProbe:
 
     def __init__(self, model, optimizer, should_log=lambda step: True):
         self.model, self.recurrent, self.cell = model, model.recurrent, model.cell
+        self.activation = activations.get(model.cell) if model.cell in ("tanh", "relu") else None
         self.should_log = should_log
         self.step = 0  # index of the step whose forward pass comes next
         self.record = None
@@ -184,23 +188,24 @@ class TimeProbe:
                 entry["cell_delta_norm"] = _norm(self._cell_deltas[t]) if t in self._cell_deltas else 0.0
         if self.cell in ("tanh", "relu"):
             z = np.stack(self._trace["preactivation"])  # (T, B, H)
-            act = activations.get(self.cell)
+            act = self.activation
             slope = act.derivative(z)
             gains = np.mean(np.square(slope, dtype=np.float64), axis=(1, 2))
             saturation = np.mean(act.saturated(z, slope), axis=(1, 2))
             for entry, gain, flat in zip(entries, gains, saturation):
                 entry["activation_gain"], entry["saturation"] = float(gain), float(flat)
             return entries
+        stacked = {}
         for gate in SIGMOID_GATES[self.cell]:
-            values = np.stack(self._trace[gate]).astype(np.float64, copy=False)
+            values = stacked[gate] = np.stack(self._trace[gate])
             columns = {
-                f"{gate}_mean": np.mean(values, axis=(1, 2)),
+                f"{gate}_mean": np.mean(values, axis=(1, 2), dtype=np.float64),
                 f"{gate}_near_0": np.mean(values < NEAR, axis=(1, 2)),
                 f"{gate}_near_1": np.mean(values > 1.0 - NEAR, axis=(1, 2)),
             }
             for t, entry in enumerate(entries):
                 entry.update((key, float(column[t])) for key, column in columns.items())
-        carry = theory.carry_profile(np.stack(self._trace[theory.CARRY_GATE[self.cell]]))
+        carry = theory.carry_profile(stacked[theory.CARRY_GATE[self.cell]])
         for entry, value in zip(entries, carry):
             entry["carry"] = float(value)
         return entries

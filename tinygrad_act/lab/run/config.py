@@ -58,6 +58,7 @@ class Config:
     model: str = "mlp"  # or "rnn": a recurrent layer of ``cell`` reading a sequence task (run/recurrent.py)
     cell: str = "tanh"  # a recurrent run's cell: tanh, relu (Elman RNNs), lstm, gru
     seq_len: int | None = None  # T of a sequence dataset (None: the dataset's own)
+    forget_bias: float | None = None  # an LSTM's forget-gate bias (Gers et al. 2000: 1); None: the init's
     out: str = ""
 
     def validate(self) -> Config:
@@ -85,6 +86,8 @@ class Config:
         validate.choice("cell", self.cell, CELLS)
         if self.seq_len is not None:
             validate.integer("seq_len", self.seq_len, 1)
+        if self.forget_bias is not None:
+            validate.number("forget_bias", self.forget_bias, -1e3, 1e3)
         if self.tensorboard:
             tensorboard.require()  # before anything is written: one line saying how to install it
         activation = _resolved("activation", self.act, lambda: activations.get(self.act))

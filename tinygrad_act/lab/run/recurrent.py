@@ -5,7 +5,8 @@ last hidden state, or of the last K for a per-step task), trained on the dataset
 mean squared error for the adding problem, cross-entropy otherwise) and measured through time by
 measure/through_time.py's TimeProbe. ``init = "auto"`` is PyTorch's default for every parameter (U(-1/√H, 1/√H));
 any other initializer draws each gate's block of W_hh, and the recurrent layer's biases start at 0, as an MLP's
-(``init = "identity"`` with ``cell = "relu"`` is Le et al. 2015's IRNN). The summary gains ``through_time``
+(``init = "identity"`` with ``cell = "relu"`` is Le et al. 2015's IRNN); ``forget_bias`` sets an LSTM's forget-gate
+bias (Gers et al. 2000; Jozefowicz et al. 2015: 1). The summary gains ``through_time``
 (measure/through_time.py's summarize) and mirrors its r_time, per-step factor, verdicts and theory in the
 top-level fields every reader of a run knows (``ratio_init``, ``per_layer_factor_init``, ``verdict``, ``theory``
 ...), so sweeps, compare, findings and report.html read a recurrent run as they read an MLP; ``task`` and
@@ -40,6 +41,8 @@ def check(config, default, shape) -> None:
             raise UsageError(f"data {config.data!r} is a sequence task (T = {shape.seq_len} steps): an MLP reads flat "
                              "inputs; use model rnn (--model rnn, MODEL=rnn)")  # fmt: skip
         return
+    if config.forget_bias is not None and config.cell != "lstm":
+        raise UsageError(f"forget_bias is an LSTM's forget-gate bias; cell {config.cell!r} has no forget gate")
     for name in MLP_ONLY:
         if getattr(config, name) != getattr(default, name):
             value = getattr(config, name)
@@ -61,6 +64,7 @@ def make_model(config, features: int, outputs: int, readout_steps: int = 1, seed
         readout_steps=readout_steps,
         recurrent_init=None if auto else config.init,
         bias_init=None if auto else 0.0,
+        forget_bias=config.forget_bias,
         output_init=config.output_init,
         seed=seed,
         dtype=np.dtype(config.dtype),
@@ -139,7 +143,8 @@ def default_name(config) -> list[str]:
     """The first parts of a recurrent run's directory name: ``rnn-lstm-T100`` (T = the data's default if unset),
     then the initializer unless auto."""
     steps = f"T{config.seq_len}" if config.seq_len else "Tdata"
-    return ["rnn", config.cell, *([] if config.init == "auto" else [config.init]), steps]
+    forget = [] if config.forget_bias is None else [f"fb{config.forget_bias:g}"]
+    return ["rnn", config.cell, *([] if config.init == "auto" else [config.init]), *forget, steps]
 
 
 def data_params(config) -> dict:

@@ -93,17 +93,25 @@ def rnn_profile(sigma_w2_value: float, activation_gains) -> np.ndarray:
 def carry_profile(gates: np.ndarray) -> np.ndarray:
     """The carry from each step t = 1..T to T: the root mean square over examples and units of Π_(s=t+1..T) g_s,
     for carry-gate values ``gates`` of shape (T, batch, H) (the LSTM's forget gates, the GRU's update gates).
-    Computed in logs: a product of hundreds of gates underflows long before its logarithm does."""
-    gates = np.asarray(gates, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        logs = np.log(gates[1:])  # log 0 = -inf: a gate shut exactly stops the carry
-    tails = np.concatenate([np.cumsum(logs[::-1], axis=0)[::-1], np.zeros((1, *gates.shape[1:]))])
-    flat = 2.0 * tails.reshape(len(tails), -1)
-    peak = np.max(flat, axis=1, keepdims=True)
-    finite_peak = np.where(np.isfinite(peak), peak, 0.0)
-    with np.errstate(under="ignore", divide="ignore"):
-        log_mean = finite_peak[:, 0] + np.log(np.mean(np.exp(flat - finite_peak), axis=1))
-        return np.exp(0.5 * log_mean)
+
+    The products are kept as a shared scale (its log10) times values whose largest is 1, so a product of hundreds of
+    gates never underflows as a whole; a value below 1e-308 of the largest one is lost, which changes the root mean
+    square by less than 1e-600 of it. A gate shut exactly (0) stops the carry: 0 from there on."""
+    gates = np.asarray(gates, dtype=np.float64).reshape(len(gates), -1)
+    carry = np.empty(len(gates))
+    carry[-1] = 1.0
+    product, log_scale = np.ones(gates.shape[1]), 0.0
+    for t in range(len(gates) - 2, -1, -1):
+        product *= gates[t + 1]
+        largest = float(np.max(product))
+        if largest == 0.0:
+            carry[: t + 1] = 0.0
+            break
+        product /= largest
+        log_scale += math.log10(largest)
+        with np.errstate(under="ignore"):
+            carry[t] = 10.0 ** (log_scale + 0.5 * math.log10(float(np.mean(product * product))))
+    return carry
 
 
 def predict(cell: str, *, sigma_w2_value=None, spectral_norm=None, gamma=1.0, step_gains=None, carry=None) -> dict:
