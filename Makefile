@@ -48,7 +48,7 @@ help:  ## show this help
 	@echo "                 LOG_EVERY EVAL_EVERY HIST_EVERY OUT RESUME, switches RESIDUAL FORCE TENSORBOARD JACOBIAN WIDE"
 	@echo "                 (1/0, true/false, yes/no); WIDE=1 prints every column of the layer table"
 	@echo "  make experiment MODEL=rnn CELL=lstm SEQ_LEN=100 DATA=adding   gradient flow through time (CELL: tanh relu"
-	@echo "                 lstm gru; DATA: adding copy mnist1d_seq; SEQ_LEN sets T; FORGET_BIAS=1 for an LSTM)"
+	@echo "                 lstm gru; DATA: adding copy mnist1d_seq; SEQ_LEN sets T; CELL=lstm:forget_bias=1)"
 	@echo "      PLUGIN=my_acts.py (any target): your module or .py file registering activations, initializers, data"
 	@echo "                 (python -m tinygrad_act experiment --help)"
 	@echo "  make experiment RESUME=runs/NAME   continue an interrupted run from its checkpoint.npz"

@@ -162,8 +162,9 @@ def test_the_command_line_runs_a_recurrent_net_and_prints_the_table_through_time
      (["--model", "rnn", "--data", "spirals", "--seq-len", "9"], "seq_len sets T of a sequence dataset; 'spirals' "
       "is not one"),
      (["--model", "rnn", "--data", "adding:seq_len=5", "--seq-len", "9"], "seq_len 9 disagrees with the data spec"),
-     (["--model", "rnn", "--cell", "gru", "--data", "adding", "--forget-bias", "1"], "forget_bias is an LSTM's "
-      "forget-gate bias; cell 'gru' has no forget gate"),
+     (["--model", "rnn", "--cell", "gru:forget_bias=1", "--data", "adding"], "cell 'gru' has no parameter "
+      "'forget_bias'; its parameters: none"),
+     (["--model", "rnn", "--cell", "lstm:forget_bias=x", "--data", "adding"], "forget_bias must be a finite number"),
      (["--model", "transformer"], "unknown model 'transformer'; choose one of: mlp, rnn")],
 )  # fmt: skip
 def test_bad_combinations_are_one_line_naming_the_value_and_nothing_is_written(tmp_path, capsys, options, message):
@@ -181,12 +182,12 @@ def test_a_recurrent_runs_name_says_model_cell_init_and_t():
     assert Config(model="rnn", cell="lstm", seq_len=100, data="adding").default_name() == "rnn-lstm-T100-adding-s0"
     named = Config(model="rnn", cell="relu", init="identity", data="copy").default_name()
     assert named == "rnn-relu-identity-Tdata-copy-s0"
-    forget = Config(model="rnn", cell="lstm", forget_bias=1.0, seq_len=50, data="adding").default_name()
-    assert forget == "rnn-lstm-fb1-T50-adding-s0"
+    forget = Config(model="rnn", cell="lstm:forget_bias=1", seq_len=50, data="adding").default_name()
+    assert forget == "rnn-lstm_forget_bias1-T50-adding-s0"
 
 
 def test_forget_bias_sets_the_lstms_forget_gate_bias_alone(tmp_path):
-    model = experiment.make_model(Config(model="rnn", cell="lstm", forget_bias=2.5, width=3), 2, 1)
+    model = experiment.make_model(Config(model="rnn", cell="lstm:forget_bias=2.5", width=3), 2, 1)
     bias = model.recurrent.bias_ih_l0.data + model.recurrent.bias_hh_l0.data
     assert np.all(bias[3:6] == 2.5) and not np.any(bias[:3] == 2.5)
 

@@ -116,11 +116,10 @@ def _experiment_arguments(parser: argparse.ArgumentParser, defaults: bool = True
     add("--hist-every", type=_positive_int("hist-every"), default=d.hist_every,
         help="TensorBoard histograms at measured steps, at most one every N steps (default %(default)s)")  # fmt: skip
     add("--model", default=d.model, help="mlp, or rnn: a recurrent layer reading a sequence task (default %(default)s)")
-    add("--cell", default=d.cell, help="a recurrent run's cell: tanh, relu, lstm or gru (default %(default)s)")
+    add("--cell", default=d.cell,
+        help="a recurrent run's cell: tanh, relu, lstm (lstm:forget_bias=1) or gru (default %(default)s)")  # fmt: skip
     add("--seq-len", type=_positive_int("seq-len"), default=d.seq_len,
         help="T, the steps of a sequence dataset (adding, copy, mnist1d_seq; default: the dataset's)")  # fmt: skip
-    add("--forget-bias", type=_argument(validate.number, "forget-bias", -1e3, 1e3), default=d.forget_bias,
-        help="an LSTM's forget-gate bias (Gers et al. 2000: 1; default: the initializer's)")  # fmt: skip
 
 
 WIDE_HELP = "every column of the layer table, however wide (default: the columns that fit the terminal)"

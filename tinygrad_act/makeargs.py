@@ -23,7 +23,7 @@ EXPERIMENT = {
     "MOMENTUM": "--momentum", "BATCH": "--batch-size", "STEPS": "--steps", "DATA": "--data", "SEED": "--seed",
     "DTYPE": "--dtype", "NORM": "--norm", "CLIP": "--clip", "LOG_EVERY": "--log-every", "EVAL_EVERY": "--eval-every",
     "HIST_EVERY": "--hist-every", "OUTPUT_INIT": "--output-init", "SIGMA_B2": "--sigma-b2", "MODEL": "--model",
-    "CELL": "--cell", "SEQ_LEN": "--seq-len", "FORGET_BIAS": "--forget-bias", "OUT": "--out", "RESUME": "--resume",
+    "CELL": "--cell", "SEQ_LEN": "--seq-len", "OUT": "--out", "RESUME": "--resume",
 }  # fmt: skip
 # Switches with an automatic default: 1 gives --NAME, 0 gives --no-NAME, unset leaves the default.
 EXPERIMENT_SWITCHES = {"JACOBIAN": "--jacobian"}

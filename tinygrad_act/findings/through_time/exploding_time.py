@@ -9,7 +9,7 @@ import math
 from ...lab.show import plots
 from ...lab.show.format import fmt, markdown_table, number
 from ..common import Check, Context, Finding, Part, paragraphs
-from .runs import CELL_NAMES, decades, margin, through_time
+from .runs import cell_label, decades, margin, through_time
 
 # Within this of the linearized per-step factor where it exceeds 1 (a 5% error per step compounds to a factor
 # 11 over T = 50: the claim is about the rate, which the per-step factor states).
@@ -47,7 +47,7 @@ def run_table(ctx: Context) -> str:
         entry = through_time(ctx, row)
         pascanu = (entry.get("theory") or {}).get("pascanu") or {}
         body.append([
-            CELL_NAMES[row["cell"]], _gain(row["init"]), "off" if not row["clip"] else fmt(row["clip"]),
+            cell_label(row["cell"]), _gain(row["init"]), "off" if not row["clip"] else fmt(row["clip"]),
             fmt(pascanu.get("largest_singular_value"), 3), f"1e{pascanu.get('log10_bound', math.nan):.1f}",
             fmt(row["ratio_init"]), fmt(row["predicted_ratio"]), fmt(row["per_layer_factor_init"], 3),
             fmt(row["predicted_per_layer_factor"], 3), fmt(_largest_update(ctx, row), 2), row["status"],
@@ -92,7 +92,7 @@ def check(ctx: Context) -> Check:
             "where the linearized factor sqrt(sigma_w^2 E[f'^2]) exceeds 1 the gradient grows exponentially back "
             f"through time (r_time > 1), at that rate per step (within {100 * (FACTOR_WITHIN - 1):.0f}%)",
             bool(large) and grew > 0 and error_margin >= 0,
-            ", ".join(f"{CELL_NAMES[r['cell']]} gain {_gain(r['init'])}: x{fmt(r['per_layer_factor_init'], 3)} per "
+            ", ".join(f"{cell_label(r['cell'])} gain {_gain(r['init'])}: x{fmt(r['per_layer_factor_init'], 3)} per "
                       f"step (theory x{fmt(r['predicted_per_layer_factor'], 3)}), r_time {fmt(r['ratio_init'])}"
                       for r in large)
             + f"; {margin(grew)} above 1, {margin(error_margin, 'points of the 5%')}",  # fmt: skip
@@ -102,7 +102,7 @@ def check(ctx: Context) -> Check:
             f"norm at 1 prevents it: in each exploding run the largest update is over {CLIPPING_CUTS:g} times the "
             "clipped run's, and no clipped run diverges",
             bool(cuts) and cut_margin > 0 and all(c["status"] != "diverged" for _, c, _ in cuts),
-            ", ".join(f"{CELL_NAMES[r['cell']]} gain {_gain(r['init'])}: {_update_text(ctx, r)} unclipped, "
+            ", ".join(f"{cell_label(r['cell'])} gain {_gain(r['init'])}: {_update_text(ctx, r)} unclipped, "
                       f"{_update_text(ctx, c)} clipped" for r, c, _ in cuts) + f"; {margin(cut_margin)}",  # fmt: skip
         ),
     ])  # fmt: skip
@@ -118,7 +118,7 @@ def figure(ctx: Context) -> str:
     for cell, ax in zip(cells, panels):
         color = plots.activation_color(cell, cells)
         rows = [ctx.where(cell=cell, init=i, clip=0.0)[0] for i in inits]
-        left.plot(gains, [r["ratio_init"] for r in rows], "o-", color=color, label=f"{CELL_NAMES[cell]}: measured")
+        left.plot(gains, [r["ratio_init"] for r in rows], "o-", color=color, label=f"{cell_label(cell)}: measured")
         left.plot(gains, [r["predicted_ratio"] for r in rows], color=color, **plots.THEORY_STYLE)
         bounds = [10 ** number((through_time(ctx, r).get("theory") or {}).get("pascanu", {}).get("log10_bound"))
                   for r in rows]  # fmt: skip
@@ -140,7 +140,7 @@ def figure(ctx: Context) -> str:
         ax.set_yscale("log")
         ax.set_xlabel("step")
         ax.set_ylabel("training loss (batch)")
-        ax.set_title(CELL_NAMES[cell], fontsize=9)
+        ax.set_title(cell_label(cell), fontsize=9)
     left.plot([], [], color="grey", **plots.THEORY_STYLE, label="linearized theory")
     left.plot([], [], ":", color="grey", label=r"Pascanu's bound $(\|W_{hh}\|\gamma)^{T-1}$")
     left.axhspan(*plots.HEALTHY_BAND, color="green", alpha=0.08)

@@ -11,13 +11,13 @@ from ...lab import stats
 from ...lab.show import plots
 from ...lab.show.format import fmt, markdown_table, number, pct
 from ..common import Check, Context, Finding, Part, geometric_median, paragraphs
-from .runs import AT_CHANCE, CELL_NAMES, LEARNED_BELOW, decades, margin, mse_fraction, through_time
+from .runs import AT_CHANCE, LEARNED_BELOW, cell_label, cell_name, decades, margin, mse_fraction, through_time
 
 IRNN = {"cell": "relu", "init": "identity"}
 
 
 def _name(cell: str, init: str) -> str:
-    return "IRNN" if (cell, init) == ("relu", "identity") else f"{CELL_NAMES[cell]}, {init} init"
+    return "IRNN" if (cell, init) == ("relu", "identity") else f"{cell_label(cell)}, {init} init"
 
 
 def _ratio(ctx: Context, **match) -> float:
@@ -71,13 +71,13 @@ def check(ctx: Context) -> Check:
         Part(
             "the ReLU and tanh RNNs with PyTorch's default initialization lose it (r_time vanishes) at every T",
             lost > 0,
-            ", ".join(f"{CELL_NAMES[c]} T = {t}: {fmt(r)}" for c, t, r in others) + f"; {margin(lost)}",
+            ", ".join(f"{cell_label(c)} T = {t}: {fmt(r)}" for c, t, r in others) + f"; {margin(lost)}",
         ),
     ]
     rows = committed_rows(ctx)
     if rows:
         learned = [r for r in rows if (r["cell"], r["init"]) == ("relu", "identity")]
-        plain = [r for r in rows if r["cell"] == "tanh"]
+        plain = [r for r in rows if cell_name(r["cell"]) == "tanh"]
         learned_margin = min((decades(LEARNED_BELOW, mse_fraction(r)) for r in learned), default=math.nan)
         plain_margin = min((decades(mse_fraction(r), AT_CHANCE) for r in plain), default=math.nan)
         parts += [

@@ -12,11 +12,20 @@ from __future__ import annotations
 import math
 
 from ...common import files
+from ...common.registry import parse_spec
 from ...lab.show.format import number
+from ...lab.show.time_report import cell_label
+
+__all__ = ["cell_label", "cell_name"]
+
+
+def cell_name(spec: str) -> str:
+    """The cell of a cell spec: ``lstm:forget_bias=1`` -> ``lstm``."""
+    return parse_spec(str(spec))[0]
+
 
 LEARNED_BELOW = 0.1
 AT_CHANCE = 0.5
-CELL_NAMES = {"tanh": "tanh RNN", "relu": "ReLU RNN", "lstm": "LSTM", "gru": "GRU"}
 
 
 def summary(ctx, row: dict) -> dict:

@@ -9,7 +9,7 @@ from ...lab import stats
 from ...lab.show import plots
 from ...lab.show.format import fmt, markdown_table, pct
 from ..common import Check, Context, Finding, Part, geometric_median, median, paragraphs
-from .runs import AT_CHANCE, CELL_NAMES, LEARNED_BELOW, decades, margin, mse_fraction, through_time
+from .runs import AT_CHANCE, LEARNED_BELOW, cell_label, cell_name, decades, margin, mse_fraction, through_time
 
 # "The same factor at every T": the tanh RNN's per-step factor at each T within 5% of its value at the shortest T
 # (a per-step factor of 0.55 that drifted by 5% over 4x the steps would change r_time at T = 200 by 4 decades).
@@ -27,10 +27,14 @@ def _states(ctx: Context) -> list[tuple[str, str, str]]:
     ``ratio_init``), and the LSTM's cell state (``cell_ratio_init``), which its theory, the carry, describes."""
     states = []
     for cell in ctx.sweep.grid["cell"]:
-        if cell == "lstm":
-            states += [(cell, "LSTM, hidden state h", "ratio_init"), (cell, "LSTM, cell state c", "cell_ratio_init")]
+        if cell_name(cell) == "lstm":
+            label = cell_label(cell)
+            states += [
+                (cell, f"{label}, hidden state h", "ratio_init"),
+                (cell, f"{label}, cell state c", "cell_ratio_init"),
+            ]
         else:
-            states.append((cell, CELL_NAMES[cell], "ratio_init"))
+            states.append((cell, cell_label(cell), "ratio_init"))
     return states
 
 
@@ -41,7 +45,7 @@ def _measured(ctx: Context, cell: str, steps: int, field: str) -> float:
 
 def _theory(ctx: Context, cell: str, steps: int, field: str) -> float:
     """The theory's r_time where it describes this state (the carry: the LSTM's cell state), else nan."""
-    if cell == "lstm" and field != "cell_ratio_init":
+    if cell_name(cell) == "lstm" and field != "cell_ratio_init":
         return math.nan
     return geometric_median(r["predicted_ratio"] for r in ctx.where(cell=cell, seq_len=steps))
 
@@ -73,7 +77,7 @@ def learning_table(rows: list[dict]) -> str:
     head = ["cell"] + [f"T = {t}: MSE / chance, accuracy, r_time init -> end" for t in lengths]
     body = []
     for cell in dict.fromkeys(r["cell"] for r in rows):
-        cells = [CELL_NAMES[cell]]
+        cells = [cell_label(cell)]
         for steps in lengths:
             found = [r for r in rows if r["cell"] == cell and r["seq_len"] == steps]
             if not found:
@@ -109,7 +113,7 @@ def figure(ctx: Context, rows: list[dict]) -> str:
         for cell in dict.fromkeys(r["cell"] for r in rows):
             found = sorted((r for r in rows if r["cell"] == cell), key=lambda r: r["seq_len"])
             right.plot([r["seq_len"] for r in found], [mse_fraction(r) for r in found], "o-",
-                       color=plots.activation_color(cell, ctx.sweep.grid["cell"]), label=CELL_NAMES[cell])  # fmt: skip
+                       color=plots.activation_color(cell, ctx.sweep.grid["cell"]), label=cell_label(cell))  # fmt: skip
         right.axhline(LEARNED_BELOW, color="green", ls=":", label=f"learned: below {LEARNED_BELOW:g} of chance")
         right.axhline(1.0, color="grey", ls=":", label="chance (predict the mean)")
         right.set_yscale("log")
@@ -150,8 +154,8 @@ def check(ctx: Context) -> Check:
 
 def _learning_parts(rows: list[dict]) -> list[Part]:
     """From the committed full grid: which cells learn, and what learning does to r_time."""
-    gated = [r for r in rows if r["cell"] in GATED]
-    plain = [r for r in rows if r["cell"] == "tanh"]
+    gated = [r for r in rows if cell_name(r["cell"]) in GATED]
+    plain = [r for r in rows if cell_name(r["cell"]) == "tanh"]
     learned = [r for r in rows if mse_fraction(r) < LEARNED_BELOW and r["status"] == "completed"]
     gated_margin = min((decades(LEARNED_BELOW, mse_fraction(r)) for r in gated), default=math.nan)
     plain_margin = min((decades(mse_fraction(r), AT_CHANCE) for r in plain), default=math.nan)
@@ -160,7 +164,7 @@ def _learning_parts(rows: list[dict]) -> list[Part]:
         Part(
             f"the LSTM and the GRU learn the adding problem (test MSE below {LEARNED_BELOW:g} of chance) at every T",
             bool(gated) and gated_margin > 0,
-            ", ".join(f"{CELL_NAMES[r['cell']]} T = {r['seq_len']}: {fmt(mse_fraction(r), 2)}" for r in gated)
+            ", ".join(f"{cell_label(r['cell'])} T = {r['seq_len']}: {fmt(mse_fraction(r), 2)}" for r in gated)
             + f"; {margin(gated_margin)}",
         ),
         Part(
@@ -173,7 +177,7 @@ def _learning_parts(rows: list[dict]) -> list[Part]:
             "at the end, from a vanishing r_time at init)",
             bool(learned) and min(opened) > 0,
             ", ".join(
-                f"{CELL_NAMES[r['cell']]} T = {r['seq_len']}: {fmt(r['ratio_init'])} -> {fmt(r['ratio_final'])}"
+                f"{cell_label(r['cell'])} T = {r['seq_len']}: {fmt(r['ratio_init'])} -> {fmt(r['ratio_final'])}"
                 for r in learned
             )
             + f"; {margin(min(opened, default=math.nan))}",  # fmt: skip
@@ -204,7 +208,7 @@ def analyze(ctx: Context) -> str:
         ]
     else:
         parts.append("The learning grid has not been run: `make report ONLY=vanishing_time FULL=1` runs it.")
-    gated = [through_time(ctx, r) for r in ctx.rows if r["cell"] in GATED]
+    gated = [through_time(ctx, r) for r in ctx.rows if cell_name(r["cell"]) in GATED]
     carry = [e.get("theory", {}).get("factor") for e in gated if e.get("theory", {}).get("applies")]
     measured = (
         f"**Measured.** PyTorch's default initialization leaves the gated cells' gates near 1/2, so at init their "
@@ -215,7 +219,7 @@ def analyze(ctx: Context) -> str:
     if learned:
         measured += (
             " Training opens the gates: every run that learned ends with r_time "
-            + ", ".join(f"{fmt(r['ratio_final'])} ({CELL_NAMES[r['cell']]}, T = {r['seq_len']})" for r in learned)
+            + ", ".join(f"{fmt(r['ratio_final'])} ({cell_label(r['cell'])}, T = {r['seq_len']})" for r in learned)
             + "."
         )
     parts.append(measured)

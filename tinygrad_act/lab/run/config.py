@@ -19,7 +19,6 @@ from ...engine.tensor import Tensor
 from ...nn import activations, optim
 from ...nn import init as initializers
 from ...nn.modules import output_initializer
-from ...nn.recurrent_net import CELLS
 from .. import data
 from ..data import userdata
 from . import recurrent, tensorboard
@@ -56,9 +55,8 @@ class Config:
     capture: bool = True  # replay a captured step on unmeasured steps (nn/step.py): faster, the same numbers
     jacobian: bool | None = None  # singular values of dz_L/dz_1 at step 0; None = auto (lab/jacobian.py)
     model: str = "mlp"  # or "rnn": a recurrent layer of ``cell`` reading a sequence task (run/recurrent.py)
-    cell: str = "tanh"  # a recurrent run's cell: tanh, relu (Elman RNNs), lstm, gru
+    cell: str = "tanh"  # a recurrent run's cell: tanh, relu (Elman RNNs), lstm (lstm:forget_bias=1), gru
     seq_len: int | None = None  # T of a sequence dataset (None: the dataset's own)
-    forget_bias: float | None = None  # an LSTM's forget-gate bias (Gers et al. 2000: 1); None: the init's
     out: str = ""
 
     def validate(self) -> Config:
@@ -83,11 +81,9 @@ class Config:
         if self.jacobian is not None:
             validate.boolean("jacobian", self.jacobian)
         validate.choice("model", self.model, MODELS)
-        validate.choice("cell", self.cell, CELLS)
+        recurrent.cell_spec(self.cell)
         if self.seq_len is not None:
             validate.integer("seq_len", self.seq_len, 1)
-        if self.forget_bias is not None:
-            validate.number("forget_bias", self.forget_bias, -1e3, 1e3)
         if self.tensorboard:
             tensorboard.require()  # before anything is written: one line saying how to install it
         activation = _resolved("activation", self.act, lambda: activations.get(self.act))
@@ -133,7 +129,7 @@ class Config:
         rows = max(self.batch_size, min(1000, n))
         layers = depth
         if self.model == "rnn":  # one recurrent layer of G gate blocks, its values kept for every step
-            gates = {"lstm": 4, "gru": 3}.get(self.cell, 1)
+            gates = {"lstm": 4, "gru": 3}.get(recurrent.cell_spec(self.cell)[0], 1)
             weights = gates * width * (features + width + 2) + (width + 1) * max(classes, 1)
             layers = steps * (gates + 2)
         parts = {

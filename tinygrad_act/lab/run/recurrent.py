@@ -5,12 +5,13 @@ last hidden state, or of the last K for a per-step task), trained on the dataset
 mean squared error for the adding problem, cross-entropy otherwise) and measured through time by
 measure/through_time.py's TimeProbe. ``init = "auto"`` is PyTorch's default for every parameter (U(-1/√H, 1/√H));
 any other initializer draws each gate's block of W_hh, and the recurrent layer's biases start at 0, as an MLP's
-(``init = "identity"`` with ``cell = "relu"`` is Le et al. 2015's IRNN); ``forget_bias`` sets an LSTM's forget-gate
-bias (Gers et al. 2000; Jozefowicz et al. 2015: 1). The summary gains ``through_time``
-(measure/through_time.py's summarize) and mirrors its r_time, per-step factor, verdicts and theory in the
-top-level fields every reader of a run knows (``ratio_init``, ``per_layer_factor_init``, ``verdict``, ``theory``
-...), so sweeps, compare, findings and report.html read a recurrent run as they read an MLP; ``task`` and
-``chance`` (tasks.chance) say how its loss and accuracy read.
+(``init = "identity"`` with ``cell = "relu"`` is Le et al. 2015's IRNN). ``cell`` is a spec as activations
+are: ``lstm:forget_bias=1`` sets an LSTM's forget-gate bias (Gers et al. 2000; Jozefowicz et al. 2015).
+
+The summary gains ``through_time`` (measure/through_time.py's summarize) and mirrors its r_time, per-step factor,
+verdicts and theory in the top-level fields every reader of a run knows (``ratio_init``, ``per_layer_factor_init``,
+``verdict``, ``theory`` ...), so sweeps, compare, findings and report.html read a recurrent run as they read an MLP;
+``task`` and ``chance`` (tasks.chance) say how its loss and accuracy read.
 
 The step is eager (``TaskStep``): the captured step (nn/step.py) replays cross-entropy MLPs only.
 """
@@ -19,17 +20,35 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...common import validate
 from ...common.errors import UsageError
 from ...common.registry import parse_spec
 from ...engine.tensor import Tensor
 from ...nn import RecurrentNet, optim
 from ...nn.optim import clip_grad_norm
+from ...nn.recurrent_net import CELLS
 from .. import data
 from ..data import tasks
 from ..measure import through_time, time_jacobian
 
 # Settings that describe an MLP's stack: a recurrent run refuses a value other than their default.
 MLP_ONLY = ("depth", "act", "residual", "norm", "sigma_b2")
+
+
+CELL_PARAMETERS = {"lstm": ("forget_bias",)}  # a cell spec's parameters (``lstm:forget_bias=1``)
+
+
+def cell_spec(spec: str) -> tuple[str, dict]:
+    """A cell spec as (name, parameters): ``lstm:forget_bias=1`` -> ("lstm", {"forget_bias": 1.0}); UsageError for
+    an unknown cell or parameter, or a forget bias that is not a number in [-1000, 1000]."""
+    name, params = parse_spec(spec) if isinstance(spec, str) else (spec, {})
+    validate.choice("cell", name, CELLS)
+    allowed = CELL_PARAMETERS.get(name, ())
+    for key, value in params.items():
+        if key not in allowed:
+            raise UsageError(f"cell {name!r} has no parameter {key!r}; its parameters: {', '.join(allowed) or 'none'}")
+        params[key] = validate.number(key, value, -1e3, 1e3)
+    return name, params
 
 
 def check(config, default, shape) -> None:
@@ -41,8 +60,6 @@ def check(config, default, shape) -> None:
             raise UsageError(f"data {config.data!r} is a sequence task (T = {shape.seq_len} steps): an MLP reads flat "
                              "inputs; use model rnn (--model rnn, MODEL=rnn)")  # fmt: skip
         return
-    if config.forget_bias is not None and config.cell != "lstm":
-        raise UsageError(f"forget_bias is an LSTM's forget-gate bias; cell {config.cell!r} has no forget gate")
     for name in MLP_ONLY:
         if getattr(config, name) != getattr(default, name):
             value = getattr(config, name)
@@ -56,15 +73,16 @@ def check(config, default, shape) -> None:
 def make_model(config, features: int, outputs: int, readout_steps: int = 1, seed: int = 0) -> RecurrentNet:
     """The run's RecurrentNet with its initial weights (``seed``: the model's stream of the run's seed)."""
     auto = config.init == "auto"
+    name, options = cell_spec(config.cell)
     return RecurrentNet(
         features,
         config.width,
         outputs,
-        cell=config.cell,
+        cell=name,
         readout_steps=readout_steps,
         recurrent_init=None if auto else config.init,
         bias_init=None if auto else 0.0,
-        forget_bias=config.forget_bias,
+        forget_bias=options.get("forget_bias"),
         output_init=config.output_init,
         seed=seed,
         dtype=np.dtype(config.dtype),
@@ -116,7 +134,7 @@ def measure_jacobian(config, model, first_batch: np.ndarray) -> dict:
 def summarize(summary: dict, records: list[dict], config, dataset, diverged: bool) -> None:
     """Add ``through_time``, ``task`` and ``chance`` to ``summary`` and mirror r_time and its theory in the
     top-level fields (the module docstring)."""
-    entry = through_time.summarize(records, config.cell, diverged)
+    entry = through_time.summarize(records, cell_spec(config.cell)[0], diverged)
     summary["through_time"] = entry
     summary["task"] = dataset.task
     summary["chance"] = tasks.chance(dataset.task, dataset.num_classes, dataset.y_train, dataset.y_test)
@@ -143,8 +161,7 @@ def default_name(config) -> list[str]:
     """The first parts of a recurrent run's directory name: ``rnn-lstm-T100`` (T = the data's default if unset),
     then the initializer unless auto."""
     steps = f"T{config.seq_len}" if config.seq_len else "Tdata"
-    forget = [] if config.forget_bias is None else [f"fb{config.forget_bias:g}"]
-    return ["rnn", config.cell, *([] if config.init == "auto" else [config.init]), *forget, steps]
+    return ["rnn", config.cell, *([] if config.init == "auto" else [config.init]), steps]
 
 
 def data_params(config) -> dict:

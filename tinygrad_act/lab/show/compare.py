@@ -20,12 +20,11 @@ import numpy as np
 from ...common import files
 from ...common.errors import RunDirError, UsageError
 from ..stats import shown_verdict
-from . import plots
+from . import plots, time_report
 from .format import fmt, number, pct
 
 TABLE_HEADERS = ["run", "act", "init", "depth", "r at init", "theory r", "verdict", "test accuracy"]
 TIME_HEADERS = ["run", "cell", "init", "T", "r at init", "theory r", "verdict", "test accuracy"]  # recurrent runs
-CELL_NAMES = {"tanh": "tanh RNN", "relu": "ReLU RNN", "lstm": "LSTM", "gru": "GRU"}
 
 
 @dataclasses.dataclass
@@ -51,7 +50,7 @@ class Run:
     def act(self) -> str:
         """The activation, or a recurrent run's cell."""
         if self.through_time:
-            return CELL_NAMES.get(self.config.get("cell"), str(self.config.get("cell", "?")))
+            return time_report.cell_label(self.config.get("cell", "?"))
         return str(self.config.get("act", "?"))
 
     @property

@@ -18,7 +18,7 @@ import numpy as np
 from ...common import files
 from ..data.tasks import REGRESSION_TOLERANCE
 from ..stats import shown_verdict
-from . import plots, time_figures
+from . import plots, time_figures, time_report
 from .format import fmt, number
 from .jacobian_figure import jacobian_figure
 from .why_figures import gradient_snr, histogram_figure, why_per_layer
@@ -77,15 +77,12 @@ def drawings(path, records: list[dict], summary: dict) -> list[tuple]:
     return drawn
 
 
-CELL_NAMES = {"tanh": "tanh RNN", "relu": "ReLU RNN", "lstm": "LSTM", "gru": "GRU"}
-
-
 def run_title(name: str, config: dict, summary: dict) -> str:
     """``name: sigmoid, xavier_normal, depth 20, float64 — vanishing at init, r = 1.1e-12 (theory 2e-12)``."""
     init = (config.get("init_resolved") or {}).get("name") or config.get("init")  # "auto" says less than its name
     what = ", ".join(str(v) for v in (config.get("act"), init) if v)
     if config.get("model") == "rnn":
-        what = ", ".join(str(v) for v in (CELL_NAMES.get(config.get("cell")), init) if v)
+        what = ", ".join(str(v) for v in (time_report.cell_label(config.get("cell")), init) if v)
         what += f", T = {(config.get('dataset') or {}).get('seq_len')}, {config.get('dtype', 'float64')}"
     elif config.get("depth") is not None:
         what += f", depth {config['depth']}, {config.get('dtype', 'float64')}"

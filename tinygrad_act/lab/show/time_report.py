@@ -15,11 +15,20 @@ import math
 
 import numpy as np
 
+from ...common.registry import parse_spec
 from .format import fmt, fmt_log10, number, pct
 
 MAX_ROWS = 16
 MAX_PER_DECADE = 4.0  # a flat profile draws flat bars, not magnified noise
 CARRY_GATE = {"lstm": "forget", "gru": "update"}
+CELL_NAMES = {"tanh": "tanh RNN", "relu": "ReLU RNN", "lstm": "LSTM", "gru": "GRU"}
+
+
+def cell_label(spec) -> str:
+    """A cell spec as a reader says it: ``LSTM``, ``LSTM (forget_bias=1)``, ``tanh RNN``."""
+    name, params = parse_spec(str(spec))
+    label = CELL_NAMES.get(name, name)
+    return f"{label} ({', '.join(f'{k}={v:g}' for k, v in params.items())})" if params else label
 
 
 def log_bars(values, width: int) -> tuple[list[str], float]:
