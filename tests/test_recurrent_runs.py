@@ -13,7 +13,7 @@ from tinygrad_act.common import files
 from tinygrad_act.common.errors import UsageError
 from tinygrad_act.lab import data
 from tinygrad_act.lab.data import tasks
-from tinygrad_act.lab.run import checkpoint, experiment
+from tinygrad_act.lab.run import checkpoint, experiment, tensorboard
 from tinygrad_act.lab.run.config import Config
 from tinygrad_act.lab.show import compare, report, time_figures
 
@@ -196,3 +196,12 @@ def test_memory_estimate_of_a_recurrent_run_grows_with_the_sequence_length():
     short, long = (Config(model="rnn", data="adding", seq_len=t).memory_estimate(data.check("adding", seq_len=t))[0]
                    for t in (50, 500))  # fmt: skip
     assert long > 5 * short and math.isfinite(long)
+
+
+def test_tensorboard_of_a_recurrent_run_has_r_time_and_the_gates(tmp_path):
+    pytest.importorskip("tensorboardX")
+    summary, path = _run(tmp_path, cell="lstm", tensorboard=True)
+    assert (path / "tensorboard").is_dir() and "tensorboard_error" not in summary
+    values = tensorboard.scalars(files.read_records(path)[0])
+    assert values["gradients/r"] == summary["ratio_init"]
+    assert 0 < values["gates/forget_mean"] < 1 and "gates/forget_near_1" in values

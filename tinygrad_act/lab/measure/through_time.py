@@ -28,6 +28,7 @@ Evaluation under ``no_grad`` is not measured; the recurrent layer records a trac
 from __future__ import annotations
 
 import math
+import types
 
 import numpy as np
 
@@ -66,7 +67,8 @@ class TimeProbe:
         self.should_log = should_log
         self.step = 0  # index of the step whose forward pass comes next
         self.record = None
-        self.layers = []  # no per-Linear histograms (LayerProbe's): TensorBoard draws the parameters
+        # the weights TensorBoard draws per layer (LayerProbe's layers are Linears): W_hh, then the readout
+        self.layers = [types.SimpleNamespace(weight=model.recurrent.weight_hh_l0), model.output]
         self.histograms = {}
         self._active = self._detached = False
         self._hooks, self._handles = [], []
