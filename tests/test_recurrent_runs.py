@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+import tinygrad_act as tga
 from tinygrad_act import Tensor, makeargs, no_grad
 from tinygrad_act.cli import main
 from tinygrad_act.common import files
@@ -205,3 +206,14 @@ def test_tensorboard_of_a_recurrent_run_has_r_time_and_the_gates(tmp_path):
     values = tensorboard.scalars(files.read_records(path)[0])
     assert values["gradients/r"] == summary["ratio_init"]
     assert 0 < values["gates/forget_mean"] < 1 and "gates/forget_near_1" in values
+
+
+def test_the_python_entrance_trains_a_recurrent_run_whose_model_predicts_the_tasks_targets(tmp_path):
+    run = tga.run(**{**TINY, "cell": "gru"}, out=str(tmp_path / "api"), progress=False)
+    ds = data.load("adding:n_train=40,n_test=16", seq_len=5)
+    values = run.predict(ds.x_test)
+    assert values.shape == (16,) and values.dtype == np.float64
+    scores = run.evaluate(ds.x_test, ds.y_test)
+    assert scores == {"loss": pytest.approx(run.summary["test_loss"]), "accuracy": run.summary["test_accuracy"]}
+    with pytest.raises(UsageError, match=r"sequences of \(steps, 2\)"):
+        run.predict(np.zeros((3, 7)))

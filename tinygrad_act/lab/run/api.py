@@ -170,7 +170,8 @@ class Run:
         if self._model is None:
             config = checkpoint.run_config(self.dir)
             dataset = self.config.get("dataset") or {}
-            model = experiment.make_model(config, dataset["features"], dataset["classes"])
+            outputs = dataset.get("outputs", dataset["classes"])  # a recurrent run's: 1 for a regression
+            model = experiment.make_model(config, dataset["features"], outputs, dataset.get("readout_steps", 1))
             model.load_state_dict(checkpoint.load(self.dir, config).parts["model"])
             model.eval()
             self._model = model
@@ -183,18 +184,27 @@ class Run:
         train split's statistics, as in training), or a built-in dataset's inputs as ``lab.data.load`` returns them.
         """
         logits = self._logits(self._inputs(x))
+        task, dataset = self._task(), self.config.get("dataset") or {}
+        if task == "regression":  # a recurrent run on the adding problem: the predicted values
+            return logits[:, 0]
         labels = self._dataset_params().get("labels")
         index = np.argmax(logits, axis=1)
+        if task == "per_step":  # one label per read-out step
+            return index.reshape(-1, dataset.get("readout_steps", 1))
         return np.asarray(labels)[index] if labels is not None else index
 
     def evaluate(self, x, y) -> dict[str, float]:
         """``{"loss": mean cross-entropy, "accuracy": fraction correct}`` of the trained model on ``(x, y)``,
         ``x`` as for ``predict`` and ``y`` in the labels of the run's data."""
-        x = self._inputs(x)
-        classes = self._classes(y, len(x))
-        loss, accuracy = experiment.evaluate(self.model, x, classes, _EVALUATION_BATCH)
+        x, task = self._inputs(x), self._task()
+        targets = self._classes(y, len(x)) if task == "classification" else np.asarray(y)
+        loss, accuracy = experiment.evaluate(self.model, x, targets, _EVALUATION_BATCH, task)
         self.model.eval()  # evaluate puts a model back in training mode
         return {"loss": loss, "accuracy": accuracy}
+
+    def _task(self) -> str:
+        """What the run's targets are (lab/data/tasks.py): classification unless its data was a sequence task."""
+        return (self.config.get("dataset") or {}).get("task", "classification")
 
     def _dataset_params(self) -> dict:
         return (self.config.get("dataset") or {}).get("params") or {}
@@ -203,6 +213,11 @@ class Run:
         """``x`` as the model takes it: 2-D, the run's features, standardized if the run's data was, its dtype."""
         x = np.asarray(x, dtype=np.float64)
         features = (self.config.get("dataset") or {}).get("features")
+        if (self.config.get("dataset") or {}).get("seq_len"):  # a recurrent run: sequences (n, T, features)
+            x = x[None] if x.ndim == 2 and x.shape[1] == features else x
+            if x.ndim != 3 or x.shape[2] != features:
+                raise UsageError(f"x has shape {x.shape}; this run's model takes sequences of (steps, {features})")
+            return x.astype(self.config.get("dtype", "float64"))
         if x.ndim == 1 and x.size == features:
             x = x[None, :]
         if x.ndim != 2 or x.shape[1] != features:
