@@ -190,7 +190,8 @@ def analyze(ctx: Context) -> str:
     rows = committed_rows(ctx)
     setting = (
         f"The adding problem (lab/data/sequences.py), width {ctx.setting('width')}, batch {ctx.setting('batch_size')}, "
-        f"PyTorch's default initialization (U(-1/sqrt(H), 1/sqrt(H)) for every parameter). r_time = ||dL/dh_1|| / "
+        f"PyTorch's default initialization (U(-1/sqrt(H), 1/sqrt(H)) for every parameter), the LSTM's forget-gate bias "
+        "set to 1 (Gers et al. 2000; Jozefowicz et al. 2015). r_time = ||dL/dh_1|| / "
         "||dL/dh_T|| at step 0, geometric median over the seeds; theory: the linearized factor sqrt(sigma_w^2 "
         "E[f'(z_t)^2]) per step for the tanh RNN, the gates' carry (the product of forget gates, of update gates "
         "for the GRU) for the gated cells (lab/theory/recurrent.py)."

@@ -2,7 +2,8 @@
 which appends each record whole to metrics.jsonl and metrics.csv (both or neither, common/files.py's AppendLog).
 
 The probes (probes.py) fill a record; the run (run/experiment.py) logs it; show/ and findings read it back with
-``common.files.read_records``.
+``common.files.read_records``. A recurrent run's records also carry ``through_time``, one entry per time step
+(through_time.py), in metrics.jsonl only: metrics.csv keeps one row per layer.
 """
 
 from __future__ import annotations
