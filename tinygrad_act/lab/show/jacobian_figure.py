@@ -17,7 +17,6 @@ from ..theory import spectrum_density
 from . import plots
 from .format import fmt, fmt_log10
 
-
 # What the spectrum is of: the hidden stack's dz_L/dz_1, or through time a recurrent layer's state ds_T/ds_1.
 PRODUCTS = {None: r"\partial z_L / \partial z_1", "ds_T/ds_1": r"\partial s_T / \partial s_1"}
 
