@@ -229,3 +229,15 @@ def test_recurrent_net_draws_its_weights_from_its_seed_and_refuses_a_forget_bias
         RecurrentNet(2, 4, 1, cell="gru", forget_bias=1.0)
     with pytest.raises(UsageError, match="unknown cell .elman.; choose one of: tanh, relu, lstm, gru"):
         RecurrentNet(2, 4, 1, cell="elman")
+
+
+def test_an_overflowing_step_counts_its_nonfinite_gradient_entries_and_its_norm_is_not_finite():
+    model = RecurrentNet(2, 4, 1, cell="relu", recurrent_init="identity:gain=1e200", bias_init=0.0, seed=0)
+    optimizer = SGD(model.parameters(), lr=0.01)
+    probe = TimeProbe(model, optimizer)
+    with np.errstate(all="ignore"):
+        loss = tasks.loss("regression", model(Tensor(np.abs(X))), Y)
+        optimizer.zero_grad()
+        loss.backward()
+        record = probe.collect()
+    assert record["nonfinite"] > 0 and not math.isfinite(record["grad_norm"])

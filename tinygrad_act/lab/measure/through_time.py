@@ -168,10 +168,11 @@ class TimeProbe:
         squares = {key: squared_norm(grad) for key, grad in self._grads.items()}
         time = self._time_entries()
         layers = [self._recurrent_entry(squares, time, updated), self._output_entry(squares, updated)]
-        present = [squares[id(p)] for p in self._parameters if id(p) in squares]
+        present = [squares[id(p)] for p in self._parameters if id(p) in squares]  # the model's order, as clipping
         total = sum(present)
-        nonfinite = sum(int(np.count_nonzero(~np.isfinite(g))) for g in self._grads.values() if not np.isfinite(
-            squared_norm(g)))  # fmt: skip
+        # a finite sum of squares proves every entry finite; only the others are counted
+        nonfinite = sum(int(np.count_nonzero(~np.isfinite(self._grads[k]))) for k, v in squares.items() if not
+                        math.isfinite(v))  # fmt: skip
         return {
             "grad_norm": (math.sqrt(total) if total >= 0 else math.nan) if present else math.nan,
             "nonfinite": nonfinite,
