@@ -11,7 +11,17 @@ from ...lab import stats
 from ...lab.show import plots
 from ...lab.show.format import fmt, markdown_table, number, pct
 from ..common import Check, Context, Finding, Part, geometric_median, paragraphs
-from .runs import AT_CHANCE, LEARNED_BELOW, cell_label, cell_name, decades, margin, mse_fraction, through_time
+from .runs import (
+    AT_CHANCE,
+    LEARNED_BELOW,
+    cell_label,
+    cell_name,
+    committed_rows,
+    decades,
+    margin,
+    mse_fraction,
+    through_time,
+)
 
 IRNN = {"cell": "relu", "init": "identity"}
 
@@ -37,11 +47,6 @@ def init_table(ctx: Context) -> str:
                 cells.append(f"{fmt(_ratio(ctx, cell=cell, init=init, seq_len=steps))} / {fmt(predicted)}")
             body.append(cells)
     return markdown_table(["RNN"] + [f"r_time at T = {t}: measured / theory" for t in lengths], body)
-
-
-def committed_rows(ctx: Context) -> list[dict]:
-    committed = getattr(ctx, "committed", None) or {}
-    return list(committed.get("rows") or [])
 
 
 def learning_table(rows: list[dict]) -> str:
@@ -74,7 +79,7 @@ def check(ctx: Context) -> Check:
             ", ".join(f"{cell_label(c)} T = {t}: {fmt(r)}" for c, t, r in others) + f"; {margin(lost)}",
         ),
     ]
-    rows = committed_rows(ctx)
+    rows, _ = committed_rows(ctx)
     if rows:
         learned = [r for r in rows if (r["cell"], r["init"]) == ("relu", "identity")]
         plain = [r for r in rows if cell_name(r["cell"]) == "tanh"]
@@ -137,9 +142,8 @@ def analyze(ctx: Context) -> str:
         "linearized factor sqrt(sigma_w^2 E[f'^2]) per step (lab/theory/recurrent.py).",
         init_table(ctx),
     ]
-    rows = committed_rows(ctx)
+    rows, fixed = committed_rows(ctx)
     if rows:
-        fixed = (getattr(ctx, "committed", None) or {}).get("fixed") or {}
         parts += [
             f"After training (the full grid, committed in `experiments/irnn_full.json`, made by `make report ONLY=irnn "
             f"FULL=1`: {fixed.get('steps', '?')} steps of {fixed.get('optimizer', 'sgd')} at lr {fixed.get('lr', '?')}, "

@@ -10,6 +10,7 @@ prediction within 0.04) is the run's accuracy, shown beside it.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from ...common import files
 from ...common.registry import parse_spec
@@ -59,6 +60,16 @@ def decades(value: float, threshold: float) -> float:
 def margin(value: float, unit: str = "decades") -> str:
     """``margin +1.3 decades``: how far the deciding number lies on the side where the part holds (< 0: not)."""
     return "margin n/a" if math.isnan(value) else f"margin {value:+.2g} {unit}"
+
+
+def committed_rows(ctx) -> tuple[list[dict], dict]:
+    """The rows and fixed settings of the finding's full grid as committed beside the report
+    (``experiments/<name>_full.json``, written by ``make report ONLY=<name> FULL=1``): ([], {}) if there is none.
+    The report's context carries them (``ctx.committed``); one without reads the file next to the figures."""
+    committed = getattr(ctx, "committed", None)
+    if committed is None:
+        committed = files.read_json(Path(ctx.figure_dir).parent / f"{ctx.name}_full.json") or {}
+    return list(committed.get("rows") or []), dict(committed.get("fixed") or {})
 
 
 def learning_rows(ctx) -> list[dict]:

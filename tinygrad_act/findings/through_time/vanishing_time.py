@@ -9,7 +9,17 @@ from ...lab import stats
 from ...lab.show import plots
 from ...lab.show.format import fmt, markdown_table, pct
 from ..common import Check, Context, Finding, Part, geometric_median, median, paragraphs
-from .runs import AT_CHANCE, LEARNED_BELOW, cell_label, cell_name, decades, margin, mse_fraction, through_time
+from .runs import (
+    AT_CHANCE,
+    LEARNED_BELOW,
+    cell_label,
+    cell_name,
+    committed_rows,
+    decades,
+    margin,
+    mse_fraction,
+    through_time,
+)
 
 # "The same factor at every T": the tanh RNN's per-step factor at each T within 5% of its value at the shortest T
 # (a per-step factor of 0.55 that drifted by 5% over 4x the steps would change r_time at T = 200 by 4 decades).
@@ -63,12 +73,6 @@ def init_table(ctx: Context) -> str:
         cells.append(", ".join(fmt(f, 3) for f in factors))
         body.append(cells)
     return markdown_table(head, body)
-
-
-def committed_rows(ctx: Context) -> list[dict]:
-    """The full grid's rows as committed (experiments/vanishing_time_full.json), [] if there is none."""
-    committed = getattr(ctx, "committed", None) or {}
-    return list(committed.get("rows") or [])
 
 
 def learning_table(rows: list[dict]) -> str:
@@ -146,7 +150,7 @@ def check(ctx: Context) -> Check:
             ", ".join(f"T = {t}: {fmt(r)}" for r, t in zip(ratios, lengths)) + f"; {margin(vanished)}",
         ),
     ]
-    rows = committed_rows(ctx)
+    rows, _ = committed_rows(ctx)
     if rows:
         parts += _learning_parts(rows)
     return Check(parts)
@@ -187,7 +191,7 @@ def _learning_parts(rows: list[dict]) -> list[Part]:
 
 def analyze(ctx: Context) -> str:
     """The setting, r_time at init against T, the committed full grid's learning table, and the figure."""
-    rows = committed_rows(ctx)
+    rows, fixed = committed_rows(ctx)
     setting = (
         f"The adding problem (lab/data/sequences.py), width {ctx.setting('width')}, batch {ctx.setting('batch_size')}, "
         f"PyTorch's default initialization (U(-1/sqrt(H), 1/sqrt(H)) for every parameter), the LSTM's forget-gate bias "
@@ -198,8 +202,6 @@ def analyze(ctx: Context) -> str:
     )
     parts = [setting, init_table(ctx)]
     if rows:
-        committed = getattr(ctx, "committed", None) or {}
-        fixed = committed.get("fixed") or {}
         parts += [
             f"After training (the full grid, committed in `experiments/vanishing_time_full.json`, made by "
             f"`make report ONLY=vanishing_time FULL=1`: {fixed.get('steps', '?')} steps of "
