@@ -9,8 +9,8 @@ hooks, so the overhead includes the eager step a measurement forces. Overhead = 
 step time without it - 1 (median of the per-round ratios).
 
 ``recurrent_telemetry``: the same for a recurrent run's step (MODEL=rnn SEQ_LEN=100 DATA=adding, width 64, batch 64)
-and each cell, the TimeProbe measuring every step, every 10th step, or not attached; every step is eager (the
-captured step replays MLPs only).
+and each cell, the TimeProbe measuring every step, every 10th step, or not attached, and the same without the
+captured step (every step eager): unmeasured steps replay it (nn/step.py), measured ones run eagerly.
 
 ``experiment``: the wall time of ``python -m tinygrad_act experiment --depth 20 --act sigmoid`` (what
 ``make experiment DEPTH=20 ACT=sigmoid`` runs, minus make's own start) in a fresh process, end to end: start-up,
@@ -32,7 +32,6 @@ from tinygrad_act.optim import SGD
 from tinygrad_act.lab import data
 from tinygrad_act.lab.measure.probes import LayerProbe
 from tinygrad_act.lab.measure.through_time import TimeProbe
-from tinygrad_act.lab.run.recurrent import TaskStep
 from tinygrad_act.nn import MLP, RecurrentNet
 from tinygrad_act.nn.step import Step
 
@@ -124,16 +123,16 @@ RECURRENT_SIZES = {"full": (100, 64), "quick": (100, 64), "tiny": (6, 8)}  # (T,
 
 
 class RecurrentTrainer:
-    """A recurrent run's training step (lab/run/recurrent.py's RecurrentNet and task step, SGD with momentum) on
-    adding-problem batches, with the TimeProbe measuring every ``log_every`` steps (0: no probe)."""
+    """A recurrent run's training step (lab/run/recurrent.py's RecurrentNet and nn.Step with MSE, SGD with
+    momentum) on adding-problem batches, with the TimeProbe measuring every ``log_every`` steps (0: no probe)."""
 
-    def __init__(self, log_every: int, dataset, cell: str, width: int, batch: int = 64):
+    def __init__(self, log_every: int, dataset, cell: str, width: int, batch: int = 64, capture: bool = True):
         self.model = RecurrentNet(dataset.num_features, width, 1, cell=cell, seed=0)
         self.optimizer = SGD(self.model.parameters(), lr=0.02, momentum=0.9)
         if log_every:
             self.probe = TimeProbe(self.model, self.optimizer, lambda step: step % log_every == 0)
         self.batches = data.batches(dataset, batch, np.random.default_rng(0))
-        self.step = TaskStep(self.model, self.optimizer, 0.0, dataset.task)
+        self.step = Step(self.model, self.optimizer, enabled=capture, loss="mse")
 
     def steps(self, n: int) -> None:
         for _ in range(n):
@@ -149,8 +148,14 @@ def run_recurrent_telemetry(options) -> dict:
     dataset = data.load("adding:n_train=1000,n_test=100", seq_len=steps)
     rows, results = [], {}
     for cell in ("tanh", "lstm", "gru"):
-        modes = {"no probe": 0, "every 10 steps": 10, "every step": 1}
-        trainers = {name: RecurrentTrainer(every, dataset, cell, width) for name, every in modes.items()}
+        modes = {
+            "no probe": (0, True),
+            "no probe, eager": (0, False),
+            "every 10 steps": (10, True),
+            "every step": (1, True),
+        }
+        trainers = {name: RecurrentTrainer(every, dataset, cell, width, capture=capture)
+                    for name, (every, capture) in modes.items()}  # fmt: skip
         timing = interleaved_timing({name: t.steps for name, t in trainers.items()}, rounds, block, min_iterations=5)
         seconds = timing["seconds"]
         results[cell] = {}

@@ -1,6 +1,7 @@
 """Differential fuzzer: random programs of 3-6 operations, run by the engine, by numpy and (when it is
 installed) by PyTorch, must agree in values and gradients; and the gradients must match central finite
-differences (gradcheck) wherever no kink is near.
+differences (gradcheck) wherever no kink is near. Programs on one number run through Value as well, and programs
+whose inputs hold inf and nan must give PyTorch's non-finite values exactly, in both engines.
 
 A program starts from one float64 leaf of a random shape; each step applies an elementwise function, a
 binary operation with a new leaf of a broadcastable shape, a reduction over random axes, a matmul, a clip,
@@ -23,7 +24,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from tinygrad_act import Tensor, maximum, where
+from tinygrad_act import Tensor, Value, maximum, where
 from tinygrad_act.engine.gradcheck import gradcheck
 
 try:
@@ -70,6 +71,9 @@ class EngineOps(MethodOps):
     def constant(self, array):
         return Tensor(array)
 
+    def project(self, x, projection):
+        return (x * self.constant(projection)).sum()
+
     def maximum(self, a, b):
         return a.maximum(b)
 
@@ -86,11 +90,30 @@ class EngineOps(MethodOps):
         return x.transpose(axes)
 
 
+class ValueOps(MethodOps):
+    """The scalar engine, on programs of one number (shape ()): the steps in VALUE_STEPS."""
+
+    def leaf(self, array):
+        return Value(float(array))
+
+    def constant(self, array):
+        return float(array)
+
+    def project(self, x, projection):
+        return x * float(projection)
+
+    def sqrt(self, x):
+        return x**0.5
+
+
 class NumpyOps:
     """The reference values; it also records how close the program comes to a kink."""
 
     def __init__(self):
         self.margin = math.inf
+
+    def project(self, x, projection):
+        return (x * self.constant(projection)).sum()
 
     def _near(self, distance):
         if np.size(distance):
@@ -148,6 +171,9 @@ class TorchOps(MethodOps):
     def constant(self, array):
         return torch.tensor(array, dtype=torch.float64)
 
+    def project(self, x, projection):
+        return (x * self.constant(projection)).sum()
+
     def maximum(self, a, b):
         return torch.maximum(a, b)
 
@@ -200,6 +226,9 @@ STEPS = {
     "transpose": lambda ops, x, leaves, p: ops.transpose(x, p["axes"]),
 }
 NEEDS_AXES = {"matmul", "transpose"}  # no 0-d input
+# The steps Value has (on one number): no reductions, shapes, clip, abs, maximum or minimum.
+VALUE_STEPS = {"exp", "log", "sqrt", "tanh", "sigmoid", "relu", "add", "sub", "mul", "div", "div by a number",
+               "number divided", "integer power", "real power", "tensor power"}  # fmt: skip
 
 
 def run(ops, program, leaves):
@@ -208,7 +237,7 @@ def run(ops, program, leaves):
     x = leaves[0]
     for name, params in steps:
         x = STEPS[name](ops, x, leaves, params)
-    return (x * ops.constant(projection)).sum(), x
+    return ops.project(x, projection), x
 
 
 # ---- program generation ----------------------------------------------------------------------------------
@@ -220,18 +249,20 @@ AWAY_FROM_ZERO = st.one_of(values(-2.0, -0.5), values(0.5, 2.0))
 
 
 @st.composite
-def programs(draw):
-    """(arrays of the leaves, (steps, projection P)) with 3-6 steps over shapes of at most 3 axes of side 3."""
-    shape = draw(hnp.array_shapes(min_dims=0, max_dims=3, max_side=3))
+def programs(draw, scalar=False):
+    """(arrays of the leaves, (steps, projection P)) with 3-6 steps over shapes of at most 3 axes of side 3;
+    ``scalar``: of shape () with the steps Value has (VALUE_STEPS), every leaf one number."""
+    shape = () if scalar else draw(hnp.array_shapes(min_dims=0, max_dims=3, max_side=3))
     arrays = [draw(hnp.arrays(np.float64, shape, elements=values()))]
     steps = []
 
     def new_leaf(leaf_shape, elements=None):
+        leaf_shape = () if scalar else leaf_shape
         arrays.append(draw(hnp.arrays(np.float64, leaf_shape, elements=values() if elements is None else elements)))
         return len(arrays) - 1
 
     for _ in range(draw(st.integers(3, 6))):
-        names = [n for n in STEPS if len(shape) or n not in NEEDS_AXES]
+        names = [n for n in STEPS if (len(shape) or n not in NEEDS_AXES) and (not scalar or n in VALUE_STEPS)]
         name = draw(st.sampled_from(names))
         params = {}
         broadcastable = hnp.broadcastable_shapes(shape, max_dims=3, max_side=3)
@@ -309,6 +340,89 @@ def test_random_programs_agree_with_numpy_finite_differences_and_pytorch(case):
             return
         for i, (grad, torch_grad) in enumerate(zip(grads, torch_grads)):
             assert_close(grad, torch_grad.numpy(), 1e-10, f"gradient of leaf {i} of {steps} against PyTorch")
+
+
+# ---- Value, and inputs that are not finite ------------------------------------------------------------------
+def assert_same(actual, expected, rtol, what):
+    """Equal where ``expected`` is not finite (inf with its sign, nan), close (assert_close) where it is."""
+    actual, expected = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    finite = np.isfinite(expected)
+    np.testing.assert_array_equal(np.where(finite, 0.0, actual), np.where(finite, 0.0, expected), err_msg=what)
+    assert_close(np.where(finite, actual, 0.0), np.where(finite, expected, 0.0), rtol, what)
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=programs(scalar=True))
+def test_programs_on_one_number_agree_through_value_tensor_numpy_and_pytorch(case):
+    arrays, program = case
+    reference = NumpyOps()
+    _, expected_out = run(reference, program, arrays)
+    value_out, value_grads = gradients(ValueOps(), program, arrays)
+    tensor_out, tensor_grads = gradients(EngineOps(), program, arrays)
+    steps = program[0]
+    assert type(value_out.data) is float and all(type(grad) is float for grad in value_grads)
+    assert_close(value_out.data, expected_out, 1e-9, f"Value's values of {steps}")
+    assert_close(value_out.data, tensor_out.data, 1e-12, f"Value's and Tensor's values of {steps}")
+    if 0 < reference.margin < ROUNDING_MARGIN:  # on the brink of a kink: the engines may round to either side
+        return
+    for i, (value_grad, tensor_grad) in enumerate(zip(value_grads, tensor_grads)):
+        assert_close(value_grad, tensor_grad, 1e-12, f"Value's and Tensor's gradient of leaf {i} of {steps}")
+    if torch is not None:
+        torch_out, torch_grads = gradients(TorchOps(), program, arrays)
+        for i, (value_grad, torch_grad) in enumerate(zip(value_grads, torch_grads)):
+            assert_close(value_grad, torch_grad.numpy(), 1e-10, f"Value's gradient of leaf {i} of {steps}")
+
+
+@st.composite
+def nonfinite_programs(draw, scalar=False):
+    """A program (``programs``) whose leaves hold inf, -inf or nan in some elements (at least one).
+
+    Without max and min over axes: PyTorch has no such reduction that both shares ties evenly and gives the
+    losers exactly 0 (amax multiplies, so its losers get nan times 0; max(dim) gives a tie to one element), which
+    is the engine's convention (CONVENTIONS below pins it with PyTorch's max).
+    """
+    arrays, program = draw(programs(scalar=scalar).filter(lambda case: not {"max", "min"} & {n for n, _ in case[1][0]}))
+    specials = st.sampled_from([math.inf, -math.inf, math.nan])
+    for array in arrays:
+        mask = draw(hnp.arrays(bool, array.shape))
+        array[mask] = draw(hnp.arrays(np.float64, array.shape, elements=specials))[mask]
+    first = arrays[0].reshape(-1)
+    if first.size and np.isfinite(arrays[0]).all():
+        first[draw(st.integers(0, first.size - 1))] = draw(specials)
+    return arrays, program
+
+
+@settings(max_examples=80, deadline=None)
+@given(case=nonfinite_programs())
+def test_programs_with_inf_and_nan_inputs_give_pytorchs_values_and_gradients_exactly(case):
+    pytest.importorskip("torch")
+    arrays, program = case
+    steps = program[0]
+    with np.errstate(all="ignore"):  # numpy warns about what it computes here; the numbers are the test
+        reference = NumpyOps()
+        run(reference, program, arrays)
+        out, grads = gradients(EngineOps(), program, arrays)
+    torch_out, torch_grads = gradients(TorchOps(), program, [a.copy() for a in arrays])
+    assert_same(out.data, torch_out.detach().numpy(), 1e-10, f"values of {steps}")
+    if not 0 < reference.margin < ROUNDING_MARGIN:
+        for i, (grad, torch_grad) in enumerate(zip(grads, torch_grads)):
+            assert_same(grad, torch_grad.numpy(), 1e-10, f"gradient of leaf {i} of {steps}")
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=nonfinite_programs(scalar=True))
+def test_value_gives_tensors_values_and_gradients_for_inf_and_nan_inputs(case):
+    arrays, program = case
+    steps = program[0]
+    with np.errstate(all="ignore"):
+        reference = NumpyOps()
+        run(reference, program, arrays)
+        tensor_out, tensor_grads = gradients(EngineOps(), program, arrays)
+    value_out, value_grads = gradients(ValueOps(), program, arrays)
+    assert_same(value_out.data, tensor_out.data, 1e-12, f"values of {steps}")
+    if not 0 < reference.margin < ROUNDING_MARGIN:
+        for i, (value_grad, tensor_grad) in enumerate(zip(value_grads, tensor_grads)):
+            assert_same(value_grad, tensor_grad, 1e-12, f"gradient of leaf {i} of {steps}")
 
 
 # ---- directed examples: the division and masking conventions, with PyTorch's answers written out ----------

@@ -9,7 +9,8 @@ from hypothesis import given
 
 from tinygrad_act import Tensor, Value, no_grad
 from tinygrad_act.engine.gradcheck import GradcheckResult, gradcheck
-from tinygrad_act.engine.tensor import _make
+from tinygrad_act.engine.graph import Op
+from tinygrad_act.engine.tensor import _record
 
 
 class Elementwise:
@@ -17,6 +18,7 @@ class Elementwise:
 
     trusted = False  # not a built-in: the engine must not reuse its derivative's array
     can_die = False  # no flat region where a zero derivative would mask inf and nan
+    in_place = False  # its derivative takes no out= array
 
     def __init__(self, forward, derivative):
         self.forward, self.derivative = forward, derivative
@@ -77,7 +79,7 @@ def test_wrong_value_derivative_is_reported(x):
 def reverse_with_wrong_backward(x):
     """y = 2 x elementwise whose backward sends each gradient to the mirrored element (right numbers, wrong
     places)."""
-    return _make(x.data * 2.0, (x,), lambda node, g: (2.0 * g[::-1],))
+    return _record(Op("mirrored double", lambda ctx, a: a * 2.0, lambda node, g: (2.0 * g[::-1],)), (x,))
 
 
 def test_gradient_sent_to_the_wrong_elements_is_caught_by_the_random_projection():
@@ -99,7 +101,7 @@ def test_result_names_the_worst_input_and_element():
             bad[wrong_at] += 0.5
             return g * y.data, bad * x.data
 
-        return _make(x.data * y.data, (x, y), backward)
+        return _record(Op("mul, wrong in one place", lambda ctx, a, b: a * b, backward), (x, y))
 
     rng = np.random.default_rng(1)
     x, y = rng.uniform(1, 2, (2, 3)), rng.standard_normal((2, 3))
@@ -184,7 +186,7 @@ def test_bad_arguments_are_refused_with_clear_errors():
 
 def test_gradient_of_the_wrong_shape_is_refused():
     def squeezed_gradient(x):
-        return _make(x.data.sum(), (x,), lambda node, g: (np.ones(3),))
+        return _record(Op("sum, squeezed", lambda ctx, a: a.sum(), lambda node, g: (np.ones(3),)), (x,))
 
     with pytest.raises(ValueError, match="shape"):
         gradcheck(squeezed_gradient, t([[1.0, 2.0]]))

@@ -14,6 +14,7 @@ from tinygrad_act.lab.measure import time_jacobian
 from tinygrad_act.lab.measure.through_time import NEAR, TimeProbe, gradient_record, summarize
 from tinygrad_act.lab.theory import recurrent as theory
 from tinygrad_act.nn import RecurrentNet, activations
+from tinygrad_act.nn.step import Step
 
 CELLS = ("tanh", "relu", "lstm", "gru")
 X = np.random.default_rng(7).standard_normal((5, 6, 2))
@@ -241,3 +242,45 @@ def test_an_overflowing_step_counts_its_nonfinite_gradient_entries_and_its_norm_
         loss.backward()
         record = probe.collect()
     assert record["nonfinite"] > 0 and not math.isfinite(record["grad_norm"])
+
+
+# ---- the captured step replays recurrent nets ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    "cell, loss, readout", [("tanh", "mse", 1), ("relu", "mse", 1), ("lstm", "cross_entropy", 2), ("gru", "mse", 1)]
+)
+def test_a_recurrent_nets_captured_step_replays_bit_for_bit_what_eager_steps_compute(cell, loss, readout):
+    rng = np.random.default_rng(4)
+    batches = [(rng.standard_normal((5, 6, 2)), rng.standard_normal(5) if loss == "mse" else rng.integers(0, 3, (5, 2)))
+               for _ in range(4)]  # fmt: skip
+    outputs = 1 if loss == "mse" else 3
+
+    def train(capture):
+        model = RecurrentNet(2, 4, outputs, cell=cell, readout_steps=readout, seed=1)
+        optimizer = SGD(model.parameters(), lr=0.05, momentum=0.9)
+        step = Step(model, optimizer, clip=1.0, enabled=capture, loss=loss)
+        losses, replayed = [], []
+        for xb, yb in batches:
+            losses.append(step(xb, yb)[0])
+            replayed.append(step.replayed)
+            step.update()
+        return losses, replayed, model.state_dict()
+
+    eager, captured = train(False), train(True)
+    assert captured[1] == [False, True, True, True] and not any(eager[1])
+    assert eager[0] == captured[0]
+    for name, value in eager[2].items():
+        np.testing.assert_array_equal(value, captured[2][name])
+
+
+def test_a_measured_recurrent_step_runs_eagerly_and_arming_the_probe_keeps_the_program():
+    model = RecurrentNet(2, 4, 1, cell="gru", seed=0)
+    optimizer = SGD(model.parameters(), lr=0.01)
+    step = Step(model, optimizer, loss="mse")
+    TimeProbe(model, optimizer, lambda s: s % 3 == 0)
+    replayed = []
+    for _ in range(7):
+        step(X, Y)
+        replayed.append(step.replayed)
+        step.update()
+    # measured steps 0, 3, 6 eager (hooks); step 1 records; the probe's recording switch records nothing anew
+    assert replayed == [False, False, True, False, True, True, False]

@@ -1,106 +1,98 @@
 """The one reverse-mode core shared by ``Value`` (scalar.py) and ``Tensor`` (tensor.py).
 
-A node records its parents in a tuple and a backward function ``fn(node, grad) -> tuple``, one gradient per
-parent (``None`` where a parent needs none). It receives the node, never a closure over it, so nodes form no
-reference cycles and a graph is freed by reference counting the moment it goes out of scope.
+A node records its parents in a tuple and its ``Op`` (name, forward, backward); ``op.backward(node, grad)``
+receives the node, never a closure over it, so nodes form no reference cycles and a graph is freed by reference
+counting the moment it goes out of scope.
 
 Semantics follow PyTorch: ``.grad`` is filled for leaves that require grad and for non-leaves that called
 ``retain_grad()``; it accumulates across ``backward()`` calls until ``zero_grad()`` resets it. ``backward()``
-frees the graph as it walks it (saved buffers are released); a second call through the same graph raises unless
-the first passed ``retain_graph=True``. Inside ``no_grad()`` operations record no graph; ``enable_grad()`` does.
+frees the graph as it walks it; a second call through the same graph raises unless the first passed
+``retain_graph=True``. Inside ``no_grad()`` operations record no graph. A hook's argument is never the array
+that later accumulates into ``.grad``; an interrupted walk leaves no mark that a later one could take for its own.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
-import threading
+from collections.abc import Callable
 from operator import attrgetter
+from typing import NamedTuple
 
 from . import kernels
+
+# no_grad, enable_grad, is_grad_enabled: importable from here too, as they always were
+from .grad_mode import _GradMode, _switched, enable_grad, is_grad_enabled, no_grad, structure_changed  # noqa: F401
 
 _next_seq = itertools.count().__next__  # creation order is a topological order: a node comes after its parents
 _new = object.__new__
 
 
-class _GradModeState(threading.local):
-    enabled = True  # per thread, as in PyTorch: no_grad() in one thread leaves the others recording
+class Op(NamedTuple):
+    """An operation: micrograd's three lines as data. ``forward(ctx, *parents' data)`` computes the output;
+    ``backward(node, grad)`` says how the gradient flows back, one per parent (None where none flows)."""
 
-    def __init__(self):
-        self.saved = []  # the modes to restore, one per block entered in this thread
-
-
-_GradMode = _GradModeState()
-_switched = []  # one entry per grad-mode block open in any thread: while empty every thread records (a cheap test)
-
-
-def is_grad_enabled() -> bool:
-    """True unless inside ``no_grad()`` (in this thread)."""
-    return _GradMode.enabled
+    name: str
+    forward: Callable
+    backward: Callable
+    # For capture.py's replays into arrays allocated once: forward_out(node) / backward_out(node) say whether this
+    # node's forward(ctx, *data, out=array) / backward(node, grad, out=(array or None per parent)) write into the
+    # arrays given; either may still return fresh arrays instead (the replay copies them where they belong).
+    forward_out: Callable | None = None
+    backward_out: Callable | None = None
 
 
-class _SetGradMode:
-    """Context manager and decorator: the grad mode is ``enabled`` inside; one instance may nest and be shared."""
-
-    def __enter__(self):
-        _GradMode.saved.append(_GradMode.enabled)
-        _GradMode.enabled = self.enabled
-        _switched.append(None)  # list append and pop are atomic: no lock needed between threads
-        return self
-
-    def __exit__(self, *exc):
-        _GradMode.enabled = _GradMode.saved.pop()
-        _switched.pop()
-
-    def __call__(self, fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with self:  # reentrant: the modes to restore are kept per thread, not on the instance
-                return fn(*args, **kwargs)
-
-        return wrapper
+def _graph_freed(node, grad):
+    raise RuntimeError("backward through a freed graph: pass retain_graph=True to the first backward()")
 
 
-class no_grad(_SetGradMode):  # noqa: N801 - named like the context managers of PyTorch and the standard library
-    """Context manager and decorator: operations inside record no graph."""
-
-    enabled = False
-
-
-class enable_grad(_SetGradMode):  # noqa: N801
-    """Context manager and decorator: operations inside record a graph, even within ``no_grad()``."""
-
-    enabled = True
+FREED = Op("freed", None, _graph_freed)  # the op of a node whose graph backward() released
 
 
 class Node:
     """Graph bookkeeping shared by Value and Tensor. Subclasses add the operations."""
 
-    # _pending: during backward(), the sum of the gradients that have arrived so far; else None
-    __slots__ = tuple("data grad requires_grad _parents _backward _ctx _seq _hooks _retain _pending".split())
+    # _pending: during backward(), the sum of the gradients that have arrived so far (or the walk's mark); else None
+    __slots__ = tuple("data grad _requires_grad _parents _op _ctx _seq _hooks _retain _pending".split())
 
-    # fit(grad, parent) -> grad, applied to every gradient on its way to a parent (Tensor: un-broadcast and cast)
+    # fit(grad, parent.data) -> grad, applied to every gradient on its way to a parent (Tensor: un-broadcast, cast)
     _fit_grad = None
     _empty_grad = None  # what .grad holds before any backward and after zero_grad() (Value: 0.0)
-    _inline = (None, None)  # Value's x + y and x * y backward functions, which backward() runs inline
 
     def __init__(self, data, requires_grad=False):  # a leaf; make() creates the nodes of operations
-        self.data, self.grad, self.requires_grad, self._seq = data, self._empty_grad, requires_grad, _next_seq()
-        self._parents, self._backward, self._ctx = (), None, None
+        self.data, self.grad, self._requires_grad, self._seq = data, self._empty_grad, requires_grad, _next_seq()
+        self._parents, self._op, self._ctx = (), None, None
         self._hooks, self._retain, self._pending = None, False, None
+
+    @property
+    def requires_grad(self) -> bool:
+        """Whether gradients flow to this node; settable on a leaf (it changes the structure version)."""
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        value = bool(value)
+        if value != self._requires_grad:
+            if self._op is not None:
+                raise RuntimeError("requires_grad can be switched off only on a leaf; use detach()")
+            self._check_requires_grad(value)
+            self._requires_grad = value
+            structure_changed()
+
+    _check_requires_grad = staticmethod(lambda value: None)  # raises where a node cannot require grad (Tensor)
 
     @property
     def is_leaf(self) -> bool:
         """True for nodes created by the user rather than by an operation that records a graph."""
-        return self._backward is None
+        return self._op is None
 
     def register_hook(self, fn):
         """Call ``fn(grad)`` whenever this node's gradient is complete; a non-None return replaces it (copied).
 
-        Never modify ``grad`` in place (it may be shared or read-only). A replacement must look like the gradient
-        (same shape and dtype; for a Value a real number), else backward() raises. Returns a removable handle.
+        ``grad`` is the hook's to keep (no later backward writes into it), never to modify (it may be shared). A
+        replacement must look like the gradient (shape and dtype; for a Value a real number), else backward()
+        raises. Returns a removable handle.
         """
-        if not self.requires_grad:
+        if not self._requires_grad:
             raise RuntimeError("cannot register a hook on a node that does not require grad")
         if self._hooks is None:
             self._hooks = []
@@ -109,7 +101,7 @@ class Node:
 
     def retain_grad(self):
         """Keep ``.grad`` on this non-leaf node after backward (leaves always keep theirs)."""
-        if not self.requires_grad:
+        if not self._requires_grad:
             raise RuntimeError("cannot retain_grad on a node that does not require grad")
         self._retain = True
         return self
@@ -124,9 +116,9 @@ class Node:
 
     def backward(self, grad=None, retain_graph: bool = False):
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (scaled by ``grad`` if given)."""
-        if not self.requires_grad:
+        if not self._requires_grad:
             raise RuntimeError("backward() on a node that does not require grad (was it built under no_grad?)")
-        backward(self, self._seed_grad(grad), retain_graph)
+        self._walk(self, self._seed_grad(grad), retain_graph)
 
     # The engines' built-in activations, defined once for both (kernels.py); each engine has its own apply().
     def tanh(self):
@@ -138,7 +130,7 @@ class Node:
         return self.apply(kernels.SIGMOID)
 
     def relu(self):
-        """max(0, x); the derivative at 0 is taken as 0, as in PyTorch."""
+        """max(0, x); the derivative at 0 is taken as 0, and relu(nan) = nan passes the gradient, as in PyTorch."""
         return self.apply(kernels.RELU)
 
     # Composed from each engine's own primitives (__mul__, __add__), the same for both.
@@ -149,17 +141,17 @@ class Node:
         return (-self) + other
 
 
-def make(cls, data, parents: tuple, backward, ctx=None):
+def make(cls, data, parents: tuple, op: Op, ctx=None):
     """An operation's output node; it records the graph only when some parent requires grad."""
     node = _new(cls)  # Node.__init__ inlined: this runs once per operation
     node.data, node.grad, node._seq = data, cls._empty_grad, _next_seq()
     node._hooks, node._retain, node._pending = None, False, None
-    if not _switched or _GradMode.enabled:
+    if not _switched or _GradMode.enabled:  # grad_mode.py: the thread-local is read only inside some block
         for parent in parents:
-            if parent.requires_grad:
-                node.requires_grad, node._parents, node._backward, node._ctx = True, parents, backward, ctx
+            if parent._requires_grad:
+                node._requires_grad, node._parents, node._op, node._ctx = True, parents, op, ctx
                 return node
-    node.requires_grad, node._parents, node._backward, node._ctx = False, (), None, None
+    node._requires_grad, node._parents, node._op, node._ctx = False, (), None, None
     return node
 
 
@@ -175,77 +167,79 @@ class RemovableHandle:
             self._hooks.remove(self._fn)
 
 
-_SEEN = object()  # _pending of a node that topological_order listed and no gradient has reached yet
-
-
-def topological_order(root, marked: bool = False) -> list:
+def topological_order(root, mark=None) -> list:
     """Every node recorded in ``root``'s graph, root first, parents after children (by creation number).
 
-    Iterative (no recursion limit), deterministic; nodes that do not require grad are listed too, as leaves;
-    ``marked`` (for backward) leaves each node's ``_pending`` at _SEEN, the mark that replaces a set of nodes.
+    Iterative (no recursion limit), deterministic; nodes that do not require grad are listed too, as leaves.
+    ``mark`` (a backward walk's fresh object) stays in each node's ``_pending`` in place of a set of nodes; a
+    later walk overwrites it, never trusts it, so an interrupted walk cannot make a later one skip nodes.
     """
-    root._pending = _SEEN
+    visited = object() if mark is None else mark
     order, stack = [root], [root]  # depth first: the order comes out nearly sorted, cheap for sort() to finish
     pop, push, keep = stack.pop, stack.append, order.append
-    while stack:
-        for parent in pop()._parents:
-            if parent._pending is None:
-                parent._pending = _SEEN
-                push(parent)
-                keep(parent)
+    try:
+        root._pending = visited
+        while stack:
+            for parent in pop()._parents:
+                if parent._pending is not visited:
+                    keep(parent)  # listed before it is marked: whatever is marked is in order
+                    parent._pending = visited
+                    push(parent)
+    except BaseException:  # an interrupt: no mark stays behind (capture.py's replays read _pending)
+        _clear(order)
+        raise
     order.sort(key=attrgetter("_seq"), reverse=True)
-    if not marked:
-        for node in order:
-            node._pending = None
+    if mark is None:
+        _clear(order)
     return order
 
 
-def _graph_freed(node, grad):
-    raise RuntimeError("backward through a freed graph: pass retain_graph=True to the first backward()")
+def _clear(nodes) -> None:
+    for node in nodes:
+        node._pending = None
 
 
 def backward(root, seed, retain_graph: bool = False) -> None:
-    """Propagate ``seed`` = dL/d(root) to every node ``root`` depends on (see the module docstring)."""
-    fit, (add, mul) = root._fit_grad, root._inline
-    order = topological_order(root, marked=True)
-    stored = {id(seed)}  # arrays already handed to someone: a .grad must never alias another
-    root._pending = seed
+    """Propagate ``seed`` = dL/d(root) to every node ``root`` depends on, children first: run each node's hooks,
+    keep ``.grad`` on leaves and retained nodes, send each parent its share, summing what arrives from several."""
+    fit, mark = root._fit_grad, object()
+    order = topological_order(root, mark)
     try:
+        kept = {id(seed)}  # arrays already handed to someone (a hook, a .grad): a .grad must never alias them
+        root._pending = seed
         for node in order:
-            grad = node._pending
-            node._pending = None
-            if grad is _SEEN:  # every path from root to this node carried no gradient
+            grad, node._pending = node._pending, None
+            if grad is mark:  # every path from root to this node carried no gradient
                 continue
             if node._hooks is not None:
-                for hook in node._hooks:
-                    replaced = hook(grad)
-                    if replaced is not None:
-                        grad = node._hook_result(hook, replaced, grad)
-            fn = node._backward
-            if fn is None or node._retain:
-                node._accumulate_grad(grad, id(grad) in stored)
-                stored.add(id(grad))
-                if fn is None:
+                grad = run_hooks(node, grad, kept)
+            op = node._op
+            if op is None or node._retain:
+                node._accumulate_grad(grad, id(grad) in kept)
+                kept.add(id(grad))
+                if op is None:
                     continue
-            if fn is add:  # what add(node, grad) would return, sent without a call, a tuple and a zip
-                for parent in node._parents:
-                    if parent.requires_grad:
-                        parent._pending = grad if (arrived := parent._pending) is _SEEN else arrived + grad
-            elif fn is mul:  # likewise: inline, these two are most of a scalar graph
-                a, b = node._parents
-                for parent, sent in ((a, grad * b.data), (b, grad * a.data)):
-                    if parent.requires_grad:
-                        parent._pending = sent if (arrived := parent._pending) is _SEEN else arrived + sent
-            else:
-                # Parents that do not require grad are outside the walk; never add in place (arrived may be shared).
-                for parent, sent in zip(node._parents, fn(node, grad)):
-                    if sent is not None and parent.requires_grad:
-                        if fit is not None:
-                            sent = fit(sent, parent)
-                        parent._pending = sent if (arrived := parent._pending) is _SEEN else arrived + sent
+            # Parents that do not require grad are outside the walk; never add in place (arrived may be shared).
+            for parent, sent in zip(node._parents, op.backward(node, grad)):
+                if sent is not None and parent._requires_grad:
+                    if fit is not None:
+                        sent = fit(sent, parent.data)
+                    parent._pending = sent if (arrived := parent._pending) is mark else arrived + sent
             if not retain_graph:
-                node._parents, node._ctx, node._backward = (), None, _graph_freed
+                node._parents, node._ctx, node._op = (), None, FREED
     except BaseException:  # e.g. a hook raised: no partial sum may leak into the next backward()
-        for node in order:
-            node._pending = None
+        _clear(order)
         raise
+
+
+Node._walk = staticmethod(backward)  # Value has a walk of its own (scalar_walk.py), the same rules, faster
+
+
+def run_hooks(node, grad, kept: set):
+    """``node``'s hooks in order, each on the gradient the previous one left; the gradient they leave."""
+    for hook in node._hooks:
+        kept.add(id(grad))  # the hook may keep it: it must never become a .grad that later accumulates in place
+        replaced = hook(grad)
+        if replaced is not None:
+            grad = node._hook_result(hook, replaced, grad)
+    return grad

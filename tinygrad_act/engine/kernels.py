@@ -16,17 +16,39 @@ import numpy as np
 from numpy.polynomial import chebyshev
 
 
-def floating(x) -> np.ndarray:
-    """``x`` as an array; a non-floating one becomes float64."""
-    x = np.asarray(x)
-    return x if x.dtype.kind == "f" else x.astype(np.float64)
+def floating(x, dtype=None) -> np.ndarray:
+    """``x`` as an array of ``dtype`` (no copy if it is one); without a dtype, floats stay and the rest is float64.
+
+    Complex values are refused (TypeError): every function here, and the engines, are real functions.
+    """
+    array = np.asarray(x)
+    if array.dtype.kind == "c" or (dtype is not None and np.dtype(dtype).kind == "c"):
+        raise TypeError(f"complex values are not supported (the engine differentiates real functions): {x!r}")
+    if dtype is not None:
+        return array.astype(dtype, copy=False)
+    return array if array.dtype.kind == "f" else array.astype(np.float64)
 
 
-def widens(out: np.ndarray, b: np.ndarray) -> bool:
-    """True when ``out += b`` would differ from ``out + b``: ``b`` broadcasts ``out`` to a larger shape or upcasts."""
-    if b.shape == out.shape[-1:] and b.dtype == out.dtype:  # the usual bias of a linear layer: no numpy call
+def unbroadcast(g, like: np.ndarray) -> np.ndarray:
+    """``g`` summed over the axes along which ``like`` was broadcast to g's shape, cast to like's dtype: the
+    gradient that belongs to ``like`` (the engine's one place for it, as in HIPS autograd)."""
+    shape = like.shape
+    if g.__class__ is not np.ndarray:  # numpy returns scalars for products of 0-d arrays
+        g = np.asarray(g)
+    if g.shape != shape:
+        if g.ndim > len(shape):
+            g = g.sum(axis=tuple(range(g.ndim - len(shape))))
+        axes = tuple(i for i, (n, m) in enumerate(zip(shape, g.shape)) if n == 1 and m != 1)
+        g = g.sum(axis=axes, keepdims=True) if axes else g
+    return g if g.dtype == like.dtype else g.astype(like.dtype)
+
+
+def widens(shape: tuple, dtype, b: np.ndarray) -> bool:
+    """True when ``out += b`` would differ from ``out + b`` for an array ``out`` of ``shape`` and ``dtype``: ``b``
+    broadcasts it to a larger shape or upcasts it."""
+    if b.shape == shape[-1:] and b.dtype == dtype:  # the usual bias of a linear layer: no numpy call
         return False
-    return np.broadcast_shapes(out.shape, b.shape) != out.shape or np.result_type(out, b) != out.dtype
+    return np.broadcast_shapes(shape, b.shape) != shape or np.result_type(dtype, b.dtype) != dtype
 
 
 # ---- sigmoid, tanh, relu: the engines' built-in activations ------------------------------------------------
@@ -59,13 +81,13 @@ def sech2(x, out=None, scratch=None):
 
 
 def relu(x):
-    """Rectified linear unit max(0, x) (Nair & Hinton 2010); f'(0) = 0, as in PyTorch."""
+    """Rectified linear unit max(0, x) (Nair & Hinton 2010); f'(0) = 0, as in PyTorch (and relu(nan) = nan)."""
     return np.maximum(x, 0)
 
 
 def relu_derivative(x):
-    """1 where x > 0, else 0 (also at 0, as PyTorch)."""
-    return (x > 0).astype(x.dtype)
+    """0 where x <= 0 (also at 0), else 1: at nan the gradient passes, as PyTorch's threshold_backward."""
+    return np.logical_not(x <= 0).astype(x.dtype)
 
 
 def sigmoid_scalar(x: float) -> float:
@@ -86,12 +108,54 @@ def sech2_scalar(x: float) -> float:
     return 4.0 * z / ((1.0 + z) * (1.0 + z))
 
 
+# ---- IEEE 754 on Python floats, which raise where numpy returns inf or nan (Value's arithmetic) -------------
+def _odd_integer(p: float) -> bool:
+    return p.is_integer() and p % 2 == 1
+
+
+def power_scalar(x: float, p: float) -> float:
+    """x ** p as numpy computes it: 0 ** -1 = inf (-0.0 ** -1 = -inf), overflow to ±inf, (-8) ** (1/3) = nan."""
+    try:
+        y = x**p
+    except ZeroDivisionError:  # 0 ** negative: inf, with the zero's sign for an odd integer exponent
+        return math.copysign(math.inf, x) if _odd_integer(p) else math.inf
+    except OverflowError:
+        return -math.inf if x < 0 and _odd_integer(p) else math.inf
+    return math.nan if isinstance(y, complex) else y  # a negative base, a fractional exponent
+
+
+def exp_scalar(x: float) -> float:
+    """e^x; inf past x = 709.78 (math.exp raises)."""
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
+
+
+def log_scalar(x: float) -> float:
+    """ln x; -inf at 0, nan below 0 and at nan (math.log raises)."""
+    if x > 0:
+        return math.log(x)
+    return -math.inf if x == 0 else math.nan
+
+
+def divide_scalar(x: float, y: float) -> float:
+    """x / y; ±inf or nan at y = 0, the sign of the zero counting, as numpy (Python raises)."""
+    try:
+        return x / y
+    except ZeroDivisionError:
+        if x == 0 or math.isnan(x):
+            return math.nan
+        return math.copysign(math.inf, x) * math.copysign(1.0, y)
+
+
 class Elementwise(NamedTuple):
-    """An elementwise function as ``Tensor.apply`` and ``Value.apply`` take it (activations.Activation too).
+    """An elementwise function as ``Tensor.apply`` and ``Value.apply`` take it (activations.Activation has one).
 
     ``kernel``/``derivative`` work on arrays, ``scalar_*`` on floats; ``can_die``: f' = 0 on a flat region,
     where the gradient is exactly 0 even times inf or nan; ``trusted``: the derivative returns fresh arrays of
-    the input's shape and dtype, which the backward may overwrite.
+    the input's shape and dtype, which the backward may overwrite; ``in_place``: ``derivative(x, out)`` writes
+    f'(x) into the array ``out`` (a captured step's, capture.py).
     """
 
     kernel: Callable
@@ -100,11 +164,20 @@ class Elementwise(NamedTuple):
     scalar_derivative: Callable
     can_die: bool = False
     trusted: bool = True
+    in_place: bool = False
 
 
-TANH = Elementwise(np.tanh, sech2, math.tanh, sech2_scalar)
-SIGMOID = Elementwise(sigmoid, sigmoid_derivative, sigmoid_scalar, sigmoid_derivative_scalar)
-RELU = Elementwise(relu, relu_derivative, lambda x: x if x > 0 else 0.0, lambda x: 1.0 if x > 0 else 0.0, True)
+def _relu_scalar(x: float) -> float:
+    return 0.0 if x <= 0 else x  # nan stays nan
+
+
+def _relu_derivative_scalar(x: float) -> float:
+    return 0.0 if x <= 0 else 1.0  # 1 at nan: the gradient passes
+
+
+TANH = Elementwise(np.tanh, sech2, math.tanh, sech2_scalar, in_place=True)
+SIGMOID = Elementwise(sigmoid, sigmoid_derivative, sigmoid_scalar, sigmoid_derivative_scalar, in_place=True)
+RELU = Elementwise(relu, relu_derivative, _relu_scalar, _relu_derivative_scalar, can_die=True)
 
 
 # ---- the error function: numpy has none, and gelu needs it to full precision in the tails ------------------

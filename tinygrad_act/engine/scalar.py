@@ -1,17 +1,22 @@
 """Value: a Python-float node on the shared reverse-mode core (micrograd-sized, for teaching and tiny nets).
 
-Every operation reads aloud: compute the output, remember the parents, right below say how the gradient flows back.
-Non-finite results follow IEEE 754 as numpy and Tensor do, never a Python exception: ``x / 0`` is ±inf (0 / 0 is
-nan), ``0 ** -1`` is inf, ``log(0)`` is -inf, ``exp`` overflows to inf. A local derivative that is exactly 0
-passes exactly 0, even when the incoming gradient is inf or nan (as PyTorch does).
+Every operation reads aloud: compute the output, remember the parents and the ``Op``, whose backward (below the
+class) says how the gradient flows back. Non-finite results follow IEEE 754 as numpy, Tensor and PyTorch do, never
+a Python exception: ``x / 0`` is ±inf (0 / 0 is nan), ``0 ** -1`` is inf, ``(-8) ** (1/3)`` and ``log(-1)`` are
+nan, ``log(0)`` is -inf, ``exp`` overflows to inf. A local derivative that is exactly 0 passes exactly 0, even
+when the incoming gradient is inf or nan (as PyTorch). Formulas are Tensor's, in its order: both round alike.
 """
 
 from __future__ import annotations
 
-import math
 import numbers
 
-from .graph import Node, make
+from . import scalar_walk
+from .graph import Node, Op, make
+from .kernels import divide_scalar as _divide
+from .kernels import exp_scalar as _exp
+from .kernels import log_scalar as _log
+from .kernels import power_scalar as _power
 
 
 class Value(Node):
@@ -48,99 +53,106 @@ class Value(Node):
 
     def __add__(self, other):
         if other.__class__ is Value:
-            return make(Value, self.data + other.data, (self, other), Value._add_backward)
-        return make(Value, self.data + _number(other), (self,), Value._add_backward)
-
-    def _add_backward(node, g):  # x + y and x + number: g to each parent (the walk zips them with the parents)
-        return g, g
+            return make(Value, self.data + other.data, (self, other), ADD)
+        other = _number(other)
+        return make(Value, self.data + other, (self,), ADD, other)
 
     def __mul__(self, other):
         if other.__class__ is Value:
-            return make(Value, self.data * other.data, (self, other), Value._mul_backward)
+            return make(Value, self.data * other.data, (self, other), MUL)
         other = _number(other)
-        return make(Value, self.data * other, (self,), Value._scale_backward, other)
-
-    def _mul_backward(node, g):
-        a, b = node._parents
-        return g * b.data, g * a.data
-
-    def _scale_backward(node, g):
-        return (g * node._ctx,)
+        return make(Value, self.data * other, (self,), SCALE, other)
 
     def __truediv__(self, other):
         """True division (not x * y**-1, which rounds twice and overflows); x / 0 is ±inf or nan."""
         if other.__class__ is Value:
-            return make(Value, _divide(self.data, other.data), (self, other), Value._divide_backward)
+            return make(Value, _divide(self.data, other.data), (self, other), DIVIDE)
         other = _number(other)
-        return make(Value, _divide(self.data, other), (self,), Value._divide_by_number_backward, other)
-
-    def _divide_backward(node, g):
-        a, b = node._parents
-        # d(a/b)/db = -a/b^2, as -(a/b)/b (PyTorch's form): b^2 would underflow at b = 1e-200
-        return _divide(g, b.data), -(g * _divide(node.data, b.data))
-
-    def _divide_by_number_backward(node, g):
-        return (_divide(g, node._ctx),)
+        return make(Value, _divide(self.data, other), (self,), DIVIDE, other)
 
     def __pow__(self, exponent):
-        if isinstance(exponent, Value):
-            raise TypeError("Value ** Value is not supported: the exponent must be a number (use (b * a.log()).exp())")
+        if exponent.__class__ is Value:
+            return make(Value, _power(self.data, exponent.data), (self, exponent), POWER)
         exponent = _number(exponent)
-        return make(Value, _power(self.data, exponent), (self,), Value._pow_backward, exponent)
-
-    def _pow_backward(node, g):
-        p = node._ctx
-        if p == 0.0:  # x**0 is constant, also at x = 0 where p * x**(p-1) would be 0 * inf
-            return (0.0,)
-        return (g * p * _power(node._parents[0].data, p - 1.0),)
+        return make(Value, _power(self.data, exponent), (self,), POWER, exponent)
 
     def exp(self):
         """e^x; overflows to inf (not an exception) past x ≈ 709.78."""
-        try:
-            y = math.exp(self.data)
-        except OverflowError:
-            y = math.inf
-        return make(Value, y, (self,), Value._exp_backward)
-
-    def _exp_backward(node, g):
-        return (g * node.data,)
+        return make(Value, _exp(self.data), (self,), EXP)
 
     def log(self):
-        """Natural logarithm; log(0) = -inf."""
-        x = self.data
-        if x < 0 or math.isnan(x):
-            raise ValueError(f"log of a negative number: {x!r}")
-        return make(Value, math.log(x) if x > 0 else -math.inf, (self,), Value._log_backward)
-
-    def _log_backward(node, g):
-        x = node._parents[0].data
-        return (g / x if x != 0 else math.copysign(math.inf, g),)
+        """Natural logarithm; log(0) = -inf, log(x < 0) = nan."""
+        return make(Value, _log(self.data), (self,), LOG)
 
     def apply(self, activation):
         """An elementwise function (kernels.Elementwise, activations.Activation), differentiated analytically."""
-        return make(Value, activation.scalar_forward(self.data), (self,), Value._apply_backward, activation)
-
-    def _apply_backward(node, g):
-        activation = node._ctx
-        slope = activation.scalar_derivative(node._parents[0].data)
-        # As PyTorch (and Tensor): where f' is 0 by definition (an activation that can die), 0 even times inf or nan
-        return (0.0 if slope == 0.0 and activation.can_die else g * slope,)
+        return make(Value, activation.scalar_forward(self.data), (self,), APPLY, activation)
 
     def __sub__(self, other):
         return self + (-other)
 
     __radd__ = __add__
     __rmul__ = __mul__
-    _inline = (_add_backward, _mul_backward)  # graph.backward runs these two inline (the same sums, less work)
 
     def __rtruediv__(self, other):
         return Value(_number(other), requires_grad=False) / self
 
     def __rpow__(self, base):
-        base = _number(base)
-        if base <= 0:
-            raise ValueError(f"number ** Value needs a positive base, got {base!r}")
-        return (self * math.log(base)).exp()
+        return Value(_number(base), requires_grad=False) ** self
+
+
+# ---- how the gradient flows back through each operation (node: the output; g: dL/d(output)) ----------------
+# x + c, x / c, x ** c with a number c: the op's ctx is c (x * c is SCALE: the inline x * y has two parents)
+def _mul_backward(node, g):
+    a, b = node._parents
+    return g * b.data, g * a.data
+
+
+def _divide_backward(node, g):
+    if node._ctx is not None:
+        return (_divide(g, node._ctx),)
+    a, b = node._parents
+    # d(a/b)/db = -a/b^2, as -(a/b)/b (PyTorch's form): b^2 would underflow at b = 1e-200
+    return _divide(g, b.data), -(g * _divide(node.data, b.data))
+
+
+def _power_backward(node, g):
+    p, x = node._ctx, node._parents[0].data
+    if p is None:
+        return _value_power_backward(node, g)
+    if p == 0.0:  # x**0 is constant, also at x = 0 where p * x**(p-1) would be 0 * inf
+        return (0.0,)
+    if p == -1.0:
+        return (-g * (node.data * node.data),)
+    return (g * (p * _power(x, p - 1.0)),)
+
+
+def _value_power_backward(node, g):
+    a, b = node._parents
+    x, p = a.data, b.data
+    # As PyTorch: d/dx is 0 where p = 0 (x**0 is constant); d/dp = x**p ln x, taken as 0 at x = 0 for p >= 0
+    # (the limit from the right), nan for x < 0 (ln x is not real)
+    gx = 0.0 if p == 0.0 else g * (p * _power(x, p - 1.0))
+    return gx, g * (0.0 if x == 0.0 and p >= 0.0 else node.data * _log(x))
+
+
+def _apply_backward(node, g):
+    activation = node._ctx
+    slope = activation.scalar_derivative(node._parents[0].data)
+    # As PyTorch (and Tensor): where f' is 0 by definition (an activation that can die), 0 even times inf or nan
+    return (0.0 if slope == 0.0 and activation.can_die else g * slope,)
+
+
+ADD = Op("add", lambda c, a, b=None: a + (c if b is None else b), lambda node, g: (g, g))  # g to each parent
+MUL = Op("mul", lambda c, a, b: a * b, _mul_backward)
+SCALE = Op("scale", lambda c, a: a * c, lambda node, g: (g * node._ctx,))
+DIVIDE = Op("divide", lambda c, a, b=None: _divide(a, c if b is None else b), _divide_backward)
+POWER = Op("power", lambda c, a, b=None: _power(a, c if b is None else b), _power_backward)
+EXP = Op("exp", lambda c, a: _exp(a), lambda node, g: (g * node.data,))
+LOG = Op("log", lambda c, a: _log(a), lambda node, g: (_divide(g, node._parents[0].data),))
+APPLY = Op("apply", lambda activation, a: activation.scalar_forward(a), _apply_backward)
+
+Value._walk = staticmethod(scalar_walk.inlining(ADD, MUL))  # graph.backward's rules, x + y and x * y inline
 
 
 def _number(x) -> float:
@@ -148,22 +160,3 @@ def _number(x) -> float:
         return float(x)
     except (TypeError, ValueError):
         raise TypeError(f"Value operations take a Value or a real number, got {x!r}") from None
-
-
-def _power(x: float, p: float) -> float:
-    try:
-        y = x**p
-    except (ZeroDivisionError, OverflowError):  # 0.0 ** negative, or too large
-        return math.inf
-    if isinstance(y, complex):
-        raise ValueError(f"{x!r} ** {p!r} is not a real number")
-    return y
-
-
-def _divide(x: float, y: float) -> float:
-    try:
-        return x / y
-    except ZeroDivisionError:  # IEEE 754, as numpy: the sign of the zero counts
-        if x == 0 or math.isnan(x):
-            return math.nan
-        return math.copysign(math.inf, x) * math.copysign(1.0, y)

@@ -45,6 +45,7 @@ import numpy as np
 
 from ..common.errors import UsageError
 from ..common.registry import Registry, keyword_defaults
+from ..engine import extension
 from ..engine.graph import Node, enable_grad
 from ..engine.kernels import erf, erfc, floating  # noqa: F401 - erf and erfc are part of this module's public surface
 from ..engine.tensor import Tensor
@@ -72,7 +73,16 @@ def _evaluate(value, params):
 
 
 class Activation:
-    """A registered activation with bound parameters; callable on Value, Tensor or numpy arrays."""
+    """A registered activation with bound parameters; callable on Value, Tensor or numpy arrays.
+
+    On Value and Tensor it is one node (``x.apply``), whose backward multiplies by the analytic derivative. The
+    engine's own activations (sigmoid, tanh, relu) are applied as the engine's records (``engine``), so
+    ``activations.get("relu")(x)`` and ``x.relu()`` are one function; every other activation is its own record:
+    ``kernel``, ``derivative``, ``scalar_forward``, ``scalar_derivative``, ``can_die``, ``trusted``, ``in_place``
+    (kernels.Elementwise's fields, which the engines read).
+    """
+
+    in_place = False  # derivative(x) takes no out= array (the engine's records may)
 
     def __init__(self, name: str, definition: dict, params: dict):
         self.name = name
@@ -81,6 +91,7 @@ class Activation:
         self._forward = definition["forward"]
         self._derivative = definition["derivative"]
         self._compose = definition["compose"]
+        self.engine = definition["engine"]  # a kernels.Elementwise of the engine's, or None
         # The engines' fast path: a built-in (not redefined) keeps shape and dtype and returns fresh arrays, so
         # Tensor.apply may call its forward directly and multiply gradients into its derivative in place.
         self.trusted = _BUILTINS.get(name) is definition and self._compose is None
@@ -122,10 +133,14 @@ class Activation:
 
     def scalar_forward(self, x: float) -> float:
         """f(x) for a Python float (used by Value.apply)."""
+        if self.engine is not None:
+            return self.engine.scalar_forward(x)
         return float(self.forward(np.float64(x)))
 
     def scalar_derivative(self, x: float) -> float:
         """f'(x) for a Python float (used by Value's backward)."""
+        if self.engine is not None:
+            return self.engine.scalar_derivative(x)
         return float(self.derivative(np.float64(x)))
 
     def _through_tensor(self, x):
@@ -196,7 +211,9 @@ class Activation:
     # ---- engines -----------------------------------------------------------------------------------------
     def __call__(self, x):
         if isinstance(x, Node):  # Value or Tensor: differentiable
-            return x.apply(self) if self._compose is None else self._compose(x, **self.params)
+            if self._compose is not None:
+                return self._compose(x, **self.params)
+            return x.apply(self if self.engine is None else self.engine)
         return self.forward(x if isinstance(x, np.ndarray) else np.asarray(x))
 
 
@@ -210,6 +227,7 @@ def register(
     derivative=None,
     *,
     compose=None,
+    engine=None,
     gain=None,
     can_die=False,
     kinks=(),
@@ -218,13 +236,16 @@ def register(
     aliases: tuple = (),
     replace: bool = False,
 ) -> str:
-    """Add an activation: give ``forward`` and ``derivative`` (numpy), or ``compose`` (engine operations).
+    """Add an activation: give ``forward`` and ``derivative`` (numpy), or ``compose`` (engine operations), or
+    ``engine`` (a kernels.Elementwise without parameters: the engine's own function, applied as it is).
 
     Keyword parameters of the functions beyond ``x`` (with defaults) become the activation's parameters,
     settable with ``get(name, param=value)`` and on the command line as ``name:param=value``.
     ``gain``, ``can_die`` and ``kinks`` are values or functions of the parameters; ``gain=None`` means
     1 / sqrt(E[f(z)^2]). ``check(**params)`` may raise ValueError for parameter values that make no sense.
     """
+    if engine is not None:
+        forward, derivative, can_die = engine.kernel, engine.derivative, engine.can_die
     if (compose is None) == (forward is None or derivative is None):
         raise ValueError("register() takes either forward= and derivative=, or compose=")
     defining = compose if compose is not None else forward
@@ -232,6 +253,7 @@ def register(
         "forward": forward,
         "derivative": derivative,
         "compose": compose,
+        "engine": engine,
         "gain": gain,
         "can_die": can_die,
         "kinks": kinks,
@@ -248,7 +270,7 @@ def register(
         replace=replace,
     )
     for method_name in (name, *aliases):
-        _add_method(method_name)
+        extension.add_method(method_name, _method(method_name))
     return name
 
 
@@ -262,9 +284,7 @@ def unregister(name: str) -> None:
     entry = _REGISTRY.entry(name)
     _REGISTRY.unregister(name)
     for method_name in (entry.name, *entry.aliases):
-        if method_name in _METHODS:
-            delattr(Node, method_name)
-            _METHODS.discard(method_name)
+        extension.remove_method(method_name)
 
 
 def names() -> list[str]:
@@ -293,23 +313,15 @@ def get(name, **params) -> Activation:
     return Activation(entry.name, entry.obj, bound)
 
 
-_METHODS: set[str] = set()  # the names _add_method installed on Node
-
-
-def _add_method(name: str) -> None:
-    # Every registered activation is a method of Value and Tensor: Value(0.3).gelu(), Tensor(x).leaky_relu(alpha=0.2).
-    # Installed from here, the registry's side, so that the engine never imports the registry; as methods, not as
-    # a __getattr__, which slows every attribute access of every node (Value's MLP step by a quarter, Python 3.11).
-    if name.startswith("_") or (hasattr(Node, name) and name not in _METHODS):  # never shadow the engine's own
-        return
+def _method(name: str):
+    """``node.name(**params)`` = ``get(name, **params)(node)``: every activation is a method of Value and Tensor,
+    installed through the engine's extension point (engine/extension.py), which never imports this registry."""
 
     def method(self, **params):
         return get(name, **params)(self)
 
-    method.__name__ = method.__qualname__ = name
     method.__doc__ = f"activations.get({name!r}, **params)(self)"
-    setattr(Node, name, method)
-    _METHODS.add(name)
+    return method
 
 
 for _args, _keywords in REGISTRATIONS:

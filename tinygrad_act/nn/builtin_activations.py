@@ -35,7 +35,7 @@ import math
 import numpy as np
 
 from ..common.errors import UsageError
-from ..engine.kernels import normal_cdf, normal_pdf, relu, relu_derivative, sech2, sigmoid, sigmoid_derivative
+from ..engine.kernels import RELU, SIGMOID, TANH, normal_cdf, normal_pdf, sech2, sigmoid, sigmoid_derivative
 
 SELU_ALPHA = 1.6732632423543772
 SELU_SCALE = 1.0507009873554805
@@ -64,31 +64,10 @@ _register(
     description="f(x) = x (no activation).",
 )
 
-_register(
-    "sigmoid",
-    sigmoid,
-    sigmoid_derivative,
-    gain=1.0,
-)
-
-
-_register(
-    "tanh",
-    np.tanh,
-    sech2,
-    gain=5.0 / 3.0,
-    description="Hyperbolic tangent (LeCun et al. 1998).",
-)
-
-
-_register(
-    "relu",
-    relu,
-    relu_derivative,
-    gain=math.sqrt(2.0),
-    can_die=True,
-    kinks=(0.0,),
-)
+# The engine's own three (engine/kernels.py): one definition each, for Node.tanh() and the registry alike.
+_register("sigmoid", engine=SIGMOID, gain=1.0)
+_register("tanh", engine=TANH, gain=5.0 / 3.0, description="Hyperbolic tangent (LeCun et al. 1998).")
+_register("relu", engine=RELU, gain=math.sqrt(2.0), kinks=(0.0,))
 
 
 def _leaky_relu(x, alpha=0.01):

@@ -4,6 +4,10 @@ A ``Module`` registers the Tensors (requires_grad) and Modules assigned to its a
 order, so ``named_parameters()`` gives stable names such as ``blocks.3.linear.weight``. Forward hooks
 (``register_forward_hook(fn(module, inputs, output))``) let measurement attach from outside: the probes
 in probes.py use them, and the training loop never knows.
+
+Every attribute assignment (but a buffer's), and every change to a list of modules (``ModuleList``), tells the
+engine that the model's structure changed (grad_mode.structure_changed): a captured step (step.py) then records
+its program again instead of replaying one of a model that no longer exists.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import numpy as np
 
 from ..common.errors import UsageError
 from ..engine import capture
+from ..engine.grad_mode import structure_changed
 from ..engine.graph import RemovableHandle
 from ..engine.tensor import Tensor, linear
 from . import activations
@@ -34,11 +39,15 @@ class Module:
             raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() first")
         is_parameter = isinstance(value, Tensor) and value.requires_grad
         is_module_list = isinstance(value, (list, tuple)) and value and all(isinstance(v, Module) for v in value)
+        if isinstance(value, list) and is_module_list:
+            value = ModuleList(value)
         if is_parameter or isinstance(value, Module) or is_module_list:
             children[name] = value
         else:
             children.pop(name, None)
         object.__setattr__(self, name, value)
+        if name not in self.BUFFERS:  # a buffer is state (batch norm's running statistics), not structure
+            structure_changed()
 
     def named_parameters(self, prefix: str = ""):
         """(dotted name, Tensor) for every parameter, in registration order; shared tensors appear once."""
@@ -147,6 +156,25 @@ class Module:
             for name in module.BUFFERS:
                 if module_prefix + name in state:
                     object.__setattr__(module, name, np.array(state[module_prefix + name], copy=True))
+
+
+class ModuleList(list):
+    """A list of modules held by a module (``MLP.blocks``, ``MLP.layers``): changing it changes the structure."""
+
+
+def _changes_structure(name: str):
+    method = getattr(list, name)
+
+    def changed(self, *args, **kwargs):
+        structure_changed()
+        return method(self, *args, **kwargs)
+
+    changed.__name__ = name
+    return changed
+
+
+for _name in "append extend insert pop remove clear sort reverse __setitem__ __delitem__ __iadd__ __imul__".split():
+    setattr(ModuleList, _name, _changes_structure(_name))
 
 
 class Linear(Module):

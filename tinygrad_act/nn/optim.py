@@ -1,5 +1,7 @@
 """Optimizers (SGD with momentum, Adam) and global-norm gradient clipping.
 
+Each optimizer's rule is one array-level ``update(data, grad, state)``, run once per parameter, or once over
+all parameters' flat arrays after a captured step (nn/flat.py): elementwise, so both give the same bits.
 Updates change ``param.data`` in place under no graph. Step hooks
 (``register_step_pre_hook`` / ``register_step_post_hook``, as in PyTorch) let probes measure each update
 from outside the training loop.
@@ -18,7 +20,7 @@ from .modules import check_state
 
 
 class Optimizer:
-    """Holds the parameters and per-parameter state; subclasses define ``update``."""
+    """Holds the parameters and per-parameter state; subclasses define ``update`` (and name their ``STATE``)."""
 
     def __init__(self, params, lr: float):
         self.params = [p for p in params]
@@ -47,26 +49,27 @@ class Optimizer:
     def step(self, flat=None):
         """Apply one update to every parameter that has a gradient (pre and post hooks around it).
 
-        ``flat`` (nn.flat.FlatParameters of ``self.params``, every gradient in ``flat.grad``): one fused update
-        over all parameters where the optimizer has one (``update_flat``), bit-identical to the loop.
+        ``flat`` (nn.flat.FlatParameters of ``self.params``, every gradient in ``flat.grad``): ``update`` once over
+        all parameters' flat arrays, bit-identical to the loop, unless their states differ (then the loop).
         """
         for hook in self._pre_hooks:
             hook(self)
         self.steps += 1
-        if flat is None or not self.update_flat(flat):
+        state = None if flat is None else flat.state(self.state, self.STATE)
+        if state is not None:
+            self.update(flat.data, flat.grad, state, flat.scratch)
+            flat.scatter(self.state, state)
+        else:
             for p, state in zip(self.params, self.state):
                 if p.grad is not None:
-                    self.update(p, p.grad, state)
+                    self.update(p.data, p.grad, state)
         for hook in self._post_hooks:
             hook(self)
 
-    def update(self, param, grad, state):
-        """Change ``param.data`` in place given its gradient and its state dict."""
+    def update(self, data: np.ndarray, grad: np.ndarray, state: dict, scratch: np.ndarray | None = None) -> None:
+        """Change ``data`` in place given its gradient and its state dict (created on the first update): one
+        parameter's arrays, or every parameter's at once; ``scratch``, if given, an array like ``data`` to reuse."""
         raise NotImplementedError
-
-    def update_flat(self, flat) -> bool:
-        """``update`` for all parameters at once on ``flat``'s arrays; False (nothing done) where it cannot."""
-        return False
 
     # Subclasses name their hyperparameters (attributes) and their per-parameter state: {key: True if it has the
     # parameter's shape, False if it is a scalar step count}.
@@ -115,9 +118,9 @@ class SGD(Optimizer):
     HYPERPARAMETERS = ("lr", "momentum", "nesterov", "weight_decay")
     STATE = {"momentum": True}
 
-    def update(self, param, grad, state):
+    def update(self, data, grad, state, scratch=None):
         if self.weight_decay:
-            grad = grad + self.weight_decay * param.data
+            grad = grad + self.weight_decay * data
         if self.momentum:
             buffer = state.get("momentum")
             if buffer is None:
@@ -126,27 +129,10 @@ class SGD(Optimizer):
                 buffer *= self.momentum
                 buffer += grad
             grad = grad + self.momentum * buffer if self.nesterov else buffer
-        param.data -= self.lr * grad
-
-    def update_flat(self, flat) -> bool:
-        buffer = flat.gather(self.state, "momentum") if self.momentum else None
-        if buffer is False:
-            return False
-        grad = flat.grad
-        if self.weight_decay:
-            grad = grad + self.weight_decay * flat.data
-        if self.momentum:
-            if buffer is None:
-                buffer = flat.bind(self.state, "momentum", grad.copy())
-            else:
-                buffer *= self.momentum
-                buffer += grad
-            grad = grad + self.momentum * buffer if self.nesterov else buffer
-        if self.lr.__class__ is float and grad.dtype == flat.data.dtype:  # lr * grad has data's dtype (NEP 50)
-            flat.data -= np.multiply(self.lr, grad, out=flat.scratch)  # into an array allocated once
-        else:  # e.g. a numpy float64 lr on float32 data: the product is float64, as in the loop
-            flat.data -= self.lr * grad
-        return True
+        if scratch is not None and self.lr.__class__ is float and grad.dtype == data.dtype:
+            data -= np.multiply(self.lr, grad, out=scratch)  # lr * grad (data's dtype, NEP 50), into scratch
+        else:  # e.g. a numpy float64 lr on float32 data: the product is float64
+            data -= self.lr * grad
 
 
 class Adam(Optimizer):
@@ -171,12 +157,12 @@ class Adam(Optimizer):
     HYPERPARAMETERS = ("lr", "beta1", "beta2", "eps", "weight_decay")
     STATE = {"m": True, "v": True, "step": False}
 
-    def update(self, param, grad, state):
+    def update(self, data, grad, state, scratch=None):
         if self.weight_decay:
-            grad = grad + self.weight_decay * param.data
-        if not state:
-            state["m"] = np.zeros_like(param.data)
-            state["v"] = np.zeros_like(param.data)
+            grad = grad + self.weight_decay * data
+        if "m" not in state:
+            state["m"] = np.zeros_like(data)
+            state["v"] = np.zeros_like(data)
         m, v = state["m"], state["v"]
         m *= self.beta1
         m += (1 - self.beta1) * grad
@@ -185,30 +171,7 @@ class Adam(Optimizer):
         state["step"] = t = state.get("step", 0) + 1  # per parameter, as PyTorch: some may skip steps
         step_size = self.lr * math.sqrt(1 - self.beta2**t) / (1 - self.beta1**t)
         eps = self.eps * math.sqrt(1 - self.beta2**t)  # eps on the bias-corrected v, as in the paper
-        param.data -= step_size * m / (np.sqrt(v) + eps)
-
-    def update_flat(self, flat) -> bool:
-        m, v = flat.gather(self.state, "m"), flat.gather(self.state, "v")
-        steps = {state.get("step", 0) for state in self.state}
-        if m is False or v is False or (m is None) != (v is None) or len(steps) != 1:
-            return False
-        grad = flat.grad
-        if self.weight_decay:
-            grad = grad + self.weight_decay * flat.data
-        if m is None:
-            m = flat.bind(self.state, "m", np.zeros_like(flat.data))
-            v = flat.bind(self.state, "v", np.zeros_like(flat.data))
-        m *= self.beta1
-        m += (1 - self.beta1) * grad
-        v *= self.beta2
-        v += (1 - self.beta2) * (grad * grad)
-        t = steps.pop() + 1
-        for state in self.state:
-            state["step"] = t
-        step_size = self.lr * math.sqrt(1 - self.beta2**t) / (1 - self.beta1**t)
-        eps = self.eps * math.sqrt(1 - self.beta2**t)
-        flat.data -= step_size * m / (np.sqrt(v) + eps)
-        return True
+        data -= step_size * m / (np.sqrt(v) + eps)
 
 
 def clip_grad_norm(params, max_norm: float, flat=None) -> float:

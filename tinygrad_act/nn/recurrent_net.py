@@ -65,8 +65,17 @@ class RecurrentNet(Module):
         readout = initializers.for_activation(output_init, "identity")  # auto: Xavier, for a linear layer
         self.output = Linear(hidden_size, out_features, init=readout, rng=rng, dtype=dtype)
 
-    def forward(self, x) -> Tensor:
-        outputs, _ = self.recurrent(x)
+    def program_inputs(self, xb: np.ndarray) -> tuple[list, list]:
+        """What the captured step (nn/step.py) feeds this model for a batch ``xb`` (B, T, F): the steps x[:, t], each
+        a leaf of its own that a replay refills (a slice of one input would be a node computed from an input alone,
+        which capture cannot replay), and the constants the forward uses, the recurrent layer's zero state."""
+        steps = [Tensor(np.array(xb[:, t])) for t in range(xb.shape[1])]
+        return steps, [self.recurrent.zero_state(len(xb))]
+
+    def forward(self, x, state=None) -> Tensor:
+        """The readout of the last step(s) for ``x``: (B, T, F), or its T steps as a list of (B, F) Tensors, from
+        ``state`` (zeros when None)."""
+        outputs, _ = self.recurrent(x, state)
         steps = self.readout_steps
         if steps == 1:
             return self.output(outputs[:, -1])

@@ -109,7 +109,8 @@ def _run_in(path: Path, config: Config, dataset, progress: bool, command: str | 
     """build, config.json, train, final evaluation, figures, then finish: a signal at any point still ends in
     a summary (the records logged until then are the run). ``resuming``: from checkpoint.npz, config.json kept."""
     started = time.perf_counter()
-    model, optimizer, probe, batches = build(config, dataset)
+    model, training_step, probe, batches = build(config, dataset)
+    optimizer = training_step.optimizer
     prediction = predict_theory(config, model, dataset)  # of the initial weights, resumed or not
     spectrum = measure_jacobian(config, model, dataset)  # of the initial weights too
     outcome, final, drawn, records = Outcome(), {}, {}, None
@@ -126,7 +127,7 @@ def _run_in(path: Path, config: Config, dataset, progress: bool, command: str | 
     when = "after {steps_done} steps"
     try:
         saver = _Saver(path, config, model, optimizer, batches, probe, outcome.resumed)
-        train(config, model, optimizer, probe, batches, dataset, log, outcome, progress, started, saver)
+        train(config, model, training_step, probe, batches, dataset, log, outcome, progress, started, saver)
         if config.figures and outcome.status != "failed":  # data for histograms.png, drawn with the figures
             probe.save_histograms(path / "histograms.npz")
         when = "during the final evaluation"
@@ -145,7 +146,8 @@ def _run_in(path: Path, config: Config, dataset, progress: bool, command: str | 
 
 
 def build(config: Config, dataset):
-    """The model, its optimizer, the probe that measures the chosen steps, and the endless batches.
+    """The model, its training step (nn.Step; the optimizer is ``step.optimizer``), the probe that measures the
+    chosen steps, and the endless batches.
 
     The model's weights and the batch order come from two independent streams of ``config.seed``.
     """
@@ -156,8 +158,8 @@ def build(config: Config, dataset):
     # Evaluation steps are always measured too, so every test-set number sits in a logged record.
     probe = LayerProbe(model, optimizer, lambda step: _measured(config, step))
     batches = data.batches(dataset, config.batch_size, np.random.default_rng(_seeds(config)[1]))
-    model.training_step = Step(model, optimizer, config.clip, enabled=config.capture)  # replayed on unmeasured steps
-    return model, optimizer, probe, batches
+    step = Step(model, optimizer, config.clip, enabled=config.capture)  # replayed on unmeasured steps
+    return model, step, probe, batches
 
 
 def load_data(config: Config):
@@ -266,7 +268,7 @@ class _Saver:
             self.step, self.written = steps_done, time.perf_counter()
 
 
-def train(config, model, optimizer, probe, batches, dataset, log, outcome: Outcome, progress, started,
+def train(config, model, training_step, probe, batches, dataset, log, outcome: Outcome, progress, started,
           save=None) -> None:  # fmt: skip
     """The loop: batch, forward, loss, backward, clip, step; each measured step goes to ``log``.
 
@@ -282,7 +284,7 @@ def train(config, model, optimizer, probe, batches, dataset, log, outcome: Outco
         with np.errstate(all="ignore"):  # overflow is detected below, explicitly, as divergence
             for step in range(outcome.steps_done, config.steps):
                 with interrupts_deferred():
-                    if not _train_step(config, model, optimizer, probe, batches, dataset, log, outcome, step,
+                    if not _train_step(config, model, training_step, probe, batches, dataset, log, outcome, step,
                                        started, bar, save):  # fmt: skip
                         break
         if outcome.status == "completed":
@@ -300,18 +302,20 @@ def train(config, model, optimizer, probe, batches, dataset, log, outcome: Outco
         probe.detach()
 
 
-def _train_step(config, model, optimizer, probe, batches, dataset, log, outcome, step, started, bar, save) -> bool:
+def _train_step(config, model, training_step, probe, batches, dataset, log, outcome, step, started, bar, save) -> bool:
     """One step of ``train``; False when training must stop (diverged)."""
     xb, yb = next(batches)
-    loss_value, logits = model.training_step(xb, yb)  # forward, loss, backward, clip; replayed unless measured
-    if not math.isfinite(loss_value):
+    loss_value, logits = training_step(xb, yb)  # forward, loss, backward, clip; replayed unless measured
+    # a non-finite gradient stops the run here too (a measured step's record counts them, after its update)
+    if not math.isfinite(loss_value) or not (probe.measuring or training_step.finite()):
         unmeasured = through_time.gradient_record if config.model == "rnn" else gradient_record
         measured = probe.collect() if probe.measuring else unmeasured(model)
-        outcome.status, outcome.message = "diverged", f"diverged at step {step}: the loss is {loss_value}"
+        reason = f"the loss is {loss_value}" if not math.isfinite(loss_value) else "non-finite gradients"
+        outcome.status, outcome.message = "diverged", f"diverged at step {step}: {reason}"
         log.write({"step": step, "loss": loss_value, "accuracy": tasks.accuracy(dataset.task, logits, yb),
                    **measured})  # fmt: skip
         return False
-    model.training_step.update()  # optimizer.step(), fused after a replayed step
+    training_step.update()  # optimizer.step(), fused after a replayed step
     outcome.steps_done = step + 1
     if probe.record is not None:
         record = {"step": step, "loss": loss_value, "accuracy": tasks.accuracy(dataset.task, logits, yb),

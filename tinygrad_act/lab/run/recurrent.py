@@ -13,7 +13,7 @@ verdicts and theory in the top-level fields every reader of a run knows (``ratio
 ``verdict``, ``theory`` ...), so sweeps, compare, findings and report.html read a recurrent run as they read an MLP;
 ``task`` and ``chance`` (tasks.chance) say how its loss and accuracy read.
 
-The step is eager (``TaskStep``): the captured step (nn/step.py) replays cross-entropy MLPs only.
+The training step is nn/step.py's, with the task's loss: unmeasured steps replay the captured step, as an MLP's.
 """
 
 from __future__ import annotations
@@ -23,10 +23,9 @@ import numpy as np
 from ...common import validate
 from ...common.errors import UsageError
 from ...common.registry import parse_spec
-from ...engine.tensor import Tensor
 from ...nn import RecurrentNet, optim
-from ...nn.optim import clip_grad_norm
 from ...nn.recurrent_net import CELLS
+from ...nn.step import Step
 from .. import data
 from ..data import tasks
 from ..measure import through_time, time_jacobian
@@ -89,36 +88,16 @@ def make_model(config, features: int, outputs: int, readout_steps: int = 1, seed
     )
 
 
-class TaskStep:
-    """One eager training step on the dataset's task: forward, loss (tasks.loss), zero_grad, backward, clip."""
-
-    replayed = False  # never a captured replay: update() is the optimizer's own step
-
-    def __init__(self, model, optimizer, clip: float, task: str):
-        self.model, self.optimizer, self.clip, self.task = model, optimizer, clip, task
-
-    def __call__(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, Tensor]:
-        outputs = self.model(Tensor(xb))
-        loss = tasks.loss(self.task, outputs, yb)
-        self.optimizer.zero_grad()
-        loss.backward()
-        if self.clip:
-            clip_grad_norm(self.model.parameters(), self.clip)
-        return loss.item(), outputs
-
-    def update(self) -> None:
-        self.optimizer.step()
-
-
 def build(config, dataset, seeds, should_log):
-    """The model, its optimizer, the TimeProbe on the chosen steps and the endless batches (as experiment.build)."""
+    """The model, its training step (nn.Step with the task's loss: MSE for a regression, else cross-entropy;
+    replayed on unmeasured steps), the TimeProbe on the chosen steps and the endless batches (as experiment.build)."""
     readout = dataset.y_train.shape[1] if dataset.task == "per_step" else 1
     model = make_model(config, dataset.num_features, dataset.num_outputs, readout, int(seeds[0].generate_state(1)[0]))
     optimizer = optim.get(config.optimizer, model.parameters(), **config.optimizer_options())
     probe = through_time.TimeProbe(model, optimizer, should_log)
     batches = data.batches(dataset, config.batch_size, np.random.default_rng(seeds[1]))
-    model.training_step = TaskStep(model, optimizer, config.clip, dataset.task)
-    return model, optimizer, probe, batches
+    loss = "mse" if dataset.task == "regression" else "cross_entropy"
+    return model, Step(model, optimizer, config.clip, enabled=config.capture, loss=loss), probe, batches
 
 
 def measure_jacobian(config, model, first_batch: np.ndarray) -> dict:
