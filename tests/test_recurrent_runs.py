@@ -217,3 +217,11 @@ def test_the_python_entrance_trains_a_recurrent_run_whose_model_predicts_the_tas
     assert scores == {"loss": pytest.approx(run.summary["test_loss"]), "accuracy": run.summary["test_accuracy"]}
     with pytest.raises(UsageError, match=r"sequences of \(steps, 2\)"):
         run.predict(np.zeros((3, 7)))
+
+
+def test_run_tables_give_a_row_per_layer_and_through_time_a_row_per_time_step(tmp_path):
+    run = tga.run(**{**TINY, "cell": "lstm"}, out=str(tmp_path / "tables"), progress=False)
+    assert all("through_time" not in row for row in run.table()) and len(run.table()) == 2 * len(run.records)
+    rows = run.time_table()
+    assert len(rows) == 5 * len(run.records) and [row["t"] for row in rows[:5]] == [1, 2, 3, 4, 5]
+    assert {"step", "loss", "delta_norm", "cell_delta_norm", "forget_mean"} <= set(rows[0])

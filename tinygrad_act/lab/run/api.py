@@ -5,7 +5,7 @@
     run.figures["gradient_flow"]       # name -> the PNG's path
     run.predict(x), run.evaluate(x, y) # with the trained model (run.model), on inputs in your data's units
     run                                # in a notebook: the verdict, the layer table and the gradient flow
-    pd.DataFrame(run.table())          # one row per (step, layer)
+    pd.DataFrame(run.table())          # one row per (step, layer); run.time_table(): per (step, t) through time
     Run.load("runs/tanh")              # the same object for a run directory already on disk
 
 The keywords are the command line's experiment options (``--batch-size`` is ``batch_size``), plus ``force``
@@ -152,10 +152,19 @@ class Run:
         """
         rows = []
         for record in self.records:
-            step = {key: value for key, value in record.items() if key != "layers"}
+            step = {key: value for key, value in record.items() if key not in ("layers", "through_time")}
             layers = record.get("layers") or []
             for index, layer in enumerate(layers):
                 rows.append({**step, **layer, "layer_name": layer_name(index, len(layers))})
+        return rows
+
+    def time_table(self) -> list[dict]:
+        """A recurrent run's flat rows per (step, time step t): the step's numbers and that time step's (``t``
+        from 1, ``delta_norm`` = ||dL/dh_t||, the gates ...), ready for ``pd.DataFrame``; [] for an MLP run."""
+        rows = []
+        for record in self.records:
+            step = {key: value for key, value in record.items() if key not in ("layers", "through_time")}
+            rows += [{**step, **entry} for entry in record.get("through_time") or []]
         return rows
 
     def draw(self) -> dict:
