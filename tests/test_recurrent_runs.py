@@ -225,3 +225,8 @@ def test_run_tables_give_a_row_per_layer_and_through_time_a_row_per_time_step(tm
     rows = run.time_table()
     assert len(rows) == 5 * len(run.records) and [row["t"] for row in rows[:5]] == [1, 2, 3, 4, 5]
     assert {"step", "loss", "delta_norm", "cell_delta_norm", "forget_mean"} <= set(rows[0])
+
+
+def test_list_names_the_cells_and_their_parameters(capsys):
+    assert main(["list"]) == 0
+    assert "cells (--model rnn): tanh, relu, lstm:forget_bias, gru" in capsys.readouterr().out
