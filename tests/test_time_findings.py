@@ -32,7 +32,11 @@ COMMITTED = {
         _row("lstm:forget_bias=1", 100, 0.05, 0.2),
         _row("gru", 100, 0.2, 1e-5),
     ],
-    "irnn": [_row("relu", 50, 0.05, 0.5, init="identity"), _row("tanh", 50, 0.9, 1e-9, init="auto")],
+    "irnn": [
+        _row("relu", 50, 0.05, 0.5, init="identity"),
+        _row("relu", 50, 0.05, 0.9, init="auto"),
+        _row("tanh", 50, 0.9, 1e-9, init="auto"),
+    ],
 }
 
 
@@ -81,7 +85,9 @@ def test_the_irnn_learning_part_reads_its_committed_rows(tmp_path, runs_root):
     text = _section("irnn", tmp_path / "out", runs_root, committed=True).split("**Source.**")[0]
     assert ("the IRNN learns the adding problem (test MSE below 0.1 of chance) at every T of the full grid: "
             "**holds**") in text  # fmt: skip
-    assert "the tanh RNN does not (test MSE above 0.5 of chance): **holds**" in text
+    # the default-initialized ReLU RNN learned (0.05 of chance): the usual initialization does learn here
+    assert ("the ReLU and tanh RNNs with PyTorch's default initialization do not (test MSE above 0.5 of chance): "
+            "**does not hold** (ReLU RNN T = 50: 0.05, tanh RNN T = 50: 0.90") in text  # fmt: skip
 
 
 def test_committed_rows_carry_what_the_learning_parts_read(tmp_path):
