@@ -75,8 +75,8 @@ def gradient_time(records: list[dict], summary: dict):
         plots.legend(ax, fontsize=7, loc="best")
     plots.colorbar(fig, axes[-1], plots.STEP_COLORMAP, first, max(last, first + 1), "training step")
     if kinds:
-        axes[0].text(0.01, 0.01, "markers at the edges: zero or beyond the axis", transform=axes[0].transAxes,
-                     fontsize=6, color="grey")  # fmt: skip
+        axes[0].text(0.01, 0.99, "markers at the edges: zero or beyond the axis", transform=axes[0].transAxes,
+                     fontsize=6, color="grey", va="top")  # fmt: skip
     return fig, "gradient_time.png"
 
 
