@@ -45,10 +45,11 @@ help:  ## show this help
 	@echo
 	@echo "  make experiment DEPTH=20 ACT=sigmoid   train a deep MLP and show its gradient flow"
 	@echo "      variables: DEPTH WIDTH ACT INIT OUTPUT_INIT SIGMA_B2 OPT LR MOMENTUM BATCH STEPS DATA SEED DTYPE NORM CLIP"
-	@echo "                 LOG_EVERY EVAL_EVERY HIST_EVERY OUT RESUME, switches RESIDUAL FORCE TENSORBOARD JACOBIAN WIDE"
-	@echo "                 (1/0, true/false, yes/no); WIDE=1 prints every column of the layer table"
+	@echo "                 LOG_EVERY EVAL_EVERY HIST_EVERY OUT RESUME, switches RESIDUAL FORCE TENSORBOARD JACOBIAN FIGURES"
+	@echo "                 CAPTURE WIDE (1/0, true/false, yes/no); WIDE=1 prints every column of the layer table"
 	@echo "  make experiment MODEL=rnn CELL=lstm SEQ_LEN=100 DATA=adding   gradient flow through time (CELL: tanh relu"
-	@echo "                 lstm gru; DATA: adding copy mnist1d_seq; SEQ_LEN sets T; CELL=lstm:forget_bias=1)"
+	@echo "                 lstm gru; DATA: adding copy mnist1d_seq; SEQ_LEN sets T; CELL=lstm:forget_bias=1;"
+	@echo "                 TRUNCATE=K: truncated BPTT, gradients reach back at most K steps; WIDTH: the hidden size)"
 	@echo "      PLUGIN=my_acts.py (any target): your module or .py file registering activations, initializers, data"
 	@echo "                 (python -m tinygrad_act experiment --help)"
 	@echo "  make experiment RESUME=runs/NAME   continue an interrupted run from its checkpoint.npz"
@@ -61,7 +62,8 @@ help:  ## show this help
 	@echo "  make readme     the sample outputs in README.md, from fresh runs (make readme-figures: its pictures)"
 	@echo "  make notebook   run experiments/tutorial.ipynb and store it with its outputs"
 	@echo "  make show RUN_DIR=runs/NAME [WIDE=1]   print the table and verdict of a finished run"
-	@echo "  make compare RUNS=\"runs/a runs/b\" [OUT=file.png]   runs side by side on one scale (sweeps, patterns too)"
+	@echo "  make compare RUNS=\"runs/a runs/b\" [OUT=file.png FORCE=1]   runs side by side on one scale (sweeps, patterns"
+	@echo "                 too; default: compare-<runs>.png beside the runs, never over a file compare did not write)"
 	@echo "  make check-html PAGE=runs/NAME/report.html   open a report page in headless chromium (make browser)"
 	@echo "  make test       run the test suite (warnings are errors; TESTS=tests/test_x.py for some)"
 	@echo "  make lint       ruff, and import-linter for the one-way rule between the parts (ARCHITECTURE.md)"
@@ -138,7 +140,7 @@ override README_RUNS := runs/readme
 readme-figures: $(STAMP)
 	$(PY) -m tinygrad_act experiment --depth 20 --act sigmoid --steps 300 --out $(README_RUNS)/sigmoid --force --no-progress
 	$(PY) -m tinygrad_act experiment --depth 20 --act relu --init he_normal --steps 300 --out $(README_RUNS)/relu-he --force --no-progress
-	$(PY) -m tinygrad_act compare $(README_RUNS)/sigmoid $(README_RUNS)/relu-he --out experiments/figures/readme_compare.png
+	$(PY) -m tinygrad_act compare $(README_RUNS)/sigmoid $(README_RUNS)/relu-he --out experiments/figures/readme_compare.png --force
 	cp $(README_RUNS)/sigmoid/figures/saturation.png experiments/figures/readme_sigmoid_why.png
 	cp $(README_RUNS)/sigmoid/figures/histograms.png experiments/figures/readme_sigmoid_histograms.png
 	$(PY) -m tinygrad_act experiment --model rnn --cell gru --seq-len 100 --data adding --width 32 --optimizer adam --lr 0.003 --steps 1000 --log-every 50 --eval-every 250 --out $(README_RUNS)/gru --force --no-progress

@@ -1,7 +1,10 @@
 import os
 
+import hostile
 import pytest
 from hypothesis import HealthCheck, settings
+
+import tinygrad_act
 
 # CI machines are shared and noisy: no per-example deadline; a fixed, moderate number of examples.
 settings.register_profile(
@@ -9,6 +12,27 @@ settings.register_profile(
 )
 settings.register_profile("thorough", deadline=None, max_examples=500)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+# The boundary tests' shared runs (tests/hostile.py): made once per module, copied by each test.
+@pytest.fixture
+def data_cache(tmp_path, monkeypatch):
+    """The data cache in the test's own directory (boundary tests: ``pytestmark = pytest.mark.usefixtures(...)``)."""
+    monkeypatch.setenv("TINYGRAD_ACT_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A finished tiny run with figures, made once per module; tests copy it."""
+    path = tmp_path_factory.mktemp("made") / "run"
+    hostile.succeeded(hostile.call(tinygrad_act.run, **{**hostile.TINY, "figures": True}, out=str(path)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def interrupted(tmp_path_factory):
+    """An interrupted tiny run (``interrupted_run``), made once per module; tests copy it."""
+    return hostile.interrupted_run(tmp_path_factory.mktemp("made") / "interrupted")
 
 
 # One finished tiny run for the tests that only read it (the terminal report, Run's members, report.html): made

@@ -154,7 +154,7 @@ def test_an_existing_run_directory_is_never_overwritten_without_force(tmp_path):
     out = tmp_path / "run"
     run(_config(out), progress=False)
     before = (out / "metrics.jsonl").read_text()
-    with pytest.raises(UsageError, match="--force"):
+    with pytest.raises(UsageError, match="force=True"):
         run(_config(out, seed=1), progress=False)
     assert (out / "metrics.jsonl").read_text() == before
     run(_config(out, seed=1, steps=2), force=True, progress=False)

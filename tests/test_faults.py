@@ -78,13 +78,14 @@ def _csv_rows(path):
 def test_a_second_writer_to_a_run_directory_gets_one_line_and_changes_nothing(tmp_path, capsys, force):
     out = tmp_path / "run"
     out.mkdir()
+    files.Owned(out, "run", files=["metrics.jsonl"]).save()  # a run of this laboratory, being written
     (out / "metrics.jsonl").write_text("the other writer's records\n")
     with files.locked(out):  # another process writing this run (flock: a second descriptor conflicts too)
         code, _, stderr = _main([*TINY, "--out", str(out), *(["--force"] if force else [])], capsys)
     assert code == 1
     assert "another process" in _one_line(stderr) and str(out) in stderr
     assert (out / "metrics.jsonl").read_text() == "the other writer's records\n"
-    assert sorted(p.name for p in out.iterdir()) == [".lock", "metrics.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == [".lock", files.MANIFEST, "metrics.jsonl"]
 
 
 def test_a_finished_run_can_be_forced_again_its_lock_is_released(tmp_path, capsys):
@@ -243,8 +244,8 @@ def test_a_full_disk_is_one_line_exit_1_whole_records_and_no_partial_files(tmp_p
         rows = _csv_rows(out / "metrics.csv")
         assert len(rows) in (len(records) * (DEPTH + 1), (len(records) + 1) * (DEPTH + 1))
         assert sorted(p.name for p in out.iterdir()) in (
-            [".lock", "config.json", "metrics.csv", "metrics.jsonl"],
-            [".lock", "config.json", "metrics.csv", "metrics.jsonl", "summary.json"],
+            [".lock", files.MANIFEST, "config.json", "metrics.csv", "metrics.jsonl"],
+            [".lock", files.MANIFEST, "config.json", "metrics.csv", "metrics.jsonl", "summary.json"],
         )
         summary = files.read_json(out / "summary.json")
         assert summary is None or (summary["status"] == "failed" and summary["records"] == len(records))
@@ -332,11 +333,13 @@ def test_a_directory_link_planted_at_figures_is_replaced_and_its_target_stays_em
 
 def test_force_removes_planted_links_without_touching_their_targets(tmp_path):
     out, elsewhere, target = tmp_path / "run", tmp_path / "elsewhere", tmp_path / "precious.txt"
-    out.mkdir()
+    run(_config(out, steps=2, figures=True), progress=False)  # a run of this laboratory, then links planted in it
+    for name in ("config.json", "metrics.jsonl", "metrics.csv", "summary.json", "figures"):
+        files.remove(out / name)
     elsewhere.mkdir()
     (elsewhere / "keep.png").write_text("keep")
     target.write_text("precious")
-    for name in ("config.json", "metrics.jsonl", "metrics.csv", "summary.json", "summary.json.partial"):
+    for name in ("config.json", "metrics.jsonl", "metrics.csv", "summary.json"):
         (out / name).symlink_to(target)
     (out / "figures").symlink_to(elsewhere, target_is_directory=True)
     run(_config(out, steps=2), force=True, progress=False)

@@ -128,8 +128,9 @@ def test_make_help_lists_every_variable_and_the_show_command(tmp_path):
     "target, given, suggestion",
     [("experiment", "ACTIVATION=relu", "did you mean ACT?"), ("experiment", "OPTIMIZER=adam", "did you mean OPT?"),
      ("experiment", "DEPHT=3", "did you mean DEPTH?"), ("experiment", "SEEDS=0,1", "(make sweep reads it); did you "
-     "mean SEED?"), ("sweep", "FORCE=1", "(make experiment reads it)"), ("compare", "RUN=runs/a", "did you mean RUNS?"),
-     ("show", "run_dir=runs/a", "did you mean RUN_DIR?"), ("test", "TEST=tests/test_x.py", "did you mean TESTS?")],
+     "mean SEED?"), ("sweep", "FORCE=1", "(make experiment and make compare read it)"),
+     ("compare", "RUN=runs/a", "did you mean RUNS?"), ("show", "run_dir=runs/a", "did you mean RUN_DIR?"),
+     ("test", "TEST=tests/test_x.py", "did you mean TESTS?")],
 )  # fmt: skip
 def test_a_variable_the_target_does_not_read_is_refused_with_the_nearest_name(tmp_path, target, given, suggestion):
     result = _make(tmp_path, target, given, f"OUT={tmp_path / 'run'}" if target == "experiment" else "VENV=.venv")

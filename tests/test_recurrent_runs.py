@@ -58,9 +58,9 @@ def test_a_regression_run_scores_mse_and_the_fraction_within_the_tolerance_with_
     assert summary["chance"] == tasks.chance("regression", 0, ds.y_train, ds.y_test)
     config = json.loads((path / "config.json").read_text())
     assert config["dataset"]["task"] == "regression" and config["dataset"]["seq_len"] == 5
-    run_config = checkpoint.run_config(path)
+    run_config = Config.read(path)
     model = experiment.make_model(run_config, 2, 1)
-    model.load_state_dict(checkpoint.load(path, run_config).parts["model"])
+    checkpoint.restore(checkpoint.load(path, run_config, config["dataset"]["sha256"]), model)
     loss, accuracy = experiment.evaluate(model, ds.x_test, ds.y_test, task="regression")
     with no_grad():
         outputs = model(Tensor(ds.x_test)).data[:, 0]
@@ -155,9 +155,9 @@ def test_the_command_line_runs_a_recurrent_net_and_prints_the_table_through_time
     "options, message",
     [(["--model", "rnn", "--data", "mnist1d"], "model rnn reads sequences; data 'mnist1d' is not a sequence task: "
       "choose one of: adding, copy, mnist1d_seq"),
-     (["--data", "adding"], "data 'adding' is a sequence task (T = 100 steps): an MLP reads flat inputs; use model "
-      "rnn"),
-     (["--model", "rnn", "--data", "adding", "--depth", "3"], "depth 3 describes an MLP's layers"),
+     (["--data", "adding"], "data 'adding' is a sequence task (T = 100 steps): an MLP reads flat inputs; use "
+      "--model rnn"),
+     (["--model", "rnn", "--data", "adding", "--depth", "3"], "--depth 3 describes an MLP's layers"),
      (["--model", "rnn", "--cell", "elman", "--data", "adding"], "unknown cell 'elman'; choose one of: tanh, relu, "
       "lstm, gru"),
      (["--model", "rnn", "--data", "spirals", "--seq-len", "9"], "seq_len sets T of a sequence dataset; 'spirals' "

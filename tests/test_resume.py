@@ -212,11 +212,11 @@ def test_resuming_a_completed_run_says_there_is_nothing_to_resume(tmp_path, caps
 @pytest.mark.parametrize(
     "damage, message",
     [
-        (lambda f: f.write_bytes(b"not a zip file"), "is not a checkpoint of this laboratory"),
+        (lambda f: f.write_bytes(b"not a zip file"), "checkpoint.npz is not a readable .npz archive"),
         (lambda f: f.unlink(), "has no checkpoint.npz: nothing to resume from"),
         (
             lambda f: np.savez(f, format=np.array(1), step=np.array(3), config=np.array([object()], dtype=object)),
-            "is not a checkpoint of this laboratory: Object arrays cannot be loaded",
+            "checkpoint.npz holds pickled Python objects (config.npy), which are never loaded",
         ),  # fmt: skip
     ],
     ids=["corrupt", "missing", "pickled"],

@@ -14,9 +14,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tinygrad_act.cli import main
+from tinygrad_act.common.errors import UsageError
 from tinygrad_act.lab.run import experiment
 from tinygrad_act.lab.run.experiment import Config
 from tinygrad_act.lab.sweep import grid as sweeps
@@ -85,10 +87,10 @@ def test_points_are_every_combination_in_grid_key_order_with_the_last_key_fastes
     assert len({tuple(p.values()) for p in points}) == 12
 
 
-def test_grid_and_fixed_values_are_coerced_to_the_config_field_types():
-    sweep = sweeps.Sweep(
-        {"depth": ["5", "7"], "lr": ["0.1", 1], "residual": ["true", "False"], "seed": [2.0]},
-        {"width": "16", "clip": "1", "figures": "yes", "act": "relu"},
+def test_grid_text_is_parsed_by_the_schema_and_typed_values_are_taken_exactly():
+    sweep = sweeps.Sweep.from_text(
+        {"depth": "5,7", "lr": ["0.1", "1"], "residual": "true,False", "seed": "2"},
+        {"width": 16, "clip": 1, "figures": True, "act": "relu"},
     )
     assert sweep.grid == {"depth": [5, 7], "lr": [0.1, 1.0], "residual": [True, False], "seed": [2]}
     assert [type(v) for v in sweep.grid["depth"] + sweep.grid["lr"] + sweep.grid["seed"]] == [
@@ -99,7 +101,10 @@ def test_grid_and_fixed_values_are_coerced_to_the_config_field_types():
         int,
     ]
     assert sweep.fixed == {"width": 16, "clip": 1.0, "figures": True, "act": "relu"}
-    assert type(sweep.fixed["clip"]) is float
+    assert type(sweep.fixed["clip"]) is float  # an int is a number where a float is declared
+    for grid in ({"depth": ["5"]}, {"residual": ["true"]}, {"seed": [2.0]}, {"depth": [True]}):
+        with pytest.raises(UsageError, match=next(iter(grid))):
+            sweeps.Sweep(grid)
 
 
 @pytest.mark.parametrize("value", ["maybe", "ture", "2"])
@@ -129,7 +134,7 @@ def test_bad_sweep_parameters_raise_value_error_naming_the_parameter(grid, fixed
 
 
 def test_a_duplicate_grid_value_is_rejected_before_two_runs_share_a_directory(tmp_path):
-    sweep = tiny({"depth": [2, "2"]})  # "2" and 2 are the same run after coercion
+    sweep = tiny({"depth": [2, np.int64(2)]})  # the same run once the schema made both a plain int
     with pytest.raises(ValueError, match="depth-2"):
         sweeps.run_sweep(sweep, tmp_path / "sweep", progress=False)
     assert not (tmp_path / "sweep").exists()

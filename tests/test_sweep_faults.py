@@ -338,6 +338,7 @@ def test_links_planted_at_the_sweep_tables_and_the_readme_are_replaced_not_follo
     victim.write_text("precious")
     root = tmp_path / "runs" / "rescue"
     root.mkdir(parents=True)
+    files.Owned(root, "sweep").save()  # a sweep's directory (the lab wrote it), with links planted in it
     for name in ("sweep.csv", "sweep.md", "sweep.json"):
         (root / name).symlink_to(victim)
     (tmp_path / "out").mkdir()

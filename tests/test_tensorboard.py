@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tinygrad_act import makeargs
+from tinygrad_act.common import files
 from tinygrad_act.common.errors import UsageError
 from tinygrad_act.common.files import read_records
 from tinygrad_act.lab.run.experiment import Config, run
@@ -134,10 +135,17 @@ def test_tensorboard_leaves_metrics_jsonl_unchanged(tmp_path):
 
 def test_forced_rerun_replaces_the_previous_event_files(tmp_path):
     _run(tmp_path / "run")
-    for old in (tmp_path / "run" / "tensorboard").glob("events.*"):  # event files are named by the second
-        old.rename(old.with_name(old.name.replace("events.out.tfevents.", "events.out.tfevents.1000000000.")))
+    owned = files.Owned.read(tmp_path / "run")  # as if the earlier run had written them under those names
+    for old in list((tmp_path / "run" / "tensorboard").rglob("events.*")):  # event files are named by the second
+        earlier = old.with_name(old.name.replace("events.out.tfevents.", "events.out.tfevents.1000000000."))
+        old.rename(earlier)
+        renamed = {old.relative_to(tmp_path / "run").as_posix(): earlier.relative_to(tmp_path / "run").as_posix()}
+        owned.files = [renamed.get(name, name) for name in owned.files]
+    owned.save()
     _run(tmp_path / "run", steps=5)
-    assert not list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.1000000000.*"))
+    # the HParams session's file in tensorboard/hparams/ too: one session per run, never the earlier run's
+    assert not list((tmp_path / "run" / "tensorboard").rglob("events.out.tfevents.1000000000.*"))
+    assert len(list((tmp_path / "run" / "tensorboard" / "hparams").glob("events.*"))) == 1
     assert max(_scalar(_events(tmp_path / "run"), "minibatch/loss")) == 4
 
 

@@ -7,7 +7,7 @@ system that refuses a write (RunDirError) exits 1; Ctrl-C exits 130 and SIGTERM 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -16,8 +16,9 @@ from . import findings
 from .common import files, plugins, validate
 from .common.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED, RunDirError, UsageError
 from .lab.data import datasets
-from .lab.run import checkpoint, experiment, recurrent
-from .lab.run.config import Config
+from .lab.measure.records import read_metrics, read_summary
+from .lab.run import experiment, recurrent
+from .lab.run.config import RUN_OPTIONS, SETTINGS, Config
 from .lab.show import compare, plots, report
 from .lab.sweep import grid as sweeps
 from .nn import activations, optim
@@ -45,83 +46,43 @@ def _positive_int(name):
     return _argument(validate.integer, name, 1)
 
 
+def _parsed(setting: validate.Setting):
+    """An argparse ``type=`` that reads the text through the setting's declaration (common/validate.py)."""
+
+    def parse(text):
+        try:
+            return setting.parse(text)
+        except UsageError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    parse.__name__ = setting.name  # argparse names the type in its own messages
+    return parse
+
+
+def add_setting(parser: argparse.ArgumentParser, setting: validate.Setting, defaults: bool = True) -> None:
+    """One option made from a setting's declaration: ``--depth N``; a switch is ``--residual/--no-residual``.
+
+    ``defaults=False`` (sweeps, resume): only an option given on the command line is set; the help still names the
+    value that applies when nothing else sets it."""
+    kwargs = {"help": f"{setting.help} (default %(default)s)", "default": setting.default, "dest": setting.name}
+    if setting.kind is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction
+    else:
+        kwargs.update(type=_parsed(setting), metavar=setting.name.upper())
+    if not defaults:
+        kwargs["help"] = kwargs["help"].replace("%(default)s", str(setting.default))
+        kwargs["default"] = argparse.SUPPRESS
+    parser.add_argument(setting.option, **kwargs)
+
+
 def _experiment_arguments(parser: argparse.ArgumentParser, defaults: bool = True):
-    d = Config()
-
-    def add(*names, **kwargs):
-        if not defaults:  # sweeps: only the options given on the command line override the sweep's settings
-            # the help names the value that applies when neither the sweep's config nor the option sets it
-            kwargs["help"] = kwargs["help"].replace("%(default)s", str(kwargs.get("default", "")))
-            kwargs["default"] = argparse.SUPPRESS
-        parser.add_argument(*names, **kwargs)
-
-    add("--depth", type=_positive_int("depth"), default=d.depth, help="hidden layers (default %(default)s)")
-    add("--width", type=_positive_int("width"), default=d.width, help="units per hidden layer (default %(default)s)")
-    add(
-        "--act",
-        default=d.act,
-        help="activation, optionally with parameters: leaky_relu:alpha=0.2 (default %(default)s)",
-    )
-    add(
-        "--init", default=d.init, help="weight initializer; auto = recommended for the activation (default %(default)s)"
-    )
-    add(
-        "--output-init",
-        default=d.output_init,
-        help="the output layer's initializer; same = --init, auto = xavier_normal (default %(default)s)",
-    )
-    sigma_b2 = _argument(validate.number, "sigma-b2", 0, 1e6)
-    add(
-        "--sigma-b2",
-        type=sigma_b2,
-        default=d.sigma_b2,
-        help="variance of the initial biases, drawn N(0, sigma_b2); 0 = zero biases (default %(default)s)",
-    )
-    add("--optimizer", default=d.optimizer, help="sgd or adam (default %(default)s)")
-    lr = _argument(validate.number, "lr", 0, low_open=True)
-    momentum = _argument(validate.number, "momentum", 0, 1, high_open=True)
-    add("--lr", type=lr, default=d.lr, help="learning rate (default %(default)s)")
-    add("--momentum", type=momentum, default=d.momentum, help="SGD momentum (default %(default)s)")
-    add("--batch-size", type=_positive_int("batch-size"), default=d.batch_size, help="(default %(default)s)")
-    add("--steps", type=_positive_int("steps"), default=d.steps, help="optimizer steps (default %(default)s)")
-    add("--data", default=d.data, help="dataset, optionally with parameters: spirals:classes=5 (default %(default)s)")
-    seed = _argument(validate.integer, "seed", 0)
-    add("--seed", type=seed, default=d.seed, help="seed of the weights and the batch order (default %(default)s)")
-    add("--dtype", default=d.dtype, help="float32 or float64 (default %(default)s)")
-    add("--residual", action="store_true", help="identity skip connections around hidden layers")
-    add("--no-figures", dest="figures", action="store_false", help="skip the PNG figures (faster)")
-    add("--tensorboard", action="store_true", help="also write TensorBoard event files to RUN_DIR/tensorboard/")
-    add("--no-capture", dest="capture", action="store_false", help="run every step eagerly (same numbers, slower)")
-    add("--jacobian", action=argparse.BooleanOptionalAction, default=d.jacobian,
-        help="singular values of dz_L/dz_1 at step 0 (default: when depth >= 2 and width <= 512)")  # fmt: skip
-    add("--norm", default=d.norm, help="none, batch or layer normalization (default %(default)s)")
-    add(
-        "--clip",
-        type=_argument(validate.number, "clip", 0),
-        default=d.clip,
-        help="global gradient-norm clip, 0 = off (default %(default)s)",
-    )
-    add(
-        "--log-every",
-        type=_positive_int("log-every"),
-        default=d.log_every,
-        help="measure every N steps (default %(default)s)",
-    )
-    add(
-        "--eval-every",
-        type=_positive_int("eval-every"),
-        default=d.eval_every,
-        help="test-set evaluation every N steps (default %(default)s)",
-    )
-    add("--hist-every", type=_positive_int("hist-every"), default=d.hist_every,
-        help="TensorBoard histograms at measured steps, at most one every N steps (default %(default)s)")  # fmt: skip
-    add("--model", default=d.model, help="mlp, or rnn: a recurrent layer reading a sequence task (default %(default)s)")
-    add("--cell", default=d.cell,
-        help="a recurrent run's cell: tanh, relu, lstm (lstm:forget_bias=1) or gru (default %(default)s)")  # fmt: skip
-    add("--seq-len", type=_positive_int("seq-len"), default=d.seq_len,
-        help="T, the steps of a sequence dataset (adding, copy, mnist1d_seq; default: the dataset's)")  # fmt: skip
+    """Every setting of a run but its directory (``--out``, which experiment and sweep mean differently)."""
+    for setting in SETTINGS:
+        if setting.name != "out":
+            add_setting(parser, setting, defaults)
 
 
+# How a run is shown, not a setting of it (make's WIDE): the schema does not hold it, config.json does not record it.
 WIDE_HELP = "every column of the layer table, however wide (default: the columns that fit the terminal)"
 
 
@@ -131,10 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     experiment = commands.add_parser("experiment", help="train one deep MLP and measure every layer")
     _experiment_arguments(experiment)
-    experiment.add_argument("--out", default="", help="run directory (default: a fresh name under runs/)")
-    experiment.add_argument("--force", action="store_true", help="overwrite the run directory given by --out")
-    experiment.add_argument("--no-progress", action="store_true", help="no progress bar")
-    experiment.add_argument("--wide", action="store_true", help=WIDE_HELP)
+    for setting in (*(s for s in SETTINGS if s.name == "out"), *RUN_OPTIONS):
+        add_setting(experiment, setting)
+    experiment.add_argument("--wide", action=argparse.BooleanOptionalAction, default=False, help=WIDE_HELP)
     experiment.add_argument(
         "--resume", metavar="RUN_DIR", default="", help="continue an interrupted run from its checkpoint.npz"
     )
@@ -172,10 +132,17 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("-v", "--verbose", action="store_true", help="parameters, defaults and descriptions too")
     show = commands.add_parser("show", help="print the table and verdict of an existing run directory")
     show.add_argument("run_dir")
-    show.add_argument("--wide", action="store_true", help=WIDE_HELP)
+    show.add_argument("--wide", action=argparse.BooleanOptionalAction, default=False, help=WIDE_HELP)
     compare = commands.add_parser("compare", help="overlay runs' gradient profiles on one fixed log scale")
     compare.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run or sweep directories, or glob patterns")
-    compare.add_argument("--out", default="compare.png", help="the PNG to write (default %(default)s)")
+    compare.add_argument("--out", default=None, help="the PNG to write (default: compare-<runs>.png beside the runs, "
+                         "a fresh name; an existing file only if compare wrote it)")  # fmt: skip
+    compare.add_argument(
+        "--force",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="replace --out even if compare did not write it",
+    )
     for command in commands.choices.values():
         command.add_argument(
             "--plugin",
@@ -189,9 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config_from(args) -> Config:
-    fields = {f.name for f in dataclasses.fields(Config)}
-    values = {k.replace("-", "_"): v for k, v in vars(args).items() if k.replace("-", "_") in fields}
-    return Config(**values)
+    names = {s.name for s in SETTINGS}
+    return Config(**{k: v for k, v in vars(args).items() if k in names})
 
 
 def cmd_experiment(args) -> int:
@@ -200,7 +166,7 @@ def cmd_experiment(args) -> int:
         return _resume(args)
     config = _config_from(args)
     command = "python -m tinygrad_act " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    summary = experiment.run(config, force=args.force, progress=not args.no_progress, command=command)
+    summary = experiment.run(config, force=args.force, progress=args.progress, command=command)
     print(report.terminal_report(summary, files.read_records(summary["path"]), config, wide=args.wide))
     if summary.get("figures_skipped"):
         print(summary["figures_skipped"])
@@ -209,17 +175,17 @@ def cmd_experiment(args) -> int:
 
 def _resume(args) -> int:
     """``experiment --resume RUN_DIR``: the settings are the run's own; an option given beside it must match."""
-    config = checkpoint.run_config(args.resume)
+    config = Config.read(args.resume)
     given = _Parser(prog="resume")
     _experiment_arguments(given, defaults=False)
     given.add_argument("--out", default=argparse.SUPPRESS)
-    given.add_argument("--force", action="store_true", default=argparse.SUPPRESS)
+    add_setting(given, RUN_OPTIONS[0], defaults=False)  # --force
     options, _ = given.parse_known_args(args.argv)
     for key, value in vars(options).items():
         if key == "force" or (key == "out" and value != args.resume) or getattr(config, key, value) != value:
             raise UsageError(f"--{key.replace('_', '-')} cannot change a resumed run (its settings are in "
                              f"{args.resume}/config.json); drop it")  # fmt: skip
-    summary = experiment.resume(args.resume, progress=not args.no_progress)
+    summary = experiment.resume(args.resume, progress=args.progress)
     print(report.terminal_report(summary, files.read_records(summary["path"]), config, wide=args.wide))
     return {"SIGINT": EXIT_INTERRUPTED, "SIGTERM": EXIT_TERMINATED}.get(summary.get("signal"), 0)
 
@@ -229,16 +195,16 @@ def cmd_sweep(args) -> int:
 
     The command line overrides the named config's settings; a key given twice on the command line (``--grid
     depth=1 --depths 2``, ``--depths 2 --depth 3``), or fixed there while the config grids over it, is refused.
+    The command line's grid values are text, read by each setting's declaration (``Sweep.from_text``).
     """
     base = sweeps.load_config(args.config) if args.config else None
-    grid = dict(base.grid) if base else {}
-    sources = {}  # grid key -> the option that set it on the command line
+    texts, sources = {}, {}  # grid key -> its values as typed, and the option that set it on the command line
 
     def set_grid(key, values, source):
         if key in sources:
             raise UsageError(f"{key} is given twice, by {sources[key]} and by {source}; give it once")
         sources[key] = source
-        grid[key] = values
+        texts[key] = values
 
     for item in args.grid:
         key, eq, values = item.partition("=")
@@ -249,9 +215,9 @@ def cmd_sweep(args) -> int:
         values = getattr(args, f"grid_{key}")
         if values:
             # activation specs use commas for their own parameters: split on commas not inside a spec
-            set_grid(key, [v for v in _split_list(values) if v], f"--{key}s {values}")
-    fields = {f.name for f in dataclasses.fields(Config)}
-    given = {k: v for k, v in vars(args).items() if k in fields and k != "out"}
+            set_grid(key, sweeps.split_values(values), f"--{key}s {values}")
+    grid = {**(base.grid if base else {}), **(sweeps.Sweep.from_text(texts).grid if texts else {})}
+    given = {k: v for k, v in vars(args).items() if k in sweeps.CONFIG_FIELDS}
     for key, value in given.items():
         if key in grid:
             source = sources.get(key) or f"the grid of sweep config {args.config!r}"
@@ -275,18 +241,6 @@ def cmd_sweep(args) -> int:
     if skipped:
         print(skipped)
     return 0
-
-
-def _split_list(text: str) -> list[str]:
-    """Split ``a,b:x=1,y=2,c`` into ['a', 'b:x=1,y=2', 'c']: a ``k=v`` item belongs to the spec before it."""
-    items = []
-    for part in text.split(","):
-        part = part.strip()
-        if items and "=" in part and ":" not in part and ":" in items[-1]:
-            items[-1] += "," + part
-        else:
-            items.append(part)
-    return items
 
 
 def cmd_report(args) -> int:
@@ -320,20 +274,19 @@ def cmd_list(args) -> int:
 
 
 def cmd_show(args) -> int:
-    """Print the table and verdict of a finished run directory."""
+    """Print the table and verdict of a finished run directory (its files read through their schema)."""
     path = Path(args.run_dir)
-    summary, config_values = files.read_json(path / "summary.json"), files.read_json(path / "config.json")
-    if summary is None or config_values is None:
-        raise UsageError(f"{str(path)!r} is not a finished run directory (no valid summary.json and config.json)")
+    if not path.is_dir() or not os.path.lexists(path / "summary.json"):
+        raise UsageError(f"{str(path)!r} is not a finished run directory (no summary.json)")
+    summary, config, records = read_summary(path), Config.read(path), read_metrics(path)
     summary["path"] = str(path)
-    config = Config(**{f.name: config_values[f.name] for f in dataclasses.fields(Config) if f.name in config_values})
-    print(report.terminal_report(summary, files.read_records(path), config, wide=args.wide))
+    print(report.terminal_report(summary, records, config, wide=args.wide))
     return 0
 
 
 def cmd_compare(args) -> int:
     """Overlay the runs' step-0 profiles with their theory into one PNG; print their table."""
-    table, path = compare.compare(args.runs, args.out)
+    table, path = compare.compare(args.runs, args.out, force=args.force)
     print(table)
     print(f"wrote {path}")
     return 0
@@ -349,8 +302,15 @@ COMMANDS = {
 }
 
 
-def main(argv=None) -> int:
-    """Run a command; return the exit code (0; 2 bad input; 1 the file system refused; 130 Ctrl-C; 143 SIGTERM)."""
+def main(argv=None, entrance: str = "cli") -> int:
+    """Run a command; return the exit code (0; 2 bad input; 1 the file system refused; 130 Ctrl-C; 143 SIGTERM).
+
+    ``entrance`` ("cli" or "make") is how messages name settings: ``--force`` or ``FORCE=1``."""
+    with validate.entrance(entrance):
+        return _main(argv)
+
+
+def _main(argv) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else list(argv)  # which options were given (experiment --resume)

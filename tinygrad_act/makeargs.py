@@ -16,42 +16,32 @@ import sys
 from . import cli
 from .common import validate
 from .common.errors import EXIT_BAD_INPUT, UsageError
+from .lab.run.config import RUN_OPTIONS, SETTINGS
 
-# Variable -> option, in the order of `make help`. Flags take a boolean (1/0, true/false, yes/no).
-EXPERIMENT = {
-    "DEPTH": "--depth", "WIDTH": "--width", "ACT": "--act", "INIT": "--init", "OPT": "--optimizer", "LR": "--lr",
-    "MOMENTUM": "--momentum", "BATCH": "--batch-size", "STEPS": "--steps", "DATA": "--data", "SEED": "--seed",
-    "DTYPE": "--dtype", "NORM": "--norm", "CLIP": "--clip", "LOG_EVERY": "--log-every", "EVAL_EVERY": "--eval-every",
-    "HIST_EVERY": "--hist-every", "OUTPUT_INIT": "--output-init", "SIGMA_B2": "--sigma-b2", "MODEL": "--model",
-    "CELL": "--cell", "SEQ_LEN": "--seq-len", "OUT": "--out", "RESUME": "--resume",
-}  # fmt: skip
-# Switches with an automatic default: 1 gives --NAME, 0 gives --no-NAME, unset leaves the default.
-EXPERIMENT_SWITCHES = {"JACOBIAN": "--jacobian"}
-EXPERIMENT_FLAGS = {"RESIDUAL": "--residual", "TENSORBOARD": "--tensorboard", "FORCE": "--force"}
-SWEEP_FLAGS = {"RESIDUAL": "--residual", "TENSORBOARD": "--tensorboard"}  # a sweep never forces: it resumes
-SHOW_FLAGS = {"WIDE": "--wide"}  # every column of the layer table
+# Variable -> option, made from the settings' declarations (lab/settings.py: each setting names its make variable,
+# DEPTH, OPT, BATCH, ...), so make, the command line and run() cannot drift apart.
+EXPERIMENT = {s.make: s.option for s in SETTINGS if s.kind is not bool} | {"RESUME": "--resume"}
+# Switches take a boolean (1/0, true/false, yes/no): 1 gives --NAME, 0 gives --no-NAME, unset leaves the default.
+SETTING_SWITCHES = {s.make: s.option for s in SETTINGS if s.kind is bool}
+FORCE = {o.make: o.option for o in RUN_OPTIONS if o.name == "force"}  # a sweep never forces: it resumes
+EXPERIMENT_SWITCHES = {**SETTING_SWITCHES, **FORCE}
+SHOW_SWITCHES = {"WIDE": "--wide"}  # every column of the layer table: how a run is shown, no setting of it
 SWEEP = {
     "ACTS": "--acts", "INITS": "--inits", "DEPTHS": "--depths", "SEEDS": "--seeds", "WIDTHS": "--widths",
     "LRS": "--lrs", "JOBS": "--jobs", "SCHEDULER": "--scheduler", "SHARD": "--shard",
 }  # fmt: skip
 REPORT = {"ONLY": "--only", "JOBS": "--jobs"}
-# The variables each target reads (PLUGIN: every target that runs the program). The Makefile's own variables
-# (MAKEFILE_VARIABLES) are accepted everywhere.
+COMPARE = {"OUT": "--out"}
+# The variables each target reads (PLUGIN: every target that runs the program), made from the tables above, so the
+# check cannot disagree with what a target passes on. The Makefile's own variables (MAKEFILE_VARIABLES) are
+# accepted everywhere.
 TARGETS = {
-    "experiment": (*EXPERIMENT, *EXPERIMENT_FLAGS, *EXPERIMENT_SWITCHES, *SHOW_FLAGS, "PLUGIN"),
-    "sweep": (
-        "CONFIG",
-        *SWEEP,
-        "GRID",
-        *(k for k in EXPERIMENT if k != "RESUME"),
-        *SWEEP_FLAGS,
-        *EXPERIMENT_SWITCHES,
-        "PLUGIN",
-    ),  # fmt: skip
+    "experiment": (*EXPERIMENT, *EXPERIMENT_SWITCHES, *SHOW_SWITCHES, "PLUGIN"),
+    "sweep": ("CONFIG", *SWEEP, "GRID", *(k for k in EXPERIMENT if k != "RESUME"), *SETTING_SWITCHES, "PLUGIN"),
     "report": (*REPORT, "PLUGIN"),
-    "compare": ("RUNS", "OUT", "PLUGIN"),
+    "compare": ("RUNS", *COMPARE, *FORCE, "PLUGIN"),
     "list": ("PLUGIN",),
-    "show": ("RUN_DIR", *SHOW_FLAGS, "PLUGIN"),
+    "show": ("RUN_DIR", *SHOW_SWITCHES, "PLUGIN"),
     "test": ("TESTS",),
     "bench": ("ONLY",),
     "check-html": ("PAGE",),
@@ -106,7 +96,7 @@ def nearest(name: str, known) -> str | None:
     name of its command-line option (OPTIMIZER -> OPT, BATCH_SIZE -> BATCH), one a prefix of the other
     (ACTIVATION -> ACT, SEEDS -> SEED), else the closest spelling (DEPHT -> DEPTH); None if none is close."""
     upper = name.upper()
-    options = {**EXPERIMENT, **EXPERIMENT_FLAGS, **EXPERIMENT_SWITCHES, **SWEEP, **SHOW_FLAGS}
+    options = {**EXPERIMENT, **EXPERIMENT_SWITCHES, **SHOW_SWITCHES, **SWEEP}
     aliases = {option.lstrip("-").replace("-", "_").upper(): variable for variable, option in options.items()}
     aliases.update(SYNONYMS)
     aliases.update((variable, variable) for variable in known)
@@ -123,10 +113,6 @@ def _options(table: dict, environ) -> list[str]:
     return [item for name, option in table.items() if environ.get(name) for item in (option, environ[name])]
 
 
-def _flags(table: dict, environ) -> list[str]:
-    return [option for name, option in table.items() if environ.get(name) and validate.boolean(name, environ[name])]
-
-
 def _switches(table: dict, environ) -> list[str]:
     return [option if validate.boolean(name, environ[name]) else option.replace("--", "--no-", 1)
             for name, option in table.items() if environ.get(name)]  # fmt: skip
@@ -134,15 +120,14 @@ def _switches(table: dict, environ) -> list[str]:
 
 def _arguments(command: str, environ) -> list[str]:
     if command == "experiment":
-        switches = _switches(EXPERIMENT_SWITCHES, environ)
-        flags = _flags({**EXPERIMENT_FLAGS, **SHOW_FLAGS}, environ)
-        return ["experiment", *_options(EXPERIMENT, environ), *flags, *switches]
+        switches = _switches({**EXPERIMENT_SWITCHES, **SHOW_SWITCHES}, environ)
+        return ["experiment", *_options(EXPERIMENT, environ), *switches]
     if command == "sweep":
         config = [environ["CONFIG"]] if environ.get("CONFIG") else []
         # GRID holds one KEY=V1,V2 per word: GRID="norm=none,batch residual=0,1"
         grids = [item for grid in environ.get("GRID", "").split() for item in ("--grid", grid)]
         base = {k: v for k, v in EXPERIMENT.items() if k not in ("OUT", "RESUME")}  # OUT: the sweep directory
-        options = [*_options(base, environ), *_flags(SWEEP_FLAGS, environ), *_switches(EXPERIMENT_SWITCHES, environ)]
+        options = [*_options(base, environ), *_switches(SETTING_SWITCHES, environ)]
         out = ["--out", environ["OUT"]] if environ.get("OUT") else []
         return ["sweep", *config, *_options(SWEEP, environ), *grids, *options, *out]
     if command == "report":
@@ -152,11 +137,11 @@ def _arguments(command: str, environ) -> list[str]:
         runs = environ.get("RUNS", "").split()
         if not runs:
             raise UsageError('compare needs RUNS: make compare RUNS="runs/a runs/b" [OUT=file.png]')
-        return ["compare", *runs, *_options({"OUT": "--out"}, environ)]
+        return ["compare", *runs, *_options(COMPARE, environ), *_switches(FORCE, environ)]
     if command == "list":
         return ["list"]
     if command == "show":
-        return ["show", environ.get("RUN_DIR", ""), *_flags(SHOW_FLAGS, environ)]
+        return ["show", environ.get("RUN_DIR", ""), *_switches(SHOW_SWITCHES, environ)]
     raise UsageError(f"unknown make command {command!r}; choose one of: experiment, sweep, report, compare, list, show")
 
 
@@ -173,7 +158,7 @@ def main(argv=None) -> int:
         print(f"make: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     sys.argv = [sys.argv[0], *args]  # config.json records the command from sys.argv: the real arguments
-    return cli.main(args)
+    return cli.main(args, entrance="make")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ Only these become one-liners at the command line; any other exception is a bug a
 from __future__ import annotations
 
 import contextlib
+import errno
 import signal
 import threading
 
@@ -77,3 +78,35 @@ def interrupts_deferred():
             signal.signal(sig, previous)
     if received:
         raise Terminated if signal.SIGTERM in received else KeyboardInterrupt
+
+
+_REASONS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.ENAMETOOLONG: "a name is longer than the file system allows",
+    errno.ENOTDIR: "a part of the path is a regular file, not a directory",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EISDIR: "it is a directory",
+    errno.ELOOP: "it is a symbolic link",
+}
+
+
+def describe(error: OSError, path, doing: str = "writing") -> str:
+    """One line for an OSError: ``no space left on the device while writing runs/x/metrics.jsonl``."""
+    reason = _REASONS.get(error.errno) or (error.strerror or str(error)).lower()
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{reason} while {doing} {path}"
+    return f"cannot {'write' if doing == 'writing' else doing} {path}: {reason}"
+
+
+@contextlib.contextmanager
+def os_errors(path, doing: str = "writing"):
+    """Turn an OSError raised in the block into RunDirError (one line)."""
+    try:
+        yield
+    except RunDirError:
+        raise
+    except OSError as error:
+        raise RunDirError(describe(error, path, doing)) from None

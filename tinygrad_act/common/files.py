@@ -1,4 +1,5 @@
-"""Files written safely and read back strictly: one writer at a time, whole files or none, never through a link.
+"""Files written safely and read back strictly: one writer at a time, whole files or none, never through a link,
+nothing removed that this package did not write, nothing read that is not a regular file of a bounded size.
 
 The one safe-write rule of the package (run and sweep directories, the data cache, figures, checkpoints):
 
@@ -9,9 +10,16 @@ The one safe-write rule of the package (run and sweep directories, the data cach
   the temporary file is removed and the target is untouched.
 - ``AppendLog``: a line-oriented log (metrics.jsonl, metrics.csv) in which each append is whole or absent: a
   failed write (no space left ...) truncates the file back to its last complete line.
-- ``dumps`` / ``read_json`` / ``read_records``: the one JSON format (strict JSON; a non-finite number is the
-  string "nan", "inf" or "-inf", and null means "not measured") and the one reader of summary.json /
+- ``dumps`` / ``read_json`` / ``load_json`` / ``read_records``: the one JSON format (strict JSON; a non-finite
+  number is the string "nan", "inf" or "-inf", and null means "not measured") and the one reader of summary.json /
   config.json and of metrics.jsonl, which turns those strings back into floats.
+- ``read_bytes`` / ``read_npz`` (reads.py): every file read whole is a regular file of a bounded size, and an
+  .npz member's shape and dtype are read from its header before anything is inflated.
+- ``Owned`` (ownership): a directory this package claimed holds a manifest (``MANIFEST``) naming its kind and
+  every file and directory written into it; while a process owns it (``owning``), every write above records
+  itself there, and its temporary files carry the owner's token. ``Owned.clear`` removes exactly what the
+  manifest lists (and the owner's temporary files), never anything else: a user's file beside or inside a run,
+  even one with a run file's name, stays.
 
 Every OSError leaves this module as RunDirError with one line naming the path and what is wrong.
 """
@@ -24,65 +32,50 @@ import fcntl
 import json
 import math
 import os
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
 
-from .errors import RunDirError
+from .errors import RunDirError, UsageError, describe, os_errors
+from .reads import read_bytes, read_npz  # noqa: F401  (read_npz: callers import the safe readers from here)
+from .validate import spell
 
 LOCK_NAME = ".lock"
+MANIFEST = ".tinygrad_act.json"  # the mark of a directory this package wrote, and the list of what it wrote
+FORMAT = "tinygrad_act"
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
-_REASONS = {
-    errno.ENOSPC: "no space left on the device",
-    errno.EDQUOT: "disk quota exceeded",
-    errno.EROFS: "read-only file system",
-    errno.ENAMETOOLONG: "a name is longer than the file system allows",
-    errno.ENOTDIR: "a part of the path is a regular file, not a directory",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "operation not permitted",
-    errno.EISDIR: "it is a directory",
-    errno.ELOOP: "it is a symbolic link",
-}
-
-
-def describe(error: OSError, path, doing: str = "writing") -> str:
-    """One line for an OSError: ``no space left on the device while writing runs/x/metrics.jsonl``."""
-    reason = _REASONS.get(error.errno) or (error.strerror or str(error)).lower()
-    if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"{reason} while {doing} {path}"
-    return f"cannot {'write' if doing == 'writing' else doing} {path}: {reason}"
-
-
-@contextlib.contextmanager
-def os_errors(path, doing: str = "writing"):
-    """Turn an OSError raised in the block into RunDirError (one line)."""
-    try:
-        yield
-    except RunDirError:
-        raise
-    except OSError as error:
-        raise RunDirError(describe(error, path, doing)) from None
-
 
 def make_dir(path) -> Path:
-    """``mkdir -p`` with one-line errors (a file in the way, read-only, a name too long, ...)."""
+    """``mkdir -p`` with one-line errors (a file in the way, read-only, a name too long, ...); the directories it
+    creates inside an owned directory are recorded in its manifest."""
     path = Path(path)
     with os_errors(path, "create"):
         if path.exists() and not path.is_dir():
             raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(path))
+        missing = [p for p in (path, *path.parents) if not p.exists()]
         path.mkdir(parents=True, exist_ok=True)
+    for created in reversed(missing):
+        _record(created, directory=True)
     return path
 
 
 def subdir(parent, name: str) -> Path:
-    """A directory inside ``parent`` (e.g. figures/); a link or file planted there is removed, not followed."""
+    """A directory inside ``parent`` (e.g. figures/); a link planted there is removed, not followed. In an owned
+    directory, a file there that the owner did not write is never removed: RunDirError says so."""
     path = Path(parent) / name
     with os_errors(path, "create"):
         if path.is_symlink() or (path.exists() and not path.is_dir()):
+            found = _owner(path)
+            if not path.is_symlink() and found is not None and found[1] not in found[0].files:
+                raise RunDirError(f"cannot create the directory {path}: a file this run did not write is in the way")
             path.unlink()
+        created = not path.exists()
         path.mkdir(exist_ok=True)
+    if created:
+        _record(path, directory=True)
     return path
 
 
@@ -112,7 +105,7 @@ def locked(directory, what: str = "run directory"):
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             raise RunDirError(
                 f"{what} {directory} is being written by another process (pid {holder}); "
-                "wait for it to finish or choose another OUT"
+                f"wait for it to finish or choose another {spell('out')}"
             ) from None
         with contextlib.suppress(OSError):  # the pid is only for the message above
             os.ftruncate(fd, 0)
@@ -128,9 +121,11 @@ def atomic_file(path, mode: str = "w"):
     path = Path(path)
     fd = None
     temporary = None
+    found = _owner(path)
+    prefix = f".{found[0].token}.{path.name}." if found else f".{path.name}."  # the owner's: FORCE may remove it
     try:
         with os_errors(path):
-            fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            fd, temporary = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
             os.fchmod(fd, 0o644)
         kwargs = {} if "b" in mode else {"encoding": "utf-8", "newline": "" if path.suffix == ".csv" else None}
         with os_errors(path):  # around the close too: a buffer flushed on close can meet a full disk
@@ -140,6 +135,8 @@ def atomic_file(path, mode: str = "w"):
                 handle.flush()
             os.replace(temporary, path)  # rename replaces a link at ``path`` itself, never its target
         temporary = None
+        if found:
+            found[0].record(found[1])
     finally:
         if fd is not None:
             os.close(fd)
@@ -165,6 +162,7 @@ class AppendLog:
             flags = os.O_WRONLY | os.O_APPEND | _NOFOLLOW | _CLOEXEC | (0 if append else os.O_CREAT | os.O_EXCL)
             self._fd = os.open(self.path, flags, 0o644)
         self.size = os.fstat(self._fd).st_size
+        _record(self.path)
 
     def append(self, text: str) -> None:
         """Append ``text`` whole; on failure truncate back to the previous size and raise RunDirError."""
@@ -223,32 +221,189 @@ def restore(obj):
     return obj
 
 
-def read_json(path, kind: type = dict):
-    """The JSON object in ``path``, or None if it is missing, unreadable, invalid or not of type ``kind``."""
+def load_json(path, what: str = "file", kind: type = dict):
+    """The JSON value of type ``kind`` in ``path`` (non-finite markers restored); UsageError in one line naming the
+    file if it is missing, not a regular file, not UTF-8 JSON, nested absurdly deep, or of another type."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        raise UsageError(f"{what} {path} does not exist")
     try:
-        with open(path, encoding="utf-8") as handle:
-            value = restore(json.load(handle))
-    except (OSError, UnicodeDecodeError, ValueError):
+        content = read_bytes(path, what)
+    except RunDirError as error:
+        raise UsageError(str(error)) from None
+    try:
+        value = restore(json.loads(content.decode("utf-8")))
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        reason = "nested too deep" if isinstance(error, RecursionError) else f"{type(error).__name__}: {error}"
+        raise UsageError(f"{what} {path} is not valid JSON ({reason})") from None
+    if not isinstance(value, kind):
+        raise UsageError(f"{what} {path} holds a JSON {type(value).__name__}, not an {kind.__name__}")
+    return value
+
+
+def read_json(path, kind: type = dict):
+    """The JSON object in ``path``, or None if it is missing, unreadable, not a regular file, invalid or not of type
+    ``kind`` (see load_json for the strict reader)."""
+    try:
+        return load_json(path, kind=kind)
+    except (UsageError, RunDirError):
         return None
-    return value if isinstance(value, kind) else None
 
 
 def read_records(path) -> list[dict]:
-    """A run's metrics.jsonl as a list of dicts; a last line cut short by a crash is left out."""
+    """A run's metrics.jsonl as a list of dicts; a last line cut short by a crash is left out. RunDirError in one
+    line naming the file for anything else (not a regular file, too large, not UTF-8, a line that is not a JSON
+    object)."""
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() and path.name != "metrics.jsonl":  # a run directory (metrics.jsonl itself may be a directory)
         path = path / "metrics.jsonl"
+    try:
+        text = read_bytes(path, "metrics file").decode("utf-8")
+    except UsageError as error:
+        raise RunDirError(str(error)) from None
+    except UnicodeDecodeError:
+        raise RunDirError(f"{path} is not UTF-8 text") from None
+    lines = text.split("\n")
     records = []
-    with os_errors(path, "read"), open(path, encoding="utf-8") as handle:
-        lines = handle.read().split("\n")
     for number, line in enumerate(lines):
         if not line.strip():
             continue
         try:
             record = restore(json.loads(line))
-        except ValueError:
+        except (ValueError, RecursionError):
             if number == len(lines) - 1:  # no newline after it: an append that never finished
                 break
             raise RunDirError(f"{path} line {number + 1} is not valid JSON") from None
+        if not isinstance(record, dict):
+            raise RunDirError(f"{path} line {number + 1} is a JSON {type(record).__name__}, not a record (an object)")
         records.append(record)
     return records
+
+
+# ---- ownership: what this package wrote, and nothing else, may be removed ------------------------------------------
+class Owned:
+    """A directory this package claimed: its ``kind`` ("run", "sweep"), a random ``token`` that marks its temporary
+    files, and ``files``, every file and directory written into it (relative; a directory ends with /)."""
+
+    def __init__(self, path, kind: str, token: str | None = None, files=()):
+        self.path, self.kind = Path(path), kind
+        self.token = token or secrets.token_hex(8)
+        self.files = list(dict.fromkeys(files))
+
+    @classmethod
+    def read(cls, path) -> Owned | None:
+        """The manifest in ``path``, or None if there is none this package wrote (missing, unreadable, of another
+        shape, or naming a file outside the directory)."""
+        data = read_json(Path(path) / MANIFEST)
+        if data is None or data.get("format") != FORMAT:
+            return None
+        kind, token, listed = data.get("kind"), data.get("token"), data.get("files")
+        if not (isinstance(kind, str) and isinstance(token, str) and token.isalnum() and isinstance(listed, list)):
+            return None
+        if not all(isinstance(name, str) and _relative(name) for name in listed):
+            return None
+        return cls(path, kind, token, listed)
+
+    def save(self) -> None:
+        """Write the manifest whole (atomic, its temporary file marked with the token)."""
+        content = dumps({"format": FORMAT, "kind": self.kind, "token": self.token, "files": self.files}, indent=1)
+        _atomic_bytes(self.path / MANIFEST, content.encode(), f".{self.token}.{MANIFEST}.")
+
+    def record(self, relative: str) -> None:
+        """Add ``relative`` to the manifest (written again only when it is new)."""
+        if relative not in self.files and _relative(relative):
+            self.files.append(relative)
+            self.save()
+
+    def clear(self) -> None:
+        """Remove exactly what the manifest lists (files, the owner's temporary files, then the directories left
+        empty), never following a link; a file a user added, even inside a listed directory, stays."""
+        listed = [(name, _inside(self.path, name.rstrip("/"))) for name in self.files]
+        listed = [(name, target) for name, target in listed if target is not None]
+        directories = [target for name, target in listed if name.endswith("/") and not target.is_symlink()]
+        for name, target in listed:
+            if target.is_symlink() or (target.is_file() and not name.endswith("/")):
+                remove(target)  # a link planted at a listed name goes too (the link, never its target)
+        for directory in [self.path, *directories]:
+            with contextlib.suppress(OSError):
+                for entry in os.scandir(directory):
+                    if entry.name.startswith(f".{self.token}.") and entry.name.endswith(".tmp"):
+                        os.unlink(entry.path)
+        for directory in sorted(directories, key=lambda path: len(path.parts), reverse=True):
+            with contextlib.suppress(OSError):  # not empty (a user's file in it), or gone: it stays
+                os.rmdir(directory)
+        self.files = []
+        self.save()
+
+
+_OWNERS: dict[str, Owned] = {}  # real path -> the directory this process owns there (``owning``)
+
+
+@contextlib.contextmanager
+def owning(owned: Owned):
+    """Within the block, every write into ``owned.path`` (or below it) records itself in its manifest."""
+    key = os.path.realpath(owned.path)
+    previous = _OWNERS.get(key)
+    _OWNERS[key] = owned
+    try:
+        yield owned
+    finally:
+        if previous is None:
+            _OWNERS.pop(key, None)
+        else:
+            _OWNERS[key] = previous
+
+
+def record(path, directory: bool = False) -> None:
+    """Record a file (or a ``directory``) written into an owned directory by other code (a library writing its own
+    files)."""
+    _record(Path(path), directory)
+
+
+def _owner(path: Path):
+    """(the Owned directory nearest above ``path``, ``path`` relative to it), or None."""
+    if not _OWNERS:
+        return None
+    path = Path(os.path.realpath(path.parent)) / path.name
+    for ancestor in path.parents:
+        owned = _OWNERS.get(str(ancestor))
+        if owned is not None:
+            return owned, path.relative_to(ancestor).as_posix()
+    return None
+
+
+def _record(path: Path, directory: bool = False) -> None:
+    found = _owner(Path(path))
+    if found is not None:
+        found[0].record(found[1] + ("/" if directory else ""))
+
+
+def _relative(name: str) -> bool:
+    """Whether ``name`` stays inside the directory (no absolute path, no .., no empty part)."""
+    parts = name.rstrip("/").split("/")
+    return bool(name) and not name.startswith("/") and all(part not in ("", ".", "..") for part in parts)
+
+
+def _inside(root: Path, relative: str) -> Path | None:
+    """``root / relative`` if no directory on the way is a link (removing through one could reach anywhere)."""
+    target = root
+    for part in relative.split("/")[:-1]:
+        target = target / part
+        if target.is_symlink() or not target.is_dir():
+            return None
+    return target / relative.split("/")[-1]
+
+
+def _atomic_bytes(path: Path, content: bytes, prefix: str) -> None:
+    """atomic_write without the ownership bookkeeping (the manifest itself)."""
+    with os_errors(path):
+        fd, temporary = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
+        try:
+            os.fchmod(fd, 0o644)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(content)
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise

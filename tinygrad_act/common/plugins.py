@@ -7,10 +7,14 @@ or colons), and ``--plugin`` on the command line (``load``). A plug-in is an imp
 
 ``load`` also writes everything loaded into ``TINYGRAD_ACT_PLUGINS`` (paths made absolute), so the spawned
 interpreters of a parallel sweep, which inherit the environment, load the same plug-ins before their first run.
+
+``fingerprints`` names every plug-in file loaded with its sha256: a run records them in config.json, and a resumed
+run or a sweep's rerun compares them with the files as they are now (lab/run/provenance.py).
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -19,7 +23,8 @@ import re
 import sys
 from pathlib import Path
 
-from .errors import UsageError
+from .errors import RunDirError, UsageError
+from .reads import read_bytes
 
 ENV = "TINYGRAD_ACT_PLUGINS"
 GROUP = "tinygrad_act.plugins"
@@ -44,8 +49,9 @@ def load_one(spec: str):
     try:
         if key.endswith(".py"):
             path = Path(key)
-            if not path.is_file():
+            if not path.exists():
                 raise FileNotFoundError(f"no such file {str(path)!r}")
+            read_bytes(path, "plug-in")  # a regular file of a sane size: a FIFO is refused, not waited for
             name = f"tinygrad_act_plugin_{re.sub(r'[^0-9A-Za-z_]', '_', path.stem)}"
             module_spec = importlib.util.spec_from_file_location(name, path)
             module = importlib.util.module_from_spec(module_spec)
@@ -53,6 +59,8 @@ def load_one(spec: str):
             module_spec.loader.exec_module(module)
         else:
             module = importlib.import_module(key)
+    except (UsageError, RunDirError) as error:
+        raise UsageError(f"plug-in {spec!r} cannot be read: {error}") from None
     except Exception as error:  # the plug-in's own code: any failure is the user's to fix, in one line
         sys.modules.pop(f"tinygrad_act_plugin_{Path(key).stem}", None)
         raise UsageError(f"plug-in {spec!r} failed to load: {type(error).__name__}: {error}") from None
@@ -78,3 +86,21 @@ def load(specs=(), environ=os.environ) -> list[str]:
     if keys:
         environ[ENV] = ",".join(keys)
     return keys
+
+
+def file_sha256(path) -> str | None:
+    """The sha256 of the file at ``path`` (a regular file), or None if it cannot be read as one."""
+    try:
+        return hashlib.sha256(read_bytes(path, "plug-in")).hexdigest()
+    except (UsageError, RunDirError):
+        return None
+
+
+def fingerprints() -> list[dict]:
+    """Every plug-in loaded from a file (a .py path, or a module with one): ``{"path", "sha256"}``, in load order."""
+    found = []
+    for module in _loaded.values():
+        path = getattr(module, "__file__", None)
+        if path:
+            found.append({"path": str(Path(path).resolve()), "sha256": file_sha256(path)})
+    return found

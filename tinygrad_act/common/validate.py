@@ -3,15 +3,31 @@
 The command line, ``Config.validate``, the registries' spec parser, the datasets and the initializers all check
 their inputs here, so one kind of value gets one rule and one message, and the command line can tell bad input
 (UsageError: one line, exit code 2) from a bug (any other exception: a traceback).
+
+The one schema: a ``Setting`` declares one setting once (name, type, default, range or choices, help, its
+command-line option and make variable). Every entrance reads it: the command line's options are made from it and
+parse text with ``Setting.parse``; ``run()``'s signature and docstring (``signature``, ``docstring``); Python
+keywords, TOML, JSON read back and checkpoints pass ``Setting.check``, which takes exactly the declared type
+(``residual="false"`` is an error, not True). ``spell`` names a setting the way the current entrance writes it
+(``force=True``, ``--force``, ``FORCE=1``), so a message tells each user what to type.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import dataclasses
+import inspect
 import math
 import numbers
 import os
+import types
+import typing
+
+import numpy as np
 
 from .errors import UsageError
+from .registry import parse_spec
 
 MEMORY_ENV = "TINYGRAD_ACT_MEMORY_LIMIT"
 MEMORY_FRACTION = 0.5  # of physical memory: a sweep runs a few runs side by side, and the machine has other work
@@ -131,3 +147,165 @@ def memory(what: str, estimate: int, parts: dict) -> None:
             f"{what} needs about {human_bytes(estimate)} of memory ({detail}), more than the limit of "
             f"{human_bytes(limit)} ({source}); choose smaller sizes"
         )
+
+
+# ---- the schema: one declaration per setting, read by every entrance ------------------------------------------------
+_KINDS = {bool: "boolean", int: "integer", float: "number", str: "text", dict: "object", list: "list"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One setting: its type (bool, int, float or str), default, range or choices, help, option and make variable."""
+
+    name: str
+    kind: type
+    default: object
+    help: str = ""
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple = ()
+    spec: bool = False  # a name:param=value spec (lstm:forget_bias=1): choices hold the name, its owner the params
+    optional: bool = False  # None is a value of its own (automatic; in a file read back: not measured)
+    option: str = ""  # the command line's --option (default: --name-with-dashes)
+    make: str = ""  # the make variable (default: NAME)
+    finite: bool = True  # False: a measured number, which may be nan or inf
+    items: type | None = None  # a list's items are of this type
+
+    def __post_init__(self):
+        object.__setattr__(self, "option", self.option or "--" + self.name.replace("_", "-"))
+        object.__setattr__(self, "make", self.make or self.name.upper())
+
+    @property
+    def annotation(self):
+        """The type ``run()``'s signature shows (``bool | None`` for an optional switch)."""
+        return self.kind | None if self.optional else self.kind
+
+    def check(self, value, where: str = ""):
+        """``value`` as Python, JSON or TOML give it, of exactly the declared type (numpy scalars and ints for
+        floats are taken as the plain Python value); UsageError naming the setting (and ``where``) otherwise."""
+        try:
+            if value is None and self.optional:
+                return None
+            if self.kind is bool:
+                if not isinstance(value, (bool, np.bool_)):
+                    raise UsageError(f"{self.name} must be True or False, got {value!r}")
+                return bool(value)
+            if self.kind is int:
+                return integer(self.name, value, self.low, self.high)
+            if self.kind is float and not self.finite:
+                if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+                    raise UsageError(f"{self.name} must be a number, got {value!r}")
+                return float(value)
+            if self.kind is float:
+                return number(self.name, value, self.low, self.high, low_open=self.low_open, high_open=self.high_open)
+            if self.kind in (dict, list):
+                if not isinstance(value, self.kind):
+                    raise UsageError(f"{self.name} must be {'an object' if self.kind is dict else 'a list'}, got "
+                                     f"{value!r}")  # fmt: skip
+                if self.items is not None and not all(isinstance(item, self.items) for item in value):
+                    raise UsageError(f"{self.name} must be a list of {_KINDS[self.items]}s, got {value!r}")
+                return value
+            if not isinstance(value, str):
+                raise UsageError(f"{self.name} must be a text such as {self.default!r}, got {value!r}")
+            if self.choices:
+                choice(self.name, parse_spec(value)[0] if self.spec else value, self.choices)
+            return value
+        except UsageError as error:
+            raise UsageError(f"{where}: {error}" if where else str(error)) from None
+
+    def parse(self, text: str):
+        """``text`` as typed on a command line or in a make variable: 1/0, true/false, yes/no for a switch."""
+        if self.kind is bool:
+            return boolean(self.name, text)
+        if self.kind is int:
+            return integer(self.name, text, self.low, self.high, text=True)
+        if self.kind is float:
+            return number(self.name, text, self.low, self.high, low_open=self.low_open, high_open=self.high_open,
+                          text=True)  # fmt: skip
+        return self.check(text)
+
+    def describe(self) -> str:
+        """``depth : int, default 20`` and the help: one parameter of a docstring."""
+        kind = self.kind.__name__ + (" or None" if self.optional else "")
+        return f"{self.name} : {kind}, default {self.default!r}\n    {self.help}"
+
+
+def setting(default, help: str, **limits):
+    """A dataclass field declaring a setting: ``depth: int = setting(20, "hidden layers", low=1)``."""
+    return dataclasses.field(default=default, metadata={"setting": {"help": help, **limits}})
+
+
+def settings_of(cls) -> tuple[Setting, ...]:
+    """The Settings a dataclass declares with ``setting``, in field order; each field's type is its annotation."""
+    hints = typing.get_type_hints(cls)
+    found = []
+    for field in dataclasses.fields(cls):
+        kind, optional = hints[field.name], False
+        if typing.get_origin(kind) in (typing.Union, types.UnionType):
+            (kind,) = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+            optional = True
+        found.append(Setting(field.name, kind, field.default, optional=optional, **field.metadata["setting"]))
+    return tuple(found)
+
+
+def check_all(settings, values: dict, where: str = "") -> dict:
+    """Every value of ``values`` through its Setting (``Setting.check``); UsageError for a name that is none."""
+    by_name = {s.name: s for s in settings}
+    unknown = sorted(set(values) - set(by_name))
+    if unknown:
+        raise UsageError(f"{where + ': ' if where else ''}unknown setting {unknown[0]!r}; the settings: "
+                         f"{', '.join(by_name)}")  # fmt: skip
+    return {name: by_name[name].check(value, where) for name, value in values.items()}
+
+
+def signature(settings, returns=inspect.Signature.empty, annotations: dict | None = None) -> inspect.Signature:
+    """A keyword-only signature with one parameter per setting, its default and its type (``annotations`` override)."""
+    annotations = annotations or {}
+    parameters = [
+        inspect.Parameter(s.name, inspect.Parameter.KEYWORD_ONLY, default=s.default,
+                          annotation=annotations.get(s.name, s.annotation))
+        for s in settings
+    ]  # fmt: skip
+    return inspect.Signature(parameters, return_annotation=returns)
+
+
+def docstring(summary: str, settings, notes: str = "") -> str:
+    """``summary``, then a Parameters section listing every setting (``Setting.describe``), then ``notes``."""
+    parameters = "\n".join(s.describe() for s in settings)
+    return f"{summary}\n\nParameters\n----------\n{parameters}\n" + (f"\n{notes}\n" if notes else "")
+
+
+# Which entrance a message speaks to: "python" (run(), the default), "cli" (--force) or "make" (FORCE=1).
+_ENTRANCE = contextvars.ContextVar("entrance", default="python")
+_DECLARED: dict[str, Setting] = {}
+
+
+def declare(*settings: Setting) -> None:
+    """Make ``spell`` know these settings' options and make variables."""
+    _DECLARED.update((s.name, s) for s in settings)
+
+
+@contextlib.contextmanager
+def entrance(name: str):
+    """Within the block, ``spell`` writes settings as the entrance ``name`` does: python, cli or make."""
+    token = _ENTRANCE.set(choice("entrance", name, ("python", "cli", "make")))
+    try:
+        yield
+    finally:
+        _ENTRANCE.reset(token)
+
+
+def spell(name: str, value=None) -> str:
+    """A setting as the current entrance writes it: ``force=True`` / ``--force`` / ``FORCE=1`` (or without a value,
+    ``out`` / ``--out`` / ``OUT``)."""
+    setting, where = _DECLARED.get(name), _ENTRANCE.get()
+    if setting is None or where == "python":
+        return name if value is None else f"{name}={value!r}"
+    if where == "make":
+        shown = {True: "1", False: "0"}.get(value, value) if isinstance(value, bool) else value
+        return setting.make if value is None else f"{setting.make}={shown}"
+    if value is None or value is True:
+        return setting.option
+    return setting.option.replace("--", "--no-", 1) if value is False else f"{setting.option} {value}"

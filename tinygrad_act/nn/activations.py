@@ -60,11 +60,19 @@ _Z_GRID = np.linspace(-12.0, 12.0, 4801)
 _Z_WEIGHTS = np.exp(-0.5 * _Z_GRID**2) / math.sqrt(2 * math.pi) * (_Z_GRID[1] - _Z_GRID[0])
 
 
-def _conform(out, x: np.ndarray) -> np.ndarray:
-    """Give a user function's result the input's dtype and shape (dtype in = dtype out)."""
-    out = np.asarray(out)
+def _conform(name: str, what: str, out, x: np.ndarray) -> np.ndarray:
+    """A user function's result in the input's dtype (dtype in = dtype out); one line naming the activation if it
+    is not one real number per input (a result of another shape is never broadcast: that would train silently)."""
+    try:
+        out = np.asarray(out)
+    except Exception as error:  # a ragged list ...
+        reason = f"{type(error).__name__}: {error}"
+        raise UsageError(f"activation {name!r}: its {what} returned no array ({reason})") from None
+    if out.dtype.kind not in "biuf":
+        raise UsageError(f"activation {name!r}: its {what} returned {out.dtype} values; it must return real numbers")
     if out.shape != x.shape:
-        return np.broadcast_to(out, x.shape).astype(x.dtype)
+        raise UsageError(f"activation {name!r}: its {what} returned shape {out.shape} for input shape {x.shape}; it "
+                         "must return one value per input, of the input's shape")  # fmt: skip
     return out if out.dtype == x.dtype else out.astype(x.dtype)
 
 
@@ -122,14 +130,43 @@ class Activation:
         x = floating(x)
         if self._compose is not None:
             return self._through_tensor(x)[0]
-        return _conform(self._forward(x, **self.params), x)
+        out = self._forward(x, **self.params) if self.trusted else self._user_code("forward", self._forward, x)
+        return _conform(self.name, "forward", out, x)
 
     def derivative(self, x: np.ndarray) -> np.ndarray:
         """f'(x) elementwise (analytic, or by autograd for compositions), dtype preserved."""
         x = floating(x)
         if self._compose is not None:
             return self._through_tensor(x)[1]
-        return _conform(self._derivative(x, **self.params), x)
+        out = self._derivative(x, **self.params) if self.trusted else self._user_code("derivative", self._derivative, x)
+        return _conform(self.name, "derivative", out, x)
+
+    def _user_code(self, what: str, function, x):
+        """A plug-in's function on ``x``: its failure is one line naming the activation."""
+        try:
+            return function(x, **self.params)
+        except UsageError:
+            raise
+        except Exception as error:
+            raise UsageError(f"activation {self.name!r}: its {what} failed: {type(error).__name__}: {error}") from None
+
+    def _composed(self, x):
+        """The composition on an engine node ``x``: a node of the same kind and shape, else one line."""
+        y = self._user_code("compose", self._compose, x)
+        if not isinstance(y, type(x)) or getattr(y, "shape", None) != getattr(x, "shape", None):
+            got = f"shape {y.shape}" if isinstance(y, type(x)) else f"a {type(y).__name__}"
+            shape = getattr(x, "shape", ())
+            raise UsageError(f"activation {self.name!r}: compose returned {got} for a {type(x).__name__} of shape "
+                             f"{shape}; it must return engine operations on x, of x's shape")  # fmt: skip
+        return y
+
+    def check_results(self) -> None:
+        """Try the activation once on a small batch of each dtype before a run uses it: a result of another shape
+        or type, or a failure, is one line (UsageError) naming the activation, before anything is written."""
+        probe = np.linspace(-3.0, 3.0, 12).reshape(3, 4)
+        for dtype in (np.float64, np.float32):
+            self.forward(probe.astype(dtype))
+            self.derivative(probe.astype(dtype))
 
     def scalar_forward(self, x: float) -> float:
         """f(x) for a Python float (used by Value.apply)."""
@@ -146,9 +183,9 @@ class Activation:
     def _through_tensor(self, x):
         with enable_grad():  # the derivative is needed even under no_grad()
             t = Tensor(x, requires_grad=True)
-            y = self._compose(t, **self.params)
+            y = self._composed(t)
             y.backward(np.ones_like(y.data))
-        return _conform(y.data, x), _conform(t.grad, x)
+        return _conform(self.name, "compose", y.data, x), _conform(self.name, "compose", t.grad, x)
 
     # ---- the laboratory's view (computed once per name and parameters) -----------------------------------
     def _cached(self, key, compute):
@@ -212,7 +249,7 @@ class Activation:
     def __call__(self, x):
         if isinstance(x, Node):  # Value or Tensor: differentiable
             if self._compose is not None:
-                return self._compose(x, **self.params)
+                return self._composed(x)  # its result's type and shape checked (one line, never broadcast)
             return x.apply(self if self.engine is None else self.engine)
         return self.forward(x if isinstance(x, np.ndarray) else np.asarray(x))
 

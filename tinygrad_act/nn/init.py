@@ -32,11 +32,14 @@ initializer parameters).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 
 import numpy as np
 
 from ..common import validate
+from ..common.errors import UsageError
 from ..common.registry import Registry, keyword_defaults, parse_spec
 from . import activations
 
@@ -47,10 +50,11 @@ class Initializer:
     ``init.variance(fan_in, fan_out)`` is the variance of the entries it draws (the mean-field theory asks it).
     """
 
-    def __init__(self, name: str, params: dict, draw):
+    def __init__(self, name: str, params: dict, draw, trusted: bool = False):
         self.name = name
         self.params = params
         self._draw = draw
+        self.trusted = trusted  # a built-in: its matrix is right by construction, not checked on every call
 
     def __repr__(self):
         params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
@@ -59,11 +63,20 @@ class Initializer:
     def __reduce__(self):  # pickled by name and parameters, like activations
         return (_rebuild, (self.name, self.params))
 
+    @property
+    def spec(self) -> str:
+        """The spec string ``get`` turns back into this initializer: ``he_normal:mode=fan_out`` (defaults left out)."""
+        defaults = _REGISTRY.entry(self.name).defaults
+        changed = [f"{k}={v}" for k, v in self.params.items() if defaults.get(k, v) != v or k not in defaults]
+        return f"{self.name}:{','.join(changed)}" if changed else self.name
+
     def __call__(self, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"initializers need rng=numpy.random.Generator (np.random.default_rng(seed)), got {rng!r}")
         fan_in, fan_out = validate.integer("fan_in", fan_in, 1), validate.integer("fan_out", fan_out, 1)
-        return self._draw(fan_in, fan_out, rng)
+        if self.trusted:
+            return self._draw(fan_in, fan_out, rng)
+        return _checked(self.name, _user_code(self.name, self._draw, fan_in, fan_out, rng), (fan_in, fan_out))
 
     def variance(self, fan_in: int, fan_out: int) -> float:
         """Var(W) of the entries this initializer draws for a (fan_in, fan_out) matrix (its second moment).
@@ -81,20 +94,77 @@ def _rebuild(name, params):
     return get(name, **params)
 
 
+def _user_code(name: str, function, *args, **kwargs):
+    """``function(*args, **kwargs)`` of a registered plug-in: its failure is one line naming the initializer."""
+    try:
+        return function(*args, **kwargs)
+    except UsageError:
+        raise
+    except Exception as error:
+        raise UsageError(f"initializer {name!r} failed: {type(error).__name__}: {error}") from None
+
+
+def _checked(name: str, weights, shape: tuple) -> np.ndarray:
+    """A plug-in's matrix as a float array of ``shape`` (fan_in, fan_out) with finite entries, or one line."""
+    try:
+        array = np.asarray(weights)
+    except Exception as error:  # a ragged list ...
+        raise UsageError(f"initializer {name!r} returned no matrix ({type(error).__name__}: {error})") from None
+    if array.dtype.kind not in "biuf":
+        raise UsageError(f"initializer {name!r} returned {array.dtype} values for a {shape[0]} x {shape[1]} matrix; "
+                         "it must return real numbers")  # fmt: skip
+    if array.shape != shape:
+        raise UsageError(f"initializer {name!r} returned shape {array.shape} for fan_in {shape[0]}, fan_out "
+                         f"{shape[1]}; it must return (fan_in, fan_out) = {shape}")  # fmt: skip
+    if not np.all(np.isfinite(array)):
+        raise UsageError(f"initializer {name!r} returned a matrix with non-finite entries")
+    return array.astype(np.float64, copy=False)
+
+
 _REGISTRY = Registry("initializer")
 
 
 def register(name: str, factory, *, aliases: tuple = (), description: str = "", replace: bool = False) -> str:
-    """Add an initializer: ``factory(**params)`` returns ``draw(fan_in, fan_out, rng) -> np.ndarray``.
+    """Add an initializer, in either of two ways (as activations register):
 
-    The factory's keyword parameters (with defaults) are the initializer's parameters; it should raise
-    UsageError (see common/validate.py) for values that make no sense. A ``draw.variance(fan_in, fan_out)``
-    attribute (see ``_drawing``) tells ``Initializer.variance``, hence the theory, what Var(W) it draws.
+    - a draw function ``draw(fan_in, fan_out, rng, **params) -> W`` of shape (fan_in, fan_out), its keyword
+      parameters (with defaults) settable as ``name:param=value``;
+    - a factory ``factory(**params)`` returning ``draw(fan_in, fan_out, rng)``; it may raise UsageError (see
+      common/validate.py) for parameters that make no sense, and a ``draw.variance(fan_in, fan_out)`` attribute
+      (see ``_drawing``) tells ``Initializer.variance``, hence the theory, what Var(W) it draws.
+
+    What a plug-in's draw returns is checked on every call: a matrix of real, finite numbers of shape
+    (fan_in, fan_out), else one line naming the initializer.
     """
     doc = description or (factory.__doc__ or "").strip().split("\n")[0]
-    _REGISTRY.register(name, factory, defaults=keyword_defaults(factory, skip=0), aliases=aliases,
-                       description=doc, replace=replace)  # fmt: skip
+    if _draws(factory):
+        defaults = keyword_defaults(factory, skip=3)
+        factory = _draw_factory(factory)
+    else:
+        defaults = keyword_defaults(factory, skip=0)
+    _REGISTRY.register(name, factory, defaults=defaults, aliases=aliases, description=doc,
+                       replace=replace)  # fmt: skip
     return name
+
+
+def _draws(function) -> bool:
+    """Whether ``function`` is a draw function (fan_in, fan_out, rng, ...) rather than a factory of one."""
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):  # a builtin without a signature
+        return False
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    required = [p for p in parameters if p.kind in positional and p.default is inspect.Parameter.empty]
+    return len(required) >= 3
+
+
+def _draw_factory(draw):
+    """The factory of a draw function: parameters -> ``draw`` with them bound."""
+
+    def factory(**params):
+        return functools.partial(draw, **params) if params else draw
+
+    return factory
 
 
 def names() -> list[str]:
@@ -122,7 +192,9 @@ def get(name, **params) -> Initializer:
             raise ValueError("initializer 'auto' needs an activation, e.g. init.get('auto', activation='relu')")
         chosen = recommended(bound["activation"])
         return get(chosen, **({"activation": bound["activation"]} if chosen == "he_normal" else {}))
-    return Initializer(entry.name, bound, entry.obj(**bound))
+    if _BUILTINS.get(entry.name) is entry.obj:
+        return Initializer(entry.name, bound, entry.obj(**bound), trusted=True)
+    return Initializer(entry.name, bound, _user_code(entry.name, entry.obj, **bound))
 
 
 def for_activation(spec, activation) -> Initializer:
@@ -285,3 +357,4 @@ register("identity", _identity)
 # get() resolves "auto" to the recommended initializer before any factory is called: it only needs its parameter.
 _AUTO = "The initializer recommended for the activation: He (ReLU family), LeCun (SELU), else Xavier."
 _REGISTRY.register("auto", None, defaults={"activation": None}, description=_AUTO)
+_BUILTINS = {name: _REGISTRY.entry(name).obj for name in names()}

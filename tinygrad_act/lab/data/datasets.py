@@ -17,17 +17,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from ...common import validate
+from ...common import files, validate
 from ...common.errors import RunDirError, UsageError
 from ...common.files import atomic_file, make_dir
 from ...common.registry import Registry, keyword_defaults
 from . import builtin, sequences, userdata
-from .base import TASKS, Dataset, Shape, standardize
+from .base import TASKS, Dataset, Shape, fingerprint, standardize
 from .mnist1d_official import mnist1d_official, mnist1d_official_shape
 
 DATA_VERSION = 1
@@ -98,15 +97,17 @@ def cache_path(spec: str = "mnist1d", seed: int = 0, **params) -> Path:
 
 
 def _read_cache(path: Path, key: str):
-    """The cached arrays, or None when the file is missing, unreadable or holds another key."""
-    try:
-        # Our own handle: np.load leaks the one it opens when the zip archive inside is corrupt.
-        with open(path, "rb") as file, np.load(file, allow_pickle=False) as archive:
-            if str(archive["key"]) != key:
-                return None
-            return tuple(archive[split] for split in _SPLITS)
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+    """The cached arrays, or None when the file is missing, unreadable (not a regular file, corrupt, too large ...)
+    or holds another key."""
+    if not path.exists():
         return None
+    try:
+        archive = files.read_npz(path, "data cache")
+    except (UsageError, RunDirError):
+        return None
+    if any(name not in archive for name in ("key", *_SPLITS)) or archive["key"].dtype.kind != "U":
+        return None
+    return tuple(archive[split] for split in _SPLITS) if str(archive["key"]) == key else None
 
 
 def _write_cache(path: Path, key: str, arrays) -> None:
@@ -116,14 +117,49 @@ def _write_cache(path: Path, key: str, arrays) -> None:
         np.savez(file, key=np.array(key), **dict(zip(_SPLITS, arrays)))
 
 
-def _generate(entry, params: dict, seed: int, task: str):
+def _generate(entry, params: dict, seed: int, shape: Shape | None):
     generator, _, standardized = entry.obj
-    x_train, y_train, x_test, y_test = generator(np.random.default_rng(seed), **params)
-    x_train, x_test = np.asarray(x_train, np.float64), np.asarray(x_test, np.float64)
+    try:
+        result = generator(np.random.default_rng(seed), **params)
+    except UsageError:
+        raise
+    except Exception as error:  # a plug-in's generator: its failure is the user's to fix, in one line
+        raise UsageError(f"dataset {entry.name!r}: its generator failed: {type(error).__name__}: {error}") from None
+    x_train, y_train, x_test, y_test = _generated(entry.name, result, shape or Shape(0, 0, 0, 0, 0))
     if standardized:
         x_train, x_test = standardize(x_train, x_test)
+    return x_train, y_train, x_test, y_test
+
+
+def _generated(name: str, result, shape: Shape) -> tuple:
+    """A generator's (x_train, y_train, x_test, y_test) as float64 inputs and targets as its Shape declares (int64
+    labels; float64 values for a regression), or one line naming the dataset: four arrays, inputs (n, features)
+    (a sequence task's (n, T, features)) of finite numbers, and per row one integer label >= 0 (a regression's: a
+    finite value; a per-step task's: ``targets`` labels)."""
+    where, sequence, task = f"dataset {name!r}: its generator", shape.seq_len > 0, shape.task
+    if not isinstance(result, (tuple, list)) or len(result) != 4:
+        raise UsageError(f"{where} must return (x_train, y_train, x_test, y_test), got {type(result).__name__}")
+    try:
+        x_train, y_train, x_test, y_test = (np.asarray(a) for a in result)
+    except (ValueError, TypeError) as error:
+        raise UsageError(f"{where} returned something that is not an array ({error})") from None
+    layout = "(examples, steps, features)" if sequence else "(examples, features)"
+    for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        if x.dtype.kind not in "biuf" or x.ndim != 2 + sequence or not np.all(np.isfinite(x)):
+            raise UsageError(f"{where}'s x_{split} must be finite numbers of shape {layout}, got {x.dtype} of shape "
+                             f"{x.shape}")  # fmt: skip
+        rows = (len(x), shape.targets) if task == "per_step" else (len(x),)
+        if y.shape != rows or y.dtype.kind not in "biuf" or not np.all(np.isfinite(y)):
+            raise UsageError(f"{where}'s y_{split} must be one {'value' if task == 'regression' else 'label'} per "
+                             f"row of x_{split}, got {y.dtype} of shape {y.shape}")  # fmt: skip
+        if task != "regression" and not np.all((y == np.round(y)) & (y >= 0)):
+            raise UsageError(f"{where}'s y_{split} holds {y[(y != np.round(y)) | (y < 0)][0]!r}; labels are "
+                             "integers 0..classes-1")  # fmt: skip
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise UsageError(f"{where}'s x_train has rows of shape {x_train.shape[1:]} but x_test {x_test.shape[1:]}")
     targets = np.float64 if task == "regression" else np.int64
-    return x_train, np.asarray(y_train, targets), x_test, np.asarray(y_test, targets)
+    return (x_train.astype(np.float64, copy=False), y_train.astype(targets), x_test.astype(np.float64, copy=False),
+            y_test.astype(targets))  # fmt: skip
 
 
 def load(spec: str = "mnist1d", seed: int = 0, dtype=np.float64, *, cache: bool = True, **params) -> Dataset:
@@ -139,14 +175,14 @@ def load(spec: str = "mnist1d", seed: int = 0, dtype=np.float64, *, cache: bool 
         return userdata.load(spec, seed, dtype)
     shape = check(spec, **params)
     task = shape.task if shape is not None else "classification"
-    assert task in TASKS, f"dataset {spec!r} declares an unknown task {task!r}"
+    validate.choice(f"task of dataset {spec!r} (its shape's)", task, TASKS)  # a plug-in's Shape, checked
     entry, bound = _REGISTRY.resolve(spec, **params)
     arrays = None
     if cache:
         path, key = cache_path(entry.name, seed, **bound), _cache_key(entry.name, bound, seed)
         arrays = _read_cache(path, key)
     if arrays is None:
-        arrays = _generate(entry, bound, seed, task)
+        arrays = _generate(entry, bound, seed, shape)
         if cache:
             try:
                 _write_cache(path, key, arrays)
@@ -157,9 +193,13 @@ def load(spec: str = "mnist1d", seed: int = 0, dtype=np.float64, *, cache: bool 
         num_classes = 0
     else:
         num_classes = int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1
-        num_classes = shape.classes if shape is not None else int(bound.get("classes", num_classes))
+        declared = shape.classes if shape is not None else bound.get("classes")
+        if isinstance(declared, int) and num_classes > declared:
+            raise UsageError(f"dataset {entry.name!r}: its labels go up to {num_classes - 1}, beyond classes="
+                             f"{declared}")  # fmt: skip
+        num_classes = int(num_classes if declared is None else declared)
     return Dataset(entry.name, dict(bound), seed, x_train.astype(dtype), y_train, x_test.astype(dtype), y_test,
-                   num_classes, task)  # fmt: skip
+                   num_classes, fingerprint(arrays), task)  # fmt: skip
 
 
 register("mnist1d", builtin.mnist1d, shape=builtin.mnist1d_shape)

@@ -17,52 +17,65 @@ function (an activation composed of engine operations, ``lambda x: x * x.sigmoid
 
 from __future__ import annotations
 
-import dataclasses
+import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from ...common import files
+from ...common import validate
 from ...common.errors import UsageError
 from ...engine.graph import no_grad
 from ...engine.tensor import Tensor
 from ...nn import activations
 from ...nn import init as initializers
 from ..data import userdata
-from ..measure.records import layer_name
+from ..measure.records import layer_name, read_metrics, read_summary
+from ..settings import read_config
 from ..show import html, run_figures
 from . import checkpoint, experiment
-from .config import Config
+from .config import RUN_OPTIONS, SETTINGS, Config
 
-_RUN_OPTIONS = {"force": False, "progress": True}
 _EVALUATION_BATCH = 1000  # rows per forward pass in predict and evaluate
 
 
 def options() -> list[str]:
-    """Every keyword ``run`` takes."""
-    return [f.name for f in dataclasses.fields(Config)] + list(_RUN_OPTIONS)
+    """Every keyword ``run`` takes: the settings (lab/settings.py's schema), then ``force`` and ``progress``."""
+    return [s.name for s in (*SETTINGS, *RUN_OPTIONS)]
 
 
 def run(**settings) -> Run:
-    """Train one MLP as ``python -m tinygrad_act experiment`` would, with its options as keywords; the Run.
-
-    ``data`` is a dataset spec (``"spirals:n=500"``), a ``.npz``/``.csv`` path, or arrays ``(x, y)`` /
-    ``(x, y, x_test, y_test)``, checked like a file and recorded in config.json by shapes and sha256.
-    """
     unknown = sorted(set(settings) - set(options()))
     if unknown:
         raise UsageError(f"run() has no option {unknown[0]!r}; its options: {', '.join(options())}")
-    extra = {key: settings.pop(key, default) for key, default in _RUN_OPTIONS.items()}
-    data = settings.get("data")
-    if data is not None and not isinstance(data, str):
-        settings["data"] = str(data) if isinstance(data, Path) else userdata.register_arrays(data)
-    for key in ("act", "init", "output_init"):
-        if key in settings:
-            settings[key] = spec_of(key, settings[key])
+    extra = {o.name: o.check(settings.pop(o.name, o.default)) for o in RUN_OPTIONS}
+    settings = {name: _given(name, value) for name, value in settings.items()}
     config = Config(**settings)
     summary = experiment.run(config, force=extra["force"], progress=extra["progress"], command=_command(settings))
     return Run(summary["path"])
+
+
+def _command(settings: dict) -> str:
+    """config.json's ``command``: the call as a script would write it."""
+    return "tinygrad_act.run(" + ", ".join(f"{key}={value!r}" for key, value in settings.items()) + ")"
+
+
+def _given(name: str, value):
+    """A keyword as the schema takes it: arrays registered by their sha256, a path as text, an activation or
+    initializer object or function as its spec (``spec_of``); a function where none can be registered refused."""
+    if name == "data" and value is not None and not isinstance(value, str):
+        if callable(value):
+            raise UsageError("data takes a dataset's name or spec, a .npz/.csv path, or arrays (x, y); a generator "
+                             "function must be registered first: datasets.register(name, generator)")  # fmt: skip
+        return str(value) if isinstance(value, os.PathLike) else userdata.register_arrays(value)
+    if name == "out" and isinstance(value, os.PathLike):
+        return str(value)
+    if name in ("act", "init", "output_init"):
+        return spec_of(name, value)
+    if callable(value) and not isinstance(value, str):
+        raise UsageError(f"{name} takes a name or spec such as {getattr(Config, name)!r}, not a function ({value!r})")
+    return value
 
 
 def spec_of(key: str, value):
@@ -107,22 +120,18 @@ def _function_name(function) -> str:
     return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) and name != "<lambda>" else f"user_{id(function):x}"
 
 
-def _command(settings: dict) -> str:
-    """config.json's ``command``: the call as a script would write it."""
-    return "tinygrad_act.run(" + ", ".join(f"{key}={value!r}" for key, value in settings.items()) + ")"
-
-
 class Run:
     """A run directory read back: ``dir``, ``config``, ``summary``, ``records``, ``figures`` (name -> PNG path),
     ``table()``, ``draw()``, and the trained ``model`` with ``predict(x)`` and ``evaluate(x, y)``."""
 
     def __init__(self, path):
         self.dir = Path(path)
-        self.config = files.read_json(self.dir / "config.json")
-        if not self.dir.is_dir() or self.config is None:
-            raise UsageError(f"{str(self.dir)!r} is not a run directory (no readable config.json in it)")
-        self.summary = files.read_json(self.dir / "summary.json") or {}
-        self.records = files.read_records(self.dir / "metrics.jsonl")
+        if not self.dir.is_dir() or not os.path.lexists(self.dir / "config.json"):
+            raise UsageError(f"{str(self.dir)!r} is not a run directory (no config.json in it)")
+        # each file through its schema (lab/settings.py, measure/records.py): a malformed field is one line
+        self.config = read_config(self.dir)
+        self.summary = read_summary(self.dir) if os.path.lexists(self.dir / "summary.json") else {}
+        self.records = read_metrics(self.dir / "metrics.jsonl")
         self._model = None
 
     @classmethod
@@ -177,11 +186,12 @@ class Run:
         """The trained MLP: the run's architecture with the weights of its checkpoint.npz (the end of training
         for a completed run), in eval mode. Its inputs are standardized (see ``predict``)."""
         if self._model is None:
-            config = checkpoint.run_config(self.dir)
-            dataset = self.config.get("dataset") or {}
-            outputs = dataset.get("outputs", dataset["classes"])  # a recurrent run's: 1 for a regression
-            model = experiment.make_model(config, dataset["features"], outputs, dataset.get("readout_steps", 1))
-            model.load_state_dict(checkpoint.load(self.dir, config).parts["model"])
+            config, data = Config.read(self.dir), self._data()
+            outputs = data["outputs"] or data["classes"]  # a recurrent run's: 1 for a regression
+            model = experiment.make_model(config, data["features"], outputs, readout_steps=data["readout_steps"])
+            # the checkpoint read as a resume reads it: typed entries, these settings, the data config.json records
+            state = checkpoint.load(self.dir, config, data["sha256"])
+            checkpoint.restore(state, model)
             model.eval()
             self._model = model
         return self._model
@@ -193,36 +203,35 @@ class Run:
         train split's statistics, as in training), or a built-in dataset's inputs as ``lab.data.load`` returns them.
         """
         logits = self._logits(self._inputs(x))
-        task, dataset = self._task(), self.config.get("dataset") or {}
-        if task == "regression":  # a recurrent run on the adding problem: the predicted values
+        data = self._data()
+        if data["task"] == "regression":  # a recurrent run on the adding problem: the predicted values
             return logits[:, 0]
-        labels = self._dataset_params().get("labels")
+        labels = data["labels"]
         index = np.argmax(logits, axis=1)
-        if task == "per_step":  # one label per read-out step
-            return index.reshape(-1, dataset.get("readout_steps", 1))
+        if data["task"] == "per_step":  # one label per read-out step
+            return index.reshape(-1, data["readout_steps"])
         return np.asarray(labels)[index] if labels is not None else index
 
     def evaluate(self, x, y) -> dict[str, float]:
         """``{"loss": mean cross-entropy, "accuracy": fraction correct}`` of the trained model on ``(x, y)``,
         ``x`` as for ``predict`` and ``y`` in the labels of the run's data."""
-        x, task = self._inputs(x), self._task()
+        x, task = self._inputs(x), self._data()["task"]
         targets = self._classes(y, len(x)) if task == "classification" else np.asarray(y)
         loss, accuracy = experiment.evaluate(self.model, x, targets, _EVALUATION_BATCH, task)
         self.model.eval()  # evaluate puts a model back in training mode
         return {"loss": loss, "accuracy": accuracy}
 
-    def _task(self) -> str:
-        """What the run's targets are (lab/data/tasks.py): classification unless its data was a sequence task."""
-        return (self.config.get("dataset") or {}).get("task", "classification")
-
-    def _dataset_params(self) -> dict:
-        return (self.config.get("dataset") or {}).get("params") or {}
+    def _data(self) -> dict:
+        """What config.json recorded of the data, checked (userdata.recorded): features, classes, labels,
+        standardization, and a sequence task's T, task, labelled steps and outputs."""
+        return userdata.recorded(self.config.get("dataset"), str(self.dir / "config.json"))
 
     def _inputs(self, x) -> np.ndarray:
         """``x`` as the model takes it: 2-D, the run's features, standardized if the run's data was, its dtype."""
         x = np.asarray(x, dtype=np.float64)
-        features = (self.config.get("dataset") or {}).get("features")
-        if (self.config.get("dataset") or {}).get("seq_len"):  # a recurrent run: sequences (n, T, features)
+        data = self._data()
+        features = data["features"]
+        if data["seq_len"]:  # a recurrent run: sequences (n, T, features)
             x = x[None] if x.ndim == 2 and x.shape[1] == features else x
             if x.ndim != 3 or x.shape[2] != features:
                 raise UsageError(f"x has shape {x.shape}; this run's model takes sequences of (steps, {features})")
@@ -231,7 +240,7 @@ class Run:
             x = x[None, :]
         if x.ndim != 2 or x.shape[1] != features:
             raise UsageError(f"x has shape {x.shape}; this run's model takes rows of {features} features")
-        scale = self._dataset_params().get("standardization")
+        scale = data["standardization"]
         if scale:
             x = (x - np.asarray(scale["mean"])) / np.asarray(scale["std"])
         return x.astype(self.config.get("dtype", "float64"))
@@ -241,8 +250,8 @@ class Run:
         y = np.asarray(y).reshape(-1)
         if len(y) != rows:
             raise UsageError(f"y has {len(y)} labels for {rows} rows of x")
-        labels = self._dataset_params().get("labels")
-        known = np.asarray(labels) if labels is not None else np.arange(self.config["dataset"]["classes"])
+        data = self._data()
+        known = np.asarray(data["labels"]) if data["labels"] is not None else np.arange(data["classes"])
         position = np.searchsorted(known, y)
         found = (position < len(known)) & (known[np.minimum(position, len(known) - 1)] == y)
         if not found.all():
@@ -253,4 +262,22 @@ class Run:
         self.model.eval()
         with no_grad():
             parts = [self.model(Tensor(x[i : i + _EVALUATION_BATCH])).data for i in range(0, len(x), _EVALUATION_BATCH)]
-        return np.concatenate(parts) if parts else np.zeros((0, self.config["dataset"]["classes"]))
+        return np.concatenate(parts) if parts else np.zeros((0, self._data()["classes"]))
+
+
+_INIT = str | initializers.Initializer | Callable  # a spec, an Initializer, or draw(fan_in, fan_out, rng) -> W
+run.__signature__ = validate.signature(
+    (*SETTINGS, *RUN_OPTIONS), returns=Run,
+    annotations={"data": str | os.PathLike | tuple[np.ndarray, ...], "out": str | os.PathLike,
+                 "act": str | activations.Activation | Callable, "init": _INIT, "output_init": _INIT},
+)  # fmt: skip
+run.__doc__ = validate.docstring(
+    "Train one MLP as ``python -m tinygrad_act experiment`` would, with its options as keywords; the Run.",
+    (*SETTINGS, *RUN_OPTIONS),
+    '``data`` is a dataset spec (``"spirals:n=500"``), a ``.npz``/``.csv`` path, or arrays ``(x, y)`` /\n'
+    "``(x, y, x_test, y_test)``, checked like a file and recorded in config.json by shapes and sha256.\n"
+    "``act``, ``init`` and ``output_init`` also take an Activation or Initializer object (its spec is recorded) or a\n"
+    "plain function (an activation composed of engine operations, ``lambda x: x * x.sigmoid()``; an initializer\n"
+    "``draw(fan_in, fan_out, rng) -> W``), registered for this process under the function's name; its results are\n"
+    "checked before the run directory exists.",
+)

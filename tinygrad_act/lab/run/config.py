@@ -1,12 +1,18 @@
 """What determines a run: ``Config`` (its settings, their validation, the memory they need, the run's name).
 
-``Config.validate`` checks every setting and resolves every name (activation, initializer, optimizer,
-dataset) without allocating anything, so a sweep can check all its runs before the first one starts.
+Each setting is declared once, in lab/settings.py, with its type, default, range or choices and help;
+``SETTINGS`` is that schema, and every entrance reads it: the command line's options, the make variables,
+``tinygrad_act.run``'s signature, sweep TOML, config.json and checkpoints read back (``Config.read``).
+
+``Config.resolve`` checks every setting and resolves every name (activation, initializer, output initializer,
+optimizer, dataset shape) once, without allocating anything, into a ``Resolved`` that ``build`` and the theory use,
+so a sweep can check all its runs before the first one starts.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 
@@ -21,69 +27,31 @@ from ...nn import init as initializers
 from ...nn.modules import output_initializer
 from .. import data
 from ..data import userdata
+from ..settings import RUN_OPTIONS, SETTINGS, Settings, read_config
 from . import recurrent, tensorboard
 
-MODELS = ("mlp", "rnn")
+__all__ = ["Config", "Resolved", "RUN_OPTIONS", "SETTINGS"]
 
 
 @dataclasses.dataclass
-class Config:
-    """Everything that determines a run. Defaults make ``DEPTH=20 ACT=sigmoid`` a clear demonstration."""
+class Config(Settings):
+    """Everything that determines a run (its settings: lab/settings.py), and what a run does with them."""
 
-    depth: int = 20
-    width: int = 64
-    act: str = "sigmoid"
-    init: str = "auto"
-    output_init: str = "xavier_normal"  # the output layer's; "same" = init; xavier_normal kept the numbers
-    sigma_b2: float = 0.0  # variance of the initial biases, N(0, sigma_b2) (mean-field theory's sigma_b^2)
-    optimizer: str = "sgd"
-    lr: float = 0.02
-    momentum: float = 0.9
-    batch_size: int = 64
-    steps: int = 1000
-    data: str = "mnist1d"
-    seed: int = 0
-    dtype: str = "float64"
-    residual: bool = False
-    norm: str = "none"
-    clip: float = 0.0
-    log_every: int = 10
-    eval_every: int = 100
-    hist_every: int = 10  # TensorBoard histograms at measured steps, at most one every hist_every steps
-    figures: bool = True
-    tensorboard: bool = False  # also write TensorBoard event files (optional extra: tensorboardX)
-    capture: bool = True  # replay a captured step on unmeasured steps (nn/step.py): faster, the same numbers
-    jacobian: bool | None = None  # singular values of dz_L/dz_1 at step 0; None = auto (lab/jacobian.py)
-    model: str = "mlp"  # or "rnn": a recurrent layer of ``cell`` reading a sequence task (run/recurrent.py)
-    cell: str = "tanh"  # a recurrent run's cell: tanh, relu (Elman RNNs), lstm (lstm:forget_bias=1), gru
-    seq_len: int | None = None  # T of a sequence dataset (None: the dataset's own)
-    out: str = ""
+    def check(self, where: str = "") -> Config:
+        """Every setting through its declaration (exact types, finite numbers in range); values made plain Python
+        (numpy scalars, an int for a float); UsageError naming the setting (and ``where``) otherwise."""
+        for name, value in validate.check_all(SETTINGS, dataclasses.asdict(self), where).items():
+            setattr(self, name, value)
+        return self
 
-    def validate(self) -> Config:
-        """Resolve names and check values without allocating anything; UsageError names the bad value.
+    def resolve(self, data_spec: str | None = None) -> Resolved:
+        """Check every setting and resolve every name once, without allocating anything; the Resolved.
 
-        Checks every dataset parameter (without generating the data), the batch size against the training
-        split, and the memory the run would need (``memory_estimate``) against ``validate.memory_limit()``.
+        Checks every dataset parameter (without generating the data; ``data_spec`` reads another spec than
+        ``data``, such as the absolute path a resumed run recorded), the batch size against the training split, and
+        the memory the run would need (``memory_estimate``) against ``validate.memory_limit()``.
         """
-        for name in ("depth", "width", "batch_size", "steps", "log_every", "eval_every", "hist_every"):
-            validate.integer(name, getattr(self, name), 1)
-        validate.integer("seed", self.seed, 0)
-        validate.number("lr", self.lr, 0, low_open=True)
-        validate.number("momentum", self.momentum, 0, 1, high_open=True)
-        validate.number("clip", self.clip, 0)
-        validate.number("sigma_b2", self.sigma_b2, 0, 1e6)
-        validate.choice("dtype", self.dtype, ("float32", "float64"))
-        validate.choice("norm", self.norm, ("none", "batch", "layer"))
-        validate.boolean("residual", self.residual)
-        validate.boolean("figures", self.figures)
-        validate.boolean("tensorboard", self.tensorboard)
-        validate.boolean("capture", self.capture)
-        if self.jacobian is not None:
-            validate.boolean("jacobian", self.jacobian)
-        validate.choice("model", self.model, MODELS)
-        recurrent.cell_spec(self.cell)
-        if self.seq_len is not None:
-            validate.integer("seq_len", self.seq_len, 1)
+        self.check()
         if self.tensorboard:
             tensorboard.require()  # before anything is written: one line saying how to install it
         activation = _resolved("activation", self.act, lambda: activations.get(self.act))
@@ -95,14 +63,16 @@ class Config:
         if not (math.isfinite(gain) and gain > 0):  # before the initializer, which would be blamed for it
             raise UsageError(f"activation {self.act!r} has no usable gain ({gain}): its output overflows or "
                              f"vanishes for unit-variance inputs; choose other parameters")  # fmt: skip
-        init = _resolved("initializer", self.init, lambda: initializers.for_activation(self.init, self.act))
+        with np.errstate(all="ignore"):  # its results' shapes and types are checked here, not their values
+            _resolved("activation", self.act, activation.check_results)
+        init = _resolved("initializer", self.init, lambda: initializers.for_activation(self.init, activation.spec))
         name = self.init if init.name == self.init else f"{self.init} ({init.name} for {self.act})"
-        _resolved("initializer", name, lambda: init(4, 4, np.random.default_rng(0)))
+        _resolved("initializer", name, lambda: init(5, 3, np.random.default_rng(0)))  # its matrix is checked there
         output = _resolved("output initializer", self.output_init, lambda: output_initializer(self.output_init, init))
-        _resolved("output initializer", self.output_init, lambda: output(4, 4, np.random.default_rng(0)))
-        probe = [Tensor(np.zeros(1), requires_grad=True)]
-        _resolved("optimizer", self.optimizer, lambda: optim.get(self.optimizer, probe, **self.optimizer_options()))
-        shape = _resolved("dataset", self.data, lambda: data.check(self.data, **recurrent.data_params(self)))
+        _resolved("output initializer", self.output_init, lambda: output(5, 3, np.random.default_rng(0)))
+        optimizer = _resolved("optimizer", self.optimizer, self._optimizer)
+        spec = self.data if data_spec is None else data_spec
+        shape = _resolved("dataset", spec, lambda: data.check(spec, **recurrent.data_params(self)))
         recurrent.check(self, Config(), shape)
         if shape is not None and self.batch_size > shape.n_train:
             raise UsageError(
@@ -111,7 +81,26 @@ class Config:
             )
         estimate, parts = self.memory_estimate(shape)
         validate.memory("this run", estimate, parts)
+        return Resolved(activation, init, output, optimizer, shape)
+
+    def validate(self) -> Config:
+        """``resolve``, keeping the Config: UsageError names the first bad value."""
+        self.resolve()
         return self
+
+    def _optimizer(self):
+        """The optimizer's class with its parameters bound, tried once on a probe parameter."""
+        entry, bound = optim._REGISTRY.resolve(self.optimizer, **self.optimizer_options())
+        make = functools.partial(entry.obj, **bound)
+        make([Tensor(np.zeros(1), requires_grad=True)])  # the class's own checks of its parameters
+        return make
+
+    @classmethod
+    def read(cls, path) -> Config:
+        """The Config a run directory was made with, from its config.json through the schema: UsageError in one
+        line naming the file and the setting if it is not readable or holds a value of another type."""
+        recorded = read_config(path)
+        return cls(**{k: v for k, v in recorded.items() if k in _NAMES and k != "out"}, out=str(path))
 
     def memory_estimate(self, shape=None) -> tuple[int, dict]:
         """Bytes the run needs at its peak, roughly, and the parts: parameters, activations, data.
@@ -174,6 +163,20 @@ class Config:
             parts = [spec(self.act), spec(self.init), f"d{self.depth}"]
         parts += [tag for key, tag in tags.items() if getattr(self, key) != getattr(default, key)]
         return "-".join([*parts, f"s{self.seed}"])
+
+
+_NAMES = {s.name for s in SETTINGS}
+
+
+@dataclasses.dataclass(frozen=True)
+class Resolved:
+    """What ``Config.resolve`` found the names to be: build() and the theory use these, never the names again."""
+
+    activation: activations.Activation
+    init: initializers.Initializer
+    output_init: initializers.Initializer
+    optimizer: functools.partial  # optimizer(parameters) -> Optimizer
+    shape: data.Shape | None  # the dataset's, if its generator declares one
 
 
 def _resolved(what: str, spec: str, resolve):

@@ -14,28 +14,28 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from ...common import __version__, files
+from ...common import files
 from ...common.errors import RunDirError, Terminated, UsageError, interrupts_deferred, sigterm_as_interrupt
 from ...engine.graph import no_grad
 from ...engine.tensor import Tensor
-from ...nn import optim
 from ...nn.modules import MLP
 from ...nn.step import Step
 from .. import data, stats
 from ..data import tasks
 from ..measure import jacobian, through_time
 from ..measure.probes import LayerProbe, gradient_record
-from ..measure.records import LAYER_FIELDS, RUN_FILES, RunLog  # noqa: F401  (LAYER_FIELDS, RUN_FILES: callers import them from here)
+from ..measure.records import LAYER_FIELDS, RUN_FILES, RunLog, read_metrics, read_summary  # noqa: F401  (LAYER_FIELDS, RUN_FILES: callers import them from here)
 from ..show import html, plots, report, run_figures
 from ..theory import mean_field as theory
-from . import checkpoint, recurrent, rundir, tensorboard
-from .config import Config
+from . import checkpoint, provenance, recurrent, rundir, tensorboard
+from .config import Config, Resolved
 
 __all__ = [
     "Config",
@@ -80,53 +80,64 @@ def run(config: Config, force: bool = False, progress: bool = True, command: str
     its records and summary kept. A file-system fault (no space left ...) raises RunDirError after writing a
     summary with status "failed" if the disk still takes one; metrics.jsonl keeps only whole records.
     """
-    config.validate()
+    resolved = config.resolve()
     with sigterm_as_interrupt():
         dataset = load_data(config)  # bad data parameters write nothing
         with rundir.prepare(config.out, config.default_name(), force=force) as path:
-            return _run_in(path, config, dataset, progress, command)
+            return _run_in(path, config, resolved, dataset, progress, command)
 
 
 def resume(path, progress: bool = True) -> dict:
     """Continue an interrupted run from its checkpoint.npz, with the settings of its config.json; the summary.
 
     The records logged after the checkpoint are computed again, so the run's metrics.jsonl ends as if it had
-    never stopped. A completed or diverged run has nothing to resume (UsageError).
+    never stopped. Everything is checked before anything changes (a refused resume leaves the run as it was): the
+    run is this laboratory's, its status, its data and plug-ins are those it was made with (provenance.check), its
+    checkpoint and records fit it. A completed or diverged run has nothing to resume (UsageError).
     """
-    config = checkpoint.run_config(path).validate()
     path = Path(path)
+    rundir.owned_run(path)
+    config = Config.read(path)
+    stored = files.load_json(path / "config.json", "a run's config.json")
+    source = provenance.data_source(config, stored)
+    resolved = config.resolve(data_spec=source)
     with sigterm_as_interrupt():
-        dataset = load_data(config)
-        with files.locked(path):
-            status = (files.read_json(path / "summary.json") or {}).get("status")
-            if status in ("completed", "diverged"):
-                raise UsageError(f"run {str(path)!r} is {status}: there is nothing to resume")
-            files.remove(path / "summary.json")  # until the resumed run writes its own, the run is unfinished
-            return _run_in(path, config, dataset, progress, None, resuming=True)
+        dataset = load_data(config, source)
+        provenance.check(stored, dataset, path / "config.json")
+        with rundir.claim(path, "run", reuse=True):
+            # a run killed before its summary has none; one that has a summary must have a readable one
+            summary = read_summary(path) if os.path.lexists(path / "summary.json") else {}
+            if summary.get("status") in ("completed", "diverged"):
+                raise UsageError(f"run {str(path)!r} is {summary['status']}: there is nothing to resume")
+            state = checkpoint.load(path, config, dataset.sha256)
+            records = [record for record in read_metrics(path) if record["step"] < state.step]
+            return _run_in(path, config, resolved, dataset, progress, None, resuming=(state, records))
 
 
-def _run_in(path: Path, config: Config, dataset, progress: bool, command: str | None, resuming=False) -> dict:
+def _run_in(path: Path, config: Config, resolved: Resolved, dataset, progress: bool, command: str | None,
+            resuming: tuple | None = None) -> dict:  # fmt: skip
     """build, config.json, train, final evaluation, figures, then finish: a signal at any point still ends in
-    a summary (the records logged until then are the run). ``resuming``: from checkpoint.npz, config.json kept."""
+    a summary (the records logged until then are the run). ``resuming``: (the checkpoint, the records before it);
+    config.json is kept, and summary.json removed only once the checkpoint has been restored whole."""
     started = time.perf_counter()
-    model, training_step, probe, batches = build(config, dataset)
+    model, training_step, probe, batches = build(config, dataset, resolved)
     optimizer = training_step.optimizer
     prediction = predict_theory(config, model, dataset)  # of the initial weights, resumed or not
     spectrum = measure_jacobian(config, model, dataset)  # of the initial weights too
     outcome, final, drawn, records = Outcome(), {}, {}, None
     if resuming:
-        state = checkpoint.load(path, config)
+        state, records = resuming
         checkpoint.restore(state, model, optimizer, batches, probe)
+        files.remove(path / "summary.json")  # every check passed: until it writes its own, the run is unfinished
         outcome.steps_done, outcome.resumed = state.step, (*state.resumed, state.step)
-        records = [record for record in files.read_records(path) if record["step"] < state.step]
         started -= records[-1]["time"] if records else 0.0  # time goes on from the last record kept
     else:
-        resolved = resolved_config(config, path, model, dataset, command)
-        files.atomic_write(path / "config.json", files.dumps(resolved, indent=2) + "\n")
+        record = provenance.config_record(config, path, model, dataset, command)
+        files.atomic_write(path / "config.json", files.dumps(record, indent=2) + "\n")
     log = tensorboard.TensorBoardLog(path, probe, config, records) if config.tensorboard else RunLog(path, records)
     when = "after {steps_done} steps"
     try:
-        saver = _Saver(path, config, model, optimizer, batches, probe, outcome.resumed)
+        saver = _Saver(path, config, dataset.sha256, model, optimizer, batches, probe, outcome.resumed)
         train(config, model, training_step, probe, batches, dataset, log, outcome, progress, started, saver)
         if config.figures and outcome.status != "failed":  # data for histograms.png, drawn with the figures
             probe.save_histograms(path / "histograms.npz")
@@ -145,16 +156,19 @@ def _run_in(path: Path, config: Config, dataset, progress: bool, command: str | 
     return finish(path, config, log.records, outcome, final, prediction, drawn, started, spectrum, dataset)
 
 
-def build(config: Config, dataset):
+def build(config: Config, dataset, resolved: Resolved | None = None):
     """The model, its training step (nn.Step; the optimizer is ``step.optimizer``), the probe that measures the
     chosen steps, and the endless batches.
 
-    The model's weights and the batch order come from two independent streams of ``config.seed``.
+    The model's weights and the batch order come from two independent streams of ``config.seed``; the activation,
+    initializers and optimizer are ``resolved``'s (``config.resolve()`` if not given): no name is resolved here.
     """
+    resolved = config.resolve() if resolved is None else resolved
     if config.model == "rnn":
-        return recurrent.build(config, dataset, _seeds(config), lambda step: _measured(config, step))
-    model = make_model(config, dataset.num_features, dataset.num_classes)
-    optimizer = optim.get(config.optimizer, model.parameters(), **config.optimizer_options())
+        seeds = _seeds(config)
+        return recurrent.build(config, dataset, resolved.optimizer, seeds, lambda step: _measured(config, step))
+    model = make_model(config, dataset.num_features, dataset.num_classes, resolved)
+    optimizer = resolved.optimizer(model.parameters())
     # Evaluation steps are always measured too, so every test-set number sits in a logged record.
     probe = LayerProbe(model, optimizer, lambda step: _measured(config, step))
     batches = data.batches(dataset, config.batch_size, np.random.default_rng(_seeds(config)[1]))
@@ -162,25 +176,33 @@ def build(config: Config, dataset):
     return model, step, probe, batches
 
 
-def load_data(config: Config):
-    """The run's dataset: ``config.data`` with the parameters its settings add (seq_len), in its dtype."""
-    return data.load(config.data, dtype=np.dtype(config.dtype), **recurrent.data_params(config))
+def load_data(config: Config, spec: str | None = None):
+    """The run's dataset: ``spec`` (default ``config.data``; a resumed run's: the path it recorded) with the
+    parameters its settings add (seq_len), in its dtype."""
+    return data.load(spec or config.data, dtype=np.dtype(config.dtype), **recurrent.data_params(config))
 
 
-def make_model(config: Config, num_features: int, num_classes: int, readout_steps: int = 1):
+def make_model(config: Config, num_features: int, num_classes: int, resolved: Resolved | None = None,
+               readout_steps: int = 1):  # fmt: skip
     """The run's model with its initial weights (from the first stream of ``config.seed``): the MLP, or for
-    ``model = "rnn"`` the RecurrentNet (``num_classes``: its outputs); Run.model loads the trained weights into
-    the same architecture."""
+    ``model = "rnn"`` the RecurrentNet (``num_classes``: its outputs; ``readout_steps``: the labelled steps of a
+    per-step task); Run.model loads the trained weights into the same architecture. The MLP's activation and
+    initializers are ``resolved``'s (build: named once, in Config.resolve); without it, config's names (Run.model,
+    which needs no data)."""
     if config.model == "rnn":
         seed = int(_seeds(config)[0].generate_state(1)[0])
         return recurrent.make_model(config, num_features, num_classes, readout_steps, seed)
+    if resolved is None:
+        activation, init, output_init = config.act, config.init, config.output_init
+    else:
+        activation, init, output_init = resolved.activation, resolved.init, resolved.output_init
     return MLP(
         num_features,
         [config.width] * config.depth,
         num_classes,
-        activation=config.act,
-        init=config.init,
-        output_init=config.output_init,
+        activation=activation,
+        init=init,
+        output_init=output_init,
         sigma_b2=config.sigma_b2,
         residual=config.residual,
         norm=None if config.norm == "none" else config.norm,
@@ -220,33 +242,6 @@ def _evaluated(config: Config, step: int) -> bool:
     return step % config.eval_every == 0 or step == config.steps - 1
 
 
-def resolved_config(config: Config, path: Path, model, dataset, command: str | None) -> dict:
-    """config.json: the settings, and what they resolved to (activation and initializer parameters, data)."""
-    if config.model == "rnn":
-        activation, init = {"name": config.cell}, {"name": "pytorch_default" if config.init == "auto" else config.init}
-    else:
-        activation, init = model.activation.params, {"name": model.init.name, "params": model.init.params}
-    return {
-        **dataclasses.asdict(config),
-        "out": str(path),
-        "activation_params": activation,
-        "init_resolved": init,
-        "dataset": {
-            "name": dataset.name,
-            "params": dataset.params,
-            "features": dataset.num_features,
-            "classes": dataset.num_classes,
-            "train": len(dataset.y_train),
-            "test": len(dataset.y_test),
-            **(recurrent.dataset_entry(dataset) if config.model == "rnn" else {}),
-        },
-        "parameters": model.num_parameters(),
-        "version": __version__,
-        "numpy": np.__version__,
-        "command": command or " ".join(sys.argv),
-    }
-
-
 # Seconds between two checkpoints written at measured steps. Replacing a file costs milliseconds (the file system
 # flushes it on rename), as much as many small training steps: at most one a second keeps that near 1% of the
 # run. The end of the run and a signal always write one, so only a crash (kill -9) loses up to a second.
@@ -256,15 +251,17 @@ CHECKPOINT_INTERVAL = 1.0
 class _Saver:
     """Writes checkpoint.npz for the run's current state (after ``steps_done`` updates)."""
 
-    def __init__(self, path, config, model, optimizer, batches, probe, resumed=()):
-        self.path, self.config, self.parts, self.resumed = path, config, (model, optimizer, batches, probe), resumed
+    def __init__(self, path, config, data_sha256, model, optimizer, batches, probe, resumed=()):
+        self.path, self.config, self.data_sha256, self.resumed = path, config, data_sha256, resumed
+        self.parts = (model, optimizer, batches, probe)
         self.step = None  # the step of the checkpoint on disk, if this process wrote one
         self.written = -math.inf  # when (time.perf_counter)
 
     def __call__(self, steps_done: int, now: bool = True) -> None:
         """Write the checkpoint; with ``now=False`` only if CHECKPOINT_INTERVAL has passed since the last one."""
         if steps_done != self.step and (now or time.perf_counter() - self.written >= CHECKPOINT_INTERVAL):
-            checkpoint.save(self.path, self.config, steps_done, *self.parts, resumed=self.resumed)
+            checkpoint.save(self.path, self.config, steps_done, *self.parts, data_sha256=self.data_sha256,
+                            resumed=self.resumed)  # fmt: skip
             self.step, self.written = steps_done, time.perf_counter()
 
 

@@ -23,25 +23,28 @@ import numpy as np
 from ...common import validate
 from ...common.errors import UsageError
 from ...common.registry import parse_spec
-from ...nn import RecurrentNet, optim
-from ...nn.recurrent_net import CELLS
+from ...nn import RecurrentNet
 from ...nn.step import Step
 from .. import data
 from ..data import tasks
 from ..measure import through_time, time_jacobian
+from ..settings import SETTINGS
 
-# Settings that describe an MLP's stack: a recurrent run refuses a value other than their default.
+# Settings that describe an MLP's stack: a recurrent run refuses a value other than their default; and the
+# settings of a recurrent layer, which an MLP run refuses likewise.
 MLP_ONLY = ("depth", "act", "residual", "norm", "sigma_b2")
-
+RNN_ONLY = ("cell", "seq_len", "truncate")
 
 CELL_PARAMETERS = {"lstm": ("forget_bias",)}  # a cell spec's parameters (``lstm:forget_bias=1``)
+_CELL = next(s for s in SETTINGS if s.name == "cell")
+CELLS = _CELL.choices
 
 
 def cell_spec(spec: str) -> tuple[str, dict]:
     """A cell spec as (name, parameters): ``lstm:forget_bias=1`` -> ("lstm", {"forget_bias": 1.0}); UsageError for
-    an unknown cell or parameter, or a forget bias that is not a number in [-1000, 1000]."""
-    name, params = parse_spec(spec) if isinstance(spec, str) else (spec, {})
-    validate.choice("cell", name, CELLS)
+    an unknown cell (the setting's declaration, lab/settings.py) or parameter, or a forget bias that is not a
+    number in [-1000, 1000]."""
+    name, params = parse_spec(_CELL.check(spec))
     allowed = CELL_PARAMETERS.get(name, ())
     for key, value in params.items():
         if key not in allowed:
@@ -57,16 +60,23 @@ def check(config, default, shape) -> None:
     if config.model == "mlp":
         if sequence:
             raise UsageError(f"data {config.data!r} is a sequence task (T = {shape.seq_len} steps): an MLP reads flat "
-                             "inputs; use model rnn (--model rnn, MODEL=rnn)")  # fmt: skip
+                             f"inputs; use {validate.spell('model', 'rnn')}")  # fmt: skip
+        _only(config, default, RNN_ONLY, "describes a recurrent layer; an MLP run (model mlp) has none: leave it "
+              f"at its default or use {validate.spell('model', 'rnn')}")  # fmt: skip
         return
-    for name in MLP_ONLY:
-        if getattr(config, name) != getattr(default, name):
-            value = getattr(config, name)
-            raise UsageError(f"{name} {value!r} describes an MLP's layers; a recurrent run (model rnn) has one "
-                             f"recurrent layer of cell {config.cell!r}: leave {name} at its default")  # fmt: skip
+    cell_spec(config.cell)
+    _only(config, default, MLP_ONLY, f"describes an MLP's layers; a recurrent run (model rnn) has one recurrent "
+          f"layer of cell {config.cell!r}: leave it at its default")  # fmt: skip
     if not sequence:
         raise UsageError(f"model rnn reads sequences; data {config.data!r} is not a sequence task: choose one of: "
                          f"{', '.join(data.sequence_names())}")  # fmt: skip
+
+
+def _only(config, default, names, why: str) -> None:
+    """UsageError naming the first of ``names`` set to another value than its default, and ``why``."""
+    for name in names:
+        if getattr(config, name) != getattr(default, name):
+            raise UsageError(f"{validate.spell(name, getattr(config, name))} {why}")
 
 
 def make_model(config, features: int, outputs: int, readout_steps: int = 1, seed: int = 0) -> RecurrentNet:
@@ -82,18 +92,20 @@ def make_model(config, features: int, outputs: int, readout_steps: int = 1, seed
         recurrent_init=None if auto else config.init,
         bias_init=None if auto else 0.0,
         forget_bias=options.get("forget_bias"),
+        truncate=config.truncate or None,
         output_init=config.output_init,
         seed=seed,
         dtype=np.dtype(config.dtype),
     )
 
 
-def build(config, dataset, seeds, should_log):
+def build(config, dataset, optimizer, seeds, should_log):
     """The model, its training step (nn.Step with the task's loss: MSE for a regression, else cross-entropy;
-    replayed on unmeasured steps), the TimeProbe on the chosen steps and the endless batches (as experiment.build)."""
+    replayed on unmeasured steps), the TimeProbe on the chosen steps and the endless batches (as experiment.build;
+    ``optimizer``: Config.resolve's, the optimizer's class with its parameters bound)."""
     readout = dataset.y_train.shape[1] if dataset.task == "per_step" else 1
     model = make_model(config, dataset.num_features, dataset.num_outputs, readout, int(seeds[0].generate_state(1)[0]))
-    optimizer = optim.get(config.optimizer, model.parameters(), **config.optimizer_options())
+    optimizer = optimizer(model.parameters())
     probe = through_time.TimeProbe(model, optimizer, should_log)
     batches = data.batches(dataset, config.batch_size, np.random.default_rng(seeds[1]))
     loss = "mse" if dataset.task == "regression" else "cross_entropy"
@@ -138,9 +150,10 @@ def dataset_entry(dataset) -> dict:
 
 def default_name(config) -> list[str]:
     """The first parts of a recurrent run's directory name: ``rnn-lstm-T100`` (T = the data's default if unset),
-    then the initializer unless auto."""
+    then the initializer unless auto, and the truncation if any."""
     steps = f"T{config.seq_len}" if config.seq_len else "Tdata"
-    return ["rnn", config.cell, *([] if config.init == "auto" else [config.init]), steps]
+    truncate = [f"tbptt{config.truncate}"] if config.truncate else []
+    return ["rnn", config.cell, *([] if config.init == "auto" else [config.init]), steps, *truncate]
 
 
 def data_params(config) -> dict:

@@ -29,6 +29,7 @@ A value that was not measured (None) is left out; nan and inf are written as the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from pathlib import Path
@@ -108,7 +109,7 @@ class TensorBoardLog:
         # A resumed run rewrites the steps after its checkpoint: TensorBoard drops the events logged there before.
         # Event files are named by the second they were opened in: a suffix keeps a resumed run's from replacing it.
         purge = {"purge_step": records[-1]["step"] + 1, "filename_suffix": f".resumed{len(records)}"} if records else {}
-        with files.os_errors(directory, "writing TensorBoard events to"):
+        with files.os_errors(directory, "writing TensorBoard events to"), _listed(directory):
             self._writer = writer_class(str(directory), **purge)
             if not records:
                 self._writer.add_text("config", settings_text(config), 0)
@@ -201,7 +202,20 @@ def finish(path: Path, config, summary: dict, verdict: str) -> None:
             metrics[f"hparams/log10_r_{key}"] = math.log10(ratio)
     with (
         files.os_errors(directory, "writing TensorBoard events to"),
+        _listed(directory),
         writer_class(str(directory), filename_suffix=".end") as writer,
     ):
         writer.add_text("verdict", verdict, step)
         writer.add_hparams(hparams, metrics, name="hparams", global_step=step)
+
+
+@contextlib.contextmanager
+def _listed(directory: Path):
+    """The files and directories tensorboardX creates under ``directory`` in the block (its event files, the
+    HParams session's ``hparams/``) go into the run's manifest: a forced rerun removes them, and nothing else."""
+    before = set(directory.rglob("*"))
+    try:
+        yield
+    finally:
+        for written in sorted(set(directory.rglob("*")) - before):
+            files.record(written, directory=written.is_dir())

@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import hashlib
 import math
+import os
+import re
 from pathlib import Path
 
 import numpy as np
 
-from ...common import files
-from ...common.errors import RunDirError, UsageError
+from ...common.errors import UsageError
+from ...common.validate import spell
+from ..measure.records import read_metrics, read_summary
+from ..settings import read_config
 from ..stats import shown_verdict
 from . import plots, time_report
 from .format import fmt, number, pct
@@ -69,17 +74,13 @@ class Run:
 
 
 def load_run(path: Path) -> Run | None:
-    """The run in ``path``, or None if it is not one (no valid summary.json, config.json, measured metrics.jsonl)."""
-    summary, config = files.read_json(path / "summary.json"), files.read_json(path / "config.json")
-    if summary is None or config is None or not (path / "metrics.jsonl").is_file():
+    """The run in ``path``, or None if it is not one (no summary.json, config.json or measured metrics.jsonl);
+    UsageError in one line naming the file and the field if one of them is malformed (records.py's schema)."""
+    if not all(os.path.lexists(path / name) for name in ("summary.json", "config.json", "metrics.jsonl")):
         return None
-    try:
-        records = files.read_records(path)
-    except RunDirError:
-        return None
+    summary, config, records = read_summary(path), read_config(path), read_metrics(path)
     first = records[0] if records else None
-    layers = first.get("layers") if isinstance(first, dict) else None
-    if not isinstance(layers, list) or len(layers) < 2 or layers[0].get("delta_norm") is None:
+    if first is None or len(first["layers"]) < 2 or first["layers"][0].get("delta_norm") is None:
         return None
     return Run(path, config, summary, first)
 
@@ -150,10 +151,12 @@ def table(runs: list[Run]) -> str:
 
 
 def _label(run: Run, name: str) -> str:
-    """The legend entry: what the run was, its verdict and r (the numbers a reader must not misread)."""
+    """The legend entry: what the run was, its verdict and r (the numbers a reader must not misread). The run's
+    own names are user text, shown literally (plots.literal: a ``$`` in them is no maths)."""
     what = f"{run.act}/{run.init}, " + (f"T = {run.depth}" if run.through_time else f"depth {run.depth}")
     if name not in what:
         what += f" ({name})"
+    what = plots.literal(what)
     if run.verdict == "diverged":
         return f"{what}: diverged"
     theory = f" (theory {fmt(run.theory['ratio'], 2)})" if run.theory else ""
@@ -212,7 +215,7 @@ def figure(runs: list[Run], out) -> None:
     legend_ax.axis("off")
     legend_ax.legend(handles, labels, loc="upper center", ncol=2, fontsize=9, frameon=False)
     fig.suptitle("Gradient flow at initialization (step 0): one fixed log scale for every run", fontsize=11)
-    plots.save(fig, out)
+    plots.save(fig, out, signed=SIGNED)
 
 
 def _axes(axes, depths: set[int]) -> None:
@@ -251,18 +254,46 @@ def time_figure(runs: list[Run], out) -> None:
     ax.grid(alpha=0.3)
     plots.legend(ax, fontsize=8, loc="best")
     ax.set_title("Gradient through time at initialization (step 0): one fixed log scale for every run", fontsize=11)
-    plots.save(fig, out)
+    plots.save(fig, out, signed=SIGNED)
 
 
-def compare(arguments: list[str], out="compare.png") -> tuple[str, Path]:
+SIGNED = "compare"  # the Software text of the pictures compare writes (plots.signed): its own, to replace
+
+
+def compare(arguments: list[str], out=None, force: bool = False) -> tuple[str, Path]:
     """Find the runs, draw them into ``out``; return (the table, the path written). Recurrent runs are compared
-    through time, and only with each other."""
+    through time, and only with each other.
+
+    Without ``out`` the picture goes next to the first run (``runs/compare-a-b.png``), under a fresh name: never
+    over an earlier one. An ``out`` that exists is replaced only if compare wrote it, or with ``force``.
+    """
     runs = find_runs(arguments)
     recurrent = [run for run in runs if run.through_time]
     if recurrent and len(recurrent) < len(runs):
         mlps = len(runs) - len(recurrent)
         raise UsageError(f"compare draws runs of one kind: {len(recurrent)} recurrent runs and {mlps} MLP runs "
                          "given; compare recurrent runs and MLP runs apart")  # fmt: skip
+    path = _default_out(runs) if out is None else Path(out)
+    if out is not None:
+        if path.is_dir():
+            raise UsageError(f"{str(path)!r} is a directory; give the picture a file name (compare.png)")
+        if os.path.lexists(path) and not force and not plots.signed(path, SIGNED):
+            raise UsageError(f"{str(path)!r} exists and compare did not write it; choose another {spell('out')} or "
+                             f"pass {spell('force', True)} to replace it")  # fmt: skip
     with np.errstate(all="ignore"):
-        (time_figure if recurrent else figure)(runs, out)
-    return table(runs), Path(out)
+        (time_figure if recurrent else figure)(runs, path)
+    return table(runs), path
+
+
+def _default_out(runs: list[Run]) -> Path:
+    """``compare-<run names>.png`` beside the first run (``-2``, ``-3`` ... before the suffix if that name is taken)."""
+    names = re.sub(r"[^A-Za-z0-9_.=-]+", "-", "-".join(run.path.name for run in runs)).strip("-.") or "runs"
+    if len(names) > 80:  # a name the file system takes, still telling which runs it shows
+        names = f"{names[:60]}-{hashlib.sha256(names.encode()).hexdigest()[:8]}"
+    base = runs[0].path.resolve().parent / f"compare-{names}.png"
+    counter = 1
+    while True:
+        path = base if counter == 1 else base.with_name(f"{base.stem}-{counter}.png")
+        if not os.path.lexists(path):
+            return path
+        counter += 1

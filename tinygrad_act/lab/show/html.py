@@ -209,7 +209,7 @@ def run_page(path, config, records: list[dict], summary: dict) -> str:
     layers = _layers(records, summary)
     if layers:
         body += ["<h2>Time steps</h2>" if summary.get("through_time") else "<h2>Layers</h2>", *layers]
-    drawn = figures(path, summary.get("figures") or [])
+    drawn = figures(path, summary.get("figures") or [], only=True)  # what the run drew: never a picture of yours
     why = summary.get("figures_skipped") or summary.get("figures_error") or "the run was made with --no-figures"
     body += ["<h2>Figures</h2>", *(drawn or [f'<p class="note">no figures: {_e(why)}</p>'])]
     return _page(f"tinygrad_act run {path.name}: {shown}", body)

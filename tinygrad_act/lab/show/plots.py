@@ -6,14 +6,18 @@ or figures (a notebook's inline plots keep working); a figure is written whole o
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
 
 from ...common import files
+from ...common.errors import RunDirError, UsageError
+from ...common.reads import read_start
 from .format import number
 
 DPI = 110
+SIGNATURE = "tinygrad_act"  # a PNG's Software text: the mark of a picture this package wrote (``signed``)
 
 
 def unavailable() -> str | None:
@@ -33,11 +37,37 @@ def figure(*grid, figsize=(10, 4), **options):
     return fig, fig.subplots(*grid, **options)
 
 
-def save(fig, path, dpi: int = DPI) -> None:
-    """Lay out and write ``fig`` as a PNG at ``path``, whole or not at all (never through a link)."""
+def save(fig, path, dpi: int = DPI, signed: str = "") -> None:
+    """Lay out and write ``fig`` as a PNG at ``path``, whole or not at all (never through a link); ``signed`` names
+    what wrote it in the PNG's Software text (``signed`` below), so that a later write knows the file is its own."""
     fig.tight_layout()
+    metadata = {"Software": f"{SIGNATURE} {signed}"} if signed else None
     with files.atomic_file(Path(path), "wb") as handle:
-        fig.savefig(handle, format="png", dpi=dpi)
+        fig.savefig(handle, format="png", dpi=dpi, metadata=metadata)
+
+
+def signed(path, what: str) -> bool:
+    """Whether ``path`` is a PNG that ``save(..., signed=what)`` wrote (its text chunks, read before the image data)."""
+    try:
+        head = read_start(path, "picture")
+    except (UsageError, RunDirError):
+        return False
+    if not head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return False
+    offset = 8
+    while offset + 8 <= len(head):
+        length, kind = struct.unpack(">I4s", head[offset : offset + 8])
+        if kind == b"IDAT":
+            return False
+        if kind == b"tEXt" and head[offset + 8 : offset + 8 + length] == f"Software\0{SIGNATURE} {what}".encode():
+            return True
+        offset += 12 + length
+    return False
+
+
+def literal(text) -> str:
+    """``text`` as matplotlib shows it, never read as maths: a user's ``$`` (a run named ``cost$5$``) stays a dollar."""
+    return str(text).replace("$", r"\$")
 
 
 def legend(ax, **options) -> None:
@@ -123,12 +153,13 @@ def style_legends(ax, colors: dict, styles: dict, extra=(), loc="upper left", st
     from matplotlib.lines import Line2D
 
     options = {"fontsize": 7, "framealpha": 0.9, **options}
-    handles = [Line2D([], [], color=c, lw=2, label=name) for name, c in colors.items()] + list(extra)
+    handles = [Line2D([], [], color=c, lw=2, label=literal(name)) for name, c in colors.items()] + list(extra)
     first = ax.legend(handles=handles, loc=loc, **options)
     if len(styles) > 1:
         ax.add_artist(first)
         lines = [
-            Line2D([], [], color="black", linestyle=s, lw=1.5, label=f"init = {name}") for name, s in styles.items()
+            Line2D([], [], color="black", linestyle=s, lw=1.5, label=f"init = {literal(name)}")
+            for name, s in styles.items()
         ]
         ax.legend(handles=lines, loc=style_loc, **options)
 

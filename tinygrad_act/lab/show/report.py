@@ -161,10 +161,10 @@ def final_line(summary: dict, depth: int, dtype: str = "float64") -> str:
     if shown_verdict(summary) == "diverged":
         return summary.get("message") or "diverged"
     line = verdict_line(
-        summary["verdict_final"], summary["ratio_final"], summary["per_layer_factor_final"], depth, dtype,
-        summary.get("gain_final"),
+        summary.get("verdict_final") or "-", summary.get("ratio_final"), summary.get("per_layer_factor_final"), depth,
+        dtype, summary.get("gain_final"),
     )  # fmt: skip
-    return f"{line}  [step {summary['step_final']}, end]"
+    return f"{line}  [step {summary.get('step_final', '-')}, end]"
 
 
 def jacobian_line(entry: dict | None) -> str | None:
@@ -203,6 +203,11 @@ def jacobian_line(entry: dict | None) -> str | None:
     return text
 
 
+def _loss(value) -> str:
+    """A loss in full (``1.134e+300``), or '-' where none was measured."""
+    return "-" if value is None else f"{value:.4g}"
+
+
 def resumed_line(summary: dict) -> str | None:
     """``resumed from step 600 (resumed 2 times, from steps 300, 600)``; None for a run never resumed."""
     resumed = summary.get("resumed")
@@ -236,9 +241,9 @@ def terminal_report(summary: dict, records: list[dict], config, width: int | Non
     elif "ratio_init" in summary:
         text.append(
             verdict_line(
-                summary["verdict"],
+                summary.get("verdict") or "-",
                 summary["ratio_init"],
-                summary["per_layer_factor_init"],
+                summary.get("per_layer_factor_init"),
                 depth,
                 config.dtype,
                 summary.get("gain_init"),
@@ -248,10 +253,10 @@ def terminal_report(summary: dict, records: list[dict], config, width: int | Non
         theory = summary.get("theory")
         if theory and theory.get("applies"):
             text.append(
-                f"  theory (mean field, sigma_w^2={fmt(theory['sigma_w2'], 3)}"
+                f"  theory (mean field, sigma_w^2={fmt(theory.get('sigma_w2'), 3)}"
                 + (f", sigma_b^2={fmt(theory['sigma_b2'], 3)}" if theory.get("sigma_b2") else "")
-                + f"): r = {fmt(theory['ratio'], 3)}, "
-                f"x{fmt(theory['per_layer_factor'], 3)} per layer -> {theory['verdict']}"
+                + f"): r = {fmt(theory.get('ratio'), 3)}, "
+                f"x{fmt(theory.get('per_layer_factor'), 3)} per layer -> {theory.get('verdict')}"
             )
         if config.act.split(":")[0] == "sigmoid" and depth > 1:
             text.append(
@@ -268,12 +273,12 @@ def terminal_report(summary: dict, records: list[dict], config, width: int | Non
     if "test_accuracy" in summary:
         text.append(
             # losses in full (a diverging loss of 1.134e+300 keeps its digits)
-            f"train loss {summary['train_loss']:.4g}, accuracy {pct(summary['train_accuracy'])}; "
-            f"test loss {summary['test_loss']:.4g}, accuracy {pct(summary['test_accuracy'])} "
-            f"after {summary['steps_done']} steps ({fmt(summary.get('wall_time_s'), 3)} s)"
+            f"train loss {_loss(summary.get('train_loss'))}, accuracy {pct(summary.get('train_accuracy'))}; "
+            f"test loss {_loss(summary.get('test_loss'))}, accuracy {pct(summary.get('test_accuracy'))} "
+            f"after {summary.get('steps_done', '-')} steps ({fmt(summary.get('wall_time_s'), 3)} s)"
         )
     if status not in ("completed", "diverged"):  # a diverged run's message is its final verdict line above
-        text.append(f"status: {status} — {summary['message']}")
+        text.append(f"status: {status} — {summary.get('message') or '-'}")
     listed = summary.get("files") or list(RUN_FILES)
     text.append(f"files: {summary['path']}/ ({', '.join(listed)})")
     return "\n".join(lines + [wrap(line, min(width, TEXT_WIDTH)) for line in text])

@@ -63,8 +63,7 @@ def drawings(path, records: list[dict], summary: dict) -> list[tuple]:
     draws.append(lambda: training(records, classes, summary))
     histograms = Path(path) / "histograms.npz"
     if histograms.exists():
-        with np.load(histograms) as arrays:
-            arrays = dict(arrays)
+        arrays = files.read_npz(histograms, "histograms")  # defensively: a regular file, sizes from its headers
         draws.append(lambda: histogram_figure(arrays))
     if (summary.get("jacobian") or {}).get("applies"):
         draws.append(lambda: jacobian_figure(summary["jacobian"]))
@@ -86,9 +85,10 @@ def run_title(name: str, config: dict, summary: dict) -> str:
         what += f", T = {(config.get('dataset') or {}).get('seq_len')}, {config.get('dtype', 'float64')}"
     elif config.get("depth") is not None:
         what += f", depth {config['depth']}, {config.get('dtype', 'float64')}"
+    name, what = plots.literal(name), plots.literal(what)  # user text: a $ in a name is no maths
     verdict = shown_verdict(summary)
     if verdict == "diverged":
-        said = f"DIVERGED ({summary.get('message') or 'non-finite numbers'})"
+        said = f"DIVERGED ({plots.literal(summary.get('message') or 'non-finite numbers')})"
     elif "ratio_init" in summary:
         ratio = summary["ratio_init"]
         said = f"{verdict} at init, $r$ = " + ("0 (the gradient underflowed)" if ratio == 0 else fmt(ratio, 3))

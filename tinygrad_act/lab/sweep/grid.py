@@ -9,7 +9,9 @@ when the sweep runs again, so a stopped sweep resumes where it stopped and a fin
 A run directory whose ``config.json`` holds *other* settings (the sweep was run into this OUT before with
 another INIT, WIDTH, STEPS, dataset ...; run names spell only the grid values) is never reused and never
 overwritten: the sweep refuses before any run starts, with one line naming the run and the differing
-settings. Choose another OUT, or remove the old runs to redo them.
+settings. Choose another OUT, or remove the old runs to redo them. A run made from data or plug-ins that have
+changed since (run/provenance.py) is redone. The sweep's directory, and each run's, is claimed as every run
+directory is (run/rundir.py's ``claim``): never a folder this laboratory did not write.
 
 While a sweep writes its directory it holds a lock on it (``files.locked``): a second sweep on the same OUT
 stops at once with one line (shards of one sweep lock only their share, so machines can share one OUT), and
@@ -33,17 +35,19 @@ import re
 import sys
 from pathlib import Path
 
-from ...common import errors, files, validate
+from ...common import errors, files
 from ...common.errors import RunDirError, UsageError
-from ..run import experiment  # experiment.run looked up at call time: tests count the runs by patching it
-from ..run.config import Config
+from ...common.validate import spell
+from ..measure.records import check_summary
+from ..run import experiment, provenance, rundir  # experiment.run looked up at call time: tests count the runs
+from ..run.config import SETTINGS, Config
 from ..show import html, plots
 from ..stats import shown_verdict
 from . import workers
 from .tables import ROW_FIELDS, figures, table_cells, write_tables
 
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
-CONFIG_FIELDS = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "out"}
+CONFIG_FIELDS = {s.name: s for s in SETTINGS if s.name != "out"}  # the schema (lab/run/config.py), out aside
 
 
 @dataclasses.dataclass
@@ -64,11 +68,24 @@ class Sweep:
         for key, values in self.grid.items():
             if not isinstance(values, (list, tuple)) or not values:
                 raise UsageError(f"sweep parameter {key!r} needs a non-empty list of values, got {values!r}")
-        self.grid = {k: [_coerce(k, v) for v in values] for k, values in self.grid.items()}
-        self.fixed = {k: _coerce(k, v) for k, v in self.fixed.items()}
+        # exactly the types the schema declares, as run() takes them: a TOML "false" is no boolean
+        self.grid = {k: [CONFIG_FIELDS[k].check(v, "sweep grid") for v in values] for k, values in self.grid.items()}
+        self.fixed = {k: CONFIG_FIELDS[k].check(v, "sweep setting") for k, v in self.fixed.items()}
         both = sorted(set(self.grid) & set(self.fixed))
         if both:
             raise UsageError(f"sweep parameter {both[0]!r} is both in the grid and fixed")
+
+    @classmethod
+    def from_text(cls, grid: dict, fixed: dict | None = None, name: str = "sweep", description: str = "") -> Sweep:
+        """A sweep whose grid values are text, as a command line gives them (``{"depth": "2,3"}`` or a list of
+        texts): each read by its setting's ``parse`` (``residual=false,true`` are booleans there)."""
+        parsed = {}
+        for key, values in grid.items():
+            if key not in CONFIG_FIELDS:
+                raise UsageError(f"unknown sweep parameter {key!r}; choose from: {', '.join(CONFIG_FIELDS)}")
+            texts = split_values(values) if isinstance(values, str) else values
+            parsed[key] = [CONFIG_FIELDS[key].parse(text) for text in texts]
+        return cls(parsed, dict(fixed or {}), name, description)
 
     def points(self) -> list[dict]:
         """Every combination of the grid values, in a fixed order (the grid's key order, last key fastest)."""
@@ -89,20 +106,17 @@ class Sweep:
         return runs
 
 
-def _coerce(key: str, value):
-    """A grid or fixed value as its Config field's type (TOML and the command line give numbers and text)."""
-    kind = CONFIG_FIELDS[key]  # the annotation, a string: "int", "float", "bool" or "str"
-    if kind == "int" and isinstance(value, float) and value.is_integer():
-        return int(value)
-    if kind == "int" and isinstance(value, str):
-        return validate.integer(key, value, text=True)
-    if kind == "float" and isinstance(value, (int, str)) and not isinstance(value, bool):
-        return validate.number(key, value, text=True)
-    if kind == "bool" and isinstance(value, str):
-        return validate.boolean(key, value)
-    if kind == "str" and not isinstance(value, str):  # e.g. act = 1 in a TOML: a name, not a number
-        raise UsageError(f"{key} must be a name such as {getattr(Config, key)!r}, got {value!r}")
-    return value
+def split_values(text: str) -> list[str]:
+    """Split ``a,b:x=1,y=2,c`` into ['a', 'b:x=1,y=2', 'c']: a ``k=v`` item belongs to the spec before it (activation
+    specs use commas for their own parameters); blanks are dropped."""
+    items = []
+    for part in text.split(","):
+        part = part.strip()
+        if items and "=" in part and ":" not in part and ":" in items[-1]:
+            items[-1] += "," + part
+        elif part:
+            items.append(part)
+    return items
 
 
 def run_name(point: dict) -> str:
@@ -129,13 +143,13 @@ def load_config(name_or_path: str) -> Sweep:
         import tomllib
     else:  # pragma: no cover - Python 3.10
         import tomli as tomllib
-    with files.os_errors(path, "read"), open(path, "rb") as f:
-        try:
-            table = tomllib.load(f)
-        except UnicodeDecodeError:  # a binary file: tomllib's own message would not say which one
-            raise UsageError(f"{path}: not a TOML file (not valid UTF-8 text)") from None
-        except tomllib.TOMLDecodeError as error:
-            raise UsageError(f"{path}: {error}") from None
+    content = files.read_bytes(path, "sweep config")  # a regular file of a sane size, never a FIFO
+    try:
+        table = tomllib.loads(content.decode("utf-8"))
+    except UnicodeDecodeError:  # a binary file: tomllib's own message would not say which one
+        raise UsageError(f"{path}: not a TOML file (not valid UTF-8 text)") from None
+    except (tomllib.TOMLDecodeError, RecursionError) as error:
+        raise UsageError(f"{path}: {error or 'nested too deep'}") from None
     unknown = sorted(set(table) - {"name", "description", "grid", "fixed"})
     if unknown:
         raise UsageError(f"{path}: unknown key {unknown[0]!r}; valid keys: name, description, grid, fixed")
@@ -158,55 +172,48 @@ def parse_shard(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-SETTINGS = [name for name in CONFIG_FIELDS]  # what makes two runs the same run (out only says where it lives)
-NUMBER_FIELDS = [f for f in ROW_FIELDS if f not in ("status", "verdict", "verdict_final")]
 DASK_CONNECT_TIMEOUT_S = 5
 
 
 def differing_settings(config: Config, stored: dict) -> list[str]:
     """The settings in which a run directory's config.json differs from ``config`` (derived fields ignored)."""
     default = Config()  # a setting added later is missing from older config.json files: it had its default
-    return [key for key in SETTINGS if stored.get(key, getattr(default, key)) != getattr(config, key)]
+    return [key for key in CONFIG_FIELDS if stored.get(key, getattr(default, key)) != getattr(config, key)]
 
 
 def complete_summary(config: Config) -> dict | None:
     """The summary of the run ``config`` asks for if its directory holds it complete; None if it must be (re)done.
 
-    Complete: config.json holds these settings, summary.json is well formed and says completed or diverged,
-    and metrics.jsonl holds every record the summary claims (else: the last step the summary says was done).
+    Complete: config.json holds these settings and was made from the same data and plug-ins as are there now
+    (provenance.changed), summary.json passes the summary's schema and says completed or diverged, and
+    metrics.jsonl holds every record the summary claims (else: the last step the summary says was done).
     """
     path = Path(config.out)
     stored = files.read_json(path / "config.json")
     summary = files.read_json(path / "summary.json")
-    if stored is None or differing_settings(config, stored) or summary is None or not _well_formed(summary):
+    if stored is None or differing_settings(config, stored) or summary is None or not _well_formed(summary, path):
+        return None
+    if provenance.changed(stored, config.data):  # its data or a plug-in changed since: the run is redone
         return None
     try:
         records = files.read_records(path)
     except RunDirError:  # missing or damaged metrics.jsonl
         return None
     claimed = summary.get("records")
-    if _is_int(claimed):
+    if claimed is not None:
         return summary if len(records) >= claimed else None
     # Older summaries do not count records; the last step (or the one that diverged) is always logged.
     last = records[-1].get("step") if records else None
-    return summary if _is_int(last) and last >= summary["steps_done"] - 1 else None
+    return summary if isinstance(last, int) and last >= summary["steps_done"] - 1 else None
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _well_formed(summary: dict) -> bool:
-    """Every field a sweep reads has the type it needs (a summary can be valid JSON of another shape)."""
-    if summary.get("status") not in ("completed", "diverged") or not _is_int(summary.get("steps_done")):
+def _well_formed(summary: dict, path: Path) -> bool:
+    """Whether the summary passes its schema (measure/records.py) and says the run ended (completed or diverged)."""
+    try:
+        check_summary(summary, str(path / "summary.json"))
+    except UsageError:
         return False
-    numbers = all(
-        summary.get(f) is None or (isinstance(summary[f], (int, float)) and not isinstance(summary[f], bool))
-        for f in NUMBER_FIELDS
-    )
-    verdicts = all(summary.get(f) is None or isinstance(summary[f], str) for f in ("verdict", "verdict_final"))
-    theory = summary.get("theory")
-    return numbers and verdicts and (theory is None or isinstance(theory, dict))
+    return summary["status"] in ("completed", "diverged") and summary.get("steps_done") is not None
 
 
 def _run_one(config: Config) -> dict:
@@ -236,7 +243,7 @@ def _refuse_other_settings(root: Path, runs: list[tuple[str, Config]]) -> None:
     more = f" (and {len(clashes) - 1} more runs)" if len(clashes) > 1 else ""
     raise RunDirError(
         f"sweep directory {root} holds run {name} made with other settings: {changes}{more}; "
-        f"choose another OUT, or remove {root / 'runs'} to redo the runs"
+        f"choose another {spell('out')}, or remove {root / 'runs'} to redo the runs"
     )
 
 
@@ -264,10 +271,11 @@ def run_sweep(
     runs = sweep.configs(root)  # validates every cell, before anything is written
     mine = runs if shard is None else [r for i, r in enumerate(runs) if i % shard[1] == shard[0]]
     with errors.sigterm_as_interrupt(), contextlib.ExitStack() as stack:
-        files.make_dir(root)
-        # Shards of one sweep may share OUT (one per machine): each locks its own share, the same shard twice clashes.
-        locked = root if shard is None else files.subdir(root, f".shard-{shard[0]}-of-{shard[1]}")
-        stack.enter_context(files.locked(locked, what="sweep directory" if shard is None else "sweep shard"))
+        # The sweep's directory is claimed as a run's is (rundir.claim): an empty one or a sweep's own, never a
+        # folder this laboratory did not write. Shards of one sweep may share OUT (one per machine): each locks its
+        # own share, the same shard twice clashes.
+        share = None if shard is None else f".shard-{shard[0]}-of-{shard[1]}"
+        stack.enter_context(rundir.claim(root, "sweep", reuse=True, lock=share))
         _refuse_other_settings(root, mine)
         todo = [config for _, config in mine if complete_summary(config) is None]
         client = stack.enter_context(_dask_client(scheduler)) if scheduler and todo else None
@@ -369,8 +377,7 @@ def prefetch(sweeps: list[tuple[Sweep, Path]], jobs: int = 1, progress: bool = T
         for sweep, out in sweeps:
             root = Path(out)
             runs = sweep.configs(root)
-            files.make_dir(root)
-            stack.enter_context(files.locked(root, what="sweep directory"))
+            stack.enter_context(rundir.claim(root, "sweep", reuse=True))
             _refuse_other_settings(root, runs)
             todo += [config for _, config in runs if complete_summary(config) is None]
         bar = stack.enter_context(
