@@ -187,6 +187,13 @@ def test_a_recurrent_runs_name_says_model_cell_init_and_t():
     assert forget == "rnn-lstm_forget_bias1-T50-adding-s0"
 
 
+def test_truncate_reaches_the_recurrent_layer_and_names_the_run():
+    config = Config(model="rnn", cell="gru", seq_len=20, data="adding", truncate=5)
+    assert experiment.make_model(config, 2, 1).recurrent.truncate == 5
+    assert experiment.make_model(Config(model="rnn"), 2, 1).recurrent.truncate is None  # 0: full BPTT
+    assert config.default_name() == "rnn-gru-T20-tbptt5-adding-s0"
+
+
 def test_forget_bias_sets_the_lstms_forget_gate_bias_alone(tmp_path):
     model = experiment.make_model(Config(model="rnn", cell="lstm:forget_bias=2.5", width=3), 2, 1)
     bias = model.recurrent.bias_ih_l0.data + model.recurrent.bias_hh_l0.data

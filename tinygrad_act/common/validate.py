@@ -209,8 +209,14 @@ class Setting:
                 return value
             if not isinstance(value, str):
                 raise UsageError(f"{self.name} must be a text such as {self.default!r}, got {value!r}")
-            if self.choices:
-                choice(self.name, parse_spec(value)[0] if self.spec else value, self.choices)
+            if self.choices and self.spec:
+                try:
+                    name = parse_spec(value)[0]
+                except UsageError as error:
+                    raise UsageError(f"{self.name} {value!r}: {error}") from None
+                choice(self.name, name, self.choices)
+            elif self.choices:
+                choice(self.name, value, self.choices)
             return value
         except UsageError as error:
             raise UsageError(f"{where}: {error}" if where else str(error)) from None

@@ -6,7 +6,10 @@ mean squared error for the adding problem, cross-entropy otherwise) and measured
 measure/through_time.py's TimeProbe. ``init = "auto"`` is PyTorch's default for every parameter (U(-1/√H, 1/√H));
 any other initializer draws each gate's block of W_hh, and the recurrent layer's biases start at 0, as an MLP's
 (``init = "identity"`` with ``cell = "relu"`` is Le et al. 2015's IRNN). ``cell`` is a spec as activations
-are: ``lstm:forget_bias=1`` sets an LSTM's forget-gate bias (Gers et al. 2000; Jozefowicz et al. 2015).
+are: ``lstm:forget_bias=1`` sets an LSTM's forget-gate bias (Gers et al. 2000; Jozefowicz et al. 2015); the
+schema (lab/settings.py) checks the cell's name, ``cell_spec`` its parameters. ``truncate = K`` trains with
+truncated BPTT (nn/recurrent.py: gradients reach back at most K steps; 0 = full). An MLP run refuses the recurrent
+settings (``RNN_ONLY``) away from their defaults, and a recurrent run the MLP's (``MLP_ONLY``).
 
 The summary gains ``through_time`` (measure/through_time.py's summarize) and mirrors its r_time, per-step factor,
 verdicts and theory in the top-level fields every reader of a run knows (``ratio_init``, ``per_layer_factor_init``,
@@ -49,7 +52,10 @@ def cell_spec(spec: str) -> tuple[str, dict]:
     for key, value in params.items():
         if key not in allowed:
             raise UsageError(f"cell {name!r} has no parameter {key!r}; its parameters: {', '.join(allowed) or 'none'}")
-        params[key] = validate.number(key, value, -1e3, 1e3)
+        try:
+            params[key] = validate.number(key, value, -1e3, 1e3)
+        except UsageError as error:
+            raise UsageError(f"cell {spec!r}: {error}") from None
     return name, params
 
 
@@ -58,11 +64,11 @@ def check(config, default, shape) -> None:
     (``default``: the Config of every default; ``shape``: the dataset's data.Shape or None)."""
     sequence = shape is not None and shape.seq_len > 0
     if config.model == "mlp":
+        _only(config, default, RNN_ONLY, "describes a recurrent layer; an MLP run (model mlp) has none: leave it "
+              f"at its default or use {validate.spell('model', 'rnn')}")  # fmt: skip
         if sequence:
             raise UsageError(f"data {config.data!r} is a sequence task (T = {shape.seq_len} steps): an MLP reads flat "
                              f"inputs; use {validate.spell('model', 'rnn')}")  # fmt: skip
-        _only(config, default, RNN_ONLY, "describes a recurrent layer; an MLP run (model mlp) has none: leave it "
-              f"at its default or use {validate.spell('model', 'rnn')}")  # fmt: skip
         return
     cell_spec(config.cell)
     _only(config, default, MLP_ONLY, f"describes an MLP's layers; a recurrent run (model rnn) has one recurrent "
@@ -126,6 +132,8 @@ def summarize(summary: dict, records: list[dict], config, dataset, diverged: boo
     """Add ``through_time``, ``task`` and ``chance`` to ``summary`` and mirror r_time and its theory in the
     top-level fields (the module docstring)."""
     entry = through_time.summarize(records, cell_spec(config.cell)[0], diverged)
+    if config.truncate and entry.get("applies"):
+        entry["truncate"] = config.truncate  # r_time reads 0 when K < T: the report says why (show/time_report.py)
     summary["through_time"] = entry
     summary["task"] = dataset.task
     summary["chance"] = tasks.chance(dataset.task, dataset.num_classes, dataset.y_train, dataset.y_test)

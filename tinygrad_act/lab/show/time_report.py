@@ -135,13 +135,18 @@ def _last_measured(records: list[dict]) -> dict:
     return next((r for r in reversed(records) if r.get("through_time")), records[0])
 
 
-def verdict_line(verdict: str, ratio: float, factor: float, steps: int, what: str = "the gradient") -> str:
-    """``vanishing: step 1 receives 2.0e-13 of the gradient at step 50 (x0.55 per step)``."""
+def verdict_line(verdict: str, ratio: float, factor: float, steps: int, what: str = "the gradient",
+                 truncate: int = 0) -> str:  # fmt: skip
+    """``vanishing: step 1 receives 2.0e-13 of the gradient at step 50 (x0.55 per step)``; ``truncate``: the run's
+    truncated BPTT (its K; 0 = full), which explains an exact 0 when K < T."""
     ratio = number(ratio)
     if verdict == "exploding" and not math.isfinite(ratio):
         return f"exploding: gradients are not finite (step 1 / step {steps} = {ratio})"
     if ratio == 0:
-        return f"{verdict}: step 1 receives nothing of {what} at step {steps} (it underflowed to exactly 0)"
+        why = "it underflowed to exactly 0"
+        if 0 < truncate < steps:
+            why = f"truncated BPTT cuts the graph every {truncate} steps: no gradient crosses a cut"
+        return f"{verdict}: step 1 receives nothing of {what} at step {steps} ({why})"
     share = "of" if ratio <= 1 else "times"
     per_step = f"x{factor:.3g} per step" if factor is not None and math.isfinite(factor) else "no per-step factor"
     return f"{verdict}: step 1 receives {fmt(ratio, 3)} {share} {what} at step {steps} ({per_step})"
@@ -174,7 +179,9 @@ def lines(summary: dict) -> list[str]:
     """The verdict, theory, cell state, gates, W_hh and final lines of a recurrent run (to be wrapped)."""
     entry = summary["through_time"]
     steps, cell = entry["steps"], entry["cell"]
-    text = [verdict_line(entry["verdict"], entry["ratio_init"], entry["factor_init"], steps) + "  [step 0, init]"]
+    truncate = entry.get("truncate") or 0
+    text = [verdict_line(entry["verdict"], entry["ratio_init"], entry["factor_init"], steps, truncate=truncate)
+            + "  [step 0, init]"]  # fmt: skip
     text += theory_lines(entry)
     if cell == "lstm":
         text.append(f"  cell state: ||dL/dc_1|| / ||dL/dc_{steps}|| = {fmt(entry['cell_ratio_init'], 3)} at step 0")
@@ -188,7 +195,8 @@ def lines(summary: dict) -> list[str]:
     if entry["verdict_final"] == "diverged":
         text.append(summary.get("message") or "diverged")
     else:
-        final = verdict_line(entry["verdict_final"], entry["ratio_final"], entry["factor_final"], steps)
+        final = verdict_line(entry["verdict_final"], entry["ratio_final"], entry["factor_final"], steps,
+                             truncate=truncate)  # fmt: skip
         text.append(f"{final}  [step {entry['step_final']}, end]")
     return text
 
