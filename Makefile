@@ -47,6 +47,9 @@ help:  ## show this help
 	@echo "      variables: DEPTH WIDTH ACT INIT OUTPUT_INIT SIGMA_B2 OPT LR MOMENTUM BATCH STEPS DATA SEED DTYPE NORM CLIP"
 	@echo "                 LOG_EVERY EVAL_EVERY HIST_EVERY OUT RESUME, switches RESIDUAL FORCE TENSORBOARD JACOBIAN FIGURES"
 	@echo "                 CAPTURE WIDE (1/0, true/false, yes/no); WIDE=1 prints every column of the layer table"
+	@echo "  make experiment MODEL=rnn CELL=lstm SEQ_LEN=100 DATA=adding   gradient flow through time (CELL: tanh relu"
+	@echo "                 lstm gru; DATA: adding copy mnist1d_seq; SEQ_LEN sets T; CELL=lstm:forget_bias=1;"
+	@echo "                 TRUNCATE=K: truncated BPTT, gradients reach back at most K steps; WIDTH: the hidden size)"
 	@echo "      PLUGIN=my_acts.py (any target): your module or .py file registering activations, initializers, data"
 	@echo "                 (python -m tinygrad_act experiment --help)"
 	@echo "  make experiment RESUME=runs/NAME   continue an interrupted run from its checkpoint.npz"
@@ -141,6 +144,8 @@ readme-figures: $(STAMP)
 	$(PY) -m tinygrad_act compare $(README_RUNS)/sigmoid $(README_RUNS)/relu-he --out experiments/figures/readme_compare.png --force
 	cp $(README_RUNS)/sigmoid/figures/saturation.png experiments/figures/readme_sigmoid_why.png
 	cp $(README_RUNS)/sigmoid/figures/histograms.png experiments/figures/readme_sigmoid_histograms.png
+	$(PY) -m tinygrad_act experiment --model rnn --cell gru --seq-len 100 --data adding --width 32 --optimizer adam --lr 0.003 --steps 1000 --log-every 50 --eval-every 250 --out $(README_RUNS)/gru --force --no-progress
+	cp $(README_RUNS)/gru/figures/gradient_time.png experiments/figures/readme_time_gru.png
 
 # README's sample outputs, from fresh runs: what `make experiment` prints, written between its sample markers
 # (tests/test_readme.py fails when README differs from what the commands print, the run's time aside); pytest

@@ -55,6 +55,11 @@ register("tensor", tensor_mlp.run, "deep tanh MLP training step: tinygrad_act vs
 register("recurrent", recurrent.run, "LSTM training step over T = 100: tinygrad_act vs numpy by hand vs torch", True)
 register("memory", memory.run, "peak memory of a training step, each engine in a fresh process", True)
 register("telemetry", telemetry.run_telemetry, "cost of the per-layer probes on the default experiment's step")
+register(
+    "recurrent_telemetry",
+    telemetry.run_recurrent_telemetry,
+    "cost of the time probes on a recurrent run's step (T = 100, width 64): tanh, LSTM, GRU",
+)
 register("experiment", telemetry.run_experiment, "wall time of the default experiment, DEPTH=20 ACT=sigmoid")
 
 

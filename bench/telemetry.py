@@ -1,4 +1,5 @@
-"""Sections ``telemetry`` and ``experiment``: what measuring costs, and how long the default run takes.
+"""Sections ``telemetry``, ``recurrent_telemetry`` and ``experiment``: what measuring costs, and how long the default
+run takes.
 
 ``telemetry``: the training step of the default experiment (depth 20, width 64, batch 64, sigmoid, SGD with
 momentum, float64, MNIST-1D batches) with the per-layer probe attached and measuring every step, every 10th
@@ -6,6 +7,10 @@ step, or not attached at all; the three are timed side by side in alternating ro
 runner's (nn/step.py): unmeasured steps replay the captured step, measured ones run eagerly with the probe's
 hooks, so the overhead includes the eager step a measurement forces. Overhead = step time with the probe /
 step time without it - 1 (median of the per-round ratios).
+
+``recurrent_telemetry``: the same for a recurrent run's step (MODEL=rnn SEQ_LEN=100 DATA=adding, width 64, batch 64)
+and each cell, the TimeProbe measuring every step, every 10th step, or not attached, and the same without the
+captured step (every step eager): unmeasured steps replay it (nn/step.py), measured ones run eagerly.
 
 ``experiment``: the wall time of ``python -m tinygrad_act experiment --depth 20 --act sigmoid`` (what
 ``make experiment DEPTH=20 ACT=sigmoid`` runs, minus make's own start) in a fresh process, end to end: start-up,
@@ -28,7 +33,8 @@ from tinygrad_act.optim import SGD
 
 from tinygrad_act.lab import data
 from tinygrad_act.lab.measure.probes import LayerProbe
-from tinygrad_act.nn import MLP
+from tinygrad_act.lab.measure.through_time import TimeProbe
+from tinygrad_act.nn import MLP, RecurrentNet
 from tinygrad_act.nn.step import Step
 
 from .common import REPO, interleaved_timing, paired_ratio, summarize, table
@@ -153,3 +159,54 @@ def run_experiment(options) -> dict:
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+# The default recurrent run: make experiment MODEL=rnn CELL=lstm SEQ_LEN=100 DATA=adding (width 64, batch 64).
+RECURRENT_SIZES = {"full": (100, 64), "quick": (100, 64), "tiny": (6, 8)}  # (T, width)
+
+
+class RecurrentTrainer:
+    """A recurrent run's training step (lab/run/recurrent.py's RecurrentNet and nn.Step with MSE, SGD with
+    momentum) on adding-problem batches, with the TimeProbe measuring every ``log_every`` steps (0: no probe)."""
+
+    def __init__(self, log_every: int, dataset, cell: str, width: int, batch: int = 64, capture: bool = True):
+        self.model = RecurrentNet(dataset.num_features, width, 1, cell=cell, seed=0)
+        self.optimizer = SGD(self.model.parameters(), lr=0.02, momentum=0.9)
+        if log_every:
+            self.probe = TimeProbe(self.model, self.optimizer, lambda step: step % log_every == 0)
+        self.batches = data.batches(dataset, batch, np.random.default_rng(0))
+        self.step = Step(self.model, self.optimizer, enabled=capture, loss="mse")
+
+    def steps(self, n: int) -> None:
+        for _ in range(n):
+            xb, yb = next(self.batches)
+            self.step(xb, yb)
+            self.step.update()
+
+
+def run_recurrent_telemetry(options) -> dict:
+    """The TimeProbe's cost on the default recurrent run's step, for each cell, timed side by side."""
+    rounds, block = SIZES[options.size]
+    steps, width = RECURRENT_SIZES[options.size]
+    dataset = data.load("adding:n_train=1000,n_test=100", seq_len=steps)
+    rows, results = [], {}
+    for cell in ("tanh", "lstm", "gru"):
+        modes = {
+            "no probe": (0, True),
+            "no probe, eager": (0, False),
+            "every 10 steps": (10, True),
+            "every step": (1, True),
+        }
+        trainers = {name: RecurrentTrainer(every, dataset, cell, width, capture=capture)
+                    for name, (every, capture) in modes.items()}  # fmt: skip
+        timing = interleaved_timing({name: t.steps for name, t in trainers.items()}, rounds, block, min_iterations=5)
+        seconds = timing["seconds"]
+        results[cell] = {}
+        for name in modes:
+            overhead = paired_ratio(seconds[name], seconds["no probe"]) - 1
+            stats = summarize(seconds[name])
+            results[cell][name] = {"step_ms": stats["median"] * 1e3, "overhead": overhead, "iqr_rel": stats["iqr_rel"]}
+            rows.append([cell, name, stats["median"] * 1e3, f"{100 * overhead:+.1f}%"])
+    print(f"recurrent telemetry: a recurrent run's step (T = {steps}, width {width}, batch 64, SGD momentum, float64)")
+    print(table(["cell", "probe", "ms/step", "overhead vs no probe"], rows))
+    return {"seq_len": steps, "width": width, "cells": results}

@@ -139,7 +139,7 @@ def test_an_existing_run_refused_from_the_command_line_says_force_option(tmp_pat
 
 def test_an_existing_run_refused_from_make_says_force_variable(tmp_path, finished, capsys, monkeypatch):
     path = copy_run(finished, tmp_path / "run")
-    for name in makeargs.VARIABLES:
+    for name in (*makeargs.VARIABLES, makeargs.COMMAND_LINE):  # also the names of a make running these tests
         monkeypatch.delenv(name, raising=False)
     environ = {"DEPTH": "2", "WIDTH": "4", "STEPS": "2", "DATA": "spirals:n=60", "BATCH": "8", "OUT": str(path)}
     for name, value in environ.items():

@@ -163,3 +163,132 @@ def test_an_existing_run_copied_reads_back_through_the_schema(tmp_path):
     succeeded(call(tinygrad_act.run, **TINY, out=str(path)))
     copy = copy_run(path, tmp_path / "copy")
     assert Config.read(copy).depth == TINY["depth"]
+
+
+# ---- a recurrent run's settings (model, cell, seq_len, truncate): the same schema at every entrance ----------------
+TINY_RNN = {**{k: v for k, v in TINY.items() if k != "depth"}, "model": "rnn", "cell": "gru", "seq_len": 5,
+            "data": "adding:n_train=40,n_test=16"}  # fmt: skip
+TINY_RNN_ARGS = ["--model", "rnn", "--cell", "gru", "--seq-len", "5", "--data", "adding:n_train=40,n_test=16",
+                 "--width", "4", "--steps", "4", "--batch-size", "8", "--no-figures", "--no-progress"]  # fmt: skip
+BAD_RECURRENT_PYTHON = [
+    ("model", "rnnn"), ("model", None), ("cell", "lstmm"), ("cell", 4), ("cell", "gru:forget_bias=1"),
+    ("cell", "lstm:forget_bias=nan"), ("cell", "lstm:forget_bias=1e9"), ("cell", "lstm:forget_bias"),
+    ("seq_len", 0), ("seq_len", -3), ("seq_len", 2.5), ("seq_len", "5"), ("seq_len", True), ("truncate", -1),
+    ("truncate", 1.5), ("truncate", "4"), ("truncate", None), ("truncate", False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "value"), BAD_RECURRENT_PYTHON, ids=[f"{n}={v!r}" for n, v in BAD_RECURRENT_PYTHON])
+def test_run_refuses_a_bad_recurrent_setting_naming_it(tmp_path, name, value):
+    out = tmp_path / "run"
+    refused(call(tinygrad_act.run, **{**TINY_RNN, "out": str(out), name: value}), name.split(":")[0])
+    assert not out.exists()
+
+
+BAD_RECURRENT_ARGS = [
+    (["--seq-len", "-3"], "seq_len"), (["--seq-len", "1e3"], "seq_len"), (["--seq-len", "nan"], "seq_len"),
+    (["--cell", "lstmm"], "lstmm"), (["--cell", "lstm:forget_bias=inf"], "forget_bias"), (["--model", "RNN"], "RNN"),
+    (["--truncate", "-1"], "truncate"), (["--truncate", "two"], "truncate"), (["--truncate", "0x4"], "truncate"),
+    (["--cell", "lstm:forget_bias=1,forget_bias=2"], "forget_bias"), (["--cell", ":"], "cell"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("args", "name"), BAD_RECURRENT_ARGS, ids=[" ".join(a) for a, _ in BAD_RECURRENT_ARGS])
+def test_the_command_line_refuses_a_bad_recurrent_setting_in_one_line(tmp_path, args, name):
+    out = tmp_path / "run"
+    refused(command("experiment", *TINY_RNN_ARGS, *args, "--out", out), name)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("variables", "name"),
+    [({"MODEL": "rnn", "SEQ_LEN": "-3"}, "seq_len"), ({"MODEL": "rnn", "CELL": "lstmm"}, "lstmm"),
+     ({"MODEL": "rnn", "TRUNCATE": "-2"}, "truncate"), ({"MODEL": "rnn", "TRUNCATE": "yes"}, "truncate"),
+     ({"MODEL": "rnm"}, "rnm"), ({"SEQ_LEN": "5", "DATA": "spirals"}, "seq_len"), ({"TRUNCATE": "3"}, "TRUNCATE=3"),
+     ({"CELL": "lstm"}, "CELL=lstm"), ({"MODEL": "rnn", "SEQ_LEN": "5", "DEPTH": "3"}, "DEPTH=3")],
+)  # fmt: skip
+def test_make_refuses_a_bad_recurrent_setting_in_one_line_naming_it(tmp_path, monkeypatch, capsys, variables, name):
+    given = {"DATA": "adding:n_train=40,n_test=16", "STEPS": "2", "OUT": str(tmp_path / "run"), **variables}
+    for key, value in given.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv(makeargs.COMMAND_LINE, " ".join(given))
+    try:
+        code = makeargs.main(["experiment"])
+    except SystemExit as stop:  # argparse's refusal of an option's value
+        code = stop.code
+    assert code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and name in lines[0], lines
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [("model = \"rnnn\"", "model"), ("cell = \"lstmm\"", "lstmm"), ("seq_len = 2.5", "seq_len"),
+     ("seq_len = -3", "seq_len"), ("truncate = \"4\"", "truncate"), ("truncate = -1", "truncate")],
+)  # fmt: skip
+def test_sweep_toml_recurrent_values_are_checked_by_the_schema(tmp_path, text, name):
+    path = tmp_path / "mine.toml"
+    model = "" if text.startswith("model") else 'model = "rnn"\n'
+    path.write_text(f'[grid]\nwidth = [4]\n[fixed]\n{model}data = "adding:n_train=40,n_test=16"\n{text}\n')
+    refused(command("sweep", path, "--out", tmp_path / "sweep", "--no-progress"), name)
+    assert not (tmp_path / "sweep").exists()
+
+
+def succeeded_command(*argv) -> str:
+    outcome = command(*argv)
+    assert outcome.kind == "ok", outcome.message
+    return outcome.stdout
+
+
+@pytest.fixture(scope="module")
+def recurrent_run(tmp_path_factory):
+    path = tmp_path_factory.mktemp("rnn") / "run"
+    succeeded(call(tinygrad_act.run, **TINY_RNN, truncate=2, out=str(path), timeout=60))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("model", "rnnn"), ("cell", 5), ("cell", "lstmm"), ("seq_len", "5"), ("seq_len", 0), ("truncate", -1),
+     ("truncate", 2.0)],
+)  # fmt: skip
+def test_a_recurrent_config_json_of_the_wrong_types_read_back_is_one_line(tmp_path, recurrent_run, field, value):
+    path = copy_run(recurrent_run, tmp_path / "copy")
+    config = json.loads((path / "config.json").read_text())
+    (path / "config.json").write_text(json.dumps({**config, field: value}))
+    for outcome in (command("show", path), command("experiment", "--resume", path), command("compare", path)):
+        refused(outcome, "config.json", field)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "name"),
+    [("task", "ranking", "task"), ("seq_len", -1, "seq_len"), ("readout_steps", 0, "readout_steps"),
+     ("classes", 0, "classes")],
+)  # fmt: skip
+def test_a_recurrent_runs_recorded_data_read_back_is_checked(tmp_path, recurrent_run, key, value, name):
+    path = copy_run(recurrent_run, tmp_path / "copy")
+    config = json.loads((path / "config.json").read_text())
+    config["dataset"] = {**config["dataset"], key: value, **({"task": "classification"} if key == "classes" else {})}
+    (path / "config.json").write_text(json.dumps(config))
+    refused(call(lambda: tinygrad_act.Run.load(path).model), "config.json", name)
+
+
+@pytest.mark.parametrize(("field", "value"), [("steps", "x"), ("ratio_init", "small"), ("cell", 3), ("verdict", "ok")])
+def test_a_recurrent_summarys_through_time_of_the_wrong_type_is_one_line(tmp_path, recurrent_run, field, value):
+    path = copy_run(recurrent_run, tmp_path / "copy")
+    summary = json.loads((path / "summary.json").read_text())
+    summary["through_time"][field] = value
+    (path / "summary.json").write_text(json.dumps(summary))
+    refused(command("show", path), "summary.json", "through_time", field)
+
+
+def test_a_recurrent_run_claims_its_directory_and_records_its_data_and_truncation(recurrent_run):
+    manifest = json.loads((recurrent_run / ".tinygrad_act.json").read_text())
+    assert manifest["kind"] == "run" and "config.json" in manifest["files"]
+    config = Config.read(recurrent_run)
+    assert (config.model, config.cell, config.seq_len, config.truncate) == ("rnn", "gru", 5, 2)
+    recorded = json.loads((recurrent_run / "config.json").read_text())["dataset"]
+    assert len(recorded["sha256"]) == 64 and recorded["task"] == "regression" and recorded["seq_len"] == 5
+    shown = " ".join(succeeded_command("show", recurrent_run).split())  # the report wraps its lines
+    assert "truncated BPTT cuts the graph every 2 steps: no gradient crosses a cut" in shown

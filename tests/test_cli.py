@@ -217,11 +217,11 @@ def test_an_internal_value_error_is_a_bug_and_keeps_its_traceback(tmp_path, monk
 
 
 def test_an_internal_value_error_in_a_subprocess_shows_a_traceback_not_a_usage_line(tmp_path):
-    # nn.cross_entropy raising ValueError stands for any numpy bug inside training
+    # the task's loss raising ValueError in the evaluation stands for any numpy bug inside training
     code = (
-        "import sys, tinygrad_act.nn as nn, tinygrad_act.lab.run.experiment as e\n"
+        "import sys, tinygrad_act.lab.data.tasks as tasks\n"
         "def bad(*a, **k): raise ValueError('internal')\n"
-        "e.cross_entropy = bad\n"
+        "tasks.loss = bad\n"
         "from tinygrad_act.cli import main\n"
         f"sys.exit(main({[*TINY, '--out', str(tmp_path / 'run')]!r}))\n"
     )

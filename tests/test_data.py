@@ -50,8 +50,8 @@ def nearest_class_mean_accuracy(ds):
 # ------------------------------------------------------------------------------------------------ registry
 
 
-def test_names_lists_the_three_builtin_datasets_and_the_optional_official_mnist1d():
-    assert data.names() == ["mnist1d", "mnist1d_official", "spirals", "teacher"]
+def test_names_lists_the_builtin_datasets_the_sequence_tasks_and_the_optional_official_mnist1d():
+    assert data.names() == ["adding", "copy", "mnist1d", "mnist1d_official", "mnist1d_seq", "spirals", "teacher"]
 
 
 def test_default_dataset_is_mnist1d_with_the_papers_sizes():
@@ -62,7 +62,10 @@ def test_default_dataset_is_mnist1d_with_the_papers_sizes():
 
 
 def test_unknown_name_raises_value_error_listing_the_choices():
-    with pytest.raises(ValueError, match="unknown dataset 'cifar'.*mnist1d, mnist1d_official, spirals, teacher"):
+    with pytest.raises(
+        ValueError,
+        match="unknown dataset 'cifar'.*adding, copy, mnist1d, mnist1d_official, mnist1d_seq, spirals, teacher",
+    ):
         data.load("cifar")
 
 

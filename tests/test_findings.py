@@ -21,6 +21,7 @@ NAMES = [f.name for f in findings.FINDINGS]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FIGURE_LINK = re.compile(r"!\[[^\]]*\]\((figures/[^)]+\.png)\)")
 TINY_FIXED = {"width": 8, "steps": 3, "data": "spirals:n=200", "batch_size": 16, "log_every": 1}
+RNN = {"model": "rnn", "data": "adding:n_train=32,n_test=8"}  # the findings through time: recurrent runs
 
 # The real grids' keys with tiny values (checked against experiments/*.toml below); fixed settings the analyses read.
 HEALTHY = {
@@ -55,6 +56,12 @@ HEALTHY = {
         },
         {"sigma_b2": 1e-4, "steps": 4},
     ),
+    "vanishing_time": ({"cell": ["tanh", "gru"], "seq_len": [4, 6], "seed": [0]}, RNN),
+    "exploding_time": (
+        {"cell": ["tanh", "relu"], "init": ["orthogonal:gain=0.9", "orthogonal:gain=2"], "clip": [0.0, 1.0]},
+        {**RNN, "seq_len": 6},
+    ),
+    "irnn": ({"cell": ["relu", "tanh"], "init": ["identity", "auto"], "seq_len": [4, 6], "seed": [0]}, RNN),
 }
 
 # ReLU, SELU and identity nets diverge: weights scaled by 1e20 overflow within two steps (1e100, depth 3: at step 0
@@ -85,6 +92,12 @@ DIVERGED = {
         {"depth": 3},
     ),
     "isometry": ({"act": ["tanh", "relu"], "init": ["orthogonal:gain=1e100", G20], "depth": [2, 3], "seed": [0]}, {}),
+    "vanishing_time": ({"cell": ["tanh", "gru"], "seq_len": [4, 6], "seed": [0]}, {**RNN, "lr": 1e300}),
+    "exploding_time": (
+        {"cell": ["relu", "tanh"], "init": ["orthogonal:gain=1e20", "orthogonal:gain=2"], "clip": [0.0, 1.0]},
+        {**RNN, "seq_len": 6},
+    ),
+    "irnn": ({"cell": ["relu", "tanh"], "init": ["identity", G20], "seq_len": [4, 6], "seed": [0]}, RNN),
 }
 
 # Saturated sigmoid/tanh units (gain 1e20, or a huge step for tanh): phi'(z) is exactly 0, so is every delta, r = 0.
@@ -114,6 +127,12 @@ VANISHED = {
         {"depth": 3},
     ),
     "isometry": ({"act": ["tanh", "sigmoid"], "init": ["orthogonal:gain=1e20", G20], "depth": [2, 3], "seed": [0]}, {}),
+    "vanishing_time": ({"cell": ["tanh", "lstm"], "seq_len": [4, 6], "seed": [0]}, {**RNN, "init": G20}),
+    "exploding_time": (
+        {"cell": ["tanh", "gru"], "init": ["orthogonal:gain=1e20", "orthogonal"], "clip": [0.0, 1.0]},
+        {**RNN, "seq_len": 6},
+    ),
+    "irnn": ({"cell": ["tanh", "gru"], "init": ["identity", G20], "seq_len": [4, 6], "seed": [0]}, RNN),
 }
 
 
@@ -261,7 +280,9 @@ def test_an_analysis_takes_gradients_that_vanished_to_zero_without_warnings(name
     tiny_sweeps[name] = (grid, {**fixed, "steps": 2})
     readme = generate([name], tmp_path)
     runs = last_records(tmp_path, name)
-    assert any(records[-1]["layers"][-2]["delta_norm"] == 0.0 for _, records in runs)
+    # the last hidden layer's delta, or through time the gradient reaching the first step
+    first = [(records[-1].get("through_time") or records[-1]["layers"][-2:])[0] for _, records in runs]
+    assert any(entry["delta_norm"] == 0.0 for entry in first)
     assert tables(section(readme, name))
 
 

@@ -86,6 +86,18 @@ def test_a_switch_that_is_not_a_boolean_is_refused_with_one_line(tmp_path, value
 
 
 @pytest.mark.parametrize(
+    "variables, name",
+    [(["MODEL=rnn", "SEQ_LEN=-3"], "seq_len"), (["MODEL=rnn", "CELL=lstmm"], "lstmm"), (["TRUNCATE=x"], "truncate")],
+)
+def test_a_bad_recurrent_setting_is_refused_by_make_with_one_line(tmp_path, variables, name):
+    result = _make(tmp_path, "experiment", "DATA=adding", *variables, f"OUT={tmp_path / 'run'}")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if not re.match(r"make(\[\d+\])?: \*\*\*", line)]
+    assert len(lines) == 1 and name in lines[0], lines
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
     "value, expected",
     [("1", True), ("yes", True), ("TRUE", True), ("Yes", True), ("0", False), ("no", False), ("False", False)],
 )

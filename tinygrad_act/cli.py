@@ -17,7 +17,7 @@ from .common import files, plugins, validate
 from .common.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED, RunDirError, UsageError
 from .lab.data import datasets
 from .lab.measure.records import read_metrics, read_summary
-from .lab.run import experiment
+from .lab.run import experiment, recurrent
 from .lab.run.config import RUN_OPTIONS, SETTINGS, Config
 from .lab.show import compare, plots, report
 from .lab.sweep import grid as sweeps
@@ -266,6 +266,9 @@ def cmd_list(args) -> int:
         if args.verbose:
             lines = module._REGISTRY.describe(experiment_defaults if module is optim else None)
             print("\n".join("    " + line for line in lines))
+    cells = ", ".join(f"{name}:{','.join(params)}" if params else name for name, params in
+                      ((c, recurrent.CELL_PARAMETERS.get(c, ())) for c in recurrent.CELLS))  # fmt: skip
+    print(f"cells (--model rnn): {cells}")
     if args.verbose:
         print(f"optimizers' lr and momentum: the experiment's --lr {d.lr} and --momentum {d.momentum} (sgd only)")
     print("parameters: name:param=value[,param=value], e.g. leaky_relu:alpha=0.2, spirals:classes=5")

@@ -61,6 +61,8 @@ SYNONYMS = {
     "ITERATIONS": "STEPS",
     "DATASET": "DATA",
     "OUTPUT": "OUT",
+    "T": "SEQ_LEN",
+    "STEPS_IN_TIME": "SEQ_LEN",
 }
 
 

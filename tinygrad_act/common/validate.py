@@ -27,6 +27,7 @@ import typing
 import numpy as np
 
 from .errors import UsageError
+from .registry import parse_spec
 
 MEMORY_ENV = "TINYGRAD_ACT_MEMORY_LIMIT"
 MEMORY_FRACTION = 0.5  # of physical memory: a sweep runs a few runs side by side, and the machine has other work
@@ -165,6 +166,7 @@ class Setting:
     low_open: bool = False
     high_open: bool = False
     choices: tuple = ()
+    spec: bool = False  # a name:param=value spec (lstm:forget_bias=1): choices hold the name, its owner the params
     optional: bool = False  # None is a value of its own (automatic; in a file read back: not measured)
     option: str = ""  # the command line's --option (default: --name-with-dashes)
     make: str = ""  # the make variable (default: NAME)
@@ -207,7 +209,15 @@ class Setting:
                 return value
             if not isinstance(value, str):
                 raise UsageError(f"{self.name} must be a text such as {self.default!r}, got {value!r}")
-            return choice(self.name, value, self.choices) if self.choices else value
+            if self.choices and self.spec:
+                try:
+                    name = parse_spec(value)[0]
+                except UsageError as error:
+                    raise UsageError(f"{self.name} {value!r}: {error}") from None
+                choice(self.name, name, self.choices)
+            elif self.choices:
+                choice(self.name, value, self.choices)
+            return value
         except UsageError as error:
             raise UsageError(f"{where}: {error}" if where else str(error)) from None
 

@@ -1,4 +1,4 @@
-"""The findings report: ten classic results, each reproduced by a named sweep and written up with its numbers.
+"""The findings report: thirteen classic results, each reproduced by a named sweep and written up with its numbers.
 
 ``generate()`` runs (or resumes) the sweep of every finding (configs in ``experiments/*.toml``), hands each
 finding's rows to its module (one per finding: rows -> table, figure, text) and writes
@@ -29,6 +29,7 @@ from . import (
     vanishing_depth,
 )
 from .common import Context, Finding
+from .through_time import exploding_time, irnn, vanishing_time
 
 __all__ = ["FINDINGS", "Context", "Finding", "generate"]
 
@@ -46,6 +47,9 @@ FINDINGS: list[Finding] = [
         edge_of_chaos,
         orthogonal,
         isometry,
+        vanishing_time,
+        exploding_time,
+        irnn,
     )
 ]
 

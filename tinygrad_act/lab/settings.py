@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..common import files, validate
 from ..common.validate import setting
+from ..nn.recurrent_net import CELLS
 
 CONFIG_FILE = "config.json"
 
@@ -24,9 +25,11 @@ class Settings:
     """Every setting of a run, declared once. Defaults make ``DEPTH=20 ACT=sigmoid`` a clear demonstration."""
 
     depth: int = setting(20, "hidden layers", low=1)
-    width: int = setting(64, "units per hidden layer", low=1)
+    width: int = setting(64, "units per hidden layer (a recurrent run's: the hidden size H)", low=1)
     act: str = setting("sigmoid", "activation, optionally with parameters: leaky_relu:alpha=0.2")
-    init: str = setting("auto", "weight initializer; auto = recommended for the activation")
+    # a recurrent run's: of each gate's block of W_hh (identity with cell relu: IRNN); auto = PyTorch's default
+    init: str = setting("auto", "weight initializer; auto = recommended for the activation (a recurrent run's: of "
+                        "W_hh's gate blocks; auto = PyTorch's default)")  # fmt: skip
     # the output layer's; "same" = init; xavier_normal kept the numbers
     output_init: str = setting("xavier_normal", "the output layer's initializer; same = init, auto = xavier_normal")
     # variance of the initial biases, N(0, sigma_b2) (mean-field theory's sigma_b^2)
@@ -55,6 +58,15 @@ class Settings:
     # singular values of dz_L/dz_1 at step 0; None = auto (lab/measure/jacobian.py)
     jacobian: bool | None = setting(None, "singular values of dz_L/dz_1 at step 0 (None: when depth >= 2 and "
                                     "width <= 512)")  # fmt: skip
+    # a recurrent run (lab/run/recurrent.py): one recurrent layer of `cell`, `width` units, reading a sequence task
+    model: str = setting("mlp", "mlp, or rnn: a recurrent layer of CELL reading a sequence task (DATA=adding, copy, "
+                         "mnist1d_seq)", choices=("mlp", "rnn"))  # fmt: skip
+    cell: str = setting("tanh", "a recurrent run's cell: tanh, relu (Elman RNNs), lstm (lstm:forget_bias=1) or gru",
+                        choices=CELLS, spec=True)  # fmt: skip
+    seq_len: int | None = setting(None, "T, the steps of a sequence dataset (None: the dataset's own)", low=1)
+    # truncated BPTT (nn/recurrent.py): the carried state is cut every K steps; 0 = the whole sequence
+    truncate: int = setting(0, "truncated backpropagation through time: gradients reach back at most K steps; 0 = "
+                            "full BPTT", low=0)  # fmt: skip
     out: str = setting("", "run directory (default: a fresh name under runs/)")
 
 

@@ -5,6 +5,10 @@ r = ||dL/dz|| at the first hidden layer / ||dL/dz|| at the last hidden layer (z:
 batch). Vanishing if r < 1e-2, exploding if r > 1e2 or a gradient is not finite, healthy otherwise; the
 per-layer factor is the geometric mean r^(1/(L-1)).
 
+Through time (a recurrent net's record, which carries ``through_time``: one entry per time step), r is
+r_time = ||dL/dh_1|| / ||dL/dh_T|| over the batch, with the same verdict rule; the per-step factor is
+r_time^(1/(T-1)) (``per_layer_factor`` with T for L).
+
 Why: in mean field, δ_ℓ = (δ_{ℓ+1} W_{ℓ+1}ᵀ) ⊙ f'(z_ℓ) gives ||δ_ℓ||² ≈ ||δ_{ℓ+1}||² · σ_w²(ℓ+1) · E[f'(z_ℓ)²], so
 r² ≈ Π_{ℓ=1}^{L-1} σ_w²(ℓ+1) E[f'(z_ℓ)²]: the weights of hidden layers 2..L and the activations of hidden
 layers 1..L-1. ``layer_gains`` takes the geometric mean of each over exactly those layers; their product is
@@ -35,9 +39,14 @@ def verdict(ratio: float, nonfinite: int = 0) -> str:
 
 
 def first_last_ratio(record: dict) -> float:
-    """r = delta_norm(first hidden layer) / delta_norm(last hidden layer) of one logged record."""
-    hidden = record["layers"][:-1]
-    first, last = hidden[0]["delta_norm"], hidden[-1]["delta_norm"]
+    """r = delta_norm(first hidden layer) / delta_norm(last hidden layer) of one logged record; for a record
+    through time, r_time = delta_norm(first step) / delta_norm(last step)."""
+    if record.get("through_time"):
+        steps = record["through_time"]
+        first, last = steps[0]["delta_norm"], steps[-1]["delta_norm"]
+    else:
+        hidden = record["layers"][:-1]
+        first, last = hidden[0]["delta_norm"], hidden[-1]["delta_norm"]
     if first is None or last is None or math.isnan(first) or math.isnan(last):
         return math.nan
     if last == 0:  # no gradient reaches the last hidden layer: 0/0 means nothing flows at all

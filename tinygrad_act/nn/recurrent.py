@@ -27,7 +27,8 @@ reaches back at most k steps (itself included); the initial state gets gradient 
 ``truncate=None`` (the default) or k >= T builds the same graph as full BPTT: bit-identical gradients.
 
 Probes (measurement from outside, the training loop unchanged): set ``module.recording = True`` and every forward
-leaves a ``Trace`` in ``module.trace`` (else None, and nothing is kept): ``trace.hidden[layer][t]`` is the Tensor
+that records a graph (not under ``no_grad``: an evaluation keeps nothing) leaves a ``Trace`` in ``module.trace``
+(else None, and nothing is kept): ``trace.hidden[layer][t]`` is the Tensor
 h_{t+1} of that layer, the very node that the next step and the outputs use, so ``retain_grad()`` on it (e.g. in
 a forward hook, before ``backward``) gives the whole dL/dh through the outputs and later steps, and a backward
 from h_T with ``retain_graph=True`` gives ∂h_T/∂h_1 row by row. ``trace["forget"][layer][t]`` and the like are
@@ -54,6 +55,7 @@ import numpy as np
 
 from ..common import validate
 from ..common.errors import UsageError
+from ..engine.graph import is_grad_enabled
 from ..engine.tensor import Tensor, linear, stack
 from . import init as initializers
 from .modules import Module
@@ -130,6 +132,12 @@ class _Recurrent(Module):
                 for name in ("bias_ih", "bias_hh"):
                     setattr(self, f"{name}_l{layer}", self._parameter(self._bias(bias_init, rng)))
 
+    def __setattr__(self, name, value):
+        if name == "recording":  # measurement state, not structure: a captured step keeps its program
+            object.__setattr__(self, name, bool(value))
+            return
+        super().__setattr__(name, value)
+
     def _parameter(self, values: np.ndarray) -> Tensor:
         return Tensor(np.asarray(values, dtype=self.dtype), requires_grad=True)
 
@@ -155,12 +163,12 @@ class _Recurrent(Module):
 
     # ---- the loop ------------------------------------------------------------------------------------------
     def forward(self, x, state=None):
-        """(outputs (B, T, H), final state) for ``x`` (B, T, F) from ``state`` (zeros when None); see the module doc."""
-        x = self._checked_input(x)
-        batch, steps = x.shape[0], x.shape[1]
+        """(outputs (B, T, H), final state) for ``x`` (B, T, F) from ``state`` (zeros when None); see the module doc.
+        ``x`` may also be the steps x[:, t] as a list of T (B, F) Tensors (the captured step feeds them so)."""
+        inputs = self._checked_steps(x)
+        batch, steps = inputs[0].shape[0], len(inputs)
         carries = self._initial_carries(state, batch)
-        trace = Trace(self.CARRIED + self.GATES) if self.recording else None
-        inputs = [x[:, t] for t in range(steps)]
+        trace = Trace(self.CARRIED + self.GATES) if self.recording and is_grad_enabled() else None
         finals = []
         for layer in range(self.num_layers):
             weights = self._weights(layer)
@@ -198,6 +206,27 @@ class _Recurrent(Module):
         raise NotImplementedError
 
     # ---- checks at the boundary ----------------------------------------------------------------------------
+    def _checked_steps(self, x) -> list:
+        """The input's steps x[:, t], each (B, F): from a (B, T, F) input, or checked as given in a list."""
+        if not isinstance(x, (list, tuple)):
+            x = self._checked_input(x)
+            return [x[:, t] for t in range(x.shape[1])]
+        steps = [_as_tensor(step) for step in x]
+        if not steps or any(s.ndim != 2 or s.shape != (steps[0].shape[0], self.input_size) for s in steps):
+            shapes = sorted({s.shape for s in steps})
+            raise ValueError(f"{type(self).__name__} takes steps of shape (batch, {self.input_size}), got {shapes}")
+        for step in steps:
+            self._check_dtype("input", step)
+        return steps
+
+    def zero_state(self, batch: int) -> Tensor:
+        """The (B, H) zeros every carry starts from when no state is given: one Tensor per batch size, kept (a
+        captured step holds it as a constant input of its program)."""
+        kept = self.__dict__.setdefault("_zero_states", {})
+        if batch not in kept:
+            kept[batch] = Tensor(np.zeros((batch, self.hidden_size), dtype=self.dtype))
+        return kept[batch]
+
     def _checked_input(self, x) -> Tensor:
         x = _as_tensor(x)
         if x.ndim != 3 or x.shape[1] < 1 or x.shape[2] != self.input_size:
@@ -217,8 +246,7 @@ class _Recurrent(Module):
     def _initial_carries(self, state, batch: int) -> list:
         """One carry (a tuple of (B, H) Tensors) per layer: zeros, or the layers of ``state``."""
         if state is None:
-            zeros = Tensor(np.zeros((batch, self.hidden_size), dtype=self.dtype))
-            return [(zeros,) * len(self.CARRIED)] * self.num_layers
+            return [(self.zero_state(batch),) * len(self.CARRIED)] * self.num_layers
         parts = (state,) if len(self.CARRIED) == 1 else tuple(state) if isinstance(state, (tuple, list)) else None
         if parts is None or len(parts) != len(self.CARRIED):
             raise ValueError(f"{type(self).__name__}'s state is a tuple ({', '.join(self.CARRIED)}), got {state!r}")

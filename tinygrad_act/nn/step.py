@@ -1,10 +1,15 @@
-"""The captured training step: forward, cross-entropy, backward and clipping recorded once, then replayed.
+"""The captured training step: forward, loss, backward and clipping recorded once, then replayed.
 
 ``step = Step(model, optimizer, clip)``; each training step is ``loss, logits = step(xb, yb)``, the checks
 (``math.isfinite(loss)``, ``step.finite()``), then ``step.update()``. The first eligible call runs eagerly and
 records its graph (engine/capture.py); later calls with the same signature replay it into preallocated arrays,
 the gradients land in one flat array (nn/flat.py) and the update is one fused call over all parameters. Every
 number is bit-identical to the eager step (tests/test_capture.py).
+
+The loss is ``cross_entropy`` (labels ``yb``, one per row of the outputs: a per-step task's (n, K) labels are
+read row by row) or ``mse`` (one value per output row, as a regression's targets). A recurrent net
+(nn.RecurrentNet) is fed its steps x[:, t] and holds its zero state as inputs of the program
+(``RecurrentNet.program_inputs``): the recurrent nets replay too.
 """
 
 from __future__ import annotations
@@ -14,26 +19,31 @@ import operator
 
 import numpy as np
 
+from ..common import validate
 from ..engine import capture
 from ..engine.grad_mode import is_grad_enabled, structure_version
 from ..engine.tensor import Tensor
-from . import modules
+from . import modules, recurrent, recurrent_net
 from .flat import FlatParameters
 from .optim import clip_grad_norm
 
-# Module types whose forward is pure graph operations plus capture.effect: the only ones replayed.
-REPLAYABLE = (modules.MLP, modules.Block, modules.Linear, modules.LayerNorm, modules.BatchNorm1d, modules.Activate)
+# Module types whose forward is pure graph operations plus capture.effect: the only ones replayed. (A recurrent
+# layer also records a trace while ``recording``: only on measured steps, whose hooks make them eager anyway.)
+REPLAYABLE = (modules.MLP, modules.Block, modules.Linear, modules.LayerNorm, modules.BatchNorm1d, modules.Activate,
+              recurrent_net.RecurrentNet, recurrent.RNN, recurrent.LSTM, recurrent.GRU)  # fmt: skip
+LOSSES = ("cross_entropy", "mse")
 _HOOKS, _TRAINING = operator.attrgetter("_hooks"), operator.attrgetter("training")
 _KEPT = 2  # programs kept, one per input signature (the full batch, a partial one)
 
 
 class Step:
-    """One training step of ``model`` with ``optimizer`` and global-norm clipping ``clip`` (0: none).
+    """One training step of ``model`` with ``optimizer``, global-norm clipping ``clip`` (0: none) and ``loss``
+    (``cross_entropy`` or ``mse``; see the module docstring).
 
-    ``loss, logits = step(xb, yb)`` runs forward, cross-entropy, ``zero_grad``, backward and clipping; then
+    ``loss, logits = step(xb, yb)`` runs forward, the loss, ``zero_grad``, backward and clipping; then
     ``step.update()`` applies the optimizer. What it guarantees:
 
-    - Every number is the plain eager loop's (``model(Tensor(xb))``, ``cross_entropy``, ``optimizer.zero_grad()``,
+    - Every number is the plain eager loop's (``model(Tensor(xb))``, the loss, ``optimizer.zero_grad()``,
       ``loss.backward()``, ``clip_grad_norm``, ``optimizer.step()``), bit for bit, whether the call replays a
       recorded program or not.
     - A call replays only when eager would see what the recording saw; else it runs eagerly (and may record
@@ -51,9 +61,10 @@ class Step:
       step where a gradient overflows while the loss is still finite, replayed or not.
     """
 
-    def __init__(self, model, optimizer, clip: float = 0.0, enabled: bool = True):
+    def __init__(self, model, optimizer, clip: float = 0.0, enabled: bool = True, loss: str = "cross_entropy"):
         self.model, self.optimizer, self.clip, self.enabled = model, optimizer, clip, enabled
-        self.programs = {}  # signature -> (program, x, weights, logits, loss)
+        self.loss = validate.choice("loss", loss, LOSSES)
+        self.programs = {}  # signature -> (program, refilled inputs, target, logits, loss)
         self.replayed = False  # whether the last call replayed (then update() is the fused one)
         self.flat, self._version = None, None
         self._derive()
@@ -112,9 +123,41 @@ class Step:
             # a finite sum of squares is proof enough; an infinite one may be an overflow of finite values
             return all(math.isfinite(np.dot(g.ravel(), g.ravel())) or bool(np.isfinite(g).all()) for g in grads)
 
+    def _inputs(self, xb) -> tuple[object, list, list]:
+        """(the model's argument, the leaves a replay refills from each batch, the constant leaves it holds): x for
+        an MLP; a recurrent net's steps and zero state (RecurrentNet.program_inputs)."""
+        if isinstance(self.model, recurrent_net.RecurrentNet):
+            steps, constants = self.model.program_inputs(xb)
+            return steps, steps, constants
+        x = Tensor(xb.copy())  # replays overwrite it: never the caller's array
+        return x, [x], []
+
+    @staticmethod
+    def _refill(leaves: list, xb) -> None:
+        """A new batch into the input leaves: x whole, or a recurrent net's steps x[:, t]."""
+        if len(leaves) == 1 and leaves[0].data.shape == xb.shape:
+            np.copyto(leaves[0].data, xb)
+        else:
+            for t, leaf in enumerate(leaves):
+                np.copyto(leaf.data, xb[:, t])
+
+    def _target(self, logits, yb, out=None) -> np.ndarray:
+        """The loss's second operand, an input of the program: cross-entropy's target weights (-1/n at each row's
+        label), or MSE's targets negated, in the outputs' shape and dtype (into ``out`` if given). Negated, because
+        a node computed from an input alone (-y) would be a constant to capture, which it refuses."""
+        if self.loss == "mse":
+            return np.negative(np.asarray(yb, dtype=logits.dtype).reshape(logits.shape), out=out)
+        return modules.target_weights(logits.shape, logits.dtype, np.asarray(yb).reshape(-1), out=out)
+
+    def _loss(self, logits, target: Tensor) -> Tensor:
+        if self.loss == "cross_entropy":
+            return modules.weighted_log_softmax(logits, target)
+        difference = logits + target  # modules.mse's prediction - y is prediction + (-y): the same numbers
+        return (difference * difference).mean()
+
     def _eager(self, xb, yb):
         logits = self.model(Tensor(xb))
-        loss = modules.cross_entropy(logits, yb)
+        loss = self._loss(logits, Tensor(self._target(logits.data, yb)))
         return self._backward(loss), Tensor(logits.data)
 
     def _backward(self, loss) -> float:
@@ -127,13 +170,13 @@ class Step:
 
     def _record(self, key, xb, yb):
         """The eager step, its graph kept for replay when it can be (and its loss is finite)."""
-        x = Tensor(xb.copy())  # replays overwrite it: never the caller's array
+        x, refilled, constants = self._inputs(xb)
         with capture.recording() as effects:
             logits = self.model(x)
-        weights = Tensor(modules.target_weights(logits.shape, logits.dtype, yb))
-        loss = modules.weighted_log_softmax(logits, weights)
+        target = Tensor(self._target(logits.data, yb))
+        loss = self._loss(logits, target)
         try:
-            program = capture.Program(loss, (x, weights), effects)
+            program = capture.Program(loss, (*refilled, target, *constants), effects)
         except capture.NotCapturable:
             program = None
         loss_value = self._backward(loss)
@@ -146,13 +189,13 @@ class Step:
         params = self.flat.params
         if program is not None and set(program.params) == set(params) and all(p.grad is not None for p in params):
             program.restore()
-            self.programs[key] = (program, x, weights, logits, loss)
+            self.programs[key] = (program, refilled, target, logits, loss)
         return loss_value, handed_out
 
     def _replay(self, entry, xb, yb):
-        program, x, weights, logits, loss = entry
-        np.copyto(x.data, xb)
-        modules.target_weights(weights.data.shape, weights.data.dtype, yb, out=weights.data)
+        program, refilled, target, logits, loss = entry
+        self._refill(refilled, xb)
+        self._target(logits.data, yb, out=target.data)
         program.replay_forward()
         loss_value = loss.data.item()
         if not math.isfinite(loss_value):  # divergence: the eager step computes and reports it

@@ -15,10 +15,18 @@ import numpy as np
 from ...common import validate
 from ...common.errors import UsageError
 
+TASKS = ("classification", "regression", "per_step")  # what a target is: tasks.py scores each
+
 
 @dataclass(frozen=True, eq=False)  # arrays have no single truth value
 class Dataset:
-    """A train/test split: inputs ``(n, num_features)`` standardized with the train statistics, int64 labels."""
+    """A train/test split: inputs ``(n, num_features)``, or ``(n, seq_len, num_features)`` for a sequence task,
+    standardized with the train statistics (unless the dataset is registered unstandardized), and targets.
+
+    ``task`` says what a target is (tasks.py scores it): ``classification``, one int64 label per example;
+    ``regression``, one float64 value per example (``num_classes`` 0); ``per_step``, int64 labels of shape
+    (n, steps), one for each of the last ``steps`` time steps.
+    """
 
     name: str
     params: dict
@@ -29,29 +37,46 @@ class Dataset:
     y_test: np.ndarray
     num_classes: int
     sha256: str = ""  # of what it was made from: a file's bytes, the arrays given, the generated arrays (fingerprint)
+    task: str = "classification"
 
     @property
     def num_features(self) -> int:
-        """Length of one input vector."""
-        return self.x_train.shape[1]
+        """Length of one input vector (of one step's, for a sequence)."""
+        return self.x_train.shape[-1]
+
+    @property
+    def seq_len(self) -> int:
+        """T, the steps of each input sequence; 0 for inputs that are not sequences."""
+        return self.x_train.shape[1] if self.x_train.ndim == 3 else 0
+
+    @property
+    def num_outputs(self) -> int:
+        """The outputs a model needs per example (per labelled step): one per class, or 1 for a regression."""
+        return 1 if self.task == "regression" else self.num_classes
 
     def __repr__(self):
+        task = "" if self.task == "classification" else f", task={self.task!r}"
         return (
             f"Dataset({self.name!r}, train={self.x_train.shape}, test={self.x_test.shape}, "
-            f"classes={self.num_classes}, seed={self.seed}, dtype={self.x_train.dtype})"
+            f"classes={self.num_classes}{task}, seed={self.seed}, dtype={self.x_train.dtype})"
         )
 
 
 @dataclass(frozen=True)
 class Shape:
-    """What a dataset spec will produce, known without generating it: split sizes, features, classes, and the
-    number of float64 values its generator holds at its peak (for the memory estimate)."""
+    """What a dataset spec will produce, known without generating it: split sizes, features (per step), classes
+    (0 for a regression), the number of float64 values its generator holds at its peak (for the memory
+    estimate), and for a sequence task its ``seq_len`` (T; 0 otherwise), ``task`` and labelled steps
+    (``targets``, per example: the last ``targets`` steps of a per-step task)."""
 
     n_train: int
     n_test: int
     features: int
     classes: int
     peak_values: int
+    seq_len: int = 0
+    task: str = "classification"
+    targets: int = 1
 
 
 SPLITS = ("x_train", "y_train", "x_test", "y_test")
@@ -67,7 +92,8 @@ def fingerprint(arrays, names=SPLITS) -> str:
 
 
 def statistics(x_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The per-feature mean and std ``standardize`` uses: the train split's, a constant feature keeping std 1."""
+    """The per-feature mean and std ``standardize`` uses: the train split's, a constant feature keeping std 1
+    (over the examples: a sequence's statistics are per step and feature)."""
     mean = x_train.mean(axis=0)
     std = x_train.std(axis=0)
     return mean, np.where(std > 1e-12, std, 1.0)

@@ -27,7 +27,7 @@ import numpy as np
 
 from ...common import files, validate
 from ...common.errors import RunDirError, UsageError
-from .base import Dataset, Shape, standardize, statistics
+from .base import TASKS, Dataset, Shape, standardize, statistics
 from .base import fingerprint as _sha256_arrays
 
 SUFFIXES = (".npz", ".csv")
@@ -117,9 +117,14 @@ def load(spec: str, seed: int = 0, dtype=np.float64):
 # evaluate read it back: typed, and your data's labels and standardization (``load``) consistent with it.
 _RECORDED = (
     validate.Setting("features", int, None, low=1),
-    validate.Setting("classes", int, None, low=1),
+    validate.Setting("classes", int, None, low=0),  # 0: a regression's (below: only there)
     validate.Setting("sha256", str, None, optional=True),
     validate.Setting("params", dict, {}, optional=True),
+    # a sequence task's (lab/run/recurrent.py's dataset_entry); absent for flat data: the defaults
+    validate.Setting("seq_len", int, 0, low=0),
+    validate.Setting("task", str, "classification", choices=TASKS),
+    validate.Setting("readout_steps", int, 1, low=1),
+    validate.Setting("outputs", int, None, optional=True, low=1),
 )
 _RECORDED_PARAMS = (validate.Setting("labels", list, None, optional=True, items=int),
                     validate.Setting("standardization", dict, None, optional=True))  # fmt: skip
@@ -128,13 +133,17 @@ _SCALE = (validate.Setting("mean", list, None, items=float),
 
 
 def recorded(entry, where: str) -> dict:
-    """config.json's ``dataset`` entry read back (``where``: the file): ``features``, ``classes``, ``sha256``, and
+    """config.json's ``dataset`` entry read back (``where``: the file): ``features``, ``classes``, ``sha256``, a
+    sequence task's ``seq_len``, ``task``, ``readout_steps`` and ``outputs`` (flat data's defaults if absent), and
     for your data the ``labels`` (one per class, distinct, increasing) and the ``standardization`` (a finite
     ``mean`` and a positive ``std`` per feature) that ``load`` recorded, None where absent; UsageError naming the
     field."""
     if not isinstance(entry, dict):
         raise UsageError(f"{where}: dataset must be an object (the run's record of its data), got {entry!r:.200}")
     found = {s.name: s.check(entry.get(s.name, s.default), f"{where}: dataset") for s in _RECORDED}
+    if found["classes"] < 1 and found["task"] != "regression":
+        raise UsageError(f"{where}: dataset: classes must be a positive integer (only a regression has none), got "
+                         f"{found['classes']!r}")  # fmt: skip
     params, inner = found.pop("params") or {}, f"{where}: dataset.params"
     found.update((s.name, s.check(params.get(s.name), inner)) for s in _RECORDED_PARAMS)
     labels, scale = found["labels"], found["standardization"]

@@ -95,7 +95,7 @@ def _norms(model, x: np.ndarray) -> list:
 
 
 @contextlib.contextmanager
-def _gradients_kept(model):
+def gradients_kept(model):
     """The norms' weights take part in the backward passes: their ``.grad`` is put back as it was."""
     parameters = model.parameters()
     kept = [p.grad for p in parameters]
@@ -115,7 +115,7 @@ def factors(model, x: np.ndarray, norms=None) -> list[np.ndarray]:
     x = np.asarray(x, dtype=np.float64)
     start = x @ _constant(blocks[0].linear.weight).data + _constant(blocks[0].linear.bias).data
     out = []
-    with _gradients_kept(model):
+    with gradients_kept(model):
         for index, block in enumerate(blocks):
             width = start.shape[-1]
             leaf = Tensor(np.repeat(start[None, :], width, axis=0), requires_grad=True)

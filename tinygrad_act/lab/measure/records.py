@@ -1,10 +1,11 @@
 """A run's records: the fields of each measured step (``STEP_FIELDS``, per layer ``LAYER_FIELDS``) and ``RunLog``,
 which appends each record whole to metrics.jsonl and metrics.csv (both or neither, common/files.py's AppendLog).
 
-The probes (probes.py) fill a record; the run (run/experiment.py) logs it. What is read back, by show/, a resumed
-run, a sweep or ``Run.load``, passes one schema (``read_metrics``, ``read_summary``; ``SUMMARY_FIELDS`` declared
-with common/validate.py's Setting): a field of the wrong type is one line naming the file and the field, never a
-traceback in whatever reads it later.
+The probes (probes.py) fill a record; the run (run/experiment.py) logs it. A recurrent run's records also carry
+``through_time``, one entry per time step (through_time.py), in metrics.jsonl only: metrics.csv keeps one row per
+layer. What is read back, by show/, a resumed run, a sweep or ``Run.load``, passes one schema (``read_metrics``,
+``read_summary``; ``SUMMARY_FIELDS`` declared with common/validate.py's Setting): a field of the wrong type is one
+line naming the file and the field, never a traceback in whatever reads it later.
 """
 
 from __future__ import annotations
@@ -153,12 +154,29 @@ INNER_FIELDS = {  # the objects inside a summary: field -> the fields its reader
     ),  # fmt: skip
 }
 INNER_FIELDS["gain_final"] = INNER_FIELDS["gain_init"]
+_ENDS = ("init", "final")
+INNER_FIELDS["through_time"] = (  # a recurrent run's (through_time.py's summarize; run/recurrent.py adds truncate)
+    _measured("applies", bool),
+    _measured("reason", str),
+    _measured("cell", str),
+    _measured("steps", int, low=1),
+    _measured("truncate", int, low=0),
+    *(_measured(f"{name}_{end}") for name in ("ratio", "factor", "spectral_radius", "spectral_norm", "cell_ratio")
+      for end in _ENDS),
+    *(_measured(f"step_{end}", int, low=0) for end in _ENDS),
+    *(_measured(f"gates_{end}", dict) for end in _ENDS),
+    _measured("verdict", str, choices=VERDICTS),
+    _measured("verdict_final", str, choices=VERDICTS),
+    _measured("theory", dict),
+)  # fmt: skip
 # What an inner object that ``applies`` must hold: its readers (report, compare, html) use these without a default.
 APPLIES_REQUIRED = {
     "theory": ("ratio", "per_layer_factor"),
     "jacobian": ("examples", "min", "max", "median", "mean_s2", "decades", "singular_values"),
     "jacobian.theory": ("mean_s2", "var_s2", "weights"),
-}
+    "through_time": ("cell", "steps", "verdict", "verdict_final", *(f"{name}_{end}" for name in ("ratio", "factor",
+                     "step", "spectral_radius", "spectral_norm") for end in _ENDS)),
+}  # fmt: skip
 # The exact spectrum's fields come together (a summary from before it has none of them): once ``rank`` or
 # ``log10_singular_values`` is there, report.jacobian_line and jacobian_figure read these too.
 _SPECTRUM_REQUIRED = {"rank": ("width", "zeros", "unresolved", "log10_bounds"), "log10_singular_values": ("width",)}
@@ -169,6 +187,7 @@ RECORD_FIELDS = (
     Setting("loss", float, None, finite=False),
     Setting("accuracy", float, None, finite=False),
     Setting("layers", list, None, items=dict),
+    _measured("through_time", list, items=dict),  # a recurrent run's, one entry per time step
     *(_measured(name) for name in STEP_FIELDS if name not in ("step", "loss", "accuracy")),
 )
 _REQUIRED = {"status"}

@@ -5,7 +5,7 @@
     run.figures["gradient_flow"]       # name -> the PNG's path
     run.predict(x), run.evaluate(x, y) # with the trained model (run.model), on inputs in your data's units
     run                                # in a notebook: the verdict, the layer table and the gradient flow
-    pd.DataFrame(run.table())          # one row per (step, layer)
+    pd.DataFrame(run.table())          # one row per (step, layer); run.time_table(): per (step, t) through time
     Run.load("runs/tanh")              # the same object for a run directory already on disk
 
 The keywords are the command line's experiment options (``--batch-size`` is ``batch_size``), plus ``force``
@@ -161,10 +161,19 @@ class Run:
         """
         rows = []
         for record in self.records:
-            step = {key: value for key, value in record.items() if key != "layers"}
+            step = {key: value for key, value in record.items() if key not in ("layers", "through_time")}
             layers = record.get("layers") or []
             for index, layer in enumerate(layers):
                 rows.append({**step, **layer, "layer_name": layer_name(index, len(layers))})
+        return rows
+
+    def time_table(self) -> list[dict]:
+        """A recurrent run's flat rows per (step, time step t): the step's numbers and that time step's (``t``
+        from 1, ``delta_norm`` = ||dL/dh_t||, the gates ...), ready for ``pd.DataFrame``; [] for an MLP run."""
+        rows = []
+        for record in self.records:
+            step = {key: value for key, value in record.items() if key not in ("layers", "through_time")}
+            rows += [{**step, **entry} for entry in record.get("through_time") or []]
         return rows
 
     def draw(self) -> dict:
@@ -178,7 +187,8 @@ class Run:
         for a completed run), in eval mode. Its inputs are standardized (see ``predict``)."""
         if self._model is None:
             config, data = Config.read(self.dir), self._data()
-            model = experiment.make_model(config, data["features"], data["classes"])
+            outputs = data["outputs"] or data["classes"]  # a recurrent run's: 1 for a regression
+            model = experiment.make_model(config, data["features"], outputs, readout_steps=data["readout_steps"])
             # the checkpoint read as a resume reads it: typed entries, these settings, the data config.json records
             state = checkpoint.load(self.dir, config, data["sha256"])
             checkpoint.restore(state, model)
@@ -193,22 +203,27 @@ class Run:
         train split's statistics, as in training), or a built-in dataset's inputs as ``lab.data.load`` returns them.
         """
         logits = self._logits(self._inputs(x))
-        labels = self._data()["labels"]
+        data = self._data()
+        if data["task"] == "regression":  # a recurrent run on the adding problem: the predicted values
+            return logits[:, 0]
+        labels = data["labels"]
         index = np.argmax(logits, axis=1)
+        if data["task"] == "per_step":  # one label per read-out step
+            return index.reshape(-1, data["readout_steps"])
         return np.asarray(labels)[index] if labels is not None else index
 
     def evaluate(self, x, y) -> dict[str, float]:
         """``{"loss": mean cross-entropy, "accuracy": fraction correct}`` of the trained model on ``(x, y)``,
         ``x`` as for ``predict`` and ``y`` in the labels of the run's data."""
-        x = self._inputs(x)
-        classes = self._classes(y, len(x))
-        loss, accuracy = experiment.evaluate(self.model, x, classes, _EVALUATION_BATCH)
+        x, task = self._inputs(x), self._data()["task"]
+        targets = self._classes(y, len(x)) if task == "classification" else np.asarray(y)
+        loss, accuracy = experiment.evaluate(self.model, x, targets, _EVALUATION_BATCH, task)
         self.model.eval()  # evaluate puts a model back in training mode
         return {"loss": loss, "accuracy": accuracy}
 
     def _data(self) -> dict:
         """What config.json recorded of the data, checked (userdata.recorded): features, classes, labels,
-        standardization."""
+        standardization, and a sequence task's T, task, labelled steps and outputs."""
         return userdata.recorded(self.config.get("dataset"), str(self.dir / "config.json"))
 
     def _inputs(self, x) -> np.ndarray:
@@ -216,6 +231,11 @@ class Run:
         x = np.asarray(x, dtype=np.float64)
         data = self._data()
         features = data["features"]
+        if data["seq_len"]:  # a recurrent run: sequences (n, T, features)
+            x = x[None] if x.ndim == 2 and x.shape[1] == features else x
+            if x.ndim != 3 or x.shape[2] != features:
+                raise UsageError(f"x has shape {x.shape}; this run's model takes sequences of (steps, {features})")
+            return x.astype(self.config.get("dtype", "float64"))
         if x.ndim == 1 and x.size == features:
             x = x[None, :]
         if x.ndim != 2 or x.shape[1] != features:

@@ -28,7 +28,7 @@ from ...nn.modules import output_initializer
 from .. import data
 from ..data import userdata
 from ..settings import RUN_OPTIONS, SETTINGS, Settings, read_config
-from . import tensorboard
+from . import recurrent, tensorboard
 
 __all__ = ["Config", "Resolved", "RUN_OPTIONS", "SETTINGS"]
 
@@ -72,7 +72,8 @@ class Config(Settings):
         _resolved("output initializer", self.output_init, lambda: output(5, 3, np.random.default_rng(0)))
         optimizer = _resolved("optimizer", self.optimizer, self._optimizer)
         spec = self.data if data_spec is None else data_spec
-        shape = _resolved("dataset", spec, lambda: data.check(spec))
+        shape = _resolved("dataset", spec, lambda: data.check(spec, **recurrent.data_params(self)))
+        recurrent.check(self, Config(), shape)
         if shape is not None and self.batch_size > shape.n_train:
             raise UsageError(
                 f"batch_size {self.batch_size} is larger than the training split of {self.data!r} "
@@ -111,13 +112,19 @@ class Config(Settings):
         """
         itemsize = np.dtype(self.dtype).itemsize
         features, classes, n = (shape.features, shape.classes, shape.n_train + shape.n_test) if shape else (1, 1, 0)
+        steps = max(shape.seq_len, 1) if shape else 1
         depth, width = self.depth, self.width
         weights = (features + 1) * width + (depth - 1) * (width + 1) * width + (width + 1) * classes
         rows = max(self.batch_size, min(1000, n))
+        layers = depth
+        if self.model == "rnn":  # one recurrent layer of G gate blocks, its values kept for every step
+            gates = {"lstm": 4, "gru": 3}.get(recurrent.cell_spec(self.cell)[0], 1)
+            weights = gates * width * (features + width + 2) + (width + 1) * max(classes, 1)
+            layers = steps * (gates + 2)
         parts = {
             "parameters": 5 * weights * itemsize,
-            "activations": 6 * rows * depth * width * itemsize,
-            "data": max(8 * shape.peak_values, n * features * (8 + itemsize)) if shape else 0,
+            "activations": 6 * rows * layers * width * itemsize,
+            "data": max(8 * shape.peak_values, n * steps * features * (8 + itemsize)) if shape else 0,
         }
         return sum(parts.values()), parts
 
@@ -150,7 +157,10 @@ class Config(Settings):
             "residual": "res",
             "norm": f"{self.norm}norm",
         }
-        parts = [spec(self.act), spec(self.init), f"d{self.depth}"]
+        if self.model == "rnn":
+            parts = [spec(part) for part in recurrent.default_name(self)]
+        else:
+            parts = [spec(self.act), spec(self.init), f"d{self.depth}"]
         parts += [tag for key, tag in tags.items() if getattr(self, key) != getattr(default, key)]
         return "-".join([*parts, f"s{self.seed}"])
 

@@ -21,19 +21,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ...common import __version__, files, plugins
+from ...common import files
 from ...common.errors import RunDirError, Terminated, UsageError, interrupts_deferred, sigterm_as_interrupt
-from ...engine.graph import no_grad
-from ...engine.tensor import Tensor
-from ...nn.modules import MLP, accuracy, cross_entropy
+from ...nn.modules import MLP
 from ...nn.step import Step
 from .. import data, stats
-from ..measure import jacobian
+from ..data import tasks
+from ..data.tasks import evaluate  # the whole-split score; callers import it from here too
+from ..measure import jacobian, through_time
 from ..measure.probes import LayerProbe, gradient_record
 from ..measure.records import LAYER_FIELDS, RUN_FILES, RunLog, read_metrics, read_summary  # noqa: F401  (LAYER_FIELDS, RUN_FILES: callers import them from here)
 from ..show import drawing, html, plots, report, run_figures
 from ..theory import mean_field as theory
-from . import checkpoint, provenance, rundir, tensorboard, threads
+from . import checkpoint, provenance, recurrent, rundir, tensorboard, threads
 from .config import Config, Resolved
 
 __all__ = [
@@ -83,7 +83,7 @@ def run(config: Config, force: bool = False, progress: bool = True, command: str
     """
     resolved = config.resolve()
     with sigterm_as_interrupt(), threads.blas_threads(config.width):
-        dataset = data.load(config.data, dtype=np.dtype(config.dtype))  # bad data parameters write nothing
+        dataset = load_data(config)  # bad data parameters write nothing
         with rundir.prepare(config.out, config.default_name(), force=force) as path:
             return _run_in(path, config, resolved, dataset, progress, command, draw_aside=draw_aside)
 
@@ -103,7 +103,7 @@ def resume(path, progress: bool = True, draw_aside: bool = False) -> dict:
     source = provenance.data_source(config, stored)
     resolved = config.resolve(data_spec=source)
     with sigterm_as_interrupt(), threads.blas_threads(config.width):
-        dataset = data.load(source, dtype=np.dtype(config.dtype))
+        dataset = load_data(config, source)
         provenance.check(stored, dataset, path / "config.json")
         with rundir.claim(path, "run", reuse=True):
             # a run killed before its summary has none; one that has a summary must have a readable one
@@ -134,8 +134,8 @@ def _run_in(path: Path, config: Config, resolved: Resolved, dataset, progress: b
         outcome.steps_done, outcome.resumed = state.step, (*state.resumed, state.step)
         started -= records[-1]["time"] if records else 0.0  # time goes on from the last record kept
     else:
-        files.atomic_write(path / "config.json", files.dumps(resolved_config(config, path, model, dataset, command),
-                                                             indent=2) + "\n")  # fmt: skip
+        record = provenance.config_record(config, path, model, dataset, command)
+        files.atomic_write(path / "config.json", files.dumps(record, indent=2) + "\n")
     log = tensorboard.TensorBoardLog(path, probe, config, records) if config.tensorboard else RunLog(path, records)
     when = "after {steps_done} steps"
     drawer = drawing.Drawer() if draw_aside and config.figures else None
@@ -149,14 +149,14 @@ def _run_in(path: Path, config: Config, resolved: Resolved, dataset, progress: b
         when = "while drawing the figures"
         if config.figures and outcome.status != "failed":
             summary = summarize(config, log.records, outcome.status, outcome.message, outcome.steps_done, final,
-                                prediction)  # fmt: skip
+                                prediction, dataset=dataset)  # fmt: skip
             drawn = _draw(path, log.records, {**summary, "jacobian": spectrum}, drawer)
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: stop now, the summary comes from the records logged
         outcome.interrupted(stop, when.format(steps_done=outcome.steps_done))
     finally:
         if drawer is not None:
             drawer.close()
-    return finish(path, config, log.records, outcome, final, prediction, drawn, started, spectrum)
+    return finish(path, config, log.records, outcome, final, prediction, drawn, started, spectrum, dataset)
 
 
 def build(config: Config, dataset, resolved: Resolved | None = None):
@@ -167,19 +167,34 @@ def build(config: Config, dataset, resolved: Resolved | None = None):
     initializers and optimizer are ``resolved``'s (``config.resolve()`` if not given): no name is resolved here.
     """
     resolved = config.resolve() if resolved is None else resolved
+    if config.model == "rnn":
+        seeds = _seeds(config)
+        return recurrent.build(config, dataset, resolved.optimizer, seeds, lambda step: _measured(config, step))
     model = make_model(config, dataset.num_features, dataset.num_classes, resolved)
     optimizer = resolved.optimizer(model.parameters())
     # Evaluation steps are always measured too, so every test-set number sits in a logged record.
-    probe = LayerProbe(model, optimizer, lambda step: step % config.log_every == 0 or _evaluated(config, step))
+    probe = LayerProbe(model, optimizer, lambda step: _measured(config, step))
     batches = data.batches(dataset, config.batch_size, np.random.default_rng(_seeds(config)[1]))
     step = Step(model, optimizer, config.clip, enabled=config.capture)  # replayed on unmeasured steps
     return model, step, probe, batches
 
 
-def make_model(config: Config, num_features: int, num_classes: int, resolved: Resolved | None = None) -> MLP:
-    """The run's MLP with its initial weights (from the first stream of ``config.seed``); Run.model loads the
-    trained weights into the same architecture. The activation and initializers are ``resolved``'s (build: named
-    once, in Config.resolve); without it, config's names (Run.model, which needs no data)."""
+def load_data(config: Config, spec: str | None = None):
+    """The run's dataset: ``spec`` (default ``config.data``; a resumed run's: the path it recorded) with the
+    parameters its settings add (seq_len), in its dtype."""
+    return data.load(spec or config.data, dtype=np.dtype(config.dtype), **recurrent.data_params(config))
+
+
+def make_model(config: Config, num_features: int, num_classes: int, resolved: Resolved | None = None,
+               readout_steps: int = 1):  # fmt: skip
+    """The run's model with its initial weights (from the first stream of ``config.seed``): the MLP, or for
+    ``model = "rnn"`` the RecurrentNet (``num_classes``: its outputs; ``readout_steps``: the labelled steps of a
+    per-step task); Run.model loads the trained weights into the same architecture. The MLP's activation and
+    initializers are ``resolved``'s (build: named once, in Config.resolve); without it, config's names (Run.model,
+    which needs no data)."""
+    if config.model == "rnn":
+        seed = int(_seeds(config)[0].generate_state(1)[0])
+        return recurrent.make_model(config, num_features, num_classes, readout_steps, seed)
     if resolved is None:
         activation, init, output_init = config.act, config.init, config.output_init
     else:
@@ -207,43 +222,27 @@ def _seeds(config: Config):
 def measure_jacobian(config: Config, model, dataset) -> dict:
     """summary["jacobian"]: the singular values of dz_L/dz_1 at step 0 for the first examples of the first
     batch (a fresh copy of the batch stream, so training sees the same batches), with the theory beside them."""
+    first, _ = next(data.batches(dataset, config.batch_size, np.random.default_rng(_seeds(config)[1])))
+    if config.model == "rnn":
+        return recurrent.measure_jacobian(config, model, first)
     skipped = jacobian.not_measured(config)
     if skipped is not None:
         return skipped
-    first, _ = next(data.batches(dataset, config.batch_size, np.random.default_rng(_seeds(config)[1])))
     entry = jacobian.measure(model, first)
     q0 = float(np.mean(dataset.x_train.astype(np.float64) ** 2))
     entry["theory"] = jacobian.predict(config, model, q0, config.sigma_b2)
     return entry
 
 
+def _measured(config: Config, step: int) -> bool:
+    """Steps the probe measures: every ``log_every``, and every evaluated step, so that every test-set number
+    sits in a logged record."""
+    return step % config.log_every == 0 or _evaluated(config, step)
+
+
 def _evaluated(config: Config, step: int) -> bool:
     """Steps with a test-set evaluation: every ``eval_every`` and the last."""
     return step % config.eval_every == 0 or step == config.steps - 1
-
-
-def resolved_config(config: Config, path: Path, model, dataset, command: str | None) -> dict:
-    """config.json: the settings, and what they resolved to (activation and initializer parameters, data)."""
-    return {
-        **dataclasses.asdict(config),
-        "out": str(path),
-        "activation_params": model.activation.params,
-        "init_resolved": {"name": model.init.name, "params": model.init.params},
-        "dataset": {
-            "name": dataset.name,
-            "params": dataset.params,
-            "features": dataset.num_features,
-            "classes": dataset.num_classes,
-            "train": len(dataset.y_train),
-            "test": len(dataset.y_test),
-            "sha256": dataset.sha256,  # what a resumed run or a sweep's rerun checks (provenance.py)
-        },
-        "plugins": plugins.fingerprints(),
-        "parameters": model.num_parameters(),
-        "version": __version__,
-        "numpy": np.__version__,
-        "command": command or " ".join(sys.argv),
-    }
 
 
 # Seconds between two checkpoints written at measured steps. Replacing a file costs milliseconds (the file system
@@ -309,18 +308,21 @@ def _train_step(config, model, training_step, probe, batches, dataset, log, outc
     loss_value, logits = training_step(xb, yb)  # forward, loss, backward, clip; replayed unless measured
     # a non-finite gradient stops the run here too (a measured step's record counts them, after its update)
     if not math.isfinite(loss_value) or not (probe.measuring or training_step.finite()):
-        measured = probe.collect() if probe.measuring else gradient_record(model)
+        unmeasured = through_time.gradient_record if config.model == "rnn" else gradient_record
+        measured = probe.collect() if probe.measuring else unmeasured(model)
         reason = f"the loss is {loss_value}" if not math.isfinite(loss_value) else "non-finite gradients"
         outcome.status, outcome.message = "diverged", f"diverged at step {step}: {reason}"
-        log.write({"step": step, "loss": loss_value, "accuracy": accuracy(logits, yb), **measured})
+        log.write({"step": step, "loss": loss_value, "accuracy": tasks.accuracy(dataset.task, logits, yb),
+                   **measured})  # fmt: skip
         return False
     training_step.update()  # optimizer.step(), fused after a replayed step
     outcome.steps_done = step + 1
     if probe.record is not None:
-        record = {"step": step, "loss": loss_value, "accuracy": accuracy(logits, yb), **probe.record}
+        record = {"step": step, "loss": loss_value, "accuracy": tasks.accuracy(dataset.task, logits, yb),
+                  **probe.record}  # fmt: skip
         if _evaluated(config, step):  # loss/accuracy are the minibatch's; these are whole splits
-            record["train_loss"], record["train_accuracy"] = evaluate(model, dataset.x_train, dataset.y_train)
-            record["test_loss"], record["test_accuracy"] = evaluate(model, dataset.x_test, dataset.y_test)
+            record["train_loss"], record["train_accuracy"] = _evaluate(model, dataset, "train")
+            record["test_loss"], record["test_accuracy"] = _evaluate(model, dataset, "test")
         record["time"] = time.perf_counter() - started
         if record["nonfinite"]:
             outcome.status, outcome.message = "diverged", f"diverged at step {step}: non-finite gradients"
@@ -344,29 +346,19 @@ def final_evaluation(records: list[dict]) -> dict:
     return {key: last[key] for key in FINAL_KEYS}
 
 
-def evaluate(model, x, y, batch_size: int = 1000) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy over a whole split, without recording a graph, in eval mode."""
-    model.eval()
-    total_loss, correct = 0.0, 0
-    with no_grad():
-        for start in range(0, len(x), batch_size):
-            logits = model(Tensor(x[start : start + batch_size]))
-            yb = y[start : start + batch_size]
-            total_loss += cross_entropy(logits, yb).item() * len(yb)
-            correct += int(np.sum(np.argmax(logits.data, axis=1) == yb))
-    model.train()
-    return total_loss / len(x), correct / len(x)
+def _evaluate(model, dataset, split: str) -> tuple[float, float]:
+    return evaluate(model, getattr(dataset, f"x_{split}"), getattr(dataset, f"y_{split}"), task=dataset.task)
 
 
 def finish(path: Path, config: Config, records, outcome: Outcome, final, prediction, drawn, started,
-           spectrum: dict | None = None) -> dict:  # fmt: skip
+           spectrum: dict | None = None, dataset=None) -> dict:  # fmt: skip
     """Write summary.json, the run's last word (a signal now waits until it is written); return the summary.
 
     A file-system fault met while training is raised after it, once the summary is on disk (if it fits).
     """
     with interrupts_deferred():
         summary = summarize(config, records, outcome.status, outcome.message, outcome.steps_done, final, prediction,
-                            diverged=outcome.diverged)  # fmt: skip
+                            diverged=outcome.diverged, dataset=dataset)  # fmt: skip
         if spectrum is not None:
             summary["jacobian"] = spectrum
         summary.update(drawn)
@@ -418,11 +410,13 @@ def _draw(path: Path, records: list[dict], summary: dict, drawer: drawing.Drawer
         return {"figures_error": f"{type(error).__name__}: {error}"}
 
 
-def summarize(config, records, status, message, steps_done, final, theory, diverged: bool | None = None) -> dict:
+def summarize(config, records, status, message, steps_done, final, theory, diverged: bool | None = None,
+              dataset=None) -> dict:  # fmt: skip
     """The summary: status, final numbers, r and verdict at step 0 and at the end, theory beside them.
 
     ``diverged`` (default: status == "diverged") says the training diverged even if the run was then
-    interrupted while drawing its figures; its final verdict is then "diverged".
+    interrupted while drawing its figures; its final verdict is then "diverged". A recurrent run's (``dataset``
+    given) r is r_time, with ``through_time`` beside it (run/recurrent.py's summarize).
     """
     summary = {"status": status, "message": message, "steps_done": steps_done, "steps_requested": config.steps}
     summary["records"] = len(records)  # records written to metrics.jsonl: the summary never claims more
@@ -446,11 +440,16 @@ def summarize(config, records, status, message, steps_done, final, theory, diver
             "diverged" if diverged else stats.verdict(summary["ratio_final"], records[-1]["nonfinite"])
         )
     summary["theory"] = theory
+    if config.model == "rnn" and dataset is not None:
+        recurrent.summarize(summary, records, config, dataset, status == "diverged" if diverged is None else diverged)
     return summary
 
 
 def predict_theory(config, model, dataset) -> dict | None:
-    """Mean-field prediction of r for this configuration (``applies`` False, with the reason, where it cannot)."""
+    """Mean-field prediction of r for this configuration (``applies`` False, with the reason, where it cannot).
+    A recurrent run's theory comes from its step-0 record (run/recurrent.py): None here."""
+    if config.model == "rnn":
+        return None
     if config.residual or config.norm != "none":
         return {"applies": False, "reason": "mean-field theory here covers plain MLPs (no residual, no norm)"}
     # Each hidden layer's own sigma_w^2 = fan_in * mean(W^2): the first layer's fan_in differs from the rest.

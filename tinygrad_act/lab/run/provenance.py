@@ -6,17 +6,23 @@
 
 A resumed run reads its data from the absolute path it recorded (the directory it is resumed from does not
 matter) and refuses, in one line naming the file and both hashes, data or a plug-in that changed since
-(``check``); a sweep redoes the runs whose data or plug-ins changed (``changed``).
+(``check``); a sweep redoes the runs whose data or plug-ins changed (``changed``). ``config_record`` is what
+config.json holds: the settings, what they resolved to, and these fingerprints.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from pathlib import Path
 
-from ...common import plugins
+import numpy as np
+
+from ...common import __version__, plugins
 from ...common.errors import UsageError
 from .. import data
 from ..data import userdata
+from . import recurrent
 
 
 def data_source(config, stored: dict) -> str:
@@ -68,3 +74,33 @@ def _plugins_changed(stored: dict) -> str | None:
             shown = f"{current[:16]}... now" if current else "not found now"
             return f"plug-in {path} changed (sha256 {str(was)[:16]}... then, {shown})"
     return None
+
+
+def config_record(config, path: Path, model, dataset, command: str | None) -> dict:
+    """config.json: the settings, what they resolved to (activation and initializer parameters, the data and its
+    sha256, a sequence task's T and targets) and the plug-ins' fingerprints, which ``check`` and ``changed`` read."""
+    if config.model == "rnn":
+        activation, init = {"name": config.cell}, {"name": "pytorch_default" if config.init == "auto" else config.init}
+    else:
+        activation, init = model.activation.params, {"name": model.init.name, "params": model.init.params}
+    return {
+        **dataclasses.asdict(config),
+        "out": str(path),
+        "activation_params": activation,
+        "init_resolved": init,
+        "dataset": {
+            "name": dataset.name,
+            "params": dataset.params,
+            "features": dataset.num_features,
+            "classes": dataset.num_classes,
+            "train": len(dataset.y_train),
+            "test": len(dataset.y_test),
+            "sha256": dataset.sha256,  # what a resumed run or a sweep's rerun checks (provenance.py)
+            **(recurrent.dataset_entry(dataset) if config.model == "rnn" else {}),
+        },
+        "plugins": plugins.fingerprints(),
+        "parameters": model.num_parameters(),
+        "version": __version__,
+        "numpy": np.__version__,
+        "command": command or " ".join(sys.argv),
+    }

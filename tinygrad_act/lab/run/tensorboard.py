@@ -17,6 +17,9 @@ Tags (``layer`` is 01, 02, ... for the hidden layers and ``out`` for the output 
   ``dead_fraction``;
 - histograms per layer: ``weights`` (W after the step's update), ``weight_grads`` (dL/dW the step used),
   ``activations`` (hidden layers' f(z)) and ``delta_log10`` (log10|δ| of the values that are not exactly 0);
+- a recurrent run (``model rnn``): ``gradients/r`` is r_time; its layers are the recurrent layer (``01``: its
+  ``weights`` histogram is W_hh) and the readout; ``gates/<gate>_mean``, ``_near_0``, ``_near_1`` average a gated
+  cell's gates over the time steps;
 - text: ``config`` (every setting) and ``verdict`` (the terminal's verdict lines); HParams: the settings, with
   ``hparams/test_accuracy``, ``hparams/test_loss``, ``hparams/train_loss``, ``hparams/log10_r_init`` and
   ``hparams/log10_r_final`` (in ``tensorboard/hparams/``).
@@ -73,7 +76,10 @@ def layer_name(index: int, count: int) -> str:
 def scalars(record: dict) -> dict[str, float]:
     """The tag -> value pairs of one metrics.jsonl record (the one mapping both the writer and tests use)."""
     values = {tag: record.get(key) for tag, key in SCALARS.items()}
-    values["gradients/r"] = stats.first_last_ratio(record) if len(record["layers"]) > 2 else None
+    steps = record.get("through_time") or []  # a recurrent run's: r is r_time, and its gates' means over t
+    values["gradients/r"] = stats.first_last_ratio(record) if len(record["layers"]) > 2 or steps else None
+    for key in (k for k in (steps[0] if steps else {}) if k.endswith(("_mean", "_near_0", "_near_1"))):
+        values[f"gates/{key}"] = sum(step[key] for step in steps) / len(steps)
     count = len(record["layers"])
     for index, layer in enumerate(record["layers"]):
         name = layer_name(index, count)

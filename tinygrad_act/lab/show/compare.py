@@ -25,10 +25,11 @@ from ...common.validate import spell
 from ..measure.records import read_metrics, read_summary
 from ..settings import read_config
 from ..stats import shown_verdict
-from . import plots
+from . import plots, time_report
 from .format import fmt, number, pct
 
 TABLE_HEADERS = ["run", "act", "init", "depth", "r at init", "theory r", "verdict", "test accuracy"]
+TIME_HEADERS = ["run", "cell", "init", "T", "r at init", "theory r", "verdict", "test accuracy"]  # recurrent runs
 
 
 @dataclasses.dataclass
@@ -41,11 +42,20 @@ class Run:
     first: dict  # the step-0 record of metrics.jsonl
 
     @property
+    def through_time(self) -> list | None:
+        """A recurrent run's per-step entries at step 0 (None for an MLP run)."""
+        return self.first.get("through_time") or None
+
+    @property
     def depth(self) -> int:
-        return len(self.first["layers"]) - 1
+        """The hidden layers, or a recurrent run's time steps T."""
+        return len(self.through_time) if self.through_time else len(self.first["layers"]) - 1
 
     @property
     def act(self) -> str:
+        """The activation, or a recurrent run's cell."""
+        if self.through_time:
+            return time_report.cell_label(self.config.get("cell", "?"))
         return str(self.config.get("act", "?"))
 
     @property
@@ -125,14 +135,16 @@ def _ratio_text(run: Run) -> str:
 
 
 def table(runs: list[Run]) -> str:
-    """Aligned columns: run, act, init, depth, r at init (step 0), theory r, verdict, final test accuracy."""
+    """Aligned columns: run, act, init, depth, r at init (step 0), theory r, verdict, final test accuracy (for
+    recurrent runs: cell and T for act and depth, r_time for r)."""
+    headers = TIME_HEADERS if runs and runs[0].through_time else TABLE_HEADERS
     rows = [
         [name, run.act, run.init, str(run.depth), _ratio_text(run),
          fmt(run.theory["ratio"], 2) if run.theory else "-", run.verdict, pct(run.summary.get("test_accuracy"))]
         for run, name in zip(runs, _names(runs))
     ]  # fmt: skip
-    widths = [max(len(str(cell)) for cell in column) for column in zip(TABLE_HEADERS, *rows)]
-    lines = ["| " + " | ".join(cell.ljust(w) for cell, w in zip(TABLE_HEADERS, widths)) + " |"]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    lines = ["| " + " | ".join(cell.ljust(w) for cell, w in zip(headers, widths)) + " |"]
     lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     lines += ["| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths)) + " |" for row in rows]
     return "\n".join(lines)
@@ -141,7 +153,7 @@ def table(runs: list[Run]) -> str:
 def _label(run: Run, name: str) -> str:
     """The legend entry: what the run was, its verdict and r (the numbers a reader must not misread). The run's
     own names are user text, shown literally (plots.literal: a ``$`` in them is no maths)."""
-    what = f"{run.act}/{run.init}, depth {run.depth}"
+    what = f"{run.act}/{run.init}, " + (f"T = {run.depth}" if run.through_time else f"depth {run.depth}")
     if name not in what:
         what += f" ({name})"
     what = plots.literal(what)
@@ -221,16 +233,46 @@ def _axes(axes, depths: set[int]) -> None:
     axes[1].set_title("weight gradient per layer", fontsize=10)
 
 
+def time_figure(runs: list[Run], out) -> None:
+    """Recurrent runs: ||dL/dh_t|| at step 0 against the steps back from the readout (T - t), each run's theory
+    dashed in its colour (anchored at its measured step T), into the PNG ``out``."""
+    names = _names(runs)
+    keys = [run.act for run in runs] if len({run.act for run in runs}) == len(runs) else names
+    fig, ax = plots.figure(figsize=(10, 5.5))
+    for run, name, key in zip(runs, names, keys):
+        color = plots.activation_color(key, keys)
+        values = np.array([number(step.get("delta_norm")) for step in run.through_time])
+        back = np.arange(len(values) - 1, -1, -1)
+        plots.draw_profile(ax, back, values, color, _label(run, name))
+        profile = (run.theory or {}).get("profile")
+        anchor = values[-1]
+        if profile is not None and run.theory.get("compares_with") == "hidden" and 0 < anchor < math.inf:
+            ax.plot(back, plots.clipped(anchor * np.asarray(profile))[0], color=color, **plots.THEORY_STYLE)
+    ax.plot([], [], color="grey", **plots.THEORY_STYLE, label="theory of ||dL/dh_t|| (dashed, run's colour)")
+    plots.norm_axis(ax, r"$\|\partial L / \partial h_t\|$")
+    ax.set_xlabel(r"steps back from the readout, $T - t$")
+    ax.grid(alpha=0.3)
+    plots.legend(ax, fontsize=8, loc="best")
+    ax.set_title("Gradient through time at initialization (step 0): one fixed log scale for every run", fontsize=11)
+    plots.save(fig, out, signed=SIGNED)
+
+
 SIGNED = "compare"  # the Software text of the pictures compare writes (plots.signed): its own, to replace
 
 
 def compare(arguments: list[str], out=None, force: bool = False) -> tuple[str, Path]:
-    """Find the runs, draw them into ``out``; return (the table, the path written).
+    """Find the runs, draw them into ``out``; return (the table, the path written). Recurrent runs are compared
+    through time, and only with each other.
 
     Without ``out`` the picture goes next to the first run (``runs/compare-a-b.png``), under a fresh name: never
     over an earlier one. An ``out`` that exists is replaced only if compare wrote it, or with ``force``.
     """
     runs = find_runs(arguments)
+    recurrent = [run for run in runs if run.through_time]
+    if recurrent and len(recurrent) < len(runs):
+        mlps = len(runs) - len(recurrent)
+        raise UsageError(f"compare draws runs of one kind: {len(recurrent)} recurrent runs and {mlps} MLP runs "
+                         "given; compare recurrent runs and MLP runs apart")  # fmt: skip
     path = _default_out(runs) if out is None else Path(out)
     if out is not None:
         if path.is_dir():
@@ -239,7 +281,7 @@ def compare(arguments: list[str], out=None, force: bool = False) -> tuple[str, P
             raise UsageError(f"{str(path)!r} exists and compare did not write it; choose another {spell('out')} or "
                              f"pass {spell('force', True)} to replace it")  # fmt: skip
     with np.errstate(all="ignore"):
-        figure(runs, path)
+        (time_figure if recurrent else figure)(runs, path)
     return table(runs), path
 
 

@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from ...common import files
 from ..stats import shown_verdict
+from . import time_report
 from .format import fmt, pct
 from .report import final_line, jacobian_line, resumed_line, verdict_line
 
@@ -119,15 +120,23 @@ def _settings(path: Path, config) -> dict:
 
 
 def _what(settings: dict) -> str:
-    return ", ".join(f"{k} {settings[k]}" for k in ("act", "init", "depth", "width", "dtype", "data", "steps")
-                     if k in settings)  # fmt: skip
+    keys = ("act", "init", "depth", "width", "dtype", "data", "steps")
+    if settings.get("model") == "rnn":
+        keys = ("model", "cell", "init", "width", "seq_len", "dtype", "data", "steps")
+    return ", ".join(f"{k} {settings[k]}" for k in keys if k in settings and settings[k] is not None)
 
 
 def _verdicts(summary: dict, settings: dict) -> list[str]:
     """The verdict at step 0 with its why, the theory, the verdict at the end, the Jacobian, a resume: paragraphs."""
     depth, dtype = settings.get("depth", 0), settings.get("dtype", "float64")
     body = []
-    if "ratio_init" in summary:
+    if (summary.get("through_time") or {}).get("applies"):  # a recurrent run: through time
+        lines = time_report.lines(summary)
+        shown = shown_verdict(summary) or "-"
+        body.append(f'<p class="verdict {_e(shown)}">{_e(lines[0])}</p>')
+        body += [f"<p>{_e(line.strip())}</p>" for line in lines[1:-1]]
+        body.append(f'<p class="{_e(summary.get("verdict_final", ""))}">{_e(lines[-1])}</p>')
+    elif "ratio_init" in summary:
         first = verdict_line(summary.get("verdict", "-"), summary["ratio_init"], summary.get("per_layer_factor_init"),
                              depth, dtype, summary.get("gain_init"))  # fmt: skip
         shown = shown_verdict(summary) or "-"
@@ -141,10 +150,16 @@ def _verdicts(summary: dict, settings: dict) -> list[str]:
     return body
 
 
-def _layers(records: list[dict]) -> list[str]:
-    """The layer table and its note (nothing for a run without measured records)."""
+def _layers(records: list[dict], summary: dict | None = None) -> list[str]:
+    """The layer table and its note, or a recurrent run's step table (nothing for a run without measured
+    records)."""
     if not records or not records[0].get("layers"):
         return []
+    if (summary or {}).get("through_time", {}).get("applies") and records[0].get("through_time"):
+        columns, rows, _ = time_report.time_rows(records, summary)
+        entry = summary["through_time"]
+        note = time_report.legend(entry["cell"], entry.get("theory") or {})
+        return [table([name for name, _ in columns], rows), f'<p class="note">{_e(note)}</p>']
     last = records[-1]["step"]
     headers = [header.format(last=last) for header in LAYER_HEADERS]
     return [table(headers, _layer_rows(records)), f'<p class="note">{_e(LAYER_NOTE)}</p>']
@@ -161,7 +176,8 @@ def run_fragment(path, config, records: list[dict], summary: dict) -> str:
         body.append(
             f"<p>test accuracy {_e(accuracy)}, test loss {_e(loss)} after {_e(summary.get('steps_done'))} steps</p>"
         )
-    body += [*_layers(records), *figures(path, ["gradient_flow.png"], only=True), "</div>"]
+    main = "gradient_time.png" if summary.get("through_time") else "gradient_flow.png"
+    body += [*_layers(records, summary), *figures(path, [main], only=True), "</div>"]
     return "\n".join(body)
 
 
@@ -183,13 +199,16 @@ def run_page(path, config, records: list[dict], summary: dict) -> str:
         ["train loss / accuracy", f"{fmt(summary.get('train_loss'), 4)} / {pct(summary.get('train_accuracy'))}"],
         ["test loss / accuracy", f"{fmt(summary.get('test_loss'), 4)} / {pct(summary.get('test_accuracy'))}"],
         ["r at step 0 / at the end", f"{fmt(summary.get('ratio_init'), 3)} / {fmt(summary.get('ratio_final'), 3)}"],
-        ["per-layer factor at step 0", fmt(summary.get("per_layer_factor_init"), 3)],
+        [
+            "per-step factor at step 0" if summary.get("through_time") else "per-layer factor at step 0",
+            fmt(summary.get("per_layer_factor_init"), 3),
+        ],  # fmt: skip
         ["wall time", f"{fmt(summary.get('wall_time_s'), 3)} s"],
     ]
     body.append(table(["", ""], numbers))
-    layers = _layers(records)
+    layers = _layers(records, summary)
     if layers:
-        body += ["<h2>Layers</h2>", *layers]
+        body += ["<h2>Time steps</h2>" if summary.get("through_time") else "<h2>Layers</h2>", *layers]
     drawn = figures(path, summary.get("figures") or [], only=True)  # what the run drew: never a picture of yours
     why = summary.get("figures_skipped") or summary.get("figures_error") or "the run was made with --no-figures"
     body += ["<h2>Figures</h2>", *(drawn or [f'<p class="note">no figures: {_e(why)}</p>'])]

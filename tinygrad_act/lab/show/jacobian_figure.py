@@ -17,6 +17,9 @@ from ..theory import spectrum_density
 from . import plots
 from .format import fmt, fmt_log10
 
+# What the spectrum is of: the hidden stack's dz_L/dz_1, or through time a recurrent layer's state ds_T/ds_1.
+PRODUCTS = {None: r"\partial z_L / \partial z_1", "ds_T/ds_1": r"\partial s_T / \partial s_1"}
+
 
 def jacobian_figure(entry: dict):
     """The singular values of J = dz_L/dz_1 at step 0 (all examples pooled): the nonzero ones as a histogram of
@@ -52,7 +55,7 @@ def jacobian_figure(entry: dict):
             ax.axvspan(math.log10(mean - std) / 2, math.log10(mean + std) / 2, color="grey", alpha=0.2,
                        label=rf"theory $s^2$ within one std ({predicted['weights']} W, free probability)")  # fmt: skip
     _power_ticks(ax)
-    ax.set_xlabel(r"nonzero singular value $s$ of $\partial z_L / \partial z_1$ (log scale)")
+    ax.set_xlabel(rf"nonzero singular value $s$ of ${PRODUCTS.get(entry.get('of'), PRODUCTS[None])}$ (log scale)")
     ax.set_ylabel("count")
     ax.set_title(_jacobian_title(entry, total, logs), fontsize=9)
     ax.grid(alpha=0.3)

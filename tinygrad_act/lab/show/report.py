@@ -19,12 +19,12 @@ import numpy as np
 
 from ..measure.records import RUN_FILES, layer_name
 from ..stats import shown_verdict
+from . import time_report
 from .format import fmt, fmt_log10, number, pct
 
 DEFAULT_WIDTH = 100  # when the width is unknown (output piped into a file, no terminal)
 BAR_WIDTH = (12, 60)  # the log bar's least and largest width in characters
 TEXT_WIDTH = 100  # prose (legend, verdict) is wrapped at most this wide, even in a wider terminal: lines stay readable
-MAX_PER_DECADE = 4.0  # a flat profile draws flat bars, not magnified noise
 GAP = "  "  # between two columns
 
 
@@ -97,20 +97,12 @@ def layer_table(records: list[dict], width: int | None = None, wide: bool = Fals
     shown = [column for column in columns(last["step"]) if wide or not column.wide]
     used = sum(column.width for column in shown) + len(GAP) * len(shown)
     bar_width = min(max(width - used, BAR_WIDTH[0]), BAR_WIDTH[1])
-    deltas = [layer["delta_norm"] for layer in first["layers"]]
-    logs = [math.log10(d) for d in deltas if d is not None and d > 0 and math.isfinite(d)]
-    low, high = (min(logs), max(logs)) if logs else (0.0, 0.0)
-    per_decade = min(MAX_PER_DECADE, (bar_width - 1) / max(high - low, 1e-12))
+    bars, per_decade = time_report.log_bars([layer["delta_norm"] for layer in first["layers"]], bar_width)
     header = GAP.join(f"{column.header:>{column.width}}" for column in shown) + GAP + "delta@0, log"[:bar_width]
     rows = []
-    for index in range(count):
+    for index, bar in enumerate(bars):
         a, b = first["layers"][index], last["layers"][index]
         cells = [layer_name(index, count), *(column.cell(a, b) for column in shown[1:])]
-        d = a["delta_norm"]
-        if d is not None and d > 0 and math.isfinite(d):
-            bar = "#" * max(1, round(bar_width + per_decade * (math.log10(d) - high)))
-        else:
-            bar = "(zero)" if d == 0 else "(n/a)"
         rows.append(GAP.join(f"{cell:>{column.width}}" for cell, column in zip(cells, shown)) + GAP + bar)
     legend = "; ".join(column.legend for column in shown if column.legend)
     legend += f"; bar: delta@0 on a log scale, {per_decade:.3g} characters per decade"
@@ -185,7 +177,7 @@ def jacobian_line(entry: dict | None) -> str | None:
         with np.errstate(divide="ignore"):
             logs = np.log10(np.asarray(entry["singular_values"], dtype=float))
         logs = logs[np.isfinite(logs)]
-    text = f"Jacobian dz_L/dz_1 at step 0 ({entry['examples']} examples"
+    text = f"Jacobian {entry.get('of', 'dz_L/dz_1')} at step 0 ({entry['examples']} examples"
     if "rank" in entry:
         low, high = min(entry["rank"]), max(entry["rank"])
         text += f"): rank {low}" + (f"..{high}" if high > low else "") + f" of {entry['width']}"
@@ -236,11 +228,17 @@ def terminal_report(summary: dict, records: list[dict], config, width: int | Non
     every line within ``width`` (default ``terminal_width()``) but the rows of a ``wide`` table."""
     width = terminal_width() if width is None else width
     lines = []
-    if records and records[0]["layers"] and records[0]["layers"][0].get("delta_norm") is not None:
+    through_time = (summary.get("through_time") or {}).get("applies")
+    if through_time and records and records[0].get("through_time"):
+        table, legend = time_report.time_table(records, summary, width, GAP)
+        lines += [*table, wrap(legend, min(width, TEXT_WIDTH), indent=""), ""]
+    elif records and records[0]["layers"] and records[0]["layers"][0].get("delta_norm") is not None:
         lines += [layer_table(records, width, wide), ""]
     text = []  # lines wrapped at word boundaries
     depth = config.depth
-    if "ratio_init" in summary:
+    if through_time:
+        text += time_report.lines(summary)
+    elif "ratio_init" in summary:
         text.append(
             verdict_line(
                 summary.get("verdict") or "-",

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from ...common import files
+from ..data.tasks import REGRESSION_TOLERANCE
 from ..stats import shown_verdict
-from . import plots
+from . import plots, time_figures, time_report
 from .format import fmt, number
 from .jacobian_figure import jacobian_figure
 from .why_figures import gradient_snr, histogram_figure, why_per_layer
@@ -59,14 +60,18 @@ def drawings(path, records: list[dict], summary: dict, share: tuple[int, int] = 
     records = measured
     config = files.read_json(Path(path) / "config.json") or {}
     title = run_title(Path(path).name, config, summary)
-    draws = [
-        lambda: gradient_flow(records, summary, diverged),
-        lambda: gradient_heatmap(records),
-        lambda: update_ratio(records),
-        lambda: why_per_layer(records),
-        lambda: gradient_snr(records, config.get("batch_size")),
-        lambda: training(records, (config.get("dataset") or {}).get("classes"), summary),
-    ]
+    classes = (config.get("dataset") or {}).get("classes")
+    if (summary.get("through_time") or {}).get("applies"):  # a recurrent run: its figures through time
+        draws = [*time_figures.draws(records, summary), lambda: update_ratio(records)]
+    else:
+        draws = [
+            lambda: gradient_flow(records, summary, diverged),
+            lambda: gradient_heatmap(records),
+            lambda: update_ratio(records),
+            lambda: why_per_layer(records),
+            lambda: gradient_snr(records, config.get("batch_size")),
+        ]
+    draws.append(lambda: training(records, classes, summary))
     histograms = Path(path) / "histograms.npz"
     if histograms.exists():
         arrays = files.read_npz(histograms, "histograms")  # defensively: a regular file, sizes from its headers
@@ -86,7 +91,10 @@ def run_title(name: str, config: dict, summary: dict) -> str:
     """``name: sigmoid, xavier_normal, depth 20, float64 — vanishing at init, r = 1.1e-12 (theory 2e-12)``."""
     init = (config.get("init_resolved") or {}).get("name") or config.get("init")  # "auto" says less than its name
     what = ", ".join(str(v) for v in (config.get("act"), init) if v)
-    if config.get("depth") is not None:
+    if config.get("model") == "rnn":
+        what = ", ".join(str(v) for v in (time_report.cell_label(config.get("cell")), init) if v)
+        what += f", T = {(config.get('dataset') or {}).get('seq_len')}, {config.get('dtype', 'float64')}"
+    elif config.get("depth") is not None:
         what += f", depth {config['depth']}, {config.get('dtype', 'float64')}"
     name, what = plots.literal(name), plots.literal(what)  # user text: a $ in a name is no maths
     verdict = shown_verdict(summary)
@@ -201,7 +209,8 @@ def update_ratio(records: list[dict]):
 
 
 def training(records: list[dict], classes, summary: dict):
-    """Loss and accuracy, with the chance levels (ln C and 1/C) and the divergence marked."""
+    """Loss and accuracy, with the chance levels (ln C and 1/C, or the summary's ``chance`` for a task with its
+    own: a regression's) and the divergence marked."""
     fig, axes = plots.figure(1, 2)
     steps = [r["step"] for r in records]
     axes[0].plot(steps, [r["loss"] for r in records], label="train batch")
@@ -210,16 +219,20 @@ def training(records: list[dict], classes, summary: dict):
     if tests:
         axes[0].plot([r["step"] for r in tests], [r["test_loss"] for r in tests], "o-", label="test")
         axes[1].plot([r["step"] for r in tests], [r["test_accuracy"] for r in tests], "o-", label="test")
-    if classes:
-        chance = dict(color="grey", ls=":", lw=1.5)
+    chance, guessed = dict(color="grey", ls=":", lw=1.5), summary.get("chance")
+    if guessed:  # a task with its own chance levels (tasks.chance: a regression's mean predicted for all)
+        axes[0].axhline(guessed["loss"], label=f"chance: {fmt(guessed['loss'], 3)}", **chance)
+        axes[1].axhline(guessed["accuracy"], label=f"chance: {100 * guessed['accuracy']:.3g}$\\%$", **chance)
+    elif classes:
         axes[0].axhline(math.log(classes), label=rf"chance: $\ln {classes}$ = {math.log(classes):.2f}", **chance)
         axes[1].axhline(1 / classes, label=rf"chance: 1/{classes} = {100 / classes:.3g}$\%$", **chance)
     if shown_verdict(summary) == "diverged":
         for ax in axes:
             ax.plot([steps[-1]], [0.98], transform=ax.get_xaxis_transform(), clip_on=False,
                     **plots.DIVERGED_MARKER, label=f"diverged (step {steps[-1]})")  # fmt: skip
-    axes[0].set_ylabel("cross-entropy")
-    axes[1].set_ylabel("accuracy")
+    regression = summary.get("task") == "regression"
+    axes[0].set_ylabel("mean squared error" if regression else "cross-entropy")
+    axes[1].set_ylabel(f"accuracy (within {REGRESSION_TOLERANCE:g} of the target)" if regression else "accuracy")
     axes[1].set_ylim(0, 1)
     for ax in axes:
         ax.set_xlabel("step")

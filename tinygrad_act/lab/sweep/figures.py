@@ -226,8 +226,9 @@ def delta_profiles(rows: list[dict], keys: list[str], first_records: dict):
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
+    through_time = any(record and record.get("through_time") for record in first_records.values())
     for ax in axes[-1]:
-        ax.set_xlabel(r"hidden layer $l$ (input side first)")
+        ax.set_xlabel(r"time step $t$" if through_time else r"hidden layer $l$ (input side first)")
     for ax in axes[:, 0]:
         ax.set_ylabel(r"$\|\delta_l\| \,/\, \|\delta_L\|$ at step 0")
     _profile_legends(fig, axes, bar_axes, rows, list(profiles.values()), colours, styles, by_depth)
@@ -235,10 +236,12 @@ def delta_profiles(rows: list[dict], keys: list[str], first_records: dict):
 
 
 def _profile(record: dict | None):
-    """||delta_l|| / ||delta_L|| over the hidden layers of a step-0 record (0 where it vanished); None if none."""
+    """||delta_l|| / ||delta_L|| over the hidden layers of a step-0 record (0 where it vanished); a recurrent run's
+    ||dL/dh_t|| / ||dL/dh_T|| over its time steps; None if none."""
     if record is None:
         return None
-    deltas = np.array([number(layer.get("delta_norm")) for layer in record["layers"][:-1]])
+    entries = record.get("through_time") or record["layers"][:-1]
+    deltas = np.array([number(entry.get("delta_norm")) for entry in entries])
     if not (deltas[-1] > 0 and np.isfinite(deltas[-1])):  # the last delta vanished: no profile to draw
         return None
     return deltas / deltas[-1]
