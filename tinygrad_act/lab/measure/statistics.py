@@ -68,7 +68,8 @@ def _fraction(mask: np.ndarray) -> float:
 class LayerArrays:
     """One Linear layer's arrays at a measured step, as numpy (references: nothing here is modified).
 
-    ``weight`` is (fan_in, fan_out), the weights the step's forward pass used; ``weight_after`` the same after the
+    ``weight`` is (fan_in, fan_out), the weights the step's forward pass used (``weight_grad`` may be either way
+    round: only its norms are taken); ``weight_after`` the same after the
     step's update (None: not known, no ``update_ratio``). ``delta`` = dL/dz of the layer's output z, ``inputs`` its
     input rows. ``pre`` and ``out``: the activation's input a (z, or z normalized) and output, with ``activation``
     the registry's Activation; for the output layer, or an activation the registry does not know, ``activation``
@@ -114,6 +115,11 @@ def activation_statistics(activation, pre: np.ndarray, out: np.ndarray) -> dict:
     }
 
 
+def update_ratio(before: np.ndarray, after: np.ndarray) -> float:
+    """||ΔW||_F / ||W||_F of one update, W the weights before it."""
+    return norm(after - before) / max(norm(before), 1e-300)
+
+
 def layer_statistics(number: int, layer: LayerArrays, squares: dict) -> dict:
     """Layer ``number``'s (1, 2, ...) entry of a record; ``squares``: id(array) -> its squared norm, for the
     gradients already summed (computed here for any other)."""
@@ -139,7 +145,7 @@ def layer_statistics(number: int, layer: LayerArrays, squares: dict) -> dict:
         stats["activation_gain"] = stats["inactive_fraction"] = None
     stats["weight_gain"] = sigma_w2_of_weights(layer.weight)
     if layer.weight_after is not None:
-        stats["update_ratio"] = norm(layer.weight_after - layer.weight) / max(norm(layer.weight), 1e-300)
+        stats["update_ratio"] = update_ratio(layer.weight, layer.weight_after)
     if layer.weight_grad is not None:
         stats["grad_subnormal_fraction"] = _subnormal_fraction(layer.weight_grad)
     grad_known = layer.weight_grad is not None and layer.inputs is not None and layer.delta is not None
