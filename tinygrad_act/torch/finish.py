@@ -126,7 +126,8 @@ def _factors(watch, specs: list, x) -> list[np.ndarray]:
 
     linears = watch.layout.linears[:-1]
     modules = {spec: module for module, spec in watch.layout.activations.items()}
-    act = modules[specs[0]]
+    module = modules[specs[0]]
+    act = (lambda t: module(t.clone())) if getattr(module, "inplace", False) else module  # jacrev's input stays
 
     def block(linear, last):
         weight, bias = linear.weight.detach().double(), None if linear.bias is None else linear.bias.detach().double()
