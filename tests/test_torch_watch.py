@@ -7,19 +7,20 @@ import math
 
 import numpy as np
 import pytest
+from tinygrad_act.optim import SGD
+
+import tinygrad_act
+from tinygrad_act import Tensor
+from tinygrad_act.common.errors import UsageError
+from tinygrad_act.lab.measure import jacobian
+from tinygrad_act.lab.measure.probes import LayerProbe
+from tinygrad_act.lab.measure.records import LAYER_FIELDS, read_metrics, read_summary
+from tinygrad_act.lab.settings import read_config
+from tinygrad_act.lab.show import compare
+from tinygrad_act.nn import MLP, activations, cross_entropy
+from tinygrad_act.torch.activations import PAIRS, from_module
 
 torch = pytest.importorskip("torch")
-
-import tinygrad_act  # noqa: E402
-from tinygrad_act import Tensor  # noqa: E402
-from tinygrad_act.common.errors import UsageError  # noqa: E402
-from tinygrad_act.lab.measure.probes import LayerProbe  # noqa: E402
-from tinygrad_act.lab.measure.records import LAYER_FIELDS, read_metrics, read_summary  # noqa: E402
-from tinygrad_act.lab.settings import read_config  # noqa: E402
-from tinygrad_act.lab.show import compare  # noqa: E402
-from tinygrad_act.nn import MLP, activations, cross_entropy  # noqa: E402
-from tinygrad_act.optim import SGD  # noqa: E402
-from tinygrad_act.torch.activations import PAIRS, from_module  # noqa: E402
 
 RNG = np.random.default_rng(3)
 X, Y = RNG.normal(size=(3, 24, 5)), RNG.integers(0, 4, size=(3, 24))
@@ -70,7 +71,9 @@ def _train_watched(model, path, steps, every=1, lr=0.1, momentum=0.9, **options)
                 zs.append(z)
 
             handles = [m.register_forward_hook(keep) for m in model.modules() if isinstance(m, torch.nn.Linear)]
-            loss = torch.nn.functional.cross_entropy(model(torch.from_numpy(X[step % 3])), torch.from_numpy(Y[step % 3]))
+            loss = torch.nn.functional.cross_entropy(
+                model(torch.from_numpy(X[step % 3])), torch.from_numpy(Y[step % 3])
+            )
             optimizer.zero_grad()
             loss.backward()
             deltas.append([z.grad.clone() for z in zs])  # PyTorch's own dL/dz of each Linear
@@ -130,8 +133,6 @@ def test_a_watched_chain_gets_a_verdict_theory_jacobian_figures_and_a_report(tmp
 
 
 def test_the_jacobian_by_torch_func_is_the_lab_engine_s(tmp_path):
-    from tinygrad_act.lab.measure import jacobian
-
     native_model = MLP(5, [7] * 3, 4, activation="tanh", init="xavier_normal", seed=2, sigma_b2=0.1)
     _train_watched(_torch_twin(native_model, "tanh"), tmp_path / "run", steps=1)
     native = jacobian.measure(native_model, X[0])
