@@ -21,10 +21,10 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the `bench` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import memory, recurrent, scalar_mlp, telemetry, tensor_mlp  # noqa: E402
+from bench import memory, recurrent, scalar_mlp, telemetry, tensor_mlp, watch  # noqa: E402
 from bench.common import REPO, machine_info  # noqa: E402
 
-TORCH_REQUIREMENT = "torch==2.13.0"  # a CPU wheel; only the benchmark uses it, the library never imports torch
+TORCH_REQUIREMENT = "torch==2.13.0"  # a CPU wheel; the library imports torch only in its optional adapter (watch)
 
 
 @dataclass
@@ -55,6 +55,7 @@ register("tensor", tensor_mlp.run, "deep tanh MLP training step: tinygrad_act vs
 register("recurrent", recurrent.run, "LSTM training step over T = 100: tinygrad_act vs numpy by hand vs torch", True)
 register("memory", memory.run, "peak memory of a training step, each engine in a fresh process", True)
 register("telemetry", telemetry.run_telemetry, "cost of the per-layer probes on the default experiment's step")
+register("watch", watch.run, "what tinygrad_act.watch adds to a PyTorch training loop (every 10 steps)", True)
 register("experiment", telemetry.run_experiment, "wall time of the default experiment, DEPTH=20 ACT=sigmoid")
 
 

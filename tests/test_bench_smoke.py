@@ -140,3 +140,21 @@ def test_experiment_section_times_a_real_run(tmp_path, monkeypatch):
     monkeypatch.setenv("TINYGRAD_ACT_CACHE", str(tmp_path / "cache"))
     result = telemetry.run_experiment(tiny())
     assert result["steps"] == 20 and 0 < result["run_seconds"] <= result["wall_seconds"]
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="the watch section needs torch")
+def test_watch_section_reports_the_overhead_of_watch_for_each_dtype():
+    from bench import watch
+
+    result = watch.run(tiny())
+    assert set(result["dtypes"]) == {"float32", "float64"}
+    for entry in result["dtypes"].values():
+        assert set(entry) == {"no watch", "every 10 steps", "every step"} and entry["no watch"]["overhead"] == 0
+        assert all(mode["step_ms"] > 0 for mode in entry.values())
+
+
+def test_watch_section_without_torch_says_it_is_skipped(capsys):
+    from bench import watch
+
+    assert watch.run(tiny(torch=False)) == {"skipped": "no torch"}
+    assert "skipped" in capsys.readouterr().out
