@@ -223,3 +223,36 @@ def test_a_subclass_of_an_activation_module_is_not_taken_for_it():
             return torch.tanh(x) + 1
 
     assert from_module(Shifted()) is None and from_module(torch.nn.PReLU()) is None
+
+
+def _tiny_chain():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 7), torch.nn.Tanh(),
+                               torch.nn.Linear(7, 4)).double()  # fmt: skip
+
+
+def test_a_non_finite_loss_ends_the_watched_run_as_diverged(tmp_path):
+    model = _tiny_chain()
+    with tinygrad_act.watch(model, out=str(tmp_path / "run"), every=1, figures=False) as lab:
+        for step, scale in enumerate((1.0, math.inf, 1.0)):
+            loss = torch.nn.functional.cross_entropy(model(torch.from_numpy(X[step])), torch.from_numpy(Y[step]))
+            loss.backward()
+            lab.step(loss * scale)
+    summary = read_summary(tmp_path / "run")
+    assert summary["status"] == "diverged" and "diverged at step 1: the loss is inf" in summary["message"]
+    assert summary["verdict_final"] == "diverged" and [r["step"] for r in read_metrics(tmp_path / "run")] == [0, 1]
+
+
+def test_an_exception_in_the_loop_ends_the_run_as_failed_with_its_records_kept(tmp_path):
+    model = _tiny_chain()
+    with pytest.raises(ZeroDivisionError):
+        with tinygrad_act.watch(model, out=str(tmp_path / "run"), every=1, figures=False) as lab:
+            loss = torch.nn.functional.cross_entropy(model(torch.from_numpy(X[0])), torch.from_numpy(Y[0]))
+            loss.backward()
+            lab.step(loss, accuracy=0.25)
+            1 / 0
+    summary = read_summary(tmp_path / "run")
+    assert summary["status"] == "failed" and "ZeroDivisionError after 1 steps" in summary["message"]
+    assert read_metrics(tmp_path / "run")[0]["accuracy"] == 0.25
+    with pytest.raises(UsageError, match="closed"):
+        lab.step(loss)

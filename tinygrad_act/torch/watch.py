@@ -20,6 +20,7 @@ run of this laboratory, never over anyone else's files) and locked until ``close
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 
@@ -104,9 +105,18 @@ class Watch:
         return self
 
     def __exit__(self, kind, error, trace) -> None:
-        if kind is KeyboardInterrupt and self.status == "completed":
-            self.status, self.message = "interrupted", f"interrupted by the user after {self.steps} steps"
+        if kind is not None and self.status == "completed":  # the loop stopped early: the summary says how
+            if issubclass(kind, KeyboardInterrupt):
+                self.status, self.message = "interrupted", f"interrupted by the user after {self.steps} steps"
+            else:
+                self.status = "failed"
+                self.message = f"the training loop raised {kind.__name__} after {self.steps} steps: {error}"
         self.close()
+
+    @property
+    def notes(self) -> list[str]:
+        """What the lab could not measure or identify in this model (known after the first measured step)."""
+        return list((self.first or {}).get("notes", self.layout.notes))
 
     @property
     def records(self) -> list[dict]:
@@ -213,7 +223,7 @@ class Watch:
                 inputs=_numpy(x) if rows else None,
                 pre=_rows(z) if spec else None,
                 out=_rows(self._outs[index]) if spec else _rows(z),
-                activation=activations.get(spec) if spec else None,
+                activation=_activation(spec) if spec else None,
             ))  # fmt: skip
         return layers, list(grads.values())
 
@@ -227,6 +237,12 @@ class Watch:
             for layer, weight, linear in zip(record["layers"], before, self.layout.linears):
                 layer["update_ratio"] = update_ratio(weight, _numpy(linear.weight.detach()).T)
         self._log.write(record)
+
+
+@functools.lru_cache(maxsize=64)
+def _activation(spec: str):
+    """The registry's activation for a spec (read once: a measured step asks for it per layer)."""
+    return activations.get(spec)
 
 
 def _numpy(tensor) -> np.ndarray:
