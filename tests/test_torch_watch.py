@@ -250,7 +250,7 @@ def test_an_exception_in_the_loop_ends_the_run_as_failed_with_its_records_kept(t
             loss = torch.nn.functional.cross_entropy(model(torch.from_numpy(X[0])), torch.from_numpy(Y[0]))
             loss.backward()
             lab.step(loss, accuracy=0.25)
-            1 / 0
+            raise ZeroDivisionError("the loop's own error")
     summary = read_summary(tmp_path / "run")
     assert summary["status"] == "failed" and "ZeroDivisionError after 1 steps" in summary["message"]
     assert read_metrics(tmp_path / "run")[0]["accuracy"] == 0.25
