@@ -147,8 +147,8 @@ def test_watch_section_reports_the_overhead_of_watch_for_each_dtype():
     from bench import watch
 
     result = watch.run(tiny())
-    assert set(result["dtypes"]) == {"float32", "float64"}
-    for entry in result["dtypes"].values():
+    assert set(result["runs"]) == {"(2, 8, 8) float32", "(2, 8, 8) float64"}
+    for entry in result["runs"].values():
         assert set(entry) == {"no watch", "every 10 steps", "every step"} and entry["no watch"]["overhead"] == 0
         assert all(mode["step_ms"] > 0 for mode in entry.values())
 

@@ -256,3 +256,9 @@ def test_an_exception_in_the_loop_ends_the_run_as_failed_with_its_records_kept(t
     assert read_metrics(tmp_path / "run")[0]["accuracy"] == 0.25
     with pytest.raises(UsageError, match="closed"):
         lab.step(loss)
+
+
+def test_a_watch_closed_before_any_step_is_still_a_described_run(tmp_path):
+    summary = tinygrad_act.watch(_tiny_chain(), out=str(tmp_path / "run")).close()
+    assert summary["records"] == 0 and "no step was measured" in summary["message"]
+    assert read_config(tmp_path / "run")["depth"] == 2 and read_summary(tmp_path / "run")["status"] == "completed"

@@ -54,15 +54,15 @@ def describe(watch, specs: list, notes: list) -> dict:
     linears = watch.layout.linears
     hidden = specs[:-1]
     widths = [linear.out_features for linear in linears[:-1]]
-    x = watch._seen[0][0]
-    return {
+    dtype = str(linears[0].weight.dtype).removeprefix("torch.")
+    described = {
         "engine": ENGINE,
         "depth": len(linears) - 1,
         "width": max(widths),
         "act": hidden[0] if len(set(hidden)) == 1 and hidden[0] else "mixed" if all(hidden) else "unidentified",
         "init": "the model's own",
-        "dtype": str(linears[0].weight.dtype).removeprefix("torch."),
-        "batch_size": int(x.shape[0]),
+        # the settings' dtypes are float32 and float64; a half-precision model is measured in float32
+        ("dtype" if dtype in ("float32", "float64") else "torch_dtype"): dtype,
         "log_every": watch.every,
         "residual": False,
         "norm": "none",
@@ -88,6 +88,9 @@ def describe(watch, specs: list, notes: list) -> dict:
         "numpy": np.__version__,
         "command": " ".join(sys.argv),
     }
+    if watch._seen is not None and watch._seen[0] is not None:
+        described["batch_size"] = int(watch._seen[0][0].shape[0])
+    return described
 
 
 def _float64(tensor) -> np.ndarray:
@@ -149,7 +152,10 @@ def finish(watch) -> dict:
     records = watch.records
     first = watch.first or {}
     if not records:
-        watch.status, watch.message = watch.status, watch.message or "no step was measured (step() never called)"
+        watch.message = watch.message or "no step was measured (step() was never called after a backward pass)"
+    if watch.first is None:  # the model described as far as it was seen
+        files.atomic_write(watch.path / "config.json", files.dumps(describe(watch, [None] * len(
+            watch.layout.linears), watch.layout.notes), indent=2) + "\n")  # fmt: skip
     if watch.options["figures"] and records:
         watch._histograms.save(watch.path / "histograms.npz")
     depth = len(watch.layout.linears) - 1
