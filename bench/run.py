@@ -21,10 +21,10 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the `bench` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import memory, recurrent, scalar_mlp, telemetry, tensor_mlp  # noqa: E402
+from bench import memory, recurrent, scalar_mlp, telemetry, tensor_mlp, watch  # noqa: E402
 from bench.common import REPO, machine_info  # noqa: E402
 
-TORCH_REQUIREMENT = "torch==2.13.0"  # a CPU wheel; only the benchmark uses it, the library never imports torch
+TORCH_REQUIREMENT = "torch==2.13.0"  # a CPU wheel; the library imports torch only in its optional adapter (watch)
 
 
 @dataclass
@@ -60,6 +60,7 @@ register(
     telemetry.run_recurrent_telemetry,
     "cost of the time probes on a recurrent run's step (T = 100, width 64): tanh, LSTM, GRU",
 )
+register("watch", watch.run, "what tinygrad_act.watch adds to a PyTorch training loop (every 10 steps)", True)
 register("experiment", telemetry.run_experiment, "wall time of the default experiment, DEPTH=20 ACT=sigmoid")
 
 

@@ -153,3 +153,21 @@ def test_the_hand_written_numpy_loop_of_the_experiment_section_learns():
     dataset = data.load("spirals:n=200")
     first, later = (telemetry.numpy_loop(dataset, steps, depth=2, width=16, batch=32) for steps in (1, 300))
     assert math.isfinite(first) and later < first - 0.1
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="the watch section needs torch")
+def test_watch_section_reports_the_overhead_of_watch_for_each_dtype():
+    from bench import watch
+
+    result = watch.run(tiny())
+    assert set(result["runs"]) == {"(2, 8, 8) float32", "(2, 8, 8) float64"}
+    for entry in result["runs"].values():
+        assert set(entry) == {"no watch", "every 10 steps", "every step"} and entry["no watch"]["overhead"] == 0
+        assert all(mode["step_ms"] > 0 for mode in entry.values())
+
+
+def test_watch_section_without_torch_says_it_is_skipped(capsys):
+    from bench import watch
+
+    assert watch.run(tiny(torch=False)) == {"skipped": "no torch"}
+    assert "skipped" in capsys.readouterr().out

@@ -1,7 +1,8 @@
 """tinygrad_act: a small reverse-mode autograd engine and a laboratory for gradient flow in deep MLPs.
 
 The parts (ARCHITECTURE.md): ``engine`` (graph, Tensor, Value), ``nn`` (activations, initializers, modules,
-optimizers), ``lab`` (data, probes, theory, runs, sweeps, reports), ``findings``, and ``cli`` on top.
+optimizers), ``lab`` (data, probes, theory, runs, sweeps, reports), ``findings``, ``torch`` (``watch``: your
+PyTorch model in the lab; torch is an optional extra), and ``cli`` on top.
 """
 
 import sys as _sys
@@ -13,6 +14,7 @@ from .engine.scalar import Value
 from .engine.tensor import Tensor, concatenate, maximum, minimum, stack, where
 from .lab.run.api import Run, run
 from .nn import activations, init, optim
+from .torch import Watch, watch
 
 # The first wave's public module names stay importable as the same module objects
 # (``import tinygrad_act.optim``, ``from tinygrad_act.activations import get``): one module, two names.
@@ -26,6 +28,7 @@ __all__ = [
     "Tensor",
     "__version__",
     "Value",
+    "Watch",
     "activations",
     "concatenate",
     "enable_grad",
@@ -38,5 +41,6 @@ __all__ = [
     "optim",
     "run",
     "stack",
+    "watch",
     "where",
 ]

@@ -4,7 +4,8 @@
 pre-activations and parameters, and the optimizer's step. A training step whose forward pass starts while
 gradients are enabled (evaluation under ``no_grad`` is ignored) and whose index satisfies ``should_log``
 is measured; after ``optimizer.step()`` its statistics are in ``probe.record``. Nothing is computed on
-other steps beyond one call and one comparison per forward hook.
+other steps beyond one call and one comparison per forward hook. The hooks only keep references to the step's
+arrays; the arithmetic below is statistics.py's, which the PyTorch adapter (tinygrad_act/torch) uses too.
 
 For each Linear layer, input side first (the last one is the output layer):
 
@@ -47,71 +48,9 @@ import math
 
 import numpy as np
 
-from ...common import files
 from ...engine.graph import is_grad_enabled
-from ...nn.optim import global_grad_norm, squared_norm
-from ..theory.mean_field import sigma_w2_of_weights
-from .gradient_noise import gradient_snr
-
-_ACTIVATION_KEYS = ("act_mean", "act_std", "saturation", "dead_fraction", "activation_gain", "inactive_fraction")
-HISTOGRAM_BINS = 60
-DELTA_LOG_RANGE = (-30.0, 6.0)  # log10|δ|: from far below float32's smallest number to well past exploding
-
-
-def _norm(a) -> float:
-    """Frobenius norm in float64 (callers hold np.errstate: an overflow means inf)."""
-    return math.sqrt(squared_norm(a))
-
-
-_TINY = {}  # dtype -> smallest normal number (np.finfo is slow to call once per layer)
-
-
-def _subnormal_fraction(grad: np.ndarray) -> float:
-    tiny = _TINY.get(grad.dtype)
-    if tiny is None:
-        tiny = _TINY[grad.dtype] = np.finfo(grad.dtype).tiny
-    return _fraction(np.abs(grad) < tiny)
-
-
-def _mean_std(values: np.ndarray) -> tuple[float, float]:
-    """Mean and standard deviation in float64, in one pass unless cancellation makes that inexact."""
-    flat = values.ravel()
-    if flat.dtype != np.float64:
-        flat = flat.astype(np.float64)
-    n = flat.size
-    mean = float(flat.sum()) / n
-    variance = float(np.dot(flat, flat)) / n - mean * mean
-    if variance < 1e-6 * mean * mean:  # E[x^2] - mean^2 lost its digits: take the two-pass route
-        centered = flat - mean
-        variance = float(np.dot(centered, centered)) / n
-    return mean, math.sqrt(max(variance, 0.0))
-
-
-def _root_of_sum(squares: list) -> float:
-    """optim.global_grad_norm from the squared norms already computed (the same sum, in the same order)."""
-    total = sum(squares)
-    return math.sqrt(total) if total >= 0 else math.nan
-
-
-def _fraction(mask: np.ndarray) -> float:
-    return np.count_nonzero(mask) / mask.size if mask.size else math.nan
-
-
-def _counts(values: np.ndarray, low: float, high: float) -> np.ndarray:
-    """Counts over HISTOGRAM_BINS equal bins of [low, high]; values outside fall in the edge bins, nan is dropped."""
-    flat = values.ravel().astype(np.float64)
-    flat = flat[~np.isnan(flat)]
-    index = np.floor((np.clip(flat, low, high) - low) / (high - low) * HISTOGRAM_BINS)
-    return np.bincount(np.minimum(index.astype(np.int64), HISTOGRAM_BINS - 1), minlength=HISTOGRAM_BINS)
-
-
-def _activation_range(outputs: list[np.ndarray]) -> tuple[float, float]:
-    """Shared bins for every layer and both steps: the 0.5-99.5 percentiles of all hidden outputs, widened by half."""
-    pooled = np.concatenate([o.ravel().astype(np.float64) for o in outputs])
-    pooled = pooled[np.isfinite(pooled)]
-    low, high = np.percentile(pooled, [0.5, 99.5]) if pooled.size else (-1.0, 1.0)
-    margin = max(high - low, 1e-6) / 4
-    return float(low - margin), float(high + margin)
+from ...nn.optim import global_grad_norm
+from .statistics import DELTA_LOG_RANGE, HISTOGRAM_BINS, Histograms, LayerArrays, norm, step_statistics  # noqa: F401  (DELTA_LOG_RANGE, HISTOGRAM_BINS: callers import them from here)
 
 
 class LayerProbe:
@@ -124,11 +63,8 @@ class LayerProbe:
         self.should_log = should_log
         self.step = 0  # index of the step whose forward pass comes next
         self.record = None  # the statistics of the last measured step, once its update is done
-        self.activation_range = None  # the activation histograms' bins, fixed at the first measured step
-        self._histograms = {}  # "init" and "end": the first and the latest measured step (see the module docstring)
-        self._latest = None  # (step, activations, deltas) of the latest measured step: counted only when read
-        self._buffers = []  # the copies in self._latest, reused by the next measured step
-        self._weight_buffers = []  # the weights before a measured step's update, reused likewise
+        self._histograms = Histograms()  # of the first and the latest measured step (see the module docstring)
+        self._weight_buffers = []  # the weights before a measured step's update, reused by the next measured step
         self._active = self._detached = False
         self._handles = []  # gradient hooks of the step being measured
         self._hooks = []  # forward hooks, attached only for a step that will be measured
@@ -239,168 +175,59 @@ class LayerProbe:
             return self._collect(updated)
 
     def _histogram(self) -> None:
-        """Histogram counts of this step's activations and log10|δ|: the first measured step's now, the latest's
-        when read (``histograms``): counting every measured step was most of the probe's cost."""
-        outputs = [seen[1] for seen in self._seen[:-1] if seen is not None]
-        if not outputs or any(d is None for d in self._deltas):
-            return
-        if "init" in self._histograms:  # copies: the engine may reuse its buffers after this step
-            self._latest = (self.step, *self._copies(outputs, self._deltas))
-            return
-        self.activation_range = _activation_range(outputs)
-        self._histograms["init"] = self._histograms["end"] = self._entry(self.step, outputs, self._deltas)
+        """This step's hidden outputs and deltas to the histograms (statistics.Histograms)."""
+        self._histograms.observe(self.step, [seen[1] for seen in self._seen[:-1] if seen is not None], self._deltas)
 
-    def _copies(self, outputs: list, deltas: list) -> tuple[list, list]:
-        """Copies of this step's arrays, into the previous measured step's copies when their shapes match: those
-        were counted already if read (``histograms``), and a warm buffer is cheaper to fill than a fresh one."""
-        arrays = outputs + deltas
-        kept = self._buffers
-        if len(kept) != len(arrays) or any(k.shape != a.shape or k.dtype != a.dtype for k, a in zip(kept, arrays)):
-            kept = self._buffers = [np.empty_like(a) for a in arrays]
-        for buffer, array in zip(kept, arrays):
-            np.copyto(buffer, array)
-        return kept[: len(outputs)], kept[len(outputs) :]
-
-    def _entry(self, step: int, outputs: list, deltas: list) -> dict:
-        low, high = self.activation_range
-        with np.errstate(all="ignore"):  # log10(0) = -inf counts in the first bin
-            return {
-                "step": step,
-                "activations": np.stack([_counts(o, low, high) for o in outputs]),
-                "deltas": np.stack([_counts(np.log10(np.abs(d)), *DELTA_LOG_RANGE) for d in deltas]),
-                "delta_zeros": np.array([d.size - np.count_nonzero(d) for d in deltas]),  # of the first bin
-            }
+    @property
+    def activation_range(self):
+        """The activation histograms' bins, fixed at the first measured step (None before it)."""
+        return self._histograms.activation_range
 
     @property
     def histograms(self) -> dict:
-        """ "init" and "end": the counts of the first and the latest measured step (see the module docstring)."""
-        if self._latest is not None:
-            self._histograms["end"] = self._entry(*self._latest)
-            self._latest = None
-        return self._histograms
+        """ "init" and "end": the counts of the first and the latest measured step (statistics.Histograms)."""
+        return self._histograms.histograms
 
     def histogram_arrays(self) -> dict:
         """The histograms as named arrays (for histograms.npz): counts, steps and bin edges; empty if none."""
-        if "init" not in self.histograms:
-            return {}
-        arrays = {
-            "activation_edges": np.linspace(*self.activation_range, HISTOGRAM_BINS + 1),
-            "delta_log_edges": np.linspace(*DELTA_LOG_RANGE, HISTOGRAM_BINS + 1),
-        }
-        for key, entry in self.histograms.items():
-            for name, value in entry.items():
-                arrays[f"{key}_{name}"] = np.asarray(value)
-        return arrays
+        return self._histograms.arrays()
 
     def save_histograms(self, path) -> bool:
         """Write ``histogram_arrays()`` to ``path`` (.npz, whole or not at all); False if nothing was measured."""
-        arrays = self.histogram_arrays()
-        if arrays:
-            with files.atomic_file(path, "wb") as handle:
-                np.savez_compressed(handle, **arrays)
-        return bool(arrays)
+        return self._histograms.save(path)
 
     def state(self) -> dict[str, np.ndarray]:
         """What a resumed run needs to measure as if never stopped: the next step, the histograms' bins and counts."""
-        state = {"step": np.array(self.step)}
-        if self.activation_range is not None:
-            state["activation_range"] = np.array(self.activation_range)
-        for key, entry in self.histograms.items():
-            state.update((f"{key}_{name}", np.asarray(value)) for name, value in entry.items())
-        return state
+        return {"step": np.array(self.step), **self._histograms.state()}
 
     def load_state(self, state: dict) -> None:
         """Continue from ``state()``: the coming step is ``state["step"]`` (armed if it is measured)."""
         self.step = int(state["step"])
-        if "activation_range" in state:
-            self.activation_range = tuple(float(v) for v in state["activation_range"])
-        self._latest = None
-        names = ("activations", "deltas", "delta_zeros")  # delta_zeros: not in checkpoints written before it
-        self._histograms = {
-            key: {"step": int(state[f"{key}_step"]), **{n: state[f"{key}_{n}"] for n in names if f"{key}_{n}" in state}}
-            for key in ("init", "end")
-            if f"{key}_step" in state
-        }
+        self._histograms.load_state(state)
         self._disarm()
         self._arm()
 
-    def _activation_statistics(self, pre: np.ndarray, out: np.ndarray) -> dict:
-        """A hidden layer's statistics of its activation's input ``pre`` and output ``out``.
-
-        Kept per layer: stacking the layers' arrays to reduce them in one call copies them into a fresh
-        allocation each step, which measured slower (page faults) than the per-layer calls it saves."""
-        act = self.activation
-        # f'(a) once, for every statistic, from the input as the engine has it: the output form
-        # (1 - y^2) is 0 in the saturated tails and would call saturated units dead
-        slope = act.derivative(pre)
-        size = slope.size
-        if not size:
-            return dict.fromkeys(_ACTIVATION_KEYS, math.nan)
-        zeros = size - np.count_nonzero(slope)
-        flat = slope.ravel()
-        if flat.dtype != np.float64:
-            flat = flat.astype(np.float64)
-        mean, std = _mean_std(out)
-        return {
-            "act_mean": mean,
-            "act_std": std,
-            "saturation": np.count_nonzero(act.saturated(pre, slope)) / size,
-            # dead units: f' = 0 for every example (rows are examples); counted only where some f' is 0
-            "dead_fraction": _fraction(np.all(slope == 0, axis=0)) if zeros else 0.0,
-            "activation_gain": float(np.dot(flat, flat)) / size,
-            "inactive_fraction": zeros / size,
-        }
-
     def _collect(self, updated: bool) -> dict:
-        last = len(self.layers) - 1
         self._histogram()
-        squares = {key: squared_norm(grad) for key, grad in self._grads.items()}  # once, for both kinds of norm
-        norms = {key: math.sqrt(square) for key, square in squares.items()}
+        last = len(self.layers) - 1
         layers = []
         for index, layer in enumerate(self.layers):
-            weight_grad = self._grads.get(id(layer.weight))
-            bias_norm = norms.get(id(layer.bias), math.nan) if layer.bias is not None else 0.0
-            stats = {
-                "layer": index + 1,
-                "weight_grad_norm": norms.get(id(layer.weight), math.nan),
-                "bias_grad_norm": bias_norm,
-                "delta_norm": math.nan if self._deltas[index] is None else _norm(self._deltas[index]),
-            }
-            if self._seen[index] is not None and index < last:
-                stats.update(self._activation_statistics(*self._seen[index]))
-            elif self._seen[index] is not None:
-                stats["act_mean"], stats["act_std"] = _mean_std(self._seen[index][1])
-                if index == last:
-                    stats["saturation"] = stats["dead_fraction"] = None
-                    stats["activation_gain"] = stats["inactive_fraction"] = None
+            seen = self._seen[index]
             # the weights of this step's forward pass: before the update if there was one
-            weight = self._weights_before[index] if updated else layer.weight.data
-            stats["weight_gain"] = sigma_w2_of_weights(weight)
-            if updated:
-                before = self._weights_before[index]
-                stats["update_ratio"] = _norm(layer.weight.data - before) / max(_norm(before), 1e-300)
-            if weight_grad is not None:
-                stats["grad_subnormal_fraction"] = _subnormal_fraction(weight_grad)
-            stats["grad_snr"] = self._grad_snr(index, norms.get(id(layer.weight)))
-            layers.append(stats)
-        nonfinite = sum(
-            int(np.count_nonzero(~np.isfinite(self._grads[k]))) for k, n in norms.items() if not n < math.inf
-        )
-        return {
-            # the norm clipping uses (optim.global_grad_norm), over the parameters in the model's order
-            "grad_norm": _root_of_sum([squares[id(p)] for p in self._parameters if id(p) in squares])
-            if norms
-            else math.nan,
-            "nonfinite": nonfinite,
-            "layers": layers,
-        }
-
-    def _grad_snr(self, index: int, grad_norm: float | None) -> float | None:
-        """Layer ``index``'s gradient signal-to-noise ratio across the batch (None where it was not seen)."""
-        inputs, deltas = self._inputs[index], self._deltas[index]
-        if inputs is None or deltas is None or grad_norm is None:
-            return None
-        return gradient_snr(inputs, deltas, grad_norm * grad_norm)
+            arrays = LayerArrays(
+                self._weights_before[index] if updated else layer.weight.data,
+                weight_grad=self._grads.get(id(layer.weight)),
+                bias_grad=self._grads.get(id(layer.bias)) if layer.bias is not None else None,
+                has_bias=layer.bias is not None,
+                delta=self._deltas[index],
+                inputs=self._inputs[index],
+                pre=None if seen is None else seen[0],
+                out=None if seen is None else seen[1],
+                activation=self.activation if index < last else None,
+                weight_after=layer.weight.data if updated else None,
+            )
+            layers.append(arrays)
+        return step_statistics(layers, [self._grads[id(p)] for p in self._parameters if id(p) in self._grads])
 
 
 def gradient_record(model) -> dict:
@@ -416,8 +243,8 @@ def _gradient_record(model) -> dict:
         layers.append(
             {
                 "layer": index + 1,
-                "weight_grad_norm": _norm(layer.weight.grad) if layer.weight.grad is not None else math.nan,
-                "bias_grad_norm": _norm(bias) if bias is not None else math.nan,
+                "weight_grad_norm": norm(layer.weight.grad) if layer.weight.grad is not None else math.nan,
+                "bias_grad_norm": norm(bias) if bias is not None else math.nan,
                 "delta_norm": None,
             }
         )

@@ -150,7 +150,7 @@ def _run_in(path: Path, config: Config, resolved: Resolved, dataset, progress: b
         if config.figures and outcome.status != "failed":
             summary = summarize(config, log.records, outcome.status, outcome.message, outcome.steps_done, final,
                                 prediction, dataset=dataset)  # fmt: skip
-            drawn = _draw(path, log.records, {**summary, "jacobian": spectrum}, drawer)
+            drawn = draw(path, log.records, {**summary, "jacobian": spectrum}, drawer)
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: stop now, the summary comes from the records logged
         outcome.interrupted(stop, when.format(steps_done=outcome.steps_done))
     finally:
@@ -395,15 +395,14 @@ def _tensorboard_finish(path: Path, config: Config, records: list[dict], summary
     return {}
 
 
-def _draw(path: Path, records: list[dict], summary: dict, drawer: drawing.Drawer | None = None) -> dict:
+def draw(path: Path, records: list[dict], summary: dict, drawer: drawing.Drawer | None = None) -> dict:
     """{"figures": [...]} or, if plotting fails, {"figures_error": ...}: figures must never lose the run.
     Without matplotlib: {"figures_skipped": the line that says so}, and no figures/ directory. ``drawer``: drawn
     there (the same answers), else here."""
     try:
         if drawer is not None:
             return drawer.draw(path, records, summary)
-        skipped = plots.unavailable()
-        if skipped:
+        if skipped := plots.unavailable():
             return {"figures_skipped": skipped}
         return {"figures": run_figures.figures(path, records, summary)}
     except Exception as error:
@@ -455,15 +454,22 @@ def predict_theory(config, model, dataset) -> dict | None:
     # Each hidden layer's own sigma_w^2 = fan_in * mean(W^2): the first layer's fan_in differs from the rest.
     sigma_w2 = [theory.sigma_w2_of_weights(layer.weight.data) for layer in model.layers[:-1]]
     q0 = float(np.mean(dataset.x_train.astype(np.float64) ** 2))
+    return theory_entry(model.activation, sigma_w2, config.sigma_b2, q0)
+
+
+def theory_entry(activation, sigma_w2: list, sigma_b2: float, q0: float) -> dict:
+    """summary["theory"] for a plain chain of Linear + ``activation`` with each hidden layer's measured σ_w²
+    (input side first), bias variance ``sigma_b2`` and input second moment ``q0``; a native run and a watched
+    PyTorch model (tinygrad_act/torch) both say it so."""
     try:
-        prediction = theory.predict(model.activation, config.depth, sigma_w2, config.sigma_b2, q0=q0)
+        prediction = theory.predict(activation, len(sigma_w2), sigma_w2, sigma_b2, q0=q0)
     except Exception as error:  # the laboratory runs even if the theory cannot say anything
         return {"applies": False, "reason": f"{type(error).__name__}: {error}"}
     return {
         "applies": True,
         "sigma_w2": float(np.mean(sigma_w2[1:] or sigma_w2)),
         "sigma_w2_per_layer": sigma_w2,
-        "sigma_b2": config.sigma_b2,
+        "sigma_b2": sigma_b2,
         "input_variance": q0,
         "ratio": prediction.ratio_first_last,
         "per_layer_factor": prediction.per_layer_factor,

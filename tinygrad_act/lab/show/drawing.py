@@ -47,7 +47,7 @@ class Drawer:
         ]
 
     def draw(self, path, records: list[dict], summary: dict) -> dict:
-        """{"figures": [...]}, {"figures_skipped": why} (no matplotlib), or {"figures_error": ...}, as _draw."""
+        """{"figures": [...]}, {"figures_skipped": why}, or {"figures_error": ...}, as experiment.draw."""
         for index, process in enumerate(self.processes):
             message = (str(path), records, summary, (index, len(self.processes)))
             with contextlib.suppress(BrokenPipeError):  # a process that died says why below

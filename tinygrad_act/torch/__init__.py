@@ -1,0 +1,12 @@
+"""The PyTorch adapter (an optional extra: ``pip install 'tinygrad_act[torch]'``): ``watch(model)`` measures a
+user's torch.nn.Module in its own training loop and writes a run directory like a native run's.
+
+The only part of the package that imports torch, and only inside functions, so ``import tinygrad_act`` never
+needs it: watch.py (the hooks and a measured step's record), model.py (the Linear layers, their activations,
+whether the model is a chain the theory covers), activations.py (PyTorch's activation modules as the registry's),
+finish.py (config.json, the theory, the Jacobian by torch.func, the summary, figures and report.html).
+"""
+
+from .watch import Watch, watch
+
+__all__ = ["Watch", "watch"]

@@ -1,0 +1,91 @@
+"""What the lab sees of a user's PyTorch model: its Linear layers, the activation that follows each, and whether it
+is a chain the theory covers.
+
+Linear layers are found by type (``torch.nn.Linear`` and its subclasses), in the order ``model.modules()`` gives
+them, which for ``nn.Sequential`` and for most models written by hand is the order of the forward pass (layer 1
+is the input side; the last one is read as the output layer). The activation after a Linear is found while a
+measured step runs, by the tensor itself: an activation module (activations.PAIRS) whose input *is* that Linear's
+output. So it is found wherever the module sits (nested blocks, a custom forward), and never guessed from names;
+a Linear whose output goes anywhere else first (dropout, a norm, a functional ``F.relu`` call, a custom block)
+has no identified activation and gets the measurements of its output z only (``act_mean``, ``act_std``; its
+saturation, dead units and E[f'(z)²] say null), with a note saying so.
+
+The model is a chain the mean-field theory covers when each hidden Linear's output goes straight into one known
+activation, the same for every hidden layer, each next Linear reads exactly that activation's output, and the
+last Linear's output is the model's. Anything else is measured just the same, and the theory says why it does
+not apply.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..common.errors import UsageError
+from .activations import from_module
+
+RECURRENT = ("RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell")  # not measured yet (issue 23's probes)
+
+
+@dataclasses.dataclass
+class Layout:
+    """The Linear layers (``names``, ``linears``, input side first), the activation modules the registry knows
+    (module -> registry spec) and what the lab cannot measure in this model (``notes``)."""
+
+    names: list
+    linears: list
+    activations: dict
+    notes: list
+
+
+def read(model) -> Layout:
+    """The model's Layout; UsageError in one line if it is not a torch.nn.Module with at least two Linear layers."""
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise UsageError(f"watch needs a torch.nn.Module, got {type(model).__name__}")
+    names, linears, found, notes = [], [], {}, []
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear):
+            names.append(name or type(module).__name__)
+            linears.append(module)
+        elif type(module).__name__ in RECURRENT:
+            notes.append(f"{name} ({type(module).__name__}): recurrent modules are not measured yet")
+        else:
+            spec = from_module(module)
+            if spec is not None:
+                found[module] = spec
+    if len(linears) < 2:
+        raise UsageError(f"watch measures torch.nn.Linear layers and needs at least two (a hidden layer and the "
+                         f"output layer); {type(model).__name__} has {len(linears)}")  # fmt: skip
+    return Layout(names, linears, found, notes)
+
+
+def activation_notes(layout: Layout, specs: list) -> list[str]:
+    """One line for each hidden Linear whose activation was not identified at the first measured step."""
+    return [
+        f"layer {index + 1} ({layout.names[index]}): no known activation module takes its output directly "
+        f"(a functional call, dropout, a norm or a custom block in between): measured as z only"
+        for index, spec in enumerate(specs[:-1])
+        if spec is None
+    ]
+
+
+def chain_reason(specs: list, fed_by: list, output_is_last: bool, shared: set) -> str | None:
+    """Why the theory does not cover the model (None if it is a plain chain of Linear + one known activation).
+
+    ``specs``: each Linear's identified activation (None: none); ``fed_by[i]``: the index of the Linear whose
+    activation's output Linear i read (None: something else); ``output_is_last``: the model returned the last
+    Linear's output; ``shared``: Linears called more than once in a forward pass."""
+    hidden = specs[:-1]
+    if shared:
+        return f"layer {min(shared) + 1} is called more than once per forward pass (shared weights)"
+    if any(spec is None for spec in hidden):
+        return "not every hidden Linear is followed directly by a known activation module"
+    if len(set(hidden)) > 1:
+        return f"the hidden layers use different activations ({', '.join(sorted(set(hidden)))})"
+    broken = [i + 1 for i in range(1, len(specs)) if fed_by[i] != i - 1]
+    if broken:
+        return f"layer {broken[0]} does not read the previous layer's activation directly (not a plain chain)"
+    if specs[-1] is not None or not output_is_last:
+        return "the model's output is not the last Linear's output (something follows it)"
+    return None

@@ -1,0 +1,261 @@
+"""``watch(model)``: a user's PyTorch model measured in its own training loop, written as a run directory.
+
+    lab = tinygrad_act.watch(model, out="runs/my-model")
+    for x, y in loader:
+        loss = loss_fn(model(x), y)
+        opt.zero_grad(); loss.backward(); lab.step(loss); opt.step()
+    lab.close()          # or: with tinygrad_act.watch(model) as lab: ...
+
+Every call of ``lab.step`` is one training step (0, 1, 2, ...); steps ``0, every, 2·every, ...`` are measured.
+The forward hooks are attached only for a measured step (other steps run no probe code but one call and one
+comparison in ``step``). At a measured step, the hooks keep each Linear's input, its output z (copied: an in-place
+activation overwrites it), the weights the forward pass used (copied: the optimizer updates them in place), the
+activation's output, and a tensor hook keeps dL/dz; ``lab.step`` then turns them, as numpy, into a record by
+lab/measure/statistics.py, the rules a native run uses (probes.py's docstring defines each field). The update
+ratio of a measured step is known at the next call of ``lab.step`` (or ``close``): the weights then are those the
+optimizer left. The run directory is claimed as a native run's is (lab/run/rundir.py: fresh, or ``force`` over a
+run of this laboratory, never over anyone else's files) and locked until ``close``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import time
+
+import numpy as np
+
+from ..common.errors import UsageError
+from ..common.validate import Setting
+from ..lab.measure.records import RunLog
+from ..lab.measure.statistics import Histograms, LayerArrays, step_statistics, update_ratio
+from ..lab.run import rundir
+from ..nn import activations
+from . import finish
+from . import model as reading
+
+_EVERY = Setting("every", int, 10, "measure every N steps", low=1)
+
+
+def watch(model, out: str | None = None, every: int = 10, *, force: bool = False, jacobian: bool = True,
+          figures: bool = True) -> Watch:  # fmt: skip
+    """Measure ``model`` (a torch.nn.Module) every ``every`` steps of a training loop into the run directory
+    ``out`` (default: a fresh ``runs/torch-<act>-d<depth>``); ``force`` replaces a run there. ``jacobian``: the
+    singular values of dz_L/dz_1 at step 0 (torch.func); ``figures``: the PNG figures at ``close``."""
+    return Watch(model, out, every, force=force, jacobian=jacobian, figures=figures)
+
+
+class Watch:
+    """A watched model's measurement and run directory (``watch``); ``step(loss)`` after each backward pass."""
+
+    def __init__(self, model, out=None, every=10, *, force=False, jacobian=True, figures=True):
+        try:
+            import torch  # noqa: F401  (the optional extra: one line if it is missing)
+        except ImportError:
+            raise UsageError("watch needs PyTorch: pip install 'tinygrad_act[torch]'") from None
+        self.every = _EVERY.check(every, "watch")
+        self.model = model
+        self.layout = reading.read(model)
+        self.options = {"jacobian": bool(jacobian), "figures": bool(figures)}
+        self.steps = 0  # lab.step calls so far: the index of the coming step
+        self.status, self.message = "completed", ""
+        self.first = None  # what the first measured step showed (the chain, the theory's inputs, the Jacobian)
+        self.summary = None
+        self._histograms = Histograms()
+        self._pending = None  # (record, the weights its forward used): its update ratio comes at the next step
+        self._hooks = []
+        self._started = time.perf_counter()
+        self._stack = contextlib.ExitStack()
+        name = f"torch-{self._name_act()}-d{len(self.layout.linears) - 1}"
+        self.path = self._stack.enter_context(rundir.prepare(out or "", name, force=bool(force)))
+        self._log = RunLog(self.path)
+        self._arm()
+
+    # ---- the user's loop ----------------------------------------------------------------------------------------
+    def step(self, loss, accuracy: float | None = None) -> None:
+        """One training step done up to its backward pass (before ``optimizer.step()``): measured if it is one of
+        every ``every``; ``loss`` a tensor or number, ``accuracy`` the batch's if you have it."""
+        if self.summary is not None:
+            raise UsageError(f"watch of {str(self.path)!r} is closed: step() after close()")
+        value = float(loss.detach()) if hasattr(loss, "detach") else float(loss)
+        self._settle_pending()
+        measured = self._hooks and self._seen is not None and any(s is not None for s in self._seen)
+        if self.status == "completed" and (measured or not math.isfinite(value)):
+            self._record(value, accuracy, measured)
+        self.steps += 1
+        self._disarm()
+        self._arm()
+
+    def close(self) -> dict:
+        """Finish the run directory (histograms, theory, figures, report.html, summary.json last) and release it;
+        the summary. Calling it again returns the same summary."""
+        if self.summary is not None:
+            return self.summary
+        self._disarm()
+        try:
+            self._settle_pending()
+            self._log.close()
+            self.summary = finish.finish(self)
+        finally:
+            self._stack.close()
+        return self.summary
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        if kind is not None and self.status == "completed":  # the loop stopped early: the summary says how
+            if issubclass(kind, KeyboardInterrupt):
+                self.status, self.message = "interrupted", f"interrupted by the user after {self.steps} steps"
+            else:
+                self.status = "failed"
+                self.message = f"the training loop raised {kind.__name__} after {self.steps} steps: {error}"
+        self.close()
+
+    @property
+    def notes(self) -> list[str]:
+        """What the lab could not measure or identify in this model (known after the first measured step)."""
+        return list((self.first or {}).get("notes", self.layout.notes))
+
+    @property
+    def records(self) -> list[dict]:
+        """The records logged so far (metrics.jsonl's)."""
+        return self._log.records
+
+    def _name_act(self) -> str:
+        specs = set(self.layout.activations.values())
+        return next(iter(specs)).split(":")[0] if len(specs) == 1 else "model"
+
+    # ---- hooks: attached for a measured step only; they keep references and copies, no arithmetic ------------------
+    def _arm(self) -> None:
+        self._seen = None
+        if self.status != "completed" or self.steps % self.every:
+            return
+        count = len(self.layout.linears)
+        self._seen, self._deltas, self._specs = [None] * count, [None] * count, [None] * count
+        self._outs, self._fed_by, self._shared = [None] * count, [None] * count, set()
+        self._by_output, self._act_outputs, self._output_is_last = {}, {}, False
+        self._hooks = [linear.register_forward_hook(self._on_linear(i)) for i, linear in enumerate(self.layout.linears)]
+        self._hooks += [module.register_forward_hook(self._on_activation) for module in self.layout.activations]
+        self._hooks.append(self.model.register_forward_hook(self._on_model))
+
+    def _disarm(self) -> None:
+        for handle in self._hooks:
+            handle.remove()
+        self._hooks = []
+
+    def _on_linear(self, index):
+        import torch
+
+        def hook(module, inputs, z):
+            if not (torch.is_grad_enabled() and z.requires_grad):  # an evaluation under no_grad: not the step
+                return
+            if self._seen[index] is not None:
+                self._shared.add(index)
+                return
+            x = inputs[0]
+            source = self._act_outputs.get(id(x))
+            self._fed_by[index] = source[0] if source is not None and source[1] is x else None
+            self._seen[index] = (x.detach(), z.detach().clone(), module.weight.detach().clone())
+            self._by_output[id(z)] = (index, z)
+            z.register_hook(self._keep_delta(index))
+
+        return hook
+
+    def _keep_delta(self, index):
+        def hook(grad):
+            self._deltas[index] = grad.detach()
+
+        return hook
+
+    def _on_activation(self, module, inputs, output):
+        seen = self._by_output.get(id(inputs[0]))
+        if seen is None or seen[1] is not inputs[0] or self._specs[seen[0]] is not None:
+            return
+        index = seen[0]
+        self._specs[index] = self.layout.activations[module]
+        self._outs[index] = output.detach().clone() if getattr(module, "inplace", False) else output.detach()
+        self._act_outputs[id(output)] = (index, output)
+
+    def _on_model(self, module, inputs, output):
+        last = self._by_output.get(id(output))
+        self._output_is_last = last is not None and last[1] is output and last[0] == len(self.layout.linears) - 1
+
+    # ---- a measured step's record -----------------------------------------------------------------------------------
+    def _record(self, loss: float, accuracy, measured: bool) -> None:
+        if not math.isfinite(loss):
+            self.status, self.message = "diverged", f"diverged at step {self.steps}: the loss is {loss}"
+        if not measured:
+            return
+        if any(s is None for s in self._seen):
+            missing = [self.layout.names[i] for i, s in enumerate(self._seen) if s is None]
+            raise UsageError(f"watch: step {self.steps}'s forward pass did not use Linear {missing[0]} (with "
+                             f"gradients enabled); every Linear of the model must take part in each step")  # fmt: skip
+        layers, grads = self._arrays()
+        with np.errstate(all="ignore"):  # an exploding step's statistics say inf or nan
+            statistics = step_statistics(layers, grads)
+        record = {"step": self.steps, "loss": loss, "accuracy": math.nan if accuracy is None else float(accuracy)}
+        record.update(statistics)
+        record["time"] = time.perf_counter() - self._started
+        if self.first is None:
+            self.first = finish.first_step(self, layers)
+        if record["nonfinite"] and self.status == "completed":
+            self.status, self.message = "diverged", f"diverged at step {self.steps}: non-finite gradients"
+        self._histograms.observe(self.steps, [layer.out for layer in layers[:-1]], [layer.delta for layer in layers])
+        self._pending = (record, [layer.weight for layer in layers])
+
+    def _arrays(self) -> tuple[list, list]:
+        """Each Linear's LayerArrays (numpy) and every parameter's gradient, in the model's order."""
+        grads = {id(p): _numpy(p.grad) for p in self.model.parameters() if p.grad is not None}
+        last = len(self.layout.linears) - 1
+        layers = []
+        for index, linear in enumerate(self.layout.linears):
+            x, z, weight = self._seen[index]
+            spec = self._specs[index] if index < last else None
+            rows = x.shape[0] if x.dim() == 2 else None  # rows are examples: the gradient's SNR is measured
+            layers.append(LayerArrays(
+                _numpy(weight).T,
+                weight_grad=grads.get(id(linear.weight)),
+                bias_grad=grads.get(id(linear.bias)) if linear.bias is not None else None,
+                has_bias=linear.bias is not None,
+                delta=None if self._deltas[index] is None else _rows(self._deltas[index]),
+                inputs=_numpy(x) if rows else None,
+                pre=_rows(z) if spec else None,
+                out=_rows(self._outs[index]) if spec else _rows(z),
+                activation=_activation(spec) if spec else None,
+            ))  # fmt: skip
+        return layers, list(grads.values())
+
+    def _settle_pending(self) -> None:
+        """The pending measured step's update ratios (the weights now against those its forward used), logged."""
+        if self._pending is None:
+            return
+        record, before = self._pending
+        self._pending = None
+        with np.errstate(all="ignore"):
+            for layer, weight, linear in zip(record["layers"], before, self.layout.linears):
+                layer["update_ratio"] = update_ratio(weight, _numpy(linear.weight.detach()).T)
+        self._log.write(record)
+
+
+@functools.lru_cache(maxsize=64)
+def _activation(spec: str):
+    """The registry's activation for a spec (read once: a measured step asks for it per layer)."""
+    return activations.get(spec)
+
+
+def _numpy(tensor) -> np.ndarray:
+    """A tensor as numpy on the CPU (half precisions as float32: numpy has no bfloat16)."""
+    import torch
+
+    tensor = tensor.detach()
+    if tensor.dtype in (torch.float16, torch.bfloat16):
+        tensor = tensor.float()
+    return tensor.cpu().numpy()
+
+
+def _rows(tensor) -> np.ndarray:
+    """(examples, units): a sequence's positions count as examples."""
+    array = _numpy(tensor)
+    return array.reshape(-1, array.shape[-1])
