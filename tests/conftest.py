@@ -5,6 +5,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 import tinygrad_act
+from tinygrad_act.lab.sweep import grid as sweep_grid
 
 # CI machines are shared and noisy: no per-example deadline; a fixed, moderate number of examples.
 settings.register_profile(
@@ -48,3 +49,18 @@ def finished_run(tmp_path_factory):
 
     path = tmp_path_factory.mktemp("finished") / "run"
     return path, run(Config(**FINISHED_RUN, out=str(path)), progress=False)
+
+
+# A sweep draws its own figures (about a second of matplotlib each time): a module of sweep tests turns them off with
+# ``pytestmark = pytest.mark.usefixtures("no_sweep_figures")``, and a test there that reads them asks for
+# ``sweep_figures`` by name, which draws them again for it.
+@pytest.fixture
+def sweep_figures():
+    """Named by a test that reads a sweep's figures: ``no_sweep_figures`` leaves them on for it."""
+
+
+@pytest.fixture
+def no_sweep_figures(request, monkeypatch):
+    """A sweep in this test writes its tables and page but no figures, unless the test asks for ``sweep_figures``."""
+    if "sweep_figures" not in request.fixturenames:
+        monkeypatch.setattr(sweep_grid, "figures", lambda root, rows, keys: [])
