@@ -4,7 +4,7 @@ import hostile
 import pytest
 from hypothesis import HealthCheck, settings
 
-import tinygrad_act
+from tinygrad_act.lab.sweep import grid as sweep_grid
 
 # CI machines are shared and noisy: no per-example deadline; a fixed, moderate number of examples.
 settings.register_profile(
@@ -14,19 +14,17 @@ settings.register_profile("thorough", deadline=None, max_examples=500)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
-# The boundary tests' shared runs (tests/hostile.py): made once per module, copied by each test.
+# The boundary tests' runs (tests/hostile.py): shared, copied by each test that changes one.
 @pytest.fixture
 def data_cache(tmp_path, monkeypatch):
     """The data cache in the test's own directory (boundary tests: ``pytestmark = pytest.mark.usefixtures(...)``)."""
     monkeypatch.setenv("TINYGRAD_ACT_CACHE", str(tmp_path / "cache"))
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """A finished tiny run with figures, made once per module; tests copy it."""
-    path = tmp_path_factory.mktemp("made") / "run"
-    hostile.succeeded(hostile.call(tinygrad_act.run, **{**hostile.TINY, "figures": True}, out=str(path)))
-    return path
+@pytest.fixture
+def finished(finished_run):
+    """A finished run with figures (the shared ``finished_run`` below); tests copy it before changing anything."""
+    return finished_run[0]
 
 
 @pytest.fixture(scope="module")
@@ -48,3 +46,18 @@ def finished_run(tmp_path_factory):
 
     path = tmp_path_factory.mktemp("finished") / "run"
     return path, run(Config(**FINISHED_RUN, out=str(path)), progress=False)
+
+
+# A sweep draws its own figures (about a second of matplotlib each time): a module of sweep tests turns them off with
+# ``pytestmark = pytest.mark.usefixtures("no_sweep_figures")``, and a test there that reads them asks for
+# ``sweep_figures`` by name, which draws them again for it.
+@pytest.fixture
+def sweep_figures():
+    """Named by a test that reads a sweep's figures: ``no_sweep_figures`` leaves them on for it."""
+
+
+@pytest.fixture
+def no_sweep_figures(request, monkeypatch):
+    """A sweep in this test writes its tables and page but no figures, unless the test asks for ``sweep_figures``."""
+    if "sweep_figures" not in request.fixturenames:
+        monkeypatch.setattr(sweep_grid, "figures", lambda root, rows, keys: [])

@@ -3,10 +3,10 @@ predict, evaluate, _repr_html_), Run.load; Activation/Initializer objects and pl
 
 import base64
 import contextlib
-import os
 import subprocess
 import sys
 
+import hostile
 import numpy as np
 import pytest
 
@@ -28,16 +28,16 @@ def _without_time(records):
     return [{k: v for k, v in r.items() if k != "time"} for r in records]
 
 
-def test_run_with_arrays_logs_the_same_records_as_the_cli_on_the_same_data_as_npz(tmp_path):
+def test_run_with_arrays_logs_the_same_records_as_the_cli_on_the_same_data_as_npz(tmp_path, monkeypatch):
     x, y = _data()
     run = tinygrad_act.run(**TINY, data=(x, y), seed=3, figures=False, out=str(tmp_path / "script"))
     np.savez(tmp_path / "d.npz", x=x, y=y)
-    command = [sys.executable, "-m", "tinygrad_act", "experiment", "--depth", "3", "--width", "8", "--steps", "5",
-               "--batch-size", "16", "--log-every", "2", "--seed", "3", "--no-figures", "--no-progress",
-               "--data", "d.npz", "--out", str(tmp_path / "cli")]  # fmt: skip
-    env = {**os.environ, "TINYGRAD_ACT_CACHE": str(tmp_path / "cache")}
-    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TINYGRAD_ACT_CACHE", str(tmp_path / "cache"))
+    result = hostile.command("experiment", "--depth", "3", "--width", "8", "--steps", "5", "--batch-size", "16",
+                             "--log-every", "2", "--seed", "3", "--no-figures", "--no-progress", "--data", "d.npz",
+                             "--out", tmp_path / "cli")  # fmt: skip
+    assert result.code == 0, result.message
     cli = Run.load(tmp_path / "cli")
     assert len(run.records) == 3
     assert _without_time(run.records) == _without_time(cli.records)

@@ -7,7 +7,7 @@ import json
 import re
 
 import pytest
-from hostile import TINY, call, command, copy_run, refused, succeeded
+from hostile import TIMEOUT_S, TINY, call, command, copy_run, refused, succeeded
 from matplotlib.text import Text
 
 import tinygrad_act
@@ -41,9 +41,10 @@ def test_a_dollar_in_a_run_name_or_activation_reaches_no_math_parser(finished, n
 
 def test_a_dollar_in_a_run_name_is_drawn_literally_end_to_end(tmp_path, finished):
     path = copy_run(finished, tmp_path / "cost$5$")
-    run = succeeded(call(tinygrad_act.run, **{**TINY, "figures": True}, out=str(path), force=True))
+    slow = 3 * TIMEOUT_S  # eight figures and a comparison: on a loaded shared machine, more than 20 s is no hang
+    run = succeeded(call(tinygrad_act.run, **{**TINY, "figures": True}, out=str(path), force=True, timeout=slow))
     assert run.summary.get("figures") and "figures_error" not in run.summary
-    succeeded(command("compare", run.dir, "--out", tmp_path / "c.png"))
+    succeeded(command("compare", run.dir, "--out", tmp_path / "c.png", timeout=slow))
 
 
 HOSTILE = "<script>alert(1)</script>"

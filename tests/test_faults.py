@@ -12,6 +12,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import hostile
 import pytest
 
 from tinygrad_act.cli import main
@@ -325,9 +326,9 @@ def test_a_directory_link_planted_at_figures_is_replaced_and_its_target_stays_em
     assert all((out / name).is_file() for name in summary["figures"])
 
 
-def test_force_removes_planted_links_without_touching_their_targets(tmp_path):
+def test_force_removes_planted_links_without_touching_their_targets(tmp_path, finished_run):
     out, elsewhere, target = tmp_path / "run", tmp_path / "elsewhere", tmp_path / "precious.txt"
-    run(_config(out, steps=2, figures=True), progress=False)  # a run of this laboratory, then links planted in it
+    hostile.copy_run(finished_run[0], out)  # a run of this laboratory with figures, then links planted in it
     for name in ("config.json", "metrics.jsonl", "metrics.csv", "summary.json", "figures"):
         files.remove(out / name)
     elsewhere.mkdir()

@@ -185,6 +185,13 @@ def last_records(tmp_path, name):
     return [(row, files.read_records(root / "runs" / row["run"])) for row in rows]
 
 
+def _without_sweep_figures(name, request):
+    """A finding's section from its own tables and figures, without the sweep's figures (test_sweep.py draws those,
+    on vanished and diverged runs too), but for vanishing_depth, whose section shows two of them."""
+    if name != "vanishing_depth":
+        request.getfixturevalue("no_sweep_figures")
+
+
 # ---- the tiny stand-ins follow the real configs -------------------------------------------------------------
 @pytest.mark.parametrize("name", NAMES)
 def test_every_finding_has_a_config_whose_grid_keys_the_tiny_stand_ins_share(name):
@@ -198,8 +205,9 @@ def test_every_finding_has_a_config_whose_grid_keys_the_tiny_stand_ins_share(nam
 # ---- the README -----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", NAMES)
 def test_a_findings_section_has_its_claim_source_reproduce_line_table_of_numbers_and_figures(
-    name, tmp_path, tiny_sweeps
+    name, tmp_path, tiny_sweeps, request
 ):
+    _without_sweep_figures(name, request)
     readme = generate([name], tmp_path)
     assert readme.startswith("# Findings")
     number, finding = next((i, f) for i, f in enumerate(findings.FINDINGS, 1) if f.name == name)
@@ -263,7 +271,10 @@ def test_report_command_writes_the_readme_and_rejects_an_unknown_finding(tmp_pat
 
 # ---- analyses on runs gone wrong ------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", NAMES)
-def test_an_analysis_takes_diverged_runs_without_per_layer_statistics_without_warnings(name, tmp_path, tiny_sweeps):
+def test_an_analysis_takes_diverged_runs_without_per_layer_statistics_without_warnings(
+    name, tmp_path, tiny_sweeps, request
+):
+    _without_sweep_figures(name, request)
     grid, fixed = DIVERGED[name]
     tiny_sweeps[name] = (grid, {**DIVERGED_FIXED, **fixed})
     readme = generate([name], tmp_path)
@@ -275,7 +286,8 @@ def test_an_analysis_takes_diverged_runs_without_per_layer_statistics_without_wa
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_an_analysis_takes_gradients_that_vanished_to_zero_without_warnings(name, tmp_path, tiny_sweeps):
+def test_an_analysis_takes_gradients_that_vanished_to_zero_without_warnings(name, tmp_path, tiny_sweeps, request):
+    _without_sweep_figures(name, request)
     grid, fixed = VANISHED[name]
     tiny_sweeps[name] = (grid, {**fixed, "steps": 2})
     readme = generate([name], tmp_path)

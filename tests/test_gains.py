@@ -3,13 +3,12 @@ layers r spans) against the measured r, the layers it takes, and the why clause 
 
 import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from probing import measured_step
 
+from tinygrad_act import cli
 from tinygrad_act.lab import stats
 from tinygrad_act.lab.show import run_figures
 from tinygrad_act.lab.show.format import fmt
@@ -74,11 +73,12 @@ def test_the_why_clause_states_the_gains_and_for_residual_or_norm_that_they_do_n
     assert verdict_line("healthy", 0.5, 0.9, 3) == verdict_line("healthy", 0.5, 0.9, 3, "float64", None)
 
 
-def test_a_run_says_why_in_the_terminal_the_summary_and_report_html(tmp_path):
+def test_a_run_says_why_in_the_terminal_the_summary_and_report_html(tmp_path, capsys):
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "tinygrad_act", "experiment", "--depth", "4", "--width", "8", "--steps", "3",
-               "--act", "sigmoid", "--data", "spirals:n=200", "--out", str(out)]  # fmt: skip
-    shown = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    arguments = ["experiment", "--depth", "4", "--width", "8", "--steps", "3", "--act", "sigmoid", "--data",
+                 "spirals:n=200", "--no-figures", "--no-progress", "--out", str(out)]  # fmt: skip
+    assert cli.main(arguments) == 0  # in-process: the page and the terminal need no figures
+    shown = capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     for key, record in (("init", records[0]), ("final", records[-1])):

@@ -20,7 +20,7 @@ from tinygrad_act.common.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="GNU make is not installed")
-TINY = ["DEPTH=2", "WIDTH=4", "STEPS=2", "BATCH=16", "DATA=spirals:n=200", "LOG_EVERY=1"]
+TINY = ["DEPTH=2", "WIDTH=4", "STEPS=2", "BATCH=16", "DATA=spirals:n=200", "LOG_EVERY=1", "FIGURES=0"]  # no figure read
 
 
 def _environment(tmp_path) -> dict:

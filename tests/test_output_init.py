@@ -4,13 +4,11 @@ xavier_normal, keeps every number as before."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from tinygrad_act import makeargs
+from tinygrad_act import cli, makeargs
 from tinygrad_act.common.errors import UsageError
 from tinygrad_act.lab.run.config import Config
 from tinygrad_act.nn import MLP
@@ -43,13 +41,15 @@ def test_a_bad_output_init_is_refused_naming_it():
         Config(output_init="nope").validate()
 
 
-def test_output_init_option_is_in_help_with_its_default_and_recorded_in_config_json(tmp_path):
-    run = [sys.executable, "-m", "tinygrad_act", "experiment"]
-    help_text = subprocess.run([*run, "--help"], capture_output=True, text=True).stdout
+def test_output_init_option_is_in_help_with_its_default_and_recorded_in_config_json(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")  # the help as a pipe gets it, whatever the terminal running the tests
+    with pytest.raises(SystemExit) as exit:  # in-process: the option's text and its path into the run
+        cli.main(["experiment", "--help"])
+    assert exit.value.code == 0
+    help_text = capsys.readouterr().out
     described = " ".join(help_text.split("--output-init OUTPUT_INIT\n")[-1].split("\n  --")[0].split())
     assert "output layer's initializer" in described and "(default xavier_normal)" in described
     tiny = ["--depth", "3", "--width", "8", "--steps", "5", "--data", "spirals:n=200", "--no-progress", "--no-figures"]
-    result = subprocess.run([*run, *tiny, "--output-init", "same", "--out", str(tmp_path / "r")], capture_output=True)
-    assert result.returncode == 0, result.stderr
+    assert cli.main(["experiment", *tiny, "--output-init", "same", "--out", str(tmp_path / "r")]) == 0
     assert json.loads((tmp_path / "r" / "config.json").read_text())["output_init"] == "same"
     assert makeargs.arguments("experiment", {"OUTPUT_INIT": "same"}) == ["experiment", "--output-init", "same"]

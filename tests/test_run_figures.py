@@ -2,11 +2,10 @@
 behind "why, per layer" (weights' gain x activation's gain) and the histograms."""
 
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from conftest import FINISHED_RUN
 from probing import measured_step
 from tinygrad_act.optim import SGD
 
@@ -209,16 +208,15 @@ def test_the_layer_table_says_why_with_both_gains_and_their_product():
     assert float(compact[4]) == pytest.approx(layer["weight_gain"] * layer["activation_gain"], rel=0.01)
 
 
-def test_a_run_writes_every_figure_and_its_histograms(tmp_path):
-    out = tmp_path / "run"
-    command = [sys.executable, "-m", "tinygrad_act", "experiment", "--depth", "3", "--width", "8", "--steps", "5",
-               "--data", "spirals:n=200", "--out", str(out), "--no-progress"]  # fmt: skip
-    subprocess.run(command, check=True, capture_output=True)
+def test_a_run_writes_every_figure_and_its_histograms(finished_run):
+    out, summary = finished_run  # the shared run: the default settings, figures on
     names = {"gradient_flow", "gradient_heatmap", "update_ratio", "saturation", "snr", "training", "histograms"}
     names |= {"jacobian"}
     assert {p.stem for p in (out / "figures").glob("*.png")} == names
+    assert all(path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for path in (out / "figures").glob("*.png"))
+    assert sorted(summary["figures"]) == sorted(f"figures/{name}.png" for name in names)
     with np.load(out / "histograms.npz") as arrays:
-        assert arrays["init_activations"].shape == (3, HISTOGRAM_BINS)
+        assert arrays["init_activations"].shape == (FINISHED_RUN["depth"], HISTOGRAM_BINS)
 
 
 # ---- saturation.png, histograms.png and snr.png say what they show, and nothing empty ---------------------------

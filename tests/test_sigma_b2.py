@@ -2,13 +2,11 @@
 their own stream so the weights stay those of the same seed; and the computed claim checks of the findings."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from tinygrad_act import makeargs
+from tinygrad_act import cli, makeargs
 from tinygrad_act.common.errors import UsageError
 from tinygrad_act.findings.common import Check, Part
 from tinygrad_act.lab.run.config import Config
@@ -26,7 +24,7 @@ def test_random_biases_have_the_variance_asked_and_leave_the_weights_of_the_seed
     assert not any(layer.bias.data.any() for layer in plain.layers)
 
 
-def test_sigma_b2_is_checked_named_in_the_run_name_and_reaches_config_json_and_theory(tmp_path):
+def test_sigma_b2_is_checked_named_in_the_run_name_and_reaches_config_json_and_theory(tmp_path, capsys):
     with pytest.raises(UsageError, match="sigma_b2"):
         Config(sigma_b2=-1).validate()
     assert "sb0.05" in Config(sigma_b2=0.05).default_name()
@@ -34,16 +32,17 @@ def test_sigma_b2_is_checked_named_in_the_run_name_and_reaches_config_json_and_t
     assert makeargs.arguments("experiment", {"SIGMA_B2": "0.05"}) == ["experiment", "--sigma-b2", "0.05"]
     out = tmp_path / "r"
     tiny = ["--depth", "3", "--width", "8", "--steps", "2", "--data", "spirals:n=200", "--act", "tanh"]
-    command = [sys.executable, "-m", "tinygrad_act", "experiment", *tiny, "--sigma-b2", "0.05", "--out", str(out)]
-    result = subprocess.run([*command, "--no-figures"], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+    command = ["experiment", *tiny, "--no-progress", "--sigma-b2", "0.05", "--out", str(out)]
+    assert cli.main([*command, "--no-figures"]) == 0  # in-process (tests/test_cli.py checks the process's exit codes)
     assert json.loads((out / "config.json").read_text())["sigma_b2"] == 0.05
     summary = json.loads((out / "summary.json").read_text())
     assert summary["theory"]["sigma_b2"] == 0.05
-    assert "sigma_b^2=0.05" in result.stdout
-    bad = subprocess.run([*command[:-2], "--sigma-b2", "-1", "--out", str(tmp_path / "bad")], capture_output=True,
-                         text=True)  # fmt: skip
-    assert bad.returncode == 2 and "sigma-b2" in bad.stderr and "Traceback" not in bad.stderr
+    assert "sigma_b^2=0.05" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit:  # argparse refuses it
+        cli.main([*command[:-2], "--sigma-b2", "-1", "--out", str(tmp_path / "bad")])
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert "sigma-b2" in err and "Traceback" not in err and not (tmp_path / "bad").exists()
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,8 @@ TINY = {"width": 8, "steps": 2, "data": "spirals:n=200", "batch_size": 16, "log_
 REPO_EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+# The sweeps here draw no figures of their own but in the tests that ask for sweep_figures (conftest.py).
+pytestmark = pytest.mark.usefixtures("no_sweep_figures")
 
 
 @pytest.fixture(autouse=True)
@@ -447,20 +449,20 @@ def test_every_varied_setting_is_a_column_and_an_init_given_as_auto_names_what_i
     assert sweeps.table_cells(rows, ["batch_size"])[0][0] == "batch size"  # readable, not snake_case
 
 
-def test_a_sweep_draws_its_figures_as_png_files(tmp_path):
+def test_a_sweep_draws_its_figures_as_png_files(tmp_path, sweep_figures):
     sweep = tiny({"act": ["sigmoid", "relu"], "depth": [2, 3]})
     sweeps.run_sweep(sweep, tmp_path, progress=False)
     for name in ("ratio_vs_depth.png", "ratio_heatmap.png", "delta_profiles.png"):
         assert (tmp_path / "figures" / name).read_bytes()[:8] == PNG_SIGNATURE, name
 
 
-def test_without_depth_in_the_grid_only_the_delta_profiles_are_drawn(tmp_path):
+def test_without_depth_in_the_grid_only_the_delta_profiles_are_drawn(tmp_path, sweep_figures):
     rows = sweeps.run_sweep(tiny({"act": ["sigmoid", "relu"]}, depth=2), tmp_path, progress=False)
     assert sweeps.figures(tmp_path, rows, ["act"]) == ["figures/delta_profiles.png"]
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["delta_profiles.png"]
 
 
-def test_sweep_tables_and_figures_take_vanished_and_diverged_runs_without_warnings(tmp_path):
+def test_sweep_tables_and_figures_take_vanished_and_diverged_runs_without_warnings(tmp_path, sweep_figures):
     # Gain 1e20: sigmoid and tanh saturate (every delta is exactly 0, r = 0); ReLU and SELU overflow and diverge,
     # and a diverged run's last record has no per-layer statistics. Warnings are errors in this suite.
     sweep = tiny(

@@ -26,6 +26,8 @@ from tinygrad_act.lab.sweep import grid as sweeps
 
 TINY = {"depth": 2, "width": 8, "steps": 2, "data": "spirals:n=200", "batch_size": 16, "log_every": 1}
 CLI_TINY = ["--depth", "2", "--width", "8", "--data", "spirals:n=200", "--batch-size", "16", "--no-progress"]
+# The sweeps here draw no figures of their own but in the tests that ask for sweep_figures (conftest.py).
+pytestmark = pytest.mark.usefixtures("no_sweep_figures")
 
 
 @pytest.fixture(autouse=True)
@@ -269,7 +271,7 @@ def test_a_sweep_key_given_twice_is_refused_naming_the_key_and_both_sources(extr
 
 
 # ---- 8. diverged runs say so -------------------------------------------------------------------------------------
-def test_a_diverged_run_reads_diverged_in_the_tables_the_figures_and_the_findings(tmp_path, monkeypatch):
+def test_a_diverged_run_reads_diverged_in_the_tables_the_figures_and_the_findings(tmp_path, monkeypatch, sweep_figures):
     grid = {"act": ["relu", "sigmoid"], "residual": [False], "norm": ["none"]}
     fixed = {**TINY, "depth": 3, "init": "xavier_normal:gain=1e20", "steps": 4, "log_every": 2}
     tiny = sweeps.Sweep(grid, fixed, "rescue", "tiny rescue")
@@ -311,7 +313,7 @@ def test_single_run_names_spell_every_setting_that_differs_from_the_default():
 
 
 # ---- 10. no global matplotlib state, no progress bar off a terminal, no writing through links -------------------
-def test_sweep_and_findings_figures_leave_the_matplotlib_backend_alone(tmp_path):
+def test_sweep_and_findings_figures_leave_the_matplotlib_backend_alone(tmp_path, sweep_figures):
     import matplotlib
 
     before = matplotlib.get_backend()

@@ -2,10 +2,8 @@
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 
+import hostile
 import numpy as np
 import pytest
 
@@ -25,10 +23,11 @@ def _arrays(n=60, classes=3, seed=0):
     return x, np.arange(n) % classes
 
 
-def _cli(args, cwd):
-    env = {**os.environ, "TINYGRAD_ACT_CACHE": str(cwd / "cache")}
-    return subprocess.run([sys.executable, "-m", "tinygrad_act", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+def _cli(args, cwd, monkeypatch) -> hostile.Outcome:
+    """The command line in-process (tests/hostile.py) in ``cwd``: its exit ``code`` and its stderr, ``message``."""
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("TINYGRAD_ACT_CACHE", str(cwd / "cache"))
+    return hostile.command(*args)
 
 
 def _write_csv(path, x, y, header="a,b,c,d,label"):
@@ -36,14 +35,14 @@ def _write_csv(path, x, y, header="a,b,c,d,label"):
     path.write_text("\n".join(lines) + "\n")
 
 
-def test_a_run_on_your_npz_and_csv_records_the_path_and_the_files_sha256(tmp_path):
+def test_a_run_on_your_npz_and_csv_records_the_path_and_the_files_sha256(tmp_path, monkeypatch):
     x, y = _arrays()
     np.savez(tmp_path / "mine.npz", x=x, y=y)
     _write_csv(tmp_path / "mine.csv", x, y)
     for name in ("mine.npz", "mine.csv"):
         out = tmp_path / f"run-{name}"
-        result = _cli([*TINY, "--data", name, "--out", str(out)], tmp_path)
-        assert result.returncode == 0, result.stderr
+        result = _cli([*TINY, "--data", name, "--out", str(out)], tmp_path, monkeypatch)
+        assert result.code == 0, result.message
         config = json.loads((out / "config.json").read_text())
         recorded = config["dataset"]["params"]
         assert recorded["path"] == str((tmp_path / name).resolve())
@@ -143,13 +142,13 @@ def _malformed(tmp_path):
 
 
 @pytest.mark.parametrize("case", list(_malformed(None)))
-def test_a_malformed_file_is_one_line_naming_it_exit_2_and_no_run_directory(tmp_path, case):
+def test_a_malformed_file_is_one_line_naming_it_exit_2_and_no_run_directory(tmp_path, case, monkeypatch):
     name, write, words = _malformed(tmp_path)[case]
     write(tmp_path / name)
-    result = _cli([*TINY, "--data", name, "--out", str(tmp_path / "run")], tmp_path)
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and f"'{name}'" in lines[0], result.stderr
+    result = _cli([*TINY, "--data", name, "--out", str(tmp_path / "run")], tmp_path, monkeypatch)
+    assert result.code == 2, result.message
+    lines = result.message.splitlines()
+    assert len(lines) == 1 and f"'{name}'" in lines[0], result.message
     for word in words:
         assert word in lines[0]
     assert not (tmp_path / "run").exists() and not (tmp_path / "runs").exists()
