@@ -383,3 +383,11 @@ def test_make_report_full_passes_full_to_the_report_command():
         "--full",
     ]
     assert makeargs.arguments("report", {"FULL": "0"}) == ["report", "--no-full"]
+
+
+def test_a_report_whose_findings_drew_no_figure_still_writes_its_readme_in_a_new_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(findings.sweeps, "prefetch", lambda *args, **kwargs: None)
+    monkeypatch.setattr(findings, "_analyze", lambda finding, *args: ("**Claim.** measured without figures", None))
+    path = findings.generate(["selu"], runs_root=tmp_path / "runs", out_dir=tmp_path / "new" / "out", jobs=1,
+                             progress=False)  # fmt: skip
+    assert path == tmp_path / "new" / "out" / "README.md" and "measured without figures" in path.read_text()

@@ -75,6 +75,7 @@ def generate(
     bodies = {}
     for finding in chosen:
         bodies[finding.name] = _analyze(finding, Path(runs_root) / finding.name, out, jobs, progress)
+    out.mkdir(parents=True, exist_ok=True)  # a report whose findings drew no figure still has its folder
     path = out / "README.md"
     existing = _existing_sections(path)
     parts = [_HEADER]
