@@ -1,6 +1,7 @@
 """Value: every operation's gradient matches central finite differences and its closed-form derivative;
 data and gradients are Python floats; extreme inputs neither overflow nor warn."""
 
+import gc
 import math
 
 import hypothesis.strategies as st
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given
 
 from tinygrad_act import Value, activations
-from tinygrad_act.engine import graph
+from tinygrad_act.engine import graph, scalar_walk
 from tinygrad_act.engine.gradcheck import gradcheck
 
 
@@ -303,3 +304,44 @@ def test_values_own_walk_gives_the_bits_of_the_shared_walk():
 
     assert Value._walk is not graph.backward
     assert gradients(Value._walk) == gradients(graph.backward)
+
+
+def _mixed_graph():
+    rng = np.random.default_rng(5)
+    leaves = [Value(x) for x in rng.standard_normal(5)]
+    out = Value(0.0)
+    for i in range(30):
+        a, b = leaves[i % 5], leaves[(2 * i + 1) % 5]
+        out = out + (a * b).sigmoid() * 0.5 - b / 1.5 + a**2.0 + (a + b).exp() / (1.0 + b * b)
+    return out
+
+
+def test_values_own_order_lists_the_nodes_of_the_shared_order_in_the_same_order():
+    """scalar_walk.topological_order reads a Value's two parent fields; graph.topological_order its _parents."""
+    root = _mixed_graph()
+    mark = object()
+    own = scalar_walk.topological_order(root, mark)
+    graph._clear(own)
+    assert [id(node) for node in own] == [id(node) for node in graph.topological_order(root)]
+    assert all(node._pending is None for node in own)
+
+
+def test_a_value_operation_leaves_one_object_for_the_garbage_collector_not_two():
+    """Parents in two fields, not a tuple: each recorded op is one tracked object (the collector's work halves)."""
+    x, chain = Value(1.0), []
+    gc.collect()
+    before = len(gc.get_objects())
+    for _ in range(1000):
+        x = x * 1.5 + x
+        chain.append(x)
+    assert len(gc.get_objects()) - before < 2000 * 1.05  # two ops per step, one object each (a tuple made it 4000)
+    scaled, previous = chain[-1]._parents
+    assert previous is chain[-2] and scaled._parents == (chain[-2],)
+
+
+def test_value_parents_read_and_write_as_the_tuple_graph_keeps():
+    a, b = Value(2.0), Value(3.0)
+    assert (a * b)._parents == (a, b) and (a * 2.0)._parents == (a,) and a._parents == ()
+    y = a * b
+    y.backward()
+    assert y._parents == () and y._left is None and y._right is None

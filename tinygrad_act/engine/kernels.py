@@ -38,8 +38,9 @@ def unbroadcast(g, like: np.ndarray) -> np.ndarray:
     if g.shape != shape:
         if g.ndim > len(shape):
             g = g.sum(axis=tuple(range(g.ndim - len(shape))))
-        axes = tuple(i for i, (n, m) in enumerate(zip(shape, g.shape)) if n == 1 and m != 1)
-        g = g.sum(axis=axes, keepdims=True) if axes else g
+        if g.shape != shape:  # (the usual bias's gradient is done here: no search for axes)
+            axes = tuple(i for i, (n, m) in enumerate(zip(shape, g.shape)) if n == 1 and m != 1)
+            g = g.sum(axis=axes, keepdims=True) if axes else g
     return g if g.dtype == like.dtype else g.astype(like.dtype)
 
 

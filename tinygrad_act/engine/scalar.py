@@ -12,17 +12,20 @@ from __future__ import annotations
 import numbers
 
 from . import scalar_walk
-from .graph import Node, Op, make
+from .graph import Node, Op
 from .kernels import divide_scalar as _divide
 from .kernels import exp_scalar as _exp
 from .kernels import log_scalar as _log
 from .kernels import power_scalar as _power
+from .scalar_walk import make
 
 
 class Value(Node):
     """A scalar that records the operations applied to it; ``.data`` and ``.grad`` are Python floats."""
 
-    __slots__ = ()
+    # parents in two fields, not a tuple: one object per op for the garbage collector to track (scalar_walk.py)
+    __slots__ = ("_left", "_right")
+    _parents = property(scalar_walk.parents, scalar_walk.set_parents)
     _empty_grad = 0.0
 
     def __init__(self, data, requires_grad: bool = True):
@@ -152,7 +155,7 @@ EXP = Op("exp", lambda c, a: _exp(a), lambda node, g: (g * node.data,))
 LOG = Op("log", lambda c, a: _log(a), lambda node, g: (_divide(g, node._parents[0].data),))
 APPLY = Op("apply", lambda activation, a: activation.scalar_forward(a), _apply_backward)
 
-Value._walk = staticmethod(scalar_walk.inlining(ADD, MUL))  # graph.backward's rules, x + y and x * y inline
+Value._walk = staticmethod(scalar_walk.inlining(ADD, MUL, SCALE))  # graph.backward's rules, the commonest inline
 
 
 def _number(x) -> float:
