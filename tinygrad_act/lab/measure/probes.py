@@ -53,50 +53,105 @@ from ...nn.optim import global_grad_norm
 from .statistics import DELTA_LOG_RANGE, HISTOGRAM_BINS, Histograms, LayerArrays, norm, step_statistics  # noqa: F401  (DELTA_LOG_RANGE, HISTOGRAM_BINS: callers import them from here)
 
 
-class LayerProbe:
-    """Measures every Linear layer of an MLP on the training steps chosen by ``should_log(step)``."""
+class Probe:
+    """What every probe shares: the optimizer's pre/post hooks around a measured step, forward hooks attached only
+    for a step that will be measured (``_hook_forward``), gradient hooks released after it, the step count a resumed
+    run continues from. A subclass keeps its step's arrays in ``_start``-like forward hooks, drops them in
+    ``_forget`` and computes its record in ``_collect``."""
 
     def __init__(self, model, optimizer, should_log=lambda step: True):
         self.model = model
-        self.layers = list(model.layers)
-        self.activation = model.activation
         self.should_log = should_log
         self.step = 0  # index of the step whose forward pass comes next
         self.record = None  # the statistics of the last measured step, once its update is done
-        self._histograms = Histograms()  # of the first and the latest measured step (see the module docstring)
-        self._weight_buffers = []  # the weights before a measured step's update, reused by the next measured step
         self._active = self._detached = False
         self._handles = []  # gradient hooks of the step being measured
         self._hooks = []  # forward hooks, attached only for a step that will be measured
         self._parameters = model.parameters()
         optimizer.register_step_pre_hook(self._before_step)
         optimizer.register_step_post_hook(self._after_step)
-        self._arm()
-
-    def _arm(self):
-        """Attach the forward hooks if the coming step is measured: other steps run no probe code at all."""
-        if self.should_log(self.step) and not self._hooks:
-            self._hooks = [layer.register_forward_hook(self._on_linear(i)) for i, layer in enumerate(self.layers)]
-            self._hooks += [
-                block.act.register_forward_hook(self._on_activation(i)) for i, block in enumerate(self.model.blocks)
-            ]
-
-    def _disarm(self):
-        for handle in self._hooks:
-            handle.remove()
-        self._hooks = []
 
     @property
     def measuring(self) -> bool:
         """True between the forward pass and the optimizer step of a measured step."""
         return self._active
 
+    def _arm(self):
+        """Attach the forward hooks if the coming step is measured: other steps run no probe code at all."""
+        if self.should_log(self.step) and not self._hooks:
+            self._hooks = self._hook_forward()
+
+    def _disarm(self):
+        for handle in self._hooks:
+            handle.remove()
+        self._hooks = []
+
     def detach(self):
         """Remove the forward hooks (optimizer hooks stay but do nothing once no step is measured)."""
         self._disarm()
-        self._release_parameter_hooks()
+        self._release()
         self.should_log = lambda step: False
         self._detached = True
+
+    @staticmethod
+    def _keep(target, key):
+        # Gradients in flight are never modified in place (graph.py), nor are .grad arrays by this library
+        # (optim.clip_grad_norm replaces them): a reference is enough, and it is the value before clipping.
+        def hook(grad):
+            target[key] = grad
+
+        return hook
+
+    def _release(self):
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def _after_step(self, optimizer):
+        if self._detached:  # the optimizer outlives the probe: keep the last record, measure nothing
+            return
+        self.record = self.collect(updated=True) if self._active else None
+        if self._active:  # let the step's arrays go now, not at the next measured step: memory is reused sooner
+            self._forget()
+        self._active = False
+        self._release()
+        self.step += 1
+        if not self.should_log(self.step):
+            self._disarm()
+        self._arm()
+
+    def collect(self, updated: bool = False) -> dict:
+        """The statistics of the measured step so far (without ``update_ratio`` unless ``updated``)."""
+        with np.errstate(all="ignore"):  # exploding runs overflow: the statistics then say inf or nan
+            return self._collect(updated)
+
+    def state(self) -> dict[str, np.ndarray]:
+        """What a resumed run needs to measure as if never stopped: the next step."""
+        return {"step": np.array(self.step)}
+
+    def load_state(self, state: dict) -> None:
+        """Continue from ``state()``: the coming step is ``state["step"]`` (armed if it is measured)."""
+        self.step = int(state["step"])
+        self._disarm()
+        self._arm()
+
+
+class LayerProbe(Probe):
+    """Measures every Linear layer of an MLP on the training steps chosen by ``should_log(step)``."""
+
+    def __init__(self, model, optimizer, should_log=lambda step: True):
+        super().__init__(model, optimizer, should_log)
+        self.layers = list(model.layers)
+        self.activation = model.activation
+        self._histograms = Histograms()  # of the first and the latest measured step (see the module docstring)
+        self._weight_buffers = []  # the weights before a measured step's update, reused by the next measured step
+        self._arm()
+
+    def _hook_forward(self) -> list:
+        hooks = [layer.register_forward_hook(self._on_linear(i)) for i, layer in enumerate(self.layers)]
+        return hooks + [
+            block.act.register_forward_hook(self._on_activation(i)) for i, block in enumerate(self.model.blocks)
+        ]
 
     # ---- hooks only keep references; all arithmetic happens once, in collect() --------------------------
     def _on_linear(self, index):
@@ -118,7 +173,7 @@ class LayerProbe:
         return hook
 
     def _start_step(self):
-        self._release_parameter_hooks()
+        self._release()
         self.record = None
         self._active = bool(self.should_log(self.step))
         if not self._active:
@@ -128,20 +183,6 @@ class LayerProbe:
         self._inputs = [None] * n
         for p in self._parameters:
             self._handles.append(p.register_hook(self._keep(self._grads, id(p))))
-
-    @staticmethod
-    def _keep(target, key):
-        # Gradients in flight are never modified in place (graph.py), nor are .grad arrays by this library
-        # (optim.clip_grad_norm replaces them): a reference is enough, and it is the value before clipping.
-        def hook(grad):
-            target[key] = grad
-
-        return hook
-
-    def _release_parameter_hooks(self):
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
 
     # ---- the optimizer step: gradients are final before it, the update is known after it ---------------
     def _before_step(self, optimizer):
@@ -154,25 +195,10 @@ class LayerProbe:
                 np.copyto(buffer, weight)
             self._weights_before = kept
 
-    def _after_step(self, optimizer):
-        if self._detached:  # the optimizer outlives the probe: keep the last record, measure nothing
-            return
-        self.record = self.collect(updated=True) if self._active else None
-        if self._active:  # let the step's arrays go now, not at the next measured step: memory is reused sooner
-            self._seen = self._deltas = self._weights_before = None
-            self._inputs = None
-            self._grads = {}
-        self._active = False
-        self._release_parameter_hooks()
-        self.step += 1
-        if not self.should_log(self.step):
-            self._disarm()
-        self._arm()
-
-    def collect(self, updated: bool = False) -> dict:
-        """The statistics of the measured step so far (without ``update_ratio`` unless ``updated``)."""
-        with np.errstate(all="ignore"):  # exploding runs overflow: the statistics then say inf or nan
-            return self._collect(updated)
+    def _forget(self):
+        self._seen = self._deltas = self._weights_before = None
+        self._inputs = None
+        self._grads = {}
 
     def _histogram(self) -> None:
         """This step's hidden outputs and deltas to the histograms (statistics.Histograms)."""
@@ -197,15 +223,12 @@ class LayerProbe:
         return self._histograms.save(path)
 
     def state(self) -> dict[str, np.ndarray]:
-        """What a resumed run needs to measure as if never stopped: the next step, the histograms' bins and counts."""
-        return {"step": np.array(self.step), **self._histograms.state()}
+        """The next step, the histograms' bins and counts."""
+        return {**super().state(), **self._histograms.state()}
 
     def load_state(self, state: dict) -> None:
-        """Continue from ``state()``: the coming step is ``state["step"]`` (armed if it is measured)."""
-        self.step = int(state["step"])
         self._histograms.load_state(state)
-        self._disarm()
-        self._arm()
+        super().load_state(state)
 
     def _collect(self, updated: bool) -> dict:
         self._histogram()

@@ -38,6 +38,7 @@ from ...nn.optim import squared_norm
 from .. import stats
 from ..theory import recurrent as theory
 from ..theory.mean_field import sigma_w2_of_weights
+from .probes import Probe
 
 _SIGMOID = activations.get("sigmoid")
 # σ' = σ (1 - σ) < threshold  <=>  σ < NEAR or σ > 1 - NEAR: the sigmoid's own saturation rule, on its output
@@ -58,64 +59,30 @@ def _moments(arrays: list) -> tuple[float, float]:
     return mean, math.sqrt(square / count)
 
 
-class TimeProbe:
+class TimeProbe(Probe):
     """Measures a RecurrentNet through time on the training steps chosen by ``should_log(step)``."""
 
     def __init__(self, model, optimizer, should_log=lambda step: True):
-        self.model, self.recurrent, self.cell = model, model.recurrent, model.cell
+        super().__init__(model, optimizer, should_log)
+        self.recurrent, self.cell = model.recurrent, model.cell
         self.activation = activations.get(model.cell) if model.cell in ("tanh", "relu") else None
-        self.should_log = should_log
-        self.step = 0  # index of the step whose forward pass comes next
-        self.record = None
         # the weights TensorBoard draws per layer (LayerProbe's layers are Linears): W_hh, then the readout
         self.layers = [types.SimpleNamespace(weight=model.recurrent.weight_hh_l0), model.output]
         self.histograms = {}
-        self._active = self._detached = False
-        self._hooks, self._handles = [], []
-        self._parameters = model.parameters()
         self._weights = (self.recurrent.weight_ih_l0, self.recurrent.weight_hh_l0, model.output.weight)
-        optimizer.register_step_pre_hook(self._before_step)
-        optimizer.register_step_post_hook(self._after_step)
         self._arm()
 
-    @property
-    def measuring(self) -> bool:
-        """True between the forward pass and the optimizer step of a measured step."""
-        return self._active
-
-    def _arm(self):
-        """Record the coming step's trace and hook it, if the step is measured; other steps run no probe code."""
-        if self.should_log(self.step) and not self._hooks:
-            self.recurrent.recording = True
-            self._hooks = [
-                self.recurrent.register_forward_hook(self._on_recurrent),
-                self.model.output.register_forward_hook(self._on_output),
-            ]
+    def _hook_forward(self) -> list:
+        """Record the coming step's trace and hook it (only for a measured step)."""
+        self.recurrent.recording = True
+        return [
+            self.recurrent.register_forward_hook(self._on_recurrent),
+            self.model.output.register_forward_hook(self._on_output),
+        ]
 
     def _disarm(self):
-        for handle in self._hooks:
-            handle.remove()
-        self._hooks = []
+        super()._disarm()
         self.recurrent.recording = False
-
-    def detach(self):
-        """Stop measuring: hooks removed, no trace recorded (the optimizer's hooks then do nothing)."""
-        self._disarm()
-        self._release()
-        self.should_log = lambda step: False
-        self._detached = True
-
-    def _release(self):
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
-
-    @staticmethod
-    def _keep(target, key):
-        def hook(grad):  # a reference: gradients in flight are never modified in place (engine/graph.py)
-            target[key] = grad
-
-        return hook
 
     def _on_recurrent(self, module, inputs, output):
         if not is_grad_enabled():
@@ -146,23 +113,9 @@ class TimeProbe:
         if self._active:  # copies: the update is in place
             self._weights_before = [w.data.copy() for w in self._weights]
 
-    def _after_step(self, optimizer):
-        if self._detached:
-            return
-        self.record = self.collect(updated=True) if self._active else None
-        self._active = False
+    def _forget(self):
         self._trace = self._deltas = self._cell_deltas = self._out = self._weights_before = None
         self._grads = {}
-        self._release()
-        self.step += 1
-        if not self.should_log(self.step):
-            self._disarm()
-        self._arm()
-
-    def collect(self, updated: bool = False) -> dict:
-        """The statistics of the measured step so far (without ``update_ratio`` unless ``updated``)."""
-        with np.errstate(all="ignore"):  # exploding runs overflow: the statistics then say inf or nan
-            return self._collect(updated)
 
     def _collect(self, updated: bool) -> dict:
         squares = {key: squared_norm(grad) for key, grad in self._grads.items()}
@@ -268,16 +221,6 @@ class TimeProbe:
     def save_histograms(self, path) -> bool:
         """Nothing to write (``histogram_arrays`` is empty): False."""
         return False
-
-    def state(self) -> dict[str, np.ndarray]:
-        """What a resumed run needs to measure as if never stopped: the next step."""
-        return {"step": np.array(self.step)}
-
-    def load_state(self, state: dict) -> None:
-        """Continue from ``state()``: the coming step is ``state["step"]`` (armed if it is measured)."""
-        self.step = int(state["step"])
-        self._disarm()
-        self._arm()
 
 
 def _root(squares: dict, parameters) -> float:
