@@ -22,11 +22,12 @@ override comma := ,
 
 # One stamp per set of extras, so each target installs only what it needs: the runs need numpy, tqdm and
 # matplotlib; test, lint and bench add their own tools (.venv/.installed-test-plot, ...). A switch that needs an
-# extra installs it on demand: TENSORBOARD=1 adds tensorboardX, DATA=mnist1d_official the mnist1d package.
+# extra installs it on demand: TENSORBOARD=1 adds tensorboardX, DATA=mnist1d_official the mnist1d package, ENGINE=torch
+# PyTorch.
 # (A switch is on for 1, true or yes in any case, as makeargs reads it; the value is only compared, never run.)
 override lowercase = $(subst E,e,$(subst R,r,$(subst S,s,$(subst T,t,$(subst U,u,$(subst Y,y,$(1)))))))
 override switched_on = $(filter 1 true yes,$(call lowercase,$(strip $(1))))
-override EXTRAS := plot$(if $(call switched_on,$(TENSORBOARD)),-tensorboard)$(if $(filter mnist1d_official%,$(DATA)),-mnist1d)
+override EXTRAS := plot$(if $(call switched_on,$(TENSORBOARD)),-tensorboard)$(if $(filter mnist1d_official%,$(DATA)),-mnist1d)$(if $(filter torch,$(ENGINE)),-torch)
 STAMP       := $(VENV)/.installed-$(EXTRAS)
 TEST_STAMP  := $(VENV)/.installed-test-plot
 LINT_STAMP  := $(VENV)/.installed-dev
@@ -52,6 +53,8 @@ help:  ## show this help
 	@echo "                 TRUNCATE=K: truncated BPTT, gradients reach back at most K steps; WIDTH: the hidden size)"
 	@echo "      PLUGIN=my_acts.py (any target): your module or .py file registering activations, initializers, data"
 	@echo "                 (python -m tinygrad_act experiment --help)"
+	@echo "  make experiment ENGINE=torch [DEVICE=cuda]   the same run trained in PyTorch (the same weights, batches"
+	@echo "                 and numbers; make installs torch the first time; DEVICE=cuda where torch sees a GPU)"
 	@echo "  make experiment RESUME=runs/NAME   continue an interrupted run from its checkpoint.npz"
 	@echo "  make sweep ACTS=sigmoid,tanh,relu DEPTHS=5,10,20 SEEDS=0,1 JOBS=2   a grid of runs (or CONFIG=name)"
 	@echo "      variables: CONFIG ACTS INITS DEPTHS SEEDS WIDTHS LRS JOBS SCHEDULER SHARD OUT,"

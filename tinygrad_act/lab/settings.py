@@ -18,6 +18,10 @@ from ..common.validate import setting
 from ..nn.recurrent_net import CELLS
 
 CONFIG_FILE = "config.json"
+ENGINES = ("numpy", "torch")
+DEVICES = ("cpu", "cuda")
+# config.json's engine of a PyTorch model measured by tinygrad_act.watch (torch/finish.py): not a run's setting
+WATCHED_ENGINE = "torch (watch)"
 
 
 @dataclasses.dataclass
@@ -67,6 +71,10 @@ class Settings:
     # truncated BPTT (nn/recurrent.py): the carried state is cut every K steps; 0 = the whole sequence
     truncate: int = setting(0, "truncated backpropagation through time: gradients reach back at most K steps; 0 = "
                             "full BPTT", low=0)  # fmt: skip
+    # who trains the MLP (lab/run/engines.py): this package's numpy engine, or PyTorch (tinygrad_act/torch/engine.py)
+    engine: str = setting("numpy", "numpy, or torch: the same run trained in PyTorch (pip install "
+                          "'tinygrad_act[torch]')", choices=ENGINES)  # fmt: skip
+    device: str = setting("cpu", "where engine torch trains: cpu or cuda", choices=DEVICES)
     out: str = setting("", "run directory (default: a fresh name under runs/)")
 
 
@@ -90,5 +98,6 @@ def read_config(path) -> dict:
     file = Path(path) / CONFIG_FILE
     recorded = files.load_json(file, "a run's config.json")
     names = {s.name for s in SETTINGS}
-    checked = validate.check_all(SETTINGS, {k: v for k, v in recorded.items() if k in names}, str(file))
+    given = {k: v for k, v in recorded.items() if k in names and (k, v) != ("engine", WATCHED_ENGINE)}
+    checked = validate.check_all(SETTINGS, given, str(file))
     return {**recorded, **checked}

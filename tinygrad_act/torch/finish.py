@@ -17,12 +17,11 @@ from ..lab.measure import product_svd
 from ..lab.run import rundir
 from ..lab.run.config import Config
 from ..lab.run.experiment import draw, summarize, theory_entry
+from ..lab.settings import WATCHED_ENGINE as ENGINE
 from ..lab.show import html
 from ..lab.theory.mean_field import sigma_w2_of_weights
 from ..nn import activations
 from . import model as reading
-
-ENGINE = "torch (watch)"
 
 
 def first_step(watch, layers: list) -> dict:

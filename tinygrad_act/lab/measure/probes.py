@@ -181,8 +181,11 @@ class LayerProbe(Probe):
         n = len(self.layers)
         self._seen, self._deltas, self._grads = [None] * n, [None] * n, {}
         self._inputs = [None] * n
-        for p in self._parameters:
-            self._handles.append(p.register_hook(self._keep(self._grads, id(p))))
+        self._handles += self._hook_gradients()
+
+    def _hook_gradients(self) -> list:
+        """Hooks that keep each parameter's gradient of the measured step in ``_grads`` (by the parameter's id)."""
+        return [p.register_hook(self._keep(self._grads, id(p))) for p in self._parameters]
 
     # ---- the optimizer step: gradients are final before it, the update is known after it ---------------
     def _before_step(self, optimizer):

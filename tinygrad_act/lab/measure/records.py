@@ -18,6 +18,7 @@ from ...common import files
 from ...common.errors import RunDirError, UsageError, interrupts_deferred
 from ...common.files import AppendLog, atomic_write, dumps
 from ...common.validate import Setting
+from ..settings import DEVICES, ENGINES
 
 RUN_FILES = ("config.json", "metrics.jsonl", "metrics.csv", "summary.json")  # every run has these
 LAYER_FIELDS = [
@@ -122,6 +123,8 @@ SUMMARY_FIELDS = (
         for name in ("figures_error", "figures_skipped", "report_html_error", "tensorboard_error", "signal")
     ),  # fmt: skip
     _measured("resumed", dict),
+    _measured("engine", str, choices=ENGINES),  # who trained a native run, and where (settings.py)
+    _measured("device", str, choices=DEVICES),
 )
 INNER_FIELDS = {  # the objects inside a summary: field -> the fields its readers use
     "theory": (

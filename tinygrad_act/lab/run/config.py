@@ -28,7 +28,7 @@ from ...nn.modules import output_initializer
 from .. import data
 from ..data import userdata
 from ..settings import RUN_OPTIONS, SETTINGS, Settings, read_config
-from . import recurrent, tensorboard
+from . import engines, recurrent, tensorboard
 
 __all__ = ["Config", "Resolved", "RUN_OPTIONS", "SETTINGS"]
 
@@ -81,7 +81,8 @@ class Config(Settings):
             )
         estimate, parts = self.memory_estimate(shape)
         validate.memory("this run", estimate, parts)
-        return Resolved(activation, init, output, optimizer, shape)
+        engine = engines.get(self, optimizer.func)  # torch, cuda: installed and present, or one line here
+        return Resolved(activation, init, output, optimizer, shape, engine)
 
     def validate(self) -> Config:
         """``resolve``, keeping the Config: UsageError names the first bad value."""
@@ -156,6 +157,8 @@ class Config(Settings):
             "sigma_b2": f"sb{self.sigma_b2:g}",
             "residual": "res",
             "norm": f"{self.norm}norm",
+            "engine": self.engine,
+            "device": self.device,
         }
         if self.model == "rnn":
             parts = [spec(part) for part in recurrent.default_name(self)]
@@ -177,6 +180,7 @@ class Resolved:
     output_init: initializers.Initializer
     optimizer: functools.partial  # optimizer(parameters) -> Optimizer
     shape: data.Shape | None  # the dataset's, if its generator declares one
+    engine: object = None  # lab/run/engines.py's: what trains the MLP
 
 
 def _resolved(what: str, spec: str, resolve):

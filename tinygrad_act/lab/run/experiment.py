@@ -24,12 +24,11 @@ import numpy as np
 from ...common import files
 from ...common.errors import RunDirError, Terminated, UsageError, interrupts_deferred, sigterm_as_interrupt
 from ...nn.modules import MLP
-from ...nn.step import Step
 from .. import data, stats
 from ..data import tasks
 from ..data.tasks import evaluate  # the whole-split score; callers import it from here too
 from ..measure import jacobian, through_time
-from ..measure.probes import LayerProbe, gradient_record
+from ..measure.probes import gradient_record
 from ..measure.records import LAYER_FIELDS, RUN_FILES, RunLog, read_metrics, read_summary  # noqa: F401  (LAYER_FIELDS, RUN_FILES: callers import them from here)
 from ..show import drawing, html, plots, report, run_figures
 from ..theory import mean_field as theory
@@ -160,8 +159,8 @@ def _run_in(path: Path, config: Config, resolved: Resolved, dataset, progress: b
 
 
 def build(config: Config, dataset, resolved: Resolved | None = None):
-    """The model, its training step (nn.Step; the optimizer is ``step.optimizer``), the probe that measures the
-    chosen steps, and the endless batches.
+    """The model, its training step (nn.Step, or the engine's: run/engines.py; the optimizer is
+    ``step.optimizer``), the probe that measures the chosen steps, and the endless batches.
 
     The model's weights and the batch order come from two independent streams of ``config.seed``; the activation,
     initializers and optimizer are ``resolved``'s (``config.resolve()`` if not given): no name is resolved here.
@@ -172,10 +171,9 @@ def build(config: Config, dataset, resolved: Resolved | None = None):
         return recurrent.build(config, dataset, resolved.optimizer, seeds, lambda step: _measured(config, step))
     model = make_model(config, dataset.num_features, dataset.num_classes, resolved)
     optimizer = resolved.optimizer(model.parameters())
-    # Evaluation steps are always measured too, so every test-set number sits in a logged record.
-    probe = LayerProbe(model, optimizer, lambda step: _measured(config, step))
     batches = data.batches(dataset, config.batch_size, np.random.default_rng(_seeds(config)[1]))
-    step = Step(model, optimizer, config.clip, enabled=config.capture)  # replayed on unmeasured steps
+    # Evaluation steps are always measured too, so every test-set number sits in a logged record.
+    step, probe = resolved.engine.build(config, model, optimizer, lambda step: _measured(config, step))
     return model, step, probe, batches
 
 
@@ -361,6 +359,7 @@ def finish(path: Path, config: Config, records, outcome: Outcome, final, predict
                             diverged=outcome.diverged, dataset=dataset)  # fmt: skip
         if spectrum is not None:
             summary["jacobian"] = spectrum
+        summary["engine"], summary["device"] = config.engine, config.device
         summary.update(drawn)
         if outcome.signal:
             summary["signal"] = outcome.signal  # what stopped the run: the command line exits 130 or 143

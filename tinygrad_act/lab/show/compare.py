@@ -64,6 +64,13 @@ class Run:
         return str(resolved.get("name")) if isinstance(resolved, dict) else str(self.config.get("init", "?"))
 
     @property
+    def engine(self) -> str:
+        """Who trained it: numpy, torch (with its device off the CPU: ``torch cuda``), or a watched model's
+        ``torch (watch)``."""
+        engine, device = str(self.config.get("engine", "numpy")), self.config.get("device", "cpu")
+        return engine if device in (None, "cpu") else f"{engine} {device}"
+
+    @property
     def verdict(self) -> str:
         return shown_verdict(self.summary) or "-"
 
@@ -143,6 +150,9 @@ def table(runs: list[Run]) -> str:
          fmt(run.theory["ratio"], 2) if run.theory else "-", run.verdict, pct(run.summary.get("test_accuracy"))]
         for run, name in zip(runs, _names(runs))
     ]  # fmt: skip
+    if _engines_shown(runs):
+        headers = [headers[0], "engine", *headers[1:]]
+        rows = [[row[0], run.engine, *row[1:]] for row, run in zip(rows, runs)]
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
     lines = ["| " + " | ".join(cell.ljust(w) for cell, w in zip(headers, widths)) + " |"]
     lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
@@ -150,10 +160,16 @@ def table(runs: list[Run]) -> str:
     return "\n".join(lines)
 
 
-def _label(run: Run, name: str) -> str:
+def _engines_shown(runs: list[Run]) -> bool:
+    """Whether the engine is shown (a column, in the legend): when a run was not trained by the numpy engine."""
+    return any(run.engine != "numpy" for run in runs)
+
+
+def _label(run: Run, name: str, engine: bool = False) -> str:
     """The legend entry: what the run was, its verdict and r (the numbers a reader must not misread). The run's
     own names are user text, shown literally (plots.literal: a ``$`` in them is no maths)."""
     what = f"{run.act}/{run.init}, " + (f"T = {run.depth}" if run.through_time else f"depth {run.depth}")
+    what += f", {run.engine}" if engine else ""
     if name not in what:
         what += f" ({name})"
     what = plots.literal(what)
@@ -188,14 +204,16 @@ def figure(runs: list[Run], out) -> None:
     for ax in grid[1]:  # the bottom row becomes one axes-wide legend under both panels, covering no line
         ax.remove()
     legend_ax = fig.add_subplot(grid[0, 0].get_gridspec()[1, :])
-    depths = {run.depth for run in runs}
+    depths, engine = {run.depth for run in runs}, _engines_shown(runs)
     kinds = set()  # the edge markers drawn: explained in the legend
     for run, name, key in zip(runs, names, keys):
         color = plots.activation_color(key, keys)
         x = np.arange(1, run.depth + 2)
         for ax, field in zip(axes, ("delta_norm", "weight_grad_norm")):
             values = np.array([number(layer.get(field)) for layer in run.first["layers"]])
-            kinds |= plots.draw_profile(ax, x, values, color, _label(run, name) if field == "delta_norm" else None)
+            kinds |= plots.draw_profile(
+                ax, x, values, color, _label(run, name, engine) if field == "delta_norm" else None
+            )
             if len(depths) > 1:  # each run's own output layer
                 ax.plot(x[-1:], plots.clipped(values)[0][-1:], "s", ms=7, color=color)
         predicted = predicted_profile(run)
