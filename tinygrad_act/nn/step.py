@@ -36,6 +36,13 @@ _HOOKS, _TRAINING = operator.attrgetter("_hooks"), operator.attrgetter("training
 _KEPT = 2  # programs kept, one per input signature (the full batch, a partial one)
 
 
+def all_finite(arrays) -> bool:
+    """True when every entry of every array is finite: checked exactly, and cheaply when they are."""
+    with np.errstate(all="ignore"):
+        # a finite sum of squares is proof enough; an infinite one may be an overflow of finite values
+        return all(math.isfinite(np.dot(a.ravel(), a.ravel())) or bool(np.isfinite(a).all()) for a in arrays)
+
+
 class Step:
     """One training step of ``model`` with ``optimizer``, global-norm clipping ``clip`` (0: none) and ``loss``
     (``cross_entropy`` or ``mse``; see the module docstring).
@@ -119,9 +126,7 @@ class Step:
     def finite(self) -> bool:
         """True when every gradient the last call computed is finite (all of them, exactly, cheaply if so)."""
         grads = [self.flat.grad] if self.replayed else [p.grad for p in self.optimizer.params if p.grad is not None]
-        with np.errstate(all="ignore"):
-            # a finite sum of squares is proof enough; an infinite one may be an overflow of finite values
-            return all(math.isfinite(np.dot(g.ravel(), g.ravel())) or bool(np.isfinite(g).all()) for g in grads)
+        return all_finite(grads)
 
     def _inputs(self, xb) -> tuple[object, list, list]:
         """(the model's argument, the leaves a replay refills from each batch, the constant leaves it holds): x for

@@ -35,6 +35,7 @@ from ..lab.measure.probes import LayerProbe
 from ..lab.run import engines
 from ..nn import optim
 from ..nn.modules import target_weights
+from ..nn.step import all_finite
 
 INSTALL = "engine torch needs PyTorch: pip install 'tinygrad_act[torch]'"
 
@@ -110,7 +111,6 @@ class TorchStep:
         self.tensors = []  # a leaf tensor per parameter, in the optimizer's order
         self.optimizer = TorchOptimizer(optimizer, self)
         self._hooks = []  # fn(index, inputs, z, activated): the probe's, for a measured step only
-        self._grads = []  # the last call's gradients (after clipping), in parameter order
         self.bind()
 
     def bind(self) -> None:
@@ -150,7 +150,6 @@ class TorchStep:
                     if tensor.grad is not None:  # replaced, not scaled in place: a probe keeps the gradient before
                         tensor.grad = tensor.grad * scale
                         p.grad = _numpy(tensor.grad)
-        self._grads = [t.grad for t in self.tensors]
         return loss_value, Tensor(_numpy(logits).copy())
 
     def _forward(self, x):
@@ -188,8 +187,8 @@ class TorchStep:
         self.optimizer.step()
 
     def finite(self) -> bool:
-        """True when every gradient of the last call is finite."""
-        return all(bool(self.torch.isfinite(g).all()) for g in self._grads if g is not None)
+        """True when every gradient of the last call is finite (nn.Step's test, on the lab's view of them)."""
+        return all_finite(p.grad for p in self.params if p.grad is not None)
 
 
 class _Handle:
