@@ -22,6 +22,7 @@ from tinygrad_act.lab.run.config import Config
 from tinygrad_act.lab.settings import read_config
 from tinygrad_act.lab.show import compare
 from tinygrad_act.lab.sweep import grid as sweeps
+from tinygrad_act.torch import engine as torch_engine
 
 pytestmark = pytest.mark.usefixtures("data_cache")
 
@@ -88,6 +89,21 @@ def test_a_resumed_torch_run_logs_what_the_run_never_stopped_logs(tmp_path):
     stopped = hostile.interrupted_run(tmp_path / "stopped", **settings)
     succeeded(call(experiment.resume, stopped, progress=False))
     assert _differences(whole.records, read_metrics(stopped)) == []  # bit for bit: the same torch arithmetic
+
+
+def test_the_path_off_the_cpu_copies_back_after_every_update_and_logs_the_same_numbers(tmp_path, monkeypatch):
+    # A GPU's path (the torch tensors copies of the lab's arrays, written back after every update, bound again on
+    # resume) taken on the CPU, where it must log what sharing the arrays logs, bit for bit.
+    pytest.importorskip("torch")
+    settings = {**TINY, **CASES["adam_decay_clip"], "engine": "torch", "steps": 8}
+    shared = _run(tmp_path, "shared", **settings)
+    monkeypatch.setattr(torch_engine, "shares_memory", lambda device: False)
+    copied = _run(tmp_path, "copied", **settings)
+    stopped = hostile.interrupted_run(tmp_path / "stopped", **settings)
+    succeeded(call(experiment.resume, stopped, progress=False))
+    assert _differences(shared.records, copied.records) == [] == _differences(shared.records, read_metrics(stopped))
+    for p, q in zip(shared.model.parameters(), copied.model.parameters()):
+        assert np.array_equal(p.data, q.data)
 
 
 def test_config_and_summary_record_the_engine_and_device_and_the_name_says_torch(tmp_path):

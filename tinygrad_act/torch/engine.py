@@ -53,6 +53,11 @@ def _numpy(tensor) -> np.ndarray:
     return tensor.detach().cpu().numpy()
 
 
+def shares_memory(device) -> bool:
+    """Whether torch tensors on ``device`` can be views of numpy arrays: on the CPU (torch.from_numpy)."""
+    return device.type == "cpu"
+
+
 class TorchEngine:
     """The registry's ``torch``: check a run, build its step and probe."""
 
@@ -106,7 +111,7 @@ class TorchStep:
     def __init__(self, model, optimizer, clip: float, device: str):
         self.torch = torch = _torch()
         self.model, self.clip, self.device = model, clip, torch.device(device)
-        self.shared = self.device.type == "cpu"  # the torch arrays are the model's
+        self.shared = shares_memory(self.device)  # the torch arrays are the model's
         self.params = list(optimizer.params)
         self.tensors = []  # a leaf tensor per parameter, in the optimizer's order
         self.optimizer = TorchOptimizer(optimizer, self)
@@ -120,7 +125,7 @@ class TorchStep:
         self._by_id = {id(p): t for p, t in zip(self.params, self.tensors)}
 
     def _tensor(self, array: np.ndarray):
-        return self.torch.from_numpy(array).to(self.device)
+        return self.torch.from_numpy(array).to(self.device, copy=not self.shared)
 
     def register_forward_hook(self, fn):
         """Call ``fn(index, inputs, z, activated)`` for each Linear layer of the coming forward passes: its input,
@@ -156,18 +161,18 @@ class TorchStep:
         """The MLP (nn/modules.py's MLP.forward and Block.forward) on the torch tensors."""
         model, activate = self.model, _activate().apply
         for index, block in enumerate(model.blocks):
-            z = self._linear(index, block.linear, x)
+            z = self._linear(block.linear, x)
             pre = z if block.norm is None else self._norm(block.norm, z)
             out = activate(pre, model.activation)
             for hook in self._hooks:
                 hook(index, x, z, (pre, out))
             x = x + out if block.residual else out
-        z = self._linear(len(model.blocks), model.output, x)
+        z = self._linear(model.output, x)
         for hook in self._hooks:
             hook(len(model.blocks), x, z, None)
         return z
 
-    def _linear(self, index, layer, x):
+    def _linear(self, layer, x):
         z = x @ self._by_id[id(layer.weight)]
         return z if layer.bias is None else z + self._by_id[id(layer.bias)]
 
