@@ -14,6 +14,7 @@ import pytest
 from hostile import TINY, call, command, refused, succeeded
 
 import tinygrad_act
+from tinygrad_act import makeargs
 from tinygrad_act.common.errors import UsageError
 from tinygrad_act.common.registry import keyword_defaults
 from tinygrad_act.lab.measure.records import read_metrics, read_summary
@@ -155,6 +156,19 @@ def test_a_bad_engine_or_device_is_refused_in_one_line_naming_it_through_every_e
         with pytest.raises(UsageError, match=name):
             sweeps.Sweep({name: [value]}, TINY).configs(tmp_path / "sweep")
     assert not any((tmp_path / d).exists() for d in ("run", "cli", "sweep"))
+
+
+def test_make_passes_engine_and_device_to_the_command_line_and_a_sweep_takes_them_from_toml(tmp_path):
+    pytest.importorskip("torch")
+    arguments = makeargs.arguments("experiment", {"ENGINE": "torch", "DEVICE": "cuda"})
+    assert arguments[arguments.index("--engine") + 1] == "torch" and arguments[arguments.index("--device") + 1] == "cuda"
+    toml = tmp_path / "mixed.toml"
+    toml.write_text('name = "mixed"\n[grid]\nengine = ["numpy", "torch"]\n[fixed]\ndevice = "cpu"\ndepth = 2\n')
+    assert [config.engine for _, config in sweeps.load_config(str(toml)).configs(tmp_path / "sweep")] == [
+        "numpy", "torch"]  # fmt: skip
+    toml.write_text('name = "bad"\n[grid]\ndepth = [2]\n[fixed]\ndevice = "tpu"\n')
+    with pytest.raises(UsageError, match="device.*tpu.*cpu, cuda"):
+        sweeps.load_config(str(toml)).configs(tmp_path / "sweep")
 
 
 def test_a_config_json_with_a_bad_engine_is_one_line_naming_the_file_and_the_setting(tmp_path):
