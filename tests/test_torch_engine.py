@@ -161,7 +161,8 @@ def test_a_bad_engine_or_device_is_refused_in_one_line_naming_it_through_every_e
 def test_make_passes_engine_and_device_to_the_command_line_and_a_sweep_takes_them_from_toml(tmp_path):
     pytest.importorskip("torch")
     arguments = makeargs.arguments("experiment", {"ENGINE": "torch", "DEVICE": "cuda"})
-    assert arguments[arguments.index("--engine") + 1] == "torch" and arguments[arguments.index("--device") + 1] == "cuda"
+    assert arguments[arguments.index("--engine") + 1] == "torch"
+    assert arguments[arguments.index("--device") + 1] == "cuda"
     toml = tmp_path / "mixed.toml"
     toml.write_text('name = "mixed"\n[grid]\nengine = ["numpy", "torch"]\n[fixed]\ndevice = "cpu"\ndepth = 2\n')
     assert [config.engine for _, config in sweeps.load_config(str(toml)).configs(tmp_path / "sweep")] == [
