@@ -21,43 +21,49 @@ from __future__ import annotations
 import dataclasses
 
 from ..common.errors import UsageError
+from . import recurrent
 from .activations import from_module
-
-RECURRENT = ("RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell")  # not measured yet (issue 23's probes)
 
 
 @dataclasses.dataclass
 class Layout:
     """The Linear layers (``names``, ``linears``, input side first), the activation modules the registry knows
-    (module -> registry spec) and what the lab cannot measure in this model (``notes``)."""
+    (module -> registry spec), what the lab cannot measure in this model (``notes``) and its recurrent modules
+    (``recurrents``: recurrent.Watched, measured through time)."""
 
     names: list
     linears: list
     activations: dict
     notes: list
+    recurrents: list = dataclasses.field(default_factory=list)
 
 
 def read(model) -> Layout:
-    """The model's Layout; UsageError in one line if it is not a torch.nn.Module with at least two Linear layers."""
+    """The model's Layout; UsageError in one line if it is not a torch.nn.Module with at least two Linear layers,
+    or a recurrent module and a Linear."""
     import torch
 
     if not isinstance(model, torch.nn.Module):
         raise UsageError(f"watch needs a torch.nn.Module, got {type(model).__name__}")
-    names, linears, found, notes = [], [], {}, []
+    names, linears, found, notes, recurrents = [], [], {}, [], []
     for name, module in model.named_modules():
+        kind = type(module).__name__
         if isinstance(module, torch.nn.Linear):
-            names.append(name or type(module).__name__)
+            names.append(name or kind)
             linears.append(module)
-        elif type(module).__name__ in RECURRENT:
-            notes.append(f"{name} ({type(module).__name__}): recurrent modules are not measured yet")
+        elif recurrent.cell_of(module) is not None:
+            recurrents.append(recurrent.Watched(name or kind, module))
+            if recurrents[-1].reason:
+                notes.append(f"{name or kind} ({kind}, {recurrents[-1].reason}): not measured through time")
+        elif kind in recurrent.STEP_CELLS or isinstance(module, torch.nn.RNNBase):
+            notes.append(f"{name or kind} ({kind}): not measured (watch follows nn.RNN, nn.LSTM and nn.GRU of "
+                         f"PyTorch's own classes through a sequence)")  # fmt: skip
         else:
             spec = from_module(module)
             if spec is not None:
                 found[module] = spec
-    if len(linears) < 2:
-        raise UsageError(f"watch measures torch.nn.Linear layers and needs at least two (a hidden layer and the "
-                         f"output layer); {type(model).__name__} has {len(linears)}")  # fmt: skip
-    return Layout(names, linears, found, notes)
+    recurrent.check_model(recurrents, linears, model)
+    return Layout(names, linears, found, notes, recurrents)
 
 
 def activation_notes(layout: Layout, specs: list) -> list[str]:

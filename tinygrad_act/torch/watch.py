@@ -11,7 +11,9 @@ The forward hooks are attached only for a measured step (other steps run no prob
 comparison in ``step``). At a measured step, the hooks keep each Linear's input, its output z (copied: an in-place
 activation overwrites it), the weights the forward pass used (copied: the optimizer updates them in place), the
 activation's output, and a tensor hook keeps dL/dz; ``lab.step`` then turns them, as numpy, into a record by
-lab/measure/statistics.py, the rules a native run uses (probes.py's docstring defines each field). The update
+lab/measure/statistics.py, the rules a native run uses (probes.py's docstring defines each field). A recurrent
+module (recurrent.py) is measured through time by lab/measure/through_time.py's statistics: its layers come first
+in a record's ``layers``, then the Linears, and the record gains ``through_time`` (its first layer's). The update
 ratio of a measured step is known at the next call of ``lab.step`` (or ``close``): the weights then are those the
 optimizer left. The run directory is claimed as a native run's is (lab/run/rundir.py: fresh, or ``force`` over a
 run of this laboratory, never over anyone else's files) and locked until ``close``.
@@ -30,9 +32,11 @@ from ..common.errors import UsageError
 from ..common.validate import Setting
 from ..lab.measure.records import RunLog
 from ..lab.measure.statistics import Histograms, LayerArrays, step_statistics, update_ratio
+from ..lab.measure.through_time import joint_update_ratio
 from ..lab.run import rundir
 from ..nn import activations
-from . import finish
+from ..nn.optim import squared_norm
+from . import finish, recurrent
 from . import model as reading
 
 _EVERY = Setting("every", int, 10, "measure every N steps", low=1)
@@ -68,6 +72,8 @@ class Watch:
         self._started = time.perf_counter()
         self._stack = contextlib.ExitStack()
         name = f"torch-{self._name_act()}-d{len(self.layout.linears) - 1}"
+        if self.layout.recurrents:  # as a native recurrent run's rnn-<cell>-...
+            name = f"torch-rnn-{self.layout.recurrents[0].cell}"
         self.path = self._stack.enter_context(rundir.prepare(out or "", name, force=bool(force)))
         self._log = RunLog(self.path)
         self._arm()
@@ -80,7 +86,11 @@ class Watch:
             raise UsageError(f"watch of {str(self.path)!r} is closed: step() after close()")
         value = float(loss.detach()) if hasattr(loss, "detach") else float(loss)
         self._settle_pending()
-        measured = self._hooks and self._seen is not None and any(s is not None for s in self._seen)
+        measured = (
+            self._hooks
+            and self._seen is not None
+            and (any(s is not None for s in self._seen) or any(w.kept is not None for w in self.layout.recurrents))
+        )
         if self.status == "completed" and (measured or not math.isfinite(value)):
             self._record(value, accuracy, measured)
         self.steps += 1
@@ -139,6 +149,7 @@ class Watch:
         self._hooks = [linear.register_forward_hook(self._on_linear(i)) for i, linear in enumerate(self.layout.linears)]
         self._hooks += [module.register_forward_hook(self._on_activation) for module in self.layout.activations]
         self._hooks.append(self.model.register_forward_hook(self._on_model))
+        self._hooks += [handle for handle in (w.arm() for w in self.layout.recurrents) if handle is not None]
 
     def _disarm(self) -> None:
         for handle in self._hooks:
@@ -194,19 +205,43 @@ class Watch:
                              f"gradients enabled); every Linear of the model must take part in each step")  # fmt: skip
         layers, grads = self._arrays()
         with np.errstate(all="ignore"):  # an exploding step's statistics say inf or nan
-            statistics = step_statistics(layers, grads)
+            statistics = step_statistics(layers, list(grads.values()))
+            recurrent_layers, times = self._through_time(grads)
+        for entry in statistics["layers"]:
+            entry["layer"] += len(recurrent_layers)
+        statistics["layers"][:0] = recurrent_layers
         record = {"step": self.steps, "loss": loss, "accuracy": math.nan if accuracy is None else float(accuracy)}
         record.update(statistics)
+        if times:
+            record["through_time"] = times[0]
+        if len(times) > 1:
+            record["through_time_layers"] = times
         record["time"] = time.perf_counter() - self._started
         if self.first is None:
             self.first = finish.first_step(self, layers)
         if record["nonfinite"] and self.status == "completed":
             self.status, self.message = "diverged", f"diverged at step {self.steps}: non-finite gradients"
-        self._histograms.observe(self.steps, [layer.out for layer in layers[:-1]], [layer.delta for layer in layers])
-        self._pending = (record, [layer.weight for layer in layers])
+        if not times:  # a recurrent model's histograms are not drawn (as a native recurrent run's)
+            self._histograms.observe(
+                self.steps, [layer.out for layer in layers[:-1]], [layer.delta for layer in layers]
+            )
+        pairs = [pair for w in self.layout.recurrents if w.kept is not None for pair in recurrent.weights_pairs(w)]
+        self._pending = (record, pairs, [layer.weight for layer in layers])
+
+    def _through_time(self, grads: dict) -> tuple[list, list]:
+        """The recurrent modules' layers' entries of the record and each layer's through_time (recurrent.py)."""
+        squares = {key: squared_norm(grad) for key, grad in grads.items()}
+        layers, times = [], []
+        for watched in self.layout.recurrents:
+            if watched.kept is not None:
+                entries, time = recurrent.entries(watched, len(layers) + 1, squares, grads)
+                layers += entries
+                times += time
+        return layers, times
 
     def _arrays(self) -> tuple[list, list]:
-        """Each Linear's LayerArrays (numpy) and every parameter's gradient, in the model's order."""
+        """Each Linear's LayerArrays (numpy) and every parameter's gradient (id(parameter) -> numpy), in the model's
+        order."""
         grads = {id(p): _numpy(p.grad) for p in self.model.parameters() if p.grad is not None}
         last = len(self.layout.linears) - 1
         layers = []
@@ -225,16 +260,18 @@ class Watch:
                 out=_rows(self._outs[index]) if spec else _rows(z),
                 activation=_activation(spec) if spec else None,
             ))  # fmt: skip
-        return layers, list(grads.values())
+        return layers, grads
 
     def _settle_pending(self) -> None:
         """The pending measured step's update ratios (the weights now against those its forward used), logged."""
         if self._pending is None:
             return
-        record, before = self._pending
+        record, pairs, before = self._pending
         self._pending = None
         with np.errstate(all="ignore"):
-            for layer, weight, linear in zip(record["layers"], before, self.layout.linears):
+            for layer, (weights, parameters) in zip(record["layers"], pairs):
+                layer["update_ratio"] = joint_update_ratio(weights, [_numpy(p) for p in parameters])
+            for layer, weight, linear in zip(record["layers"][len(pairs) :], before, self.layout.linears):
                 layer["update_ratio"] = update_ratio(weight, _numpy(linear.weight.detach()).T)
         self._log.write(record)
 
