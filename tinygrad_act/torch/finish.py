@@ -21,6 +21,7 @@ from ..lab.show import html
 from ..lab.theory.mean_field import sigma_w2_of_weights
 from ..nn import activations
 from . import model as reading
+from .activations import module_for
 
 ENGINE = "torch (watch)"
 
@@ -166,7 +167,7 @@ def _factors(watch, specs: list, x) -> list[np.ndarray]:
 
     linears = watch.layout.linears[:-1]
     modules = {spec: module for module, spec in watch.layout.activations.items()}
-    module = modules[specs[0]]
+    module = modules.get(specs[0]) or module_for(specs[0])  # a function's: the module computing it
     act = (lambda t: module(t.clone())) if getattr(module, "inplace", False) else module  # jacrev's input stays
 
     def block(linear, last):

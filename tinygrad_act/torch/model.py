@@ -5,10 +5,12 @@ Linear layers are found by type (``torch.nn.Linear`` and its subclasses), in the
 them, which for ``nn.Sequential`` and for most models written by hand is the order of the forward pass (layer 1
 is the input side; the last one is read as the output layer). The activation after a Linear is found while a
 measured step runs, by the tensor itself: an activation module (activations.PAIRS) whose input *is* that Linear's
-output. So it is found wherever the module sits (nested blocks, a custom forward), and never guessed from names;
-a Linear whose output goes anywhere else first (dropout, a norm, a functional ``F.relu`` call, a custom block)
-has no identified activation and gets the measurements of its output z only (``act_mean``, ``act_std``; its
-saturation, dead units and E[f'(z)²] say null), with a note saying so.
+output. So it is found wherever the module sits (nested blocks, a custom forward), and never guessed from names.
+An activation called as a function (``torch.relu(z)``, ``F.leaky_relu(z, 0.2)``, ``z.tanh()``) is found by the
+autograd node that consumed z (functional.py). A Linear whose output goes anywhere else first (dropout, a norm, a
+custom block, a function the lab does not know) has no identified activation and gets the measurements of its
+output z only (``act_mean``, ``act_std``; its saturation, dead units and E[f'(z)²] say null), with a note saying
+so.
 
 The model is a chain the mean-field theory covers when each hidden Linear's output goes straight into one known
 activation, the same for every hidden layer, each next Linear reads exactly that activation's output, and the
@@ -69,8 +71,8 @@ def read(model) -> Layout:
 def activation_notes(layout: Layout, specs: list) -> list[str]:
     """One line for each hidden Linear whose activation was not identified at the first measured step."""
     return [
-        f"layer {index + 1} ({layout.names[index]}): no known activation module takes its output directly "
-        f"(a functional call, dropout, a norm or a custom block in between): measured as z only"
+        f"layer {index + 1} ({layout.names[index]}): no known activation (module or function) takes its output "
+        f"directly (dropout, a norm, a custom block, or a function the lab does not know): measured as z only"
         for index, spec in enumerate(specs[:-1])
         if spec is None
     ]
@@ -86,7 +88,7 @@ def chain_reason(specs: list, fed_by: list, output_is_last: bool, shared: set) -
     if shared:
         return f"layer {min(shared) + 1} is called more than once per forward pass (shared weights)"
     if any(spec is None for spec in hidden):
-        return "not every hidden Linear is followed directly by a known activation module"
+        return "not every hidden Linear is followed directly by a known activation"
     if len(set(hidden)) > 1:
         return f"the hidden layers use different activations ({', '.join(sorted(set(hidden)))})"
     broken = [i + 1 for i in range(1, len(specs)) if fed_by[i] != i - 1]

@@ -36,7 +36,7 @@ from ..lab.measure.through_time import joint_update_ratio
 from ..lab.run import rundir
 from ..nn import activations
 from ..nn.optim import squared_norm
-from . import finish, recurrent
+from . import finish, functional, recurrent
 from . import model as reading
 
 _EVERY = Setting("every", int, 10, "measure every N steps", low=1)
@@ -146,6 +146,7 @@ class Watch:
         self._seen, self._deltas, self._specs = [None] * count, [None] * count, [None] * count
         self._outs, self._fed_by, self._shared = [None] * count, [None] * count, set()
         self._by_output, self._act_outputs, self._output_is_last = {}, {}, False
+        self._nodes, self._functional = [None] * count, {}  # (z's, x's autograd node); index -> activation node
         self._hooks = [linear.register_forward_hook(self._on_linear(i)) for i, linear in enumerate(self.layout.linears)]
         self._hooks += [module.register_forward_hook(self._on_activation) for module in self.layout.activations]
         self._hooks.append(self.model.register_forward_hook(self._on_model))
@@ -170,6 +171,7 @@ class Watch:
             self._fed_by[index] = source[0] if source is not None and source[1] is x else None
             self._seen[index] = (x.detach(), z.detach().clone(), module.weight.detach().clone())
             self._by_output[id(z)] = (index, z)
+            self._nodes[index] = (z.grad_fn, x.grad_fn)
             z.register_hook(self._keep_delta(index))
 
         return hook
@@ -192,6 +194,16 @@ class Watch:
     def _on_model(self, module, inputs, output):
         last = self._by_output.get(id(output))
         self._output_is_last = last is not None and last[1] is output and last[0] == len(self.layout.linears) - 1
+        if all(spec is not None or seen is None for spec, seen in zip(self._specs, self._seen)):
+            return
+        produced = {id(nodes[0]): index for index, nodes in enumerate(self._nodes) if nodes is not None}
+        for index, (spec, node) in functional.identify(output, produced).items():
+            if self._specs[index] is None:  # an activation called as a function (functional.py)
+                self._specs[index], self._functional[index] = spec, node
+        fed = {id(node): index for index, node in self._functional.items()}
+        for index, nodes in enumerate(self._nodes):
+            if nodes is not None and self._fed_by[index] is None and nodes[1] is not None:
+                self._fed_by[index] = fed.get(id(nodes[1]))
 
     # ---- a measured step's record -----------------------------------------------------------------------------------
     def _record(self, loss: float, accuracy, measured: bool) -> None:
@@ -257,10 +269,16 @@ class Watch:
                 delta=None if self._deltas[index] is None else _rows(self._deltas[index]),
                 inputs=_numpy(x) if rows else None,
                 pre=_rows(z) if spec else None,
-                out=_rows(self._outs[index]) if spec else _rows(z),
+                out=self._output_rows(index, z) if spec else _rows(z),
                 activation=_activation(spec) if spec else None,
             ))  # fmt: skip
         return layers, grads
+
+    def _output_rows(self, index: int, z) -> np.ndarray:
+        """f(z) of a hidden Linear: its activation module's output, or a function's computed by the registry."""
+        if index in self._functional:
+            return _activation(self._specs[index]).forward(_rows(z))
+        return _rows(self._outs[index])
 
     def _settle_pending(self) -> None:
         """The pending measured step's update ratios (the weights now against those its forward used), logged."""
