@@ -311,3 +311,35 @@ def test_a_watch_closed_before_any_step_is_still_a_described_run(tmp_path):
     summary = tinygrad_act.watch(_tiny_chain(), out=str(tmp_path / "run")).close()
     assert summary["records"] == 0 and "no step was measured" in summary["message"]
     assert read_config(tmp_path / "run")["depth"] == 2 and read_summary(tmp_path / "run")["status"] == "completed"
+
+
+def test_tensorboard_from_watch_reads_back_as_the_records_with_histograms_text_and_hparams(tmp_path):
+    pytest.importorskip("tensorboardX")
+    events = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    twin, _ = _native_records("tanh", steps=0)
+    _train_watched(twin, tmp_path / "run", steps=3, every=2, figures=False, tensorboard=True)
+    records = read_metrics(tmp_path / "run")
+    everything = {"scalars": 0, "histograms": 0}
+    reader = events.EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance=everything)
+    reader.Reload()
+    tags = reader.Tags()
+
+    def scalar(tag):
+        return {event.step: event.value for event in reader.Scalars(tag)}
+
+    assert scalar("minibatch/loss") == {r["step"]: np.float32(r["loss"]) for r in records} and len(records) == 2
+    for index, name in enumerate(["1", "2", "3", "out"]):
+        for key in ("delta_norm", "weight_grad_norm", "update_ratio", "weight_gain"):
+            assert scalar(f"{key}/{name}") == {r["step"]: np.float32(r["layers"][index][key]) for r in records}
+    for tag in ("weights/out", "weight_grads/1", "activations/1", "delta_log10/out"):
+        assert [h.step for h in reader.Histograms(tag)] == [0], tag  # at most one every 10 steps (HIST_EVERY)
+    grads = reader.Histograms("weight_grads/2")[0].histogram_value  # the measured step's own dL/dW, not the next's
+    assert math.isclose(math.sqrt(grads.sum_squares), records[0]["layers"][1]["weight_grad_norm"], rel_tol=1e-6)
+    texts = {tag.split("/")[0]: reader.Tensors(tag) for tag in tags["tensors"]}
+    assert "| module | Sequential |" in texts["config"][0].tensor_proto.string_val[0].decode()
+    summary = read_summary(tmp_path / "run")
+    assert f"{summary['verdict']}: layer 1 receives" in texts["verdict"][0].tensor_proto.string_val[0].decode()
+    hparams = events.EventAccumulator(str(tmp_path / "run" / "tensorboard" / "hparams"))
+    hparams.Reload()
+    metrics = {tag: hparams.Scalars(tag)[0].value for tag in hparams.Tags()["scalars"]}
+    assert metrics["hparams/log10_r_init"] == np.float32(np.log10(summary["ratio_init"]))

@@ -20,6 +20,7 @@ from ..lab.run.experiment import draw, summarize, theory_entry
 from ..lab.show import html
 from ..lab.theory.mean_field import sigma_w2_of_weights
 from ..nn import activations
+from . import board
 from . import model as reading
 from .activations import module_for
 
@@ -210,8 +211,13 @@ def finish(watch) -> dict:
         summary["jacobian"] = first["jacobian"]
     if watch.options["figures"] and records:
         summary.update(draw(watch.path, records, summary))
-    summary["wall_time_s"] = time.perf_counter() - watch._started
     settings = files.read_json(watch.path / "config.json") or {"depth": depth}
+    if watch.options["tensorboard"]:
+        shown = Config(
+            depth=depth, act=str(settings.get("act") or "unidentified"), dtype=settings.get("dtype", "float32")
+        )
+        summary.update(board.finish(watch, summary, shown))
+    summary["wall_time_s"] = time.perf_counter() - watch._started
     summary.update(html.write_run_page(watch.path, settings, records, summary))
     summary["files"] = rundir.listing(watch.path)
     files.atomic_write(watch.path / "summary.json", files.dumps(summary, indent=2) + "\n")

@@ -34,26 +34,28 @@ from ..lab.measure.records import RunLog
 from ..lab.measure.statistics import Histograms, LayerArrays, step_statistics, update_ratio
 from ..lab.measure.through_time import joint_update_ratio
 from ..lab.run import rundir
+from ..lab.run.tensorboard import require as require_tensorboard
 from ..nn import activations
 from ..nn.optim import squared_norm
-from . import finish, functional, recurrent
+from . import board, finish, functional, recurrent
 from . import model as reading
 
 _EVERY = Setting("every", int, 10, "measure every N steps", low=1)
 
 
 def watch(model, out: str | None = None, every: int = 10, *, force: bool = False, jacobian: bool = True,
-          figures: bool = True) -> Watch:  # fmt: skip
+          figures: bool = True, tensorboard: bool = False) -> Watch:  # fmt: skip
     """Measure ``model`` (a torch.nn.Module) every ``every`` steps of a training loop into the run directory
     ``out`` (default: a fresh ``runs/torch-<act>-d<depth>``); ``force`` replaces a run there. ``jacobian``: the
-    singular values of dz_L/dz_1 at step 0 (torch.func); ``figures``: the PNG figures at ``close``."""
-    return Watch(model, out, every, force=force, jacobian=jacobian, figures=figures)
+    singular values of dz_L/dz_1 at step 0 (torch.func); ``figures``: the PNG figures at ``close``;
+    ``tensorboard``: TensorBoard event files in ``out/tensorboard/`` as a native run's (board.py; tensorboardX)."""
+    return Watch(model, out, every, force=force, jacobian=jacobian, figures=figures, tensorboard=tensorboard)
 
 
 class Watch:
     """A watched model's measurement and run directory (``watch``); ``step(loss)`` after each backward pass."""
 
-    def __init__(self, model, out=None, every=10, *, force=False, jacobian=True, figures=True):
+    def __init__(self, model, out=None, every=10, *, force=False, jacobian=True, figures=True, tensorboard=False):
         try:
             import torch  # noqa: F401  (the optional extra: one line if it is missing)
         except ImportError:
@@ -61,7 +63,9 @@ class Watch:
         self.every = _EVERY.check(every, "watch")
         self.model = model
         self.layout = reading.read(model)
-        self.options = {"jacobian": bool(jacobian), "figures": bool(figures)}
+        self.options = {"jacobian": bool(jacobian), "figures": bool(figures), "tensorboard": bool(tensorboard)}
+        if tensorboard:
+            require_tensorboard()  # before anything is written: one line saying how to install it
         self.steps = 0  # lab.step calls so far: the index of the coming step
         self.status, self.message = "completed", ""
         self.first = None  # what the first measured step showed (the chain, the theory's inputs, the Jacobian)
@@ -75,7 +79,8 @@ class Watch:
         if self.layout.recurrents:  # as a native recurrent run's rnn-<cell>-...
             name = f"torch-rnn-{self.layout.recurrents[0].cell}"
         self.path = self._stack.enter_context(rundir.prepare(out or "", name, force=bool(force)))
-        self._log = RunLog(self.path)
+        self._board = board.Probe(self._histograms) if tensorboard else None
+        self._log = board.open_log(self, self._board) if tensorboard else RunLog(self.path)
         self._arm()
 
     # ---- the user's loop ----------------------------------------------------------------------------------------
@@ -238,7 +243,11 @@ class Watch:
                 self.steps, [layer.out for layer in layers[:-1]], [layer.delta for layer in layers]
             )
         pairs = [pair for w in self.layout.recurrents if w.kept is not None for pair in recurrent.weights_pairs(w)]
-        self._pending = (record, pairs, [layer.weight for layer in layers])
+        shown = None
+        if self._board is not None:  # TensorBoard's weight gradients: this step's, copied before the next backward
+            hh = [grads.get(id(parameters[1])) for _, parameters in pairs]
+            shown = board.copies(hh + [layer.weight_grad for layer in layers])
+        self._pending = (record, pairs, [layer.weight for layer in layers], shown)
 
     def _through_time(self, grads: dict) -> tuple[list, list]:
         """The recurrent modules' layers' entries of the record and each layer's through_time (recurrent.py)."""
@@ -284,13 +293,16 @@ class Watch:
         """The pending measured step's update ratios (the weights now against those its forward used), logged."""
         if self._pending is None:
             return
-        record, pairs, before = self._pending
+        record, pairs, before, shown = self._pending
         self._pending = None
         with np.errstate(all="ignore"):
             for layer, (weights, parameters) in zip(record["layers"], pairs):
                 layer["update_ratio"] = joint_update_ratio(weights, [_numpy(p) for p in parameters])
             for layer, weight, linear in zip(record["layers"][len(pairs) :], before, self.layout.linears):
                 layer["update_ratio"] = update_ratio(weight, _numpy(linear.weight.detach()).T)
+        if self._board is not None:  # the weights after the update, as a native run's TensorBoard draws
+            weights = [parameters[1] for _, parameters in pairs] + [linear.weight for linear in self.layout.linears]
+            self._board.layers = board.layers([_numpy(w) for w in weights], shown)
         self._log.write(record)
 
 
