@@ -343,3 +343,18 @@ def test_tensorboard_from_watch_reads_back_as_the_records_with_histograms_text_a
     hparams.Reload()
     metrics = {tag: hparams.Scalars(tag)[0].value for tag in hparams.Tags()["scalars"]}
     assert metrics["hparams/log10_r_init"] == np.float32(np.log10(summary["ratio_init"]))
+
+
+def test_a_measured_step_leaves_no_hook_on_the_model_or_in_torch(tmp_path):
+    model = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 4)).double()
+    hooks = torch.nn.modules.module._global_forward_hooks
+    before = len(hooks)
+    with tinygrad_act.watch(model, out=str(tmp_path / "run"), every=2, figures=False, jacobian=False) as lab:
+        for step in range(3):
+            armed = len(hooks) - before  # one global hook, attached for the measured steps 0 and 2 only
+            assert armed == (step % 2 == 0), step
+            loss = torch.nn.functional.cross_entropy(model(torch.from_numpy(X[step])), torch.from_numpy(Y[step]))
+            loss.backward()
+            lab.step(loss)
+            assert len(hooks) == before + (step == 1)  # the next step (2) is measured: armed again
+    assert len(hooks) == before and not any(m._forward_hooks for m in model.modules())

@@ -72,9 +72,9 @@ class Watched:
         return self.module.num_layers
 
     def arm(self):
-        """The forward hook for the coming measured step (its handle), or None if the module is not measured."""
+        """The forward hook for the coming measured step, or None if the module is not measured."""
         self.kept = None
-        return None if self.reason else self.module.register_forward_hook(self._on_forward)
+        return None if self.reason else self._on_forward
 
     def _on_forward(self, module, inputs, output):
         import torch

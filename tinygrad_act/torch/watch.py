@@ -7,8 +7,9 @@
     lab.close()          # or: with tinygrad_act.watch(model) as lab: ...
 
 Every call of ``lab.step`` is one training step (0, 1, 2, ...); steps ``0, every, 2·every, ...`` are measured.
-The forward hooks are attached only for a measured step (other steps run no probe code but one call and one
-comparison in ``step``). At a measured step, the hooks keep each Linear's input, its output z (copied: an in-place
+One global forward hook (torch's register_module_forward_hook, handing each call to the watched module's own
+handler) is attached only for a measured step (other steps run no probe code but one call and one comparison in
+``step``). At a measured step, the hooks keep each Linear's input, its output z (copied: an in-place
 activation overwrites it), the weights the forward pass used (copied: the optimizer updates them in place), the
 activation's output, and a tensor hook keeps dL/dz; ``lab.step`` then turns them, as numpy, into a record by
 lab/measure/statistics.py, the rules a native run uses (probes.py's docstring defines each field). A recurrent
@@ -80,6 +81,10 @@ class Watch:
             name = f"torch-rnn-{self.layout.recurrents[0].cell}"
         self.path = self._stack.enter_context(rundir.prepare(out or "", name, force=bool(force)))
         self._board = board.Probe(self._histograms) if tensorboard else None
+        # what the measured step's global forward hook calls for each module of the model (id -> hook)
+        watched = [(linear, self._on_linear(i)) for i, linear in enumerate(self.layout.linears)]
+        watched += [(module, self._on_activation) for module in self.layout.activations] + [(model, self._on_model)]
+        self._handlers = {id(module): (module, hook) for module, hook in watched}
         self._log = board.open_log(self, self._board) if tensorboard else RunLog(self.path)
         self._arm()
 
@@ -152,10 +157,19 @@ class Watch:
         self._outs, self._fed_by, self._shared = [None] * count, [None] * count, set()
         self._by_output, self._act_outputs, self._output_is_last = {}, {}, False
         self._nodes, self._functional = [None] * count, {}  # (z's, x's autograd node); index -> activation node
-        self._hooks = [linear.register_forward_hook(self._on_linear(i)) for i, linear in enumerate(self.layout.linears)]
-        self._hooks += [module.register_forward_hook(self._on_activation) for module in self.layout.activations]
-        self._hooks.append(self.model.register_forward_hook(self._on_model))
-        self._hooks += [handle for handle in (w.arm() for w in self.layout.recurrents) if handle is not None]
+        from torch.nn.modules.module import register_module_forward_hook
+
+        self._dispatch = dict(self._handlers)
+        self._dispatch.update((id(w.module), (w.module, hook)) for w in self.layout.recurrents
+                              if (hook := w.arm()) is not None)  # fmt: skip
+        # one global forward hook for the step, not one per module: attaching and removing forty hooks on every
+        # measured step cost more than the dictionary look-up a module call pays here (bench/run.py --only watch)
+        self._hooks = [register_module_forward_hook(self._on_module)]
+
+    def _on_module(self, module, inputs, output):
+        entry = self._dispatch.get(id(module))
+        if entry is not None and entry[0] is module:
+            entry[1](module, inputs, output)
 
     def _disarm(self) -> None:
         for handle in self._hooks:
@@ -199,8 +213,9 @@ class Watch:
     def _on_model(self, module, inputs, output):
         last = self._by_output.get(id(output))
         self._output_is_last = last is not None and last[1] is output and last[0] == len(self.layout.linears) - 1
-        if all(spec is not None or seen is None for spec, seen in zip(self._specs, self._seen)):
-            return
+        hidden = zip(self._specs[:-1], self._seen[:-1])
+        if self.first is not None and all(spec is not None or seen is None for spec, seen in hidden):
+            return  # every hidden Linear's activation is known (the output's matters at the first step only)
         produced = {id(nodes[0]): index for index, nodes in enumerate(self._nodes) if nodes is not None}
         for index, (spec, node) in functional.identify(output, produced).items():
             if self._specs[index] is None:  # an activation called as a function (functional.py)
@@ -239,9 +254,8 @@ class Watch:
         if record["nonfinite"] and self.status == "completed":
             self.status, self.message = "diverged", f"diverged at step {self.steps}: non-finite gradients"
         if not times:  # a recurrent model's histograms are not drawn (as a native recurrent run's)
-            self._histograms.observe(
-                self.steps, [layer.out for layer in layers[:-1]], [layer.delta for layer in layers]
-            )
+            outputs, deltas = [layer.out for layer in layers[:-1]], [layer.delta for layer in layers]
+            self._histograms.observe(self.steps, outputs, deltas, copy=False)  # PyTorch's arrays, fresh each step
         pairs = [pair for w in self.layout.recurrents if w.kept is not None for pair in recurrent.weights_pairs(w)]
         shown = None
         if self._board is not None:  # TensorBoard's weight gradients: this step's, copied before the next backward
@@ -251,8 +265,10 @@ class Watch:
 
     def _through_time(self, grads: dict) -> tuple[list, list]:
         """The recurrent modules' layers' entries of the record and each layer's through_time (recurrent.py)."""
-        squares = {key: squared_norm(grad) for key, grad in grads.items()}
         layers, times = [], []
+        if not any(watched.kept is not None for watched in self.layout.recurrents):
+            return layers, times
+        squares = {key: squared_norm(grad) for key, grad in grads.items()}
         for watched in self.layout.recurrents:
             if watched.kept is not None:
                 entries, time = recurrent.entries(watched, len(layers) + 1, squares, grads)
@@ -316,10 +332,12 @@ def _numpy(tensor) -> np.ndarray:
     """A tensor as numpy on the CPU (half precisions as float32: numpy has no bfloat16)."""
     import torch
 
-    tensor = tensor.detach()
     if tensor.dtype in (torch.float16, torch.bfloat16):
-        tensor = tensor.float()
-    return tensor.cpu().numpy()
+        tensor = tensor.detach().float()
+    try:
+        return tensor.numpy()  # a CPU tensor that needs no gradient (most of what a step keeps): a view, at once
+    except (RuntimeError, TypeError):  # it needs a gradient, or lives on a GPU
+        return tensor.detach().cpu().numpy()
 
 
 def _rows(tensor) -> np.ndarray:
