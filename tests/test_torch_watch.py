@@ -3,6 +3,7 @@
 Skipped where torch is not importable (an optional extra: pip install 'tinygrad_act[torch]').
 """
 
+import copy
 import math
 
 import numpy as np
@@ -158,15 +159,63 @@ def test_a_linear_without_a_known_activation_module_is_named_and_measured_as_z(t
             super().__init__()
             self.first, self.second, self.out = torch.nn.Linear(5, 7), torch.nn.Linear(7, 7), torch.nn.Linear(7, 4)
 
-        def forward(self, x):
-            return self.out(torch.tanh(self.second(torch.relu(self.first(x)))))
+        def forward(self, x):  # softsign is abs and div to autograd: no activation node to read
+            return self.out(torch.tanh(self.second(torch.nn.functional.softsign(self.first(x)))))
 
     model = Block().double()
     lab, _ = _train_watched(model, tmp_path / "run", steps=1)
-    layer = read_metrics(tmp_path / "run")[0]["layers"][0]
-    assert layer["saturation"] is None and layer["activation_gain"] is None and layer["act_std"] > 0
-    assert "layer 1 (first): no known activation module" in lab.summary["message"]
+    first, second = read_metrics(tmp_path / "run")[0]["layers"][:2]
+    assert first["saturation"] is None and first["activation_gain"] is None and first["act_std"] > 0
+    assert second["activation_gain"] > 0  # torch.tanh, called as a function, is identified
+    assert "layer 1 (first): no known activation (module or function)" in lab.summary["message"]
     assert "not every hidden Linear" in lab.summary["theory"]["reason"]
+
+
+FUNCTIONS = {  # an activation called as a function, and the module the lab reads as the same activation
+    "torch.relu": (torch.relu, torch.nn.ReLU()),
+    "F.relu in place": (lambda z: torch.nn.functional.relu(z, inplace=True), torch.nn.ReLU()),
+    "Tensor.tanh": (lambda z: z.tanh(), torch.nn.Tanh()),
+    "torch.sigmoid": (torch.sigmoid, torch.nn.Sigmoid()),
+    "F.gelu": (torch.nn.functional.gelu, torch.nn.GELU()),
+    "F.gelu tanh": (lambda z: torch.nn.functional.gelu(z, approximate="tanh"), torch.nn.GELU(approximate="tanh")),
+    "F.silu": (torch.nn.functional.silu, torch.nn.SiLU()),
+    "F.leaky_relu 0.2": (lambda z: torch.nn.functional.leaky_relu(z, 0.2), torch.nn.LeakyReLU(0.2)),
+    "F.elu": (torch.nn.functional.elu, torch.nn.ELU()),
+    "F.selu": (torch.nn.functional.selu, torch.nn.SELU()),
+    "F.softplus": (lambda z: torch.nn.functional.softplus(z, beta=2.0), torch.nn.Softplus(beta=2.0)),
+}
+
+
+class Calls(torch.nn.Module):
+    """Linear layers with an activation function called in forward (no activation module in the model)."""
+
+    def __init__(self, linears, function):
+        super().__init__()
+        self.linears, self.function = torch.nn.ModuleList(linears), function
+
+    def forward(self, x):
+        for linear in self.linears[:-1]:
+            x = self.function(linear(x))
+        return self.linears[-1](x)
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_an_activation_called_as_a_function_is_measured_as_its_module_is(tmp_path, name):
+    function, module = FUNCTIONS[name]
+    twin, _ = _native_records("relu", steps=0)
+    linears = [m for m in twin if isinstance(m, torch.nn.Linear)]
+    modules = torch.nn.Sequential(*[m for linear in linears[:-1] for m in (linear, module)], linears[-1])
+    clone = Calls(copy.deepcopy(linears), function)
+    _train_watched(modules, tmp_path / "modules", steps=1, figures=False)
+    _train_watched(clone, tmp_path / "functions", steps=1, figures=False)
+    by_module, by_function = (read_summary(tmp_path / n) for n in ("modules", "functions"))
+    for mine, theirs in zip(read_metrics(tmp_path / "functions")[0]["layers"], read_metrics(tmp_path / "modules")[0][
+            "layers"], strict=True):  # fmt: skip
+        for field in LAYER_FIELDS:
+            _assert_close(mine.get(field), theirs.get(field), field)
+    assert by_function["theory"]["applies"] and by_function["theory"] == by_module["theory"]
+    _assert_close(by_function["jacobian"]["singular_values"][0], by_module["jacobian"]["singular_values"][0], "J")
+    assert read_config(tmp_path / "functions")["act"] == read_config(tmp_path / "modules")["act"]
 
 
 @pytest.mark.parametrize(
@@ -262,3 +311,50 @@ def test_a_watch_closed_before_any_step_is_still_a_described_run(tmp_path):
     summary = tinygrad_act.watch(_tiny_chain(), out=str(tmp_path / "run")).close()
     assert summary["records"] == 0 and "no step was measured" in summary["message"]
     assert read_config(tmp_path / "run")["depth"] == 2 and read_summary(tmp_path / "run")["status"] == "completed"
+
+
+def test_tensorboard_from_watch_reads_back_as_the_records_with_histograms_text_and_hparams(tmp_path):
+    pytest.importorskip("tensorboardX")
+    events = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    twin, _ = _native_records("tanh", steps=0)
+    _train_watched(twin, tmp_path / "run", steps=3, every=2, figures=False, tensorboard=True)
+    records = read_metrics(tmp_path / "run")
+    everything = {"scalars": 0, "histograms": 0}
+    reader = events.EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance=everything)
+    reader.Reload()
+    tags = reader.Tags()
+
+    def scalar(tag):
+        return {event.step: event.value for event in reader.Scalars(tag)}
+
+    assert scalar("minibatch/loss") == {r["step"]: np.float32(r["loss"]) for r in records} and len(records) == 2
+    for index, name in enumerate(["1", "2", "3", "out"]):
+        for key in ("delta_norm", "weight_grad_norm", "update_ratio", "weight_gain"):
+            assert scalar(f"{key}/{name}") == {r["step"]: np.float32(r["layers"][index][key]) for r in records}
+    for tag in ("weights/out", "weight_grads/1", "activations/1", "delta_log10/out"):
+        assert [h.step for h in reader.Histograms(tag)] == [0], tag  # at most one every 10 steps (HIST_EVERY)
+    grads = reader.Histograms("weight_grads/2")[0].histogram_value  # the measured step's own dL/dW, not the next's
+    assert math.isclose(math.sqrt(grads.sum_squares), records[0]["layers"][1]["weight_grad_norm"], rel_tol=1e-6)
+    texts = {tag.split("/")[0]: reader.Tensors(tag) for tag in tags["tensors"]}
+    assert "| module | Sequential |" in texts["config"][0].tensor_proto.string_val[0].decode()
+    summary = read_summary(tmp_path / "run")
+    assert f"{summary['verdict']}: layer 1 receives" in texts["verdict"][0].tensor_proto.string_val[0].decode()
+    hparams = events.EventAccumulator(str(tmp_path / "run" / "tensorboard" / "hparams"))
+    hparams.Reload()
+    metrics = {tag: hparams.Scalars(tag)[0].value for tag in hparams.Tags()["scalars"]}
+    assert metrics["hparams/log10_r_init"] == np.float32(np.log10(summary["ratio_init"]))
+
+
+def test_a_measured_step_leaves_no_hook_on_the_model_or_in_torch(tmp_path):
+    model = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 4)).double()
+    hooks = torch.nn.modules.module._global_forward_hooks
+    before = len(hooks)
+    with tinygrad_act.watch(model, out=str(tmp_path / "run"), every=2, figures=False, jacobian=False) as lab:
+        for step in range(3):
+            armed = len(hooks) - before  # one global hook, attached for the measured steps 0 and 2 only
+            assert armed == (step % 2 == 0), step
+            loss = torch.nn.functional.cross_entropy(model(torch.from_numpy(X[step])), torch.from_numpy(Y[step]))
+            loss.backward()
+            lab.step(loss)
+            assert len(hooks) == before + (step == 1)  # the next step (2) is measured: armed again
+    assert len(hooks) == before and not any(m._forward_hooks for m in model.modules())

@@ -192,17 +192,25 @@ class AppendLog:
 _NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 
+def _marked(value: float):
+    """A float for strict JSON: itself if finite, else "nan", "inf" or "-inf"."""
+    return value if math.isfinite(value) else "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+
+
 def jsonable(obj):
     """``obj`` for strict JSON: numpy scalars as Python numbers, nan/inf as "nan"/"inf"/"-inf", None kept."""
+    kind = type(obj)
+    if kind is float:  # most of a record, so asked first: a measured step's record holds hundreds
+        return _marked(obj)
+    if kind is int or kind is str or obj is None:
+        return obj
     if isinstance(obj, dict):
         return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [jsonable(v) for v in obj]
     if hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:  # numpy scalar
         obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
-    return obj
+    return _marked(obj) if isinstance(obj, float) else obj
 
 
 def dumps(obj, indent: int | None = None) -> str:

@@ -46,6 +46,8 @@ def first_last_ratio(record: dict) -> float:
         first, last = steps[0]["delta_norm"], steps[-1]["delta_norm"]
     else:
         hidden = record["layers"][:-1]
+        if not hidden:  # the output layer alone (a watched model's recurrent part not followed): no r
+            return math.nan
         first, last = hidden[0]["delta_norm"], hidden[-1]["delta_norm"]
     if first is None or last is None or math.isnan(first) or math.isnan(last):
         return math.nan

@@ -14,7 +14,7 @@ import dataclasses
 
 from ..nn import activations
 
-__all__ = ["PAIRS", "Pair", "from_module"]
+__all__ = ["PAIRS", "Pair", "from_module", "module_for"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,4 +61,17 @@ def from_module(module) -> str | None:
             params = {**dict(pair.fixed), **{name: float(getattr(module, attribute))
                                              for attribute, name in pair.arguments}}  # fmt: skip
             return activations.get(pair.name, **params).spec
+    return None
+
+
+def module_for(spec: str):
+    """PyTorch's activation module computing a registry spec (the pair whose fixed parameters match), else None."""
+    import torch
+
+    activation = activations.get(spec)
+    for pair in PAIRS:
+        fixed = all(activation.params.get(key) == value for key, value in pair.fixed)
+        if pair.name == activation.name and fixed:
+            arguments = {attribute: activation.params[name] for attribute, name in pair.arguments}
+            return getattr(torch.nn, pair.module)(**arguments, **dict(pair.selects))
     return None

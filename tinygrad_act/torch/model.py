@@ -5,10 +5,12 @@ Linear layers are found by type (``torch.nn.Linear`` and its subclasses), in the
 them, which for ``nn.Sequential`` and for most models written by hand is the order of the forward pass (layer 1
 is the input side; the last one is read as the output layer). The activation after a Linear is found while a
 measured step runs, by the tensor itself: an activation module (activations.PAIRS) whose input *is* that Linear's
-output. So it is found wherever the module sits (nested blocks, a custom forward), and never guessed from names;
-a Linear whose output goes anywhere else first (dropout, a norm, a functional ``F.relu`` call, a custom block)
-has no identified activation and gets the measurements of its output z only (``act_mean``, ``act_std``; its
-saturation, dead units and E[f'(z)²] say null), with a note saying so.
+output. So it is found wherever the module sits (nested blocks, a custom forward), and never guessed from names.
+An activation called as a function (``torch.relu(z)``, ``F.leaky_relu(z, 0.2)``, ``z.tanh()``) is found by the
+autograd node that consumed z (functional.py). A Linear whose output goes anywhere else first (dropout, a norm, a
+custom block, a function the lab does not know) has no identified activation and gets the measurements of its
+output z only (``act_mean``, ``act_std``; its saturation, dead units and E[f'(z)²] say null), with a note saying
+so.
 
 The model is a chain the mean-field theory covers when each hidden Linear's output goes straight into one known
 activation, the same for every hidden layer, each next Linear reads exactly that activation's output, and the
@@ -21,50 +23,56 @@ from __future__ import annotations
 import dataclasses
 
 from ..common.errors import UsageError
+from . import recurrent
 from .activations import from_module
-
-RECURRENT = ("RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell")  # not measured yet (issue 23's probes)
 
 
 @dataclasses.dataclass
 class Layout:
     """The Linear layers (``names``, ``linears``, input side first), the activation modules the registry knows
-    (module -> registry spec) and what the lab cannot measure in this model (``notes``)."""
+    (module -> registry spec), what the lab cannot measure in this model (``notes``) and its recurrent modules
+    (``recurrents``: recurrent.Watched, measured through time)."""
 
     names: list
     linears: list
     activations: dict
     notes: list
+    recurrents: list = dataclasses.field(default_factory=list)
 
 
 def read(model) -> Layout:
-    """The model's Layout; UsageError in one line if it is not a torch.nn.Module with at least two Linear layers."""
+    """The model's Layout; UsageError in one line if it is not a torch.nn.Module with at least two Linear layers,
+    or a recurrent module and a Linear."""
     import torch
 
     if not isinstance(model, torch.nn.Module):
         raise UsageError(f"watch needs a torch.nn.Module, got {type(model).__name__}")
-    names, linears, found, notes = [], [], {}, []
+    names, linears, found, notes, recurrents = [], [], {}, [], []
     for name, module in model.named_modules():
+        kind = type(module).__name__
         if isinstance(module, torch.nn.Linear):
-            names.append(name or type(module).__name__)
+            names.append(name or kind)
             linears.append(module)
-        elif type(module).__name__ in RECURRENT:
-            notes.append(f"{name} ({type(module).__name__}): recurrent modules are not measured yet")
+        elif recurrent.cell_of(module) is not None:
+            recurrents.append(recurrent.Watched(name or kind, module))
+            if recurrents[-1].reason:
+                notes.append(f"{name or kind} ({kind}, {recurrents[-1].reason}): not measured through time")
+        elif kind in recurrent.STEP_CELLS or isinstance(module, torch.nn.RNNBase):
+            notes.append(f"{name or kind} ({kind}): not measured (watch follows nn.RNN, nn.LSTM and nn.GRU of "
+                         f"PyTorch's own classes through a sequence)")  # fmt: skip
         else:
             spec = from_module(module)
             if spec is not None:
                 found[module] = spec
-    if len(linears) < 2:
-        raise UsageError(f"watch measures torch.nn.Linear layers and needs at least two (a hidden layer and the "
-                         f"output layer); {type(model).__name__} has {len(linears)}")  # fmt: skip
-    return Layout(names, linears, found, notes)
+    recurrent.check_model(recurrents, linears, model)
+    return Layout(names, linears, found, notes, recurrents)
 
 
 def activation_notes(layout: Layout, specs: list) -> list[str]:
     """One line for each hidden Linear whose activation was not identified at the first measured step."""
     return [
-        f"layer {index + 1} ({layout.names[index]}): no known activation module takes its output directly "
-        f"(a functional call, dropout, a norm or a custom block in between): measured as z only"
+        f"layer {index + 1} ({layout.names[index]}): no known activation (module or function) takes its output "
+        f"directly (dropout, a norm, a custom block, or a function the lab does not know): measured as z only"
         for index, spec in enumerate(specs[:-1])
         if spec is None
     ]
@@ -80,7 +88,7 @@ def chain_reason(specs: list, fed_by: list, output_is_last: bool, shared: set) -
     if shared:
         return f"layer {min(shared) + 1} is called more than once per forward pass (shared weights)"
     if any(spec is None for spec in hidden):
-        return "not every hidden Linear is followed directly by a known activation module"
+        return "not every hidden Linear is followed directly by a known activation"
     if len(set(hidden)) > 1:
         return f"the hidden layers use different activations ({', '.join(sorted(set(hidden)))})"
     broken = [i + 1 for i in range(1, len(specs)) if fed_by[i] != i - 1]

@@ -196,13 +196,14 @@ class Histograms:
         self._latest = None  # (step, activations, deltas) of the latest measured step: counted only when read
         self._buffers = []  # the copies in self._latest, reused by the next measured step
 
-    def observe(self, step: int, outputs: list, deltas: list) -> None:
+    def observe(self, step: int, outputs: list, deltas: list, copy: bool = True) -> None:
         """A measured step's hidden outputs and every layer's δ: the first measured step's counted now, the
-        latest's when read (``histograms``): counting every measured step was most of the probe's cost."""
+        latest's when read (``histograms``): counting every measured step was most of the probe's cost.
+        ``copy`` False: the arrays are the caller's to keep as they are (PyTorch's, fresh at each step)."""
         if not outputs or any(d is None for d in deltas):
             return
         if "init" in self._histograms:  # copies: the engine may reuse its buffers after this step
-            self._latest = (step, *self._copies(outputs, deltas))
+            self._latest = (step, *self._copies(outputs, deltas)) if copy else (step, list(outputs), list(deltas))
             return
         self.activation_range = _activation_range(outputs)
         self._histograms["init"] = self._histograms["end"] = self._entry(step, outputs, deltas)

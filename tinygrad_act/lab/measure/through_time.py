@@ -44,6 +44,9 @@ _SIGMOID = activations.get("sigmoid")
 # σ' = σ (1 - σ) < threshold  <=>  σ < NEAR or σ > 1 - NEAR: the sigmoid's own saturation rule, on its output
 NEAR = (1.0 - math.sqrt(1.0 - 4.0 * _SIGMOID.saturation_threshold)) / 2.0
 SIGMOID_GATES = {"lstm": ("input", "forget", "output"), "gru": ("reset", "update")}
+# the row blocks of W_hh, by gate (nn/recurrent.py's GATES, PyTorch's order); an RNN's one block
+GATE_BLOCKS = {"tanh": ("recurrent",), "relu": ("recurrent",), "lstm": ("input", "forget", "candidate", "output"),
+               "gru": ("reset", "update", "candidate")}  # fmt: skip
 
 
 def _norm(array) -> float:
@@ -65,7 +68,6 @@ class TimeProbe(Probe):
     def __init__(self, model, optimizer, should_log=lambda step: True):
         super().__init__(model, optimizer, should_log)
         self.recurrent, self.cell = model.recurrent, model.cell
-        self.activation = activations.get(model.cell) if model.cell in ("tanh", "relu") else None
         # the weights TensorBoard draws per layer (LayerProbe's layers are Linears): W_hh, then the readout
         self.layers = [types.SimpleNamespace(weight=model.recurrent.weight_hh_l0), model.output]
         self.histograms = {}
@@ -134,75 +136,29 @@ class TimeProbe(Probe):
         }
 
     def _time_entries(self) -> list[dict]:
-        hidden = self._trace["hidden"]
-        steps = len(hidden)
-        entries = [
-            {"t": t + 1, "delta_norm": _norm(self._deltas[t]) if t in self._deltas else 0.0} for t in range(steps)
-        ]
-        if "cell" in self._trace:
-            for t, entry in enumerate(entries):
-                entry["cell_delta_norm"] = _norm(self._cell_deltas[t]) if t in self._cell_deltas else 0.0
-        if self.cell in ("tanh", "relu"):
-            z = np.stack(self._trace["preactivation"])  # (T, B, H)
-            act = self.activation
-            slope = act.derivative(z)
-            gains = np.mean(np.square(slope, dtype=np.float64), axis=(1, 2))
-            saturation = np.mean(act.saturated(z, slope), axis=(1, 2))
-            for entry, gain, flat in zip(entries, gains, saturation):
-                entry["activation_gain"], entry["saturation"] = float(gain), float(flat)
-            return entries
-        stacked = {}
-        for gate in SIGMOID_GATES[self.cell]:
-            values = stacked[gate] = np.stack(self._trace[gate])
-            columns = {
-                f"{gate}_mean": np.mean(values, axis=(1, 2), dtype=np.float64),
-                f"{gate}_near_0": np.mean(values < NEAR, axis=(1, 2)),
-                f"{gate}_near_1": np.mean(values > 1.0 - NEAR, axis=(1, 2)),
-            }
-            for t, entry in enumerate(entries):
-                entry.update((key, float(column[t])) for key, column in columns.items())
-        carry = theory.carry_profile(stacked[theory.CARRY_GATE[self.cell]])
-        for entry, value in zip(entries, carry):
-            entry["carry"] = float(value)
-        return entries
+        return time_entries(self.cell, self._trace, self._deltas, self._cell_deltas)
 
     def _recurrent_entry(self, squares: dict, time: list, updated: bool) -> dict:
         module = self.recurrent
         w_ih, w_hh = module.weight_ih_l0, module.weight_hh_l0
         biases = [getattr(module, name) for name in ("bias_ih_l0", "bias_hh_l0")] if module.bias else []
-        weight_hh = self._weights_before[1] if updated else w_hh.data
-        gates = module.GATES if self.cell in theory.CARRY_GATE else ("recurrent",)
-        spectra = [theory.spectral(b) for b in theory.weight_blocks(weight_hh, gates).values()]
-        act_mean, act_std = _moments(self._trace["hidden"])
-        entry = {
-            "layer": 1,
-            "weight_grad_norm": _root(squares, (w_ih, w_hh)),
-            "recurrent_grad_norm": _root(squares, (w_hh,)),
-            "bias_grad_norm": _root(squares, biases) if biases else 0.0,
-            "delta_norm": math.sqrt(sum(e["delta_norm"] ** 2 for e in time)),
-            "act_mean": act_mean,
-            "act_std": act_std,
-            "weight_gain": theory.sigma_w2(weight_hh),
-            "spectral_radius": max(s["spectral_radius"] for s in spectra),
-            "spectral_norm": max(s["spectral_norm"] for s in spectra),
+        norms = {
+            "weight_grad_norm": root_norm(squares, (w_ih, w_hh)),
+            "recurrent_grad_norm": root_norm(squares, (w_hh,)),
+            "bias_grad_norm": root_norm(squares, biases) if biases else 0.0,
         }
-        if self.cell in ("tanh", "relu"):
-            entry["activation_gain"] = float(np.mean([e["activation_gain"] for e in time]))
-            entry["saturation"] = float(np.mean([e["saturation"] for e in time]))
-        grad = self._grads.get(id(w_hh))
-        if grad is not None:
-            entry["grad_subnormal_fraction"] = float(np.mean(np.abs(grad) < np.finfo(grad.dtype).tiny))
-        if updated:
-            entry["update_ratio"] = _update_ratio(self._weights_before[:2], (w_ih.data, w_hh.data))
-        return entry
+        weight_hh = self._weights_before[1] if updated else w_hh.data
+        update = joint_update_ratio(self._weights_before[:2], (w_ih.data, w_hh.data)) if updated else None
+        return recurrent_entry(1, self.cell, weight_hh, self._trace["hidden"], time, norms,
+                               self._grads.get(id(w_hh)), update)  # fmt: skip
 
     def _output_entry(self, squares: dict, updated: bool) -> dict:
         output = self.model.output
         weight = self._weights_before[2] if updated else output.weight.data
         entry = {
             "layer": 2,
-            "weight_grad_norm": _root(squares, (output.weight,)),
-            "bias_grad_norm": _root(squares, (output.bias,)) if output.bias is not None else 0.0,
+            "weight_grad_norm": root_norm(squares, (output.weight,)),
+            "bias_grad_norm": root_norm(squares, (output.bias,)) if output.bias is not None else 0.0,
             "delta_norm": _norm(self._out["delta"]) if self._out and "delta" in self._out else math.nan,
             "weight_gain": sigma_w2_of_weights(weight),
             "saturation": None,
@@ -211,7 +167,7 @@ class TimeProbe(Probe):
         if self._out:
             entry["act_mean"], entry["act_std"] = _moments([self._out["logits"]])
         if updated:
-            entry["update_ratio"] = _update_ratio(self._weights_before[2:], (output.weight.data,))
+            entry["update_ratio"] = joint_update_ratio(self._weights_before[2:], (output.weight.data,))
         return entry
 
     def histogram_arrays(self) -> dict:
@@ -223,7 +179,73 @@ class TimeProbe(Probe):
         return False
 
 
-def _root(squares: dict, parameters) -> float:
+# ---- the statistics through time, from arrays whichever engine produced them (TimeProbe, tinygrad_act/torch) ----
+def time_entries(cell: str, trace: dict, deltas: dict, cell_deltas: dict | None = None) -> list[dict]:
+    """A record's ``through_time`` (the module docstring) from one recurrent layer's step arrays: ``trace``, name
+    -> one (B, H) array per step t = 1..T (``hidden``; an RNN's ``preactivation``; a gated cell's gates; an LSTM's
+    ``cell``), ``deltas`` and ``cell_deltas``: step index (0-based) -> dL/dh_t, dL/dc_t (a step missing there got
+    no gradient: 0)."""
+    hidden = trace["hidden"]
+    steps = len(hidden)
+    entries = [{"t": t + 1, "delta_norm": _norm(deltas[t]) if t in deltas else 0.0} for t in range(steps)]
+    if "cell" in trace:
+        for t, entry in enumerate(entries):
+            entry["cell_delta_norm"] = _norm(cell_deltas[t]) if t in cell_deltas else 0.0
+    if cell in ("tanh", "relu"):
+        z = np.stack(trace["preactivation"])  # (T, B, H)
+        act = activations.get(cell)
+        slope = act.derivative(z)
+        gains = np.mean(np.square(slope, dtype=np.float64), axis=(1, 2))
+        saturation = np.mean(act.saturated(z, slope), axis=(1, 2))
+        for entry, gain, flat in zip(entries, gains, saturation):
+            entry["activation_gain"], entry["saturation"] = float(gain), float(flat)
+        return entries
+    stacked = {}
+    for gate in SIGMOID_GATES[cell]:
+        values = stacked[gate] = np.stack(trace[gate])
+        columns = {
+            f"{gate}_mean": np.mean(values, axis=(1, 2), dtype=np.float64),
+            f"{gate}_near_0": np.mean(values < NEAR, axis=(1, 2)),
+            f"{gate}_near_1": np.mean(values > 1.0 - NEAR, axis=(1, 2)),
+        }
+        for t, entry in enumerate(entries):
+            entry.update((key, float(column[t])) for key, column in columns.items())
+    carry = theory.carry_profile(stacked[theory.CARRY_GATE[cell]])
+    for entry, value in zip(entries, carry):
+        entry["carry"] = float(value)
+    return entries
+
+
+def recurrent_entry(number: int, cell: str, weight_hh, hidden: list, time: list, norms: dict, hh_grad=None,
+                    update: float | None = None) -> dict:  # fmt: skip
+    """A recurrent layer's entry of ``layers`` (layer ``number``): ``norms`` holds its ``weight_grad_norm``,
+    ``recurrent_grad_norm`` and ``bias_grad_norm``; ``weight_hh`` the W_hh its forward used (PyTorch's layout),
+    ``hidden`` its h_t per step, ``time`` its time_entries, ``hh_grad`` dL/dW_hh (None: not known), ``update``
+    its update ratio (None: not known)."""
+    gates = GATE_BLOCKS[cell]
+    spectra = [theory.spectral(b) for b in theory.weight_blocks(weight_hh, gates).values()]
+    act_mean, act_std = _moments(hidden)
+    entry = {
+        "layer": number,
+        **norms,
+        "delta_norm": math.sqrt(sum(e["delta_norm"] ** 2 for e in time)),
+        "act_mean": act_mean,
+        "act_std": act_std,
+        "weight_gain": theory.sigma_w2(weight_hh),
+        "spectral_radius": max(s["spectral_radius"] for s in spectra),
+        "spectral_norm": max(s["spectral_norm"] for s in spectra),
+    }
+    if cell in ("tanh", "relu"):
+        entry["activation_gain"] = float(np.mean([e["activation_gain"] for e in time]))
+        entry["saturation"] = float(np.mean([e["saturation"] for e in time]))
+    if hh_grad is not None:
+        entry["grad_subnormal_fraction"] = float(np.mean(np.abs(hh_grad) < np.finfo(hh_grad.dtype).tiny))
+    if update is not None:
+        entry["update_ratio"] = update
+    return entry
+
+
+def root_norm(squares: dict, parameters) -> float:
     """sqrt of the summed squared gradient norms of ``parameters`` (nan if one got no gradient)."""
     values = [squares.get(id(p)) for p in parameters]
     if any(v is None for v in values):
@@ -232,7 +254,7 @@ def _root(squares: dict, parameters) -> float:
     return math.sqrt(total) if total >= 0 else math.nan
 
 
-def _update_ratio(before, after) -> float:
+def joint_update_ratio(before, after) -> float:
     """||ΔW|| / ||W|| over several matrices together (W before the update)."""
     change = sum(squared_norm(a - b) for a, b in zip(after, before))
     size = sum(squared_norm(b) for b in before)
@@ -247,10 +269,10 @@ def gradient_record(model) -> dict:
         module = model.recurrent
         biases = [getattr(module, n) for n in ("bias_ih_l0", "bias_hh_l0")] if module.bias else []
         layers = [
-            {"layer": 1, "weight_grad_norm": _root(squares, (module.weight_ih_l0, module.weight_hh_l0)),
-             "bias_grad_norm": _root(squares, biases) if biases else 0.0, "delta_norm": None},
-            {"layer": 2, "weight_grad_norm": _root(squares, (model.output.weight,)),
-             "bias_grad_norm": _root(squares, (model.output.bias,)), "delta_norm": None},
+            {"layer": 1, "weight_grad_norm": root_norm(squares, (module.weight_ih_l0, module.weight_hh_l0)),
+             "bias_grad_norm": root_norm(squares, biases) if biases else 0.0, "delta_norm": None},
+            {"layer": 2, "weight_grad_norm": root_norm(squares, (model.output.weight,)),
+             "bias_grad_norm": root_norm(squares, (model.output.bias,)), "delta_norm": None},
         ]  # fmt: skip
         total = sum(squares.values())
         nonfinite = sum(int(np.count_nonzero(~np.isfinite(g))) for g in grads.values())

@@ -137,6 +137,13 @@ def summarize(summary: dict, records: list[dict], config, dataset, diverged: boo
     summary["through_time"] = entry
     summary["task"] = dataset.task
     summary["chance"] = tasks.chance(dataset.task, dataset.num_classes, dataset.y_train, dataset.y_test)
+    mirror(summary, entry)
+
+
+def mirror(summary: dict, entry: dict) -> None:
+    """Put ``entry`` (through_time.summarize's) in ``summary`` as ``through_time`` and mirror its r_time, per-step
+    factor, verdicts and theory in the top-level fields every reader of a run knows (the module docstring)."""
+    summary["through_time"] = entry
     if not entry.get("applies"):
         summary["theory"] = {"applies": False, "reason": entry.get("reason")}
         return
