@@ -173,9 +173,9 @@ def build(config: Config, dataset, resolved: Resolved | None = None):
     model = make_model(config, dataset.num_features, dataset.num_classes, resolved)
     optimizer = resolved.optimizer(model.parameters())
     # Evaluation steps are always measured too, so every test-set number sits in a logged record.
-    probe = LayerProbe(model, optimizer, lambda step: _measured(config, step))
+    step = Step(model, optimizer, config.clip, enabled=config.capture)  # replayed, measured steps too
+    probe = LayerProbe(model, optimizer, lambda step: _measured(config, step), replay=step)
     batches = data.batches(dataset, config.batch_size, np.random.default_rng(_seeds(config)[1]))
-    step = Step(model, optimizer, config.clip, enabled=config.capture)  # replayed on unmeasured steps
     return model, step, probe, batches
 
 
