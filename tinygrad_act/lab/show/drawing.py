@@ -78,7 +78,7 @@ class Drawer:
                     stream.close()
 
 
-def _prepare() -> None:
+def prepare() -> None:
     """Pay matplotlib's one-time costs now: import, font loading, the mathtext parser, a PNG encoder."""
     fig, axes = plots.figure(1, 1, figsize=(2, 2))
     axes.set_yscale("log")
@@ -92,7 +92,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run decides when drawing stops
     skipped = plots.unavailable()
     if not skipped:
-        _prepare()
+        prepare()
     try:
         path, records, summary, share = pickle.load(sys.stdin.buffer)
     except EOFError:  # the run ended before its figures: nothing to draw
