@@ -2,12 +2,13 @@
 run imports, written once (it runs a two-step experiment in a temporary directory to find them).
 
 Python writes a module's bytecode (``__pycache__``) the first time it imports it, unless PYTHONDONTWRITEBYTECODE
-is set, as on some shared machines and containers: there every run, and each of its two drawing processes,
-compiles numpy, matplotlib and this package from source again, about 2.7 s of CPU of a default run's 11 (measured
-side by side: bench/run.py --only experiment). The virtual environment is installed without precompiled bytecode
-(a quicker first install); this compiles only what a run imports: the command line, the training path and what the
-drawing processes load (matplotlib with the fonts, mathtext and PNG encoder of the figures), about 520 files.
-Bytecode never goes stale unseen: Python compares it with its source's modification time and size on import.
+is set, as on some shared machines and containers: there every run, and its drawing process, compiles numpy,
+matplotlib and this package from source again: a default run took 12.0-12.9 s of CPU without this, 8.4-8.5 s
+with it (measured side by side at load 11, /usr/bin/time of the command and its drawing processes). The virtual
+environment is installed without precompiled bytecode (a quicker first install); this compiles only what a run
+imports: the command line, the training path and what the drawing process loads (matplotlib with the fonts,
+mathtext and PNG encoder of the figures), about 540 files. Bytecode never goes stale unseen: Python compares it
+with its source's modification time and size on import.
 """
 
 from __future__ import annotations
