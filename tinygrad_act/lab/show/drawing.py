@@ -103,8 +103,8 @@ def _share(path, records: list[dict], summary: dict, share: tuple[int, int]) -> 
 
 
 def _rendered(path, records: list[dict], summary: dict) -> dict:
-    """{"pictures": every figure in order} or {"figures_error": ...}: a fork of this prepared process renders every
-    second figure from the second on while this one renders the others (all of them here where nothing forks)."""
+    """{"pictures": every figure in order} or {"figures_error": ...}: a fork of this prepared process renders one
+    share of the figures while this one renders the other (all of them here where nothing forks)."""
     if not hasattr(os, "fork"):
         return _share(path, records, summary, (0, 1))
     read, write = os.pipe()
@@ -113,24 +113,23 @@ def _rendered(path, records: list[dict], summary: dict) -> dict:
         os.close(read)
         try:
             with os.fdopen(write, "wb") as pipe:
-                pickle.dump(_share(path, records, summary, (1, SHARES)), pipe, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump(_share(path, records, summary, (0, SHARES)), pipe, protocol=pickle.HIGHEST_PROTOCOL)
         finally:
             os._exit(0)
     os.close(write)
-    shares = [_share(path, records, summary, (0, SHARES))]
+    mine = _share(path, records, summary, (1, SHARES))  # the lighter share (run_figures.in_share): reads the pipe next
     with os.fdopen(read, "rb") as pipe:
         try:
-            shares.append(pickle.load(pipe))
+            shares = [pickle.load(pipe), mine]
         except EOFError:  # the fork died before it said anything
-            shares.append({"figures_error": "the drawing process's fork ended without its figures"})
+            shares = [{"figures_error": "the drawing process's fork ended without its figures"}]
     os.waitpid(pid, 0)
     failed = [share for share in shares if "pictures" not in share]
     if failed:
         return failed[0]
-    pictures = [None] * sum(len(share["pictures"]) for share in shares)
-    for index, share in enumerate(shares):
-        pictures[index :: len(shares)] = share["pictures"]  # share i holds figures i, i + n, ...: back in order
-    return {"pictures": pictures}
+    dealt = [iter(share["pictures"]) for share in shares]
+    count = sum(len(share["pictures"]) for share in shares)
+    return {"pictures": [next(dealt[run_figures.in_share(i, SHARES)]) for i in range(count)]}  # back in order
 
 
 if __name__ == "__main__":
