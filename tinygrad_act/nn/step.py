@@ -85,7 +85,7 @@ class Step:
     def __init__(self, model, optimizer, clip: float = 0.0, enabled: bool = True, loss: str = "cross_entropy"):
         self.model, self.optimizer, self.clip, self.enabled = model, optimizer, clip, enabled
         self.loss = validate.choice("loss", loss, LOSSES)
-        self.programs = {}  # signature -> (program, refilled inputs, target, logits, loss)
+        self.programs = {}  # signature -> (program, refilled inputs, target, logits, loss, its module calls)
         self.replayed = False  # whether the last call replayed (then update() is the fused one)
         self.observer = None  # handed the arrays of every replayed call (observe)
         self.flat, self._version = None, None

@@ -207,8 +207,8 @@ class LayerProbe(Probe):
                 self._handles.append(p.register_hook(self._keep(self._grads, id(p))))
 
     def replayed(self, step) -> None:
-        """A measured step that replayed (nn.Step.observe; ``step`` an nn.step.Replayed): the arrays the hooks would
-        have kept, read from the replay, in the order the hooks would have seen them."""
+        """A measured step that replayed or was recorded (nn.Step.observe; ``step`` an nn.step.Replayed): the arrays
+        the hooks would have kept, in the order the hooks would have seen them."""
         self._start_step(hooked=False)
         if not self._active:
             return
