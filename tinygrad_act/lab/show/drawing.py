@@ -3,7 +3,7 @@
 ``Drawer()`` starts a process when a run starts; it imports matplotlib and lays out and renders one small figure
 with the fonts and mathematics the figures use (about a second of a fresh process, mostly the mathtext parser's
 construction), on the second core while the run trains. ``draw(path, records, summary)`` sends it what
-``run_figures.rendered`` reads; it forks (where the system can), so that two copies of the prepared process render
+``run_figures.rendered`` reads; it forks (on Linux), so that two copies of the prepared process render
 half of the figures each, one a core, and the run writes the PNGs they send back: the run waits for half the
 rendering, pays matplotlib's start once, and every file is written by its own process (its ownership manifest).
 A sweep's runs draw in their own process instead (``experiment.run(draw_aside=False)``): there matplotlib is
@@ -104,8 +104,8 @@ def _share(path, records: list[dict], summary: dict, share: tuple[int, int]) -> 
 
 def _rendered(path, records: list[dict], summary: dict) -> dict:
     """{"pictures": every figure in order} or {"figures_error": ...}: a fork of this prepared process renders one
-    share of the figures while this one renders the other (all of them here where nothing forks)."""
-    if not hasattr(os, "fork"):
+    share of the figures while this one renders the other (on Linux; elsewhere this one renders them all)."""
+    if not sys.platform.startswith("linux"):  # macOS's system libraries are not safe to fork once loaded
         return _share(path, records, summary, (0, 1))
     read, write = os.pipe()
     pid = os.fork()
