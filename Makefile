@@ -79,13 +79,15 @@ help:  ## show this help
 
 # A stamp depends on pyproject.toml: editing dependencies reinstalls on the next make. .installed-a-b installs
 # the package (editable) with the extras a and b. For a quick first run: the venv gets no pip of its own when
-# $(PYTHON)'s pip can install into it (pip >= 22.3, --python), and no bytecode is precompiled (Python writes it
-# for the modules actually imported).
+# $(PYTHON)'s pip can install into it (pip >= 22.3, --python), and no bytecode is precompiled but that of the
+# modules a run imports (tinygrad_act/bytecode.py: Python would write it on first import, unless
+# PYTHONDONTWRITEBYTECODE is set; then every run would compile numpy and matplotlib again).
 override PIP_INSTALL = install --quiet --disable-pip-version-check --no-compile
 $(VENV)/.installed-%: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv --without-pip $(VENV)
 	$(PYTHON) -m pip --python $(PY) $(PIP_INSTALL) -e '.[$(subst -,$(comma),$*)]' 2>/dev/null \
 	  || { $(PY) -m ensurepip --upgrade --default-pip >/dev/null && $(PY) -m pip $(PIP_INSTALL) -e '.[$(subst -,$(comma),$*)]'; }
+	$(PY) -m tinygrad_act.bytecode >/dev/null
 	touch $@
 
 setup: $(STAMP)

@@ -4,8 +4,8 @@ run takes.
 ``telemetry``: the training step of the default experiment (depth 20, width 64, batch 64, sigmoid, SGD with
 momentum, float64, MNIST-1D batches) with the per-layer probe attached and measuring every step, every 10th
 step, or not attached at all; the three are timed side by side in alternating rounds. The step is the
-runner's (nn/step.py): unmeasured steps replay the captured step, measured ones run eagerly with the probe's
-hooks, so the overhead includes the eager step a measurement forces. Overhead = step time with the probe /
+runner's (nn/step.py): every step replays the captured step, and a measured one hands the probe its arrays
+(``LayerProbe(..., replay=step)``), so the overhead is the probe's own work. Overhead = step time with the probe /
 step time without it - 1 (median of the per-round ratios).
 
 ``recurrent_telemetry``: the same for a recurrent run's step (MODEL=rnn SEQ_LEN=100 DATA=adding, width 64, batch 64)
@@ -49,11 +49,12 @@ class Trainer:
     def __init__(self, log_every: int, dataset, capture=True, depth: int = 20, width: int = 64, batch: int = 64):
         self.model = MLP(dataset.num_features, [width] * depth, dataset.num_classes, activation="sigmoid", seed=0)
         self.optimizer = SGD(self.model.parameters(), lr=0.02, momentum=0.9)
-        if log_every:
-            self.probe = LayerProbe(self.model, self.optimizer, lambda step: step % log_every == 0)
         self.batches = data.batches(dataset, batch, np.random.default_rng(0))
-        # as the runner: unmeasured steps replay the captured step, measured ones run eagerly
+        # as the runner: every step replays the captured step, a measured one hands the probe its arrays
         self.step = Step(self.model, self.optimizer, enabled=capture)
+        if log_every:
+            should_log = lambda step: step % log_every == 0  # noqa: E731
+            self.probe = LayerProbe(self.model, self.optimizer, should_log, replay=self.step)
 
     def steps(self, n: int) -> None:
         for _ in range(n):
@@ -65,7 +66,7 @@ class Trainer:
 def run_telemetry(options) -> dict:
     rounds, block = SIZES[options.size]
     dataset = data.load("mnist1d")
-    # "no probe, eager": every step eager (capture off), what a measured step costs before the probe's own work
+    # "no probe, eager": every step eager (capture off), what the captured program saves
     modes = {"no probe": (0, True), "no probe, eager": (0, False), "every 10 steps": (10, True)}
     modes["every step"] = (1, True)
     trainers = {name: Trainer(every, dataset, capture) for name, (every, capture) in modes.items()}

@@ -147,8 +147,11 @@ class Program:
         for fn, nodes in self.effects:
             fn(*(node.data for node in nodes))
 
-    def replay_backward(self, views: dict) -> None:
-        """Walk the graph from the root (seed 1) as graph.backward does; ``views[param]`` receives its gradient."""
+    def replay_backward(self, views: dict, kept: dict | None = None) -> None:
+        """Walk the graph from the root (seed 1) as graph.backward does; ``views[param]`` receives its gradient.
+
+        ``kept``: {node: None} for nodes whose gradient the caller wants (what a hook on them would be handed): each
+        entry becomes that gradient, an array of this replay's that no later step of it writes into."""
         self.root._pending, plans = self.seed, self.plans
         try:
             for node in self.order:
@@ -156,6 +159,8 @@ class Program:
                 if grad is None:
                     continue
                 node._pending = None
+                if kept is not None and node in kept:
+                    kept[node] = grad
                 plan = plans[node]
                 if plan is None:  # a parameter (only those require grad among the leaves), used more than once
                     np.copyto(views[node], grad)

@@ -31,20 +31,21 @@ class FlatParameters:
         self._slices = list(zip(self.params, self.bounds, self.bounds[1:]))
         self.data = np.concatenate([p.data.ravel() for p in self.params]) if self.params else np.empty(0)
         self.scratch = np.empty_like(self.data)  # a fused update's temporary (lr * grad), allocated once
-        self.views = self._views(self.data)
+        self.views = self.views_of(self.data)
         self.new_grad()
         for p, view in zip(self.params, self.views):
             p.data = view
         self._state = {}  # key -> (flat array, its views)
 
-    def _views(self, flat: np.ndarray) -> list[np.ndarray]:
+    def views_of(self, flat: np.ndarray) -> list[np.ndarray]:
+        """Views of ``flat`` (an array like ``data``), one per parameter, shaped as it."""
         # a 1-d parameter's view is the slice itself (a reshape would cost as much again: new_grad runs every step)
         return [flat[a:b] if p.data.ndim == 1 else flat[a:b].reshape(p.data.shape) for p, a, b in self._slices]
 
     def new_grad(self) -> list[np.ndarray]:
         """A new gradient array ``grad`` and its ``grad_views``: those of the last step stay whoever holds them."""
         self.grad = np.empty_like(self.data)
-        self.grad_views = self._views(self.grad)
+        self.grad_views = self.views_of(self.grad)
         return self.grad_views
 
     def bound(self) -> bool:
@@ -67,7 +68,7 @@ class FlatParameters:
 
     def bind(self, states: list[dict], key: str, flat: np.ndarray) -> np.ndarray:
         """Make ``flat`` the state ``key``: each parameter's ``state[key]`` becomes its view; returns ``flat``."""
-        views = self._views(flat)
+        views = self.views_of(flat)
         for state, view in zip(states, views):
             state[key] = view
         self._state[key] = (flat, views)

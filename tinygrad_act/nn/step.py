@@ -10,10 +10,18 @@ The loss is ``cross_entropy`` (labels ``yb``, one per row of the outputs: a per-
 read row by row) or ``mse`` (one value per output row, as a regression's targets). A recurrent net
 (nn.RecurrentNet) is fed its steps x[:, t] and holds its zero state as inputs of the program
 (``RecurrentNet.program_inputs``): the recurrent nets replay too.
+
+A measurement need not make a step eager: ``step.observe(observer)`` (a probe, lab/measure/probes.py) hands every
+replayed call's arrays to ``observer.replayed(Replayed(...))``: each module call's input and output, the gradient
+of the loss with respect to each output, every parameter's gradient before clipping: what the observer's hooks
+would have kept. A call that cannot replay calls ``observer.attach()`` first (the observer attaches its hooks) and
+runs eagerly, as any call with hooks does.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 import operator
 
@@ -41,6 +49,19 @@ def all_finite(arrays) -> bool:
     with np.errstate(all="ignore"):
         # a finite sum of squares is proof enough; an infinite one may be an overflow of finite values
         return all(math.isfinite(np.dot(a.ravel(), a.ravel())) or bool(np.isfinite(a).all()) for a in arrays)
+
+
+@dataclasses.dataclass
+class Replayed:
+    """What a replayed call computed, for an observer (``Step.observe``); arrays of the program, valid until the next
+    call. ``calls``: one (module, its inputs' arrays, its output's array) per module call of the forward pass, in the
+    order they returned (as forward hooks see them); ``deltas``: dL/d(output) of each call, in the same order (None
+    where no gradient reached it); ``grads``: each of ``params``' gradient before clipping."""
+
+    calls: list
+    deltas: list
+    params: list
+    grads: list
 
 
 class Step:
@@ -71,8 +92,9 @@ class Step:
     def __init__(self, model, optimizer, clip: float = 0.0, enabled: bool = True, loss: str = "cross_entropy"):
         self.model, self.optimizer, self.clip, self.enabled = model, optimizer, clip, enabled
         self.loss = validate.choice("loss", loss, LOSSES)
-        self.programs = {}  # signature -> (program, refilled inputs, target, logits, loss)
+        self.programs = {}  # signature -> (program, refilled inputs, target, logits, loss, its module calls)
         self.replayed = False  # whether the last call replayed (then update() is the fused one)
+        self.observer = None  # handed the arrays of every replayed call (observe)
         self.flat, self._version = None, None
         self._derive()
 
@@ -108,16 +130,23 @@ class Step:
         """Forward, loss, backward, clipping; (the loss, the logits). ``update()`` applies the step."""
         xb, yb = np.asarray(xb), np.asarray(yb)
         key = self._signature(xb, yb)
-        self.replayed = False
+        self.replayed, observer = False, self.observer
         if key is not None and key not in self.programs:
-            return self._record(key, xb, yb)
+            return self._record(key, xb, yb, observer)
         entry = self.programs.get(key)
         if entry is not None:
-            result = self._replay(entry, xb, yb)
+            result = self._replay(entry, xb, yb, observer)
             if result is not None:
                 self.replayed = True
                 return result
+        if observer is not None:
+            observer.attach()  # its hooks: this call runs eagerly
         return self._eager(xb, yb)
+
+    def observe(self, observer) -> None:
+        """Hand every following call's arrays to ``observer`` (None: to nobody): ``observer.replayed(Replayed)``
+        when the call replays, else ``observer.attach()`` before it runs eagerly (see the module docstring)."""
+        self.observer = observer
 
     def update(self) -> None:
         """The optimizer step: fused over the flat buffers after a replay, else the optimizer's own loop."""
@@ -165,26 +194,41 @@ class Step:
         loss = self._loss(logits, Tensor(self._target(logits.data, yb)))
         return self._backward(loss), Tensor(logits.data)
 
-    def _backward(self, loss) -> float:
+    def _backward(self, loss, before_clip=None) -> float:
         self.optimizer.zero_grad()
         loss.backward()
+        if before_clip is not None:
+            before_clip()
         loss_value = loss.item()
         if self.clip:
             clip_grad_norm(self.model.parameters(), self.clip)
         return loss_value
 
-    def _record(self, key, xb, yb):
-        """The eager step, its graph kept for replay when it can be (and its loss is finite)."""
+    def _record(self, key, xb, yb, observer=None):
+        """The eager step, its graph kept for replay when it can be (and its loss is finite); ``observer``, if any,
+        handed its arrays as a replay would hand them (the gradients through hooks added after the capture)."""
         x, refilled, constants = self._inputs(xb)
+        calls = []  # every module call under grad: (module, inputs, output), for an observer of later replays
+
+        def seen(module, inputs, output):
+            if is_grad_enabled():
+                calls.append((module, inputs, output))
+
+        handles = [module.register_forward_hook(seen) for module in self.modules]
         with capture.recording() as effects:
-            logits = self.model(x)
+            try:
+                logits = self.model(x)
+            finally:
+                for handle in handles:
+                    handle.remove()
         target = Tensor(self._target(logits.data, yb))
         loss = self._loss(logits, target)
         try:
             program = capture.Program(loss, (*refilled, target, *constants), effects)
         except capture.NotCapturable:
             program = None
-        loss_value = self._backward(loss)
+        observed = None if observer is None else self._observed_record(calls, observer)
+        loss_value = self._backward(loss, observed)
         handed_out = Tensor(logits.data.copy())  # replays write into logits.data
         if not math.isfinite(loss_value):
             return loss_value, handed_out  # the run stops here; a later call may record again
@@ -194,11 +238,26 @@ class Step:
         params = self.flat.params
         if program is not None and set(program.params) == set(params) and all(p.grad is not None for p in params):
             program.restore()
-            self.programs[key] = (program, refilled, target, logits, loss)
+            self.programs[key] = (program, refilled, target, logits, loss, _replayed_calls(program, calls))
         return loss_value, handed_out
 
-    def _replay(self, entry, xb, yb):
-        program, refilled, target, logits, loss = entry
+    def _observed_record(self, calls: list, observer):
+        """For a recorded call: hooks keeping dL/d(output) of each module call, and a function to call after the
+        backward (before clipping) that removes them and hands ``observer`` the call's arrays."""
+        kept = {output: None for _, _, output in calls if isinstance(output, Tensor) and output.requires_grad}
+        handles = [output.register_hook(functools.partial(kept.__setitem__, output)) for output in kept]
+
+        def observe():
+            for handle in handles:
+                handle.remove()
+            deltas = [kept.get(output) if isinstance(output, Tensor) else None for _, _, output in calls]
+            params = self.model.parameters()
+            observer.replayed(Replayed(_arrays(calls), deltas, params, [p.grad for p in params]))
+
+        return observe
+
+    def _replay(self, entry, xb, yb, observer=None):
+        program, refilled, target, logits, loss, calls = entry
         self._refill(refilled, xb)
         self._target(logits.data, yb, out=target.data)
         program.replay_forward()
@@ -206,10 +265,34 @@ class Step:
         if not math.isfinite(loss_value):  # divergence: the eager step computes and reports it
             return None
         views = self.flat.new_grad()  # this step's gradients: the last step's stay whoever holds them
-        program.replay_backward(dict(zip(self.flat.params, views)))
+        kept = None if observer is None else dict.fromkeys(output for _, _, output in calls)
+        program.replay_backward(dict(zip(self.flat.params, views)), kept)
         program.run_effects()
         for p, view in zip(self.flat.params, views):
             p.grad = view
+        if observer is not None:  # clipping scales the flat gradient in place: the observer keeps them before it
+            grads = self.flat.views_of(self.flat.grad.copy()) if self.clip else views
+            deltas = [kept[output] for _, _, output in calls]
+            observer.replayed(Replayed(_arrays(calls), deltas, self.flat.params, grads))
         if self.clip:
             clip_grad_norm(self.flat.params, self.clip, flat=self.flat.grad)
         return loss_value, Tensor(logits.data.copy())
+
+
+def _replayed_calls(program, calls: list) -> list:
+    """The recorded module calls a replay recomputes: those whose output and inputs are nodes of ``program``."""
+    nodes = set(program.order)
+    return [
+        (module, inputs, output)
+        for module, inputs, output in calls
+        if output in nodes and all(isinstance(t, Tensor) and t in nodes for t in inputs)
+    ]
+
+
+def _arrays(calls: list) -> list:
+    """Module calls (module, inputs, output) with every Tensor among them replaced by its array."""
+
+    def data(value):
+        return value.data if isinstance(value, Tensor) else value
+
+    return [(module, tuple(map(data, inputs)), data(output)) for module, inputs, output in calls]

@@ -7,6 +7,10 @@ is measured; after ``optimizer.step()`` its statistics are in ``probe.record``. 
 other steps beyond one call and one comparison per forward hook. The hooks only keep references to the step's
 arrays; the arithmetic below is statistics.py's, which the PyTorch adapter (tinygrad_act/torch) uses too.
 
+``LayerProbe(..., replay=step)`` (the nn.Step that runs the training steps) attaches no hooks while that step can
+replay its captured program: a measured step then replays too, and the probe reads the same arrays from the
+replay (nn/step.py's ``observe``), the same numbers as through its hooks.
+
 For each Linear layer, input side first (the last one is the output layer):
 
 - ``weight_grad_norm``, ``bias_grad_norm``: Frobenius norms of dL/dW and dL/db (before any clipping);
@@ -59,8 +63,9 @@ class Probe:
     run continues from. A subclass keeps its step's arrays in ``_start``-like forward hooks, drops them in
     ``_forget`` and computes its record in ``_collect``."""
 
-    def __init__(self, model, optimizer, should_log=lambda step: True):
+    def __init__(self, model, optimizer, should_log=lambda step: True, replay=None):
         self.model = model
+        self._replay = replay  # the nn.Step whose replays hand this probe their arrays (see attach, replayed)
         self.should_log = should_log
         self.step = 0  # index of the step whose forward pass comes next
         self.record = None  # the statistics of the last measured step, once its update is done
@@ -77,14 +82,25 @@ class Probe:
         return self._active
 
     def _arm(self):
-        """Attach the forward hooks if the coming step is measured: other steps run no probe code at all."""
-        if self.should_log(self.step) and not self._hooks:
+        """Attach the forward hooks if the coming step is measured: other steps run no probe code at all. With a
+        ``replay`` step, ask it for the step's arrays instead: it calls ``attach`` if it runs the step eagerly."""
+        if self.should_log(self.step):
+            if self._replay is not None:
+                self._replay.observe(self)
+            else:
+                self.attach()
+
+    def attach(self):
+        """Read the coming step through the forward hooks (nn.Step.observe: that step runs eagerly)."""
+        if not self._hooks:
             self._hooks = self._hook_forward()
 
     def _disarm(self):
         for handle in self._hooks:
             handle.remove()
         self._hooks = []
+        if self._replay is not None:
+            self._replay.observe(None)
 
     def detach(self):
         """Remove the forward hooks (optimizer hooks stay but do nothing once no step is measured)."""
@@ -116,7 +132,7 @@ class Probe:
         self._active = False
         self._release()
         self.step += 1
-        if not self.should_log(self.step):
+        if self._replay is not None or not self.should_log(self.step):  # a replay step attaches hooks when it must
             self._disarm()
         self._arm()
 
@@ -139,12 +155,14 @@ class Probe:
 class LayerProbe(Probe):
     """Measures every Linear layer of an MLP on the training steps chosen by ``should_log(step)``."""
 
-    def __init__(self, model, optimizer, should_log=lambda step: True):
-        super().__init__(model, optimizer, should_log)
+    def __init__(self, model, optimizer, should_log=lambda step: True, replay=None):
+        super().__init__(model, optimizer, should_log, replay)
         self.layers = list(model.layers)
         self.activation = model.activation
         self._histograms = Histograms()  # of the first and the latest measured step (see the module docstring)
         self._weight_buffers = []  # the weights before a measured step's update, reused by the next measured step
+        self._roles = {layer: (True, i) for i, layer in enumerate(self.layers)}  # module -> (is a Linear, index)
+        self._roles.update((block.act, (False, i)) for i, block in enumerate(self.model.blocks))
         self._arm()
 
     def _hook_forward(self) -> list:
@@ -159,8 +177,7 @@ class LayerProbe(Probe):
             if index == 0 and is_grad_enabled():
                 self._start_step()
             if self._active and is_grad_enabled():
-                self._seen[index] = (z.data, z.data)  # the output layer: no activation after it
-                self._inputs[index] = inputs[0].data  # for grad_snr: a reference, never copied or modified
+                self._seen_linear(index, inputs[0].data, z.data)
                 z.register_hook(self._keep(self._deltas, index))
 
         return hook
@@ -172,7 +189,11 @@ class LayerProbe(Probe):
 
         return hook
 
-    def _start_step(self):
+    def _seen_linear(self, index, x, z):
+        self._seen[index] = (z, z)  # the output layer: no activation after it
+        self._inputs[index] = x  # for grad_snr: a reference, never copied or modified
+
+    def _start_step(self, hooked: bool = True):
         self._release()
         self.record = None
         self._active = bool(self.should_log(self.step))
@@ -181,11 +202,31 @@ class LayerProbe(Probe):
         n = len(self.layers)
         self._seen, self._deltas, self._grads = [None] * n, [None] * n, {}
         self._inputs = [None] * n
-        self._handles += self._hook_gradients()
+        if hooked:
+            self._handles += self._hook_gradients()
 
     def _hook_gradients(self) -> list:
         """Hooks that keep each parameter's gradient of the measured step in ``_grads`` (by the parameter's id)."""
         return [p.register_hook(self._keep(self._grads, id(p))) for p in self._parameters]
+
+    def replayed(self, step) -> None:
+        """A measured step that replayed or was recorded (nn.Step.observe; ``step`` an nn.step.Replayed): the arrays
+        the hooks would have kept, in the order the hooks would have seen them."""
+        self._start_step(hooked=False)
+        if not self._active:
+            return
+        for (module, inputs, output), delta in zip(step.calls, step.deltas):
+            role = self._roles.get(module)
+            if role is None:
+                continue
+            linear, index = role
+            if linear:
+                self._seen_linear(index, inputs[0], output)
+                self._deltas[index] = delta
+            else:
+                self._seen[index] = (inputs[0], output)
+        wanted = set(map(id, self._parameters))
+        self._grads = {id(p): g for p, g in zip(step.params, step.grads) if g is not None and id(p) in wanted}
 
     # ---- the optimizer step: gradients are final before it, the update is known after it ---------------
     def _before_step(self, optimizer):

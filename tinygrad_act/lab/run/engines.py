@@ -53,8 +53,8 @@ class NumpyEngine:
 
     @staticmethod
     def build(config, model, optimizer, should_log):
-        probe = LayerProbe(model, optimizer, should_log)
-        return Step(model, optimizer, config.clip, enabled=config.capture), probe  # replayed on unmeasured steps
+        step = Step(model, optimizer, config.clip, enabled=config.capture)  # replayed, measured steps too
+        return step, LayerProbe(model, optimizer, should_log, replay=step)
 
 
 register("numpy", NumpyEngine())

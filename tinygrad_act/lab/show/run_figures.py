@@ -33,8 +33,8 @@ def figures(path, records: list[dict], summary: dict) -> list[str]:
 
 
 def rendered(path, records: list[dict], summary: dict, share: tuple[int, int] = (0, 1)) -> list[tuple[str, bytes]]:
-    """The run's figures as (file name, PNG file content), not written; ``share`` = (index, count): only every
-    count-th of them from index (drawing.py splits them between processes)."""
+    """The run's figures as (file name, PNG file content), not written; ``share`` = (index, count): only those that
+    ``in_share`` gives to index of count (drawing.py splits them between processes)."""
     return [(name, plots.png(fig)) for fig, name in drawings(path, records, summary, share)]
 
 
@@ -80,11 +80,18 @@ def drawings(path, records: list[dict], summary: dict, share: tuple[int, int] = 
         draws.append(lambda: jacobian_figure(summary["jacobian"]))
     drawn = []
     with np.errstate(all="ignore"):
-        for draw in draws[share[0] :: share[1]]:
+        for draw in (draw for i, draw in enumerate(draws) if in_share(i, share[1]) == share[0]):
             fig, name = draw()
             fig.suptitle(title, fontsize=9)
             drawn.append((fig, name))
     return drawn
+
+
+def in_share(position: int, count: int) -> int:
+    """The share (of ``count``) that draws the figure at ``position``: dealt back and forth (0, 1, 1, 0, 0, 1, ...),
+    so that the two heaviest figures of an MLP's run (SNR and histograms, 5th and 7th) fall in different shares."""
+    turn = position % (2 * count)
+    return turn if turn < count else 2 * count - 1 - turn
 
 
 def run_title(name: str, config: dict, summary: dict) -> str:

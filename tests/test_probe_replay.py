@@ -1,0 +1,48 @@
+"""A probe fed by the captured step (LayerProbe(..., replay=step)): measured steps replay, and every record is the
+one the probe's hooks take from an eager step."""
+
+import json
+
+import numpy as np
+import pytest
+from tinygrad_act.optim import SGD
+
+from tinygrad_act.lab.measure.probes import LayerProbe
+from tinygrad_act.nn import MLP
+from tinygrad_act.nn.step import Step
+
+RNG = np.random.default_rng(3)
+BATCHES = [(RNG.normal(size=(16, 5)), RNG.integers(0, 3, size=16)) for _ in range(4)]
+
+
+def _train(replay: bool, log_every: int, clip: float, norm, capture: bool = True, steps: int = 12):
+    """(the records as JSON, whether each measured step replayed)."""
+    model = MLP(5, [8, 8, 8], 3, activation="tanh", norm=norm, seed=1)
+    optimizer = SGD(model.parameters(), lr=0.3, momentum=0.9)
+    step = Step(model, optimizer, clip, enabled=capture)
+    probe = LayerProbe(model, optimizer, lambda i: i % log_every == 0, replay=step if replay else None)
+    records, replayed = [], []
+    for i in range(steps):
+        xb, yb = BATCHES[i % len(BATCHES)]
+        step(xb, yb)
+        measured = probe.measuring
+        step.update()
+        if measured:
+            records.append(probe.record)
+            replayed.append(step.replayed)
+    return json.dumps(records), replayed
+
+
+@pytest.mark.parametrize(("log_every", "clip", "norm"), [(3, 0.0, None), (1, 0.05, None), (2, 0.0, "batch")])
+def test_measured_steps_replay_and_log_the_records_of_hooked_eager_steps(log_every, clip, norm):
+    eager, replayed_eagerly = _train(False, log_every, clip, norm)
+    served, replayed = _train(True, log_every, clip, norm)
+    assert served == eager
+    assert not any(replayed_eagerly)
+    assert replayed[0] is False and all(replayed[2:])  # the first records the program, the second may too
+
+
+def test_a_probe_served_by_a_step_that_cannot_replay_measures_through_its_hooks():
+    eager, _ = _train(False, 2, 0.0, None)
+    served, replayed = _train(True, 2, 0.0, None, capture=False)
+    assert served == eager and not any(replayed)
