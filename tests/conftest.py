@@ -61,3 +61,14 @@ def no_sweep_figures(request, monkeypatch):
     """A sweep in this test writes its tables and page but no figures, unless the test asks for ``sweep_figures``."""
     if "sweep_figures" not in request.fixturenames:
         monkeypatch.setattr(sweep_grid, "figures", lambda root, rows, keys: [])
+
+
+# The longest tests first: make test runs two workers (xdist hands tests out in collection order), and a run of the
+# notebook, a README sample or a findings grid (5-14 s each) that starts last leaves one core idle while it ends.
+LONGEST_FIRST = ("test_notebook.py", "test_readme.py", "test_findings.py", "test_torch_watch.py", "test_bench_smoke.py")
+
+
+def pytest_collection_modifyitems(items):
+    """Move the modules of LONGEST_FIRST to the front, in that order; every other test keeps its place."""
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # a stable sort

@@ -67,6 +67,7 @@ def test_an_interrupt_at_any_line_of_the_walk_leaves_nothing_that_changes_the_ne
     walk = getattr(type(a), "_walk", graph.backward)
     codes = {graph.topological_order.__code__, graph.backward.__code__, walk.__code__}
     line, interrupted = 1, True
+    previous = sys.gettrace()  # coverage's tracer, under pytest --cov: put back, or no later test is measured
     while interrupted:  # every line of topological_order and of the walk, until a backward runs through
         a.zero_grad(), b.zero_grad()
         sys.settrace(_interrupt_at(line, codes))
@@ -76,7 +77,7 @@ def test_an_interrupt_at_any_line_of_the_walk_leaves_nothing_that_changes_the_ne
         except KeyboardInterrupt:
             pass
         finally:
-            sys.settrace(None)
+            sys.settrace(previous)
         a.zero_grad(), b.zero_grad()
         root.backward(retain_graph=True)
         assert np.array_equal(a.grad, expected[0]) and np.array_equal(b.grad, expected[1]), f"interrupted at {line}"

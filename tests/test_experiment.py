@@ -5,6 +5,7 @@ import csv
 import dataclasses
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -67,11 +68,22 @@ def _csv_rows(path):
         return list(csv.DictReader(f))
 
 
+# One tiny run with figures drawn in this process, made once for the module: the run-directory test reads it, and
+# the aside test compares it with the same run drawn aside. Its own data cache, as the autouse fixture gives a test.
+@pytest.fixture(scope="module")
+def drawn_here(tmp_path_factory):
+    """(config, summary) of a completed tiny run with figures (its directory is named "run", as in the titles)."""
+    root = tmp_path_factory.mktemp("drawn_here")
+    config = _config(root / "run", steps=6, log_every=2, figures=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TINYGRAD_ACT_CACHE", str(root / "cache"))
+        return config, run(config, progress=False, command="test command")
+
+
 # ---- the run directory ---------------------------------------------------------------------------------------
-def test_run_writes_config_metrics_csv_summary_and_figures(tmp_path):
-    out = tmp_path / "run"
-    config = _config(out, steps=6, log_every=2, figures=True)
-    summary = run(config, progress=False, command="test command")
+def test_run_writes_config_metrics_csv_summary_and_figures(drawn_here):
+    config, summary = drawn_here
+    out = Path(config.out)
 
     resolved = _strict_json((out / "config.json").read_text())
     for field in dataclasses.fields(Config):
@@ -394,13 +406,14 @@ def test_small_models_train_on_one_blas_thread_unless_the_environment_sets_a_cou
         assert blas_threads_inside(64) == {2}
 
 
-def test_figures_rendered_aside_are_the_same_files_written_and_recorded_as_drawn_here(tmp_path):
+def test_figures_rendered_aside_are_the_same_files_written_and_recorded_as_drawn_here(tmp_path, drawn_here):
     pictures, manifests = [], []
-    for aside in (False, True):
-        out = tmp_path / str(aside) / "run"  # one run name: it is in every figure's title
-        summary = run(_config(out, figures=True), progress=False, draw_aside=aside)
+    config, here = drawn_here
+    out = tmp_path / "run"  # the run drawn here has the same name: it is in every figure's title
+    aside = run(dataclasses.replace(config, out=str(out)), progress=False, command="test command", draw_aside=True)
+    for path, summary in ((Path(config.out), here), (out, aside)):
         assert "figures_error" not in summary, summary.get("figures_error")
-        pictures.append({name: (out / name).read_bytes() for name in summary["figures"]})
-        manifests.append(files.Owned.read(out).files)
+        pictures.append({name: (path / name).read_bytes() for name in summary["figures"]})
+        manifests.append(files.Owned.read(path).files)
     assert len(pictures[0]) == 8 and pictures[0] == pictures[1]
     assert manifests[0] == manifests[1]  # every PNG recorded as the run's own, in the same order

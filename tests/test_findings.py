@@ -234,6 +234,7 @@ def test_a_findings_section_has_its_claim_source_reproduce_line_table_of_numbers
     assert len(rows) == len(sweeps.load_config(name).points())
 
 
+@pytest.mark.usefixtures("no_sweep_figures")  # selu and he_2015 show no sweep figure
 def test_regenerating_one_finding_keeps_the_others_and_reuses_finished_runs(tmp_path, tiny_sweeps, monkeypatch):
     readme = generate(["selu", "he_2015"], tmp_path)
     assert readme.index("<!-- finding:he_2015 -->") < readme.index("<!-- finding:selu -->")  # report order
@@ -258,6 +259,7 @@ def test_an_unknown_finding_is_a_value_error_naming_the_choices_and_nothing_is_w
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.usefixtures("no_sweep_figures")  # rescue and selu show no sweep figure
 def test_report_command_writes_the_readme_and_rejects_an_unknown_finding(tmp_path, tiny_sweeps, capsys):
     argv = ["report", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--jobs", "1", "--no-progress"]
     assert main([*argv, "--only", "rescue, selu"]) == 0
@@ -324,12 +326,14 @@ def test_a_findings_figure_is_saved_at_100_dpi_and_linked_under_figures(tmp_path
     assert (int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")) == (200, 100)
 
 
+@pytest.mark.usefixtures("no_sweep_figures")
 def test_glorot_bengio_names_the_last_layer_of_its_own_depth(tmp_path, tiny_sweeps):
     text = section(generate(["glorot_bengio"], tmp_path), "glorot_bengio")
     assert "delta_l / delta_3 at step 0" in text and "delta_5" not in text  # tiny stand-in: depth 3
 
 
 # ---- a finding's full grid (FULL=1) and its committed table --------------------------------------------------
+@pytest.mark.usefixtures("no_sweep_figures")  # neither the report's grid nor the full one: its figures are its own
 def test_full_runs_the_heavy_grid_commits_its_rows_and_the_report_reruns_and_compares_a_few(tmp_path, tiny_sweeps):
     readme = generate_full(["edge_of_chaos"], tmp_path, full=True)
     committed = files.read_json(tmp_path / "out" / "edge_of_chaos_full.json")
@@ -357,6 +361,7 @@ def generate_full(names, tmp_path, full: bool) -> str:
 
 
 # ---- finding 10's full grid (FULL=1) and its committed table --------------------------------------------------
+@pytest.mark.usefixtures("no_sweep_figures")
 def test_isometry_full_grid_is_committed_read_back_and_compared_with_the_reports_own_runs(tmp_path, tiny_sweeps):
     grid, fixed = tiny_sweeps["isometry"]
     tiny_sweeps["isometry_full"] = ({**grid, "lr": [0.02, 0.05], "seed": [0, 1]}, {**fixed, "steps": 6})

@@ -35,7 +35,11 @@ def test_every_python_block_in_the_readme_runs(tmp_path):
         env={
             "TINYGRAD_ACT_CACHE": str(tmp_path / "cache"),
             "PATH": "/usr/bin:/bin",
+            # one BLAS and one OpenMP thread, as make test gives each worker: with torch's default of a thread
+            # per core, the PyTorch block took 16 s of CPU instead of 6 s while the other pytest worker ran
             "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
             "PYTHONPATH": str(README.parent),  # this checkout's package, not the one the interpreter installed
         },
         timeout=300,
