@@ -8,6 +8,8 @@ import os
 import pytest
 
 from tinygrad_act import cli
+from tinygrad_act.common import files
+from tinygrad_act.lab.run.config import Config
 from tinygrad_act.lab.show import report
 from tinygrad_act.lab.show.format import fmt, pct
 from tinygrad_act.lab.show.report import layer_table, verdict_line
@@ -101,3 +103,15 @@ def test_a_resumed_run_says_from_which_step_and_how_many_times():
         "resumed once, from step 40"
     )
     assert report.resumed_line({}) is None
+
+
+@pytest.mark.parametrize("key", ["figures_error", "figures_skipped"])
+def test_figures_that_were_not_drawn_are_said_at_the_terminal_with_why(finished_run, key):
+    path, summary = finished_run
+    records, config = files.read_records(path), Config.read(path)
+    drawn = report.terminal_report(summary, records, config, width=100)
+    assert "not drawn" not in drawn and "figures/" in drawn
+    why = "RuntimeError: FT_Load_Glyph failed" if key == "figures_error" else "matplotlib is not installed"
+    failed = {**summary, key: why, "files": [name for name in summary["files"] if name != "figures/"]}
+    text = report.terminal_report(failed, records, config, width=100)
+    assert f"figures: not drawn — {why}" in text and "figures/" not in text

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 import struct
 from pathlib import Path
 
@@ -36,16 +37,19 @@ def figure(*grid, figsize=(10, 4), **options):
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=figsize)
-    _canvas()(fig)  # attaches itself to the figure
+    _canvas(os.getpid())(fig)  # attaches itself to the figure
     return fig, fig.subplots(*grid, **options)
 
 
 @functools.cache
-def _canvas():
-    """The Agg canvas every figure here is drawn on, its renderers sharing one mathtext parser: a parser caches the
-    labels it parsed (a log axis's 10^-3, ..., the title), but matplotlib makes one per renderer, two per figure
-    (layout and PNG). The same pictures, byte for byte; the default run's eight figures took 3.0-3.4 s of CPU
-    against 3.2-3.8 without (load 10)."""
+def _canvas(pid: int):
+    """The Agg canvas every figure here is drawn on in process ``pid``, its renderers sharing one mathtext parser: a
+    parser caches the labels it parsed (a log axis's 10^-3, ..., the title), but matplotlib makes one per renderer,
+    two per figure (layout and PNG). The same pictures, byte for byte; the default run's eight figures took 3.0-3.4 s
+    of CPU against 3.2-3.8 without (load 10). One per process: the parsed labels hold FreeType fonts whose open
+    file a forked process would share (its offset too), so a fork (lab/show/drawing.py) reading glyphs through its
+    parent's parser fails at random ("FT_Load_Glyph ... invalid outline"); matplotlib's own font cache is cleared
+    in a fork for the same reason."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.mathtext import MathTextParser
 

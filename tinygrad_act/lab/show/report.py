@@ -279,6 +279,8 @@ def terminal_report(summary: dict, records: list[dict], config, width: int | Non
         )
     if status not in ("completed", "diverged"):  # a diverged run's message is its final verdict line above
         text.append(f"status: {status} — {summary.get('message') or '-'}")
+    if summary.get("figures_error") or summary.get("figures_skipped"):  # never silent: the files line lacks figures/
+        text.append(f"figures: not drawn — {summary.get('figures_error') or summary.get('figures_skipped')}")
     listed = summary.get("files") or list(RUN_FILES)
     text.append(f"files: {summary['path']}/ ({', '.join(listed)})")
     return "\n".join(lines + [wrap(line, min(width, TEXT_WIDTH)) for line in text])
