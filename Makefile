@@ -94,8 +94,9 @@ setup: $(STAMP)
 
 test: $(TEST_STAMP)
 	@$(RUN) check test
-	# Two pytest workers on two cores: one BLAS thread each, or they fight over the cores.
-	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -W error -q -n 2 $(TESTS)
+	# Two pytest workers on two cores: one BLAS thread each, or they fight over the cores. Bytecode is written
+	# (PYTHONDONTWRITEBYTECODE emptied): else each worker rewrites the asserts of every test module again (~5 s).
+	PYTHONDONTWRITEBYTECODE= OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -W error -q -n 2 $(TESTS)
 
 lint: $(LINT_STAMP)
 	$(PY) -m ruff check tinygrad_act tests bench experiments
