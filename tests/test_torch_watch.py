@@ -95,7 +95,7 @@ def _assert_close(watched, native, where):
 @pytest.mark.parametrize("act", sorted(TORCH_MODULES))
 def test_watched_torch_mlp_logs_the_lab_engine_s_numbers_to_1e_10_in_float64(tmp_path, act):
     twin, native = _native_records(act, steps=3)
-    lab, deltas = _train_watched(twin, tmp_path / "run", steps=3)
+    lab, deltas = _train_watched(twin, tmp_path / "run", steps=3, figures=False)  # numbers only
     watched = read_metrics(tmp_path / "run")
     assert [r["step"] for r in watched] == [0, 1, 2]
     for mine, theirs, torch_deltas in zip(watched, native, deltas):
@@ -110,7 +110,7 @@ def test_watched_torch_mlp_logs_the_lab_engine_s_numbers_to_1e_10_in_float64(tmp
 
 def test_an_in_place_relu_is_measured_as_the_same_relu_out_of_place(tmp_path):
     twin, native = _native_records("relu", steps=2, inplace=True)
-    _train_watched(twin, tmp_path / "run", steps=2)
+    _train_watched(twin, tmp_path / "run", steps=2, figures=False)
     for mine, theirs in zip(read_metrics(tmp_path / "run"), native):
         for layer, reference in zip(mine["layers"], theirs["layers"]):
             for field in ("delta_norm", "saturation", "dead_fraction", "activation_gain", "act_mean"):
@@ -135,7 +135,7 @@ def test_a_watched_chain_gets_a_verdict_theory_jacobian_figures_and_a_report(tmp
 
 def test_the_jacobian_by_torch_func_is_the_lab_engine_s(tmp_path):
     native_model = MLP(5, [7] * 3, 4, activation="tanh", init="xavier_normal", seed=2, sigma_b2=0.1)
-    _train_watched(_torch_twin(native_model, "tanh"), tmp_path / "run", steps=1)
+    _train_watched(_torch_twin(native_model, "tanh"), tmp_path / "run", steps=1, figures=False)
     native = jacobian.measure(native_model, X[0])
     watched = read_summary(tmp_path / "run")["jacobian"]
     np.testing.assert_allclose(watched["singular_values"], native["singular_values"], rtol=1e-9)
@@ -145,7 +145,7 @@ def test_a_model_the_theory_does_not_cover_is_measured_and_says_why(tmp_path):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Dropout(0.1), torch.nn.Linear(7, 7),
                                 torch.nn.Tanh(), torch.nn.Linear(7, 4)).double()  # fmt: skip
-    _train_watched(model, tmp_path / "run", steps=2)
+    _train_watched(model, tmp_path / "run", steps=2, figures=False)
     summary, records = read_summary(tmp_path / "run"), read_metrics(tmp_path / "run")
     assert not summary["theory"]["applies"] and "does not read the previous layer" in summary["theory"]["reason"]
     assert not summary["jacobian"]["applies"]
@@ -163,7 +163,7 @@ def test_a_linear_without_a_known_activation_module_is_named_and_measured_as_z(t
             return self.out(torch.tanh(self.second(torch.nn.functional.softsign(self.first(x)))))
 
     model = Block().double()
-    lab, _ = _train_watched(model, tmp_path / "run", steps=1)
+    lab, _ = _train_watched(model, tmp_path / "run", steps=1, figures=False)
     first, second = read_metrics(tmp_path / "run")[0]["layers"][:2]
     assert first["saturation"] is None and first["activation_gain"] is None and first["act_std"] > 0
     assert second["activation_gain"] > 0  # torch.tanh, called as a function, is identified
