@@ -233,6 +233,15 @@ def test_bad_models_and_settings_are_one_line_errors_that_write_nothing(tmp_path
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("flag", ["force", "jacobian", "figures", "tensorboard"])
+@pytest.mark.parametrize("value", ["no", 0, None])
+def test_a_flag_that_is_not_true_or_false_is_one_line_naming_it_and_writes_nothing(tmp_path, flag, value):
+    model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2))
+    with pytest.raises(UsageError, match=f"{flag} must be True or False, got {value!r}") as error:
+        tinygrad_act.watch(model, out=str(tmp_path / "run"), **{flag: value})
+    assert "\n" not in str(error.value) and not (tmp_path / "run").exists()
+
+
 def test_watch_never_writes_over_files_it_did_not_write(tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("mine")

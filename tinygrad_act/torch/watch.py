@@ -30,7 +30,7 @@ import time
 import numpy as np
 
 from ..common.errors import UsageError
-from ..common.validate import Setting
+from ..common.validate import Setting, check_all
 from ..lab.measure.records import RunLog
 from ..lab.measure.statistics import Histograms, LayerArrays, step_statistics, update_ratio
 from ..lab.measure.through_time import joint_update_ratio
@@ -41,7 +41,13 @@ from ..nn.optim import squared_norm
 from . import board, finish, functional, recurrent
 from . import model as reading
 
-_EVERY = Setting("every", int, 10, "measure every N steps", low=1)
+_SETTINGS = (  # watch's own arguments, through the one validation every entrance uses (common/validate.py)
+    Setting("every", int, 10, "measure every N steps", low=1),
+    Setting("force", bool, False, "replace a run of this laboratory at out"),
+    Setting("jacobian", bool, True, "the singular values of dz_L/dz_1 at step 0"),
+    Setting("figures", bool, True, "the PNG figures at close"),
+    Setting("tensorboard", bool, False, "TensorBoard event files in out/tensorboard/"),
+)
 
 
 def watch(model, out: str | None = None, every: int = 10, *, force: bool = False, jacobian: bool = True,
@@ -61,10 +67,12 @@ class Watch:
             import torch  # noqa: F401  (the optional extra: one line if it is missing)
         except ImportError:
             raise UsageError("watch needs PyTorch: pip install 'tinygrad_act[torch]'") from None
-        self.every = _EVERY.check(every, "watch")
+        given = check_all(_SETTINGS, {"every": every, "force": force, "jacobian": jacobian, "figures": figures,
+                                      "tensorboard": tensorboard}, "watch")  # fmt: skip
+        self.every, force = given.pop("every"), given.pop("force")
         self.model = model
         self.layout = reading.read(model)
-        self.options = {"jacobian": bool(jacobian), "figures": bool(figures), "tensorboard": bool(tensorboard)}
+        self.options = given  # jacobian, figures, tensorboard
         if tensorboard:
             require_tensorboard()  # before anything is written: one line saying how to install it
         self.steps = 0  # lab.step calls so far: the index of the coming step
@@ -79,7 +87,7 @@ class Watch:
         name = f"torch-{self._name_act()}-d{len(self.layout.linears) - 1}"
         if self.layout.recurrents:  # as a native recurrent run's rnn-<cell>-...
             name = f"torch-rnn-{self.layout.recurrents[0].cell}"
-        self.path = self._stack.enter_context(rundir.prepare(out or "", name, force=bool(force)))
+        self.path = self._stack.enter_context(rundir.prepare(out or "", name, force=force))
         self._board = board.Probe(self._histograms) if tensorboard else None
         # what the measured step's global forward hook calls for each module of the model (id -> hook)
         watched = [(linear, self._on_linear(i)) for i, linear in enumerate(self.layout.linears)]
