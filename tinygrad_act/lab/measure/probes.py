@@ -9,7 +9,8 @@ arrays; the arithmetic below is statistics.py's, which the PyTorch adapter (tiny
 
 ``LayerProbe(..., replay=step)`` (the nn.Step that runs the training steps) attaches no hooks while that step can
 replay its captured program: a measured step then replays too, and the probe reads the same arrays from the
-replay (nn/step.py's ``observe``), the same numbers as through its hooks.
+replay (nn/step.py's ``observe``), the same numbers as through its hooks, and each activation's f'(a) as the
+replayed backward computed it (not computed a second time).
 
 For each Linear layer, input side first (the last one is the output layer):
 
