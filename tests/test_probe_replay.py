@@ -16,16 +16,17 @@ RNG = np.random.default_rng(3)
 BATCHES = [(RNG.normal(size=(16, 5)), RNG.integers(0, 3, size=16)) for _ in range(4)]
 
 
-def _train(replay: bool, log_every: int, clip: float, norm, capture: bool = True, steps: int = 12):
+def _train(replay: bool, log_every: int, clip: float, norm, capture: bool = True, steps: int = 12, act="tanh",
+           dtype=np.float64):  # fmt: skip
     """(the records as JSON, whether each measured step replayed)."""
-    model = MLP(5, [8, 8, 8], 3, activation="tanh", norm=norm, seed=1)
+    model = MLP(5, [8, 8, 8], 3, activation=act, norm=norm, seed=1, dtype=dtype)
     optimizer = SGD(model.parameters(), lr=0.3, momentum=0.9)
     step = Step(model, optimizer, clip, enabled=capture)
     probe = LayerProbe(model, optimizer, lambda i: i % log_every == 0, replay=step if replay else None)
     records, replayed = [], []
     for i in range(steps):
         xb, yb = BATCHES[i % len(BATCHES)]
-        step(xb, yb)
+        step(xb.astype(dtype), yb)
         measured = probe.measuring
         step.update()
         if measured:
@@ -41,6 +42,14 @@ def test_measured_steps_replay_and_log_the_records_of_hooked_eager_steps(log_eve
     assert served == eager
     assert not any(replayed_eagerly)
     assert replayed[0] is False and all(replayed[2:])  # the first records the program, the second may too
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("act", ["sigmoid", "relu", "gelu", "elu", "selu"])
+def test_records_of_replayed_steps_handed_the_backwards_derivatives_equal_hooked_eager_ones(act, dtype):
+    eager, _ = _train(False, 1, 0.0, None, act=act, dtype=dtype)
+    served, replayed = _train(True, 1, 0.0, None, act=act, dtype=dtype)
+    assert served == eager and all(replayed[2:])
 
 
 def test_a_probe_served_by_a_step_that_cannot_replay_measures_through_its_hooks():
