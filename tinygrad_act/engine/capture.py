@@ -81,6 +81,7 @@ class Program:
         self.forward_steps = [self._forward_step(node) for node in self.nodes]
         self.plans = {node: self._plan(node, consumers) for node in self.order}
         self.seed = np.ones_like(root.data)
+        self._slopes = {}  # node -> its _Slope (replay_backward's slopes), whose copy is reused at each replay
 
     def _forward_step(self, node):
         """A function that recomputes ``node.data``: its op's forward, into the node's own array where it takes out=."""
@@ -147,12 +148,17 @@ class Program:
         for fn, nodes in self.effects:
             fn(*(node.data for node in nodes))
 
-    def replay_backward(self, views: dict, kept: dict | None = None) -> None:
+    def replay_backward(self, views: dict, kept: dict | None = None, slopes: dict | None = None) -> None:
         """Walk the graph from the root (seed 1) as graph.backward does; ``views[param]`` receives its gradient.
 
         ``kept``: {node: None} for nodes whose gradient the caller wants (what a hook on them would be handed): each
-        entry becomes that gradient, an array of this replay's that no later step of it writes into."""
+        entry becomes that gradient, an array of this replay's that no later step of it writes into.
+        ``slopes``: {node: None} for nodes of elementwise functions (``Tensor.apply``) whose derivative f'(x) the
+        caller wants: each entry becomes the f'(x) this backward computed (a copy kept before the gradient was
+        multiplied into it; see ``_Slope``), or stays None if no gradient reached the node."""
         self.root._pending, plans = self.seed, self.plans
+        if slopes:
+            self._watch_slopes(slopes)
         try:
             for node in self.order:
                 grad = node._pending
@@ -187,8 +193,50 @@ class Program:
             for node in self.order:
                 node._pending = None
             raise
+        finally:
+            if slopes:
+                self._unwatch_slopes(slopes)
+
+    def _watch_slopes(self, slopes: dict) -> None:
+        """Stand-ins (``_Slope``) for the functions of the ``slopes`` nodes, for one backward walk."""
+        kept = self._slopes
+        for node in slopes:
+            if node._op is not None and node._op.name == "apply" and node in self.plans:
+                stand_in = kept.get(node)
+                if stand_in is None or stand_in.function is not node._ctx:
+                    stand_in = kept[node] = _Slope(node._ctx)
+                stand_in.seen = False
+                node._ctx = stand_in
+
+    @staticmethod
+    def _unwatch_slopes(slopes: dict) -> None:
+        for node in slopes:
+            stand_in = node._ctx
+            if stand_in.__class__ is _Slope:
+                node._ctx = stand_in.function
+                slopes[node] = stand_in.copy if stand_in.seen else None
 
     def restore(self) -> None:
         """Link the graph again after the eager backward() of the recorded step freed it."""
         for node, parents, op, ctx in self.links:
             node._parents, node._op, node._ctx, node._pending = parents, op, ctx, None
+
+
+class _Slope:
+    """An elementwise function (kernels.Elementwise or an activation) as the backward of ``Tensor.apply`` reads it,
+    which keeps a copy of the derivative f'(x) it hands out: that backward multiplies the gradient into f'(x) in
+    place, so the copy is taken between the two. The derivative is the function's own, called as the backward
+    calls it; nothing else changes."""
+
+    def __init__(self, function):
+        self.function = function
+        self.can_die, self.trusted, self.in_place = function.can_die, function.trusted, function.in_place
+        self.copy, self.seen = None, False
+
+    def derivative(self, x, *out):
+        slope = self.function.derivative(x, *out)
+        if self.copy is None or self.copy.shape != slope.shape or self.copy.dtype != slope.dtype:
+            self.copy = np.empty_like(slope)
+        np.copyto(self.copy, slope)
+        self.seen = True
+        return slope

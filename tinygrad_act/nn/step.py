@@ -14,8 +14,9 @@ read row by row) or ``mse`` (one value per output row, as a regression's targets
 A measurement need not make a step eager: ``step.observe(observer)`` (a probe, lab/measure/probes.py) hands every
 replayed call's arrays to ``observer.replayed(Replayed(...))``: each module call's input and output, the gradient
 of the loss with respect to each output, every parameter's gradient before clipping: what the observer's hooks
-would have kept. A call that cannot replay calls ``observer.attach()`` first (the observer attaches its hooks) and
-runs eagerly, as any call with hooks does.
+would have kept; and each activation's derivative f'(x) as the replayed backward computed it, so that the
+observer need not compute it again. A call that cannot replay calls ``observer.attach()`` first (the observer
+attaches its hooks) and runs eagerly, as any call with hooks does.
 """
 
 from __future__ import annotations
@@ -56,12 +57,15 @@ class Replayed:
     """What a replayed call computed, for an observer (``Step.observe``); arrays of the program, valid until the next
     call. ``calls``: one (module, its inputs' arrays, its output's array) per module call of the forward pass, in the
     order they returned (as forward hooks see them); ``deltas``: dL/d(output) of each call, in the same order (None
-    where no gradient reached it); ``grads``: each of ``params``' gradient before clipping."""
+    where no gradient reached it); ``grads``: each of ``params``' gradient before clipping; ``slopes``: for a call
+    whose output is one elementwise function of its input (``Tensor.apply``: an activation), the derivative f'(input)
+    its backward computed (None elsewhere, or where none was computed: the observer computes it if it needs it)."""
 
     calls: list
     deltas: list
     params: list
     grads: list
+    slopes: list | None = None
 
 
 class Step:
@@ -266,14 +270,16 @@ class Step:
             return None
         views = self.flat.new_grad()  # this step's gradients: the last step's stay whoever holds them
         kept = None if observer is None else dict.fromkeys(output for _, _, output in calls)
-        program.replay_backward(dict(zip(self.flat.params, views)), kept)
+        slopes = None if observer is None else dict.fromkeys(kept)  # f'(x) of the calls that apply a function
+        program.replay_backward(dict(zip(self.flat.params, views)), kept, slopes)
         program.run_effects()
         for p, view in zip(self.flat.params, views):
             p.grad = view
         if observer is not None:  # clipping scales the flat gradient in place: the observer keeps them before it
             grads = self.flat.views_of(self.flat.grad.copy()) if self.clip else views
             deltas = [kept[output] for _, _, output in calls]
-            observer.replayed(Replayed(_arrays(calls), deltas, self.flat.params, grads))
+            derivatives = [slopes[output] for _, _, output in calls]
+            observer.replayed(Replayed(_arrays(calls), deltas, self.flat.params, grads, derivatives))
         if self.clip:
             clip_grad_norm(self.flat.params, self.clip, flat=self.flat.grad)
         return loss_value, Tensor(logits.data.copy())

@@ -9,7 +9,8 @@ arrays; the arithmetic below is statistics.py's, which the PyTorch adapter (tiny
 
 ``LayerProbe(..., replay=step)`` (the nn.Step that runs the training steps) attaches no hooks while that step can
 replay its captured program: a measured step then replays too, and the probe reads the same arrays from the
-replay (nn/step.py's ``observe``), the same numbers as through its hooks.
+replay (nn/step.py's ``observe``), the same numbers as through its hooks, and each activation's f'(a) as the
+replayed backward computed it (not computed a second time).
 
 For each Linear layer, input side first (the last one is the output layer):
 
@@ -201,7 +202,7 @@ class LayerProbe(Probe):
             return
         n = len(self.layers)
         self._seen, self._deltas, self._grads = [None] * n, [None] * n, {}
-        self._inputs = [None] * n
+        self._inputs, self._slopes = [None] * n, [None] * n
         if hooked:
             self._handles += self._hook_gradients()
 
@@ -215,7 +216,8 @@ class LayerProbe(Probe):
         self._start_step(hooked=False)
         if not self._active:
             return
-        for (module, inputs, output), delta in zip(step.calls, step.deltas):
+        slopes = step.slopes or [None] * len(step.calls)
+        for (module, inputs, output), delta, slope in zip(step.calls, step.deltas, slopes):
             role = self._roles.get(module)
             if role is None:
                 continue
@@ -225,6 +227,7 @@ class LayerProbe(Probe):
                 self._deltas[index] = delta
             else:
                 self._seen[index] = (inputs[0], output)
+                self._slopes[index] = slope  # f'(input), as the replayed backward computed it (or None)
         wanted = set(map(id, self._parameters))
         self._grads = {id(p): g for p, g in zip(step.params, step.grads) if g is not None and id(p) in wanted}
 
@@ -241,7 +244,7 @@ class LayerProbe(Probe):
 
     def _forget(self):
         self._seen = self._deltas = self._weights_before = None
-        self._inputs = None
+        self._inputs = self._slopes = None
         self._grads = {}
 
     def _histogram(self) -> None:
@@ -290,6 +293,7 @@ class LayerProbe(Probe):
                 inputs=self._inputs[index],
                 pre=None if seen is None else seen[0],
                 out=None if seen is None else seen[1],
+                slope=self._slopes[index],
                 activation=self.activation if index < last else None,
                 weight_after=layer.weight.data if updated else None,
             )

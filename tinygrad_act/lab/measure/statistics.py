@@ -73,7 +73,8 @@ class LayerArrays:
     step's update (None: not known, no ``update_ratio``). ``delta`` = dL/dz of the layer's output z, ``inputs`` its
     input rows. ``pre`` and ``out``: the activation's input a (z, or z normalized) and output, with ``activation``
     the registry's Activation; for the output layer, or an activation the registry does not know, ``activation``
-    is None and ``out`` is z (only ``act_mean`` and ``act_std`` are measured). None wherever a value was not seen.
+    is None and ``out`` is z (only ``act_mean`` and ``act_std`` are measured). ``slope``: f'(pre) if the engine
+    computed it already (its backward does; nn.step.Replayed), else None. None wherever a value was not seen.
     """
 
     weight: np.ndarray
@@ -84,22 +85,26 @@ class LayerArrays:
     inputs: np.ndarray | None = None
     pre: np.ndarray | None = None
     out: np.ndarray | None = None
+    slope: np.ndarray | None = None
     activation: object = None
     weight_after: np.ndarray | None = None
 
 
-def activation_statistics(activation, pre: np.ndarray, out: np.ndarray) -> dict:
-    """A hidden layer's statistics of its activation's input ``pre`` (rows: examples) and output ``out``.
+def activation_statistics(activation, pre: np.ndarray, out: np.ndarray, slope: np.ndarray | None = None) -> dict:
+    """A hidden layer's statistics of its activation's input ``pre`` (rows: examples) and output ``out``; ``slope``:
+    f'(pre) as the engine's backward computed it (the same function, the same numbers), else computed here.
 
     Kept per layer: stacking the layers' arrays to reduce them in one call copies them into a fresh allocation
     each step, which measured slower (page faults) than the per-layer calls it saves."""
     # f'(a) once, for every statistic, from the input as the engine has it: the output form
     # (1 - y^2) is 0 in the saturated tails and would call saturated units dead
-    slope = activation.derivative(pre)
+    if slope is None:
+        slope = activation.derivative(pre)
     size = slope.size
     if not size:
         return dict.fromkeys(_ACTIVATION_KEYS, math.nan)
-    zeros = size - np.count_nonzero(slope)
+    dead = slope == 0  # (nan is not 0: counted as active, as count_nonzero counts it)
+    zeros = np.count_nonzero(dead)  # a count over booleans: faster than count_nonzero over the floats
     flat = slope.ravel()
     if flat.dtype != np.float64:
         flat = flat.astype(np.float64)
@@ -109,7 +114,7 @@ def activation_statistics(activation, pre: np.ndarray, out: np.ndarray) -> dict:
         "act_std": std,
         "saturation": np.count_nonzero(activation.saturated(pre, slope)) / size,
         # dead units: f' = 0 for every example (rows are examples); counted only where some f' is 0
-        "dead_fraction": _fraction(np.all(slope == 0, axis=0)) if zeros else 0.0,
+        "dead_fraction": _fraction(dead.all(axis=0)) if zeros else 0.0,
         "activation_gain": float(np.dot(flat, flat)) / size,
         "inactive_fraction": zeros / size,
     }
@@ -138,7 +143,7 @@ def layer_statistics(number: int, layer: LayerArrays, squares: dict) -> dict:
         "delta_norm": math.nan if layer.delta is None else norm(layer.delta),
     }
     if layer.activation is not None and layer.pre is not None:
-        stats.update(activation_statistics(layer.activation, layer.pre, layer.out))
+        stats.update(activation_statistics(layer.activation, layer.pre, layer.out, layer.slope))
     elif layer.out is not None:  # the output layer (or an activation the registry does not know): z only
         stats["act_mean"], stats["act_std"] = _mean_std(layer.out)
         stats["saturation"] = stats["dead_fraction"] = None
