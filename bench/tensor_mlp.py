@@ -14,6 +14,15 @@ sees the same machine load as the steps it is compared with.
 Threads: one by default (``--threads``) for numpy's BLAS and torch alike. On this shared 2-core machine, two
 OpenMP/OpenBLAS threads that busy-wait for each other while a neighbour's process holds a core made a torch
 step swing from 7 to 98 ms between identical blocks; one thread gives stable, comparable figures.
+
+Memory: an engine that allocates its arrays in every step (ours eager) depends on the state of glibc's malloc.
+Its trim threshold is twice the largest mmapped block freed so far (128 kB before any): in a fresh process the
+20x256 float32 eager step frees its ~130 kB arrays at its end, malloc gives the heap back to the OS, and the next
+step faults it in again: 1,100-2,100 minor page faults a step, 19-20 ms of CPU against 15-16 ms once an 8 MB
+array has been freed or with MALLOC_TRIM_THRESHOLD_ and MALLOC_MMAP_THRESHOLD_ set (resource.getrusage and
+strace, 2026-12-07). Here the ceiling's random matrices are such arrays, freed before any step is timed: the
+figures are those of a process whose allocator has grown; in a fresh process that size's eager step can be a
+fifth to a third slower (the floors allocate nothing in a step; the captured step neither).
 """
 
 from __future__ import annotations

@@ -131,8 +131,8 @@ def _apply_backward(node, g, out=(None,)):
     activation, x = node._ctx, node._parents[0].data
     into = out[0] is not None
     slope = activation.derivative(x, out[0]) if into else activation.derivative(x)
-    # rare, and checked first so that 0 * inf warns nowhere; g·g (one BLAS pass) is finite only if every g is
-    if not np.isfinite(np.vdot(g, g)) and not np.isfinite(g).all():
+    # rare, and checked first so that 0 * inf warns nowhere; g·g (one BLAS pass) < inf only if every g is finite
+    if not np.vdot(g, g) < np.inf and not np.isfinite(g).all():
         with np.errstate(invalid="ignore"):
             product = g * slope
         # As PyTorch: where f' is 0 by definition (relu below 0: an activation that can die), exactly 0 even
