@@ -308,3 +308,19 @@ def test_a_title_wider_than_its_figure_goes_on_two_lines_after_the_run_and_every
     what, said = lines["gradient_flow.png", 11][0].split(" — ")  # 11 inches: one line
     assert what.startswith(path.name) and len(lines["gradient_flow.png", 11]) == 1
     assert lines["update_ratio.png", 8] == [what, said]  # 8 inches: the run, then its verdict
+
+
+def test_a_process_parses_each_maths_label_once_however_many_figures_and_labels_it_draws(monkeypatch):
+    from matplotlib.mathtext import MathTextParser
+
+    def labelled():  # more distinct labels than matplotlib's own cache keeps (50)
+        fig, ax = plots.figure(figsize=(4, 3))
+        for i in range(60):
+            ax.text(0.5, i / 60, rf"$x_{{{i}}}$", fontsize=6)
+        return fig
+
+    first = plots.png(labelled())
+    parsed = []
+    original = MathTextParser.parse
+    monkeypatch.setattr(MathTextParser, "parse", lambda *args, **kw: parsed.append(args[1]) or original(*args, **kw))
+    assert plots.png(labelled()) == first and parsed == []  # the same picture, nothing parsed again
