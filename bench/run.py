@@ -21,7 +21,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the `bench` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import engine, memory, recurrent, scalar_mlp, telemetry, tensor_mlp, watch  # noqa: E402
+from bench import drawing, engine, memory, recurrent, scalar_mlp, telemetry, tensor_mlp, watch  # noqa: E402
 from bench.common import REPO, machine_info  # noqa: E402
 
 TORCH_REQUIREMENT = "torch==2.13.0"  # a CPU wheel; the library imports torch only in its optional adapter (watch)
@@ -62,6 +62,7 @@ register(
 )
 register("watch", watch.run, "what tinygrad_act.watch adds to a PyTorch training loop (every 10 steps)", True)
 register("experiment", telemetry.run_experiment, "wall time of the default experiment, DEPTH=20 ACT=sigmoid")
+register("figures", drawing.run, "CPU of the default run's figures in a fork of a prepared drawing process, per share")
 register("engine", engine.run, "the default run trained by the numpy engine and by engine torch: time ratio", True)
 
 

@@ -172,3 +172,13 @@ def test_watch_section_without_torch_says_it_is_skipped(capsys):
 
     assert watch.run(tiny(torch=False)) == {"skipped": "no torch"}
     assert "skipped" in capsys.readouterr().out
+
+
+def test_figures_section_times_each_share_of_a_real_runs_figures(tmp_path, monkeypatch):
+    from bench import drawing
+
+    monkeypatch.setenv("TINYGRAD_ACT_CACHE", str(tmp_path / "cache"))
+    result = drawing.run(tiny())
+    assert len(result["figures"]) == 8 and result["steps"] == 20 and result["rounds"] == 1
+    shares = [result["cpu_seconds"][name] for name in ("share 0 (the fork)", "share 1")]
+    assert all(seconds > 0 for seconds in shares) and result["cpu_seconds"]["every figure (the sum)"] == sum(shares)

@@ -1,7 +1,9 @@
 """Run figures in the one style (fixed ranges, "out" ticks, theory dashed, underflow kept) and the probe fields
 behind "why, per layer" (weights' gain x activation's gain) and the histograms."""
 
+import io
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from tinygrad_act.optim import SGD
 
 from tinygrad_act import Tensor
 from tinygrad_act.lab.measure.probes import HISTOGRAM_BINS, LayerProbe
+from tinygrad_act.lab.measure.records import read_metrics
 from tinygrad_act.lab.show import plots, run_figures
 from tinygrad_act.lab.show.report import layer_table
 from tinygrad_act.nn import MLP, cross_entropy
@@ -264,3 +267,60 @@ def test_snr_draws_signal_and_noise_per_layer_on_the_fixed_norm_scale():
     signal = tuple(np.round([layer["weight_grad_norm"] for layer in first], 12))
     noise = tuple(np.round([layer["weight_grad_norm"] / np.sqrt(layer["grad_snr"]) for layer in first], 12))
     assert signal in lines and noise in lines  # SNR = (signal / noise)^2: the gap between the two lines
+
+
+# ---- plots.png lays out and draws each figure once, at the dpi it is written at ----------------------------------
+def _pixels(content: bytes) -> np.ndarray:
+    from PIL import Image  # matplotlib's own dependency
+
+    return np.asarray(Image.open(io.BytesIO(content)).convert("RGBA"))
+
+
+def test_png_lays_out_at_the_dpi_it_writes_and_draws_once_with_the_pixels_of_a_plain_savefig(monkeypatch):
+    from matplotlib.figure import Figure
+
+    _, _, records = _measured("relu", steps=2)
+    drawn = []
+    original = Figure.draw
+    monkeypatch.setattr(Figure, "draw", lambda fig, renderer: drawn.append(fig.dpi) or original(fig, renderer))
+    fig, _ = run_figures.update_ratio(records)  # a colour bar: tight_layout leaves a placeholder engine behind
+    content = plots.png(fig, dpi=120)
+    assert drawn == [120]  # not drawn again without rendering for the placeholder layout engine
+    assert _pixels(content).shape[:2] == (round(4 * 120), round(8 * 120))  # figsize (8, 4)
+    again, _ = run_figures.update_ratio(records)
+    again.set_dpi(120)
+    again.tight_layout()
+    buffer = io.BytesIO()
+    again.savefig(buffer, format="png", dpi=120)  # PIL's default compression, the placeholder engine kept
+    assert np.array_equal(_pixels(content), _pixels(buffer.getvalue()))
+
+
+def test_a_title_wider_than_its_figure_goes_on_two_lines_after_the_run_and_every_title_fits(finished_run, tmp_path):
+    out, summary = finished_run
+    path = tmp_path / ("a-run-named-at-some-length-" * 2 + "s0")
+    shutil.copytree(out, path)
+    lines = {}
+    for fig, name in run_figures.drawings(path, read_metrics(path), summary):
+        plots.png(fig)  # laid out and drawn as written
+        box = fig._suptitle.get_window_extent(fig.canvas.get_renderer())
+        assert 0 <= box.x0 and box.x1 <= fig.bbox.width, name  # never cut at the figure's edges
+        lines[name, fig.get_figwidth()] = fig._suptitle.get_text().split("\n")
+    what, said = lines["gradient_flow.png", 11][0].split(" — ")  # 11 inches: one line
+    assert what.startswith(path.name) and len(lines["gradient_flow.png", 11]) == 1
+    assert lines["update_ratio.png", 8] == [what, said]  # 8 inches: the run, then its verdict
+
+
+def test_a_process_parses_each_maths_label_once_however_many_figures_and_labels_it_draws(monkeypatch):
+    from matplotlib.mathtext import MathTextParser
+
+    def labelled():  # more distinct labels than matplotlib's own cache keeps (50)
+        fig, ax = plots.figure(figsize=(4, 3))
+        for i in range(60):
+            ax.text(0.5, i / 60, rf"$x_{{{i}}}$", fontsize=6)
+        return fig
+
+    first = plots.png(labelled())
+    parsed = []
+    original = MathTextParser.parse
+    monkeypatch.setattr(MathTextParser, "parse", lambda *args, **kw: parsed.append(args[1]) or original(*args, **kw))
+    assert plots.png(labelled()) == first and parsed == []  # the same picture, nothing parsed again

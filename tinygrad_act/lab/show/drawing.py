@@ -13,7 +13,6 @@ imported once for many runs, and the second core trains another run.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import pickle
 import signal
@@ -77,8 +76,7 @@ def prepare() -> None:
     axes.set_yscale("log")
     axes.plot([1, 2], [1e-3, 1.0])
     axes.set_title(r"$\sigma_w^2 \cdot E[f'^2]$ — $r$ = 1e-12")
-    fig.tight_layout()
-    fig.savefig(io.BytesIO(), format="png", dpi=plots.DPI)
+    plots.png(fig)
 
 
 def main() -> int:

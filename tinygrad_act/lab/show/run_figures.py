@@ -78,13 +78,25 @@ def drawings(path, records: list[dict], summary: dict, share: tuple[int, int] = 
         draws.append(lambda: histogram_figure(arrays))
     if (summary.get("jacobian") or {}).get("applies"):
         draws.append(lambda: jacobian_figure(summary["jacobian"]))
-    drawn = []
+    drawn, width = [], None
     with np.errstate(all="ignore"):
         for draw in (draw for i, draw in enumerate(draws) if in_share(i, share[1]) == share[0]):
             fig, name = draw()
-            fig.suptitle(title, fontsize=9)
+            width = _title(fig, title, width)
             drawn.append((fig, name))
     return drawn
+
+
+def _title(fig, title: str, width: float | None) -> float:
+    """The run's title over ``fig``, on two lines (broken at its " — ") where one would be wider than the figure
+    (a narrow figure would cut it at both edges); returns the one line's width in inches, measured once per run
+    (``width``: already measured), as every figure of a run has the same title."""
+    text = fig.suptitle(title, fontsize=9)
+    if width is None:
+        width = text.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi
+    if width > 0.98 * fig.get_figwidth() and " — " in title:
+        text.set_text(title.replace(" — ", "\n", 1))
+    return width
 
 
 def in_share(position: int, count: int) -> int:
