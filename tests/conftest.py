@@ -4,6 +4,7 @@ import hostile
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tinygrad_act.lab.show import run_figures
 from tinygrad_act.lab.sweep import grid as sweep_grid
 
 # CI machines are shared and noisy: no per-example deadline; a fixed, moderate number of examples.
@@ -61,6 +62,21 @@ def no_sweep_figures(request, monkeypatch):
     """A sweep in this test writes its tables and page but no figures, unless the test asks for ``sweep_figures``."""
     if "sweep_figures" not in request.fixturenames:
         monkeypatch.setattr(sweep_grid, "figures", lambda root, rows, keys: [])
+
+
+# A run draws its eight figures in a couple of seconds of matplotlib: a test that looks at one of them (or at the path
+# they are written through) asks for ``draw_only`` and names it; tests that check them all draw them all
+# (test_experiment.py, test_run_figures.py through ``finished_run``).
+@pytest.fixture
+def draw_only(monkeypatch):
+    """``draw_only("training.png", ...)``: the runs in this test draw only the named figures, the others made but not
+    rendered (run_figures.drawings filtered, so every figure's code still runs)."""
+
+    def only(*names):
+        every = run_figures.drawings
+        monkeypatch.setattr(run_figures, "drawings", lambda *args: [(f, n) for f, n in every(*args) if n in names])
+
+    return only
 
 
 # The longest tests first: make test runs two workers (xdist hands tests out in collection order), and a run of the

@@ -155,6 +155,7 @@ def test_config_records_the_plug_in_files_and_resume_refuses_a_changed_one(tmp_p
 SWEEP = ["sweep", "--depths", "2", "--width", "4", "--steps", "2", "--batch-size", "8", "--no-progress"]
 
 
+@pytest.mark.usefixtures("no_sweep_figures")  # the runs' data is the point, not the sweep's pictures
 def test_a_sweep_rerun_redoes_the_runs_whose_data_changed(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     data = _data(tmp_path / "mine.npz")

@@ -298,9 +298,12 @@ def _plant_after_prepare(monkeypatch, plant):
 
 
 @pytest.mark.parametrize("name", LINKED)
-def test_a_link_planted_at_a_run_file_is_replaced_and_its_target_stays_unchanged(tmp_path, monkeypatch, name):
+def test_a_link_planted_at_a_run_file_is_replaced_and_its_target_stays_unchanged(
+    tmp_path, monkeypatch, draw_only, name
+):
     target = tmp_path / "precious.txt"
     target.write_text("precious")
+    draw_only("training.png")  # the figure a link is planted at
 
     def plant(path):
         (path / name).parent.mkdir(exist_ok=True)
@@ -315,9 +318,10 @@ def test_a_link_planted_at_a_run_file_is_replaced_and_its_target_stays_unchanged
     assert "figures_error" not in summary
 
 
-def test_a_directory_link_planted_at_figures_is_replaced_and_its_target_stays_empty(tmp_path, monkeypatch):
+def test_a_directory_link_planted_at_figures_is_replaced_and_its_target_stays_empty(tmp_path, monkeypatch, draw_only):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
+    draw_only("training.png")  # one figure written into figures/ is enough to show where it goes
     _plant_after_prepare(monkeypatch, lambda path: (path / "figures").symlink_to(elsewhere, target_is_directory=True))
     out = tmp_path / "run"
     summary = run(_config(out, steps=2, figures=True), progress=False)
@@ -381,6 +385,9 @@ def test_a_run_with_figures_leaves_the_callers_matplotlib_backend_and_pyplot_alo
         import sys, matplotlib
         matplotlib.use("svg")
         from tinygrad_act.lab.run.experiment import Config, run
+        from tinygrad_act.lab.show import run_figures
+        every = run_figures.drawings  # every figure is made; one is rendered (the eight took most of this test)
+        run_figures.drawings = lambda *args: [(f, n) for f, n in every(*args) if n == "training.png"]
         summary = run(Config(depth=3, width=8, steps=2, data="spirals:n=200", out={str(tmp_path / "run")!r}),
                       progress=False)
         assert summary["figures"], summary

@@ -117,7 +117,9 @@ def test_run_sweep_in_parallel_from_a_script_with_its_own_registration(tmp_path,
     if guarded:
         body = 'if __name__ == "__main__":\n' + textwrap.indent(body, "    ")
     fixed = {"depth": 3, "width": 8, "steps": 5, "data": "spirals:n=200"}
-    script = PLUGIN + f"from tinygrad_act.lab import sweep\nFIXED = {fixed!r}\n" + body
+    # the sweep's figures (matplotlib in the script's process) are not what this tests: drawn by test_sweep.py
+    no_figures = "from tinygrad_act.lab.sweep import grid\ngrid.figures = lambda root, rows, keys: []\n"
+    script = PLUGIN + f"from tinygrad_act.lab import sweep\n{no_figures}FIXED = {fixed!r}\n" + body
     (tmp_path / "script.py").write_text(script)
     environ = {k: v for k, v in os.environ.items() if k != plugins.ENV}
     result = subprocess.run(

@@ -9,12 +9,20 @@ from pathlib import Path
 
 import pytest
 
+from tinygrad_act.lab.show import drawing, run_figures
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
+# The blocks run as written, but a run's figures are rendered as none: the blocks print no figure, drawing them
+# (matplotlib, eight pictures of the PyTorch block's run) was half of this test's time, and test_torch_watch.py's
+# chain test draws and checks a watched run's figures.
 RUNNER = """
 import importlib.util, re, sys, warnings
 warnings.simplefilter("error")
-blocks = re.findall(r"```python\\n(.*?)```", open(sys.argv[1]).read(), re.S)
+from tinygrad_act.lab.show import run_figures
+run_figures.rendered = lambda path, records, summary, share=(0, 1): []
+with open(sys.argv[1]) as readme:
+    blocks = re.findall(r"```python\\n(.*?)```", readme.read(), re.S)
 for i, block in enumerate(blocks):
     if re.search("^import torch$", block, re.M) and importlib.util.find_spec("torch") is None:
         continue  # the PyTorch section's block: torch is an optional extra
@@ -66,8 +74,21 @@ def _samples_module():
     return module
 
 
+class _Undrawn:
+    """Stands in for a run's drawing process (lab/show/drawing.py): figures/ holds one empty file, not the pictures.
+    A sample prints no figure, only figures/ among the run's files; drawing them (a process, matplotlib, eight
+    pictures) took half of each sample's time, and test_experiment.py and test_run_figures.py check the pictures."""
+
+    def draw(self, path, records, summary):
+        return {"figures": run_figures.write(path, [("training.png", b"")])}
+
+    def close(self):
+        pass
+
+
 @pytest.mark.parametrize("command", list(_samples_module().SAMPLES))
-def test_each_readme_sample_is_what_its_command_prints(command):
+def test_each_readme_sample_is_what_its_command_prints(command, monkeypatch):
+    monkeypatch.setattr(drawing, "Drawer", _Undrawn)
     samples = _samples_module()
     shown = samples.samples(README.read_text(encoding="utf-8"))
     assert command in shown, f"README.md has no sample block for {command!r}"
