@@ -1,3 +1,4 @@
+import fcntl
 import os
 
 import hostile
@@ -35,7 +36,9 @@ def interrupted(tmp_path_factory):
 
 
 # One finished tiny run for the tests that only read it (the terminal report, Run's members, report.html): made
-# once per test process. Tests must not change it; one that needs its own run makes it.
+# once per test session, by the first xdist worker that asks, in the session's shared temporary directory (the
+# pytest-xdist pattern; the others wait on its lock and read it). Tests must not change it; one that needs its
+# own run makes it.
 FINISHED_RUN = dict(depth=4, width=8, act="relu", init="he_normal", steps=30, batch_size=16, data="spirals:n=200",
                     log_every=5, eval_every=10)  # fmt: skip
 
@@ -43,10 +46,19 @@ FINISHED_RUN = dict(depth=4, width=8, act="relu", init="he_normal", steps=30, ba
 @pytest.fixture(scope="session")
 def finished_run(tmp_path_factory):
     """(run directory, summary) of a completed FINISHED_RUN with its figures, report.html and checkpoint."""
-    from tinygrad_act.lab.run.experiment import Config, run
+    from tinygrad_act.lab.run.experiment import Config, read_summary, run
 
-    path = tmp_path_factory.mktemp("finished") / "run"
-    return path, run(Config(**FINISHED_RUN, out=str(path)), progress=False)
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # no workers: this process's own directory
+        path = tmp_path_factory.mktemp("finished") / "run"
+        return path, run(Config(**FINISHED_RUN, out=str(path)), progress=False)
+    shared = tmp_path_factory.getbasetemp().parent  # pytest-N/, shared by this session's workers (popen-gwK/)
+    path = shared / "finished" / "run"
+    with open(shared / "finished.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, after the run is whole
+        if (path / "summary.json").exists():  # summary.json is a run's last file: another worker finished it
+            return path, {**read_summary(path), "path": str(path)}  # as run returns it
+        path.parent.mkdir()
+        return path, run(Config(**FINISHED_RUN, out=str(path)), progress=False)
 
 
 # A sweep draws its own figures (about a second of matplotlib each time): a module of sweep tests turns them off with

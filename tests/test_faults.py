@@ -262,23 +262,17 @@ def test_a_read_only_file_system_is_one_line_exit_1(tmp_path, capsys):
         ("name_too_long", "longer than the file system allows"),
     ],
 )
-def test_an_impossible_out_is_one_line_exit_1_without_a_traceback(tmp_path, where, words):
+def test_an_impossible_out_is_one_line_exit_1_without_a_traceback(tmp_path, where, words, capsys, monkeypatch):
     (tmp_path / "file").write_text("a regular file")
     out = {
         "under_a_file": tmp_path / "file" / "run",
         "proc": "/proc/tinygrad-act-no-such-dir/run",
         "name_too_long": tmp_path / ("x" * 300),
     }[where]
-    result = subprocess.run(
-        [sys.executable, "-m", "tinygrad_act", *TINY, "--out", str(out)],
-        cwd=tmp_path,
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 1
-    assert words in _one_line(result.stderr)
+    monkeypatch.chdir(tmp_path)
+    code, _, stderr = _main([*TINY, "--out", str(out)], capsys)  # in-process: a traceback is an error here
+    assert code == 1
+    assert words in _one_line(stderr)
     assert (tmp_path / "file").read_text() == "a regular file"
 
 

@@ -3,6 +3,8 @@ large random matrices."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np
 import pytest
 
@@ -80,3 +82,51 @@ def test_isometry_figure_draws_the_theory_as_a_distribution_in_log10_s():
     exact = np.sum(np.sqrt(4 * x - x * x) / (2 * np.pi * x)) * (x[1] - x[0])
     assert high - low == pytest.approx(exact, rel=0.02)
     assert isometry.theory_cdf({}, np.array([0.0])) is None
+
+
+@pytest.fixture
+def computed(monkeypatch):
+    """The inputs density computed for (rather than remembered), from an empty memory."""
+    calls, compute = [], spectrum_density._density
+    monkeypatch.setattr(spectrum_density, "_remembered", OrderedDict())
+    monkeypatch.setattr(spectrum_density, "_density", lambda act, *args: calls.append(args) or compute(act, *args))
+    return calls
+
+
+def _ask(act, depth=2, sigma_w2=1.0, moments_of=None):
+    """density of ``depth`` i.i.d. layers at q = 1, placed by the moments of ``moments_of`` (default ``act``)."""
+    moments = spectrum.jacobian_moments(moments_of or act, [1.0] * depth, [sigma_w2] * depth, False)
+    return spectrum_density.density(act, [1.0] * depth, [sigma_w2] * depth, False, moments["mean_s2"],
+                                    moments["relative_var"])  # fmt: skip
+
+
+def test_a_built_in_activations_density_is_remembered_and_each_caller_gets_its_own_equal_copy(computed):
+    first = _ask("tanh")
+    second = _ask(activations.get("tanh"))  # the same spec, asked by name or as an Activation
+    assert len(computed) == 1 and second == first
+    assert second is not first and second["s2"] is not first["s2"] and second["density"] is not first["density"]
+    expected = {**first, "s2": list(first["s2"]), "density": list(first["density"])}
+    first["s2"].clear(), first["density"].append(1.0), first.update(mass=-1.0)  # a caller changes its own copy
+    assert _ask("tanh") == expected and len(computed) == 1
+    assert _ask("tanh", sigma_w2=1.5) != expected and len(computed) == 2  # other inputs: computed
+
+
+def test_a_users_activation_is_computed_each_time_as_it_may_be_replaced_under_its_name(computed):
+    activations.register("test_density_user", forward=np.tanh, derivative=lambda x: 1.0 - np.tanh(x) ** 2,
+                         replace=True)  # fmt: skip
+    try:
+        before = _ask("test_density_user", moments_of="tanh")
+        activations.register("test_density_user", forward=np.tanh, derivative=lambda x: 0.9 * (1.0 - np.tanh(x) ** 2),
+                             replace=True)  # fmt: skip
+        after = _ask("test_density_user", moments_of="tanh")  # all inputs as before: only the activation changed
+    finally:
+        activations.unregister("test_density_user")
+    assert len(computed) == 2 and before["density"] != after["density"]
+
+
+def test_density_remembers_at_most_remembered_answers_dropping_the_oldest(computed, monkeypatch):
+    monkeypatch.setattr(spectrum_density, "REMEMBERED", 2)
+    for sigma_w2 in (1.0, 1.5, 1.0, 2.0, 1.5):  # 1.0 asked again is the newest: 1.5 goes first
+        _ask("identity", depth=1, sigma_w2=sigma_w2)
+    assert [args[1][0] for args in computed] == [1.0, 1.5, 2.0, 1.5]
+    assert len(spectrum_density._remembered) == 2
