@@ -44,7 +44,7 @@ LAYERS = st.one_of(
 HEAD = st.dictionaries(st.sampled_from([*STEP_FIELDS, "through_time", "note"]), NESTED, max_size=12)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=100, deadline=None)  # the special floats have their own fixed case below
 @given(head=HEAD, layers=LAYERS)
 def test_record_lines_write_the_text_of_json_dumps_and_the_csv_module(head, layers):
     record = {**head, "layers": layers}
