@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
-
-import numpy as np
 
 from ...common import files
 from ...common.errors import RunDirError, UsageError, interrupts_deferred
@@ -58,9 +55,8 @@ class RunLog:
         """Fresh logs, or (resuming) logs rewritten to hold exactly ``records`` and then appended to."""
         header = _csv_text([dict(zip(CSV_FIELDS, CSV_FIELDS))])
         if records is not None:
-            texts = [record_lines(record) for record in records]
-            atomic_write(path / "metrics.jsonl", "".join(line for line, _ in texts))
-            atomic_write(path / "metrics.csv", header + "".join(rows for _, rows in texts))
+            atomic_write(path / "metrics.jsonl", "".join(dumps(record) + "\n" for record in records))
+            atomic_write(path / "metrics.csv", header + "".join(_csv_rows(record) for record in records))
         self._jsonl = AppendLog(path / "metrics.jsonl", append=records is not None)
         self._csv = AppendLog(path / "metrics.csv", append=records is not None)
         if records is None:
@@ -69,7 +65,8 @@ class RunLog:
 
     def write(self, record: dict):
         """Append one measured step to both files (whole lines; on failure neither file keeps it)."""
-        line, rows = record_lines(record)
+        line = dumps(record) + "\n"
+        rows = _csv_rows(record)
         with interrupts_deferred():  # a Ctrl-C or SIGTERM here waits until the record is whole in both files
             csv_size = self._csv.size
             self._csv.append(rows)
@@ -84,62 +81,6 @@ class RunLog:
         """Close both files (the records written stay in ``records``)."""
         self._jsonl.close()
         self._csv.close()
-
-
-def record_lines(record: dict) -> tuple[str, str]:
-    """A record's metrics.jsonl line (``dumps(record)`` and a newline) and its metrics.csv lines (``_csv_rows``), the
-    same text, with each number of its layers turned into text once for both files.
-
-    The layers' values (floats, ints, None: what the probes log) are encoded by one json.dumps call; its number
-    texts are the ones json.dumps and the csv module write (a float's repr; NaN and Infinity become the JSON
-    markers "nan", "inf", "-inf" and CSV's nan, inf, -inf; null an empty CSV field). A record holding anything
-    else in its layers is written by the general path. Writing a deep net's record was ~0.5 ms, most of it
-    turning ~300 floats into text twice (bench/watch.py, a measured step of watch)."""
-    layers = record.get("layers")
-    if not _plain(record, layers):
-        return dumps(record) + "\n", _csv_rows(record)
-    values = json.dumps([list(layer.values()) for layer in layers])[2:-2]  # "v, v, ...], [v, ..."
-    json_rows = values.replace("NaN", '"nan"').replace("-Infinity", '"-inf"').replace("Infinity", '"inf"')
-    csv_rows = values.replace("NaN", "nan").replace("-Infinity", "-inf").replace("Infinity", "inf").replace("null", "")
-    parts, layers_json, rows = [], [], []
-    buffer = io.StringIO()  # the step's fields, on every row (the csv module's text: a line without its end)
-    csv.writer(buffer).writerow([record.get(k) for k in STEP_FIELDS])
-    head = buffer.getvalue()[:-2]
-    count = len(layers)
-    for index, (layer, texts, fields) in enumerate(zip(layers, json_rows.split("], ["), csv_rows.split("], ["))):
-        keys = [_key(key) for key in layer]
-        layers_json.append("{" + ", ".join(map(str.__add__, keys, texts.split(", "))) + "}")
-        known = dict(zip(layer, fields.split(", ")))
-        rows.append(",".join([head, layer_name(index, count), *[known.get(f, "") for f in LAYER_FIELDS]]) + "\r\n")
-    for key, value in record.items():
-        parts.append(_key(key) + ("[" + ", ".join(layers_json) + "]" if key == "layers" else dumps(value)))
-    return "{" + ", ".join(parts) + "}\n", "".join(rows)
-
-
-_PLAIN = {float, int, type(None), np.float64}  # values json.dumps writes as the csv module does (bar nan, inf, null)
-_KEYS = {}  # field name -> its JSON text and separator ('"name": ')
-_LAYER_KEYS = set(CSV_FIELDS) - set(STEP_FIELDS)
-
-
-def _plain(record: dict, layers) -> bool:
-    """Whether record_lines may encode the layers at once: a list of non-empty dicts of plain values, string keys."""
-    if type(layers) is not list or not layers or not all(type(key) is str for key in record):
-        return False
-    for layer in layers:
-        if type(layer) is not dict or not layer or not all(type(key) is str for key in layer):
-            return False
-        if not _LAYER_KEYS.issuperset(layer):  # a step's field in a layer (its row would show the layer's)
-            return False
-        if not all(type(value) in _PLAIN for value in layer.values()):
-            return False
-    return True
-
-
-def _key(key: str) -> str:
-    text = _KEYS.get(key)
-    if text is None:
-        text = _KEYS[key] = dumps(key) + ": "
-    return text
 
 
 def _csv_rows(record: dict) -> str:
