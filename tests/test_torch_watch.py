@@ -4,6 +4,7 @@ Skipped where torch is not importable (an optional extra: pip install 'tinygrad_
 """
 
 import copy
+import importlib
 import math
 
 import numpy as np
@@ -367,3 +368,23 @@ def test_a_measured_step_leaves_no_hook_on_the_model_or_in_torch(tmp_path):
             lab.step(loss)
             assert len(hooks) == before + (step == 1)  # the next step (2) is measured: armed again
     assert len(hooks) == before and not any(m._forward_hooks for m in model.modules())
+
+
+def _blas_threads() -> list:
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    return [info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
+
+
+def test_a_measured_steps_statistics_run_on_one_blas_thread_and_the_users_threads_come_back(tmp_path, monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # make test sets them: a user may not
+        monkeypatch.delenv(name, raising=False)
+    seen, watch_module = [], importlib.import_module("tinygrad_act.torch.watch")  # the module, not the function
+    statistics = watch_module.step_statistics
+    monkeypatch.setattr(watch_module, "step_statistics", lambda *a: (seen.append(_blas_threads()), statistics(*a))[1])
+    model = torch.nn.Sequential(torch.nn.Linear(5, 8, dtype=torch.float64), torch.nn.Tanh(),
+                                torch.nn.Linear(8, 4, dtype=torch.float64))  # fmt: skip
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):  # the user's process: two BLAS threads
+        _train_watched(model, tmp_path / "run", steps=2)
+        assert _blas_threads() and set(_blas_threads()) == {2}  # given back after each measured step and close()
+    assert len(seen) == 2 and all(set(threads) == {1} for threads in seen)

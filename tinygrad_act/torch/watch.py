@@ -34,7 +34,7 @@ from ..common.validate import Setting, check_all
 from ..lab.measure.records import RunLog
 from ..lab.measure.statistics import Histograms, LayerArrays, step_statistics, update_ratio
 from ..lab.measure.through_time import joint_update_ratio
-from ..lab.run import rundir
+from ..lab.run import rundir, threads
 from ..lab.run.tensorboard import require as require_tensorboard
 from ..nn import activations
 from ..nn.optim import squared_norm
@@ -72,6 +72,9 @@ class Watch:
         self.every, force = given.pop("every"), given.pop("force")
         self.model = model
         self.layout = reading.read(model)
+        widths = [max(linear.in_features, linear.out_features) for linear in self.layout.linears]
+        widths += [w.module.hidden_size for w in self.layout.recurrents]
+        self._one_thread = threads.statistics_threads(max(widths))  # the statistics on one BLAS thread, not the loop
         self.options = given  # jacobian, figures, tensorboard
         if tensorboard:
             require_tensorboard()  # before anything is written: one line saying how to install it
@@ -103,14 +106,17 @@ class Watch:
         if self.summary is not None:
             raise UsageError(f"watch of {str(self.path)!r} is closed: step() after close()")
         value = float(loss.detach()) if hasattr(loss, "detach") else float(loss)
-        self._settle_pending()
         measured = (
             self._hooks
             and self._seen is not None
             and (any(s is not None for s in self._seen) or any(w.kept is not None for w in self.layout.recurrents))
         )
-        if self.status == "completed" and (measured or not math.isfinite(value)):
-            self._record(value, accuracy, measured)
+        recorded = self.status == "completed" and (measured or not math.isfinite(value))
+        if recorded or self._pending is not None:  # an unmeasured step enters nothing
+            with self._one_thread():
+                self._settle_pending()
+                if recorded:
+                    self._record(value, accuracy, measured)
         self.steps += 1
         self._disarm()
         self._arm()
@@ -122,9 +128,10 @@ class Watch:
             return self.summary
         self._disarm()
         try:
-            self._settle_pending()
-            self._log.close()
-            self.summary = finish.finish(self)
+            with self._one_thread():
+                self._settle_pending()
+                self._log.close()
+                self.summary = finish.finish(self)
         finally:
             self._stack.close()
         return self.summary
