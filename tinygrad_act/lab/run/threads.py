@@ -21,17 +21,24 @@ SMALL = 256  # the widest layer trained on one BLAS thread
 _ENVIRONMENT = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")  # a count the user set wins
 
 
+def _controller(width: int):
+    """threadpoolctl's view of the process's thread pools when layers up to ``width`` wide should run on one thread
+    (not wider, no thread count set in the environment, threadpoolctl installed), else None."""
+    if width > SMALL or any(os.environ.get(name) for name in _ENVIRONMENT):
+        return None
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    return ThreadpoolController()
+
+
 def blas_threads(width: int):
     """A context: one BLAS (and OpenMP) thread while layers up to ``width`` wide train (threadpoolctl installed, no
     thread count set in the environment), else nothing. The numbers are the same either way
     (tests/test_experiment.py)."""
-    if width > SMALL or any(os.environ.get(name) for name in _ENVIRONMENT):
-        return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api=None)
+    controller = _controller(width)
+    return contextlib.nullcontext() if controller is None else controller.limit(limits=1, user_api=None)
 
 
 def statistics_threads(width: int):
@@ -40,11 +47,5 @@ def statistics_threads(width: int):
     (watch: a measured step's statistics). The libraries are looked up once here (about 0.5 ms), so that entering
     costs about 11 us; nothing when wider, when a thread count is set in the environment, or without
     threadpoolctl."""
-    if width > SMALL or any(os.environ.get(name) for name in _ENVIRONMENT):
-        return contextlib.nullcontext
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
-        return contextlib.nullcontext
-    controller = ThreadpoolController()
-    return lambda: controller.limit(limits=1, user_api="blas")
+    controller = _controller(width)
+    return contextlib.nullcontext if controller is None else lambda: controller.limit(limits=1, user_api="blas")
