@@ -388,3 +388,19 @@ def test_a_measured_steps_statistics_run_on_one_blas_thread_and_the_users_thread
         _train_watched(model, tmp_path / "run", steps=2)
         assert _blas_threads() and set(_blas_threads()) == {2}  # given back after each measured step and close()
     assert len(seen) == 2 and all(set(threads) == {1} for threads in seen)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_wide_layer_s_update_ratio_is_the_same_number_from_torch_s_transposed_copy(dtype):
+    watch_module = importlib.import_module("tinygrad_act.torch.watch")  # the module, not the function
+    update_ratio = watch_module.update_ratio
+    generator = torch.Generator().manual_seed(0)
+    for width in (64, 256):  # a transposed view below TRANSPOSE_IN_TORCH weights, torch's copy from it on
+        before = torch.randn(width, width, generator=generator, dtype=dtype)
+        after = before - 1e-3 * torch.randn(width, width, generator=generator, dtype=dtype)
+        wide = width * width >= watch_module.TRANSPOSE_IN_TORCH
+        arrays = [watch_module._fan_in_first(w) for w in (before, after)]
+        assert all(
+            a.flags.c_contiguous == wide and np.array_equal(a, w.numpy().T) for a, w in zip(arrays, (before, after))
+        )
+        assert update_ratio(*arrays) == update_ratio(before.numpy().T, after.numpy().T)  # to the last bit
