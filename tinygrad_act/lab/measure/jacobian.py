@@ -195,17 +195,18 @@ def _decades(log10_values: np.ndarray) -> float:
     return float(high - low) if math.isfinite(high) else math.inf
 
 
-def predict(config, model, dataset_q0: float, sigma_b2: float = 0.0) -> dict:
-    """The theory beside the measurement: mean-field mean of s^2, free-probability variance and density of s^2."""
+def predict(config, activation, init, sigma_w2: list, dataset_q0: float, sigma_b2: float = 0.0) -> dict:
+    """The theory beside the measurement: mean-field mean of s^2, free-probability variance and density of s^2, for
+    the model's ``activation`` and ``init`` and its hidden layers' σ_w² (``sigma_w2``, input side first). Of the
+    configuration and numbers only, never the model's arrays: a run computes it aside while training changes them."""
     if config.residual or config.norm != "none":
         return {"applies": False, "reason": "mean-field and free-probability theory here cover plain MLPs"}
-    sigma_w2 = [theory.sigma_w2_of_weights(layer.weight.data) for layer in model.layers[:-1]]
     try:
         with np.errstate(all="ignore"):  # an overflowing trajectory q gives inf: the theory says so
-            prediction = theory.predict(model.activation, config.depth, sigma_w2, sigma_b2, q0=dataset_q0)
-            orthogonal = model.init.name in spectrum.ORTHOGONAL_INITS
-            moments = spectrum.jacobian_moments(model.activation, prediction.q[:-1], sigma_w2[1:], orthogonal)
-            found = spectrum_density.density(model.activation, prediction.q[:-1], sigma_w2[1:], orthogonal,
+            prediction = theory.predict(activation, config.depth, sigma_w2, sigma_b2, q0=dataset_q0)
+            orthogonal = init.name in spectrum.ORTHOGONAL_INITS
+            moments = spectrum.jacobian_moments(activation, prediction.q[:-1], sigma_w2[1:], orthogonal)
+            found = spectrum_density.density(activation, prediction.q[:-1], sigma_w2[1:], orthogonal,
                                              moments["mean_s2"], moments["relative_var"])  # fmt: skip
     except Exception as error:  # the laboratory runs even if the theory cannot say anything
         return {"applies": False, "reason": f"{type(error).__name__}: {error}"}

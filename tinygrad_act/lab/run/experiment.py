@@ -32,7 +32,7 @@ from ..measure.probes import gradient_record
 from ..measure.records import LAYER_FIELDS, RUN_FILES, RunLog, read_metrics, read_summary  # noqa: F401  (LAYER_FIELDS, RUN_FILES: callers import them from here)
 from ..show import drawing, html, plots, report, run_figures
 from ..theory import mean_field as theory
-from . import checkpoint, provenance, recurrent, rundir, tensorboard, threads
+from . import aside, checkpoint, provenance, recurrent, rundir, tensorboard, threads
 from .config import Config, Resolved
 
 __all__ = [
@@ -122,40 +122,45 @@ def _run_in(path: Path, config: Config, resolved: Resolved, dataset, progress: b
     config.json is kept, and summary.json removed only once the checkpoint has been restored whole."""
     started = time.perf_counter()
     model, training_step, probe, batches = build(config, dataset, resolved)
-    optimizer = training_step.optimizer
-    prediction = predict_theory(config, model, dataset)  # of the initial weights, resumed or not
-    spectrum = measure_jacobian(config, model, dataset)  # of the initial weights too
-    outcome, final, drawn, records = Outcome(), {}, {}, None
-    if resuming:
-        state, records = resuming
-        checkpoint.restore(state, model, optimizer, batches, probe)
-        files.remove(path / "summary.json")  # every check passed: until it writes its own, the run is unfinished
-        outcome.steps_done, outcome.resumed = state.step, (*state.resumed, state.step)
-        started -= records[-1]["time"] if records else 0.0  # time goes on from the last record kept
-    else:
-        record = provenance.config_record(config, path, model, dataset, command)
-        files.atomic_write(path / "config.json", files.dumps(record, indent=2) + "\n")
-    log = tensorboard.TensorBoardLog(path, probe, config, records) if config.tensorboard else RunLog(path, records)
-    when = "after {steps_done} steps"
-    drawer = drawing.Drawer() if draw_aside and config.figures else None
-    try:
-        saver = _Saver(path, config, dataset.sha256, model, optimizer, batches, probe, outcome.resumed)
-        train(config, model, training_step, probe, batches, dataset, log, outcome, progress, started, saver)
-        if config.figures and outcome.status != "failed":  # data for histograms.png, drawn with the figures
-            probe.save_histograms(path / "histograms.npz")
-        if outcome.status == "completed":
-            final.update(final_evaluation(log.records))
-        when = "while drawing the figures"
-        if config.figures and outcome.status != "failed":
-            summary = summarize(config, log.records, outcome.status, outcome.message, outcome.steps_done, final,
-                                prediction, dataset=dataset)  # fmt: skip
-            drawn = draw(path, log.records, {**summary, "jacobian": spectrum}, drawer)
-    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: stop now, the summary comes from the records logged
-        outcome.interrupted(stop, when.format(steps_done=outcome.steps_done))
-    finally:
-        if drawer is not None:
-            drawer.close()
-    return finish(path, config, log.records, outcome, final, prediction, drawn, started, spectrum, dataset)
+    with aside.Worker(aside.wanted(config, draw_aside)) as worker:  # its thread ends with the run
+        optimizer = training_step.optimizer
+        prediction = predict_theory(config, model, dataset)  # of the initial weights, resumed or not
+        spectrum = measure_jacobian(config, model, dataset, worker)  # of the initial weights too (its theory aside)
+        outcome, final, drawn, records = Outcome(), {}, {}, None
+        if resuming:
+            state, records = resuming
+            checkpoint.restore(state, model, optimizer, batches, probe)
+            files.remove(path / "summary.json")  # every check passed: until it writes its own, it is unfinished
+            outcome.steps_done, outcome.resumed = state.step, (*state.resumed, state.step)
+            started -= records[-1]["time"] if records else 0.0  # time goes on from the last record kept
+        else:
+            record = provenance.config_record(config, path, model, dataset, command)
+            files.atomic_write(path / "config.json", files.dumps(record, indent=2) + "\n")
+        written = (
+            tensorboard.TensorBoardLog(path, probe, config, records) if config.tensorboard else RunLog(path, records)
+        )
+        shadow = make_model(config, dataset.num_features, dataset.num_classes, resolved) if worker.aside else None
+        log = aside.EvaluatingLog(written, model, dataset, worker, shadow)  # the evaluations: at once, or aside
+        when = "after {steps_done} steps"
+        drawer = drawing.Drawer() if draw_aside and config.figures else None
+        try:
+            saver = _Saver(path, config, dataset.sha256, model, optimizer, batches, probe, outcome.resumed, log)
+            train(config, model, training_step, probe, batches, dataset, log, outcome, progress, started, saver)
+            if config.figures and outcome.status != "failed":  # data for histograms.png, drawn with the figures
+                probe.save_histograms(path / "histograms.npz")
+            if outcome.status == "completed":
+                final.update(aside.final_evaluation(log.records))
+            when = "while drawing the figures"
+            if config.figures and outcome.status != "failed":
+                summary = summarize(config, log.records, outcome.status, outcome.message, outcome.steps_done, final,
+                                    prediction, dataset=dataset)  # fmt: skip
+                drawn = draw(path, log.records, {**summary, "jacobian": aside.settled(spectrum)}, drawer)
+        except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: stop now, the summary comes from the records logged
+            outcome.interrupted(stop, when.format(steps_done=outcome.steps_done))
+        finally:
+            if drawer is not None:
+                drawer.close()
+        return finish(path, config, log.records, outcome, final, prediction, drawn, started, spectrum, dataset)
 
 
 def build(config: Config, dataset, resolved: Resolved | None = None):
@@ -217,9 +222,10 @@ def _seeds(config: Config):
     return np.random.SeedSequence(config.seed).spawn(2)
 
 
-def measure_jacobian(config: Config, model, dataset) -> dict:
+def measure_jacobian(config: Config, model, dataset, worker: aside.Worker) -> dict:
     """summary["jacobian"]: the singular values of dz_L/dz_1 at step 0 for the first examples of the first
-    batch (a fresh copy of the batch stream, so training sees the same batches), with the theory beside them."""
+    batch (a fresh copy of the batch stream, so training sees the same batches), with the theory beside them (from
+    ``worker``: a Future, which aside.settled replaces by its value)."""
     first, _ = next(data.batches(dataset, config.batch_size, np.random.default_rng(_seeds(config)[1])))
     if config.model == "rnn":
         return recurrent.measure_jacobian(config, model, first)
@@ -228,7 +234,9 @@ def measure_jacobian(config: Config, model, dataset) -> dict:
         return skipped
     entry = jacobian.measure(model, first)
     q0 = float(np.mean(dataset.x_train.astype(np.float64) ** 2))
-    entry["theory"] = jacobian.predict(config, model, q0, config.sigma_b2)
+    sigma_w2 = [theory.sigma_w2_of_weights(layer.weight.data) for layer in model.layers[:-1]]  # read now
+    predicted = (config, model.activation, model.init, sigma_w2, q0, config.sigma_b2)
+    entry["theory"] = worker.submit(jacobian.predict, *predicted)
     return entry
 
 
@@ -250,10 +258,11 @@ CHECKPOINT_INTERVAL = 1.0
 
 
 class _Saver:
-    """Writes checkpoint.npz for the run's current state (after ``steps_done`` updates)."""
+    """Writes checkpoint.npz for the run's current state (after ``steps_done`` updates), once ``log`` (an
+    aside.EvaluatingLog) has written every record it holds: a resumed run finds the records before the checkpoint."""
 
-    def __init__(self, path, config, data_sha256, model, optimizer, batches, probe, resumed=()):
-        self.path, self.config, self.data_sha256, self.resumed = path, config, data_sha256, resumed
+    def __init__(self, path, config, data_sha256, model, optimizer, batches, probe, resumed=(), log=None):
+        self.path, self.config, self.data_sha256, self.resumed, self.log = path, config, data_sha256, resumed, log
         self.parts = (model, optimizer, batches, probe)
         self.step = None  # the step of the checkpoint on disk, if this process wrote one
         self.written = -math.inf  # when (time.perf_counter)
@@ -261,6 +270,8 @@ class _Saver:
     def __call__(self, steps_done: int, now: bool = True) -> None:
         """Write the checkpoint; with ``now=False`` only if CHECKPOINT_INTERVAL has passed since the last one."""
         if steps_done != self.step and (now or time.perf_counter() - self.written >= CHECKPOINT_INTERVAL):
+            if self.log is not None:
+                self.log.flush()
             checkpoint.save(self.path, self.config, steps_done, *self.parts, data_sha256=self.data_sha256,
                             resumed=self.resumed)  # fmt: skip
             self.step, self.written = steps_done, time.perf_counter()
@@ -268,7 +279,8 @@ class _Saver:
 
 def train(config, model, training_step, probe, batches, dataset, log, outcome: Outcome, progress, started,
           save=None) -> None:  # fmt: skip
-    """The loop: batch, forward, loss, backward, clip, step; each measured step goes to ``log``.
+    """The loop: batch, forward, loss, backward, clip, step; each measured step goes to ``log`` (aside.EvaluatingLog:
+    the evaluated steps' whole-split numbers with it, every record written by the end, or when a signal stops it).
 
     Stops at the first non-finite loss or gradient (``outcome`` diverged) or when the file system refuses a
     record (``outcome`` failed, the error kept for after the summary); ``outcome.steps_done`` counts updates
@@ -285,12 +297,14 @@ def train(config, model, training_step, probe, batches, dataset, log, outcome: O
                     if not _train_step(config, model, training_step, probe, batches, dataset, log, outcome, step,
                                        started, bar, save):  # fmt: skip
                         break
+        log.flush()
         if outcome.status == "completed":
             save(outcome.steps_done)
     except KeyboardInterrupt:
-        if outcome.status == "completed" and getattr(batches, "served", None) == outcome.steps_done:  # between steps
-            with contextlib.suppress(RunDirError):  # the checkpoint of the last measured step stays
-                save(outcome.steps_done)
+        with contextlib.suppress(RunDirError):  # what is on disk stays: records, the checkpoint of a measured step
+            log.flush()  # the records logged before the signal
+            if outcome.status == "completed" and getattr(batches, "served", None) == outcome.steps_done:
+                save(outcome.steps_done)  # between steps
         raise
     except RunDirError as error:  # no space left, ...: keep what is on disk, say so in one line
         outcome.status, outcome.message, outcome.fault = "failed", str(error), error
@@ -319,8 +333,7 @@ def _train_step(config, model, training_step, probe, batches, dataset, log, outc
         record = {"step": step, "loss": loss_value, "accuracy": tasks.accuracy(dataset.task, logits, yb),
                   **probe.record}  # fmt: skip
         if _evaluated(config, step):  # loss/accuracy are the minibatch's; these are whole splits
-            record["train_loss"], record["train_accuracy"] = _evaluate(model, dataset, "train")
-            record["test_loss"], record["test_accuracy"] = _evaluate(model, dataset, "test")
+            log.evaluate(record)
         record["time"] = time.perf_counter() - started
         if record["nonfinite"]:
             outcome.status, outcome.message = "diverged", f"diverged at step {step}: non-finite gradients"
@@ -333,21 +346,6 @@ def _train_step(config, model, training_step, probe, batches, dataset, log, outc
     return True
 
 
-FINAL_KEYS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
-
-
-def final_evaluation(records: list[dict]) -> dict:
-    """The summary's whole-split numbers: those of the last record. A completed run's last step is always an
-    evaluation step (``_evaluated``), evaluated after its update, so evaluating again would repeat them."""
-    last = records[-1]
-    assert all(key in last for key in FINAL_KEYS), f"step {last['step']} of a completed run was not evaluated"
-    return {key: last[key] for key in FINAL_KEYS}
-
-
-def _evaluate(model, dataset, split: str) -> tuple[float, float]:
-    return evaluate(model, getattr(dataset, f"x_{split}"), getattr(dataset, f"y_{split}"), task=dataset.task)
-
-
 def finish(path: Path, config: Config, records, outcome: Outcome, final, prediction, drawn, started,
            spectrum: dict | None = None, dataset=None) -> dict:  # fmt: skip
     """Write summary.json, the run's last word (a signal now waits until it is written); return the summary.
@@ -358,7 +356,7 @@ def finish(path: Path, config: Config, records, outcome: Outcome, final, predict
         summary = summarize(config, records, outcome.status, outcome.message, outcome.steps_done, final, prediction,
                             diverged=outcome.diverged, dataset=dataset)  # fmt: skip
         if spectrum is not None:
-            summary["jacobian"] = spectrum
+            summary["jacobian"] = aside.settled(spectrum)
         summary["engine"], summary["device"] = config.engine, config.device
         summary.update(drawn)
         if outcome.signal:

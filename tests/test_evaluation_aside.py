@@ -1,0 +1,178 @@
+"""Evaluations aside (lab/run/aside.py): a run whose whole-split evaluations run in a worker thread writes the same
+files, record for record, as one that evaluates at once; the end, divergence, a signal and a checkpoint write what
+was held first; no thread outlives the run, however it ends; a sweep's runs (draw_aside=False) start none."""
+
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tinygrad_act.common import files
+from tinygrad_act.lab.run import aside, checkpoint, experiment
+from tinygrad_act.lab.run.config import Config
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.identical import READERS  # noqa: E402  (equal files: the same text, timing fields cut out)
+
+
+@pytest.fixture(autouse=True)
+def data_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYGRAD_ACT_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(autouse=True)
+def free_core(monkeypatch):
+    """A second core, whatever the machine running the tests has: the runs that draw aside evaluate aside."""
+    monkeypatch.setattr(aside, "free_core", lambda: True)
+
+
+def _config(out, **options) -> Config:
+    settings = dict(depth=3, width=8, steps=24, log_every=2, eval_every=4, data="spirals:n=300", figures=False)
+    return Config(**{**settings, **options, "out": str(out)})
+
+
+class Evaluations:
+    """Spies on aside.whole_splits: the thread each evaluation ran in; each one aside made ``delay`` s slower (so
+    that records are still held while the run goes on), and failing if ``fail``."""
+
+    def __init__(self, monkeypatch, delay=0.0):
+        self.threads, self.delay, self.fail = [], delay, False
+        self._original = aside.whole_splits
+        monkeypatch.setattr(aside, "whole_splits", self)
+
+    def __call__(self, model, dataset):
+        here = threading.current_thread()
+        self.threads.append(here.name)
+        if here is not threading.main_thread():
+            time.sleep(self.delay)
+            if self.fail:
+                raise RuntimeError("the evaluation failed")
+        return self._original(model, dataset)
+
+    @property
+    def aside(self) -> int:
+        return sum(name != threading.main_thread().name for name in self.threads)
+
+
+def _same_files(a: Path, b: Path) -> None:
+    for name, read in READERS.items():
+        assert read(a / name) == read(b / name), name
+
+
+def _timeless(records: list[dict]) -> list[dict]:
+    return [{key: value for key, value in record.items() if key != "time"} for record in records]
+
+
+def _no_worker_thread() -> bool:
+    return not [thread for thread in threading.enumerate() if thread.name.startswith("aside")]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"dtype": "float32", "act": "sigmoid", "depth": 6},
+        {"norm": "batch", "act": "tanh"},  # batch norm's running statistics go to the shadow too
+        {"act": "relu", "init": "he_normal", "lr": 40.0, "depth": 6, "eval_every": 1},  # diverges, evaluations held
+    ],
+)
+def test_records_evaluated_aside_equal_those_evaluated_at_once(tmp_path, monkeypatch, options):
+    evaluations = Evaluations(monkeypatch, delay=0.01)
+    at_once = experiment.run(_config(tmp_path / "at_once", **options), progress=False)
+    assert evaluations.aside == 0  # a sweep's run (draw_aside=False) evaluates in its own thread
+    aside_run = experiment.run(_config(tmp_path / "aside", **options), progress=False, draw_aside=True)
+    assert evaluations.aside >= 1 and aside_run["status"] == at_once["status"]
+    _same_files(tmp_path / "at_once", tmp_path / "aside")
+    assert _no_worker_thread()
+
+
+def test_the_jacobians_theory_computed_aside_equals_the_one_computed_at_once(tmp_path):
+    options = {"act": "sigmoid", "depth": 4, "width": 16, "steps": 6, "jacobian": True}
+    at_once = experiment.run(_config(tmp_path / "at_once", **options), progress=False)
+    aside_run = experiment.run(_config(tmp_path / "aside", **options), progress=False, draw_aside=True)
+    assert at_once["jacobian"]["theory"]["applies"] and aside_run["jacobian"] == at_once["jacobian"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_evaluations_are_held_keeps_every_record_logged_before_it(tmp_path, monkeypatch, signum):
+    evaluations = Evaluations(monkeypatch, delay=0.2)  # the record of step 12 is held when the signal comes
+    original = experiment._train_step
+
+    def signalled_at_13(*args):
+        if args[8] == 13:
+            os.kill(os.getpid(), signum)  # held until the step is done, as a real Ctrl-C or SIGTERM is
+        return original(*args)
+
+    monkeypatch.setattr(experiment, "_train_step", signalled_at_13)
+    summary = experiment.run(_config(tmp_path / "run", eval_every=12), progress=False, draw_aside=True)
+    assert summary["status"] == "interrupted" and evaluations.aside >= 1
+    records = files.read_records(tmp_path / "run")
+    assert [r["step"] for r in records] == list(range(0, 14, 2))  # the step the signal came in is whole too
+    assert all(r["test_loss"] is not None for r in records if r["step"] in (0, 12))
+    monkeypatch.setattr(experiment, "_train_step", original)
+    experiment.run(_config(tmp_path / "whole", eval_every=12), progress=False)
+    assert _timeless(records) == _timeless(files.read_records(tmp_path / "whole"))[: len(records)]
+    assert _no_worker_thread()
+
+
+def test_a_run_resumed_after_a_signal_while_evaluations_are_held_equals_one_never_stopped(tmp_path, monkeypatch):
+    Evaluations(monkeypatch, delay=0.05)
+    original = experiment._train_step
+
+    def interrupted_at_9(*args):
+        if args[8] == 9:
+            raise KeyboardInterrupt
+        return original(*args)
+
+    monkeypatch.setattr(experiment, "_train_step", interrupted_at_9)
+    experiment.run(_config(tmp_path / "run"), progress=False, draw_aside=True)
+    monkeypatch.setattr(experiment, "_train_step", original)
+    resumed = experiment.resume(tmp_path / "run", progress=False, draw_aside=True)
+    assert resumed["status"] == "completed" and resumed["resumed"]["from_step"] == 9
+    experiment.run(_config(tmp_path / "whole"), progress=False, draw_aside=True)
+    _same_files_but_resumed(tmp_path / "whole", tmp_path / "run")
+
+
+def _same_files_but_resumed(whole: Path, resumed: Path) -> None:
+    for name in ("metrics.jsonl", "metrics.csv"):
+        assert READERS[name](whole / name) == READERS[name](resumed / name), name
+
+
+def test_a_checkpoint_is_written_only_once_every_record_before_it_is(tmp_path, monkeypatch):
+    evaluations = Evaluations(monkeypatch, delay=0.05)
+    monkeypatch.setattr(experiment, "CHECKPOINT_INTERVAL", 0.0)  # a checkpoint at every measured step
+    save, missing = checkpoint.save, []
+
+    def checked_save(path, config, steps_done, *args, **kwargs):
+        logged = {record["step"] for record in files.read_records(path)}
+        missing.extend(step for step in range(0, steps_done, config.log_every) if step not in logged)
+        return save(path, config, steps_done, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "save", checked_save)
+    experiment.run(_config(tmp_path / "run"), progress=False, draw_aside=True)
+    assert evaluations.aside >= 1 and missing == []
+
+
+def test_no_worker_thread_outlives_a_run_whose_evaluation_fails(tmp_path, monkeypatch):
+    evaluations = Evaluations(monkeypatch)
+    evaluations.fail = True
+    with pytest.raises(RuntimeError, match="the evaluation failed"):
+        experiment.run(_config(tmp_path / "run"), progress=False, draw_aside=True)
+    assert evaluations.aside >= 1 and _no_worker_thread()
+
+
+def test_a_run_works_aside_only_when_it_draws_aside_on_a_free_core_and_trains_an_mlp_without_tensorboard(
+    monkeypatch,
+):
+    config = Config()
+    assert aside.wanted(config, draw_aside=True)
+    assert not aside.wanted(config, draw_aside=False)  # a sweep's run: the other cores train other runs
+    assert not aside.wanted(Config(model="rnn"), draw_aside=True)
+    assert not aside.wanted(Config(tensorboard=True), draw_aside=True)
+    monkeypatch.setattr(aside, "free_core", lambda: False)
+    assert not aside.wanted(config, draw_aside=True)
