@@ -14,7 +14,8 @@ captured step (every step eager): unmeasured steps replay it (nn/step.py), measu
 
 ``experiment``: the wall time of ``python -m tinygrad_act experiment --depth 20 --act sigmoid`` (what
 ``make experiment DEPTH=20 ACT=sigmoid`` runs, minus make's own start) in a fresh process, end to end: start-up,
-data (cached), 1000 steps, figures; and the training loop alone as the run's summary reports it.
+data (cached), 1000 steps, figures; and the training loop alone as the run's summary reports it. (tiny, the smoke
+test: 20 steps and ``--no-figures``; the figures section times the figures.)
 """
 
 from __future__ import annotations
@@ -126,13 +127,16 @@ def numpy_loop(dataset, steps: int, depth: int = 20, width: int = 64, batch: int
     return loss
 
 
+# steps, rounds, options: tiny (the smoke test) runs no figures, which the figures section times
+EXPERIMENT_SIZES = {"full": (1000, 3, []), "quick": (1000, 2, []), "tiny": (20, 1, ["--no-figures"])}
+
+
 def run_experiment(options) -> dict:
     """The command against the hand-written loop, alternated (command, loop, command, ...): wall and CPU ratios."""
-    steps = {"full": 1000, "quick": 1000, "tiny": 20}[options.size]
-    rounds = {"full": 3, "quick": 2, "tiny": 1}[options.size]
+    steps, rounds, extra = EXPERIMENT_SIZES[options.size]
     dataset = data.load("mnist1d")  # the cache is warm, as for every run after a user's first
     command = [sys.executable, "-m", "tinygrad_act", "experiment", "--depth", "20", "--act", "sigmoid"]
-    command += ["--steps", str(steps), "--no-progress"]
+    command += ["--steps", str(steps), *extra, "--no-progress"]
     walls, cpus, loop_walls, loop_cpus, training = [], [], [], [], []
     for _ in range(rounds):
         with tempfile.TemporaryDirectory() as tmp:
@@ -148,7 +152,8 @@ def run_experiment(options) -> dict:
         loop_cpus.append(time.process_time() - cpu)
     wall, loop = float(np.median(walls)), float(np.median(loop_walls))
     ratio, cpu_ratio = paired_ratio(walls, loop_walls), paired_ratio(cpus, loop_cpus)
-    print(f"experiment: python -m tinygrad_act experiment --depth 20 --act sigmoid ({steps} steps), fresh process,")
+    shown = " ".join(["experiment", "--depth", "20", "--act", "sigmoid", *extra])
+    print(f"experiment: python -m tinygrad_act {shown} ({steps} steps), fresh process,")
     print("against the same steps by hand in numpy (bench/telemetry.py numpy_loop), alternated")
     headers = ["end to end s", "run s (summary)", "CPU s (run + drawing)", "numpy loop s", "wall ratio", "CPU ratio"]
     row = [wall, float(np.median(training)), float(np.median(cpus)), loop, ratio, cpu_ratio]

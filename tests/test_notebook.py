@@ -12,11 +12,16 @@ import pytest
 
 import tinygrad_act
 
-nbformat = pytest.importorskip("nbformat", reason="the test extra installs nbformat")  # make test installs it
-nbclient = pytest.importorskip("nbclient", reason="the test extra installs nbclient")
-
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "experiments" / "tutorial.ipynb"
+
+
+@pytest.fixture(scope="module")
+def nbformat():
+    """nbformat, and nbclient checked importable: each test skips without them (make test installs them);
+    imported by the tests only, not at collection, where every pytest worker would import them for one that runs."""
+    pytest.importorskip("nbclient", reason="the test extra installs nbclient")
+    return pytest.importorskip("nbformat", reason="the test extra installs nbformat")
 
 
 def _runner():
@@ -27,7 +32,7 @@ def _runner():
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory):
+def executed(nbformat, tmp_path_factory):
     """The notebook executed afresh, in a fresh working directory."""
     return _runner().execute(NOTEBOOK, tmp_path_factory.mktemp("notebook"))
 
@@ -54,7 +59,7 @@ def _texts(cell) -> list[str]:
     return texts
 
 
-def test_the_tutorial_uses_only_the_public_api():
+def test_the_tutorial_uses_only_the_public_api(nbformat):
     source = "\n".join(cell.source for cell in _code(nbformat.read(NOTEBOOK, as_version=4)))
     imported = re.findall(r"^\s*(?:from|import)\s+(tinygrad_act\S*)(?:\s+import\s+(.+))?$", source, re.M)
     assert imported and all(module == "tinygrad_act" for module, _ in imported), imported
@@ -87,7 +92,7 @@ def test_the_tutorial_teaches_that_the_healthy_net_learns_and_the_vanishing_one_
     assert healthy >= 80 and vanishing <= 40 and healthy - vanishing >= 40  # chance is 33.3%
 
 
-def test_the_stored_notebook_holds_the_outputs_it_gives(executed):
+def test_the_stored_notebook_holds_the_outputs_it_gives(nbformat, executed):
     stored = nbformat.read(NOTEBOOK, as_version=4)
     assert [cell.source for cell in _code(stored)] == [cell.source for cell in _code(executed)]
     for old, new in zip(_code(stored), _code(executed)):

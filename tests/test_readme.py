@@ -3,57 +3,48 @@ output is what its command prints (experiments/readme.py, `make readme`, writes 
 
 import importlib.util
 import re
-import subprocess
-import sys
+import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from tinygrad_act import activations
 from tinygrad_act.lab.show import drawing, run_figures
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
-# The blocks run as written, but a run's figures are rendered as none: the blocks print no figure, drawing them
-# (matplotlib, eight pictures of the PyTorch block's run) was half of this test's time, and test_torch_watch.py's
-# chain test draws and checks a watched run's figures.
-RUNNER = """
-import importlib.util, re, sys, warnings
-warnings.simplefilter("error")
-from tinygrad_act.lab.show import run_figures
-run_figures.rendered = lambda path, records, summary, share=(0, 1): []
-with open(sys.argv[1]) as readme:
-    blocks = re.findall(r"```python\\n(.*?)```", readme.read(), re.S)
-for i, block in enumerate(blocks):
-    if re.search("^import torch$", block, re.M) and importlib.util.find_spec("torch") is None:
-        continue  # the PyTorch section's block: torch is an optional extra
-    try:
-        exec(compile(block, f"README block {i}", "exec"), {"__name__": "readme"})
-    except Exception as error:
-        raise SystemExit(f"README block {i} failed: {type(error).__name__}: {error}")
-print(len(blocks))
-"""
+
+@pytest.fixture
+def readers_process(tmp_path, monkeypatch):
+    """The blocks run in this process as a reader's script would: in a fresh working directory, temporary files
+    and the data cache under it, warnings as errors (as pytest here); what they change for the rest of the process
+    put back afterwards (numpy's and PyTorch's global random state, the activations they register). A run's
+    figures are rendered as none: the blocks print no figure, drawing them (matplotlib, eight pictures of the
+    PyTorch block's run) was half of this test's time, and test_torch_watch.py's chain test draws and checks a
+    watched run's figures."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv("TINYGRAD_ACT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(run_figures, "rendered", lambda path, records, summary, share=(0, 1): [])
+    torch = importlib.import_module("torch") if importlib.util.find_spec("torch") else None  # a block imports it
+    registered, numpy_state = set(activations.names()), np.random.get_state()  # noqa: NPY002 (the blocks use it)
+    torch_state = torch.get_rng_state() if torch else None
+    yield
+    for name in set(activations.names()) - registered:
+        activations.unregister(name)
+    np.random.set_state(numpy_state)  # noqa: NPY002
+    if torch:
+        torch.set_rng_state(torch_state)
 
 
-def test_every_python_block_in_the_readme_runs(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-c", RUNNER, str(README)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={
-            "TINYGRAD_ACT_CACHE": str(tmp_path / "cache"),
-            "PATH": "/usr/bin:/bin",
-            # one BLAS and one OpenMP thread, as make test gives each worker: with torch's default of a thread
-            # per core, the PyTorch block took 16 s of CPU instead of 6 s while the other pytest worker ran
-            "OPENBLAS_NUM_THREADS": "1",
-            "OMP_NUM_THREADS": "1",
-            "MKL_NUM_THREADS": "1",
-            "PYTHONPATH": str(README.parent),  # this checkout's package, not the one the interpreter installed
-        },
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr + result.stdout
-    assert int(result.stdout.split()[-1]) >= 4
+def test_every_python_block_in_the_readme_runs(readers_process):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    for i, block in enumerate(blocks):
+        if re.search("^import torch$", block, re.M) and importlib.util.find_spec("torch") is None:
+            continue  # the PyTorch section's block: torch is an optional extra
+        exec(compile(block, f"README block {i}", "exec"), {"__name__": "readme"})  # a failure names its block
+    assert len(blocks) >= 4
 
 
 def test_the_readme_quick_start_is_exactly_the_two_commands():
