@@ -1,4 +1,5 @@
 import fcntl
+import functools
 import gc
 import os
 
@@ -80,16 +81,23 @@ def no_sweep_figures(request, monkeypatch):
 # A run draws its eight figures in a couple of seconds of matplotlib: a test that looks at one of them (or at the path
 # they are written through) asks for ``draw_only`` and names it; tests that check them all draw them all
 # (test_experiment.py, test_run_figures.py through ``finished_run``).
+def _draw_only(patch, *names):
+    every = run_figures.drawings
+    patch.setattr(run_figures, "drawings", lambda *args: [(f, n) for f, n in every(*args) if n in names])
+
+
 @pytest.fixture
 def draw_only(monkeypatch):
     """``draw_only("training.png", ...)``: the runs in this test draw only the named figures, the others made but not
     rendered (run_figures.drawings filtered, so every figure's code still runs)."""
+    return functools.partial(_draw_only, monkeypatch)
 
-    def only(*names):
-        every = run_figures.drawings
-        monkeypatch.setattr(run_figures, "drawings", lambda *args: [(f, n) for f, n in every(*args) if n in names])
 
-    return only
+@pytest.fixture(scope="module")
+def module_draw_only():
+    """``draw_only`` for a module's shared run (a module-scoped fixture's), until the module's tests end."""
+    with pytest.MonkeyPatch.context() as patch:
+        yield functools.partial(_draw_only, patch)
 
 
 # The longest tests first: make test runs two workers (xdist hands tests out in collection order), and a run of the

@@ -27,8 +27,9 @@ from tinygrad_act.lab.run.api import Run
 pytestmark = pytest.mark.usefixtures("data_cache")
 
 
-def _bomb(path, rows=20000, columns=2000):
-    """An .npz whose x inflates to rows x columns float64 zeros (320 MB by default) from a few hundred KB."""
+def _bomb(path, rows=4000, columns=2000):
+    """An .npz whose x inflates to rows x columns float64 zeros (64 MB by default, 8x the tests' memory limit) from
+    a few hundred KB."""
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (rows, columns)})
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -67,7 +68,7 @@ def test_data_that_is_not_a_regular_file_is_one_line_at_once(tmp_path, kind, suf
 
 
 def test_a_deflate_bomb_is_refused_from_its_header_within_the_memory_limit(tmp_path, monkeypatch):
-    monkeypatch.setenv("TINYGRAD_ACT_MEMORY_LIMIT", "64M")
+    monkeypatch.setenv("TINYGRAD_ACT_MEMORY_LIMIT", "8M")
     path = _bomb(tmp_path / "bomb.npz")
     assert path.stat().st_size < 2**21
     line = refused(call(tinygrad_act.run, **TINY | {"data": str(path)}, out=str(tmp_path / "run"), timeout=10))
@@ -165,7 +166,7 @@ def test_a_checkpoint_that_is_not_a_regular_file_is_one_line_at_once(tmp_path, i
 
 
 def test_a_checkpoint_bomb_is_refused_within_the_memory_limit(tmp_path, interrupted, monkeypatch):
-    monkeypatch.setenv("TINYGRAD_ACT_MEMORY_LIMIT", "64M")
+    monkeypatch.setenv("TINYGRAD_ACT_MEMORY_LIMIT", "8M")
     path = copy_run(interrupted, tmp_path / "run")
     with np.load(path / "checkpoint.npz") as npz:
         arrays = dict(npz)

@@ -256,6 +256,7 @@ def test_a_sweep_into_a_folder_the_lab_did_not_write_is_refused(tmp_path):
     unchanged(before, folder, ignore=())
 
 
+@pytest.mark.usefixtures("no_sweep_figures")  # ownership, not pictures: test_sweep.py draws them
 def test_a_sweep_never_replaces_a_users_folder_that_has_a_runs_name(tmp_path):
     root = tmp_path / "sweep"
     succeeded(command(*SWEEP, "--out", root))
@@ -269,6 +270,7 @@ def test_a_sweep_never_replaces_a_users_folder_that_has_a_runs_name(tmp_path):
     unchanged(before, run, ignore=())
 
 
+@pytest.mark.usefixtures("no_sweep_figures")  # ownership, not pictures: test_sweep.py draws them
 def test_a_sweep_directory_has_a_manifest_of_its_own(tmp_path):
     root = tmp_path / "sweep"
     succeeded(command(*SWEEP, "--out", root))

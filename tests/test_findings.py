@@ -193,7 +193,8 @@ def last_records(tmp_path, name):
 
 def _without_sweep_figures(name, request):
     """A finding's section from its own tables and figures, without the sweep's figures (test_sweep.py draws those,
-    on vanished and diverged runs too), but for vanishing_depth, whose section shows two of them."""
+    on vanished and diverged runs too), but for vanishing_depth, whose section shows two of them (the analyses of
+    runs gone wrong go without them: a missing sweep figure is left out of the section)."""
     if name != "vanishing_depth":
         request.getfixturevalue("no_sweep_figures")
 
@@ -278,11 +279,9 @@ def test_report_command_writes_the_readme_and_rejects_an_unknown_finding(tmp_pat
 
 
 # ---- analyses on runs gone wrong ------------------------------------------------------------------------------
+@pytest.mark.usefixtures("no_sweep_figures")  # the sweep's own figures on such runs: test_sweep.py
 @pytest.mark.parametrize("name", NAMES)
-def test_an_analysis_takes_diverged_runs_without_per_layer_statistics_without_warnings(
-    name, tmp_path, tiny_sweeps, request
-):
-    _without_sweep_figures(name, request)
+def test_an_analysis_takes_diverged_runs_without_per_layer_statistics_without_warnings(name, tmp_path, tiny_sweeps):
     grid, fixed = DIVERGED[name]
     tiny_sweeps[name] = (grid, {**DIVERGED_FIXED, **fixed})
     readme = generate([name], tmp_path)
@@ -293,9 +292,9 @@ def test_an_analysis_takes_diverged_runs_without_per_layer_statistics_without_wa
     assert tables(section(readme, name))
 
 
+@pytest.mark.usefixtures("no_sweep_figures")  # the sweep's own figures on such runs: test_sweep.py
 @pytest.mark.parametrize("name", NAMES)
-def test_an_analysis_takes_gradients_that_vanished_to_zero_without_warnings(name, tmp_path, tiny_sweeps, request):
-    _without_sweep_figures(name, request)
+def test_an_analysis_takes_gradients_that_vanished_to_zero_without_warnings(name, tmp_path, tiny_sweeps):
     grid, fixed = VANISHED[name]
     tiny_sweeps[name] = (grid, {**fixed, "steps": 2})
     readme = generate([name], tmp_path)

@@ -48,8 +48,10 @@ def _data_uri(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def hostile_run(tmp_path_factory):
-    """A run with figures whose directory name is markup (a run's name is user data)."""
+def hostile_run(tmp_path_factory, module_draw_only):
+    """A run with figures whose directory name is markup (a run's name is user data): two of them rendered, the page
+    inlines every figure the run has, however many (every figure's code still runs)."""
+    module_draw_only("gradient_flow.png", "training.png")
     path = tmp_path_factory.mktemp("html") / HOSTILE.replace("/", "|")
     summary = run(Config(**TINY, out=str(path)), progress=False)
     return path, summary

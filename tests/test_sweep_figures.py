@@ -99,9 +99,12 @@ def test_heatmap_never_takes_a_median_over_two_inits():
         assert texts == {f"{expected:.1f}"}
 
 
-def test_heatmap_text_contrasts_with_its_cell_and_marks_values_beyond_the_scale_and_diverged_runs():
+def test_heatmap_text_contrasts_with_its_cell_and_marks_values_beyond_the_scale_diverged_runs_and_no_ratio():
     rows = grid_rows() + [row("gelu", "he_normal", 50, status="diverged", ratio=1e3)]
+    rows = [{**r, "ratio_init": math.nan} if r["run"] == "swish-xavier_normal-10" else r for r in rows]  # 0 / 0
     fig = sweep_figures.ratio_heatmap(rows, KEYS)
+    unmeasured = [t for t in fig.axes[0].texts if t.get_position() == (1, ACTS.index("swish"))][0]
+    assert unmeasured.get_text() == "-" and to_rgba(unmeasured.get_color()) == to_rgba("black")
     sigmoid_deep = [t for t in fig.axes[0].texts if t.get_position() == (2, 0)][0]  # log10 r = -31
     assert "(<-16)" in sigmoid_deep.get_text() and to_rgba(sigmoid_deep.get_color()) == to_rgba("white")
     healthy = [t for t in fig.axes[1].texts if t.get_position() == (0, ACTS.index("relu"))][0]

@@ -255,6 +255,25 @@ def test_prediction_of_a_single_hidden_layer_is_ratio_one_and_serializes_to_json
     assert len(record["q"]) == 6 and len(record["chi"]) == 5
 
 
+def test_predict_remembers_its_latest_answers_for_built_in_activations_and_computes_a_users_each_time(
+    local, monkeypatch
+):
+    computed, compute = [], theory._predict
+    monkeypatch.setattr(theory, "_predict", lambda *args: (computed.append(args), compute(*args))[1])
+    monkeypatch.setattr(theory, "REMEMBERED", 2)
+    monkeypatch.setattr(theory, "_predicted", type(theory._predicted)())
+    for sigma_w2 in (1.0, 1.5, 1.0, 2.0, 1.5):  # 1.0 asked again is the newest: 1.5 goes first
+        theory.predict("tanh", 3, [0.7, sigma_w2, sigma_w2], q0=0.5)
+    assert [args[2][-1] for args in computed] == [1.0, 1.5, 2.0, 1.5] and len(theory._predicted) == 2
+    again = theory.predict("tanh", 3, [0.7, 1.5, 1.5], q0=0.5)
+    assert again == compute(activations.get("tanh"), 3, [0.7, 1.5, 1.5], 0.0, 0.5) and len(computed) == 4
+    assert theory.predict("tanh", 3, [0.7, 1.5, 1.5], q0=0.25) != again and len(computed) == 5  # every input counts
+    users = local("softsign")  # a user's activation may change under its name: never remembered
+    theory.predict(users, 3, 1.0)
+    theory.predict(users, 3, 1.0)
+    assert len(computed) == 7
+
+
 def test_predict_rejects_bad_arguments_with_their_values():
     with pytest.raises(ValueError, match="depth"):
         theory.predict("tanh", 0, 1.0)

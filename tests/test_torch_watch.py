@@ -118,7 +118,8 @@ def test_an_in_place_relu_is_measured_as_the_same_relu_out_of_place(tmp_path):
                 _assert_close(layer.get(field), reference.get(field), field)
 
 
-def test_a_watched_chain_gets_a_verdict_theory_jacobian_figures_and_a_report(tmp_path):
+def test_a_watched_chain_gets_a_verdict_theory_jacobian_figures_and_a_report(tmp_path, draw_only):
+    draw_only("gradient_flow.png")  # the one figure looked at (every figure's code still runs)
     twin, _ = _native_records("tanh", steps=0)
     lab, _ = _train_watched(twin, tmp_path / "run", steps=5, every=2)
     summary = read_summary(tmp_path / "run")
@@ -375,8 +376,11 @@ def _blas_threads() -> list:
     return [info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
 
 
-def test_a_measured_steps_statistics_run_on_one_blas_thread_and_the_users_threads_come_back(tmp_path, monkeypatch):
+def test_a_measured_steps_statistics_run_on_one_blas_thread_and_the_users_threads_come_back(
+    tmp_path, monkeypatch, draw_only
+):
     threadpoolctl = pytest.importorskip("threadpoolctl")
+    draw_only("training.png")  # close() still draws (every figure made, one rendered): the threads are looked at
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # make test sets them: a user may not
         monkeypatch.delenv(name, raising=False)
     seen, watch_module = [], importlib.import_module("tinygrad_act.torch.watch")  # the module, not the function

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
@@ -387,7 +388,26 @@ def predict(act, depth: int, sigma_w2, sigma_b2: float = 0.0, q0: float = 1.0) -
     for s in sigma_w2:
         _check_sigmas(s, sigma_b2)
     q0 = validate.number("q0 (mean square of the inputs)", q0, 0)
+    if not act.trusted:  # a user's activation may change between calls under one name: computed every time
+        return _predict(act, depth, sigma_w2, sigma_b2, q0)
+    key = (act.spec, depth, tuple(sigma_w2), float(sigma_b2), float(q0))
+    if key not in _predicted:
+        _predicted[key] = _predict(act, depth, sigma_w2, sigma_b2, q0)
+        if len(_predicted) > REMEMBERED:
+            _predicted.popitem(last=False)  # the oldest
+    _predicted.move_to_end(key)
+    return _predicted[key]  # frozen, its fields tuples: shared safely
 
+
+# A run asks for the prediction of its initial weights twice (the summary's theory, and the Jacobian's beside its
+# spectrum), and near the critical line each costs a few hundred evaluations of the variance map (the fixed point
+# converges like 1/l): predict remembers its latest answers for built-in activations (as spectrum_density does).
+REMEMBERED = 32
+_predicted: OrderedDict = OrderedDict()  # predict's answers, the oldest first
+
+
+def _predict(act, depth: int, sigma_w2: list[float], sigma_b2: float, q0: float) -> Prediction:
+    """predict's computation (arguments checked, ``act`` an Activation)."""
     q = [sigma_w2[0] * q0 + sigma_b2]
     for layer in range(1, depth):
         q.append(variance_map(act, q[-1], sigma_w2[layer], sigma_b2) if math.isfinite(q[-1]) else math.inf)
