@@ -388,22 +388,38 @@ def predict(act, depth: int, sigma_w2, sigma_b2: float = 0.0, q0: float = 1.0) -
     for s in sigma_w2:
         _check_sigmas(s, sigma_b2)
     q0 = validate.number("q0 (mean square of the inputs)", q0, 0)
-    if not act.trusted:  # a user's activation may change between calls under one name: computed every time
-        return _predict(act, depth, sigma_w2, sigma_b2, q0)
-    key = (act.spec, depth, tuple(sigma_w2), float(sigma_b2), float(q0))
-    if key not in _predicted:
-        _predicted[key] = _predict(act, depth, sigma_w2, sigma_b2, q0)
-        if len(_predicted) > REMEMBERED:
-            _predicted.popitem(last=False)  # the oldest
-    _predicted.move_to_end(key)
-    return _predicted[key]  # frozen, its fields tuples: shared safely
+    key = (depth, tuple(sigma_w2), float(sigma_b2), float(q0))
+    return _predicted(act, key, lambda: _predict(act, depth, sigma_w2, sigma_b2, q0))  # frozen: shared safely
+
+
+class Remembered:
+    """The latest ``size`` answers of a pure function of a built-in activation and numbers, the oldest dropped
+    first: ``remembered(act, key, compute)`` is ``compute()``, computed once per ``(act, *key)``. A user's activation
+    may change between calls under one name: its answers are computed every time. The answer itself is shared:
+    a caller that may change it copies it."""
+
+    def __init__(self, size: int):
+        self.size, self._answers = size, OrderedDict()
+
+    def __call__(self, act, key: tuple, compute: Callable):
+        if not act.trusted:
+            return compute()
+        key = (act.spec, *key)
+        if key not in self._answers:
+            self._answers[key] = compute()
+            if len(self._answers) > self.size:
+                self._answers.popitem(last=False)  # the oldest
+        self._answers.move_to_end(key)
+        return self._answers[key]
+
+    def __len__(self) -> int:
+        return len(self._answers)
 
 
 # A run asks for the prediction of its initial weights twice (the summary's theory, and the Jacobian's beside its
 # spectrum), and near the critical line each costs a few hundred evaluations of the variance map (the fixed point
 # converges like 1/l): predict remembers its latest answers for built-in activations (as spectrum_density does).
-REMEMBERED = 32
-_predicted: OrderedDict = OrderedDict()  # predict's answers, the oldest first
+_predicted = Remembered(32)
 
 
 def _predict(act, depth: int, sigma_w2: list[float], sigma_b2: float, q0: float) -> Prediction:

@@ -24,7 +24,6 @@ eigenvalues are 0 (ReLU: half of them) or below LOWEST times the mean (i.i.d. we
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from statistics import NormalDist
 
 import numpy as np
@@ -43,9 +42,7 @@ BELOW = 1e-6  # |1 + psi| below which a point counts as below the whole spectrum
 TOLERANCE = 1e-9
 QDIGITS = 3  # layers whose q agree to this many digits share one D^2 (the change of phi'^2 is ~1e-3 or less)
 EPS_STEPS = 0.2  # eps / x in grid steps (in log x): smaller and the continuation from point to point jumps branch
-REMEMBERED = 32  # answers density keeps (a run asks once; a test session asks for the same tiny runs again)
-
-_remembered: OrderedDict = OrderedDict()  # density's answers, the oldest first
+_remembered = theory.Remembered(32)  # density's answers (a run asks once; a test session asks for the same runs again)
 
 
 def _quantiles(act, q: float) -> np.ndarray:
@@ -131,20 +128,12 @@ def density(act, q, sigma_w2, orthogonal: bool, mean: float, relative_var: float
 
     ``q``, ``sigma_w2``: as spectrum.jacobian_moments; ``mean`` and ``relative_var``: its mean_s2 and
     relative_var (they place the grid). None where Newton fails (the caller says the theory is not drawn).
-    A built-in activation's answers are remembered (REMEMBERED of them): the same inputs give the same numbers,
+    A built-in activation's answers are remembered (the latest 32): the same inputs give the same numbers,
     a fresh copy each time, so a caller may change its own.
     """
     act = theory._activation(act)
-    if not act.trusted:  # a user's activation may change between calls under one name: computed every time
-        return _density(act, q, sigma_w2, orthogonal, mean, relative_var)
-    key = (act.spec, tuple(map(float, q)), tuple(map(float, sigma_w2)), bool(orthogonal), float(mean),
-           float(relative_var))  # fmt: skip
-    if key not in _remembered:
-        _remembered[key] = _density(act, q, sigma_w2, orthogonal, mean, relative_var)
-        if len(_remembered) > REMEMBERED:
-            _remembered.popitem(last=False)  # the oldest
-    _remembered.move_to_end(key)
-    found = _remembered[key]
+    key = (tuple(map(float, q)), tuple(map(float, sigma_w2)), bool(orthogonal), float(mean), float(relative_var))
+    found = _remembered(act, key, lambda: _density(act, q, sigma_w2, orthogonal, mean, relative_var))
     return None if found is None else {**found, "s2": list(found["s2"]), "density": list(found["density"])}
 
 
