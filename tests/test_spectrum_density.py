@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinygrad_act.lab.theory import mean_field as theory
-from tinygrad_act.lab.theory import spectrum, spectrum_density
+from tinygrad_act.lab.theory import memo, spectrum, spectrum_density
 from tinygrad_act.nn import activations
 
 
@@ -87,7 +86,7 @@ def test_isometry_figure_draws_the_theory_as_a_distribution_in_log10_s():
 def computed(monkeypatch):
     """The inputs density computed for (rather than remembered), from an empty memory."""
     calls, compute = [], spectrum_density._density
-    monkeypatch.setattr(spectrum_density, "_remembered", theory.Remembered(32))
+    monkeypatch.setattr(spectrum_density, "_remembered", memo.Remembered(32))
     monkeypatch.setattr(spectrum_density, "_density", lambda act, *args: calls.append(args) or compute(act, *args))
     return calls
 
@@ -124,7 +123,7 @@ def test_a_users_activation_is_computed_each_time_as_it_may_be_replaced_under_it
 
 
 def test_density_remembers_at_most_remembered_answers_dropping_the_oldest(computed, monkeypatch):
-    monkeypatch.setattr(spectrum_density, "_remembered", theory.Remembered(2))
+    monkeypatch.setattr(spectrum_density, "_remembered", memo.Remembered(2))
     for sigma_w2 in (1.0, 1.5, 1.0, 2.0, 1.5):  # 1.0 asked again is the newest: 1.5 goes first
         _ask("identity", depth=1, sigma_w2=sigma_w2)
     assert [args[1][0] for args in computed] == [1.0, 1.5, 2.0, 1.5]

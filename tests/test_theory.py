@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from tinygrad_act import activations
 from tinygrad_act.lab import stats
 from tinygrad_act.lab.theory import mean_field as theory
+from tinygrad_act.lab.theory import memo
 
 SELU_ALPHA = 1.6732632423543772
 SELU_LAMBDA = 1.0507009873554805
@@ -260,7 +261,7 @@ def test_predict_remembers_its_latest_answers_for_built_in_activations_and_compu
 ):
     computed, compute = [], theory._predict
     monkeypatch.setattr(theory, "_predict", lambda *args: (computed.append(args), compute(*args))[1])
-    monkeypatch.setattr(theory, "_predicted", theory.Remembered(2))
+    monkeypatch.setattr(theory, "_predicted", memo.Remembered(2))
     for sigma_w2 in (1.0, 1.5, 1.0, 2.0, 1.5):  # 1.0 asked again is the newest: 1.5 goes first
         theory.predict("tanh", 3, [0.7, sigma_w2, sigma_w2], q0=0.5)
     assert [args[2][-1] for args in computed] == [1.0, 1.5, 2.0, 1.5] and len(theory._predicted) == 2

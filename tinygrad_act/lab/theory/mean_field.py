@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
@@ -37,6 +36,7 @@ from ...common import validate
 from ...nn import activations
 from ...nn import init as initializers
 from ..stats import per_layer_factor, verdict
+from . import memo
 
 # |ln chi| below this is "critical": the depth scale -1/ln(chi) is then beyond 1000 layers.
 CRITICAL_LOG_TOLERANCE = 1e-3
@@ -392,34 +392,10 @@ def predict(act, depth: int, sigma_w2, sigma_b2: float = 0.0, q0: float = 1.0) -
     return _predicted(act, key, lambda: _predict(act, depth, sigma_w2, sigma_b2, q0))  # frozen: shared safely
 
 
-class Remembered:
-    """The latest ``size`` answers of a pure function of a built-in activation and numbers, the oldest dropped
-    first: ``remembered(act, key, compute)`` is ``compute()``, computed once per ``(act, *key)``. A user's activation
-    may change between calls under one name: its answers are computed every time. The answer itself is shared:
-    a caller that may change it copies it."""
-
-    def __init__(self, size: int):
-        self.size, self._answers = size, OrderedDict()
-
-    def __call__(self, act, key: tuple, compute: Callable):
-        if not act.trusted:
-            return compute()
-        key = (act.spec, *key)
-        if key not in self._answers:
-            self._answers[key] = compute()
-            if len(self._answers) > self.size:
-                self._answers.popitem(last=False)  # the oldest
-        self._answers.move_to_end(key)
-        return self._answers[key]
-
-    def __len__(self) -> int:
-        return len(self._answers)
-
-
 # A run asks for the prediction of its initial weights twice (the summary's theory, and the Jacobian's beside its
 # spectrum), and near the critical line each costs a few hundred evaluations of the variance map (the fixed point
 # converges like 1/l): predict remembers its latest answers for built-in activations (as spectrum_density does).
-_predicted = Remembered(32)
+_predicted = memo.Remembered(32)
 
 
 def _predict(act, depth: int, sigma_w2: list[float], sigma_b2: float, q0: float) -> Prediction:

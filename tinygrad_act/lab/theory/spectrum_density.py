@@ -29,6 +29,7 @@ from statistics import NormalDist
 import numpy as np
 
 from . import mean_field as theory
+from . import memo
 
 NODES = 64  # quantiles of h per distinct layer
 POINTS = 240  # grid points in x at least ...
@@ -42,7 +43,7 @@ BELOW = 1e-6  # |1 + psi| below which a point counts as below the whole spectrum
 TOLERANCE = 1e-9
 QDIGITS = 3  # layers whose q agree to this many digits share one D^2 (the change of phi'^2 is ~1e-3 or less)
 EPS_STEPS = 0.2  # eps / x in grid steps (in log x): smaller and the continuation from point to point jumps branch
-_remembered = theory.Remembered(32)  # density's answers (a run asks once; a test session asks for the same runs again)
+_remembered = memo.Remembered(32)  # density's answers (a run asks once; a test session asks for the same runs again)
 
 
 def _quantiles(act, q: float) -> np.ndarray:
