@@ -33,6 +33,7 @@ class Options:
     profile: bool = False  # also cProfile tinygrad_act and print where its time goes
     torch: bool = True  # include PyTorch where it is installed
     threads: int = 1  # BLAS/torch threads in the tensor and recurrent sections; 0: numpy's default (all cores)
+    figures_of: Path | None = None  # the figures section times this finished run's figures (default: a fresh run)
 
 
 @dataclass
@@ -100,6 +101,7 @@ def reproduce_command(names: list, args) -> str:
     flags = [f"--only {','.join(names)}"]
     flags += ["--quick"] * args.quick + ["--profile"] * args.profile + ["--no-torch"] * args.no_torch
     flags += [f"--threads {args.threads}"] * (args.threads != 1)
+    flags += [f"--figures-of {args.figures_of}"] * (args.figures_of is not None)
     return f"{python} bench/run.py {' '.join(flags)}"
 
 
@@ -117,9 +119,17 @@ def main(argv=None) -> int:
         default=1,
         help="threads for numpy's BLAS and torch in the tensor and recurrent sections (default 1; 0: all cores)",
     )
+    parser.add_argument(
+        "--figures-of",
+        type=Path,
+        metavar="RUN_DIR",
+        help="the figures section times this finished run's figures (default: a fresh default run)",
+    )
     parser.add_argument("--output", type=Path, help="results file (default bench/results.json, .quick.json)")
     parser.add_argument("--list", action="store_true", help="list the sections and exit")
     args = parser.parse_args(argv)
+    if args.figures_of is not None and not (args.figures_of / "summary.json").is_file():
+        parser.error(f"--figures-of {args.figures_of}: not a finished run (no summary.json there)")
 
     if args.list:
         for s in SECTIONS.values():
@@ -131,7 +141,9 @@ def main(argv=None) -> int:
         parser.error(f"unknown section(s) {unknown}; choose from {list(SECTIONS)}")
 
     size = "quick" if args.quick else "full"
-    options = Options(size=size, profile=args.profile, torch=not args.no_torch, threads=args.threads)
+    options = Options(
+        size=size, profile=args.profile, torch=not args.no_torch, threads=args.threads, figures_of=args.figures_of
+    )
     if options.torch and any(SECTIONS[n].uses_torch for n in names):
         # Default: install when missing for a full run (make bench); --quick installs only with --with-torch.
         if args.with_torch or not args.quick:

@@ -10,6 +10,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from conftest import FINISHED_RUN  # noqa: E402
+
 from bench import memory, recurrent, run, scalar_mlp, tensor_mlp  # noqa: E402
 from bench.common import max_relative_difference  # noqa: E402
 from tinygrad_act.lab import data  # noqa: E402
@@ -174,11 +176,12 @@ def test_watch_section_without_torch_says_it_is_skipped(capsys):
     assert "skipped" in capsys.readouterr().out
 
 
-def test_figures_section_times_each_share_of_a_real_runs_figures(tmp_path, monkeypatch):
+def test_figures_section_times_each_share_of_a_real_runs_figures(finished_run):
     from bench import drawing
 
-    monkeypatch.setenv("TINYGRAD_ACT_CACHE", str(tmp_path / "cache"))
-    result = drawing.run(tiny())
-    assert len(result["figures"]) == 8 and result["steps"] == 20 and result["rounds"] == 1
+    path, summary = finished_run  # a real run's figures, the session's (the section makes one without --figures-of)
+    result = drawing.run(tiny(figures_of=path))
+    assert result["figures"] == summary["figures"] and len(result["figures"]) == 8
+    assert result["steps"] == FINISHED_RUN["steps"] and result["rounds"] == 1
     shares = [result["cpu_seconds"][name] for name in ("share 0 (the fork)", "share 1")]
     assert all(seconds > 0 for seconds in shares) and result["cpu_seconds"]["every figure (the sum)"] == sum(shares)
