@@ -176,3 +176,29 @@ def test_a_run_works_aside_only_when_it_draws_aside_on_a_free_core_and_trains_an
     assert not aside.wanted(Config(tensorboard=True), draw_aside=True)
     monkeypatch.setattr(aside, "free_core", lambda: False)
     assert not aside.wanted(config, draw_aside=True)
+
+
+class _InterruptedLog:
+    """A run log whose write is stopped as RunLog's is by a signal: the record whole in the log, then
+    KeyboardInterrupt raised as the write ends (its interrupts_deferred block); once, on the write of ``step``."""
+
+    def __init__(self, step: int):
+        self.records, self.step = [], step
+
+    def write(self, record: dict) -> None:
+        self.records.append(record)
+        if record["step"] == self.step:
+            self.step = None
+            raise KeyboardInterrupt
+
+
+def test_a_signal_raised_as_a_held_records_write_ends_neither_loses_nor_repeats_a_record():
+    written = _InterruptedLog(step=1)
+    log = aside.EvaluatingLog(written, model=None, dataset=None, worker=aside.Worker(False))
+    with pytest.raises(KeyboardInterrupt):
+        for step in range(4):
+            log.write({"step": step})
+    log.flush()  # what the training loop does on the signal
+    assert [record["step"] for record in written.records] == [0, 1]
+    log.write({"step": 2})
+    assert [record["step"] for record in written.records] == [0, 1, 2]

@@ -133,9 +133,11 @@ class EvaluatingLog:
         self._evaluations[record["step"]] = self._worker.submit(whole_splits, self._shadow, self._dataset)
 
     def write(self, record: dict) -> None:
-        """Log ``record`` after those before it, once its numbers are in (now, if the worker has them)."""
-        self._held.append((record, self._evaluations.pop(record["step"], None)))
-        self._write_held(wait=False)
+        """Log ``record`` after those before it, once its numbers are in (now, if the worker has them). A signal
+        waits until the records written here are whole and out of the queue: none is lost, none written twice."""
+        with interrupts_deferred():
+            self._held.append((record, self._evaluations.pop(record["step"], None)))
+            self._write_held(wait=False)
 
     def flush(self) -> None:
         """Wait for the evaluations in progress and write every record held (a signal waits until they are)."""
@@ -149,8 +151,8 @@ class EvaluatingLog:
                 if not (wait or numbers.done()):
                     return
                 record.update(numbers.result())
+            self._held.popleft()  # first: a signal held by the log's own write is raised as that write ends
             self._log.write(record)
-            self._held.popleft()
 
     def close(self) -> None:
         """Close the log (the records held stay unwritten: ``flush`` first to keep them)."""
