@@ -233,8 +233,7 @@ def measure_jacobian(config: Config, model, dataset, worker: aside.Worker) -> di
     if skipped is not None:
         return skipped
     entry = jacobian.measure(model, first)
-    q0 = float(np.mean(dataset.x_train.astype(np.float64) ** 2))
-    sigma_w2 = [theory.sigma_w2_of_weights(layer.weight.data) for layer in model.layers[:-1]]  # read now
+    sigma_w2, q0 = _initial_gains(model, dataset)  # read now: the worker must not read arrays training changes
     predicted = (config, model.activation, model.init, sigma_w2, q0, config.sigma_b2)
     entry["theory"] = worker.submit(jacobian.predict, *predicted)
     return entry
@@ -448,10 +447,14 @@ def predict_theory(config, model, dataset) -> dict | None:
         return None
     if config.residual or config.norm != "none":
         return {"applies": False, "reason": "mean-field theory here covers plain MLPs (no residual, no norm)"}
-    # Each hidden layer's own sigma_w^2 = fan_in * mean(W^2): the first layer's fan_in differs from the rest.
-    sigma_w2 = [theory.sigma_w2_of_weights(layer.weight.data) for layer in model.layers[:-1]]
-    q0 = float(np.mean(dataset.x_train.astype(np.float64) ** 2))
+    sigma_w2, q0 = _initial_gains(model, dataset)
     return theory_entry(model.activation, sigma_w2, config.sigma_b2, q0)
+
+
+def _initial_gains(model, dataset) -> tuple[list[float], float]:
+    """Each hidden layer's own sigma_w^2 = fan_in * mean(W^2) (the first's fan_in differs), and the inputs' q0."""
+    sigma_w2 = [theory.sigma_w2_of_weights(layer.weight.data) for layer in model.layers[:-1]]
+    return sigma_w2, float(np.mean(dataset.x_train.astype(np.float64) ** 2))
 
 
 def theory_entry(activation, sigma_w2: list, sigma_b2: float, q0: float) -> dict:
