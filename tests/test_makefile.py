@@ -53,15 +53,15 @@ def _recipe_call(target: str) -> list[str]:
 
 def _makeargs(monkeypatch, capsys, target, *given):
     """makeargs' entry point in-process as ``make TARGET NAME=VALUE...`` starts it: each variable exported as typed,
-    their names in TINYGRAD_ACT_MAKE_VARIABLES, no other variable of makeargs set, the recipe's arguments;
-    (exit code, stderr's lines)."""
+    their names in TINYGRAD_ACT_MAKE_VARIABLES, no other variable of makeargs set (`make test TESTS=...` exports
+    TESTS to these tests), the recipe's arguments; (exit code, stderr's lines)."""
     for name in makeargs.VARIABLES:
         monkeypatch.delenv(name, raising=False)
     for assignment in given:
         name, value = assignment.split("=", 1)
         monkeypatch.setenv(name, value)
     monkeypatch.setenv(makeargs.COMMAND_LINE, " ".join(a.split("=", 1)[0] for a in given))
-    monkeypatch.setattr(sys, "argv", ["-m"])  # makeargs records the command's arguments there, as config.json reads
+    monkeypatch.setattr(sys, "argv", ["-m"])  # makeargs.main sets the CLI's arguments there (config.json's command)
     try:
         code = makeargs.main(_recipe_call(target))
     except SystemExit as exit:  # argparse
