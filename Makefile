@@ -36,9 +36,14 @@ NOTEBOOK_STAMP := $(VENV)/.installed-notebook
 override RUN = $(PY) -m tinygrad_act.makeargs
 # Ctrl-C and SIGTERM reach make's caller as they reached the program: a run that exits 130 (143) makes make die
 # of SIGINT (SIGTERM) too, so the shell sees 130 (143) rather than make's own error 2. make waits for this shell
-# while it handles the signal; the pause lets the signal arrive before the shell exits.
+# while it handles the signal, and the shell exits once make has taken it (`taken`: the signal no longer pending in
+# make's /proc status, checked every 10 ms for at most a second; a second where there is no /proc): a shell that
+# ended first would be reaped as a failed recipe, and make would stop with its own error.
+override taken = if [ -r /proc/$$PPID/status ]; then i=0; while [ $$i -lt 100 ] && [ $$(( 0x$$(sed -n \
+	's/^ShdPnd:[[:space:]]*//p' /proc/$$PPID/status) >> $(1) - 1 & 1 )) = 1 ]; do sleep 0.01; i=$$((i + 1)); done; \
+	else sleep 1; fi
 define run
-@$(1); status=$$?; case $$status in 130) kill -INT $$PPID; sleep 1;; 143) kill -TERM $$PPID; sleep 1;; esac; exit $$status
+@$(1); status=$$?; case $$status in 130) kill -INT $$PPID; $(call taken,2);; 143) kill -TERM $$PPID; $(call taken,15);; esac; exit $$status
 endef
 
 help:  ## show this help

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import grimp  # import-linter's graph builder (the test extra)
+import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "tinygrad_act"
 MAX_FILE_LINES = 500
@@ -17,6 +18,18 @@ MAX_FOLDER_MODULES = 12  # a folder with more holds two concerns (issue 19: lab/
 
 def _sources():
     return sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.fixture(scope="module")
+def functions():
+    """Every function of the package, from one parse of each file: (path, name, lines, [(line, module) it imports
+    of the package's own])."""
+    return [
+        (path, node.name, node.end_lineno - node.lineno + 1, list(_own_imports(node)))
+        for path in _sources()
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+    ]
 
 
 def test_imports_run_one_way_and_the_core_stays_numpy_only():
@@ -35,14 +48,8 @@ def test_no_file_is_longer_than_a_sitting():
     assert not long, f"files over {MAX_FILE_LINES} lines: {long}"
 
 
-def test_no_function_is_longer_than_a_screenful():
-    long = {}
-    for path in _sources():
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                length = node.end_lineno - node.lineno + 1
-                if length > MAX_FUNCTION_LINES:
-                    long[f"{path.relative_to(PACKAGE)}:{node.name}"] = length
+def test_no_function_is_longer_than_a_screenful(functions):
+    long = {f"{path.relative_to(PACKAGE)}:{name}": n for path, name, n, _ in functions if n > MAX_FUNCTION_LINES}
     assert not long, f"functions over {MAX_FUNCTION_LINES} lines: {long}"
 
 
@@ -62,23 +69,22 @@ def test_no_folder_of_the_package_holds_more_than_twelve_modules():
     assert not crowded, f"folders over {MAX_FOLDER_MODULES} modules: {crowded}"
 
 
-def _imports_inside_functions(tree):
-    for function in ast.walk(tree):
-        if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            for node in ast.walk(function):
-                if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("tinygrad_act")):
-                    yield node.lineno, "." * node.level + (node.module or "")
-                elif isinstance(node, ast.Import) and any(a.name.startswith("tinygrad_act") for a in node.names):
-                    yield node.lineno, ", ".join(a.name for a in node.names)
+def _own_imports(function):
+    """(line, module) of each import of the package's own modules inside ``function`` (its nested ones too)."""
+    for node in ast.walk(function):
+        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("tinygrad_act")):
+            yield node.lineno, "." * node.level + (node.module or "")
+        elif isinstance(node, ast.Import) and any(a.name.startswith("tinygrad_act") for a in node.names):
+            yield node.lineno, ", ".join(a.name for a in node.names)
 
 
-def test_no_function_imports_the_package_s_own_modules():
+def test_no_function_imports_the_package_s_own_modules(functions):
     # A function-level import hides an edge from a reader (and once hid three circles); only optional third-party
     # packages (matplotlib, tensorboardX, torch) are imported where they are first needed.
     hidden = [
         f"{path.relative_to(PACKAGE.parent)}:{line} imports {module}"
-        for path in _sources()
-        for line, module in _imports_inside_functions(ast.parse(path.read_text()))
+        for path, _, _, imports in functions
+        for line, module in imports
     ]
     assert not hidden, "\n".join(hidden)
 

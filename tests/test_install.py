@@ -3,6 +3,7 @@ tomli declared for Python 3.10), figures skipped in one line without matplotlib;
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -10,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import hostile
 import pytest
 
 try:
@@ -59,30 +61,39 @@ def test_named_configs_are_package_data_found_without_an_experiments_directory(t
     assert sweep.load_config("vanishing_depth").name == "vanishing_depth"
 
 
+# One interpreter without matplotlib runs both commands (a failed import is tried again on each use).
+WITHOUT_MATPLOTLIB = """
+import json, sys
+from tinygrad_act.cli import main
+for argv in json.loads(sys.argv[1]):
+    print("--- exit", main(argv), flush=True)
+"""
+
+
 def test_without_matplotlib_figures_are_skipped_in_one_line_and_not_listed(tmp_path):
     stand_in = tmp_path / "no_mpl" / "matplotlib"
     stand_in.mkdir(parents=True)
     (stand_in / "__init__.py").write_text("raise ImportError('No module named matplotlib')\n")
     env = {**os.environ, "PYTHONPATH": f"{stand_in.parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    command = [sys.executable, "-m", "tinygrad_act", "experiment", *TINY, "--out", str(tmp_path / "r")]
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert "figures skipped: matplotlib is not installed" in result.stdout
-    files = next(line for line in result.stdout.splitlines() if line.startswith("files:"))
+    experiment = ["experiment", *TINY, "--out", str(tmp_path / "r")]
+    sweep = ["sweep", "--acts", "tanh", *TINY, "--out", str(tmp_path / "s")]
+    script = [sys.executable, "-c", WITHOUT_MATPLOTLIB, json.dumps([experiment, sweep])]
+    result = subprocess.run(script, env=env, capture_output=True, text=True)
+    experiment_out, code, sweep_out, sweep_code, _ = re.split(r"^--- exit (\d+)\n", result.stdout, flags=re.M)
+    assert result.returncode == 0 and code == sweep_code == "0", result.stderr
+    assert "figures skipped: matplotlib is not installed" in experiment_out
+    files = next(line for line in experiment_out.splitlines() if line.startswith("files:"))
     assert "figures/" not in files and not (tmp_path / "r" / "figures").exists()
-    command = [sys.executable, "-m", "tinygrad_act", "sweep", "--acts", "tanh", *TINY, "--out", str(tmp_path / "s")]
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert "figures/" not in result.stdout and "figures skipped: matplotlib is not installed" in result.stdout
+    assert "figures/" not in sweep_out and "figures skipped: matplotlib is not installed" in sweep_out
 
 
 def test_list_verbose_shows_the_experiment_optimizer_defaults_aligned_without_markup():
-    result = subprocess.run([sys.executable, "-m", "tinygrad_act", "list", "-v"], capture_output=True, text=True)
-    assert result.returncode == 0
-    lines = result.stdout.splitlines()
+    listing = hostile.command("list", "-v")
+    assert listing.kind == "ok", listing.message
+    lines = listing.stdout.splitlines()
     sgd = next(line for line in lines if line.strip().startswith("sgd:"))
     assert "lr=0.02" in sgd and "momentum=0.9" in sgd
-    assert "``" not in result.stdout
+    assert "``" not in listing.stdout
     # every description starts in one column: after a spec padded to it, or on its own line indented to it
     described = [line for line in lines if line.startswith("    ") and "  " in line.strip()]
     columns = {len(line) - len(line[4:].lstrip()) for line in described if line[4] == " "}

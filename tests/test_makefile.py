@@ -1,7 +1,11 @@
 """The Makefile passes its variables to the program as data: no shell injection, any character in a value,
 strict switches, `make help` naming every variable, a variable the target does not read refused with the nearest
 name, extras installed on demand, Ctrl-C exiting 130 through make. Runs make with PY (this Python) and STAMP (a fresh
-file) overridden, so no virtual environment is installed."""
+file) overridden, so no virtual environment is installed.
+
+Make runs once for each way a refusal reaches the caller (a variable the target does not read, a switch that is not
+a boolean, a bad value): there its line and exit code are the ones makeargs' entry point gives in-process with the
+environment make exports (``_makeargs``), which checks the table of cases."""
 
 import json
 import os
@@ -36,6 +40,38 @@ def _make(tmp_path, *args, python=sys.executable):
     env = _environment(tmp_path)
     command = ["make", "-s", "-C", str(ROOT), f"PY={python}", f"STAMP={stamp}", *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+
+MAKEFILE = (ROOT / "Makefile").read_text()
+
+
+def _recipe_call(target: str) -> list[str]:
+    """The arguments ``make TARGET``'s recipe gives makeargs (``$(RUN) experiment``, ``$(RUN) check test``)."""
+    recipe = re.search(rf"^{re.escape(target)}:.*\n((?:\t.*\n)*)", MAKEFILE, re.M).group(1)
+    return re.search(r"\$\(RUN\) ([\w -]+?)\)?$", recipe, re.M).group(1).split()
+
+
+def _makeargs(monkeypatch, capsys, target, *given):
+    """makeargs' entry point in-process as ``make TARGET NAME=VALUE...`` starts it: each variable exported as typed,
+    their names in TINYGRAD_ACT_MAKE_VARIABLES, no other variable of makeargs set (`make test TESTS=...` exports
+    TESTS to these tests), the recipe's arguments; (exit code, stderr's lines)."""
+    for name in makeargs.VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for assignment in given:
+        name, value = assignment.split("=", 1)
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv(makeargs.COMMAND_LINE, " ".join(a.split("=", 1)[0] for a in given))
+    monkeypatch.setattr(sys, "argv", ["-m"])  # makeargs.main sets the CLI's arguments there (config.json's command)
+    try:
+        code = makeargs.main(_recipe_call(target))
+    except SystemExit as exit:  # argparse
+        code = exit.code
+    return code, capsys.readouterr().err.splitlines()
+
+
+def _own_lines(stderr: str) -> list[str]:
+    """stderr without make's own ``make: *** [...] Error 2`` lines."""
+    return [line for line in stderr.splitlines() if not re.match(r"make(\[\d+\])?: \*\*\*", line)]
 
 
 def _environment_printer(tmp_path):
@@ -76,11 +112,26 @@ def test_the_recipe_text_holds_no_user_value(tmp_path):
     assert "secret-value" not in result.stdout and "7" not in result.stdout.replace(sys.executable, "")
 
 
+# One refusal of each kind through make: the caller sees the line and exit code makeargs gives in-process, and
+# nothing is written; the cases of each kind are checked in-process below.
+@pytest.mark.parametrize(
+    "given",
+    [["DEPHT=3"], [*TINY, "RESIDUAL=on"], ["DATA=adding", "MODEL=rnn", "SEQ_LEN=-3"]],
+    ids=["a variable the target does not read", "a switch that is not a boolean", "a bad value"],
+)
+def test_a_refusal_through_make_is_the_programs_one_line_with_exit_2(tmp_path, monkeypatch, capsys, given):
+    out = f"OUT={tmp_path / 'run'}"
+    result = _make(tmp_path, "experiment", *given, out)
+    code, lines = _makeargs(monkeypatch, capsys, "experiment", *given, out)
+    assert result.returncode == code == 2 and "Traceback" not in result.stderr, result.stderr
+    assert _own_lines(result.stderr) == lines and len(lines) == 1, (result.stderr, lines)
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("value", ["on", "2", "Y", "True!"])
-def test_a_switch_that_is_not_a_boolean_is_refused_with_one_line(tmp_path, value):
-    result = _make(tmp_path, "experiment", *TINY, f"RESIDUAL={value}", f"OUT={tmp_path / 'run'}")
-    assert result.returncode != 0
-    lines = [line for line in result.stderr.splitlines() if not re.match(r"make(\[\d+\])?: \*\*\*", line)]
+def test_a_switch_that_is_not_a_boolean_is_refused_with_one_line(tmp_path, monkeypatch, capsys, value):
+    code, lines = _makeargs(monkeypatch, capsys, "experiment", *TINY, f"RESIDUAL={value}", f"OUT={tmp_path / 'run'}")
+    assert code == 2
     assert len(lines) == 1 and "RESIDUAL" in lines[0] and repr(value) in lines[0] and "yes" in lines[0]
     assert not (tmp_path / "run").exists()
 
@@ -89,10 +140,10 @@ def test_a_switch_that_is_not_a_boolean_is_refused_with_one_line(tmp_path, value
     "variables, name",
     [(["MODEL=rnn", "SEQ_LEN=-3"], "seq_len"), (["MODEL=rnn", "CELL=lstmm"], "lstmm"), (["TRUNCATE=x"], "truncate")],
 )
-def test_a_bad_recurrent_setting_is_refused_by_make_with_one_line(tmp_path, variables, name):
-    result = _make(tmp_path, "experiment", "DATA=adding", *variables, f"OUT={tmp_path / 'run'}")
-    assert result.returncode != 0 and "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if not re.match(r"make(\[\d+\])?: \*\*\*", line)]
+def test_a_bad_recurrent_setting_is_refused_by_make_with_one_line(tmp_path, monkeypatch, capsys, variables, name):
+    given = ["DATA=adding", *variables, f"OUT={tmp_path / 'run'}"]
+    code, lines = _makeargs(monkeypatch, capsys, "experiment", *given)
+    assert code == 2 and not any("Traceback" in line for line in lines)
     assert len(lines) == 1 and name in lines[0], lines
     assert not (tmp_path / "run").exists()
 
@@ -144,11 +195,13 @@ def test_make_help_lists_every_variable_and_the_show_command(tmp_path):
      ("compare", "RUN=runs/a", "did you mean RUNS?"), ("show", "run_dir=runs/a", "did you mean RUN_DIR?"),
      ("test", "TEST=tests/test_x.py", "did you mean TESTS?")],
 )  # fmt: skip
-def test_a_variable_the_target_does_not_read_is_refused_with_the_nearest_name(tmp_path, target, given, suggestion):
-    result = _make(tmp_path, target, given, f"OUT={tmp_path / 'run'}" if target == "experiment" else "VENV=.venv")
+def test_a_variable_the_target_does_not_read_is_refused_with_the_nearest_name(
+    tmp_path, monkeypatch, capsys, target, given, suggestion
+):
+    other = f"OUT={tmp_path / 'run'}" if target == "experiment" else "VENV=.venv"
+    code, lines = _makeargs(monkeypatch, capsys, target, given, other)
     name = given.split("=")[0]
-    lines = [line for line in result.stderr.splitlines() if not re.match(r"make(\[\d+\])?: \*\*\*", line)]
-    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert code == 2 and len(lines) == 1, lines
     assert f"unknown variable {name} for make {target}" in lines[0] and suggestion in lines[0]
     assert not (tmp_path / "run").exists()
 
