@@ -46,7 +46,7 @@ OPTIONS = {
 @pytest.fixture(scope="module")
 def whole(tmp_path_factory):
     """``whole(name)``: (directory, summary) of the uninterrupted run of ``_config(**OPTIONS[name])``, made once for
-    the module and only read (the runs a resumed one must equal)."""
+    the module and only read (the runs a resumed one must equal); a test asks for it outside its patches."""
     root, made = tmp_path_factory.mktemp("whole"), {}
 
     def get(name: str = "momentum-sgd"):
