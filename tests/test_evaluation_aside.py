@@ -112,7 +112,7 @@ def test_the_jacobians_theory_computed_aside_equals_the_one_computed_at_once(tmp
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_while_evaluations_are_held_keeps_every_record_logged_before_it(
-    tmp_path, monkeypatch, never_stopped, signum
+    tmp_path, monkeypatch, never_stopped, ctrl_c, signum
 ):
     evaluations = Evaluations(monkeypatch, delay=0.2)  # the record of step 12 is held when the signal comes
     original = experiment._train_step

@@ -204,7 +204,7 @@ def test_an_uninterrupted_run_keeps_its_checkpoint_current_at_the_end(whole):
     assert checkpoint.load(path, _config(path)).step == 40
 
 
-def test_sigint_to_a_running_experiment_then_resume_from_the_command_line_matches(tmp_path):
+def test_sigint_to_a_running_experiment_then_resume_from_the_command_line_matches(tmp_path, ctrl_c):
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     args = ["--depth", "3", "--width", "8", "--steps", "1500", "--log-every", "5", "--data", "spirals:n=300"]
     args += ["--no-figures", "--no-progress"]

@@ -24,6 +24,7 @@ from tinygrad_act.lab.run import experiment
 from tinygrad_act.lab.run.experiment import Config
 from tinygrad_act.lab.show import plots
 from tinygrad_act.lab.sweep import grid as sweeps
+from tinygrad_act.lab.sweep.workers import STOP_GRACE_S
 
 TINY = {"depth": 2, "width": 8, "steps": 2, "data": "spirals:n=200", "batch_size": 16, "log_every": 1}
 CLI_TINY = ["--depth", "2", "--width", "8", "--data", "spirals:n=200", "--batch-size", "16", "--no-progress"]
@@ -218,7 +219,7 @@ def _stopped(out: Path, running: int) -> None:
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
 def test_one_signal_stops_a_serial_sweep_its_run_ends_interrupted_and_no_other_starts(
-    tmp_path, monkeypatch, capsys, signum, code
+    tmp_path, monkeypatch, capsys, ctrl_c, signum, code
 ):
     """One process (jobs=1) and no workers: the signal comes to this process, from its first run's step 3."""
     original = experiment._train_step
@@ -237,7 +238,7 @@ def test_one_signal_stops_a_serial_sweep_its_run_ends_interrupted_and_no_other_s
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
 def test_one_signal_stops_the_whole_parallel_sweep_running_runs_end_interrupted_and_no_worker_survives(
-    tmp_path, signum, code
+    tmp_path, ctrl_c, signum, code
 ):
     process, out = _sweep_process(tmp_path, 2)
     try:
@@ -261,8 +262,9 @@ def test_a_worker_whose_sweep_is_killed_does_not_keep_training(tmp_path):
         assert len(workers) == 2
         process.kill()
         process.wait()
-        hang = time.monotonic() + HANG_S
-        while any(_alive(pid) for pid in workers) and time.monotonic() < hang:  # until the kernel's SIGINT ends them
+        # The kernel's SIGINT interrupts each worker's run, which ends as an interrupted task does (STOP_GRACE_S).
+        grace = time.monotonic() + STOP_GRACE_S
+        while any(_alive(pid) for pid in workers) and time.monotonic() < grace:
             time.sleep(0.02)
         assert not any(_alive(pid) for pid in workers)
     finally:
