@@ -2,6 +2,7 @@ import fcntl
 import functools
 import gc
 import os
+import signal
 
 import hostile
 import pytest
@@ -35,6 +36,18 @@ def finished(finished_run):
 def interrupted(tmp_path_factory):
     """An interrupted tiny run (``interrupted_run``), made once per module; tests copy it."""
     return hostile.interrupted_run(tmp_path_factory.mktemp("made") / "interrupted")
+
+
+# A test that sends SIGINT (to itself or to a process it starts) asks for ``ctrl_c``: a suite started with SIGINT
+# ignored (``make test &`` in a script, nohup) would otherwise ignore it too (a child inherits the ignoring), and such
+# a test would wait for an end that never comes. Python's own handler is set for the test: Ctrl-C raises
+# KeyboardInterrupt here, and a process started meanwhile gets the default, on which Python installs its own.
+@pytest.fixture
+def ctrl_c():
+    """SIGINT raises KeyboardInterrupt in this process and reaches the processes it starts during the test."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 # One finished tiny run for the tests that only read it (the terminal report, Run's members, report.html): made

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from hostile import TINY, call, refused, succeeded
+from hostile import TINY, call, copy_run, refused, succeeded
 
 import tinygrad_act
 from tinygrad_act.lab.data import userdata
@@ -92,14 +92,24 @@ RECORD_DAMAGE = {  # config.json's record of the data, as Run.predict and Run.ev
 }
 
 
+@pytest.fixture(scope="module")
+def labelled_run(tmp_path_factory):
+    """A finished TINY run on X with the labels 7 and -1, made once for the module; each test copies it first."""
+    path = tmp_path_factory.mktemp("made") / "r"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TINYGRAD_ACT_CACHE", str(path.parent / "cache"))  # data_cache, for a module's fixture
+        succeeded(call(tinygrad_act.run, **(TINY | {"data": (X, np.where(Y == 1, 7, -1))}), out=str(path)))
+    return path
+
+
 @pytest.mark.parametrize("damage", list(RECORD_DAMAGE))
-def test_a_malformed_standardization_or_labels_in_config_json_is_one_line_for_predict(tmp_path, damage):
-    run = succeeded(call(tinygrad_act.run, **(TINY | {"data": (X, np.where(Y == 1, 7, -1))}), out=str(tmp_path / "r")))
-    assert run.predict(X[:3]).shape == (3,)
-    config, params = _standardization(run.dir)
+def test_a_malformed_standardization_or_labels_in_config_json_is_one_line_for_predict(tmp_path, labelled_run, damage):
+    path = copy_run(labelled_run, tmp_path / "r")
+    assert succeeded(call(tinygrad_act.Run.load, path)).predict(X[:3]).shape == (3,)  # whole, the copy predicts
+    config, params = _standardization(path)
     field, change = RECORD_DAMAGE[damage]
     change(params)
-    (run.dir / "config.json").write_text(json.dumps(config))
-    loaded = succeeded(call(tinygrad_act.Run.load, run.dir))  # reading the run needs no data record
+    (path / "config.json").write_text(json.dumps(config))
+    loaded = succeeded(call(tinygrad_act.Run.load, path))  # reading the run needs no data record
     refused(call(loaded.predict, X[:3]), "config.json", field)
     refused(call(loaded.evaluate, X[:3], np.where(Y[:3] == 1, 7, -1)), "config.json", field)

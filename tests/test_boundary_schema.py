@@ -117,22 +117,32 @@ def test_grid_values_from_the_command_line_are_text_parsed_by_the_schema():
     }
 
 
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A finished TINY run, made once for the module's tests that read it back; each copies it first."""
+    path = tmp_path_factory.mktemp("made") / "run"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TINYGRAD_ACT_CACHE", str(path.parent / "cache"))  # data_cache, for a module's fixture
+        succeeded(call(tinygrad_act.run, **TINY, out=str(path)))
+    return path
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [("depth", "20"), ("residual", "false"), ("act", 5), ("lr", "x"), ("steps", -1), ("jacobian", "yes")],
 )
-def test_a_config_json_of_the_wrong_types_read_back_is_one_line_naming_the_file_and_field(tmp_path, field, value):
-    path = tmp_path / "run"
-    succeeded(call(tinygrad_act.run, **TINY, out=str(path)))
+def test_a_config_json_of_the_wrong_types_read_back_is_one_line_naming_the_file_and_field(
+    tmp_path, tiny_run, field, value
+):
+    path = copy_run(tiny_run, tmp_path / "run")
     config = json.loads((path / "config.json").read_text())
     (path / "config.json").write_text(json.dumps({**config, field: value}))
     for outcome in (command("show", path), command("experiment", "--resume", path), command("compare", path)):
         refused(outcome, "config.json", field)
 
 
-def test_a_config_json_that_is_not_an_object_is_one_line(tmp_path):
-    path = tmp_path / "run"
-    succeeded(call(tinygrad_act.run, **TINY, out=str(path)))
+def test_a_config_json_that_is_not_an_object_is_one_line(tmp_path, tiny_run):
+    path = copy_run(tiny_run, tmp_path / "run")
     (path / "config.json").write_text("[1, 2]")
     refused(command("show", path), "config.json")
 
@@ -158,10 +168,8 @@ def test_config_validate_resolves_every_name_once_and_build_resolves_none(tmp_pa
     assert model.activation is resolved.activation
 
 
-def test_an_existing_run_copied_reads_back_through_the_schema(tmp_path):
-    path = tmp_path / "run"
-    succeeded(call(tinygrad_act.run, **TINY, out=str(path)))
-    copy = copy_run(path, tmp_path / "copy")
+def test_an_existing_run_copied_reads_back_through_the_schema(tmp_path, tiny_run):
+    copy = copy_run(tiny_run, tmp_path / "copy")
     assert Config.read(copy).depth == TINY["depth"]
 
 

@@ -36,6 +36,18 @@ def _config(out, **options) -> Config:
     return Config(**{**settings, **options, "out": str(out)})
 
 
+@pytest.fixture(scope="module")
+def never_stopped(tmp_path_factory):
+    """The directories of ``_config()`` and ``_config(eval_every=12)`` run at once and never stopped, made once for
+    the module before any test patches anything, and only read (what a stopped or resumed run is compared with)."""
+    root = tmp_path_factory.mktemp("whole")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TINYGRAD_ACT_CACHE", str(root / "cache"))  # data_cache, for a module's fixture
+        for name, options in {"default": {}, "eval_every=12": {"eval_every": 12}}.items():
+            experiment.run(_config(root / name, **options), progress=False)
+    return {"default": root / "default", "eval_every=12": root / "eval_every=12"}
+
+
 class Evaluations:
     """Spies on aside.whole_splits: the thread each evaluation ran in; each one aside made ``delay`` s slower (so
     that records are still held while the run goes on), and failing if ``fail``."""
@@ -99,7 +111,9 @@ def test_the_jacobians_theory_computed_aside_equals_the_one_computed_at_once(tmp
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_signal_while_evaluations_are_held_keeps_every_record_logged_before_it(tmp_path, monkeypatch, signum):
+def test_a_signal_while_evaluations_are_held_keeps_every_record_logged_before_it(
+    tmp_path, monkeypatch, never_stopped, ctrl_c, signum
+):
     evaluations = Evaluations(monkeypatch, delay=0.2)  # the record of step 12 is held when the signal comes
     original = experiment._train_step
 
@@ -114,13 +128,14 @@ def test_a_signal_while_evaluations_are_held_keeps_every_record_logged_before_it
     records = files.read_records(tmp_path / "run")
     assert [r["step"] for r in records] == list(range(0, 14, 2))  # the step the signal came in is whole too
     assert all(r["test_loss"] is not None for r in records if r["step"] in (0, 12))
-    monkeypatch.setattr(experiment, "_train_step", original)
-    experiment.run(_config(tmp_path / "whole", eval_every=12), progress=False)
-    assert _timeless(records) == _timeless(files.read_records(tmp_path / "whole"))[: len(records)]
+    whole = never_stopped["eval_every=12"]
+    assert _timeless(records) == _timeless(files.read_records(whole))[: len(records)]
     assert _no_worker_thread()
 
 
-def test_a_run_resumed_after_a_signal_while_evaluations_are_held_equals_one_never_stopped(tmp_path, monkeypatch):
+def test_a_run_resumed_after_a_signal_while_evaluations_are_held_equals_one_never_stopped(
+    tmp_path, monkeypatch, never_stopped
+):
     Evaluations(monkeypatch, delay=0.05)
     original = experiment._train_step
 
@@ -134,8 +149,7 @@ def test_a_run_resumed_after_a_signal_while_evaluations_are_held_equals_one_neve
     monkeypatch.setattr(experiment, "_train_step", original)
     resumed = experiment.resume(tmp_path / "run", progress=False, draw_aside=True)
     assert resumed["status"] == "completed" and resumed["resumed"]["from_step"] == 9
-    experiment.run(_config(tmp_path / "whole"), progress=False, draw_aside=True)
-    _same_files_but_resumed(tmp_path / "whole", tmp_path / "run")
+    _same_files_but_resumed(never_stopped["default"], tmp_path / "run")  # evaluated at once: the same records as aside
 
 
 def _same_files_but_resumed(whole: Path, resumed: Path) -> None:

@@ -15,6 +15,7 @@ import pytest
 from tinygrad_act import makeargs
 from tinygrad_act.common import plugins
 from tinygrad_act.common.errors import UsageError
+from tinygrad_act.nn import activations
 
 TINY = ["--depth", "3", "--width", "8", "--steps", "5", "--data", "spirals:n=200"]
 PLUGIN = textwrap.dedent(
@@ -34,14 +35,6 @@ PLUGIN = textwrap.dedent(
 )
 
 
-def _cli(args, cwd, env=None):
-    environ = {k: v for k, v in os.environ.items() if k != plugins.ENV}  # only the plug-ins a test names
-    environ.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "tinygrad_act", *args], cwd=cwd, env=environ, capture_output=True, text=True
-    )
-
-
 def _in_process(args, cwd, monkeypatch) -> hostile.Outcome:
     """The command line in-process in ``cwd`` with no plug-in named in the environment (a traceback: "crashed")."""
     monkeypatch.chdir(cwd)
@@ -56,10 +49,26 @@ def plugin_dir(tmp_path):
     return tmp_path
 
 
-def test_plugin_file_makes_a_custom_activation_usable_from_the_cli(plugin_dir):
-    result = _cli(["experiment", "--act", "pswish:beta=2", *TINY, "--out", "r", "--no-progress", "--no-figures",
-                   "--plugin", "my_acts.py"], plugin_dir)  # fmt: skip
-    assert result.returncode == 0, result.stderr
+@pytest.fixture
+def forget_plugins():
+    """A test that loads PLUGIN in this process: afterwards pswish is unregistered and the plug-in modules it
+    loaded are forgotten (plugins._loaded, sys.modules), so no later run here records or finds them."""
+    loaded, modules = set(plugins._loaded), set(sys.modules)
+    yield
+    if "pswish" in activations.names():
+        activations.unregister("pswish")
+    for key in set(plugins._loaded) - loaded:
+        del plugins._loaded[key]
+    for name in set(sys.modules) - modules:
+        if name == "my_acts" or name.startswith("tinygrad_act_plugin_"):
+            del sys.modules[name]
+
+
+@pytest.mark.usefixtures("forget_plugins")
+def test_plugin_file_makes_a_custom_activation_usable_from_the_cli(plugin_dir, monkeypatch):
+    result = _in_process(["experiment", "--act", "pswish:beta=2", *TINY, "--out", "r", "--no-progress",
+                          "--no-figures", "--plugin", "my_acts.py"], plugin_dir, monkeypatch)  # fmt: skip
+    hostile.succeeded(result)
     assert json.loads((plugin_dir / "r" / "config.json").read_text())["act"] == "pswish:beta=2"
 
 
@@ -69,11 +78,14 @@ def test_without_the_plugin_the_activation_is_unknown(plugin_dir, monkeypatch):
     assert result.code == 2 and "unknown activation 'pswish'" in hostile.refused(result)
 
 
-def test_plugin_module_name_from_the_environment_reaches_every_parallel_sweep_worker(plugin_dir):
-    env = {plugins.ENV: "my_acts", "PYTHONPATH": f"{plugin_dir}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+@pytest.mark.usefixtures("forget_plugins", "no_sweep_figures")  # plug-ins, not the sweep's pictures
+def test_plugin_module_name_from_the_environment_reaches_every_parallel_sweep_worker(plugin_dir, monkeypatch):
+    """The sweep's own process is this one (the workers are what is tested); my_acts importable from plugin_dir."""
+    monkeypatch.syspath_prepend(str(plugin_dir))  # a spawned worker starts with this sys.path, as with PYTHONPATH
     args = ["sweep", "--acts", "pswish,pswish:beta=2", *TINY, "--jobs", "2", "--out", "s", "--no-progress"]
-    result = _cli(args, plugin_dir, env)
-    assert result.returncode == 0, result.stderr
+    monkeypatch.chdir(plugin_dir)
+    monkeypatch.setenv(plugins.ENV, "my_acts")
+    hostile.succeeded(hostile.command(*args, timeout=120))
     statuses = [json.loads(p.read_text())["status"] for p in (plugin_dir / "s" / "runs").glob("*/summary.json")]
     assert statuses == ["completed", "completed"]
 

@@ -3,10 +3,12 @@ so that its metrics.jsonl equals that of the same run never interrupted (time as
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,6 +34,44 @@ def _config(out, **options) -> Config:
 def _records(path) -> list[dict]:
     """metrics.jsonl without its time fields, as JSON text (nan compares equal to nan there)."""
     return [json.dumps({k: v for k, v in r.items() if k not in TIME_FIELDS}) for r in files.read_records(path)]
+
+
+OPTIONS = {
+    "momentum-sgd": {},  # SGD with momentum 0.9, the default
+    "adam": {"optimizer": "adam", "lr": 0.01},
+    "eval-steps-batchnorm": {"eval_every": 10, "norm": "batch"},
+}
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory):
+    """``whole(name)``: (directory, summary) of the uninterrupted run of ``_config(**OPTIONS[name])``, made once for
+    the module and only read (the runs a resumed one must equal); a test asks for it outside its patches."""
+    root, made = tmp_path_factory.mktemp("whole"), {}
+
+    def get(name: str = "momentum-sgd"):
+        if name not in made:
+            made[name] = root / name, experiment.run(_config(root / name, **OPTIONS[name]), progress=False)
+        return made[name]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def stopped_at_12(tmp_path_factory):
+    """The default run interrupted between steps 12 and 13 (its checkpoint at step 12), made once for the module;
+    each test copies it (``stopped``) before it changes anything."""
+    path = tmp_path_factory.mktemp("made") / "b"
+    with pytest.MonkeyPatch.context() as patch:
+        _interrupt_at(patch, 12, "between")
+        assert experiment.run(_config(path), progress=False)["status"] == "interrupted"
+    return path
+
+
+@pytest.fixture
+def stopped(stopped_at_12, tmp_path):
+    """This test's own copy of ``stopped_at_12``, at tmp_path / "b"."""
+    return Path(shutil.copytree(stopped_at_12, tmp_path / "b", symlinks=True))
 
 
 def _interrupt_at(monkeypatch, step: int, where: str):
@@ -129,19 +169,12 @@ def test_optimizer_load_state_dict_refuses_another_optimizers_state():
         optim.get("sgd", model.parameters()).load_state_dict(adam.state_dict())
 
 
-@pytest.mark.parametrize(
-    "options",
-    [
-        {},  # SGD with momentum 0.9, the default
-        {"optimizer": "adam", "lr": 0.01},
-        {"eval_every": 10, "norm": "batch"},
-    ],
-    ids=["momentum-sgd", "adam", "eval-steps-batchnorm"],
-)
+@pytest.mark.parametrize("name", list(OPTIONS))
 @pytest.mark.parametrize("where", ["between", "mid-step"])
-def test_resumed_run_logs_the_same_records_as_an_uninterrupted_one(tmp_path, monkeypatch, options, where):
-    whole = experiment.run(_config(tmp_path / "a", **options), progress=False)
-    assert whole["status"] == "completed"
+def test_resumed_run_logs_the_same_records_as_an_uninterrupted_one(tmp_path, monkeypatch, whole, name, where):
+    options = OPTIONS[name]
+    straight, summary = whole(name)
+    assert summary["status"] == "completed"
     with monkeypatch.context() as patch:
         patch.setattr(experiment, "CHECKPOINT_INTERVAL", 0.0)  # a checkpoint at every measured step
         _interrupt_at(patch, 17, where)
@@ -152,27 +185,26 @@ def test_resumed_run_logs_the_same_records_as_an_uninterrupted_one(tmp_path, mon
     assert checkpoint.load(tmp_path / "b", _config(tmp_path / "b", **options)).step == expected
     resumed = experiment.resume(tmp_path / "b", progress=False)
     assert resumed["status"] == "completed" and resumed["steps_done"] == 40
-    assert _records(tmp_path / "b") == _records(tmp_path / "a")
-    assert resumed["test_accuracy"] == whole["test_accuracy"]
-    assert _csv_without_time(tmp_path / "b") == _csv_without_time(tmp_path / "a")
+    assert _records(tmp_path / "b") == _records(straight)
+    assert resumed["test_accuracy"] == summary["test_accuracy"]
+    assert _csv_without_time(tmp_path / "b") == _csv_without_time(straight)
 
 
-def test_with_checkpoints_a_second_apart_a_crash_resumes_from_the_first_measured_step(tmp_path, monkeypatch):
-    experiment.run(_config(tmp_path / "a"), progress=False)
+def test_with_checkpoints_a_second_apart_a_crash_resumes_from_the_first_measured_step(tmp_path, monkeypatch, whole):
     with monkeypatch.context() as patch:
         _interrupt_at(patch, 17, "mid-step")
         experiment.run(_config(tmp_path / "b"), progress=False)
     assert checkpoint.load(tmp_path / "b", _config(tmp_path / "b")).step == 1  # step 0's; steps 5..15 < 1 s later
     experiment.resume(tmp_path / "b", progress=False)
-    assert _records(tmp_path / "b") == _records(tmp_path / "a")
+    assert _records(tmp_path / "b") == _records(whole()[0])
 
 
-def test_an_uninterrupted_run_keeps_its_checkpoint_current_at_the_end(tmp_path):
-    experiment.run(_config(tmp_path / "a"), progress=False)
-    assert checkpoint.load(tmp_path / "a", _config(tmp_path / "a")).step == 40
+def test_an_uninterrupted_run_keeps_its_checkpoint_current_at_the_end(whole):
+    path = whole()[0]
+    assert checkpoint.load(path, _config(path)).step == 40
 
 
-def test_sigint_to_a_running_experiment_then_resume_from_the_command_line_matches(tmp_path):
+def test_sigint_to_a_running_experiment_then_resume_from_the_command_line_matches(tmp_path, ctrl_c):
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     args = ["--depth", "3", "--width", "8", "--steps", "1500", "--log-every", "5", "--data", "spirals:n=300"]
     args += ["--no-figures", "--no-progress"]
@@ -190,21 +222,16 @@ def test_sigint_to_a_running_experiment_then_resume_from_the_command_line_matche
     assert process.wait(timeout=60) == 130
     interrupted = files.read_json(tmp_path / "b" / "summary.json")
     assert interrupted["status"] == "interrupted" and interrupted["steps_done"] < 1500
-    resumed = subprocess.run(
-        [sys.executable, "-m", "tinygrad_act", "experiment", "--resume", str(tmp_path / "b"), "--no-progress"],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert resumed.returncode == 0, resumed.stderr
+    # The signal to a real process is the point above; the command line that resumes runs in this process.
+    assert cli.main(["experiment", "--resume", str(tmp_path / "b"), "--no-progress"]) == 0
     assert files.read_json(tmp_path / "b" / "summary.json")["status"] == "completed"
     cli.main(["experiment", *args, "--out", str(tmp_path / "a")])
     assert _records(tmp_path / "b") == _records(tmp_path / "a")
 
 
-def test_resuming_a_completed_run_says_there_is_nothing_to_resume(tmp_path, capsys):
-    experiment.run(_config(tmp_path / "a"), progress=False)
-    assert cli.main(["experiment", "--resume", str(tmp_path / "a")]) == 2
+def test_resuming_a_completed_run_says_there_is_nothing_to_resume(tmp_path, capsys, whole):
+    path = shutil.copytree(whole()[0], tmp_path / "a", symlinks=True)
+    assert cli.main(["experiment", "--resume", str(path)]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "is completed: there is nothing to resume" in error
 
@@ -221,34 +248,27 @@ def test_resuming_a_completed_run_says_there_is_nothing_to_resume(tmp_path, caps
     ],
     ids=["corrupt", "missing", "pickled"],
 )
-def test_a_corrupt_or_missing_checkpoint_is_one_line(tmp_path, capsys, damage, message):
-    with pytest.MonkeyPatch.context() as patch:
-        _interrupt_at(patch, 12, "between")
-        experiment.run(_config(tmp_path / "b"), progress=False)
-    damage(tmp_path / "b" / "checkpoint.npz")
-    assert cli.main(["experiment", "--resume", str(tmp_path / "b")]) == 2
+def test_a_corrupt_or_missing_checkpoint_is_one_line(stopped, capsys, damage, message):
+    damage(stopped / "checkpoint.npz")
+    assert cli.main(["experiment", "--resume", str(stopped)]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and message in error
 
 
-def test_a_checkpoint_from_another_run_is_refused(tmp_path, capsys):
+def test_a_checkpoint_from_another_run_is_refused(tmp_path, stopped, capsys):
     with pytest.MonkeyPatch.context() as patch:
         _interrupt_at(patch, 12, "between")
-        experiment.run(_config(tmp_path / "b"), progress=False)
         experiment.run(_config(tmp_path / "c", width=9), progress=False)
-    (tmp_path / "c" / "checkpoint.npz").replace(tmp_path / "b" / "checkpoint.npz")
-    assert cli.main(["experiment", "--resume", str(tmp_path / "b")]) == 2
+    (tmp_path / "c" / "checkpoint.npz").replace(stopped / "checkpoint.npz")
+    assert cli.main(["experiment", "--resume", str(stopped)]) == 2
     assert "belongs to another run: its width is 9, config.json says 8" in capsys.readouterr().err
 
 
-def test_resume_refuses_options_that_would_change_the_run(tmp_path, capsys):
-    with pytest.MonkeyPatch.context() as patch:
-        _interrupt_at(patch, 12, "between")
-        experiment.run(_config(tmp_path / "b"), progress=False)
-    assert cli.main(["experiment", "--resume", str(tmp_path / "b"), "--depth", "4"]) == 2
+def test_resume_refuses_options_that_would_change_the_run(stopped, capsys):
+    assert cli.main(["experiment", "--resume", str(stopped), "--depth", "4"]) == 2
     assert "--depth cannot change a resumed run" in capsys.readouterr().err
     # The same value as the run's is no change.
-    assert cli.main(["experiment", "--resume", str(tmp_path / "b"), "--depth", "3", "--no-progress"]) == 0
+    assert cli.main(["experiment", "--resume", str(stopped), "--depth", "3", "--no-progress"]) == 0
 
 
 def test_make_resume_variable_becomes_the_resume_option_for_experiments_only():
@@ -263,16 +283,12 @@ def _csv_without_time(run_dir):
     return [row[:column] + row[column + 1 :] for row in rows]
 
 
-def test_a_checkpoint_written_before_a_setting_existed_resumes_with_that_settings_default(tmp_path):
+def test_a_checkpoint_written_before_a_setting_existed_resumes_with_that_settings_default(stopped):
     """A run interrupted under an older version (its checkpoint and config.json lack sigma_b2 and jacobian,
     added since) resumes: a missing setting had its default, as the sweep's reuse check assumes."""
-    import json
     import zipfile
 
-    with pytest.MonkeyPatch.context() as patch:
-        _interrupt_at(patch, 12, "between")
-        experiment.run(_config(tmp_path / "b"), progress=False)
-    run = tmp_path / "b"
+    run = stopped
     with zipfile.ZipFile(run / "checkpoint.npz") as archive:
         arrays = {name[:-4]: np.load(archive.open(name)) for name in archive.namelist()}
     old = {k: v for k, v in json.loads(str(arrays["config"])).items() if k not in ("sigma_b2", "jacobian")}
@@ -284,7 +300,7 @@ def test_a_checkpoint_written_before_a_setting_existed_resumes_with_that_setting
     assert summary["status"] == "completed"
 
 
-def test_a_run_resumed_twice_records_and_prints_from_which_steps(tmp_path, monkeypatch, capsys):
+def test_a_run_resumed_twice_records_and_prints_from_which_steps(tmp_path, monkeypatch, capsys, whole):
     path = tmp_path / "b"
     with monkeypatch.context() as patch:
         patch.setattr(experiment, "CHECKPOINT_INTERVAL", 0.0)
@@ -300,5 +316,4 @@ def test_a_run_resumed_twice_records_and_prints_from_which_steps(tmp_path, monke
     assert summary["status"] == "completed"
     assert summary["resumed"] == {"from_step": 27, "times": 2, "from_steps": [12, 27]}
     assert "resumed 2 times, from steps 12, 27" in " ".join(capsys.readouterr().out.split())
-    experiment.run(_config(tmp_path / "a"), progress=False)
-    assert _records(path) == _records(tmp_path / "a")  # resumed twice, logged as if never stopped
+    assert _records(path) == _records(whole()[0])  # resumed twice, logged as if never stopped

@@ -6,6 +6,7 @@ Every sweep here is tiny (depth 2, width 8, 200 spirals); outputs go to tmp_path
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,9 +20,11 @@ from tinygrad_act import findings
 from tinygrad_act.cli import main
 from tinygrad_act.common import files
 from tinygrad_act.common.errors import RunDirError, UsageError
+from tinygrad_act.lab.run import experiment
 from tinygrad_act.lab.run.experiment import Config
 from tinygrad_act.lab.show import plots
 from tinygrad_act.lab.sweep import grid as sweeps
+from tinygrad_act.lab.sweep.workers import STOP_GRACE_S
 
 TINY = {"depth": 2, "width": 8, "steps": 2, "data": "spirals:n=200", "batch_size": 16, "log_every": 1}
 CLI_TINY = ["--depth", "2", "--width", "8", "--data", "spirals:n=200", "--batch-size", "16", "--no-progress"]
@@ -32,6 +35,26 @@ pytestmark = pytest.mark.usefixtures("no_sweep_figures")
 @pytest.fixture(autouse=True)
 def data_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("TINYGRAD_ACT_CACHE", str(tmp_path / "cache"))
+
+
+RELU = sweeps.Sweep({"act": ["relu"]}, TINY)
+
+
+@pytest.fixture(scope="module")
+def relu_sweep(tmp_path_factory):
+    """A finished sweep of RELU's one run, made once for the module's tests that damage it: each copies it first."""
+    root = tmp_path_factory.mktemp("made") / "relu"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TINYGRAD_ACT_CACHE", str(root.parent / "cache"))
+        patch.setattr(sweeps, "figures", lambda root, rows, keys: [])  # no_sweep_figures, for a module's fixture
+        sweeps.run_sweep(RELU, root, progress=False)
+    return root
+
+
+@pytest.fixture
+def relu_copy(relu_sweep, tmp_path):
+    """This test's own copy of ``relu_sweep``."""
+    return Path(shutil.copytree(relu_sweep, tmp_path / "sweep", symlinks=True))
 
 
 def one_line_error(argv, capsys, code):
@@ -100,30 +123,26 @@ def test_a_completed_summary_with_records_missing_from_metrics_jsonl_is_redone(t
     "text",
     ["[]", "null", '"completed"', '{"status": 5}', '{"status": "completed", "steps_done": "2"}', "change:ratio_init"],
 )
-def test_a_summary_of_the_wrong_shape_makes_the_run_incomplete_and_it_is_redone(tmp_path, monkeypatch, text):
-    sweep = sweeps.Sweep({"act": ["relu"]}, TINY)
-    sweeps.run_sweep(sweep, tmp_path, progress=False)
-    summary_file = tmp_path / "runs" / "act-relu" / "summary.json"
+def test_a_summary_of_the_wrong_shape_makes_the_run_incomplete_and_it_is_redone(relu_copy, monkeypatch, text):
+    summary_file = relu_copy / "runs" / "act-relu" / "summary.json"
     good = json.loads(summary_file.read_text())
     if text.startswith("change:"):
         text = json.dumps({**good, text.split(":")[1]: "a lot"})
     summary_file.write_text(text)
     calls = count_runs(monkeypatch)
-    rows = sweeps.run_sweep(sweep, tmp_path, progress=False)
+    rows = sweeps.run_sweep(RELU, relu_copy, progress=False)
     assert calls == ["act-relu"]
     assert rows[0]["status"] == "completed" and rows[0]["ratio_init"] == good["ratio_init"]
 
 
-def test_non_finite_markers_and_unmeasured_values_in_a_summary_reach_the_tables(tmp_path):
-    sweep = sweeps.Sweep({"act": ["relu"]}, TINY)
-    sweeps.run_sweep(sweep, tmp_path, progress=False)
-    summary_file = tmp_path / "runs" / "act-relu" / "summary.json"
+def test_non_finite_markers_and_unmeasured_values_in_a_summary_reach_the_tables(relu_copy):
+    summary_file = relu_copy / "runs" / "act-relu" / "summary.json"
     summary = json.loads(summary_file.read_text())
     summary_file.write_text(json.dumps({**summary, "ratio_init": "inf", "ratio_final": "nan", "test_loss": None}))
-    rows = sweeps.collect(tmp_path, sweep)
+    rows = sweeps.collect(relu_copy, RELU)
     assert rows[0]["ratio_init"] == float("inf") and rows[0]["test_loss"] is None
-    sweeps.write_tables(tmp_path, rows, ["act"])
-    row = read_csv(tmp_path / "sweep.csv")[0]
+    sweeps.write_tables(relu_copy, rows, ["act"])
+    row = read_csv(relu_copy / "sweep.csv")[0]
     assert (row["ratio_init"], row["ratio_final"], row["test_loss"]) == ("inf", "nan", "")
 
 
@@ -152,56 +171,87 @@ def _alive(pid: int) -> bool:
 
 def _started(out: Path) -> list[Path]:
     """Run directories whose training has logged at least one record."""
-    runs = out / "runs"
-    return [
-        p for p in sorted(runs.iterdir()) if (p / "metrics.jsonl").exists() and (p / "metrics.jsonl").stat().st_size
-    ]
+    started = []
+    for run in sorted((out / "runs").iterdir()) if (out / "runs").is_dir() else []:
+        try:
+            if (run / "metrics.jsonl").stat().st_size:
+                started.append(run)
+        except OSError:  # not written yet
+            pass
+    return started
+
+
+# Every wait below ends on the sweep's state (its runs have logged, its process has ended), however slowly a loaded
+# machine gets there; HANG_S only turns a sweep that never gets there into a failure rather than a stuck suite.
+HANG_S = 600
 
 
 def _sweep_process(tmp_path, jobs: int):
+    """A real sweep process of three runs (each far too long to end by itself), returned once ``jobs`` of them are
+    training: each has logged a record."""
     out = tmp_path / "s"
-    # Three runs long enough (tens of seconds) to be running when the signal arrives.
     args = ["sweep", "--seeds", "0,1,2", *CLI_TINY, "--steps", "200000", "--log-every", "100", "--eval-every", "100000"]
     env = {**os.environ, "TINYGRAD_ACT_CACHE": str(tmp_path / "cache")}
     process = subprocess.Popen(
         [sys.executable, "-m", "tinygrad_act", *args, "--jobs", str(jobs), "--out", str(out)],
         cwd=tmp_path,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and process.poll() is None:
-        if (out / "runs").exists() and len(_started(out)) >= jobs:
-            break
+    hang = time.monotonic() + HANG_S
+    while len(_started(out)) < jobs:
+        if process.poll() is not None or time.monotonic() > hang:
+            process.kill()
+            pytest.fail(f"the sweep ended or hung before {jobs} runs trained: {process.communicate()[1]}")
         time.sleep(0.02)
-    assert process.poll() is None, process.communicate()
     return process, out
 
 
-@pytest.mark.parametrize(
-    ("jobs", "signum", "code"),
-    [(1, signal.SIGINT, 130), (2, signal.SIGINT, 130), (2, signal.SIGTERM, 143), (1, signal.SIGTERM, 143)],
-)
-def test_one_signal_stops_the_whole_sweep_running_runs_end_interrupted_and_no_worker_survives(
-    tmp_path, jobs, signum, code
+def _stopped(out: Path, running: int) -> None:
+    """The runs that were training when the signal came ended interrupted, and no other run started."""
+    started = [p for p in sorted((out / "runs").iterdir()) if (p / "config.json").exists()]
+    assert len(started) == running  # no new run started after the signal
+    for run in started:
+        assert files.read_json(run / "summary.json")["status"] == "interrupted", run
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_one_signal_stops_a_serial_sweep_its_run_ends_interrupted_and_no_other_starts(
+    tmp_path, monkeypatch, capsys, ctrl_c, signum, code
 ):
-    process, out = _sweep_process(tmp_path, jobs)
+    """One process (jobs=1) and no workers: the signal comes to this process, from its first run's step 3."""
+    original = experiment._train_step
+
+    def signalled_at_3(*args):
+        if args[8] == 3:
+            os.kill(os.getpid(), signum)  # raised at once, in the run, as a real Ctrl-C or SIGTERM is
+        return original(*args)
+
+    monkeypatch.setattr(experiment, "_train_step", signalled_at_3)
+    out = tmp_path / "s"
+    argv = ["sweep", "--seeds", "0,1,2", *CLI_TINY, "--steps", "20", "--jobs", "1", "--out", str(out)]
+    one_line_error(argv, capsys, code)
+    _stopped(out, running=1)
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_one_signal_stops_the_whole_parallel_sweep_running_runs_end_interrupted_and_no_worker_survives(
+    tmp_path, ctrl_c, signum, code
+):
+    process, out = _sweep_process(tmp_path, 2)
     try:
         workers = _workers(process.pid)
-        assert len(workers) >= (jobs if jobs > 1 else 0)
+        assert len(workers) == 2
         process.send_signal(signum)
-        _, err = process.communicate(timeout=30)
+        _, err = process.communicate(timeout=HANG_S)
     finally:
         process.kill()
         process.communicate()  # closes the pipes
     assert process.returncode == code, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    started = [p for p in sorted((out / "runs").iterdir()) if (p / "config.json").exists()]
-    assert len(started) == jobs  # no new run started after the signal
-    for run in started:
-        assert files.read_json(run / "summary.json")["status"] == "interrupted", run
+    _stopped(out, running=2)
     assert not any(_alive(pid) for pid in workers)
 
 
@@ -211,10 +261,11 @@ def test_a_worker_whose_sweep_is_killed_does_not_keep_training(tmp_path):
         workers = _workers(process.pid)
         assert len(workers) == 2
         process.kill()
-        process.communicate()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
-            time.sleep(0.05)
+        process.wait()
+        # The kernel's SIGINT interrupts each worker's run, which ends as an interrupted task does (STOP_GRACE_S).
+        grace = time.monotonic() + STOP_GRACE_S
+        while any(_alive(pid) for pid in workers) and time.monotonic() < grace:
+            time.sleep(0.02)
         assert not any(_alive(pid) for pid in workers)
     finally:
         process.kill()

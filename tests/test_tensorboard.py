@@ -3,10 +3,10 @@
 by --hist-every, the settings and the verdict as text, the HParams entry; without tensorboardX, one line saying how
 to install it."""
 
-import os
-import subprocess
+import shutil
 import sys
 
+import hostile
 import numpy as np
 import pytest
 
@@ -35,6 +35,15 @@ def _run(out, **overrides) -> dict:
     return run(Config(**values), force=True, progress=False)
 
 
+@pytest.fixture(scope="module")
+def tanh_run(tmp_path_factory):
+    """(directory, summary) of the default ``_run`` (tanh, 9 steps), made once for the module; read only."""
+    path = tmp_path_factory.mktemp("made") / "run"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TINYGRAD_ACT_CACHE", str(path.parent / "cache"))  # data_cache, for a module's fixture
+        return path, _run(path)
+
+
 def _events(run_dir):
     """TensorBoard's own reader over RUN_DIR/tensorboard/, everything loaded (no sampling)."""
     everything = {"scalars": 0, "histograms": 0}
@@ -47,10 +56,10 @@ def _scalar(accumulator, tag) -> dict[int, float]:
     return {event.step: event.value for event in accumulator.Scalars(tag)}
 
 
-def test_tensorboard_scalars_equal_the_metrics_jsonl_values(tmp_path):
-    _run(tmp_path / "run")
-    records = read_records(tmp_path / "run" / "metrics.jsonl")
-    events = _events(tmp_path / "run")
+def test_tensorboard_scalars_equal_the_metrics_jsonl_values(tanh_run):
+    path, _ = tanh_run
+    records = read_records(path / "metrics.jsonl")
+    events = _events(path)
     layers = ["1", "2", "3", "out"]
     expected = {"minibatch/loss": "loss", "minibatch/accuracy": "accuracy", "gradients/grad_norm": "grad_norm"}
     for tag, key in expected.items():  # every measured step, as float32 (TensorBoard's scalar type)
@@ -102,15 +111,15 @@ def test_histograms_of_weights_gradients_activations_and_deltas_at_measured_step
     assert [h.step for h in every.Histograms("weights/1")] == [0, 2, 4, 6, 8]
 
 
-def test_the_settings_and_the_verdict_are_text_and_the_run_is_an_hparams_session(tmp_path):
-    summary = _run(tmp_path / "run")
-    events = _events(tmp_path / "run")
+def test_the_settings_and_the_verdict_are_text_and_the_run_is_an_hparams_session(tanh_run):
+    path, summary = tanh_run
+    events = _events(path)
     texts = {tag.split("/")[0]: events.Tensors(tag) for tag in events.Tags()["tensors"]}
     config = texts["config"][0].tensor_proto.string_val[0].decode()
     assert "| act | tanh |" in config and "| depth | 3 |" in config
     verdict = texts["verdict"][0].tensor_proto.string_val[0].decode()
     assert f"{summary['verdict']}: layer 1 receives" in verdict and texts["verdict"][0].step == 8
-    hparams = event_accumulator.EventAccumulator(str(tmp_path / "run" / "tensorboard" / "hparams"))
+    hparams = event_accumulator.EventAccumulator(str(path / "tensorboard" / "hparams"))
     hparams.Reload()
     assert set(hparams.PluginTagToContent("hparams")) == {
         "_hparams_/experiment", "_hparams_/session_start_info", "_hparams_/session_end_info"
@@ -124,17 +133,16 @@ def test_make_sweep_passes_tensorboard_to_every_run():
     assert "--tensorboard" in makeargs.arguments("sweep", {"ACTS": "relu", "TENSORBOARD": "yes"})
 
 
-def test_tensorboard_leaves_metrics_jsonl_unchanged(tmp_path):
-    _run(tmp_path / "with")
+def test_tensorboard_leaves_metrics_jsonl_unchanged(tmp_path, tanh_run):
     _run(tmp_path / "without", tensorboard=False)
-    strip = [{k: v for k, v in r.items() if k != "time"} for r in read_records(tmp_path / "with" / "metrics.jsonl")]
+    strip = [{k: v for k, v in r.items() if k != "time"} for r in read_records(tanh_run[0] / "metrics.jsonl")]
     plain = [{k: v for k, v in r.items() if k != "time"} for r in read_records(tmp_path / "without" / "metrics.jsonl")]
     assert strip == plain
     assert not (tmp_path / "without" / "tensorboard").exists()
 
 
-def test_forced_rerun_replaces_the_previous_event_files(tmp_path):
-    _run(tmp_path / "run")
+def test_forced_rerun_replaces_the_previous_event_files(tmp_path, tanh_run):
+    shutil.copytree(tanh_run[0], tmp_path / "run", symlinks=True)
     owned = files.Owned.read(tmp_path / "run")  # as if the earlier run had written them under those names
     for old in list((tmp_path / "run" / "tensorboard").rglob("events.*")):  # event files are named by the second
         earlier = old.with_name(old.name.replace("events.out.tfevents.", "events.out.tfevents.1000000000."))
@@ -156,18 +164,11 @@ def test_tensorboard_make_switch_becomes_the_option():
         makeargs.arguments("experiment", {"TENSORBOARD": "maybe"})
 
 
-def test_tensorboard_without_tensorboardx_is_one_line_saying_how_to_install(tmp_path):
-    hidden = tmp_path / "hide"
-    hidden.mkdir()
-    (hidden / "tensorboardX.py").write_text("raise ImportError('tensorboardX hidden by the test')\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hidden), os.environ.get("PYTHONPATH", "")])}
+def test_tensorboard_without_tensorboardx_is_one_line_saying_how_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorboardX", None)  # not installed: importing it raises ImportError
     out = tmp_path / "run"
-    result = subprocess.run(
-        [sys.executable, "-m", "tinygrad_act", "experiment", "--depth", "3", "--width", "8", "--steps", "5",
-         "--data", "spirals:n=200", "--tensorboard", "--out", str(out)],
-        capture_output=True, text=True, env=env, cwd=tmp_path,
-    )  # fmt: skip
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "tensorboardX" in lines[0] and "pip install" in lines[0], result.stderr
+    result = hostile.command("experiment", "--depth", "3", "--width", "8", "--steps", "5", "--data", "spirals:n=200",
+                             "--tensorboard", "--out", out)  # fmt: skip
+    assert result.code == 2
+    hostile.refused(result, "tensorboardX", "pip install")
     assert not out.exists()  # refused before anything is written
