@@ -1,4 +1,3 @@
-import fcntl
 import functools
 import gc
 import os
@@ -8,7 +7,6 @@ import hostile
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tinygrad_act.lab.show import run_figures
 from tinygrad_act.lab.sweep import grid as sweep_grid
 
 # CI machines are shared and noisy: no per-example deadline; a fixed, moderate number of examples.
@@ -51,9 +49,8 @@ def ctrl_c():
 
 
 # One finished tiny run for the tests that only read it (the terminal report, Run's members, report.html): made
-# once per test session, by the first xdist worker that asks, in the session's shared temporary directory (the
-# pytest-xdist pattern; the others wait on its lock and read it). Tests must not change it; one that needs its
-# own run makes it.
+# once per test session and shared by both xdist workers (hostile.made_once). Tests must not change it; one that
+# needs its own run makes it.
 FINISHED_RUN = dict(depth=4, width=8, act="relu", init="he_normal", steps=30, batch_size=16, data="spirals:n=200",
                     log_every=5, eval_every=10)  # fmt: skip
 
@@ -63,17 +60,11 @@ def finished_run(tmp_path_factory):
     """(run directory, summary) of a completed FINISHED_RUN with its figures, report.html and checkpoint."""
     from tinygrad_act.lab.run.experiment import Config, read_summary, run
 
-    if not os.environ.get("PYTEST_XDIST_WORKER"):  # no workers: this process's own directory
-        path = tmp_path_factory.mktemp("finished") / "run"
-        return path, run(Config(**FINISHED_RUN, out=str(path)), progress=False)
-    shared = tmp_path_factory.getbasetemp().parent  # pytest-N/, shared by this session's workers (popen-gwK/)
-    path = shared / "finished" / "run"
-    with open(shared / "finished.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, after the run is whole
-        if (path / "summary.json").exists():  # summary.json is a run's last file: another worker finished it
-            return path, {**read_summary(path), "path": str(path)}  # as run returns it
-        path.parent.mkdir()
-        return path, run(Config(**FINISHED_RUN, out=str(path)), progress=False)
+    made = hostile.made_once(
+        tmp_path_factory, "finished", lambda path: run(Config(**FINISHED_RUN, out=str(path / "run")), progress=False)
+    )
+    path = made / "run"
+    return path, {**read_summary(path), "path": str(path)}  # as run returns it
 
 
 # A sweep draws its own figures (about a second of matplotlib each time): a module of sweep tests turns them off with
@@ -94,23 +85,18 @@ def no_sweep_figures(request, monkeypatch):
 # A run draws its eight figures in a couple of seconds of matplotlib: a test that looks at one of them (or at the path
 # they are written through) asks for ``draw_only`` and names it; tests that check them all draw them all
 # (test_experiment.py, test_run_figures.py through ``finished_run``).
-def _draw_only(patch, *names):
-    every = run_figures.drawings
-    patch.setattr(run_figures, "drawings", lambda *args: [(f, n) for f, n in every(*args) if n in names])
-
-
 @pytest.fixture
 def draw_only(monkeypatch):
     """``draw_only("training.png", ...)``: the runs in this test draw only the named figures, the others made but not
     rendered (run_figures.drawings filtered, so every figure's code still runs)."""
-    return functools.partial(_draw_only, monkeypatch)
+    return functools.partial(hostile.draw_only, monkeypatch)
 
 
 @pytest.fixture(scope="module")
 def module_draw_only():
     """``draw_only`` for a module's shared run (a module-scoped fixture's), until the module's tests end."""
     with pytest.MonkeyPatch.context() as patch:
-        yield functools.partial(_draw_only, patch)
+        yield functools.partial(hostile.draw_only, patch)
 
 
 # The longest tests first: make test runs two workers (xdist hands tests out in collection order), and a run of the

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import io
 import os
@@ -27,6 +28,7 @@ import tinygrad_act
 from tinygrad_act import cli
 from tinygrad_act.common.errors import RunDirError, UsageError
 from tinygrad_act.lab.run import experiment as lifecycle
+from tinygrad_act.lab.show import run_figures
 
 TIMEOUT_S = 20
 TINY = {
@@ -161,6 +163,32 @@ def unchanged(before: dict, root, ignore=(".lock",)) -> None:
         changed = sorted(k for k in set(keep) & set(now) if keep[k] != now[k])
         added = sorted(set(now) - set(keep))
         raise AssertionError(f"LOSS: deleted {lost}, changed {changed}, added {added}")
+
+
+def made_once(tmp_path_factory, name: str, make) -> Path:
+    """The directory ``name`` with what ``make(directory)`` writes there, made once per test session: by the first
+    xdist worker that asks, in the session's shared temporary directory (the pytest-xdist pattern: the others wait
+    on its lock, then read it), or in this process's own one when there are no workers. Tests must not change it."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        path = tmp_path_factory.mktemp(name)
+        make(path)
+        return path
+    shared = tmp_path_factory.getbasetemp().parent  # pytest-N/, shared by this session's workers (popen-gwK/)
+    path, done = shared / name, shared / f"{name}.made"
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, after the directory is whole
+        if not done.exists():  # another worker made it whole
+            path.mkdir()
+            make(path)
+            done.touch()
+    return path
+
+
+def draw_only(patch, *names) -> None:
+    """The runs made under ``patch`` (a MonkeyPatch) draw only the named figures (``"training.png"``, ...), the
+    others made but not rendered: run_figures.drawings filtered, so every figure's code still runs."""
+    every = run_figures.drawings
+    patch.setattr(run_figures, "drawings", lambda *args: [(f, n) for f, n in every(*args) if n in names])
 
 
 def copy_run(source, target) -> Path:

@@ -7,8 +7,10 @@ import json
 import math
 from pathlib import Path
 
+import hostile
 import numpy as np
 import pytest
+from conftest import FINISHED_RUN
 
 import tinygrad_act
 from tinygrad_act import optim
@@ -70,15 +72,17 @@ def _csv_rows(path):
         return list(csv.DictReader(f))
 
 
-# One tiny run with figures drawn in this process, made once for the module: the run-directory test reads it, and
-# the aside test compares it with the same run drawn aside. Its own data cache, as the autouse fixture gives a test.
+# One tiny run with a figure drawn, made once for the module: the run-directory test reads it (every figure drawn in
+# this process: the session's finished_run, which the aside test compares with the same run drawn aside). Its own
+# data cache, as the autouse fixture gives a test.
 @pytest.fixture(scope="module")
 def drawn_here(tmp_path_factory):
-    """(config, summary) of a completed tiny run with figures (its directory is named "run", as in the titles)."""
+    """(config, summary) of a completed tiny run with its training figure (the others made, not rendered)."""
     root = tmp_path_factory.mktemp("drawn_here")
     config = _config(root / "run", steps=6, log_every=2, figures=True)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TINYGRAD_ACT_CACHE", str(root / "cache"))
+        hostile.draw_only(patch, "training.png")
         return config, run(config, progress=False, command="test command")
 
 
@@ -134,7 +138,7 @@ def test_run_writes_config_metrics_csv_summary_and_figures(drawn_here):
     assert on_disk["wall_time_s"] > 0
     assert summary["path"] == str(out) and summary["status"] == "completed"
 
-    assert summary["figures"], "figures were drawn"
+    assert summary["figures"] == ["figures/training.png"], "the figure drawn is recorded"
     for name in summary["figures"]:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
 
@@ -408,12 +412,12 @@ def test_small_models_train_on_one_blas_thread_unless_the_environment_sets_a_cou
         assert blas_threads_inside(64) == {2}
 
 
-def test_figures_rendered_aside_are_the_same_files_written_and_recorded_as_drawn_here(tmp_path, drawn_here):
+def test_figures_rendered_aside_are_the_same_files_written_and_recorded_as_drawn_here(tmp_path, finished_run):
     pictures, manifests = [], []
-    config, here = drawn_here
-    out = tmp_path / "run"  # the run drawn here has the same name: it is in every figure's title
-    aside = run(dataclasses.replace(config, out=str(out)), progress=False, command="test command", draw_aside=True)
-    for path, summary in ((Path(config.out), here), (out, aside)):
+    here_path, here = finished_run  # drawn in the process that ran it
+    out = tmp_path / here_path.name  # the same name: it is in every figure's title
+    aside = run(Config(**FINISHED_RUN, out=str(out)), progress=False, draw_aside=True)
+    for path, summary in ((here_path, here), (out, aside)):
         assert "figures_error" not in summary, summary.get("figures_error")
         pictures.append({name: (path / name).read_bytes() for name in summary["figures"]})
         manifests.append(files.Owned.read(path).files)

@@ -7,6 +7,7 @@ gradients vanished to exactly zero."""
 import math
 import re
 
+import hostile
 import pytest
 
 from tinygrad_act import findings, makeargs
@@ -147,17 +148,46 @@ KEPT = ("jacobian",)
 REAL_KEPT = {name: {k: v for k, v in sweeps.load_config(name).fixed.items() if k in KEPT} for name in HEALTHY}
 
 
+def tiny_sweep(table: dict, name: str) -> sweeps.Sweep:
+    """The tiny stand-in for finding ``name``'s sweep, from ``table`` (HEALTHY, DIVERGED, ...: grid, fixed)."""
+    grid, fixed = table[name]
+    return sweeps.Sweep(grid, {**TINY_FIXED, **REAL_KEPT.get(name, {}), **fixed}, name, f"tiny {name}")
+
+
 @pytest.fixture
 def tiny_sweeps(monkeypatch):
     """findings.generate loads each finding's sweep through sweep.load_config: serve tiny ones from a table."""
     table = dict(HEALTHY)
-
-    def load_config(name):
-        grid, fixed = table[name]
-        return sweeps.Sweep(grid, {**TINY_FIXED, **REAL_KEPT.get(name, {}), **fixed}, name, f"tiny {name}")
-
-    monkeypatch.setattr(sweeps, "load_config", load_config)
+    monkeypatch.setattr(sweeps, "load_config", lambda name: tiny_sweep(table, name))
     return table
+
+
+# Each finding's healthy stand-in sweep is trained once per test session (hostile.made_once: by the first xdist
+# worker that asks) and copied by every test that reads it: findings.generate finds its runs complete and analyses
+# them (tests that change the grid train their own).
+@pytest.fixture(scope="session")
+def healthy_runs(tmp_path_factory):
+    """``healthy_runs(name, root)``: finding ``name``'s healthy stand-in runs, copied to ``root`` (the sweep's OUT)."""
+    made = {}
+
+    def train(name, path):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("TINYGRAD_ACT_CACHE", str(path / "cache"))
+            sweeps.prefetch([(tiny_sweep(HEALTHY, name), path / name)], jobs=1, progress=False)
+
+    def copy(name, root):
+        if name not in made:
+            made[name] = hostile.made_once(tmp_path_factory, f"healthy_{name}", lambda path: train(name, path))
+        hostile.copy_run(made[name] / name, root)
+
+    return copy
+
+
+def unrendered(patch) -> None:
+    """The findings' figures from here on are made (every line of their code runs) but neither laid out nor
+    written: for the tests of the README's text. Each is rendered by the section test on healthy runs and by the
+    tests of runs gone wrong on theirs."""
+    patch.setattr(plots, "save", lambda fig, path, dpi=plots.DPI, signed="": None)
 
 
 def generate(names, tmp_path) -> str:
@@ -212,9 +242,10 @@ def test_every_finding_has_a_config_whose_grid_keys_the_tiny_stand_ins_share(nam
 # ---- the README -----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", NAMES)
 def test_a_findings_section_has_its_claim_source_reproduce_line_table_of_numbers_and_figures(
-    name, tmp_path, tiny_sweeps, request
+    name, tmp_path, tiny_sweeps, healthy_runs, request
 ):
     _without_sweep_figures(name, request)
+    healthy_runs(name, tmp_path / "runs" / name)
     readme = generate([name], tmp_path)
     assert readme.startswith("# Findings")
     number, finding = next((i, f) for i, f in enumerate(findings.FINDINGS, 1) if f.name == name)
@@ -242,7 +273,12 @@ def test_a_findings_section_has_its_claim_source_reproduce_line_table_of_numbers
 
 
 @pytest.mark.usefixtures("no_sweep_figures")  # selu and he_2015 show no sweep figure
-def test_regenerating_one_finding_keeps_the_others_and_reuses_finished_runs(tmp_path, tiny_sweeps, monkeypatch):
+def test_regenerating_one_finding_keeps_the_others_and_reuses_finished_runs(
+    tmp_path, tiny_sweeps, healthy_runs, monkeypatch
+):
+    unrendered(monkeypatch)
+    for name in ("selu", "he_2015"):
+        healthy_runs(name, tmp_path / "runs" / name)
     readme = generate(["selu", "he_2015"], tmp_path)
     assert readme.index("<!-- finding:he_2015 -->") < readme.index("<!-- finding:selu -->")  # report order
     path = tmp_path / "out" / "README.md"
@@ -267,7 +303,12 @@ def test_an_unknown_finding_is_a_value_error_naming_the_choices_and_nothing_is_w
 
 
 @pytest.mark.usefixtures("no_sweep_figures")  # rescue and selu show no sweep figure
-def test_report_command_writes_the_readme_and_rejects_an_unknown_finding(tmp_path, tiny_sweeps, capsys):
+def test_report_command_writes_the_readme_and_rejects_an_unknown_finding(
+    tmp_path, tiny_sweeps, healthy_runs, monkeypatch, capsys
+):
+    unrendered(monkeypatch)
+    for name in ("rescue", "selu"):
+        healthy_runs(name, tmp_path / "runs" / name)
     argv = ["report", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--jobs", "1", "--no-progress"]
     assert main([*argv, "--only", "rescue, selu"]) == 0
     assert f"wrote {tmp_path / 'out' / 'README.md'}" in capsys.readouterr().out
@@ -332,14 +373,19 @@ def test_a_findings_figure_is_saved_at_100_dpi_and_linked_under_figures(tmp_path
 
 
 @pytest.mark.usefixtures("no_sweep_figures")
-def test_glorot_bengio_names_the_last_layer_of_its_own_depth(tmp_path, tiny_sweeps):
+def test_glorot_bengio_names_the_last_layer_of_its_own_depth(tmp_path, tiny_sweeps, healthy_runs, monkeypatch):
+    unrendered(monkeypatch)
+    healthy_runs("glorot_bengio", tmp_path / "runs" / "glorot_bengio")
     text = section(generate(["glorot_bengio"], tmp_path), "glorot_bengio")
     assert "delta_l / delta_3 at step 0" in text and "delta_5" not in text  # tiny stand-in: depth 3
 
 
 # ---- a finding's full grid (FULL=1) and its committed table --------------------------------------------------
 @pytest.mark.usefixtures("no_sweep_figures")  # neither the report's grid nor the full one: its figures are its own
-def test_full_runs_the_heavy_grid_commits_its_rows_and_the_report_reruns_and_compares_a_few(tmp_path, tiny_sweeps):
+def test_full_runs_the_heavy_grid_commits_its_rows_and_the_report_reruns_and_compares_a_few(
+    tmp_path, tiny_sweeps, healthy_runs, monkeypatch
+):
+    healthy_runs("edge_of_chaos", tmp_path / "runs" / "edge_of_chaos")  # the report's runs; the full grid's are new
     readme = generate_full(["edge_of_chaos"], tmp_path, full=True)
     committed = files.read_json(tmp_path / "out" / "edge_of_chaos_full.json")
     assert (
@@ -351,6 +397,7 @@ def test_full_runs_the_heavy_grid_commits_its_rows_and_the_report_reruns_and_com
     assert "4 of 4 are identical to every digit" in text and "0 changed its trained verdict" in text
     assert "reproduce the committed table's trained verdicts: **holds**" in text
     assert "depth 4" in text  # the table is the full grid's, not the report's four runs
+    unrendered(monkeypatch)  # drawn above from the full grid's table
     again = section(generate_full(["edge_of_chaos"], tmp_path, full=False), "edge_of_chaos")
     assert again == text  # without FULL the committed table is read back as it was written
     (tmp_path / "out" / "edge_of_chaos_full.json").unlink()
@@ -367,7 +414,9 @@ def generate_full(names, tmp_path, full: bool) -> str:
 
 # ---- finding 10's full grid (FULL=1) and its committed table --------------------------------------------------
 @pytest.mark.usefixtures("no_sweep_figures")
-def test_isometry_full_grid_is_committed_read_back_and_compared_with_the_reports_own_runs(tmp_path, tiny_sweeps):
+def test_isometry_full_grid_is_committed_read_back_and_compared_with_the_reports_own_runs(
+    tmp_path, tiny_sweeps, monkeypatch
+):
     grid, fixed = tiny_sweeps["isometry"]
     grid = {**grid, "depth": [3]}  # the report's own runs: one depth (the comparison is per run, not per depth)
     tiny_sweeps["isometry"] = (grid, fixed)
@@ -380,6 +429,7 @@ def test_isometry_full_grid_is_committed_read_back_and_compared_with_the_reports
     text = section(readme, "isometry")
     assert "**Training: the table below is committed**" in text and "16 runs, isometry_full.toml" in text
     assert "the report's own runs reproduce the committed spectra: **holds** (4 of 4 identical" in text
+    unrendered(monkeypatch)  # both figures, the training race's too, drawn above from the committed table
     again = generate_full(["isometry"], tmp_path, full=False)
     assert section(again, "isometry") == text  # without FULL the committed table is read back as it was written
     (out / "isometry_full.json").unlink()

@@ -301,7 +301,7 @@ def test_a_title_wider_than_its_figure_goes_on_two_lines_after_the_run_and_every
     shutil.copytree(out, path)
     lines = {}
     for fig, name in run_figures.drawings(path, read_metrics(path), summary):
-        plots.png(fig)  # laid out and drawn as written
+        fig.set_dpi(plots.DPI)  # at the dpi it is written at; laying out (tight_layout) leaves a suptitle where it is
         box = fig._suptitle.get_window_extent(fig.canvas.get_renderer())
         assert 0 <= box.x0 and box.x1 <= fig.bbox.width, name  # never cut at the figure's edges
         lines[name, fig.get_figwidth()] = fig._suptitle.get_text().split("\n")

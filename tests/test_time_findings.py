@@ -69,6 +69,7 @@ def test_without_a_committed_full_grid_the_section_says_how_to_make_it_and_check
     assert "learn the adding problem (test MSE" not in text
 
 
+@pytest.mark.usefixtures("no_sweep_figures")  # the same runs' sweep figures: the test above draws them
 def test_the_learning_parts_are_computed_from_the_committed_rows(tmp_path, runs_root):
     text = _section("vanishing_time", tmp_path / "out", runs_root, committed=True)
     checks = text.split("**Source.**")[0]
