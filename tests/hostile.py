@@ -178,6 +178,7 @@ def made_once(tmp_path_factory, name: str, make) -> Path:
     with open(shared / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, after the directory is whole
         if not done.exists():  # another worker made it whole
+            shutil.rmtree(path, ignore_errors=True)  # what a failed make left: made afresh, the failure seen again
             path.mkdir()
             make(path)
             done.touch()
