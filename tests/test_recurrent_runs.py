@@ -117,7 +117,7 @@ def test_figures_report_and_terminal_table_go_through_time(tmp_path):
 def test_a_plain_rnns_third_figure_is_its_saturation_through_time(tmp_path):
     summary, path = _run(tmp_path, cell="tanh")
     draws = time_figures.draws(files.read_records(path), summary)
-    assert draws[2]()[1] == "saturation_time.png"
+    assert list(draws)[2] == "saturation_time" and draws["saturation_time"]()[1] == "saturation_time.png"
 
 
 def test_compare_draws_recurrent_runs_over_time_steps_and_refuses_to_mix_them_with_mlps(tmp_path):

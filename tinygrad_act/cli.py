@@ -275,8 +275,10 @@ def cmd_list(args) -> int:
     cells = ", ".join(f"{name}:{','.join(params)}" if params else name for name, params in
                       ((c, recurrent.CELL_PARAMETERS.get(c, ())) for c in recurrent.CELLS))  # fmt: skip
     print(f"cells (--model rnn): {cells}")
-    print(f"figures (--figures NAME,...): an MLP run's: {', '.join(run_figures.names())}; a recurrent run's: "
-          f"{', '.join(run_figures.names('rnn'))} (gates for lstm and gru, saturation_time for the others)")
+    print(
+        f"figures (--figures NAME,...): an MLP run's: {', '.join(run_figures.names())}; a recurrent run's: "
+        f"{', '.join(run_figures.names('rnn'))} (gates for lstm and gru, saturation_time for the others)"
+    )
     if args.verbose:
         print(f"optimizers' lr and momentum: the experiment's --lr {d.lr} and --momentum {d.momentum} (sgd only)")
     print("parameters: name:param=value[,param=value], e.g. leaky_relu:alpha=0.2, spirals:classes=5")

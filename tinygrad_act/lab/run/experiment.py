@@ -146,7 +146,7 @@ def _run_in(path: Path, config: Config, resolved: Resolved, dataset, progress: b
         try:
             saver = _Saver(path, config, dataset.sha256, model, optimizer, batches, probe, outcome.resumed, log)
             train(config, model, training_step, probe, batches, dataset, log, outcome, progress, started, saver)
-            if _draws(config, "histograms") and outcome.status != "failed":  # data for histograms.png
+            if run_figures.asked(config.figures, "histograms") and outcome.status != "failed":  # its data
                 probe.save_histograms(path / "histograms.npz")
             if outcome.status == "completed":
                 final.update(aside.final_evaluation(log.records))
@@ -215,11 +215,6 @@ def make_model(config: Config, num_features: int, num_classes: int, resolved: Re
         seed=int(_seeds(config)[0].generate_state(1)[0]),
         dtype=np.dtype(config.dtype),
     )
-
-
-def _draws(config: Config, name: str) -> bool:
-    """Whether the run draws the figure ``name``: every figure (figures True), none (False) or those named."""
-    return config.figures is True or (isinstance(config.figures, list) and name in config.figures)
 
 
 def _seeds(config: Config):

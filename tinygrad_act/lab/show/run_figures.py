@@ -24,9 +24,9 @@ from .format import fmt, number
 from .jacobian_figure import jacobian_figure
 from .why_figures import gradient_snr, histogram_figure, why_per_layer
 
-__all__ = ["figures", "rendered", "write", "drawings", "names", "every_name", "check", "run_title", "gradient_flow",
-           "gradient_heatmap", "update_ratio", "why_per_layer", "gradient_snr", "training", "histogram_figure",
-           "jacobian_figure"]  # fmt: skip
+__all__ = ["figures", "rendered", "write", "drawings", "names", "every_name", "asked", "check", "run_title",
+           "gradient_flow", "gradient_heatmap", "update_ratio", "why_per_layer", "gradient_snr", "training",
+           "histogram_figure", "jacobian_figure"]  # fmt: skip
 
 
 def figures(path, records: list[dict], summary: dict) -> list[str]:
@@ -69,6 +69,11 @@ def names(model: str = "mlp", cell: str | None = None) -> tuple[str, ...]:
 def every_name() -> tuple[str, ...]:
     """Every figure's name: an MLP's, then those only a recurrent run draws."""
     return tuple(dict.fromkeys((*names("mlp"), *names("rnn"))))
+
+
+def asked(figures, name: str) -> bool:
+    """Whether a run whose figures setting is ``figures`` draws the figure ``name``: True every one, False none."""
+    return figures is True or (isinstance(figures, list) and name in figures)
 
 
 def check(figures, model: str = "mlp", cell: str | None = None) -> None:
