@@ -46,8 +46,9 @@ help:  ## show this help
 	@echo
 	@echo "  make experiment DEPTH=20 ACT=sigmoid   train a deep MLP and show its gradient flow"
 	@echo "      variables: DEPTH WIDTH ACT INIT OUTPUT_INIT SIGMA_B2 OPT LR MOMENTUM BATCH STEPS DATA SEED DTYPE NORM CLIP"
-	@echo "                 LOG_EVERY EVAL_EVERY HIST_EVERY OUT RESUME, switches RESIDUAL FORCE TENSORBOARD JACOBIAN FIGURES"
-	@echo "                 CAPTURE WIDE (1/0, true/false, yes/no); WIDE=1 prints every column of the layer table"
+	@echo "                 LOG_EVERY EVAL_EVERY HIST_EVERY OUT RESUME FIGURES, switches RESIDUAL FORCE TENSORBOARD"
+	@echo "                 JACOBIAN CAPTURE WIDE (1/0, true/false, yes/no); WIDE=1 prints every column of the layer table"
+	@echo "                 FIGURES=1 (all), 0 (none) or those named: FIGURES=gradient_flow,saturation (make list names them)"
 	@echo "  make experiment MODEL=rnn CELL=lstm SEQ_LEN=100 DATA=adding   gradient flow through time (CELL: tanh relu"
 	@echo "                 lstm gru; DATA: adding copy mnist1d_seq; SEQ_LEN sets T; CELL=lstm:forget_bias=1;"
 	@echo "                 TRUNCATE=K: truncated BPTT, gradients reach back at most K steps; WIDTH: the hidden size)"

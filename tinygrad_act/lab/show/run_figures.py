@@ -51,19 +51,19 @@ def write(path, pictures: list[tuple[str, bytes]]) -> list[str]:
     return written
 
 
-# Every figure a run draws, by its file's stem (NAME.png), in the order they are drawn: an MLP's, then (after a
-# recurrent run's through time: time_figures.names) every run's; histograms and jacobian where measured. The
-# figures setting names them (lab/settings.py): True draws all, False none, a list those named.
+# Every figure a run draws, by its file's stem (NAME.png), in the order they are drawn: an MLP's per layer, then
+# its training curves, histograms and Jacobian (those two where measured); a recurrent run's through time
+# (time_figures.names), its update ratios, training curves and Jacobian. The figures setting names them
+# (lab/settings.py): True draws every one, False none, a list those named.
 MLP_FIGURES = ("gradient_flow", "gradient_heatmap", "update_ratio", "saturation", "snr")
-EVERY_RUNS = ("training", "histograms", "jacobian")
 
 
 def names(model: str = "mlp", cell: str | None = None) -> tuple[str, ...]:
     """The figures a run of ``model`` (a recurrent one's: of ``cell``, its name; None: of any cell) can draw, in
     drawing order."""
     if model == "rnn":
-        return (*time_figures.names(cell), "update_ratio", *EVERY_RUNS)
-    return (*MLP_FIGURES, *EVERY_RUNS)
+        return (*time_figures.names(cell), "update_ratio", "training", "jacobian")
+    return (*MLP_FIGURES, "training", "histograms", "jacobian")
 
 
 def every_name() -> tuple[str, ...]:
@@ -89,8 +89,8 @@ def check(figures, model: str = "mlp", cell: str | None = None) -> None:
         if name in every_name():
             raise UsageError(f"figure {name!r} is not one that {run} draws; its figures: {', '.join(drawable)}")
         guess = validate.closest(name, every_name())
-        raise UsageError(f"unknown figure {name!r}{f' (did you mean {guess}?)' if guess else ''}; {run}'s figures: "
-                         f"{', '.join(drawable)}")  # fmt: skip
+        raise UsageError(f"unknown figure {name!r}{f' (did you mean {guess}?)' if guess else ''}; the figures of "
+                         f"{run}: {', '.join(drawable)}")  # fmt: skip
 
 
 def drawings(path, records: list[dict], summary: dict, share: tuple[int, int] = (0, 1)) -> list[tuple]:
