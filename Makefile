@@ -63,7 +63,7 @@ help:  ## show this help
 	@echo "                 variable but FORCE, RESUME and WIDE, applied to each run  (python -m tinygrad_act sweep --help)"
 	@echo "  make report     regenerate experiments/README.md from fresh runs (ONLY=finding to redo one; JOBS)"
 	@echo "                  FULL=1 with ONLY=edge_of_chaos or isometry: also its full grid, rewriting its committed table (slow)"
-	@echo "  make list       activations, initializers, datasets, optimizers"
+	@echo "  make list       activations, initializers, datasets, optimizers, cells, figures"
 	@echo "  make readme     the sample outputs in README.md, from fresh runs (make readme-figures: its pictures)"
 	@echo "  make notebook   run experiments/tutorial.ipynb and store it with its outputs"
 	@echo "  make show RUN_DIR=runs/NAME [WIDE=1]   print the table and verdict of a finished run"
