@@ -93,7 +93,9 @@ def test_a_sweep_toml_takes_a_list_of_names_and_refuses_an_unknown_one(tmp_path)
     assert not (tmp_path / "sweep").exists()
 
 
-@pytest.mark.parametrize(("value", "names"), [(["bogus"], ("'bogus'",)), ("snr", ("config.json", "figures"))])
+@pytest.mark.parametrize(
+    ("value", "names"), [(["bogus"], ("unknown figure 'bogus'", "gradient_flow")), ("snr", ("config.json", "figures"))]
+)
 def test_a_config_json_holding_a_bad_figures_value_is_refused_on_resume_and_the_run_kept(tmp_path, interrupted,
                                                                                        value, names):  # fmt: skip
     run = copy_run(interrupted, tmp_path / "run")
@@ -110,6 +112,8 @@ def test_a_run_asked_for_two_figures_writes_lists_and_inlines_exactly_those(tmp_
                          out=str(tmp_path / "run")))  # fmt: skip
     assert _drawn(run.dir) == {"gradient_flow.png", "saturation.png"}
     assert sorted(run.figures) == ["gradient_flow", "saturation"] and sorted(run.draw()) == sorted(run.figures)
+    # the drawing processes deal shares of the named figures alone: the second of two draws the second named
+    assert [name for _, name in run_figures.drawings(run.dir, run.records, run.summary, (1, 2))] == ["saturation.png"]
     assert sorted(_inlined(run.dir)) == ["gradient_flow.png", "saturation.png"]
     assert run.config["figures"] == ["saturation", "gradient_flow"]  # config.json: what was asked
     assert not (run.dir / "histograms.npz").exists()  # the data of a figure not asked for is not kept
