@@ -95,7 +95,7 @@ def check(figures, model: str = "mlp", cell: str | None = None) -> None:
 
 def drawings(path, records: list[dict], summary: dict, share: tuple[int, int] = (0, 1)) -> list[tuple]:
     """The run's figures as (matplotlib Figure, file name), titled, not saved; no pyplot, no backend touched: those
-    its config.json's figures names (every figure if it names none: True, or False for ``Run.drawn``).
+    its config.json's figures names (every figure if it names none: True, or False for ``Run.draw``).
     ``share``: as for ``rendered``."""
     measured = [r for r in records if r["layers"] and r["layers"][0].get("delta_norm") is not None]
     if not measured:
@@ -123,9 +123,9 @@ def drawings(path, records: list[dict], summary: dict, share: tuple[int, int] = 
         draws["histograms"] = lambda: histogram_figure(files.read_npz(histograms, "histograms"))  # sizes checked
     if (summary.get("jacobian") or {}).get("applies"):
         draws["jacobian"] = lambda: jacobian_figure(summary["jacobian"])
-    asked = config.get("figures")
-    if isinstance(asked, list):  # only those named are made (drawing.py's processes deal shares of this list)
-        draws = {name: draw for name, draw in draws.items() if name in asked}
+    named = config.get("figures")
+    if isinstance(named, list):  # only those named are made (drawing.py's processes deal shares of this list)
+        draws = {name: draw for name, draw in draws.items() if name in named}
     drawn, width = [], None
     with np.errstate(all="ignore"):
         for i, (name, draw) in enumerate(draws.items()):
