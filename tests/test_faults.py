@@ -292,12 +292,9 @@ def _plant_after_prepare(monkeypatch, plant):
 
 
 @pytest.mark.parametrize("name", LINKED)
-def test_a_link_planted_at_a_run_file_is_replaced_and_its_target_stays_unchanged(
-    tmp_path, monkeypatch, draw_only, name
-):
+def test_a_link_planted_at_a_run_file_is_replaced_and_its_target_stays_unchanged(tmp_path, monkeypatch, name):
     target = tmp_path / "precious.txt"
     target.write_text("precious")
-    draw_only("training.png")  # the figure a link is planted at
 
     def plant(path):
         (path / name).parent.mkdir(exist_ok=True)
@@ -305,20 +302,21 @@ def test_a_link_planted_at_a_run_file_is_replaced_and_its_target_stays_unchanged
 
     _plant_after_prepare(monkeypatch, plant)
     out = tmp_path / "run"
-    summary = run(_config(out, steps=2, figures=name.startswith("figures")), progress=False)
+    figures = ["training"] if name.startswith("figures") else False  # the figure a link is planted at
+    summary = run(_config(out, steps=2, figures=figures), progress=False)
     assert target.read_text() == "precious"
     if name != "summary.json.partial":  # a name the run no longer writes: the link is left alone
         assert not (out / name).is_symlink() and (out / name).stat().st_size > 0
     assert "figures_error" not in summary
 
 
-def test_a_directory_link_planted_at_figures_is_replaced_and_its_target_stays_empty(tmp_path, monkeypatch, draw_only):
+def test_a_directory_link_planted_at_figures_is_replaced_and_its_target_stays_empty(tmp_path, monkeypatch):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    draw_only("training.png")  # one figure written into figures/ is enough to show where it goes
     _plant_after_prepare(monkeypatch, lambda path: (path / "figures").symlink_to(elsewhere, target_is_directory=True))
     out = tmp_path / "run"
-    summary = run(_config(out, steps=2, figures=True), progress=False)
+    # one figure written into figures/ is enough to show where it goes
+    summary = run(_config(out, steps=2, figures=["training"]), progress=False)
     assert list(elsewhere.iterdir()) == []
     assert not (out / "figures").is_symlink() and summary["figures"]
     assert all((out / name).is_file() for name in summary["figures"])

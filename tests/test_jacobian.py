@@ -216,9 +216,11 @@ def test_free_probability_moments_match_large_random_matrices(orthogonal):
     assert theory["relative_var"] > (depth if not orthogonal else 0)  # Gaussian W add 1 per layer, orthogonal 0
 
 
-def test_run_records_the_spectrum_and_its_theory(tmp_path, draw_only):
-    draw_only("jacobian.png")  # the figure of the spectrum and its theory (the run's others: test_run_figures.py)
-    options = dict(depth=4, width=16, act="tanh", init="orthogonal", steps=2, data="spirals:n=200")
+def test_run_records_the_spectrum_and_its_theory(tmp_path):
+    # the figure of the spectrum and its theory (the run's others: test_run_figures.py)
+    options = dict(
+        depth=4, width=16, act="tanh", init="orthogonal", steps=2, data="spirals:n=200", figures=["jacobian"]
+    )
     config = Config(**options, out=str(tmp_path / "r"))
     summary = run(config, progress=False)
     entry = json.loads((tmp_path / "r" / "summary.json").read_text())["jacobian"]

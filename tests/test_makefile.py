@@ -148,6 +148,14 @@ def test_a_bad_recurrent_setting_is_refused_by_make_with_one_line(tmp_path, monk
     assert not (tmp_path / "run").exists()
 
 
+def test_a_figure_name_no_run_draws_is_refused_by_make_with_the_nearest_name(tmp_path):
+    result = _make(tmp_path, "experiment", *TINY, "FIGURES=training,snrr", f"OUT={tmp_path / 'run'}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if not re.match(r"make(\[\d+\])?: \*\*\*", line)]
+    assert len(lines) == 1 and "'snrr'" in lines[0] and "did you mean snr?" in lines[0], lines
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize(
     "value, expected",
     [("1", True), ("yes", True), ("TRUE", True), ("Yes", True), ("0", False), ("no", False), ("False", False)],

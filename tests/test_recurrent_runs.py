@@ -16,7 +16,7 @@ from tinygrad_act.lab import data
 from tinygrad_act.lab.data import tasks
 from tinygrad_act.lab.run import checkpoint, experiment, tensorboard
 from tinygrad_act.lab.run.config import Config
-from tinygrad_act.lab.show import compare, report, time_figures
+from tinygrad_act.lab.show import compare, report, run_figures, time_figures
 
 TINY = dict(model="rnn", width=4, steps=6, batch_size=8, log_every=2, eval_every=3, seq_len=5,
             data="adding:n_train=40,n_test=16", figures=False)  # fmt: skip
@@ -105,6 +105,7 @@ def test_figures_report_and_terminal_table_go_through_time(tmp_path):
     summary, path = _run(tmp_path, cell="lstm", figures=True)
     names = {name.split("/")[-1] for name in summary["figures"]}
     assert {"gradient_time.png", "gradient_time_heatmap.png", "gates.png", "training.png", "jacobian.png"} <= names
+    assert names == {f"{name}.png" for name in run_figures.names("rnn", "lstm")}  # the catalog: what it draws
     assert "gradient_flow.png" not in names
     page = (path / "report.html").read_text()
     assert "Time steps" in page and "cdelta@0" in page and "step 1 receives" in page
@@ -117,7 +118,7 @@ def test_figures_report_and_terminal_table_go_through_time(tmp_path):
 def test_a_plain_rnns_third_figure_is_its_saturation_through_time(tmp_path):
     summary, path = _run(tmp_path, cell="tanh")
     draws = time_figures.draws(files.read_records(path), summary)
-    assert draws[2]()[1] == "saturation_time.png"
+    assert list(draws)[2] == "saturation_time" and draws["saturation_time"]()[1] == "saturation_time.png"
 
 
 def test_compare_draws_recurrent_runs_over_time_steps_and_refuses_to_mix_them_with_mlps(tmp_path):

@@ -19,7 +19,7 @@ from .lab.data import datasets
 from .lab.measure.records import read_metrics, read_summary
 from .lab.run import experiment, recurrent
 from .lab.run.config import RUN_OPTIONS, SETTINGS, Config
-from .lab.show import compare, plots, report
+from .lab.show import compare, plots, report, run_figures
 from .lab.sweep import grid as sweeps
 from .nn import activations, optim
 from .nn import init as initializers
@@ -69,10 +69,16 @@ def add_setting(parser: argparse.ArgumentParser, setting: validate.Setting, defa
         kwargs["action"] = argparse.BooleanOptionalAction
     else:
         kwargs.update(type=_parsed(setting), metavar=setting.name.upper())
+    if setting.switch:  # --figures (all), --figures a,b (those), --no-figures (none)
+        kwargs.update(nargs="?", const=True, metavar="NAME,...")
     if not defaults:
         kwargs["help"] = kwargs["help"].replace("%(default)s", str(setting.default))
         kwargs["default"] = argparse.SUPPRESS
     parser.add_argument(setting.option, **kwargs)
+    if setting.switch:
+        no = setting.option.replace("--", "--no-", 1)
+        parser.add_argument(no, action="store_const", const=False, dest=setting.name, default=kwargs["default"],
+                            help=f"none: {setting.option} 0")  # fmt: skip
 
 
 def _experiment_arguments(parser: argparse.ArgumentParser, defaults: bool = True):
@@ -269,6 +275,10 @@ def cmd_list(args) -> int:
     cells = ", ".join(f"{name}:{','.join(params)}" if params else name for name, params in
                       ((c, recurrent.CELL_PARAMETERS.get(c, ())) for c in recurrent.CELLS))  # fmt: skip
     print(f"cells (--model rnn): {cells}")
+    print(
+        f"figures (--figures NAME,...): an MLP run's: {', '.join(run_figures.names())}; a recurrent run's: "
+        f"{', '.join(run_figures.names('rnn'))} (gates for lstm and gru, saturation_time for the others)"
+    )
     if args.verbose:
         print(f"optimizers' lr and momentum: the experiment's --lr {d.lr} and --momentum {d.momentum} (sgd only)")
     print("parameters: name:param=value[,param=value], e.g. leaky_relu:alpha=0.2, spirals:classes=5")

@@ -9,7 +9,6 @@ with the nearest known name (``did you mean ACT?``): the Makefile names them in 
 
 from __future__ import annotations
 
-import difflib
 import os
 import sys
 
@@ -106,8 +105,8 @@ def nearest(name: str, known) -> str | None:
     prefixed = [v for v in known if len(v) >= 3 and len(upper) >= 3 and (upper.startswith(v) or v.startswith(upper))]
     if prefixed:
         return max(prefixed, key=len)
-    close = difflib.get_close_matches(upper, list(aliases), n=1, cutoff=0.7)
-    return aliases[close[0]] if close and aliases[close[0]] in known else None
+    close = validate.closest(upper, aliases)
+    return aliases[close] if close and aliases[close] in known else None
 
 
 def _options(table: dict, environ) -> list[str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import difflib
 import inspect
 import math
 import numbers
@@ -110,6 +111,13 @@ def choice(name: str, value, choices) -> str:
     return value
 
 
+def closest(name: str, known, cutoff: float = 0.7) -> str | None:
+    """The name of ``known`` spelled most like ``name`` (``gradient_flw`` -> ``gradient_flow``), or None: the
+    did-you-mean of a refusal."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
 def _size(text: str) -> int:
     """``"8G"``, ``"512M"``, ``"1000000"`` -> bytes."""
     text = text.strip().lower().removesuffix("b")
@@ -172,6 +180,7 @@ class Setting:
     make: str = ""  # the make variable (default: NAME)
     finite: bool = True  # False: a measured number, which may be nan or inf
     items: type | None = None  # a list's items are of this type
+    switch: bool = False  # a list of names that may also be True (all) or False (none): figures
 
     def __post_init__(self):
         object.__setattr__(self, "option", self.option or "--" + self.name.replace("_", "-"))
@@ -179,7 +188,9 @@ class Setting:
 
     @property
     def annotation(self):
-        """The type ``run()``'s signature shows (``bool | None`` for an optional switch)."""
+        """The type ``run()``'s signature shows (``bool | None`` for an optional switch, ``bool | list[str]``)."""
+        if self.switch:
+            return bool | list[self.items]
         return self.kind | None if self.optional else self.kind
 
     def check(self, value, where: str = ""):
@@ -188,6 +199,8 @@ class Setting:
         try:
             if value is None and self.optional:
                 return None
+            if self.switch:
+                return self._switch(value)
             if self.kind is bool:
                 if not isinstance(value, (bool, np.bool_)):
                     raise UsageError(f"{self.name} must be True or False, got {value!r}")
@@ -221,8 +234,24 @@ class Setting:
         except UsageError as error:
             raise UsageError(f"{where}: {error}" if where else str(error)) from None
 
+    def _switch(self, value):
+        """True, False, or a non-empty list of names (repeats dropped): the value of a ``switch`` setting."""
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise UsageError(f"{self.name} must be True, False or a list of names, got {value!r}")
+        if not value:
+            raise UsageError(f"{self.name} [] names none; for none write {spell(self.name, False)}")
+        return list(dict.fromkeys(value))
+
     def parse(self, text: str):
-        """``text`` as typed on a command line or in a make variable: 1/0, true/false, yes/no for a switch."""
+        """``text`` as typed on a command line or in a make variable: 1/0, true/false, yes/no for a switch, and
+        for a list of names also the names separated by commas (``gradient_flow,saturation``)."""
+        if self.switch:
+            word = str(text).strip().lower()
+            if word in _TRUE or word in _FALSE:
+                return word in _TRUE
+            return self.check([name.strip() for name in str(text).split(",") if name.strip()])
         if self.kind is bool:
             return boolean(self.name, text)
         if self.kind is int:
@@ -235,6 +264,8 @@ class Setting:
     def describe(self) -> str:
         """``depth : int, default 20`` and the help: one parameter of a docstring."""
         kind = self.kind.__name__ + (" or None" if self.optional else "")
+        if self.switch:
+            kind = f"bool or list of {self.items.__name__}"
         return f"{self.name} : {kind}, default {self.default!r}\n    {self.help}"
 
 
@@ -248,11 +279,16 @@ def settings_of(cls) -> tuple[Setting, ...]:
     hints = typing.get_type_hints(cls)
     found = []
     for field in dataclasses.fields(cls):
-        kind, optional = hints[field.name], False
+        kind, limits = hints[field.name], dict(field.metadata["setting"])
         if typing.get_origin(kind) in (typing.Union, types.UnionType):
-            (kind,) = [arg for arg in typing.get_args(kind) if arg is not type(None)]
-            optional = True
-        found.append(Setting(field.name, kind, field.default, optional=optional, **field.metadata["setting"]))
+            kinds = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+            if kinds[0] is bool and len(kinds) == 2 and typing.get_origin(kinds[1]) is list:  # bool | list[str]
+                (items,) = typing.get_args(kinds[1])
+                kind, limits = list, {**limits, "items": items, "switch": True}
+            else:
+                (kind,) = kinds
+                limits["optional"] = True
+        found.append(Setting(field.name, kind, field.default, **limits))
     return tuple(found)
 
 
@@ -309,6 +345,8 @@ def spell(name: str, value=None) -> str:
     setting, where = _DECLARED.get(name), _ENTRANCE.get()
     if setting is None or where == "python":
         return name if value is None else f"{name}={value!r}"
+    if isinstance(value, list):  # a list of names is typed with commas: --figures gradient_flow,saturation
+        value = ",".join(map(str, value))
     if where == "make":
         shown = {True: "1", False: "0"}.get(value, value) if isinstance(value, bool) else value
         return setting.make if value is None else f"{setting.make}={shown}"

@@ -54,7 +54,10 @@ class Settings:
     eval_every: int = setting(100, "test-set evaluation every N steps", low=1)
     # TensorBoard histograms at measured steps, at most one every hist_every steps
     hist_every: int = setting(10, "TensorBoard histograms at measured steps, at most one every N steps", low=1)
-    figures: bool = setting(True, "draw the PNG figures (--no-figures is faster)")
+    # True: every figure the run can draw; False: none; or the names of those to draw (lab/show/run_figures.py)
+    figures: bool | list[str] = setting(True, "the PNG figures to draw: all, none (--no-figures is faster) or "
+                                        "those named: gradient_flow,saturation (tinygrad-act list names them; "
+                                        "jacobian only where the Jacobian is measured)")  # fmt: skip
     # also write TensorBoard event files (optional extra: tensorboardX)
     tensorboard: bool = setting(False, "also write TensorBoard event files to RUN_DIR/tensorboard/")
     # replay a captured step on unmeasured steps (nn/step.py): faster, the same numbers

@@ -178,7 +178,7 @@ class Run:
 
     def draw(self) -> dict:
         """The run's figures drawn afresh as matplotlib Figures, name -> Figure (no pyplot: the caller's backend
-        is unchanged)."""
+        is unchanged): those its figures setting names, every one if it names none (True, or False)."""
         return {Path(name).stem: fig for fig, name in run_figures.drawings(self.dir, self.records, self.summary)}
 
     @property

@@ -28,6 +28,7 @@ from ...nn.modules import output_initializer
 from .. import data
 from ..data import userdata
 from ..settings import RUN_OPTIONS, SETTINGS, Settings, read_config
+from ..show import run_figures
 from . import engines, recurrent, tensorboard
 
 __all__ = ["Config", "Resolved", "RUN_OPTIONS", "SETTINGS"]
@@ -74,6 +75,7 @@ class Config(Settings):
         spec = self.data if data_spec is None else data_spec
         shape = _resolved("dataset", spec, lambda: data.check(spec, **recurrent.data_params(self)))
         recurrent.check(self, Config(), shape)
+        run_figures.check(self.figures, self.model, recurrent.cell_spec(self.cell)[0] if self.model == "rnn" else None)
         if shape is not None and self.batch_size > shape.n_train:
             raise UsageError(
                 f"batch_size {self.batch_size} is larger than the training split of {self.data!r} "

@@ -146,7 +146,7 @@ def _run_in(path: Path, config: Config, resolved: Resolved, dataset, progress: b
         try:
             saver = _Saver(path, config, dataset.sha256, model, optimizer, batches, probe, outcome.resumed, log)
             train(config, model, training_step, probe, batches, dataset, log, outcome, progress, started, saver)
-            if config.figures and outcome.status != "failed":  # data for histograms.png, drawn with the figures
+            if run_figures.asked(config.figures, "histograms") and outcome.status != "failed":  # its data
                 probe.save_histograms(path / "histograms.npz")
             if outcome.status == "completed":
                 final.update(aside.final_evaluation(log.records))

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ...common import files
+from ...common import files, validate
+from ...common.errors import UsageError
 from ..data.tasks import REGRESSION_TOLERANCE
 from ..stats import shown_verdict
 from . import plots, time_figures, time_report
@@ -23,8 +24,9 @@ from .format import fmt, number
 from .jacobian_figure import jacobian_figure
 from .why_figures import gradient_snr, histogram_figure, why_per_layer
 
-__all__ = ["figures", "rendered", "write", "drawings", "run_title", "gradient_flow", "gradient_heatmap", "update_ratio",
-           "why_per_layer", "gradient_snr", "training", "histogram_figure", "jacobian_figure"]  # fmt: skip
+__all__ = ["figures", "rendered", "write", "drawings", "names", "every_name", "asked", "check", "run_title",
+           "gradient_flow", "gradient_heatmap", "update_ratio", "why_per_layer", "gradient_snr", "training",
+           "histogram_figure", "jacobian_figure"]  # fmt: skip
 
 
 def figures(path, records: list[dict], summary: dict) -> list[str]:
@@ -49,8 +51,51 @@ def write(path, pictures: list[tuple[str, bytes]]) -> list[str]:
     return written
 
 
+# Every figure a run draws, by its file's stem (NAME.png), in the order they are drawn: an MLP's per layer, then
+# its training curves, histograms and Jacobian (those two where measured); a recurrent run's through time
+# (time_figures.names), its update ratios, training curves and Jacobian. The figures setting names them
+# (lab/settings.py): True draws every one, False none, a list those named.
+MLP_FIGURES = ("gradient_flow", "gradient_heatmap", "update_ratio", "saturation", "snr")
+
+
+def names(model: str = "mlp", cell: str | None = None) -> tuple[str, ...]:
+    """The figures a run of ``model`` (a recurrent one's: of ``cell``, its name; None: of any cell) can draw, in
+    drawing order."""
+    if model == "rnn":
+        return (*time_figures.names(cell), "update_ratio", "training", "jacobian")
+    return (*MLP_FIGURES, "training", "histograms", "jacobian")
+
+
+def every_name() -> tuple[str, ...]:
+    """Every figure's name: an MLP's, then those only a recurrent run draws."""
+    return tuple(dict.fromkeys((*names("mlp"), *names("rnn"))))
+
+
+def asked(figures, name: str) -> bool:
+    """Whether a run whose figures setting is ``figures`` draws the figure ``name``: True every one, False none."""
+    return figures is True or (isinstance(figures, list) and name in figures)
+
+
+def check(figures, model: str = "mlp", cell: str | None = None) -> None:
+    """UsageError if ``figures`` (the setting: True, False or a list of names) names a figure that no run draws
+    (with the nearest name) or one that this run (``model``, a recurrent one's ``cell``) cannot draw."""
+    if not isinstance(figures, list):
+        return
+    drawable = names(model, cell)
+    run = "an MLP run" if model == "mlp" else f"a recurrent run of cell {cell}"
+    for name in figures:
+        if name in drawable:
+            continue
+        if name in every_name():
+            raise UsageError(f"figure {name!r} is not one that {run} draws; its figures: {', '.join(drawable)}")
+        guess = validate.closest(name, every_name())
+        raise UsageError(f"unknown figure {name!r}{f' (did you mean {guess}?)' if guess else ''}; the figures of "
+                         f"{run}: {', '.join(drawable)}")  # fmt: skip
+
+
 def drawings(path, records: list[dict], summary: dict, share: tuple[int, int] = (0, 1)) -> list[tuple]:
-    """The run's figures as (matplotlib Figure, file name), titled, not saved; no pyplot, no backend touched.
+    """The run's figures as (matplotlib Figure, file name), titled, not saved; no pyplot, no backend touched: those
+    its config.json's figures names (every figure if it names none: True, or False for ``Run.draw``).
     ``share``: as for ``rendered``."""
     measured = [r for r in records if r["layers"] and r["layers"][0].get("delta_norm") is not None]
     if not measured:
@@ -62,28 +107,34 @@ def drawings(path, records: list[dict], summary: dict, share: tuple[int, int] = 
     title = run_title(Path(path).name, config, summary)
     classes = (config.get("dataset") or {}).get("classes")
     if (summary.get("through_time") or {}).get("applies"):  # a recurrent run: its figures through time
-        draws = [*time_figures.draws(records, summary), lambda: update_ratio(records)]
+        draws = {**time_figures.draws(records, summary), "update_ratio": lambda: update_ratio(records)}
     else:
-        draws = [
+        mlp = (
             lambda: gradient_flow(records, summary, diverged),
             lambda: gradient_heatmap(records),
             lambda: update_ratio(records),
             lambda: why_per_layer(records),
             lambda: gradient_snr(records, config.get("batch_size")),
-        ]
-    draws.append(lambda: training(records, classes, summary))
+        )
+        draws = dict(zip(MLP_FIGURES, mlp))
+    draws["training"] = lambda: training(records, classes, summary)
     histograms = Path(path) / "histograms.npz"
     if histograms.exists():
-        arrays = files.read_npz(histograms, "histograms")  # defensively: a regular file, sizes from its headers
-        draws.append(lambda: histogram_figure(arrays))
+        draws["histograms"] = lambda: histogram_figure(files.read_npz(histograms, "histograms"))  # sizes checked
     if (summary.get("jacobian") or {}).get("applies"):
-        draws.append(lambda: jacobian_figure(summary["jacobian"]))
+        draws["jacobian"] = lambda: jacobian_figure(summary["jacobian"])
+    named = config.get("figures")
+    if isinstance(named, list):  # only those named are made (drawing.py's processes deal shares of this list)
+        draws = {name: draw for name, draw in draws.items() if name in named}
     drawn, width = [], None
     with np.errstate(all="ignore"):
-        for draw in (draw for i, draw in enumerate(draws) if in_share(i, share[1]) == share[0]):
-            fig, name = draw()
+        for i, (name, draw) in enumerate(draws.items()):
+            if in_share(i, share[1]) != share[0]:
+                continue
+            fig, file = draw()
+            assert file == f"{name}.png", (name, file)  # the name a figure is asked by is its file's
             width = _title(fig, title, width)
-            drawn.append((fig, name))
+            drawn.append((fig, file))
     return drawn
 
 

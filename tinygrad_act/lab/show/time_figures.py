@@ -28,15 +28,23 @@ def time_series(records: list[dict], field: str) -> np.ndarray:
     return np.array([[number(s.get(field)) for s in r["through_time"]] for r in records], dtype=float)
 
 
-def draws(records: list[dict], summary: dict) -> list:
-    """A function per figure through time, each returning (Figure, file name): none if no record carries
-    ``through_time``."""
+def names(cell: str | None = None) -> tuple[str, ...]:
+    """The figures through time of a recurrent run of ``cell`` (its name: tanh, lstm, ...), by file stem, in the
+    order they are drawn; None: of any cell (gates for LSTM and GRU, saturation_time for the others)."""
+    third = ("gates", "saturation_time") if cell is None else ("gates" if cell in CARRY_GATE else "saturation_time",)
+    return "gradient_time", "gradient_time_heatmap", *third
+
+
+def draws(records: list[dict], summary: dict) -> dict:
+    """name -> a function drawing that figure through time (returning its Figure and file name): none if no record
+    carries ``through_time``."""
     records = [r for r in records if r.get("through_time")]
     if not records:
-        return []
+        return {}
     cell = summary["through_time"]["cell"]
     third = (lambda: gates(records, cell)) if cell in CARRY_GATE else (lambda: saturation_time(records))
-    return [lambda: gradient_time(records, summary), lambda: gradient_time_heatmap(records), third]
+    return dict(zip(names(cell), (lambda: gradient_time(records, summary), lambda: gradient_time_heatmap(records),
+                                  third)))  # fmt: skip
 
 
 def _theory(ax, steps, anchor: float, theory: dict, label: str) -> None:
