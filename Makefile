@@ -94,11 +94,6 @@ $(VENV)/.installed-%: pyproject.toml
 	$(PYTHON) -m pip --python $(PY) $(PIP_INSTALL) -e '.[$(subst -,$(comma),$*)]' 2>/dev/null \
 	  || { $(PY) -m ensurepip --upgrade --default-pip >/dev/null && $(PY) -m pip $(PIP_INSTALL) -e '.[$(subst -,$(comma),$*)]'; }
 	$(PY) -m tinygrad_act.bytecode >/dev/null
-	@# the test extra: the suite collected once, by one process, writing the bytecode of the test modules (asserts
-	@# rewritten) and of what they import (torch, hypothesis, ...), which both pytest workers of the first make test
-	@# would otherwise compile at once (collection 7.1 s from source, 2.5 s from bytecode); a collection error is
-	@# make test's to report
-	$(if $(findstring test,$*),PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q --collect-only -p no:cacheprovider tests >/dev/null 2>&1 || true)
 	touch $@
 
 setup: $(STAMP)
