@@ -176,10 +176,11 @@ def test_watch_section_without_torch_says_it_is_skipped(capsys):
     assert "skipped" in capsys.readouterr().out
 
 
-def test_figures_section_times_each_share_of_a_real_runs_figures(finished_run):
+def test_figures_section_times_each_share_of_a_real_runs_figures(finished_run, draw_only):
     from bench import drawing
 
     path, summary = finished_run  # a real run's figures, the session's (the section makes one without --figures-of)
+    draw_only("gradient_flow.png", "training.png")  # each share makes its four; renders one (share 0's, share 1's)
     result = drawing.run(tiny(figures_of=path))
     assert result["figures"] == summary["figures"] and len(result["figures"]) == 8
     assert result["steps"] == FINISHED_RUN["steps"] and result["rounds"] == 1
