@@ -2,6 +2,7 @@
 files, record for record, as one that evaluates at once; the end, divergence, a signal and a checkpoint write what
 was held first; no thread outlives the run, however it ends; a sweep's runs (draw_aside=False) start none."""
 
+import functools
 import os
 import signal
 import sys
@@ -49,13 +50,37 @@ def never_stopped(tmp_path_factory):
 
 
 class Evaluations:
-    """Spies on aside.whole_splits: the thread each evaluation ran in; each one aside made ``delay`` s slower (so
-    that records are still held while the run goes on), and failing if ``fail``."""
+    """Spies on aside.whole_splits: the thread each evaluation ran in; each one aside made ``delay`` s slower, or
+    with ``held`` kept from starting until the run's log flushes after it was handed to the worker (so that records
+    are still held while the run goes on, however fast its steps, and a flush always finds its evaluation running);
+    failing if ``fail``."""
 
-    def __init__(self, monkeypatch, delay=0.0):
+    def __init__(self, monkeypatch, delay=0.0, held=False):
         self.threads, self.delay, self.fail = [], delay, False
         self._original = aside.whole_splits
+        self._flushes, self._flushed = 0, threading.Condition()  # the log's flushes, counted as each one starts
         monkeypatch.setattr(aside, "whole_splits", self)
+        if held:
+            flush, submit = aside.EvaluatingLog.flush, aside.Worker.submit
+
+            def flushing(log):
+                with self._flushed:
+                    self._flushes += 1
+                    self._flushed.notify_all()
+                flush(log)
+
+            def submitting(worker, fn, *args):  # in the training thread, which alone flushes
+                if fn is self:  # an evaluation aside: held until a flush later than this
+                    fn = functools.partial(self._after_flush, self._flushes)
+                return submit(worker, fn, *args)
+
+            monkeypatch.setattr(aside.EvaluatingLog, "flush", flushing)
+            monkeypatch.setattr(aside.Worker, "submit", submitting)
+
+    def _after_flush(self, flushes, model, dataset):
+        with self._flushed:
+            assert self._flushed.wait_for(lambda: self._flushes > flushes, timeout=60), "no flush came"
+        return self(model, dataset)
 
     def __call__(self, model, dataset):
         here = threading.current_thread()
@@ -114,7 +139,7 @@ def test_the_jacobians_theory_computed_aside_equals_the_one_computed_at_once(tmp
 def test_a_signal_while_evaluations_are_held_keeps_every_record_logged_before_it(
     tmp_path, monkeypatch, never_stopped, ctrl_c, signum
 ):
-    evaluations = Evaluations(monkeypatch, delay=0.2)  # the record of step 12 is held when the signal comes
+    evaluations = Evaluations(monkeypatch, held=True)  # the record of step 12 is held when the signal comes
     original = experiment._train_step
 
     def signalled_at_13(*args):
@@ -136,7 +161,7 @@ def test_a_signal_while_evaluations_are_held_keeps_every_record_logged_before_it
 def test_a_run_resumed_after_a_signal_while_evaluations_are_held_equals_one_never_stopped(
     tmp_path, monkeypatch, never_stopped
 ):
-    Evaluations(monkeypatch, delay=0.05)
+    Evaluations(monkeypatch, held=True)
     original = experiment._train_step
 
     def interrupted_at_9(*args):
@@ -158,7 +183,7 @@ def _same_files_but_resumed(whole: Path, resumed: Path) -> None:
 
 
 def test_a_checkpoint_is_written_only_once_every_record_before_it_is(tmp_path, monkeypatch):
-    evaluations = Evaluations(monkeypatch, delay=0.05)
+    evaluations = Evaluations(monkeypatch, held=True)
     monkeypatch.setattr(experiment, "CHECKPOINT_INTERVAL", 0.0)  # a checkpoint at every measured step
     save, missing = checkpoint.save, []
 
