@@ -1,7 +1,10 @@
 import functools
 import gc
+import importlib
+import importlib.util
 import os
 import signal
+import sys
 
 import hostile
 import pytest
@@ -99,15 +102,46 @@ def module_draw_only():
         yield functools.partial(hostile.draw_only, patch)
 
 
-# The longest tests first: make test runs two workers (xdist hands tests out in collection order), and a run of the
-# notebook, a README sample or a findings grid (5-14 s each) that starts last leaves one core idle while it ends.
+# PyTorch is imported by the tests that use it, never at collection (USES_TORCH below): such a module holds
+# ``torch = None`` and names ``pytorch`` (its tests skip without it) or ``pytorch_if_installed`` (None without it),
+# which set the module's ``torch`` before its first test.
+@pytest.fixture(scope="module")
+def pytorch(request):
+    """The module's ``torch``: PyTorch, or the module's tests skip (an optional extra; make test installs it)."""
+    request.module.torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def pytorch_if_installed(request):
+    """The module's ``torch``: PyTorch where it is installed, else None (the module's tests run without it)."""
+    request.module.torch = importlib.import_module("torch") if importlib.util.find_spec("torch") else None
+
+
+# The longest tests first: make test runs two workers, and a run of the notebook, a README sample or a findings grid
+# (5-14 s each) that starts last leaves one core idle while it ends.
 LONGEST_FIRST = ("test_notebook.py", "test_readme.py", "test_findings.py", "test_torch_watch.py", "test_bench_smoke.py")
+# The modules whose tests import PyTorch (directly, through the adapter or the torch engine, or through tensorboardX),
+# none of them at collection: ~2.3 s of CPU in each process that imports it (1.5 s for torch, 0.8 s more for
+# torch._dynamo, which a first optimizer imports). They run at the head of the second worker's share: xdist's
+# worksteal gives the first worker the first half of the collection and the second the rest, and a worker that runs
+# out takes tests from the end of the other's queue, so the first worker never imports PyTorch.
+USES_TORCH = ("test_bench_smoke.py", "test_conventions.py", "test_fuzz.py", "test_readme.py", "test_recurrent.py",
+              "test_recurrent_runs.py", "test_tensorboard.py", "test_torch_engine.py", "test_torch_optional.py",
+              "test_torch_watch.py", "test_torch_watch_recurrent.py")  # fmt: skip
+
+
+TORCH_BEFORE_COLLECTION = "torch" in sys.modules  # a plugin of the environment may have imported it: not a test
 
 
 def pytest_collection_modifyitems(items):
-    """Move the modules of LONGEST_FIRST to the front, in that order; every other test keeps its place."""
+    """The modules of LONGEST_FIRST first, in that order, and every other test in its place; then those of
+    USES_TORCH moved, in that order, to start the second half."""
     rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # a stable sort
+    torch = [item for item in items if item.path.name in USES_TORCH]
+    others = [item for item in items if item.path.name not in USES_TORCH]
+    half = len(items) // 2
+    items[:] = others[:half] + torch + others[half:]
 
 
 # Python's cyclic garbage collector walks every object a process holds: after collection a worker holds ~360k
@@ -115,7 +149,10 @@ def pytest_collection_modifyitems(items):
 # (gc.callbacks, make test). Objects alive at the end of collection and of each test module are frozen (gc.freeze:
 # kept out of later collections; refcounting still frees them), after one collection of what is garbage then.
 def pytest_collection_finish(session):
-    """Freeze what collection imported (each xdist worker collects the whole suite)."""
+    """Freeze what collection imported (each xdist worker collects the whole suite); refuse a test module that
+    imported PyTorch (see USES_TORCH)."""
+    if "torch" in sys.modules and not TORCH_BEFORE_COLLECTION:
+        raise pytest.UsageError("a test module imported torch at collection: import it in its tests (conftest.py)")
     gc.collect()
     gc.freeze()
 

@@ -27,10 +27,8 @@ from hypothesis import given, settings
 from tinygrad_act import Tensor, Value, maximum, where
 from tinygrad_act.engine.gradcheck import gradcheck
 
-try:
-    import torch
-except ImportError:  # optional: the finite-difference and numpy comparisons run without it
-    torch = None
+torch = None  # PyTorch where it is installed (optional: the finite-difference and numpy comparisons run without it)
+pytestmark = pytest.mark.usefixtures("pytorch_if_installed")  # sets it before the first test (conftest.py)
 
 KINK_MARGIN = 1e-3  # finite differences (eps 1e-6) are trusted only this far from a kink
 # Closer than this but not on it, the rounding of another summation order (numpy's or PyTorch's pairwise sums)

@@ -3,6 +3,7 @@
 by --hist-every, the settings and the verdict as text, the HParams entry; without tensorboardX, one line saying how
 to install it."""
 
+import importlib.util
 import shutil
 import sys
 
@@ -17,7 +18,8 @@ from tinygrad_act.common.files import read_records
 from tinygrad_act.lab.run.experiment import Config, run
 from tinygrad_act.lab.stats import first_last_ratio
 
-pytest.importorskip("tensorboardX", reason="the test extra installs tensorboardX")  # make test installs it
+# make test installs tensorboardX; found, not imported here: it imports PyTorch (conftest.py's USES_TORCH)
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("tensorboardX") is None, reason="the test extra installs it")
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 
 DEPTH, WIDTH, BATCH = 3, 8, 16

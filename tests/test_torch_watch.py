@@ -22,12 +22,13 @@ from tinygrad_act.lab.show import compare
 from tinygrad_act.nn import MLP, activations, cross_entropy
 from tinygrad_act.torch.activations import PAIRS, from_module
 
-torch = pytest.importorskip("torch")
+torch = None  # PyTorch, set before the first test (conftest.py); without it the tests skip
+pytestmark = pytest.mark.usefixtures("pytorch")
 
 RNG = np.random.default_rng(3)
 X, Y = RNG.normal(size=(3, 24, 5)), RNG.integers(0, 4, size=(3, 24))
-TORCH_MODULES = {"sigmoid": torch.nn.Sigmoid, "tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "gelu": torch.nn.GELU,
-                 "swish": torch.nn.SiLU, "selu": torch.nn.SELU}  # fmt: skip
+TORCH_MODULES = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "ReLU", "gelu": "GELU", "swish": "SiLU",
+                 "selu": "SELU"}  # fmt: skip
 
 
 def _native_records(act, steps, lr=0.1, momentum=0.9, inplace=False):
@@ -57,7 +58,7 @@ def _torch_twin(native_model, act, inplace=False):
             linear.bias.copy_(torch.from_numpy(layer.bias.data.copy()))
         modules.append(linear)
         if index < len(native_model.layers) - 1:
-            modules.append(torch.nn.ReLU(inplace=True) if inplace else TORCH_MODULES[act]())
+            modules.append(torch.nn.ReLU(inplace=True) if inplace else getattr(torch.nn, TORCH_MODULES[act])())
     return torch.nn.Sequential(*modules)
 
 
@@ -173,40 +174,33 @@ def test_a_linear_without_a_known_activation_module_is_named_and_measured_as_z(t
     assert "not every hidden Linear" in lab.summary["theory"]["reason"]
 
 
-FUNCTIONS = {  # an activation called as a function, and the module the lab reads as the same activation
-    "torch.relu": (torch.relu, torch.nn.ReLU()),
-    "F.relu in place": (lambda z: torch.nn.functional.relu(z, inplace=True), torch.nn.ReLU()),
-    "Tensor.tanh": (lambda z: z.tanh(), torch.nn.Tanh()),
-    "torch.sigmoid": (torch.sigmoid, torch.nn.Sigmoid()),
-    "F.gelu": (torch.nn.functional.gelu, torch.nn.GELU()),
-    "F.gelu tanh": (lambda z: torch.nn.functional.gelu(z, approximate="tanh"), torch.nn.GELU(approximate="tanh")),
-    "F.silu": (torch.nn.functional.silu, torch.nn.SiLU()),
-    "F.leaky_relu 0.2": (lambda z: torch.nn.functional.leaky_relu(z, 0.2), torch.nn.LeakyReLU(0.2)),
-    "F.elu": (torch.nn.functional.elu, torch.nn.ELU()),
-    "F.selu": (torch.nn.functional.selu, torch.nn.SELU()),
-    "F.softplus": (lambda z: torch.nn.functional.softplus(z, beta=2.0), torch.nn.Softplus(beta=2.0)),
+FUNCTIONS = {  # an activation called as a function, and the module the lab reads as the same activation (made
+    # when a test runs: torch is imported by the tests)
+    "torch.relu": lambda: (torch.relu, torch.nn.ReLU()),
+    "F.relu in place": lambda: (lambda z: torch.nn.functional.relu(z, inplace=True), torch.nn.ReLU()),
+    "Tensor.tanh": lambda: (lambda z: z.tanh(), torch.nn.Tanh()),
+    "torch.sigmoid": lambda: (torch.sigmoid, torch.nn.Sigmoid()),
+    "F.gelu": lambda: (torch.nn.functional.gelu, torch.nn.GELU()),
+    "F.gelu tanh": lambda: (
+        lambda z: torch.nn.functional.gelu(z, approximate="tanh"),
+        torch.nn.GELU(approximate="tanh"),
+    ),
+    "F.silu": lambda: (torch.nn.functional.silu, torch.nn.SiLU()),
+    "F.leaky_relu 0.2": lambda: (lambda z: torch.nn.functional.leaky_relu(z, 0.2), torch.nn.LeakyReLU(0.2)),
+    "F.elu": lambda: (torch.nn.functional.elu, torch.nn.ELU()),
+    "F.selu": lambda: (torch.nn.functional.selu, torch.nn.SELU()),
+    "F.softplus": lambda: (lambda z: torch.nn.functional.softplus(z, beta=2.0), torch.nn.Softplus(beta=2.0)),
 }
-
-
-class Calls(torch.nn.Module):
-    """Linear layers with an activation function called in forward (no activation module in the model)."""
-
-    def __init__(self, linears, function):
-        super().__init__()
-        self.linears, self.function = torch.nn.ModuleList(linears), function
-
-    def forward(self, x):
-        for linear in self.linears[:-1]:
-            x = self.function(linear(x))
-        return self.linears[-1](x)
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
 def test_an_activation_called_as_a_function_is_measured_as_its_module_is(tmp_path, name):
-    function, module = FUNCTIONS[name]
+    function, module = FUNCTIONS[name]()
     twin, _ = _native_records("relu", steps=0)
     linears = [m for m in twin if isinstance(m, torch.nn.Linear)]
     modules = torch.nn.Sequential(*[m for linear in linears[:-1] for m in (linear, module)], linears[-1])
+    from torch_models import Calls  # PyTorch's modules: imported here, not at collection
+
     clone = Calls(copy.deepcopy(linears), function)
     _train_watched(modules, tmp_path / "modules", steps=1, figures=False)
     _train_watched(clone, tmp_path / "functions", steps=1, figures=False)
@@ -223,14 +217,14 @@ def test_an_activation_called_as_a_function_is_measured_as_its_module_is(tmp_pat
 @pytest.mark.parametrize(
     ("model", "every", "message"),
     [
-        ([1, 2], 10, "watch needs a torch.nn.Module, got list"),
-        (torch.nn.Linear(3, 2), 10, "needs at least two"),
-        (torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Linear(3, 2)), 0, "every"),
+        (lambda: [1, 2], 10, "watch needs a torch.nn.Module, got list"),
+        (lambda: torch.nn.Linear(3, 2), 10, "needs at least two"),
+        (lambda: torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Linear(3, 2)), 0, "every"),
     ],
 )
 def test_bad_models_and_settings_are_one_line_errors_that_write_nothing(tmp_path, model, every, message):
     with pytest.raises(UsageError, match=message) as error:
-        tinygrad_act.watch(model, out=str(tmp_path / "run"), every=every)
+        tinygrad_act.watch(model(), out=str(tmp_path / "run"), every=every)
     assert "\n" not in str(error.value)
     assert not (tmp_path / "run").exists()
 
@@ -394,8 +388,9 @@ def test_a_measured_steps_statistics_run_on_one_blas_thread_and_the_users_thread
     assert len(seen) == 2 and all(set(threads) == {1} for threads in seen)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_a_wide_layer_s_update_ratio_is_the_same_number_from_torch_s_transposed_copy(dtype):
+    dtype = getattr(torch, dtype)
     watch_module = importlib.import_module("tinygrad_act.torch.watch")  # the module, not the function
     update_ratio = watch_module.update_ratio
     generator = torch.Generator().manual_seed(0)

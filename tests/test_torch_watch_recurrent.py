@@ -6,6 +6,7 @@ Skipped where torch is not importable (an optional extra: pip install 'tinygrad_
 
 import numpy as np
 import pytest
+from test_torch_watch import _assert_close as _close  # one copy of the watch tests' 1e-10 rule
 from tinygrad_act.optim import SGD
 
 import tinygrad_act
@@ -15,8 +16,8 @@ from tinygrad_act.lab.measure.records import read_metrics, read_summary
 from tinygrad_act.lab.measure.through_time import TimeProbe
 from tinygrad_act.nn import RecurrentNet, cross_entropy
 
-torch = pytest.importorskip("torch")
-from test_torch_watch import _assert_close as _close  # noqa: E402  (one copy of the watch tests' 1e-10 rule)
+torch = None  # PyTorch, set before the first test (conftest.py); without it the tests skip
+pytestmark = pytest.mark.usefixtures("pytorch")
 
 RNG = np.random.default_rng(5)
 X, Y = RNG.normal(size=(2, 4, 6, 3)), RNG.integers(0, 2, size=(2, 4))  # 2 batches of 4 sequences, T = 6, F = 3
@@ -27,21 +28,11 @@ LAYER_FIELDS = ("weight_grad_norm", "recurrent_grad_norm", "bias_grad_norm", "de
                 "update_ratio")  # fmt: skip
 
 
-class Readout(torch.nn.Module):
-    """A recurrent module (batch first) and a Linear reading its last hidden state: RecurrentNet in PyTorch."""
-
-    def __init__(self, recurrent, head):
-        super().__init__()
-        self.recurrent, self.head = recurrent, head
-
-    def forward(self, x):
-        outputs, _ = self.recurrent(x)
-        return self.head(outputs[:, -1])
-
-
 def _native(cell, steps):
     """A RecurrentNet trained ``steps`` SGD steps on X, Y with a TimeProbe on each; its PyTorch twin (float64, the
     same initial weights) and the native records."""
+    from torch_models import Readout  # PyTorch's modules: imported here, not at collection
+
     model = RecurrentNet(3, 5, 2, cell=cell, seed=1, dtype=np.float64)
     kind, options = KINDS[cell]
     recurrent = getattr(torch.nn, kind)(3, 5, batch_first=True, dtype=torch.float64, **options)
@@ -93,6 +84,8 @@ def test_a_watched_recurrent_model_logs_the_native_run_s_numbers_through_time_to
 
 def test_the_per_step_gradient_is_pytorch_s_own_dl_dh_t_of_a_step_by_step_run(tmp_path):
     """dL/dh_t from the replay equals the gradient PyTorch gives each h_t of an nn.LSTMCell loop with the weights."""
+    from torch_models import Readout  # PyTorch's modules: imported here, not at collection
+
     torch.manual_seed(0)
     lstm, head = torch.nn.LSTM(3, 5, batch_first=True, dtype=torch.float64), torch.nn.Linear(5, 2, dtype=torch.float64)
     cell = torch.nn.LSTMCell(3, 5, dtype=torch.float64)
@@ -114,8 +107,10 @@ def test_the_per_step_gradient_is_pytorch_s_own_dl_dh_t_of_a_step_by_step_run(tm
 
 
 def test_a_watched_lstm_with_a_head_gets_r_time_the_verdict_and_the_theory_through_time(tmp_path):
+    from torch_models import LstmMlp  # PyTorch's modules: imported here, not at collection
+
     torch.manual_seed(1)  # an LSTM then a head of two Linears: both parts measured
-    lab = _train(_LstmMlp(), tmp_path / "run", steps=3, every=2)
+    lab = _train(LstmMlp(), tmp_path / "run", steps=3, every=2)
     summary, records = read_summary(tmp_path / "run"), read_metrics(tmp_path / "run")
     assert [r["step"] for r in records] == [0, 2]
     first = records[0]
@@ -129,17 +124,6 @@ def test_a_watched_lstm_with_a_head_gets_r_time_the_verdict_and_the_theory_throu
     assert lab.summary["through_time"]["gates_init"]["forget_mean"] > 0
     config = read_json(tmp_path / "run" / "config.json")
     assert (config["model"], config["cell"], config["width"], config["dataset"]["seq_len"]) == ("rnn", "lstm", 5, 6)
-
-
-class _LstmMlp(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.lstm = torch.nn.LSTM(3, 5, batch_first=True, dtype=torch.float64)
-        self.head = torch.nn.Sequential(torch.nn.Linear(5, 4, dtype=torch.float64), torch.nn.Tanh(),
-                                        torch.nn.Linear(4, 2, dtype=torch.float64))  # fmt: skip
-
-    def forward(self, x):
-        return self.head(self.lstm(x)[0][:, -1])
 
 
 def test_each_layer_of_a_two_layer_gru_gets_pytorch_s_own_dl_dh_t(tmp_path):
@@ -190,6 +174,8 @@ def test_each_layer_of_a_two_layer_gru_gets_pytorch_s_own_dl_dh_t(tmp_path):
     ],
 )
 def test_a_recurrent_module_the_replay_cannot_follow_is_named_and_the_rest_measured(tmp_path, recurrent, reason):
+    from torch_models import Readout  # PyTorch's modules: imported here, not at collection
+
     module = recurrent()
     head = torch.nn.Linear(5 * (1 + module.bidirectional), 2, dtype=torch.float64)
     lab = _train(Readout(module, head), tmp_path / "run", steps=1)
