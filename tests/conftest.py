@@ -145,7 +145,7 @@ def pytest_collection_modifyitems(items):
 
 
 # Python's cyclic garbage collector walks every object a process holds: after collection a worker holds ~360k
-# (torch, matplotlib, hypothesis and every test module), and the suite's 50 full collections cost ~12 s of CPU
+# (matplotlib, hypothesis and every test module), and the suite's 50 full collections cost ~12 s of CPU
 # (gc.callbacks, make test). Objects alive at the end of collection and of each test module are frozen (gc.freeze:
 # kept out of later collections; refcounting still frees them), after one collection of what is garbage then.
 def pytest_collection_finish(session):
