@@ -44,6 +44,10 @@ TOLERANCE = 1e-9
 QDIGITS = 3  # layers whose q agree to this many digits share one D^2 (the change of phi'^2 is ~1e-3 or less)
 EPS_STEPS = 0.2  # eps / x in grid steps (in log x): smaller and the continuation from point to point jumps branch
 _remembered = memo.Remembered(32)  # density's answers (a run asks once; a test session asks for the same runs again)
+# _solve's numbers as 0-d arrays: numpy converts a Python number anew at every operation (~0.3 us each, a sixth of
+# _solve's time on its small arrays); these hold the same values, converted once
+_ONE, _NODES, _I = np.array(1.0 + 0j), np.array(NODES + 0j), np.array(1j)
+_PI, _TURN, _TOLERANCE = np.array(math.pi), np.array(2 * math.pi), np.array(TOLERANCE)
 
 
 def _quantiles(act, q: float) -> np.ndarray:
@@ -69,24 +73,39 @@ def _layers(act, q, sigma_w2):
 def _solve(x, psi, y, atoms, log_sigma, count, iid: bool):
     """Newton for (psi, y) at the complex points x (shape (k,)) from the guesses psi (k,) and y (k, rows);
     returns them, or None if it does not converge."""
-    log_target, total = -np.log(x), np.sum(count)
+    log_target, total = -np.log(x), float(count.sum())
+    outside, total, log_sigma = (np.array(v, dtype=complex) for v in (1.0 - total, total, log_sigma))
+    # psi and y side by side in one array (psi, y: views of it), so that one log, one division (1 / psi and
+    # count / y), one step and one test serve both; the buffers below are filled in place at every step
+    unknowns = np.concatenate([psi[:, None], y], axis=1)
+    psi, y = unknowns[:, 0], unknowns[:, 1:]
+    weights, atoms = np.concatenate([[1.0], count]).astype(complex), atoms.astype(complex)  # cast once, not per step
+    step, quotients = np.empty_like(unknowns), np.empty((2, *y.shape), complex)
+    sums = np.empty((2, *y.shape, NODES), complex)
     for _ in range(NEWTON_STEPS):
-        inverse = 1.0 / (1.0 - y[:, :, None] * atoms)
-        psi_d = inverse.sum(axis=2) / NODES - 1.0  # psi of each D^2 at y: E[u / (1 - u)] with u = y t
-        dpsi_d = (atoms * inverse * inverse).sum(axis=2) / NODES
-        log_psi, log1p_psi = np.log(psi), np.log1p(psi)
-        log_chi = (1.0 - total) * (log_psi - log1p_psi) + np.log(y) @ count - log_sigma
-        a = (1.0 - total) * (1.0 / psi - 1.0 / (1.0 + psi))
+        inverse = np.multiply(y[:, :, None], atoms, out=sums[0])
+        np.divide(_ONE, np.subtract(_ONE, inverse, out=inverse), out=inverse)  # 1 / (1 - y t)
+        np.multiply(np.multiply(atoms, inverse, out=sums[1]), inverse, out=sums[1])  # t / (1 - y t)^2
+        # psi of each D^2 at y, E[u / (1 - u)] with u = y t, is E[1 / (1 - u)] - 1; its d/dy is E[t / (1 - u)^2]
+        psi_d, dpsi_d = sums.sum(axis=3) / _NODES
+        psi_d -= _ONE
+        logs, log1p_psi, reciprocals = np.log(unknowns), np.log1p(psi), weights / unknowns
+        log_chi = outside * (logs[:, 0] - log1p_psi) + logs[:, 1:] @ count - log_sigma
+        one_psi = _ONE + psi
+        a = outside * (reciprocals[:, 0] - _ONE / one_psi)
         if iid:
-            log_chi, a = log_chi - total * log1p_psi, a - total / (1.0 + psi)
+            log_chi, a = log_chi - total * log1p_psi, a - total / one_psi
         r0 = log_chi - log_target
-        r0 = r0.real + 1j * ((r0.imag + math.pi) % (2 * math.pi) - math.pi)  # the logs' branches
+        r0 = r0.real + _I * ((r0.imag + _PI) % _TURN - _PI)  # the logs' branches
         r = psi_d - psi[:, None]
-        b = count / y
-        d_psi = (-r0 + np.sum(b * r / dpsi_d, axis=1)) / (a + np.sum(b / dpsi_d, axis=1))
-        d_y = (d_psi[:, None] - r) / dpsi_d
-        psi, y = psi + d_psi, y + d_y
-        if (np.abs(d_psi) <= TOLERANCE * np.abs(psi)).all() and (np.abs(d_y) <= TOLERANCE * np.abs(y)).all():
+        b = reciprocals[:, 1:]  # count / y
+        np.divide(b * r, dpsi_d, out=quotients[0])
+        np.divide(b, dpsi_d, out=quotients[1])
+        numerator, denominator = quotients.sum(axis=2)
+        d_psi = np.divide(-r0 + numerator, a + denominator, out=step[:, 0])
+        np.divide(d_psi[:, None] - r, dpsi_d, out=step[:, 1:])  # d_y
+        unknowns += step
+        if (np.abs(step) <= _TOLERANCE * np.abs(unknowns)).all():
             return psi, y
     return None
 
@@ -113,7 +132,7 @@ def _smoothed(grid, eps: np.ndarray, mean: float, atoms, log_sigma, count, iid: 
     rho, previous = np.zeros((len(eps), len(grid))), lead[0] * (1.0 + 1j * eps)
     for i, x in enumerate(np.concatenate([lead, grid])):
         point = x * (1.0 + 1j * eps)
-        if np.all(np.abs(1.0 + psi) < BELOW):  # below the spectrum: psi = -1 + x E[1/lambda] + ..., and 1 + psi
+        if (np.abs(1.0 + psi) < BELOW).all():  # below the spectrum: psi = -1 + x E[1/lambda] + ..., and 1 + psi
             break  # underflows in the logs: nothing more to find
         found = _continue(previous, point, (psi, y), (atoms, log_sigma, count, iid), BISECTIONS)
         if found is None:
