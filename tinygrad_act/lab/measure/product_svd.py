@@ -91,7 +91,7 @@ def singular_values(factors) -> Spectrum:
     if not factors:
         raise ValueError("need at least one factor")
     for index, a in enumerate(factors):
-        if a.ndim not in (1, 2) or not np.all(np.isfinite(a)):
+        if a.ndim not in (1, 2) or not np.isfinite(a).all():
             raise ValueError(f"factor {index} must be a finite 1-D (diagonal) or 2-D array, got shape {a.shape}")
         inner = factors[index - 1].shape[0] if index else None
         if index and a.shape[-1] != inner:
@@ -118,11 +118,11 @@ def singular_values(factors) -> Spectrum:
 def _multiply(state: _State, a: np.ndarray) -> _State:
     """The state of a M from that of M: a diagonal scales u's rows; a dense a's zero columns are a selection.
     a's largest entry is scaled to [0.5, 1) by a power of two, which the exponents take: no product overflows."""
-    _, scale = np.frexp(np.max(np.abs(a), initial=0.0))
+    _, scale = np.frexp(np.abs(a).max(initial=0.0))
     a, state = np.ldexp(a, -scale), state._replace(exponent=state.exponent + scale)
     if a.ndim == 1:
         return _triangularize(a[:, None] * state.u, state)
-    used = np.any(a != 0, axis=0)
+    used = (a != 0).any(axis=0)
     if not used.all():  # coordinates a ignores: keep only the others, exactly, before a mixes them
         state = _triangularize(state.u[used], state)
         a = a[:, used]
@@ -131,35 +131,41 @@ def _multiply(state: _State, a: np.ndarray) -> _State:
 
 def _triangularize(x: np.ndarray, state: _State) -> _State:
     """The state of x diag(2^e) t (x: the new factor times u) by a row- and column-sorted Householder QR."""
-    kept = np.any(x != 0, axis=0)  # a direction x maps to exactly 0 is an exact zero of the product
+    kept = (x != 0).any(axis=0)  # a direction x maps to exactly 0 is an exact zero of the product
     x, exponent, t, error = x[:, kept], state.exponent[kept], state.t[kept], state.error[kept]
-    rows = np.flatnonzero(np.any(x != 0, axis=1))  # zero rows: outputs that are exactly 0 (dead units)
+    rows = np.flatnonzero((x != 0).any(axis=1))  # zero rows: outputs that are exactly 0 (dead units)
     if x.shape[1] == 0 or rows.size == 0:
         return _State(np.zeros((x.shape[0], 0)), np.zeros(0, np.int64), np.zeros((0, t.shape[1])), np.zeros(0))
     with np.errstate(divide="ignore"):
         magnitude = np.log2(np.abs(x[rows])) + exponent
-    columns = np.argsort(-(np.log2(np.linalg.norm(x, axis=0)) + exponent), kind="stable")
+    columns = np.argsort(-(np.log2(_norm(x, axis=0)) + exponent), kind="stable")
     rows = rows[np.argsort(-magnitude.max(axis=1), kind="stable")]
-    z = x[np.ix_(rows, columns)]
+    z = x[rows[:, None], columns]
     q, r = np.linalg.qr(z)
     k = r.shape[0]
-    below = np.abs(np.tril(z)).max(axis=0)[:k]  # per column i: max |z| on and under row i
-    below = np.where(below > 0, below, np.linalg.norm(z[:, :k], axis=0))
-    diagonal = np.diagonal(r).copy()
+    # per column i: max |z| on and under row i (the running maximum from the bottom row up, at row i)
+    below = np.maximum.accumulate(np.abs(z[::-1]), axis=0)[::-1].diagonal().copy()
+    below = np.where(below > 0, below, _norm(z[:, :k], axis=0))
+    diagonal = r.diagonal().copy()
     lost = diagonal == 0  # a direction cancelled exactly inside QR: its scale is round-off
     diagonal[lost] = EPS * below[lost]
     step_error = 2.0 * z.shape[0] * EPS * below / np.abs(diagonal)
     shift = exponent[columns]
-    ratio = np.clip(shift[None, :] - shift[:k, None], -2200, 2200).astype(np.int32)
+    ratio = np.minimum(np.maximum(shift[None, :] - shift[:k, None], -2200), 2200).astype(np.int32)
     n = np.ldexp(r / diagonal[:, None], ratio)  # r is upper triangular: 0 * 2^ratio stays 0
     t_new = n @ t[columns]
-    mantissa, exponent_row = np.frexp(np.linalg.norm(t_new, axis=1))
+    mantissa, exponent_row = np.frexp(_norm(t_new, axis=1))
     scale, exponent_diagonal = np.frexp(np.abs(diagonal))
     t_new = np.ldexp(t_new, -exponent_row[:, None]) * (scale * np.sign(diagonal))[:, None]
     u = np.zeros((x.shape[0], k))
     u[rows] = q
     new_exponent = shift[:k] + exponent_diagonal + exponent_row
     return _State(u, new_exponent.astype(np.int64), t_new, error[columns][:k] + np.log1p(step_error))
+
+
+def _norm(x: np.ndarray, axis: int) -> np.ndarray:
+    """np.linalg.norm(x, axis=axis) of a real array, by its own steps without its argument handling (per step)."""
+    return np.sqrt(np.add.reduce(x * x, axis=axis))
 
 
 def _rounds(visit: np.ndarray):
@@ -210,7 +216,7 @@ def _jacobi(h: np.ndarray, exponent: np.ndarray) -> tuple[np.ndarray, np.ndarray
     rows, exponent = np.ascontiguousarray(h.T), exponent.copy()
     tolerance = max(m * EPS, RESOLVED / (100.0 * count))
     for _ in range(MAX_SWEEPS):
-        mantissa, shift = np.frexp(np.linalg.norm(rows, axis=1))  # mantissas back near 1, exponents carry scale
+        mantissa, shift = np.frexp(_norm(rows, axis=1))  # mantissas back near 1, exponents carry scale
         shift = np.where(mantissa > 0, shift, 0)
         rows = np.ldexp(rows, -shift[:, None])
         exponent += shift
@@ -225,7 +231,7 @@ def _jacobi(h: np.ndarray, exponent: np.ndarray) -> tuple[np.ndarray, np.ndarray
     else:
         condition = math.inf
     with np.errstate(divide="ignore"):
-        log2 = np.log2(np.linalg.norm(rows, axis=1)) + exponent
+        log2 = np.log2(_norm(rows, axis=1)) + exponent
     return log2, np.full(count, 4.0 * m * EPS * condition + count * tolerance)
 
 
