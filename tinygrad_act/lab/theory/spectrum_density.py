@@ -73,13 +73,26 @@ def _layers(act, q, sigma_w2):
 def _solve(x, psi, y, atoms, log_sigma, count, iid: bool):
     """Newton for (psi, y) at the complex points x (shape (k,)) from the guesses psi (k,) and y (k, rows);
     returns them, or None if it does not converge."""
-    log_target, total = -np.log(x), float(count.sum())
-    outside, total, log_sigma = (np.array(v, dtype=complex) for v in (1.0 - total, total, log_sigma))
-    # psi and y side by side in one array (psi, y: views of it), so that one log, one division (1 / psi and
-    # count / y), one step and one test serve both; the buffers below are filled in place at every step
+    return _newton(x, psi, y, _model(atoms, log_sigma, count, iid))
+
+
+def _model(atoms, log_sigma, count, iid: bool) -> tuple:
+    """_newton's constants of one density, cast to complex once (not at every point and step): atoms, count,
+    (1, *count), 1 - total, total and log_sigma as 0-d arrays, iid."""
+    total = float(count.sum())
+    weights = np.concatenate([[1.0], count])  # 1 / psi and count / y in one division
+    numbers = (np.array(v, dtype=complex) for v in (1.0 - total, total, log_sigma))
+    return atoms.astype(complex), count, weights.astype(complex), *numbers, iid
+
+
+def _newton(x, psi, y, model: tuple):
+    """_solve with the constants of _model."""
+    atoms, count, weights, outside, total, log_sigma, iid = model
+    log_target = -np.log(x)
+    # psi and y side by side in one array (psi, y: views of it), so that one log, one division, one step and one
+    # test serve both; the buffers below are filled in place at every step
     unknowns = np.concatenate([psi[:, None], y], axis=1)
     psi, y = unknowns[:, 0], unknowns[:, 1:]
-    weights, atoms = np.concatenate([[1.0], count]).astype(complex), atoms.astype(complex)  # cast once, not per step
     step, quotients = np.empty_like(unknowns), np.empty((2, *y.shape), complex)
     sums = np.empty((2, *y.shape, NODES), complex)
     for _ in range(NEWTON_STEPS):
@@ -113,7 +126,7 @@ def _solve(x, psi, y, atoms, log_sigma, count, iid: bool):
 def _continue(start, end, state, model, depth: int):
     """(psi, y) at ``end`` from the solution ``state`` at ``start``: directly, or else through the geometric
     midpoint (halving the step up to ``depth`` times, where psi changes fast); None if that does not help."""
-    found = _solve(end, *state, *model)
+    found = _newton(end, *state, model)
     if found is not None and np.isfinite(found[0]).all() and ((1.0 + found[0]) / end).imag.max() <= 0.0:
         return found  # a density -Im G / pi < 0 would be the wrong branch of the equations
     if depth == 0:
@@ -129,12 +142,13 @@ def _smoothed(grid, eps: np.ndarray, mean: float, atoms, log_sigma, count, iid: 
     lead = grid[0] * 2.0 ** np.arange(WARMUP, 0, -1)  # from far above the spectrum down to the grid's top
     psi = np.full(len(eps), mean / lead[0], dtype=complex)  # psi ~ mean z far above
     y = np.tile(mean / lead[0] / atoms.mean(axis=1), (len(eps), 1)).astype(complex)
-    rho, previous = np.zeros((len(eps), len(grid))), lead[0] * (1.0 + 1j * eps)
+    shift, model = 1.0 + 1j * eps, _model(atoms, log_sigma, count, iid)
+    rho, previous = np.zeros((len(eps), len(grid))), lead[0] * shift
     for i, x in enumerate(np.concatenate([lead, grid])):
-        point = x * (1.0 + 1j * eps)
+        point = x * shift
         if (np.abs(1.0 + psi) < BELOW).all():  # below the spectrum: psi = -1 + x E[1/lambda] + ..., and 1 + psi
             break  # underflows in the logs: nothing more to find
-        found = _continue(previous, point, (psi, y), (atoms, log_sigma, count, iid), BISECTIONS)
+        found = _continue(previous, point, (psi, y), model, BISECTIONS)
         if found is None:
             return None
         (psi, y), previous = found, point
