@@ -102,7 +102,8 @@ def _nodes(q: float, kinks: tuple) -> tuple[np.ndarray, np.ndarray]:
 # Kinks of an activation, found numerically once per Activation object.
 # ---------------------------------------------------------------------------------------------------------
 _KINK_GRID = np.linspace(-32.0, 32.0, 2**14 + 1)  # spacing 2^-8: 0, +-1, +-2.5, +-3 are grid points
-_KINK_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_KINK_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # a user's activation: once per object
+_builtin_kinks = memo.Remembered(64)  # a built-in's: once per spec (a name asked again is a new object each time)
 
 
 def kinks(act) -> tuple[float, ...]:
@@ -113,11 +114,17 @@ def kinks(act) -> tuple[float, ...]:
     also declare ``kinks`` itself (an attribute); those are added. 0 is always a panel edge anyway.
     """
     act = _activation(act)
+    if act.trusted:
+        return _builtin_kinks(act, (), lambda: _search_kinks(act))
     if act not in _KINK_CACHE:
-        found = set(_detect_kinks(act.derivative))
-        found.update(float(k) for k in getattr(act, "kinks", ()) or ())
-        _KINK_CACHE[act] = tuple(sorted(found))
+        _KINK_CACHE[act] = _search_kinks(act)
     return _KINK_CACHE[act]
+
+
+def _search_kinks(act) -> tuple[float, ...]:
+    found = set(_detect_kinks(act.derivative))
+    found.update(float(k) for k in getattr(act, "kinks", ()) or ())
+    return tuple(sorted(found))
 
 
 def _detect_kinks(derivative) -> list[float]:
