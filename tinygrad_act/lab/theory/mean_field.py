@@ -57,7 +57,6 @@ _Z_EDGES = np.arange(-Z_CUTOFF, Z_CUTOFF + 0.5, 1.0)
 # complex poles (tanh at +-i pi/2) sit, then doubling, so that every panel stays well inside the region
 # where the integrand is analytic whatever q is.
 _X_EDGES = np.concatenate([np.arange(-4.0, 4.25, 0.5), 2.0 ** np.arange(3, 60), -(2.0 ** np.arange(3, 60))])
-_SQRT_2PI = math.sqrt(2 * math.pi)
 
 
 def expectation(f: Callable[[np.ndarray], np.ndarray], q: float, kinks: Sequence[float] = ()) -> float:
@@ -71,20 +70,15 @@ def expectation(f: Callable[[np.ndarray], np.ndarray], q: float, kinks: Sequence
     q = validate.number("the variance q", q, 0)
     if q == 0:
         return float(np.mean(np.asarray(f(np.array([-1e-150, 1e-150])), dtype=np.float64)))
-    x, w = _gauss_nodes(q, kinks)
+    x, w = _gauss_nodes(q, tuple(kinks))
     return float(w @ np.asarray(f(x.copy()), dtype=np.float64))  # a copy: f may change its argument
 
 
-def _gauss_nodes(q: float, kinks: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes x = sqrt(q) z and weights (Gaussian density included) of the piecewise rule (read-only arrays)."""
-    return _nodes(q, tuple(kinks))
-
-
-# Callers ask for several expectations at one q in a row (E[phi^2] and E[phi'^2] of a layer, E[phi'^2] and
-# E[phi'^4] of its spectrum): the latest nodes are remembered. Equal keys give equal nodes: the values of q and the
-# kinks are all they depend on (a kink at -0.0 or 0.0 only adds to or subtracts from nonzero edges).
+# Callers ask for several expectations at one q in a row (E[phi^2], E[phi'^2], E[phi'^4] of a layer): the latest
+# nodes are remembered. They depend on the values of q and the kinks only (a kink at -0.0 or 0.0 gives equal nodes).
 @functools.lru_cache(maxsize=16)
-def _nodes(q: float, kinks: tuple) -> tuple[np.ndarray, np.ndarray]:
+def _gauss_nodes(q: float, kinks: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes x = sqrt(q) z and weights (Gaussian density included) of the piecewise rule (read-only arrays)."""
     s = math.sqrt(q)
     x_edges = np.concatenate([_X_EDGES, np.asarray(kinks, dtype=np.float64)]) / s
     edges = np.concatenate([_Z_EDGES, x_edges[np.abs(x_edges) < Z_CUTOFF]])
@@ -92,7 +86,7 @@ def _nodes(q: float, kinks: tuple) -> tuple[np.ndarray, np.ndarray]:
     edges = edges[np.concatenate([[True], edges[1:] != edges[:-1]])]
     half = 0.5 * (edges[1:] - edges[:-1])[:, None]
     z = (0.5 * (edges[1:] + edges[:-1]))[:, None] + half * _GL_NODES
-    w = half * _GL_WEIGHTS * np.exp(-0.5 * z * z) / _SQRT_2PI
+    w = half * _GL_WEIGHTS * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
     x, w = (s * z).ravel(), w.ravel()
     x.flags.writeable = w.flags.writeable = False  # shared by every caller: nobody may change them
     return x, w
