@@ -37,6 +37,9 @@ CONFIGS = {  # name -> the experiment's options (each run short: what matters is
     "rnn-adding": ["--model", "rnn", "--cell", "lstm", "--data", "adding", "--seq-len", "20", "--steps", "60"],
     "diverging": ["--depth", "10", "--act", "relu", "--init", "he_normal", "--lr", "40"],
     "diverging-float32": ["--depth", "10", "--act", "elu", "--lr", "200", "--dtype", "float32"],
+    # the Jacobian at step 0 and its theory in summary.json (product_svd, mean_field, spectrum_density)
+    "jacobian-sigmoid-d20": ["--depth", "20", "--act", "sigmoid", "--jacobian"],
+    "jacobian-relu-orthogonal": ["--depth", "10", "--act", "relu", "--init", "orthogonal", "--jacobian"],
 }
 
 
