@@ -3,6 +3,8 @@ removes only what that run's manifest lists; a refused RESUME changes nothing; c
 did not write; a sweep's directory follows the same rule."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -277,3 +279,17 @@ def test_a_sweep_directory_has_a_manifest_of_its_own(tmp_path):
     owned = files.Owned.read(root)
     assert owned.kind == "sweep" and {"sweep.csv", "sweep.md", "sweep.json"} <= set(owned.files)
     succeeded(command(*SWEEP, "--out", root))  # a sweep's own directory is reused: the rerun resumes it
+
+
+def test_a_claim_killed_while_its_first_manifest_is_written_leaves_a_directory_claimed_again(tmp_path):
+    # kill -9 at the first manifest's write (here: at its fchmod, before any byte): no temporary file of a token that
+    # never reached the disk may be left, or the directory would hold a stranger's file and be refused for ever
+    run = tmp_path / "run"
+    script = ("import os, sys\nfrom tinygrad_act.common import files\nfiles.make_dir(sys.argv[1])\n"
+              "os.fchmod = lambda *args: os._exit(9)\nfiles.Owned(sys.argv[1], 'run').save()")  # fmt: skip
+    assert subprocess.run([sys.executable, "-c", script, str(run)], timeout=60).returncode == 9
+    assert [p.name for p in run.iterdir()] in ([], [files.MANIFEST])  # empty, or an empty manifest
+    with rundir.claim(run, "run") as owned:
+        files.atomic_write(run / "summary.json", b"{}")
+    assert files.Owned.read(run).files == ["summary.json"] and owned.token == files.Owned.read(run).token
+    assert sorted(p.name for p in run.iterdir()) == sorted([files.LOCK_NAME, files.MANIFEST, "summary.json"])

@@ -295,6 +295,7 @@ class Owned:
 
     def __init__(self, path, kind: str, token: str | None = None, files=()):
         self.path, self.kind = Path(path), kind
+        self.written = token is not None  # a manifest read back (with its token) is on disk; a new claim's is not
         self.token = token or secrets.token_hex(8)
         self.files = list(dict.fromkeys(files))
 
@@ -313,9 +314,16 @@ class Owned:
         return cls(path, kind, token, listed)
 
     def save(self) -> None:
-        """Write the manifest whole (atomic, its temporary file marked with the token)."""
+        """Write the manifest whole (atomic, its temporary file marked with the token). A new claim's first manifest
+        is written in place instead: a process killed then (kill -9) leaves the directory empty or holding a broken
+        manifest, both claimed again, where a temporary file would be a stranger's (its token never reached the disk)
+        that nothing may remove, and the directory could never be resumed."""
         content = dumps({"format": FORMAT, "kind": self.kind, "token": self.token, "files": self.files}, indent=1)
-        _atomic_bytes(self.path / MANIFEST, content.encode(), f".{self.token}.{MANIFEST}.")
+        if self.written:
+            _atomic_bytes(self.path / MANIFEST, content.encode(), f".{self.token}.{MANIFEST}.")
+        else:
+            _in_place(self.path / MANIFEST, content.encode())
+            self.written = True
 
     def record(self, relative: str) -> None:
         """Add ``relative`` to the manifest (written again only when it is new)."""
@@ -400,6 +408,17 @@ def _inside(root: Path, relative: str) -> Path | None:
         if target.is_symlink() or not target.is_dir():
             return None
     return target / relative.split("/")[-1]
+
+
+def _in_place(path: Path, content: bytes) -> None:
+    """``path`` written directly (what was there removed first, a link never followed)."""
+    with os_errors(path):
+        if path.is_symlink() or path.is_file():
+            os.unlink(path)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
 
 
 def _atomic_bytes(path: Path, content: bytes, prefix: str) -> None:

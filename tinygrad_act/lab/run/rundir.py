@@ -44,8 +44,7 @@ def claim(path, kind: str = "run", *, force: bool = False, reuse: bool = False, 
     with locked(locked_path, what):
         owned = _claimable(path, kind, force, reuse, lock)  # again under the lock: another process may have come first
         if owned is not None and not reuse:
-            owned.clear()
-            owned = None
+            owned.clear()  # replaced (force): its manifest, saved again, lists nothing now
         if owned is None:
             owned = Owned(path, kind)
             owned.save()
