@@ -70,14 +70,8 @@ def _layers(act, q, sigma_w2):
     return atoms, count, float(np.sum(np.log(sigma_w2)))
 
 
-def _solve(x, psi, y, atoms, log_sigma, count, iid: bool):
-    """Newton for (psi, y) at the complex points x (shape (k,)) from the guesses psi (k,) and y (k, rows);
-    returns them, or None if it does not converge."""
-    return _newton(x, psi, y, _model(atoms, log_sigma, count, iid))
-
-
 def _model(atoms, log_sigma, count, iid: bool) -> tuple:
-    """_newton's constants of one density, cast to complex once (not at every point and step): atoms, count,
+    """_solve's constants of one density, cast to complex once (not at every point and step): atoms, count,
     (1, *count), 1 - total, total and log_sigma as 0-d arrays, iid."""
     total = float(count.sum())
     weights = np.concatenate([[1.0], count])  # 1 / psi and count / y in one division
@@ -85,8 +79,9 @@ def _model(atoms, log_sigma, count, iid: bool) -> tuple:
     return atoms.astype(complex), count, weights.astype(complex), *numbers, iid
 
 
-def _newton(x, psi, y, model: tuple):
-    """_solve with the constants of _model."""
+def _solve(x, psi, y, model: tuple):
+    """Newton for (psi, y) at the complex points x (shape (k,)) from the guesses psi (k,) and y (k, rows), with the
+    constants of ``_model``; returns them, or None if it does not converge."""
     atoms, count, weights, outside, total, log_sigma, iid = model
     log_target = -np.log(x)
     # psi and y side by side in one array (psi, y: views of it), so that one log, one division, one step and one
@@ -126,7 +121,7 @@ def _newton(x, psi, y, model: tuple):
 def _continue(start, end, state, model, depth: int):
     """(psi, y) at ``end`` from the solution ``state`` at ``start``: directly, or else through the geometric
     midpoint (halving the step up to ``depth`` times, where psi changes fast); None if that does not help."""
-    found = _newton(end, *state, model)
+    found = _solve(end, *state, model)
     if found is not None and np.isfinite(found[0]).all() and ((1.0 + found[0]) / end).imag.max() <= 0.0:
         return found  # a density -Im G / pi < 0 would be the wrong branch of the equations
     if depth == 0:
